@@ -1,0 +1,174 @@
+//! Keyword arguments for environment constructors (`make("Swimmer-v5", config)`), like the
+//! `**kwargs` of `gymnasium.make`. Values come from code, TOML tables or `key=value` strings.
+
+use std::collections::BTreeMap;
+
+use crate::error::EnvError;
+
+/// One option value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ConfigValue {
+    /// A number (integers are accepted where a float is wanted).
+    Float(f64),
+    /// A whole number.
+    Int(i64),
+    /// A flag.
+    Bool(bool),
+    /// Text.
+    Str(String),
+}
+
+impl ConfigValue {
+    /// Parses `true`/`false`, an integer, a float, or else keeps the text.
+    pub fn parse(s: &str) -> ConfigValue {
+        let t = s.trim();
+        if t.eq_ignore_ascii_case("true") {
+            ConfigValue::Bool(true)
+        } else if t.eq_ignore_ascii_case("false") {
+            ConfigValue::Bool(false)
+        } else if let Ok(i) = t.parse::<i64>() {
+            ConfigValue::Int(i)
+        } else if let Ok(f) = t.parse::<f64>() {
+            ConfigValue::Float(f)
+        } else {
+            ConfigValue::Str(t.to_string())
+        }
+    }
+}
+
+/// Constructor options of an environment. Unknown keys are an error listing the valid ones
+/// (see [`ConfigReader::finish`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EnvConfig {
+    values: BTreeMap<String, ConfigValue>,
+}
+
+impl EnvConfig {
+    /// No options: every default.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets `key` to `value` (builder style).
+    pub fn with(mut self, key: &str, value: ConfigValue) -> Self {
+        self.values.insert(key.to_string(), value);
+        self
+    }
+
+    /// Sets `key` to `value`.
+    pub fn set(&mut self, key: &str, value: ConfigValue) {
+        self.values.insert(key.to_string(), value);
+    }
+
+    /// Parses `key=value` pairs.
+    pub fn from_pairs<S: AsRef<str>>(pairs: &[S]) -> Result<Self, EnvError> {
+        let mut c = EnvConfig::new();
+        for p in pairs {
+            let p = p.as_ref();
+            let (k, v) = p.split_once('=').ok_or_else(|| EnvError::BadOption {
+                env: "environment".into(),
+                key: p.to_string(),
+                msg: "expected key=value".into(),
+            })?;
+            c.set(k.trim(), ConfigValue::parse(v));
+        }
+        Ok(c)
+    }
+
+    /// The options as a map.
+    pub fn values(&self) -> &BTreeMap<String, ConfigValue> {
+        &self.values
+    }
+
+    /// Starts reading the options for environment `env`.
+    pub fn reader(&self, env: &str) -> ConfigReader<'_> {
+        ConfigReader { env: env.to_string(), config: self, known: Vec::new() }
+    }
+}
+
+/// Reads typed options with defaults and remembers which keys exist.
+pub struct ConfigReader<'a> {
+    env: String,
+    config: &'a EnvConfig,
+    known: Vec<&'static str>,
+}
+
+impl ConfigReader<'_> {
+    fn bad(&self, key: &str, msg: String) -> EnvError {
+        EnvError::BadOption { env: self.env.clone(), key: key.to_string(), msg }
+    }
+
+    /// A float option (integers accepted), which must be finite.
+    pub fn f64(&mut self, key: &'static str, default: f64) -> Result<f64, EnvError> {
+        self.known.push(key);
+        let v = match self.config.values.get(key) {
+            None => return Ok(default),
+            Some(ConfigValue::Float(f)) => *f,
+            Some(ConfigValue::Int(i)) => *i as f64,
+            Some(other) => return Err(self.bad(key, format!("expected a number, got {other:?}"))),
+        };
+        if !v.is_finite() {
+            return Err(self.bad(key, format!("must be finite, got {v}")));
+        }
+        Ok(v)
+    }
+
+    /// A float option that must be `>= 0`.
+    pub fn nonneg_f64(&mut self, key: &'static str, default: f64) -> Result<f64, EnvError> {
+        let v = self.f64(key, default)?;
+        if v < 0.0 {
+            return Err(self.bad(key, format!("must be >= 0, got {v}")));
+        }
+        Ok(v)
+    }
+
+    /// A whole-number option in `[min, max]`.
+    pub fn usize_in(&mut self, key: &'static str, default: usize, min: usize, max: usize) -> Result<usize, EnvError> {
+        self.known.push(key);
+        let v = match self.config.values.get(key) {
+            None => return Ok(default),
+            Some(ConfigValue::Int(i)) if *i >= 0 => *i as usize,
+            Some(other) => return Err(self.bad(key, format!("expected a whole number, got {other:?}"))),
+        };
+        if v < min || v > max {
+            return Err(self.bad(key, format!("must be in [{min}, {max}], got {v}")));
+        }
+        Ok(v)
+    }
+
+    /// A flag option.
+    pub fn bool(&mut self, key: &'static str, default: bool) -> Result<bool, EnvError> {
+        self.known.push(key);
+        match self.config.values.get(key) {
+            None => Ok(default),
+            Some(ConfigValue::Bool(b)) => Ok(*b),
+            Some(other) => Err(self.bad(key, format!("expected true or false, got {other:?}"))),
+        }
+    }
+
+    /// A text option.
+    pub fn string(&mut self, key: &'static str, default: &str) -> Result<String, EnvError> {
+        self.known.push(key);
+        match self.config.values.get(key) {
+            None => Ok(default.to_string()),
+            Some(ConfigValue::Str(s)) => Ok(s.clone()),
+            Some(other) => Err(self.bad(key, format!("expected text, got {other:?}"))),
+        }
+    }
+
+    /// Fails on any key that was not read, listing the valid ones.
+    pub fn finish(self) -> Result<(), EnvError> {
+        for k in self.config.values.keys() {
+            if !self.known.contains(&k.as_str()) {
+                let mut valid: Vec<&str> = self.known.clone();
+                valid.sort_unstable();
+                return Err(EnvError::UnknownOption {
+                    env: self.env.clone(),
+                    key: k.clone(),
+                    valid: valid.join(", "),
+                });
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,227 @@
+//! The environment interface: Gymnasium's semantics in plain Rust.
+//!
+//! * `reset(seed)` returns the first observation and an info map; a `Some(seed)` re-seeds the
+//!   environment's random generator (Gymnasium's `reset(seed=...)`), `None` continues its stream.
+//! * `step(action)` returns a [`Step`]: observation, reward, `terminated` (a terminal state of the
+//!   MDP) and `truncated` (cut by a time limit or similar) kept apart, and an info map whose reward
+//!   terms add up to the reward.
+//! * Observations and actions are `f32` slices, never tensors; rewards and info values are `f64`.
+//! * [`Env::snapshot`] / [`Env::restore`] capture the complete simulator state, random generator
+//!   and step counters included, so that two rollouts can start from the same state. A restored
+//!   run is bit-identical to the original run from that state.
+
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::error::EnvError;
+
+/// Named scalar values reported by `reset` and `step` (Gymnasium's `info` dict).
+pub type Info = BTreeMap<String, f64>;
+
+/// A box in R^n: `low[i] <= x[i] <= high[i]` (bounds may be infinite), like `gymnasium.spaces.Box`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BoxSpace {
+    /// Lower bounds, one per dimension.
+    pub low: Vec<f32>,
+    /// Upper bounds, one per dimension.
+    pub high: Vec<f32>,
+}
+
+impl BoxSpace {
+    /// A box with the given bounds. Panics if the lengths differ or a low bound exceeds its high
+    /// bound (a programming error in an environment's definition).
+    pub fn new(low: Vec<f32>, high: Vec<f32>) -> Self {
+        assert_eq!(low.len(), high.len(), "BoxSpace: low and high differ in length");
+        assert!(
+            low.iter().zip(&high).all(|(l, h)| l <= h),
+            "BoxSpace: a low bound exceeds its high bound"
+        );
+        BoxSpace { low, high }
+    }
+
+    /// The same bounds `[low, high]` in every one of `dim` dimensions.
+    pub fn uniform(dim: usize, low: f32, high: f32) -> Self {
+        BoxSpace::new(vec![low; dim], vec![high; dim])
+    }
+
+    /// Number of dimensions.
+    pub fn dim(&self) -> usize {
+        self.low.len()
+    }
+
+    /// Whether `x` has the right length and lies inside the box.
+    pub fn contains(&self, x: &[f32]) -> bool {
+        x.len() == self.dim()
+            && x.iter().zip(self.low.iter().zip(&self.high)).all(|(v, (l, h))| *v >= *l && *v <= *h)
+    }
+
+    /// `x` clipped into the box (same length as `x`; extra entries are left as they are).
+    pub fn clip(&self, x: &[f32]) -> Vec<f32> {
+        x.iter()
+            .zip(self.low.iter().zip(&self.high))
+            .map(|(v, (l, h))| v.clamp(*l, *h))
+            .collect()
+    }
+}
+
+/// What one `step` returns.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    /// Observation after the step, `[obs_dim]`.
+    pub obs: Vec<f32>,
+    /// Reward of the transition (the sum of the `reward_*` terms in `info`).
+    pub reward: f64,
+    /// The new state is terminal: no future reward, do not bootstrap.
+    pub terminated: bool,
+    /// The episode was cut (time limit): bootstrap from `obs` if you estimate values.
+    pub truncated: bool,
+    /// Named scalars: reward terms, positions, velocities.
+    pub info: Info,
+}
+
+impl Step {
+    /// `terminated || truncated`: the episode is over and `reset` must be called.
+    pub fn done(&self) -> bool {
+        self.terminated || self.truncated
+    }
+}
+
+/// An opaque, cheaply cloneable copy of an environment's full state.
+///
+/// Made by [`Env::snapshot`], consumed by [`Env::restore`] of an environment with the same id.
+#[derive(Clone)]
+pub struct Snapshot {
+    env_id: String,
+    data: Arc<dyn Any + Send + Sync>,
+}
+
+impl Snapshot {
+    /// Wraps environment-specific state `data` for the environment `env_id`.
+    pub fn new<T: Any + Send + Sync>(env_id: &str, data: T) -> Self {
+        Snapshot { env_id: env_id.to_string(), data: Arc::new(data) }
+    }
+
+    /// Id of the environment that made this snapshot.
+    pub fn env_id(&self) -> &str {
+        &self.env_id
+    }
+
+    /// The state, if it is of type `T` and was made by `env_id`; a clear error otherwise.
+    pub fn get<T: Any>(&self, env_id: &str) -> Result<&T, EnvError> {
+        if self.env_id != env_id {
+            return Err(EnvError::SnapshotMismatch {
+                expected: env_id.to_string(),
+                found: self.env_id.clone(),
+            });
+        }
+        self.data.downcast_ref::<T>().ok_or_else(|| EnvError::SnapshotMismatch {
+            expected: env_id.to_string(),
+            found: format!("{} (a different state layout)", self.env_id),
+        })
+    }
+}
+
+impl fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Snapshot({})", self.env_id)
+    }
+}
+
+/// A capsule (a segment `a`–`b` swept by a disc of `radius`) in the horizontal plane, for drawing.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Capsule2 {
+    /// One end of the segment (world x, y).
+    pub a: [f64; 2],
+    /// The other end.
+    pub b: [f64; 2],
+    /// Radius, metres.
+    pub radius: f64,
+}
+
+/// What a top-down picture of a planar environment shows (see `render`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PlanarScene {
+    /// The bodies, drawn as filled capsules.
+    pub capsules: Vec<Capsule2>,
+    /// Points of interest (targets, markers), drawn as small discs: (x, y, radius).
+    pub markers: Vec<[f64; 3]>,
+    /// The point the camera follows (e.g. the centre of mass).
+    pub focus: [f64; 2],
+    /// Half-width of the square world window to draw, metres.
+    pub view_half_width: f64,
+}
+
+/// A reinforcement-learning environment with Gymnasium's semantics.
+pub trait Env: Send {
+    /// Registry id, e.g. `"Swimmer-v5"`.
+    fn id(&self) -> &str;
+    /// The observation space.
+    fn observation_space(&self) -> &BoxSpace;
+    /// The action space.
+    fn action_space(&self) -> &BoxSpace;
+    /// Seconds of simulated time per `step`.
+    fn dt(&self) -> f64;
+    /// Starts a new episode. `Some(seed)` re-seeds the environment's generator first.
+    fn reset(&mut self, seed: Option<u64>) -> Result<(Vec<f32>, Info), EnvError>;
+    /// Advances one step. A wrong action length or a non-finite action is an error, and so is a
+    /// simulation that produced a non-finite state (the episode must then be reset).
+    fn step(&mut self, action: &[f32]) -> Result<Step, EnvError>;
+    /// Complete state, including the random generator and counters.
+    fn snapshot(&self) -> Snapshot;
+    /// Restores a state made by `snapshot` of an environment with the same id and configuration.
+    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), EnvError>;
+    /// A top-down view of the current state, for planar environments; `None` otherwise.
+    fn planar_scene(&self) -> Option<PlanarScene> {
+        None
+    }
+    /// The episode length after which a `TimeLimit` truncates, if any.
+    fn max_episode_steps(&self) -> Option<usize> {
+        None
+    }
+}
+
+impl Env for Box<dyn Env> {
+    fn id(&self) -> &str {
+        (**self).id()
+    }
+    fn observation_space(&self) -> &BoxSpace {
+        (**self).observation_space()
+    }
+    fn action_space(&self) -> &BoxSpace {
+        (**self).action_space()
+    }
+    fn dt(&self) -> f64 {
+        (**self).dt()
+    }
+    fn reset(&mut self, seed: Option<u64>) -> Result<(Vec<f32>, Info), EnvError> {
+        (**self).reset(seed)
+    }
+    fn step(&mut self, action: &[f32]) -> Result<Step, EnvError> {
+        (**self).step(action)
+    }
+    fn snapshot(&self) -> Snapshot {
+        (**self).snapshot()
+    }
+    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), EnvError> {
+        (**self).restore(snapshot)
+    }
+    fn planar_scene(&self) -> Option<PlanarScene> {
+        (**self).planar_scene()
+    }
+    fn max_episode_steps(&self) -> Option<usize> {
+        (**self).max_episode_steps()
+    }
+}
+
+/// Checks an action's length and finiteness against `space`; the error says what was wrong.
+pub fn check_action(space: &BoxSpace, action: &[f32]) -> Result<(), EnvError> {
+    if action.len() != space.dim() {
+        return Err(EnvError::ActionShape { expected: space.dim(), found: action.len() });
+    }
+    if let Some(i) = action.iter().position(|a| !a.is_finite()) {
+        return Err(EnvError::NonFiniteAction { index: i, value: action[i] });
+    }
+    Ok(())
+}
