@@ -180,6 +180,11 @@ pub trait Env: Send {
     fn max_episode_steps(&self) -> Option<usize> {
         None
     }
+    /// MuJoCo-style generalised positions and velocities `(qpos, qvel)`, where the environment
+    /// has them (used by `replay` to write full states).
+    fn qpos_qvel(&self) -> Option<(Vec<f64>, Vec<f64>)> {
+        None
+    }
 }
 
 impl Env for Box<dyn Env> {
@@ -212,6 +217,9 @@ impl Env for Box<dyn Env> {
     }
     fn max_episode_steps(&self) -> Option<usize> {
         (**self).max_episode_steps()
+    }
+    fn qpos_qvel(&self) -> Option<(Vec<f64>, Vec<f64>)> {
+        (**self).qpos_qvel()
     }
 }
 

@@ -507,4 +507,8 @@ impl Env for Swimmer {
     fn max_episode_steps(&self) -> Option<usize> {
         None
     }
+
+    fn qpos_qvel(&self) -> Option<(Vec<f64>, Vec<f64>)> {
+        Some((self.qpos().to_vec(), self.qvel().to_vec()))
+    }
 }

@@ -1,0 +1,204 @@
+//! REBEL: Regressing Relative Rewards (Gao et al., NeurIPS 2024), rebel.md §1–2.
+//!
+//! For groups of `k` segments sampled by π_t from the same start state, regress the difference of
+//! log-ratios onto the difference of rewards:
+//!
+//! `θ_{t+1} = argmin_θ Σ_pairs ( (1/η)[ln π_θ(τ)/π_t(τ) − ln π_θ(τ')/π_t(τ')] − [r(τ) − r(τ')] )²`
+//!
+//! Read top to bottom: score the segments, optionally fold in a KL penalty to a reference policy,
+//! optionally standardise the rewards, compute `ln π_t` ONCE with the same code path as training
+//! (so that the log-ratio is exactly 0 at θ_t), then `epochs` passes of minibatch least squares with
+//! Adam over shuffled groups. No clipping, no value network.
+
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor};
+
+use crate::adam::Adam;
+use crate::losses::rebel_loss_grouped;
+use crate::policy::GaussianPolicy;
+use crate::rollout::{segment_log_prob, SegmentTensors};
+
+/// REBEL's hyperparameters. Every field has a default (shown) and can be set with `--set rebel.KEY=V`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RebelConfig {
+    /// η: the regression target is η·Δr in log-ratio units; larger η allows larger policy steps.
+    /// Default 1.0 (with standardised rewards).
+    pub eta: f64,
+    /// Passes over the batch per iteration. Default 4 (the official code's).
+    pub epochs: usize,
+    /// Minibatches per epoch (the groups are split evenly). Default 4.
+    pub minibatches: usize,
+    /// Adam learning rate. Default 3e-4.
+    pub lr: f64,
+    /// Clip the gradient norm to this (0: no clipping). Default 1.0.
+    pub max_grad_norm: f64,
+    /// Divide the rewards by their batch standard deviation (η then means the same at any reward
+    /// scale). Default true.
+    pub standardize_rewards: bool,
+    /// γ_KL: fold `−γ_KL·(ln π_t − ln π_ref)` into each segment's reward (0: off). Default 0.
+    pub kl_coef: f64,
+    /// Segments per start state. Default 2 (pairs).
+    pub k: usize,
+    /// Branch length L in steps: pairs branch from snapshots every L steps of a trunk episode; 0
+    /// means whole episodes from the same reset seed. Default 100.
+    pub branch_len: usize,
+    /// Start states (trunk episodes) per iteration; the vectorised env has `groups·k` envs.
+    /// Default 8.
+    pub groups: usize,
+}
+
+impl Default for RebelConfig {
+    fn default() -> Self {
+        RebelConfig {
+            eta: 1.0,
+            epochs: 4,
+            minibatches: 4,
+            lr: 3e-4,
+            max_grad_norm: 1.0,
+            standardize_rewards: true,
+            kl_coef: 0.0,
+            k: 2,
+            branch_len: 100,
+            groups: 8,
+        }
+    }
+}
+
+impl RebelConfig {
+    /// Checks ranges; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.eta.is_finite() && self.eta > 0.0) {
+            return Err(format!("rebel.eta must be > 0, got {}", self.eta));
+        }
+        if self.epochs == 0 || self.minibatches == 0 || self.groups == 0 {
+            return Err("rebel.epochs, rebel.minibatches and rebel.groups must be ≥ 1".into());
+        }
+        if self.k < 2 {
+            return Err(format!("rebel.k must be ≥ 2 (REBEL regresses differences), got {}", self.k));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(format!("rebel.lr must be > 0, got {}", self.lr));
+        }
+        if !(self.kl_coef.is_finite() && self.kl_coef >= 0.0) || !(self.max_grad_norm >= 0.0) {
+            return Err("rebel.kl_coef and rebel.max_grad_norm must be ≥ 0".into());
+        }
+        Ok(())
+    }
+}
+
+/// What one update did (all logged).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct UpdateStats {
+    /// Mean regression loss over the minibatches of the last epoch.
+    pub loss: f64,
+    /// Mean, standard deviation and largest |·| of the segment log-ratios ln π_{t+1}/π_t after the update.
+    pub logratio_mean: f64,
+    pub logratio_std: f64,
+    pub logratio_absmax: f64,
+    /// Per-step estimate of KL(π_t‖π_{t+1}) on the batch's states (k3 estimator).
+    pub approx_kl: f64,
+    /// Policy entropy after the update.
+    pub entropy: f64,
+    /// Mean gradient norm (before clipping).
+    pub grad_norm: f64,
+    /// Standard deviation of the segment rewards before standardisation.
+    pub reward_std: f64,
+    /// Fraction of the regression target explained: 1 − Var(residual)/Var(η·Δr) over pairs.
+    pub explained: f64,
+}
+
+/// One REBEL iteration on a batch of `S = G·k` segments (groups consecutive):
+/// `t` the padded segments, `rewards [S]` their scores, `reference` for the optional KL term.
+/// Returns `Err` with a message when the loss or a gradient is not finite (nothing is applied then
+/// for that minibatch, and the caller must stop).
+pub fn update(
+    policy: &GaussianPolicy,
+    adam: &mut Adam,
+    t: &SegmentTensors,
+    rewards: &Tensor,
+    reference: Option<&GaussianPolicy>,
+    cfg: &RebelConfig,
+    rng: &mut StdRng,
+) -> Result<UpdateStats, String> {
+    let k = cfg.k as i64;
+    let s = rewards.size()[0];
+    assert!(s % k == 0, "batch of {s} segments is not made of groups of {k}");
+    let g = s / k;
+    // ln π_t once, per step and per segment, with the training code path
+    let step_logp_old = tch::no_grad(|| policy.log_prob(&t.obs, &t.act) * &t.mask);
+    let logp_old = step_logp_old.sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
+    let mut r = rewards.to_kind(Kind::Float);
+    if cfg.kl_coef > 0.0 {
+        if let Some(reference) = reference {
+            let logp_ref = tch::no_grad(|| segment_log_prob(reference, t));
+            r = r - (&logp_old - logp_ref) * cfg.kl_coef;
+        }
+    }
+    let reward_std = f64::try_from(r.std(true)).unwrap_or(0.0);
+    if cfg.standardize_rewards {
+        r = (&r - r.mean(Kind::Float)) / (reward_std + 1e-8);
+    }
+    let mut groups: Vec<i64> = (0..g).collect();
+    let mb = (g as usize).div_ceil(cfg.minibatches).max(1);
+    let (mut loss_sum, mut loss_n, mut gn_sum, mut gn_n) = (0.0, 0usize, 0.0, 0usize);
+    for epoch in 0..cfg.epochs {
+        groups.shuffle(rng);
+        for chunk in groups.chunks(mb) {
+            let idx: Vec<i64> = chunk.iter().flat_map(|&gi| (0..k).map(move |j| gi * k + j)).collect();
+            let idx = Tensor::from_slice(&idx).to_device(rewards.device());
+            let sub = SegmentTensors {
+                obs: t.obs.index_select(0, &idx),
+                act: t.act.index_select(0, &idx),
+                mask: t.mask.index_select(0, &idx),
+                rewards: t.rewards.index_select(0, &idx),
+            };
+            let logp_new = segment_log_prob(policy, &sub);
+            let loss = rebel_loss_grouped(&logp_new, &logp_old.index_select(0, &idx), &r.index_select(0, &idx), cfg.eta, k);
+            let lv = f64::try_from(&loss).unwrap_or(f64::NAN);
+            if !lv.is_finite() {
+                return Err(format!("the REBEL loss is {lv} (epoch {epoch}); lower rebel.lr or rebel.eta"));
+            }
+            adam.zero_grad();
+            loss.backward();
+            let gn = if cfg.max_grad_norm > 0.0 { adam.clip_grad_norm(cfg.max_grad_norm) } else { adam.clip_grad_norm(f64::INFINITY) };
+            if !gn.is_finite() {
+                return Err(format!("the REBEL gradient norm is {gn} (epoch {epoch}); lower rebel.lr"));
+            }
+            adam.step();
+            gn_sum += gn;
+            gn_n += 1;
+            if epoch + 1 == cfg.epochs {
+                loss_sum += lv;
+                loss_n += 1;
+            }
+        }
+    }
+    tch::no_grad(|| {
+        let step_logp_new = policy.log_prob(&t.obs, &t.act) * &t.mask;
+        let rho = &step_logp_new - &step_logp_old; // per-step ln π_new/π_t, 0 on padding
+        let lr = rho.sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
+        // per-step k3 estimator of KL(π_t‖π_new) on the visited states (samples of π_t)
+        let kl = ((rho.exp() - 1.0) - &rho) * &t.mask;
+        let approx_kl = f64::try_from(kl.sum(Kind::Float) / t.mask.sum(Kind::Float)).unwrap_or(f64::NAN);
+        let x = (&lr / cfg.eta).view([g, k]);
+        let target = r.view([g, k]);
+        let resid = (&x - &target).select(1, 0) - (&x - &target).select(1, 1);
+        let dtarget = target.select(1, 0) - target.select(1, 1); // pairs (0, 1) of each group
+        let explained = 1.0 - f64::try_from(resid.var(false)).unwrap_or(f64::NAN)
+            / f64::try_from(dtarget.var(false)).unwrap_or(f64::NAN).max(1e-12);
+        Ok(UpdateStats {
+            loss: loss_sum / loss_n.max(1) as f64,
+            logratio_mean: f64::try_from(lr.mean(Kind::Float)).unwrap_or(f64::NAN),
+            logratio_std: f64::try_from(lr.std(true)).unwrap_or(f64::NAN),
+            logratio_absmax: f64::try_from(lr.abs().max()).unwrap_or(f64::NAN),
+            approx_kl,
+            entropy: f64::try_from(policy.entropy()).unwrap_or(f64::NAN),
+            grad_norm: gn_sum / gn_n.max(1) as f64,
+            reward_std,
+            explained,
+        })
+    })
+}

@@ -1,0 +1,477 @@
+//! Checkpoints in safetensors: named tensors (policy parameters, Adam moments, any other network) plus a JSON
+//! metadata record, written atomically and validated on load.
+//!
+//! ## File layout
+//! A standard `.safetensors` file (readable by `safetensors.torch.load_file` in Python). Tensor names are
+//! `<prefix>.<name>`, e.g. `policy.layer0.weight`, `optim.m.layer0.weight`. The safetensors header metadata holds
+//! * `format` = `"rebel-rs-checkpoint"`,
+//! * `meta` = [`CheckpointMeta`] as JSON (format version, policy architecture, env id, counters, seed, config
+//!   hash, free-form extras),
+//! * `checksum` = FNV-1a 64 (hex) over every tensor's name, dtype, shape and bytes, which catches corrupted data
+//!   that the safetensors header checks alone would not.
+//!
+//! Only `F32` and `F64` tensors are stored (the kinds of this project's networks), little-endian.
+//!
+//! ## Guarantees
+//! * [`Checkpoint::save`] writes to a temporary file in the same folder, fsyncs it, renames it over the target
+//!   and fsyncs the folder: a crash leaves the old checkpoint or the new one, never a half-written file.
+//! * Loading and restoring never panic on bad input: a missing, truncated or corrupt file, a foreign safetensors
+//!   file, another format version, another architecture or a tensor of the wrong shape each give a
+//!   [`CheckpointError`] that says what is wrong and what to do.
+//!
+//! ## Exact resumption
+//! Policy parameters and the moments and step count of [`crate::adam::Adam`] are restored bit for bit. Random
+//! streams are not serialised: derive them with [`derive_rng`] from the stored `seed` and a stored counter (e.g.
+//! the iteration), so that a resumed run draws the same numbers as an uninterrupted one.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+
+use crate::adam::Adam;
+use crate::policy::{GaussianPolicy, PolicyConfig};
+
+/// Version of the checkpoint layout written by this build; loading any other version is an error.
+pub const FORMAT_VERSION: u32 = 1;
+/// Value of the `format` metadata key.
+pub const FORMAT_NAME: &str = "rebel-rs-checkpoint";
+
+/// Everything that can go wrong reading or writing a checkpoint. Messages say what is wrong and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// No file at the path.
+    #[error("checkpoint {path} does not exist: check the path (checkpoints live in <run dir>/checkpoints/)")]
+    NotFound {
+        /// The path that was looked for.
+        path: PathBuf,
+    },
+    /// An I/O error other than a missing file.
+    #[error("cannot {action} checkpoint {path}: {source}")]
+    Io {
+        /// "read", "write", "rename", …
+        action: &'static str,
+        /// The file concerned.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The bytes are not a valid checkpoint (truncated, corrupted, or not a safetensors file).
+    #[error(
+        "checkpoint {path} is corrupt or truncated ({reason}); it was probably not written completely or was \
+         modified: use an earlier checkpoint of the run or retrain"
+    )]
+    Corrupt {
+        /// The file concerned.
+        path: PathBuf,
+        /// What failed to validate.
+        reason: String,
+    },
+    /// A valid safetensors file that is not a rebel-rs checkpoint.
+    #[error("{path} is a safetensors file but not a rebel-rs checkpoint ({reason}): pass a checkpoint written by rebel-rs")]
+    Foreign {
+        /// The file concerned.
+        path: PathBuf,
+        /// What is missing.
+        reason: String,
+    },
+    /// A checkpoint of another format version.
+    #[error(
+        "checkpoint {path} has format version {found}, this build reads version {supported}: load it with the \
+         rebel-rs version that wrote it, or retrain"
+    )]
+    Version {
+        /// The file concerned.
+        path: PathBuf,
+        /// Version in the file.
+        found: u32,
+        /// Version this build reads.
+        supported: u32,
+    },
+    /// The stored network does not have the architecture of the one being restored.
+    #[error(
+        "checkpoint {path} does not fit the network being restored: {reason}; build the network from the \
+         checkpoint's own config (Checkpoint::build_policy) or choose a checkpoint of this architecture"
+    )]
+    Architecture {
+        /// The file concerned (or `<memory>`).
+        path: PathBuf,
+        /// Which dimension, tensor or shape differs.
+        reason: String,
+    },
+    /// A tensor of a kind that checkpoints do not store.
+    #[error("tensor {name} has kind {kind:?}; checkpoints store only Float and Double tensors")]
+    UnsupportedKind {
+        /// Tensor name.
+        name: String,
+        /// Its kind.
+        kind: Kind,
+    },
+    /// A libtorch error while converting or copying tensors.
+    #[error("libtorch error while handling checkpoint tensors: {0}")]
+    Tch(#[from] tch::TchError),
+}
+
+/// The JSON metadata of a checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointMeta {
+    /// Layout version ([`FORMAT_VERSION`] when written by this build).
+    pub format_version: u32,
+    /// Architecture of the policy stored under the prefix `policy` (if any).
+    pub policy: Option<PolicyConfig>,
+    /// Environment id, e.g. `"Swimmer-v5"`.
+    pub env_id: String,
+    /// Algorithm name, e.g. `"rebel"`.
+    pub algo: String,
+    /// Progress counters, e.g. `iteration`, `env_steps`, `updates`, `labels`; Adam step counts are stored here
+    /// as `<prefix>.adam_step`.
+    pub counters: BTreeMap<String, u64>,
+    /// The run's master seed (random streams derive from it, see [`derive_rng`]).
+    pub seed: u64,
+    /// Hash of the resolved run configuration (e.g. [`fnv1a_hex`] of its TOML), to detect resuming with another
+    /// config.
+    pub config_hash: String,
+    /// Anything else (free-form JSON).
+    #[serde(default)]
+    pub extra: serde_json::Value,
+}
+
+impl CheckpointMeta {
+    /// Metadata with the current format version, empty counters, no policy and `extra = null`.
+    pub fn new(env_id: impl Into<String>, algo: impl Into<String>, seed: u64, config_hash: impl Into<String>) -> Self {
+        Self {
+            format_version: FORMAT_VERSION,
+            policy: None,
+            env_id: env_id.into(),
+            algo: algo.into(),
+            counters: BTreeMap::new(),
+            seed,
+            config_hash: config_hash.into(),
+            extra: serde_json::Value::Null,
+        }
+    }
+}
+
+/// One stored tensor: dtype, shape and little-endian bytes.
+#[derive(Debug, Clone, PartialEq)]
+struct Stored {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    data: Vec<u8>,
+}
+
+/// A checkpoint in memory: metadata plus named tensors (CPU copies). Build it with the `add_*` methods and
+/// [`Checkpoint::save`]; read it with [`Checkpoint::load`] and the `restore_*` methods.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    /// The metadata record.
+    pub meta: CheckpointMeta,
+    tensors: BTreeMap<String, Stored>,
+    source: PathBuf,
+}
+
+/// FNV-1a 64-bit hash of `bytes` as 16 hex digits (used for the checksum and for config hashes).
+pub fn fnv1a_hex(bytes: &[u8]) -> String {
+    format!("{:016x}", fnv1a(0xcbf2_9ce4_8422_2325, bytes))
+}
+
+fn fnv1a(mut h: u64, bytes: &[u8]) -> u64 {
+    for b in bytes {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// A random generator derived from a master `seed` and a `stream` number (e.g. the iteration): the same pair
+/// always gives the same generator, different streams give independent-looking ones (SplitMix64 mixing).
+pub fn derive_rng(seed: u64, stream: u64) -> StdRng {
+    let mut z = seed ^ stream.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(0x632b_e59b_d9b4_e019);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    StdRng::seed_from_u64(z ^ (z >> 31))
+}
+
+fn dtype_name(d: Dtype) -> &'static str {
+    match d {
+        Dtype::F32 => "F32",
+        Dtype::F64 => "F64",
+        _ => "other",
+    }
+}
+
+fn checksum(tensors: &BTreeMap<String, Stored>) -> String {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for (name, t) in tensors {
+        h = fnv1a(h, name.as_bytes());
+        h = fnv1a(h, dtype_name(t.dtype).as_bytes());
+        for d in &t.shape {
+            h = fnv1a(h, &(*d as u64).to_le_bytes());
+        }
+        h = fnv1a(h, &t.data);
+    }
+    format!("{h:016x}")
+}
+
+fn kind_of(dtype: Dtype) -> Option<Kind> {
+    match dtype {
+        Dtype::F32 => Some(Kind::Float),
+        Dtype::F64 => Some(Kind::Double),
+        _ => None,
+    }
+}
+
+fn to_stored(name: &str, t: &Tensor) -> Result<Stored, CheckpointError> {
+    let kind = t.f_kind()?;
+    let dtype = match kind {
+        Kind::Float => Dtype::F32,
+        Kind::Double => Dtype::F64,
+        k => return Err(CheckpointError::UnsupportedKind { name: name.to_string(), kind: k }),
+    };
+    let cpu = t.detach().f_to_device(Device::Cpu)?.f_contiguous()?;
+    let numel = cpu.numel();
+    let mut data = vec![0u8; numel * kind.elt_size_in_bytes()];
+    cpu.f_copy_data_u8(&mut data, numel)?;
+    Ok(Stored { dtype, shape: cpu.size().iter().map(|&d| d as usize).collect(), data })
+}
+
+impl Checkpoint {
+    /// An empty checkpoint with this metadata.
+    pub fn new(meta: CheckpointMeta) -> Self {
+        Self { meta, tensors: BTreeMap::new(), source: PathBuf::from("<memory>") }
+    }
+
+    /// Names of all stored tensors, sorted.
+    pub fn tensor_names(&self) -> Vec<String> {
+        self.tensors.keys().cloned().collect()
+    }
+
+    /// Stores copies of `named` tensors as `<prefix>.<name>` (replacing tensors of the same name).
+    pub fn add_tensors(&mut self, prefix: &str, named: &[(String, Tensor)]) -> Result<(), CheckpointError> {
+        for (name, t) in named {
+            let full = format!("{prefix}.{name}");
+            let stored = to_stored(&full, t)?;
+            self.tensors.insert(full, stored);
+        }
+        Ok(())
+    }
+
+    /// Stores the policy's parameters under `prefix` and its architecture in `meta.policy`.
+    pub fn add_policy(&mut self, prefix: &str, policy: &GaussianPolicy) -> Result<(), CheckpointError> {
+        self.meta.policy = Some(policy.config().clone());
+        self.add_tensors(prefix, &policy.named_parameters())
+    }
+
+    /// Stores Adam's moments under `prefix` and its step count as the counter `<prefix>.adam_step`.
+    pub fn add_adam(&mut self, prefix: &str, adam: &Adam) -> Result<(), CheckpointError> {
+        self.meta.counters.insert(format!("{prefix}.adam_step"), adam.step_count());
+        self.add_tensors(prefix, &adam.named_state())
+    }
+
+    /// Writes the checkpoint atomically (temporary file in the same folder, fsync, rename, fsync of the folder).
+    /// Creates the parent folder if needed.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<(), CheckpointError> {
+        let path = path.as_ref();
+        let io = |action: &'static str, p: &Path| {
+            let p = p.to_path_buf();
+            move |source| CheckpointError::Io { action, path: p, source }
+        };
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        fs::create_dir_all(&parent).map_err(io("create the folder of", path))?;
+
+        let meta_json = serde_json::to_string(&self.meta).map_err(|e| CheckpointError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!("metadata does not serialise: {e}"),
+        })?;
+        let mut info = std::collections::HashMap::new();
+        info.insert("format".to_string(), FORMAT_NAME.to_string());
+        info.insert("meta".to_string(), meta_json);
+        info.insert("checksum".to_string(), checksum(&self.tensors));
+        let views: Vec<(String, TensorView<'_>)> = self
+            .tensors
+            .iter()
+            .map(|(n, t)| {
+                TensorView::new(t.dtype, t.shape.clone(), &t.data).map(|v| (n.clone(), v)).map_err(|e| {
+                    CheckpointError::Corrupt { path: path.to_path_buf(), reason: format!("tensor {n}: {e}") }
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let bytes = safetensors::serialize(views, &Some(info)).map_err(|e| CheckpointError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!("safetensors serialisation failed: {e}"),
+        })?;
+
+        let file_name = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let tmp = parent.join(format!(".{file_name}.tmp.{}", std::process::id()));
+        let write = || -> std::io::Result<()> {
+            let mut f = fs::File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()
+        };
+        if let Err(e) = write() {
+            let _ = fs::remove_file(&tmp);
+            return Err(io("write", &tmp)(e));
+        }
+        if let Err(e) = fs::rename(&tmp, path) {
+            let _ = fs::remove_file(&tmp);
+            return Err(io("rename a temporary file onto", path)(e));
+        }
+        // Make the rename itself durable; not all platforms can open a folder, which is not an error.
+        if let Ok(dir) = fs::File::open(&parent) {
+            let _ = dir.sync_all();
+        }
+        Ok(())
+    }
+
+    /// Reads and validates a checkpoint: file present and complete, safetensors structure, rebel-rs metadata,
+    /// format version, checksum, supported dtypes.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, CheckpointError> {
+        let path = path.as_ref();
+        let bytes = fs::read(path).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                CheckpointError::NotFound { path: path.to_path_buf() }
+            } else {
+                CheckpointError::Io { action: "read", path: path.to_path_buf(), source }
+            }
+        })?;
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// [`Checkpoint::load`] from bytes in memory; `path` is only used in error messages.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self, CheckpointError> {
+        let corrupt = |reason: String| CheckpointError::Corrupt { path: path.to_path_buf(), reason };
+        let foreign = |reason: &str| CheckpointError::Foreign { path: path.to_path_buf(), reason: reason.to_string() };
+        let (_, header) =
+            SafeTensors::read_metadata(bytes).map_err(|e| corrupt(format!("bad safetensors header: {e:?}")))?;
+        let st = SafeTensors::deserialize(bytes).map_err(|e| corrupt(format!("bad safetensors data: {e:?}")))?;
+        let info = header.metadata().as_ref().ok_or_else(|| foreign("no metadata"))?;
+        if info.get("format").map(String::as_str) != Some(FORMAT_NAME) {
+            return Err(foreign("no `format = rebel-rs-checkpoint` metadata"));
+        }
+        let meta_json = info.get("meta").ok_or_else(|| foreign("no `meta` record"))?;
+        // Read the version first, so that a future layout gives a version error rather than a parse error.
+        let raw: serde_json::Value =
+            serde_json::from_str(meta_json).map_err(|e| corrupt(format!("metadata is not JSON: {e}")))?;
+        let version = raw.get("format_version").and_then(|v| v.as_u64()).ok_or_else(|| {
+            corrupt("metadata has no format_version".to_string())
+        })?;
+        if version != FORMAT_VERSION as u64 {
+            return Err(CheckpointError::Version {
+                path: path.to_path_buf(),
+                found: version.min(u32::MAX as u64) as u32,
+                supported: FORMAT_VERSION,
+            });
+        }
+        let meta: CheckpointMeta =
+            serde_json::from_value(raw).map_err(|e| corrupt(format!("metadata does not parse: {e}")))?;
+
+        let mut tensors = BTreeMap::new();
+        for (name, view) in st.tensors() {
+            if kind_of(view.dtype()).is_none() {
+                return Err(corrupt(format!("tensor {name} has unsupported dtype {:?}", view.dtype())));
+            }
+            tensors.insert(
+                name,
+                Stored { dtype: view.dtype(), shape: view.shape().to_vec(), data: view.data().to_vec() },
+            );
+        }
+        let expected = info.get("checksum").ok_or_else(|| corrupt("no checksum".to_string()))?;
+        let found = checksum(&tensors);
+        if *expected != found {
+            return Err(corrupt(format!("checksum mismatch: stored {expected}, computed {found}")));
+        }
+        Ok(Self { meta, tensors, source: path.to_path_buf() })
+    }
+
+    fn arch_err(&self, reason: String) -> CheckpointError {
+        CheckpointError::Architecture { path: self.source.clone(), reason }
+    }
+
+    /// Copies the stored `<prefix>.<name>` tensors into `targets` (in place, without gradient, converted to each
+    /// target's kind and device). Everything is checked before anything is copied: every target must be stored
+    /// with the target's shape, and no other tensor may be stored under `prefix`.
+    pub fn restore_tensors(&self, prefix: &str, targets: &[(String, Tensor)]) -> Result<(), CheckpointError> {
+        let pre = format!("{prefix}.");
+        let mut sources = Vec::with_capacity(targets.len());
+        for (name, t) in targets {
+            let full = format!("{pre}{name}");
+            let s = self
+                .tensors
+                .get(&full)
+                .ok_or_else(|| self.arch_err(format!("tensor {full} is missing from the checkpoint")))?;
+            let want: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
+            if s.shape != want {
+                return Err(self.arch_err(format!("tensor {full} has shape {:?}, expected {:?}", s.shape, want)));
+            }
+            sources.push(s);
+        }
+        let wanted: std::collections::HashSet<String> = targets.iter().map(|(n, _)| format!("{pre}{n}")).collect();
+        if let Some(extra) = self.tensors.keys().find(|k| k.starts_with(&pre) && !wanted.contains(*k)) {
+            return Err(self.arch_err(format!("the checkpoint has tensor {extra}, which the network lacks")));
+        }
+        for ((_, t), s) in targets.iter().zip(sources) {
+            let kind = kind_of(s.dtype).expect("dtype checked on load");
+            let shape: Vec<i64> = s.shape.iter().map(|&d| d as i64).collect();
+            let src = Tensor::f_from_data_size(&s.data, &shape, kind)?.f_to_device(t.device())?.f_to_kind(t.kind())?;
+            let mut dst = t.shallow_clone();
+            tch::no_grad(|| dst.f_copy_(&src))?;
+        }
+        Ok(())
+    }
+
+    /// Restores a policy stored under `prefix`, after checking that `meta.policy` has the policy's
+    /// obs_dim, act_dim and hidden sizes.
+    pub fn restore_policy(&self, prefix: &str, policy: &mut GaussianPolicy) -> Result<(), CheckpointError> {
+        let stored = self
+            .meta
+            .policy
+            .as_ref()
+            .ok_or_else(|| self.arch_err("the checkpoint holds no policy config".to_string()))?;
+        let cur = policy.config();
+        if stored.obs_dim != cur.obs_dim || stored.act_dim != cur.act_dim || stored.hidden != cur.hidden {
+            return Err(self.arch_err(format!(
+                "stored policy has obs_dim {}, act_dim {}, hidden {:?}; the current one has obs_dim {}, act_dim {}, \
+                 hidden {:?}",
+                stored.obs_dim, stored.act_dim, stored.hidden, cur.obs_dim, cur.act_dim, cur.hidden
+            )));
+        }
+        self.restore_tensors(prefix, &policy.named_parameters())
+    }
+
+    /// Builds a new policy from `meta.policy` and restores its parameters from `prefix`.
+    pub fn build_policy(&self, prefix: &str, device: Device, kind: Kind) -> Result<GaussianPolicy, CheckpointError> {
+        let cfg = self
+            .meta
+            .policy
+            .clone()
+            .ok_or_else(|| self.arch_err("the checkpoint holds no policy config".to_string()))?;
+        if cfg.obs_dim == 0 || cfg.act_dim == 0 || cfg.hidden.contains(&0) {
+            return Err(self.arch_err(format!("stored policy config has a zero dimension: {cfg:?}")));
+        }
+        let mut p = GaussianPolicy::new(cfg, device, kind, 0);
+        self.restore_policy(prefix, &mut p)?;
+        Ok(p)
+    }
+
+    /// Restores Adam's moments from `prefix` and its step count from the counter `<prefix>.adam_step`.
+    pub fn restore_adam(&self, prefix: &str, adam: &mut Adam) -> Result<(), CheckpointError> {
+        let key = format!("{prefix}.adam_step");
+        let step = *self
+            .meta
+            .counters
+            .get(&key)
+            .ok_or_else(|| self.arch_err(format!("counter {key} is missing (no optimiser state stored)")))?;
+        self.restore_tensors(prefix, &adam.named_state())?;
+        adam.set_step_count(step);
+        Ok(())
+    }
+}

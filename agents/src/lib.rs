@@ -1,0 +1,12 @@
+
+pub mod logging;
+pub mod runconfig;
+pub mod adam;
+pub mod checkpoint;
+pub mod device;
+pub mod losses;
+pub mod policy;
+pub mod algos;
+pub mod rollout;
+pub mod scorer;
+pub mod train;

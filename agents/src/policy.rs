@@ -1,0 +1,454 @@
+//! The Gaussian MLP policy: `a ~ N(mu_theta(s), diag(exp(log_std))^2)`.
+//!
+//! * Mean: an MLP `obs_dim → hidden[0] → … → hidden[n-1] → act_dim`, tanh after every hidden layer, none after
+//!   the output (`hidden = []` gives a linear-Gaussian policy). Hidden weights are orthogonally initialised
+//!   with gain √2, the output layer with gain 0.01 (so the initial mean is close to 0), biases 0 — as in
+//!   CleanRL/SB3.
+//! * Standard deviation: a learned, state-independent `log_std` vector of length `act_dim`. Default init
+//!   **−0.5** (std ≈ 0.61): with the environment clipping actions to [−1, 1], std 1 (SB3's 0.0) would clip about
+//!   a third of the initial actions of each dimension, std 0.61 about a tenth, while still exploring broadly.
+//!
+//! ## Actions are not squashed; the clip belongs to the environment
+//! [`GaussianPolicy::sample`] returns the *unclipped* Gaussian sample, and [`GaussianPolicy::log_prob`] is the
+//! density of exactly that unclipped sample. The environment clips to its control range (MuJoCo's ctrlrange
+//! clamp) as part of its dynamics. This is the "outside both" choice of rebel.md §2 (the same as SB3): the clip
+//! is in neither the policy's sampling density nor its log-prob, it is part of `P(s'|s, a)`, and dynamics
+//! cancel in every ratio `pi_theta(tau)/pi_t(tau)`. The ratios used by REBEL, PPO and DPO are therefore exact.
+//! Store and feed back the unclipped actions; never the clipped ones.
+//!
+//! ## Randomness
+//! Initialisation and sampling draw from a caller-owned `rand::rngs::StdRng` (not libtorch's global generator),
+//! so the same seed gives the same weights and the same actions, whatever else runs in the process.
+//!
+//! ## Kinds and devices
+//! All variables live in the policy's own [`VarStore`] (which checkpoints and optimisers use), with the kind and
+//! device given at construction (`Kind::Float` normally, `Kind::Double` for exact numerical tests). Inputs must
+//! be on the same device with the same kind.
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use rand_distr::{Distribution, StandardNormal};
+use serde::{Deserialize, Serialize};
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+/// ln(2π).
+const LN_2PI: f64 = 1.837_877_066_409_345_5;
+
+/// Architecture and initialisation of a [`GaussianPolicy`]. Saved in checkpoints; two policies with equal
+/// configs have parameters of identical names and shapes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Observation size (Swimmer-v5: 8).
+    pub obs_dim: usize,
+    /// Action size (Swimmer-v5: 2).
+    pub act_dim: usize,
+    /// Hidden layer widths, tanh activations. Default `[64, 64]`; `[]` gives a linear mean.
+    #[serde(default = "default_hidden")]
+    pub hidden: Vec<usize>,
+    /// Initial value of every entry of `log_std`. Default −0.5 (std ≈ 0.61), see the module docs.
+    #[serde(default = "default_log_std_init")]
+    pub log_std_init: f64,
+}
+
+fn default_hidden() -> Vec<usize> {
+    vec![64, 64]
+}
+fn default_log_std_init() -> f64 {
+    -0.5
+}
+
+impl PolicyConfig {
+    /// `obs_dim`, `act_dim` with the default hidden sizes `[64, 64]` and `log_std_init = -0.5`.
+    pub fn new(obs_dim: usize, act_dim: usize) -> Self {
+        Self { obs_dim, act_dim, hidden: default_hidden(), log_std_init: default_log_std_init() }
+    }
+}
+
+/// One affine layer `y = x Wᵀ + b`, `W: [out, in]`, `b: [out]` (libtorch's Linear convention).
+#[derive(Debug)]
+struct Affine {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl Affine {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        x.matmul(&self.weight.tr()) + &self.bias
+    }
+}
+
+/// Diagonal-Gaussian MLP policy with a state-independent learned log-std. See the module docs.
+#[derive(Debug)]
+pub struct GaussianPolicy {
+    config: PolicyConfig,
+    vs: VarStore,
+    /// Hidden layers followed by the output (mean) layer.
+    layers: Vec<Affine>,
+    log_std: Tensor,
+}
+
+/// Orthogonal `[rows, cols]` matrix times `gain`, from a seeded Gaussian matrix (QR with sign correction).
+fn orthogonal(rows: usize, cols: usize, gain: f64, rng: &mut StdRng) -> Tensor {
+    let (n, m) = if rows >= cols { (rows, cols) } else { (cols, rows) };
+    let data: Vec<f64> = (0..n * m).map(|_| StandardNormal.sample(rng)).collect();
+    let a = Tensor::from_slice(&data).view([n as i64, m as i64]);
+    let (q, r) = Tensor::linalg_qr(&a, "reduced");
+    let signs = r.diagonal(0, 0, 1).sign();
+    let q = q * signs.unsqueeze(0); // [n, m], orthonormal columns
+    let q = if rows >= cols { q } else { q.tr().contiguous() };
+    q * gain
+}
+
+impl GaussianPolicy {
+    /// Builds a fresh policy in a new [`VarStore`] on `device` with variables of `kind` (Float or Double),
+    /// initialised from `seed` (same seed ⇒ same weights). Variable names: `layer{i}.weight [out, in]`,
+    /// `layer{i}.bias [out]` for i = 0..=hidden.len() (the last is the mean head), and `log_std [act_dim]`.
+    ///
+    /// Panics only if `obs_dim` or `act_dim` is 0 or a hidden width is 0 (a programming error).
+    pub fn new(config: PolicyConfig, device: Device, kind: Kind, seed: u64) -> Self {
+        assert!(config.obs_dim > 0 && config.act_dim > 0, "policy dims must be positive: {config:?}");
+        assert!(config.hidden.iter().all(|&h| h > 0), "hidden widths must be positive: {config:?}");
+        let mut vs = VarStore::new(device);
+        vs.set_kind(kind);
+        let mut rng = StdRng::seed_from_u64(seed);
+        let root = vs.root();
+        let mut sizes = vec![config.obs_dim];
+        sizes.extend(&config.hidden);
+        sizes.push(config.act_dim);
+        let n_layers = sizes.len() - 1;
+        let mut layers = Vec::with_capacity(n_layers);
+        for i in 0..n_layers {
+            let (fan_in, fan_out) = (sizes[i], sizes[i + 1]);
+            let gain = if i + 1 == n_layers { 0.01 } else { 2f64.sqrt() };
+            let w0 = orthogonal(fan_out, fan_in, gain, &mut rng).to_kind(kind).to_device(device);
+            let p = &root / format!("layer{i}");
+            let weight = p.var_copy("weight", &w0);
+            let bias = p.zeros("bias", &[fan_out as i64]);
+            layers.push(Affine { weight, bias });
+        }
+        let log_std = root.var_copy(
+            "log_std",
+            &Tensor::full([config.act_dim as i64], config.log_std_init, (kind, device)),
+        );
+        Self { config, vs, layers, log_std }
+    }
+
+    /// A new policy with the same config, device, kind and parameter values (independent storage), e.g. to
+    /// freeze `pi_t` or a reference policy.
+    pub fn try_clone(&self) -> Result<Self, tch::TchError> {
+        let mut other = Self::new(self.config.clone(), self.device(), self.kind(), 0);
+        other.copy_from(self)?;
+        Ok(other)
+    }
+
+    /// Copies all parameter values from `other` (same architecture required; an error otherwise, never a
+    /// panic). Gradients are not copied.
+    pub fn copy_from(&mut self, other: &GaussianPolicy) -> Result<(), tch::TchError> {
+        if self.config.obs_dim != other.config.obs_dim
+            || self.config.act_dim != other.config.act_dim
+            || self.config.hidden != other.config.hidden
+        {
+            return Err(tch::TchError::Shape(format!(
+                "cannot copy a policy with obs_dim {}, act_dim {}, hidden {:?} into one with obs_dim {}, \
+                 act_dim {}, hidden {:?}",
+                other.config.obs_dim,
+                other.config.act_dim,
+                other.config.hidden,
+                self.config.obs_dim,
+                self.config.act_dim,
+                self.config.hidden
+            )));
+        }
+        self.vs.copy(&other.vs)
+    }
+
+    /// The architecture this policy was built with.
+    pub fn config(&self) -> &PolicyConfig {
+        &self.config
+    }
+
+    /// Observation size.
+    pub fn obs_dim(&self) -> usize {
+        self.config.obs_dim
+    }
+
+    /// Action size.
+    pub fn act_dim(&self) -> usize {
+        self.config.act_dim
+    }
+
+    /// Device of the parameters.
+    pub fn device(&self) -> Device {
+        self.vs.device()
+    }
+
+    /// Kind of the parameters (Float or Double).
+    pub fn kind(&self) -> Kind {
+        self.log_std.kind()
+    }
+
+    /// The variable store owning every parameter (for optimisers and checkpoints).
+    pub fn var_store(&self) -> &VarStore {
+        &self.vs
+    }
+
+    /// Mutable access to the variable store (e.g. `freeze`, `set_device`).
+    pub fn var_store_mut(&mut self) -> &mut VarStore {
+        &mut self.vs
+    }
+
+    /// Parameters in a fixed order with their VarStore names: `layer0.weight, layer0.bias, …, log_std`.
+    /// The tensors are shallow clones: they share storage (and gradients) with the policy.
+    pub fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::with_capacity(2 * self.layers.len() + 1);
+        for (i, l) in self.layers.iter().enumerate() {
+            out.push((format!("layer{i}.weight"), l.weight.shallow_clone()));
+            out.push((format!("layer{i}.bias"), l.bias.shallow_clone()));
+        }
+        out.push(("log_std".to_string(), self.log_std.shallow_clone()));
+        out
+    }
+
+    /// Parameters in the order of [`Self::named_parameters`], without names.
+    pub fn parameters(&self) -> Vec<Tensor> {
+        self.named_parameters().into_iter().map(|(_, t)| t).collect()
+    }
+
+    /// Total number of scalar parameters P.
+    pub fn num_params(&self) -> usize {
+        self.parameters().iter().map(|t| t.numel()).sum()
+    }
+
+    /// All parameters flattened and concatenated in [`Self::named_parameters`] order: `[P]`, detached copy.
+    pub fn flat_params(&self) -> Tensor {
+        let flat: Vec<Tensor> = self.parameters().iter().map(|t| t.detach().reshape([-1])).collect();
+        Tensor::cat(&flat, 0)
+    }
+
+    /// Gradients flattened like [`Self::flat_params`]: `[P]`; zeros for parameters without a gradient.
+    pub fn flat_grad(&self) -> Tensor {
+        let flat: Vec<Tensor> = self
+            .parameters()
+            .iter()
+            .map(|t| {
+                let g = t.grad();
+                if g.defined() {
+                    g.detach().reshape([-1])
+                } else {
+                    t.zeros_like().detach().reshape([-1])
+                }
+            })
+            .collect();
+        Tensor::cat(&flat, 0)
+    }
+
+    /// Overwrites every parameter from a flat vector `[P]` (order of [`Self::flat_params`]). An error when the
+    /// length differs from P.
+    pub fn set_flat_params(&mut self, flat: &Tensor) -> Result<(), tch::TchError> {
+        let p = self.num_params();
+        if flat.dim() != 1 || flat.size()[0] as usize != p {
+            return Err(tch::TchError::Shape(format!(
+                "flat parameter vector has shape {:?}, expected [{p}]",
+                flat.size()
+            )));
+        }
+        let flat = flat.to_device(self.device()).to_kind(self.kind());
+        let mut offset = 0i64;
+        tch::no_grad(|| -> Result<(), tch::TchError> {
+            for mut t in self.parameters() {
+                let n = t.numel() as i64;
+                let chunk = flat.f_narrow(0, offset, n)?.f_view(t.size().as_slice())?;
+                t.f_copy_(&chunk)?;
+                offset += n;
+            }
+            Ok(())
+        })
+    }
+
+    /// The learned log standard deviation, `[act_dim]` (shares storage with the parameter).
+    pub fn log_std(&self) -> &Tensor {
+        &self.log_std
+    }
+
+    /// Mean action `mu_theta(obs)`: `obs [..., obs_dim] → [..., act_dim]` (any leading dims, e.g. `[B]` or
+    /// `[T, B]`).
+    pub fn mean(&self, obs: &Tensor) -> Tensor {
+        let n = self.layers.len();
+        let mut x = obs.shallow_clone();
+        for (i, l) in self.layers.iter().enumerate() {
+            x = l.forward(&x);
+            if i + 1 < n {
+                x = x.tanh();
+            }
+        }
+        x
+    }
+
+    /// Log-density of the unclipped actions, summed over action dimensions:
+    /// `obs [..., obs_dim], act [..., act_dim] → [...]`, e.g. `[B, obs_dim], [B, act_dim] → [B]`.
+    ///
+    /// `ln pi(a|s) = Σ_j [ −½((a_j − mu_j)/sigma_j)² − ln sigma_j − ½ ln 2π ]`.
+    pub fn log_prob(&self, obs: &Tensor, act: &Tensor) -> Tensor {
+        let mu = self.mean(obs);
+        gaussian_log_prob(&mu, &self.log_std, act)
+    }
+
+    /// Log-probability of whole trajectories (the dynamics cancel in every ratio, rebel.md §2):
+    /// `obs [T, B, obs_dim], act [T, B, act_dim] → [B]`, the sum over the T steps of [`Self::log_prob`].
+    pub fn trajectory_log_prob(&self, obs: &Tensor, act: &Tensor) -> Tensor {
+        self.log_prob(obs, act).sum_dim_intlist([0i64].as_slice(), false, self.kind())
+    }
+
+    /// Like [`Self::trajectory_log_prob`] for trajectories of different lengths: `mask [T, B]` is 1 for real
+    /// steps and 0 for padding; → `[B]`, the sum of the per-step log-probs where the mask is 1.
+    pub fn trajectory_log_prob_masked(&self, obs: &Tensor, act: &Tensor, mask: &Tensor) -> Tensor {
+        (self.log_prob(obs, act) * mask.to_kind(self.kind())).sum_dim_intlist(
+            [0i64].as_slice(),
+            false,
+            self.kind(),
+        )
+    }
+
+    /// Entropy of the action distribution (state-independent, since only the mean depends on the state):
+    /// a scalar `Σ_j (½ + ½ ln 2π + log_std_j)`.
+    pub fn entropy(&self) -> Tensor {
+        (self.log_std.shallow_clone() + 0.5 * (1.0 + LN_2PI)).sum(self.kind())
+    }
+
+    /// Samples unclipped actions `mu(obs) + exp(log_std)·eps` with `eps ~ N(0, I)` drawn from `rng`:
+    /// `obs [..., obs_dim] → act [..., act_dim]`, detached (no gradient). The same `rng` state gives the same
+    /// actions. The noise is drawn in row-major order of the output.
+    pub fn sample(&self, obs: &Tensor, rng: &mut StdRng) -> Tensor {
+        tch::no_grad(|| {
+            let mu = self.mean(obs);
+            let eps = standard_normal_like(&mu, rng);
+            mu + self.log_std.exp() * eps
+        })
+    }
+
+    /// [`Self::sample`] plus the log-probabilities of the samples: `→ (act [..., act_dim], logp [...])`, both
+    /// detached.
+    pub fn sample_with_log_prob(&self, obs: &Tensor, rng: &mut StdRng) -> (Tensor, Tensor) {
+        tch::no_grad(|| {
+            let act = self.sample(obs, rng);
+            let logp = self.log_prob(obs, &act);
+            (act, logp)
+        })
+    }
+
+    /// Convenience for environments that speak `&[f32]`: one observation `[obs_dim]` → one unclipped action
+    /// `Vec<f32>` of length `act_dim` and its log-prob. Deterministic given `rng`.
+    pub fn act(&self, obs: &[f32], rng: &mut StdRng) -> (Vec<f32>, f32) {
+        let o = Tensor::from_slice(obs).to_kind(self.kind()).to_device(self.device()).unsqueeze(0);
+        let (a, lp) = self.sample_with_log_prob(&o, rng);
+        let a: Vec<f32> = Vec::try_from(a.squeeze_dim(0).to_kind(Kind::Float).to_device(Device::Cpu))
+            .expect("a 1-D float tensor converts to Vec<f32>");
+        let lp = lp.to_kind(Kind::Double).double_value(&[0]) as f32;
+        (a, lp)
+    }
+
+    /// The deterministic (mean) action for evaluation: one observation `[obs_dim]` → `Vec<f32>` `[act_dim]`.
+    pub fn act_mean(&self, obs: &[f32]) -> Vec<f32> {
+        tch::no_grad(|| {
+            let o = Tensor::from_slice(obs).to_kind(self.kind()).to_device(self.device());
+            Vec::try_from(self.mean(&o).to_kind(Kind::Float).to_device(Device::Cpu))
+                .expect("a 1-D float tensor converts to Vec<f32>")
+        })
+    }
+}
+
+/// Standard-normal noise with the shape, kind and device of `like`, drawn from `rng` in row-major order.
+pub fn standard_normal_like(like: &Tensor, rng: &mut StdRng) -> Tensor {
+    let n = like.numel();
+    let data: Vec<f64> = (0..n).map(|_| StandardNormal.sample(rng)).collect();
+    Tensor::from_slice(&data).view(like.size().as_slice()).to_kind(like.kind()).to_device(like.device())
+}
+
+/// Diagonal-Gaussian log-density summed over the last dimension:
+/// `mu [..., D], log_std [D] (or broadcastable), act [..., D] → [...]`.
+pub fn gaussian_log_prob(mu: &Tensor, log_std: &Tensor, act: &Tensor) -> Tensor {
+    let z = (act - mu) * (-log_std).exp();
+    let per_dim = z.square() * -0.5 - log_std - 0.5 * LN_2PI;
+    per_dim.sum_dim_intlist([-1i64].as_slice(), false, per_dim.kind())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small(seed: u64) -> GaussianPolicy {
+        GaussianPolicy::new(PolicyConfig::new(3, 2), Device::Cpu, Kind::Double, seed)
+    }
+
+    #[test]
+    fn shapes() {
+        let p = small(0);
+        let obs = Tensor::randn([5, 3], (Kind::Double, Device::Cpu));
+        assert_eq!(p.mean(&obs).size(), vec![5, 2]);
+        let act = Tensor::zeros([5, 2], (Kind::Double, Device::Cpu));
+        assert_eq!(p.log_prob(&obs, &act).size(), vec![5]);
+        let obs_t = Tensor::randn([4, 5, 3], (Kind::Double, Device::Cpu));
+        let act_t = Tensor::randn([4, 5, 2], (Kind::Double, Device::Cpu));
+        assert_eq!(p.trajectory_log_prob(&obs_t, &act_t).size(), vec![5]);
+        assert_eq!(p.entropy().size(), Vec::<i64>::new());
+        assert_eq!(p.num_params(), 3 * 64 + 64 + 64 * 64 + 64 + 64 * 2 + 2 + 2);
+        assert_eq!(p.flat_params().size(), vec![p.num_params() as i64]);
+    }
+
+    #[test]
+    fn hidden_layers_are_orthogonal_with_gain() {
+        let p = small(1);
+        let w = p.named_parameters()[2].1.detach(); // layer1.weight [64, 64]
+        let wwt = w.matmul(&w.tr());
+        let eye = Tensor::eye(64, (Kind::Double, Device::Cpu)) * 2.0;
+        assert!(wwt.allclose(&eye, 1e-10, 1e-10, false));
+    }
+
+    #[test]
+    fn same_seed_same_weights_different_seed_different_weights() {
+        assert!(small(7).flat_params().equal(&small(7).flat_params()));
+        assert!(!small(7).flat_params().equal(&small(8).flat_params()));
+    }
+
+    #[test]
+    fn flat_params_round_trip_and_copy() {
+        let mut a = small(1);
+        let b = small(2);
+        a.set_flat_params(&b.flat_params()).unwrap();
+        assert!(a.flat_params().equal(&b.flat_params()));
+        let c = small(3);
+        a.copy_from(&c).unwrap();
+        assert!(a.flat_params().equal(&c.flat_params()));
+        let d = a.try_clone().unwrap();
+        assert!(d.flat_params().equal(&c.flat_params()));
+        assert!(a.set_flat_params(&Tensor::zeros([3], (Kind::Double, Device::Cpu))).is_err());
+        let other = GaussianPolicy::new(PolicyConfig::new(4, 2), Device::Cpu, Kind::Double, 0);
+        assert!(a.copy_from(&other).is_err());
+    }
+
+    #[test]
+    fn linear_policy_when_no_hidden() {
+        let cfg = PolicyConfig { obs_dim: 2, act_dim: 1, hidden: vec![], log_std_init: 0.0 };
+        let mut p = GaussianPolicy::new(cfg, Device::Cpu, Kind::Double, 0);
+        p.set_flat_params(&Tensor::from_slice(&[2.0f64, -1.0, 0.5, 0.0])).unwrap(); // W=[2,-1], b=0.5
+        let m = p.mean(&Tensor::from_slice(&[1.0f64, 3.0]).view([1, 2]));
+        assert!((m.double_value(&[0, 0]) - (2.0 - 3.0 + 0.5)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn act_matches_sample() {
+        let p = small(4);
+        let obs = [0.1f32, -0.2, 0.3];
+        let mut r1 = StdRng::seed_from_u64(9);
+        let mut r2 = StdRng::seed_from_u64(9);
+        let (a, lp) = p.act(&obs, &mut r1);
+        let o = Tensor::from_slice(&obs).to_kind(Kind::Double).unsqueeze(0);
+        let t = p.sample(&o, &mut r2);
+        assert!((a[0] as f64 - t.double_value(&[0, 0])).abs() < 1e-6);
+        let lp2 = p.log_prob(&o, &t).double_value(&[0]);
+        assert!((lp as f64 - lp2).abs() < 1e-5);
+        assert_eq!(p.act_mean(&obs).len(), 2);
+    }
+}

@@ -1,0 +1,465 @@
+//! The training run: collect → score → update → log → evaluate → checkpoint, until the env-step
+//! budget is spent. Resumable from its run directory.
+//!
+//! Run directory (`runs/{env}__{algo}__{seed}__{time}`): `config.toml` (the resolved config),
+//! `metrics.jsonl` and `tb/` (the same tags), `checkpoint.safetensors` (policy, Adam and counters,
+//! written atomically after every iteration), `summary.json` at the end.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind};
+
+use rebel_envs::vec_env::VecEnv;
+use rebel_envs::{ConfigValue, EnvConfig};
+
+use crate::adam::{Adam, AdamConfig};
+use crate::algos::rebel::{self, RebelConfig};
+use crate::checkpoint::{derive_rng, fnv1a_hex, Checkpoint, CheckpointMeta};
+use crate::logging::{write_config, write_summary, MetricsLogger, RunDir};
+use crate::policy::{GaussianPolicy, PolicyConfig};
+use crate::rollout::{collect_groups, episode_returns};
+use crate::runconfig::to_toml_string;
+use crate::scorer::{Scorer, TrueReward};
+
+/// The environment of a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EnvSection {
+    /// Registry id. Default "Swimmer-v5".
+    pub id: String,
+    /// Constructor options, e.g. `{ reset_noise_scale = 0.1 }`.
+    pub options: toml::Table,
+}
+
+impl Default for EnvSection {
+    fn default() -> Self {
+        EnvSection { id: "Swimmer-v5".into(), options: toml::Table::new() }
+    }
+}
+
+impl EnvSection {
+    /// The options as an [`EnvConfig`].
+    pub fn env_config(&self) -> Result<EnvConfig, String> {
+        let mut c = EnvConfig::new();
+        for (k, v) in &self.options {
+            let cv = match v {
+                toml::Value::Float(f) => ConfigValue::Float(*f),
+                toml::Value::Integer(i) => ConfigValue::Int(*i),
+                toml::Value::Boolean(b) => ConfigValue::Bool(*b),
+                toml::Value::String(s) => ConfigValue::Str(s.clone()),
+                other => return Err(format!("env.options.{k}: unsupported value {other}")),
+            };
+            c.set(k, cv);
+        }
+        Ok(c)
+    }
+}
+
+/// The policy network.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicySection {
+    /// Hidden layer widths (tanh). Default [64, 64].
+    pub hidden: Vec<usize>,
+    /// Initial log standard deviation. Default −0.5.
+    pub log_std_init: f64,
+    /// Start from this checkpoint's policy instead of a random one ("" = random).
+    pub init: String,
+}
+
+impl Default for PolicySection {
+    fn default() -> Self {
+        PolicySection { hidden: vec![64, 64], log_std_init: -0.5, init: String::new() }
+    }
+}
+
+/// Evaluation protocol.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalSection {
+    /// Evaluate every this many iterations (and at the end). Default 10.
+    pub every_iters: usize,
+    /// Episodes per evaluation, with the fixed seeds `seed_base + i`. Default 10.
+    pub episodes: usize,
+    /// First evaluation seed (disjoint from training seeds). Default 1_000_000.
+    pub seed_base: u64,
+    /// Reference policy for the win rate ("" = the initial policy of the run).
+    pub reference: String,
+}
+
+impl Default for EvalSection {
+    fn default() -> Self {
+        EvalSection { every_iters: 10, episodes: 10, seed_base: 1_000_000, reference: String::new() }
+    }
+}
+
+/// A whole training run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Algorithm: "rebel".
+    pub algo: String,
+    /// What scores trajectories: "true" (the environment reward).
+    pub reward: String,
+    /// Master seed. Default 1.
+    pub seed: u64,
+    /// Environment-step budget. Default 3_000_000.
+    pub env_steps: u64,
+    /// Worker threads for the environments and libtorch. Default 2.
+    pub threads: usize,
+    /// "cpu", "cuda", "cuda:N" or "auto". Default "cpu".
+    pub device: String,
+    /// The environment.
+    pub env: EnvSection,
+    /// The policy.
+    pub policy: PolicySection,
+    /// REBEL's hyperparameters.
+    pub rebel: RebelConfig,
+    /// Evaluation.
+    pub eval: EvalSection,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            algo: "rebel".into(),
+            reward: "true".into(),
+            seed: 1,
+            env_steps: 3_000_000,
+            threads: 2,
+            device: "cpu".into(),
+            env: EnvSection::default(),
+            policy: PolicySection::default(),
+            rebel: RebelConfig::default(),
+            eval: EvalSection::default(),
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks values that serde cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.algo != "rebel" {
+            return Err(format!("algo = {:?} is not available in `train` yet; valid: \"rebel\"", self.algo));
+        }
+        if self.reward != "true" {
+            return Err(format!("reward = {:?} is not available yet; valid: \"true\"", self.reward));
+        }
+        if self.threads == 0 || self.env_steps == 0 || self.eval.episodes == 0 || self.eval.every_iters == 0 {
+            return Err("threads, env_steps, eval.episodes and eval.every_iters must be ≥ 1".into());
+        }
+        self.rebel.validate()
+    }
+}
+
+/// Errors of a run, with what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// Invalid configuration.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// Environment failure.
+    #[error("environment: {0}")]
+    Env(#[from] rebel_envs::EnvError),
+    /// Logging / run directory failure.
+    #[error("run directory: {0}")]
+    Log(#[from] crate::logging::LogError),
+    /// Checkpoint failure.
+    #[error("checkpoint: {0}")]
+    Checkpoint(#[from] crate::checkpoint::CheckpointError),
+    /// A non-finite loss or gradient: the run stopped, the last good checkpoint is kept.
+    #[error("training diverged at iteration {iteration}: {msg}. The last good checkpoint ({checkpoint}) is kept; resume from it with other hyperparameters")]
+    Diverged { iteration: u64, msg: String, checkpoint: String },
+    /// Resuming with a configuration that differs from the run's.
+    #[error("cannot resume {run}: the configuration differs from the run's config.toml in {keys}; resume without --config/--set (or with the same values), or start a new run")]
+    ResumeMismatch { run: String, keys: String },
+}
+
+/// What a finished run reports (also written to `summary.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub algo: String,
+    pub env: String,
+    pub seed: u64,
+    pub env_steps: u64,
+    pub labels_used: u64,
+    pub wall_time_s: f64,
+    pub eval_true_return_mean: f64,
+    pub eval_true_return_std: f64,
+    pub eval_episodes: usize,
+    pub eval_stochastic_return_mean: f64,
+    pub win_rate: f64,
+    pub initial_eval_true_return_mean: f64,
+    pub iterations: u64,
+    pub run_dir: String,
+}
+
+/// Result of one evaluation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EvalResult {
+    pub returns: Vec<f64>,
+    pub mean: f64,
+    pub std: f64,
+    pub stochastic_mean: f64,
+    pub win_rate: f64,
+}
+
+fn mean_std(x: &[f64]) -> (f64, f64) {
+    let n = x.len().max(1) as f64;
+    let m = x.iter().sum::<f64>() / n;
+    let v = x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / n;
+    (m, v.sqrt())
+}
+
+/// Evaluates `policy` on the fixed seeds: mean-action returns, stochastic returns, and the win
+/// rate against `reference` (mean actions, same start states; ties count half).
+pub fn evaluate(
+    venv: &mut VecEnv,
+    policy: &GaussianPolicy,
+    reference: &GaussianPolicy,
+    eval: &EvalSection,
+    seed: u64,
+) -> Result<EvalResult, rebel_envs::EnvError> {
+    let seeds: Vec<u64> = (0..eval.episodes as u64).map(|i| eval.seed_base + i).collect();
+    let returns = episode_returns(venv, policy, &seeds, None)?;
+    let mut rng = derive_rng(seed, u64::MAX - 1);
+    let stochastic = episode_returns(venv, policy, &seeds, Some(&mut rng))?;
+    let reference_returns = episode_returns(venv, reference, &seeds, None)?;
+    let wins: f64 = returns
+        .iter()
+        .zip(&reference_returns)
+        .map(|(a, b)| if a > b { 1.0 } else if a == b { 0.5 } else { 0.0 })
+        .sum();
+    let (mean, std) = mean_std(&returns);
+    Ok(EvalResult { mean, std, stochastic_mean: mean_std(&stochastic).0, win_rate: wins / seeds.len() as f64, returns })
+}
+
+/// Loads the policy stored in a checkpoint file.
+pub fn load_policy(path: &Path, device: Device) -> Result<GaussianPolicy, TrainError> {
+    Ok(Checkpoint::load(path)?.build_policy("policy", device, Kind::Float)?)
+}
+
+/// Options of [`train`] that are not part of the configuration.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Base folder of new run directories (`runs`).
+    pub runs_base: PathBuf,
+    /// Use exactly this run directory (created if missing).
+    pub run_dir: Option<PathBuf>,
+    /// Continue the run in this directory.
+    pub resume: Option<PathBuf>,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+const CHECKPOINT: &str = "checkpoint.safetensors";
+
+/// Runs (or resumes) training with `cfg` and returns its summary.
+pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError> {
+    cfg.validate().map_err(TrainError::Config)?;
+    let device = crate::device::parse_device(&cfg.device).map_err(|e| TrainError::Config(e.to_string()))?;
+    tch::set_num_threads(cfg.threads as i32);
+    let toml_text = to_toml_string(cfg).map_err(|e| TrainError::Config(e.to_string()))?;
+    let config_hash = fnv1a_hex(toml_text.as_bytes());
+
+    // run directory: new, given, or resumed
+    let (run, resumed) = match (&opts.resume, &opts.run_dir) {
+        (Some(dir), _) => {
+            let run = RunDir::open_existing(dir)?;
+            (run, Some(Checkpoint::load(dir.join(CHECKPOINT))?))
+        }
+        (None, Some(dir)) => {
+            std::fs::create_dir_all(dir).map_err(|e| TrainError::Config(format!("cannot create {}: {e}", dir.display())))?;
+            (RunDir::open_existing(dir)?, None)
+        }
+        (None, None) => (RunDir::create(&opts.runs_base, &cfg.env.id, &cfg.algo, cfg.seed)?, None),
+    };
+    if let Some(ck) = &resumed {
+        if ck.meta.config_hash != config_hash {
+            let old = std::fs::read_to_string(run.config_path()).unwrap_or_default();
+            return Err(TrainError::ResumeMismatch { run: run.path().display().to_string(), keys: differing_keys(&old, &toml_text) });
+        }
+    } else {
+        write_config(run.path(), &toml_text)?;
+    }
+    let mut log = MetricsLogger::open(&run)?;
+    if resumed.is_none() {
+        log.log_config(&toml_text)?;
+    }
+
+    let env_cfg = cfg.env.env_config().map_err(TrainError::Config)?;
+    let rc = &cfg.rebel;
+    let mut venv = VecEnv::make(&cfg.env.id, &env_cfg, rc.groups * rc.k, cfg.threads)?;
+    let mut eval_env = VecEnv::make(&cfg.env.id, &env_cfg, cfg.eval.episodes.min(16), cfg.threads)?;
+    let (obs_dim, act_dim) = (venv.obs_dim(), venv.act_dim());
+
+    // policy: fresh, from a checkpoint, or resumed
+    let pcfg = PolicyConfig { obs_dim, act_dim, hidden: cfg.policy.hidden.clone(), log_std_init: cfg.policy.log_std_init };
+    let mut policy = GaussianPolicy::new(pcfg.clone(), device, Kind::Float, cfg.seed);
+    if !cfg.policy.init.is_empty() {
+        let init = Checkpoint::load(&cfg.policy.init)?;
+        init.restore_policy("policy", &mut policy)?;
+    }
+    let initial = policy.try_clone().map_err(|e| TrainError::Config(e.to_string()))?;
+    let reference = if cfg.eval.reference.is_empty() { initial } else { load_policy(Path::new(&cfg.eval.reference), device)? };
+    let mut adam = Adam::new(policy.named_parameters(), AdamConfig { lr: rc.lr, ..AdamConfig::default() });
+    let scorer = TrueReward;
+
+    let (mut iteration, mut env_steps, mut initial_eval) = (0u64, 0u64, f64::NAN);
+    if let Some(ck) = &resumed {
+        ck.restore_policy("policy", &mut policy)?;
+        ck.restore_adam("adam", &mut adam)?;
+        iteration = ck.meta.counters.get("iteration").copied().unwrap_or(0);
+        env_steps = ck.meta.counters.get("env_steps").copied().unwrap_or(0);
+        initial_eval = ck.meta.extra.get("initial_eval").and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
+        eprintln!("resuming {} at iteration {iteration}, {env_steps} env steps", run.path().display());
+    }
+    let save = |policy: &GaussianPolicy, adam: &Adam, iteration: u64, env_steps: u64, initial_eval: f64| -> Result<(), TrainError> {
+        let mut meta = CheckpointMeta::new(&cfg.env.id, &cfg.algo, cfg.seed, &config_hash);
+        meta.counters.insert("iteration".into(), iteration);
+        meta.counters.insert("env_steps".into(), env_steps);
+        meta.extra = serde_json::json!({ "initial_eval": initial_eval });
+        let mut ck = Checkpoint::new(meta);
+        ck.add_policy("policy", policy)?;
+        ck.add_adam("adam", adam)?;
+        ck.save(run.path().join(CHECKPOINT))?;
+        Ok(())
+    };
+    if resumed.is_none() {
+        let e = evaluate(&mut eval_env, &policy, &reference, &cfg.eval, cfg.seed)?;
+        initial_eval = e.mean;
+        log.log(0, &[("eval/true_return", e.mean), ("eval/true_return_std", e.std), ("eval/stochastic_return", e.stochastic_mean), ("eval/win_rate", e.win_rate)])?;
+        save(&policy, &adam, 0, 0, initial_eval)?;
+    }
+
+    let bar = opts.progress.then(|| progress_bar(cfg.env_steps, env_steps));
+    let t_start = Instant::now();
+    let steps_at_start = env_steps;
+    let mut last_eval: Option<EvalResult> = None;
+    let mut last_ret = f64::NAN;
+    while env_steps < cfg.env_steps {
+        iteration += 1;
+        let mut rng = derive_rng(cfg.seed, iteration);
+        let seeds: Vec<u64> = (0..rc.groups as u64).map(|g| cfg.seed.wrapping_mul(1_000_003) ^ (iteration << 20) ^ g).collect();
+        let t_collect = Instant::now();
+        let branch = (rc.branch_len > 0).then_some(rc.branch_len);
+        let batch = collect_groups(&mut venv, &policy, &seeds, rc.k, branch, &mut rng)?;
+        let collect_s = t_collect.elapsed().as_secs_f64();
+        env_steps += batch.env_steps;
+        let t_learn = Instant::now();
+        let tensors = batch.to_tensors(device);
+        let rewards = scorer.segment_scores(&tensors);
+        let stats = match rebel::update(&policy, &mut adam, &tensors, &rewards, Some(&reference), rc, &mut rng) {
+            Ok(s) => s,
+            Err(msg) => {
+                return Err(TrainError::Diverged { iteration, msg, checkpoint: run.path().join(CHECKPOINT).display().to_string() })
+            }
+        };
+        let learn_s = t_learn.elapsed().as_secs_f64();
+        let (ret_mean, _) = mean_std(&batch.episode_returns);
+        last_ret = ret_mean;
+        let seg_true: Vec<f64> = batch.true_returns();
+        let mut scalars: Vec<(&str, f64)> = vec![
+            ("charts/episode_return", ret_mean),
+            ("charts/segment_true_return", mean_std(&seg_true).0),
+            ("charts/iteration", iteration as f64),
+            ("charts/env_steps_per_sec", batch.env_steps as f64 / (collect_s + learn_s)),
+            ("charts/learner_s_per_iter", learn_s),
+            ("losses/rebel", stats.loss),
+            ("losses/logratio_mean", stats.logratio_mean),
+            ("losses/logratio_std", stats.logratio_std),
+            ("losses/logratio_absmax", stats.logratio_absmax),
+            ("losses/approx_kl", stats.approx_kl),
+            ("losses/entropy", stats.entropy),
+            ("losses/grad_norm", stats.grad_norm),
+            ("losses/reward_std", stats.reward_std),
+            ("losses/explained", stats.explained),
+        ];
+        let final_iter = env_steps >= cfg.env_steps;
+        if iteration % cfg.eval.every_iters as u64 == 0 || final_iter {
+            let e = evaluate(&mut eval_env, &policy, &reference, &cfg.eval, cfg.seed)?;
+            scalars.extend([
+                ("eval/true_return", e.mean),
+                ("eval/true_return_std", e.std),
+                ("eval/stochastic_return", e.stochastic_mean),
+                ("eval/win_rate", e.win_rate),
+            ]);
+            last_eval = Some(e);
+        }
+        log.log(env_steps, &scalars)?;
+        save(&policy, &adam, iteration, env_steps, initial_eval)?;
+        if let Some(b) = &bar {
+            b.set_position(env_steps.min(cfg.env_steps));
+            let sps = (env_steps - steps_at_start) as f64 / t_start.elapsed().as_secs_f64();
+            let ev = last_eval.as_ref().map(|e| format!("{:.1}", e.mean)).unwrap_or("-".into());
+            b.set_message(format!("{sps:.0} steps/s | return {ret_mean:.1} | eval {ev}"));
+        }
+    }
+    if let Some(b) = bar {
+        b.finish();
+    }
+    let e = match last_eval {
+        Some(e) => e,
+        None => evaluate(&mut eval_env, &policy, &reference, &cfg.eval, cfg.seed)?,
+    };
+    let _ = last_ret;
+    log.flush()?;
+    let summary = Summary {
+        algo: cfg.algo.clone(),
+        env: cfg.env.id.clone(),
+        seed: cfg.seed,
+        env_steps,
+        labels_used: scorer.labels_used(),
+        wall_time_s: log.wall_time_s(),
+        eval_true_return_mean: e.mean,
+        eval_true_return_std: e.std,
+        eval_episodes: e.returns.len(),
+        eval_stochastic_return_mean: e.stochastic_mean,
+        win_rate: e.win_rate,
+        initial_eval_true_return_mean: initial_eval,
+        iterations: iteration,
+        run_dir: run.path().display().to_string(),
+    };
+    write_summary(run.path(), &serde_json::to_value(&summary).expect("summary serialises"))?;
+    Ok(summary)
+}
+
+/// Dotted keys whose values differ between two TOML documents.
+pub fn differing_keys(a: &str, b: &str) -> String {
+    fn flat(prefix: &str, v: &toml::Value, out: &mut std::collections::BTreeMap<String, String>) {
+        match v {
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    flat(&p, v, out);
+                }
+            }
+            other => {
+                out.insert(prefix.to_string(), other.to_string());
+            }
+        }
+    }
+    let parse = |s: &str| s.parse::<toml::Table>().map(toml::Value::Table).unwrap_or(toml::Value::Table(Default::default()));
+    let (mut fa, mut fb) = (Default::default(), Default::default());
+    flat("", &parse(a), &mut fa);
+    flat("", &parse(b), &mut fb);
+    let keys: std::collections::BTreeSet<&String> = fa.keys().chain(fb.keys()).collect();
+    let diff: Vec<String> = keys
+        .into_iter()
+        .filter(|k| fa.get(*k) != fb.get(*k))
+        .map(|k| format!("{k} ({} → {})", fa.get(k).map(String::as_str).unwrap_or("unset"), fb.get(k).map(String::as_str).unwrap_or("unset")))
+        .collect();
+    if diff.is_empty() { "the checkpoint's config hash (config.toml was edited?)".into() } else { diff.join(", ") }
+}
+
+fn progress_bar(total: u64, pos: u64) -> indicatif::ProgressBar {
+    let b = indicatif::ProgressBar::new(total);
+    b.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} env steps {elapsed_precise} | {msg}")
+            .expect("valid template"),
+    );
+    b.set_position(pos);
+    b
+}

@@ -1,0 +1,234 @@
+//! Checkpoints: exact round trip and resumption, atomic writes, and a typed error (never a panic) for every way a
+//! file can be wrong.
+
+use rand::RngExt;
+use rebel_agents::adam::{Adam, AdamConfig};
+use rebel_agents::checkpoint::{derive_rng, Checkpoint, CheckpointError, CheckpointMeta, FORMAT_VERSION};
+use rebel_agents::policy::{GaussianPolicy, PolicyConfig};
+use tch::{Device, Kind, Tensor};
+
+fn cfg() -> PolicyConfig {
+    PolicyConfig { obs_dim: 4, act_dim: 2, hidden: vec![8, 8], log_std_init: -0.5 }
+}
+
+fn train_steps(policy: &GaussianPolicy, adam: &mut Adam, n: usize, seed: u64) {
+    let mut rng = derive_rng(seed, 0);
+    let o: Vec<f32> = (0..64).map(|_| rng.random::<f32>() - 0.5).collect();
+    let a: Vec<f32> = (0..32).map(|_| rng.random::<f32>() - 0.5).collect();
+    let obs = Tensor::from_slice(&o).view([16, 4]);
+    let act = Tensor::from_slice(&a).view([16, 2]);
+    for _ in 0..n {
+        adam.zero_grad();
+        let loss = -policy.log_prob(&obs, &act).mean(Kind::Float);
+        loss.backward();
+        adam.step();
+    }
+}
+
+fn meta() -> CheckpointMeta {
+    let mut m = CheckpointMeta::new("Swimmer-v5", "rebel", 17, "abc123");
+    m.counters.insert("iteration".into(), 5);
+    m.counters.insert("env_steps".into(), 40_000);
+    m.extra = serde_json::json!({"note": "test"});
+    m
+}
+
+fn save_trained(path: &std::path::Path) -> (GaussianPolicy, Adam) {
+    let policy = GaussianPolicy::new(cfg(), Device::Cpu, Kind::Float, 1);
+    let mut adam = Adam::new(policy.named_parameters(), AdamConfig { lr: 1e-2, ..Default::default() });
+    train_steps(&policy, &mut adam, 3, 9);
+    let mut ck = Checkpoint::new(meta());
+    ck.add_policy("policy", &policy).unwrap();
+    ck.add_adam("optim", &adam).unwrap();
+    ck.save(path).unwrap();
+    (policy, adam)
+}
+
+#[test]
+fn round_trip_is_exact_and_resumption_continues_identically() {
+    tch::set_num_threads(1);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ckpt").join("iter_5.safetensors"); // parent created by save
+    let (policy, mut adam) = save_trained(&path);
+
+    let ck = Checkpoint::load(&path).unwrap();
+    assert_eq!(ck.meta.format_version, FORMAT_VERSION);
+    assert_eq!(ck.meta.policy.as_ref(), Some(&cfg()));
+    assert_eq!(ck.meta.env_id, "Swimmer-v5");
+    assert_eq!(ck.meta.counters["iteration"], 5);
+    assert_eq!(ck.meta.counters["optim.adam_step"], 3);
+    assert_eq!(ck.meta.extra["note"], "test");
+    assert_eq!(ck.meta.config_hash, "abc123");
+
+    let mut restored = GaussianPolicy::new(cfg(), Device::Cpu, Kind::Float, 99);
+    assert!(!restored.flat_params().equal(&policy.flat_params()));
+    ck.restore_policy("policy", &mut restored).unwrap();
+    assert!(restored.flat_params().equal(&policy.flat_params()));
+    let mut adam2 = Adam::new(restored.named_parameters(), AdamConfig { lr: 1e-2, ..Default::default() });
+    ck.restore_adam("optim", &mut adam2).unwrap();
+    assert_eq!(adam2.step_count(), 3);
+    for ((n1, m1), (n2, m2)) in adam.named_state().iter().zip(adam2.named_state().iter()) {
+        assert_eq!(n1, n2);
+        assert!(m1.equal(m2), "moment {n1} differs after restore");
+    }
+
+    // Continuing from the checkpoint gives exactly what continuing without interruption gives.
+    train_steps(&policy, &mut adam, 2, 10);
+    train_steps(&restored, &mut adam2, 2, 10);
+    assert!(restored.flat_params().equal(&policy.flat_params()));
+
+    // build_policy reconstructs from the stored config
+    let built = ck.build_policy("policy", Device::Cpu, Kind::Float).unwrap();
+    let mut before_continue = GaussianPolicy::new(cfg(), Device::Cpu, Kind::Float, 0);
+    ck.restore_policy("policy", &mut before_continue).unwrap();
+    assert!(built.flat_params().equal(&before_continue.flat_params()));
+
+    // no temporary files left behind; overwriting works
+    ck.save(&path).unwrap();
+    let names: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("iter_5.safetensors")]);
+}
+
+#[test]
+fn double_policy_round_trips_and_loads_into_float() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.safetensors");
+    let p = GaussianPolicy::new(cfg(), Device::Cpu, Kind::Double, 4);
+    let mut ck = Checkpoint::new(meta());
+    ck.add_policy("policy", &p).unwrap();
+    ck.save(&path).unwrap();
+    let ck = Checkpoint::load(&path).unwrap();
+    let q = ck.build_policy("policy", Device::Cpu, Kind::Double).unwrap();
+    assert!(q.flat_params().equal(&p.flat_params()));
+    let f = ck.build_policy("policy", Device::Cpu, Kind::Float).unwrap();
+    assert_eq!(f.kind(), Kind::Float);
+    assert!(f.flat_params().allclose(&p.flat_params().to_kind(Kind::Float), 0.0, 0.0, false));
+}
+
+#[test]
+fn missing_file_is_not_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Checkpoint::load(dir.path().join("nope.safetensors")).unwrap_err();
+    assert!(matches!(e, CheckpointError::NotFound { .. }), "{e}");
+    assert!(e.to_string().contains("check the path"));
+}
+
+#[test]
+fn truncated_file_is_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.safetensors");
+    save_trained(&path);
+    let bytes = std::fs::read(&path).unwrap();
+    for keep in [0usize, 5, 8, 40, bytes.len() / 2, bytes.len() - 1] {
+        std::fs::write(&path, &bytes[..keep]).unwrap();
+        let e = Checkpoint::load(&path).unwrap_err();
+        assert!(matches!(e, CheckpointError::Corrupt { .. }), "truncated to {keep}: {e}");
+        assert!(e.to_string().contains("earlier checkpoint"));
+    }
+}
+
+#[test]
+fn flipped_bytes_are_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.safetensors");
+    save_trained(&path);
+    let bytes = std::fs::read(&path).unwrap();
+    // one byte in the tensor data (the end of the file): only the checksum can see it
+    let mut data_flip = bytes.clone();
+    let last = data_flip.len() - 3;
+    data_flip[last] ^= 0x40;
+    std::fs::write(&path, &data_flip).unwrap();
+    let e = Checkpoint::load(&path).unwrap_err();
+    assert!(matches!(&e, CheckpointError::Corrupt { reason, .. } if reason.contains("checksum")), "{e}");
+    // garbage in the JSON header
+    let mut header_flip = bytes.clone();
+    header_flip[9] = b'#';
+    header_flip[12] = 0xff;
+    std::fs::write(&path, &header_flip).unwrap();
+    let e = Checkpoint::load(&path).unwrap_err();
+    assert!(matches!(e, CheckpointError::Corrupt { .. }), "{e}");
+    // not a safetensors file at all
+    std::fs::write(&path, b"hello, this is not a checkpoint at all, just text").unwrap();
+    let e = Checkpoint::load(&path).unwrap_err();
+    assert!(matches!(e, CheckpointError::Corrupt { .. }), "{e}");
+}
+
+#[test]
+fn other_architecture_is_a_typed_error_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.safetensors");
+    save_trained(&path);
+    let ck = Checkpoint::load(&path).unwrap();
+    for other in [
+        PolicyConfig { hidden: vec![16, 8], ..cfg() },
+        PolicyConfig { hidden: vec![8], ..cfg() },
+        PolicyConfig { obs_dim: 5, ..cfg() },
+        PolicyConfig { act_dim: 3, ..cfg() },
+    ] {
+        let mut p = GaussianPolicy::new(other.clone(), Device::Cpu, Kind::Float, 3);
+        let before = p.flat_params();
+        let e = ck.restore_policy("policy", &mut p).unwrap_err();
+        assert!(matches!(e, CheckpointError::Architecture { .. }), "{other:?}: {e}");
+        assert!(e.to_string().contains("build_policy"), "{e}");
+        assert!(p.flat_params().equal(&before), "a failed restore must not modify the policy");
+    }
+    // Tensor-level checks (bypassing the config check): a wrong shape, a missing and an extra tensor.
+    let wrong_shape = vec![("layer0.weight".to_string(), Tensor::zeros([8, 5], (Kind::Float, Device::Cpu)))];
+    let e = ck.restore_tensors("policy", &wrong_shape).unwrap_err();
+    assert!(e.to_string().contains("shape [8, 4], expected [8, 5]"), "{e}");
+    let missing = vec![("layer9.weight".to_string(), Tensor::zeros([1], (Kind::Float, Device::Cpu)))];
+    assert!(ck.restore_tensors("policy", &missing).unwrap_err().to_string().contains("missing"));
+    let subset = vec![("layer0.weight".to_string(), Tensor::zeros([8, 4], (Kind::Float, Device::Cpu)))];
+    let e = ck.restore_tensors("policy", &subset).unwrap_err();
+    assert!(e.to_string().contains("which the network lacks"), "{e}");
+    // Adam state for a different parameter set
+    let small = GaussianPolicy::new(PolicyConfig { hidden: vec![4], ..cfg() }, Device::Cpu, Kind::Float, 0);
+    let mut adam = Adam::new(small.named_parameters(), AdamConfig::default());
+    assert!(matches!(ck.restore_adam("optim", &mut adam), Err(CheckpointError::Architecture { .. })));
+    assert_eq!(adam.step_count(), 0);
+}
+
+#[test]
+fn other_version_is_a_version_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v.safetensors");
+    let p = GaussianPolicy::new(cfg(), Device::Cpu, Kind::Float, 0);
+    let mut m = meta();
+    m.format_version = FORMAT_VERSION + 1;
+    let mut ck = Checkpoint::new(m);
+    ck.add_policy("policy", &p).unwrap();
+    ck.save(&path).unwrap();
+    let e = Checkpoint::load(&path).unwrap_err();
+    assert!(
+        matches!(e, CheckpointError::Version { found, supported, .. } if found == FORMAT_VERSION + 1 && supported == FORMAT_VERSION),
+        "{e}"
+    );
+}
+
+#[test]
+fn foreign_safetensors_file_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vs.safetensors");
+    let p = GaussianPolicy::new(cfg(), Device::Cpu, Kind::Float, 0);
+    p.var_store().save(&path).unwrap(); // tch's own safetensors writer: no rebel-rs metadata
+    let e = Checkpoint::load(&path).unwrap_err();
+    assert!(matches!(e, CheckpointError::Foreign { .. }), "{e}");
+}
+
+#[test]
+fn unsupported_kind_is_rejected_on_save() {
+    let mut ck = Checkpoint::new(meta());
+    let ints = vec![("n".to_string(), Tensor::from_slice(&[1i64, 2]))];
+    assert!(matches!(ck.add_tensors("x", &ints), Err(CheckpointError::UnsupportedKind { .. })));
+}
+
+#[test]
+fn derived_rngs_are_reproducible_and_distinct() {
+    let a: Vec<u64> = (0..4).map(|_| 0).scan(derive_rng(1, 2), |r, _| Some(r.random::<u64>())).collect();
+    let b: Vec<u64> = (0..4).map(|_| 0).scan(derive_rng(1, 2), |r, _| Some(r.random::<u64>())).collect();
+    let c: Vec<u64> = (0..4).map(|_| 0).scan(derive_rng(1, 3), |r, _| Some(r.random::<u64>())).collect();
+    let d: Vec<u64> = (0..4).map(|_| 0).scan(derive_rng(2, 2), |r, _| Some(r.random::<u64>())).collect();
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+    assert_ne!(a, d);
+}

@@ -1,0 +1,28 @@
+//! MuJoCo-style environments on Rapier with Gymnasium's semantics. No libtorch in here.
+//!
+//! * [`Env`]: the environment trait (reset/step/snapshot/restore), [`BoxSpace`], [`Step`].
+//! * [`make`] and [`register`]: the registry (`make("Swimmer-v5", &config)`).
+//! * [`swimmer::Swimmer`]: MuJoCo's Swimmer-v5 on Rapier, with MuJoCo's fluid forces ([`fluid`]).
+//! * [`vec_env::VecEnv`]: many environments stepped on a thread pool, with auto-reset.
+//! * [`render`]: top-down pictures of planar environments, PNG and animated GIF.
+
+pub mod config;
+pub mod csvio;
+pub mod env;
+pub mod error;
+pub mod fidelity;
+pub mod fluid;
+#[cfg(feature = "gymnasium")]
+pub mod gymnasium;
+pub mod swimmer;
+pub mod registry;
+pub mod render;
+pub mod vec_env;
+pub mod wrappers;
+
+pub use config::{ConfigValue, EnvConfig};
+pub use env::{check_action, BoxSpace, Capsule2, Env, Info, PlanarScene, Snapshot, Step};
+pub use error::EnvError;
+pub use registry::{make, register, registered};
+pub use vec_env::{VecEnv, VecStep};
+pub use wrappers::{ClipAction, TimeLimit};

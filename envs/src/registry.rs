@@ -1,0 +1,211 @@
+//! The environment registry: `make("Swimmer-v5", &config)` (Gymnasium's `gymnasium.make` and
+//! `gymnasium.register`).
+//!
+//! | id           | constructor                          | max_episode_steps |
+//! |--------------|--------------------------------------|-------------------|
+//! | `Swimmer-v5` | [`crate::swimmer::Swimmer::new`]     | 1000              |
+//!
+//! The built-in ids are registered the first time the registry is used. Other crates add their
+//! own with [`register`]. [`make`] wraps every environment that has a limit in a
+//! [`TimeLimit`]; the option `max_episode_steps` (a whole number >= 1) overrides the registered
+//! limit and is taken out of the options before the constructor sees them.
+
+use std::collections::BTreeMap;
+use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::config::{ConfigValue, EnvConfig};
+use crate::env::Env;
+use crate::error::EnvError;
+use crate::wrappers::TimeLimit;
+
+/// A constructor: options in, environment out. It must reject options it does not know.
+pub type EnvCtor = fn(&EnvConfig) -> Result<Box<dyn Env>, EnvError>;
+
+/// The option that [`make`] reads itself and never passes to constructors.
+pub const MAX_EPISODE_STEPS_KEY: &str = "max_episode_steps";
+
+/// One registered environment.
+#[derive(Clone, Copy)]
+struct Entry {
+    max_episode_steps: Option<usize>,
+    ctor: EnvCtor,
+}
+
+fn swimmer_ctor(config: &EnvConfig) -> Result<Box<dyn Env>, EnvError> {
+    Ok(Box::new(crate::swimmer::Swimmer::new(config)?))
+}
+
+fn table() -> &'static RwLock<BTreeMap<String, Entry>> {
+    static TABLE: OnceLock<RwLock<BTreeMap<String, Entry>>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut m = BTreeMap::new();
+        m.insert(
+            "Swimmer-v5".to_string(),
+            Entry { max_episode_steps: Some(crate::swimmer::MAX_EPISODE_STEPS), ctor: swimmer_ctor },
+        );
+        RwLock::new(m)
+    })
+}
+
+// The table holds only plain data, so a panic elsewhere cannot leave it half-written: a
+// poisoned lock is safe to keep using.
+fn read() -> RwLockReadGuard<'static, BTreeMap<String, Entry>> {
+    table().read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write() -> RwLockWriteGuard<'static, BTreeMap<String, Entry>> {
+    table().write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Registers `id` with its constructor and default episode limit (`None`: no [`TimeLimit`]).
+///
+/// Errors: [`EnvError::AlreadyRegistered`] if `id` exists (built-ins included);
+/// [`EnvError::BadOption`] for an empty id or a limit of 0.
+pub fn register(id: &str, max_episode_steps: Option<usize>, ctor: EnvCtor) -> Result<(), EnvError> {
+    if id.trim().is_empty() {
+        return Err(EnvError::BadOption { env: "registry".into(), key: "id".into(), msg: "must not be empty".into() });
+    }
+    if max_episode_steps == Some(0) {
+        return Err(EnvError::BadOption {
+            env: id.to_string(),
+            key: MAX_EPISODE_STEPS_KEY.into(),
+            msg: "must be >= 1 (or None for no limit), got 0".into(),
+        });
+    }
+    let mut t = write();
+    if t.contains_key(id) {
+        return Err(EnvError::AlreadyRegistered(id.to_string()));
+    }
+    t.insert(id.to_string(), Entry { max_episode_steps, ctor });
+    Ok(())
+}
+
+/// The registered ids, sorted.
+pub fn registered() -> Vec<String> {
+    read().keys().cloned().collect()
+}
+
+/// The registered episode limit of `id` (`Ok(None)`: no limit), or [`EnvError::UnknownEnv`].
+pub fn registered_max_episode_steps(id: &str) -> Result<Option<usize>, EnvError> {
+    Ok(lookup(id)?.max_episode_steps)
+}
+
+fn lookup(id: &str) -> Result<Entry, EnvError> {
+    let t = read();
+    t.get(id).copied().ok_or_else(|| EnvError::UnknownEnv {
+        name: id.to_string(),
+        known: t.keys().cloned().collect::<Vec<_>>().join(", "),
+    })
+}
+
+/// Makes the environment `id` with options `config`, wrapped in a [`TimeLimit`] when it has a
+/// limit (registered, or `max_episode_steps` in `config`, which wins).
+///
+/// Errors: [`EnvError::UnknownEnv`] listing the registered ids; [`EnvError::BadOption`] for a
+/// `max_episode_steps` that is not a whole number >= 1; whatever the constructor returns.
+pub fn make(id: &str, config: &EnvConfig) -> Result<Box<dyn Env>, EnvError> {
+    let entry = lookup(id)?;
+    let mut limit = entry.max_episode_steps;
+    let mut rest = EnvConfig::new();
+    for (k, v) in config.values() {
+        if k == MAX_EPISODE_STEPS_KEY {
+            limit = match v {
+                ConfigValue::Int(i) if *i >= 1 => Some(*i as usize),
+                other => {
+                    return Err(EnvError::BadOption {
+                        env: id.to_string(),
+                        key: MAX_EPISODE_STEPS_KEY.into(),
+                        msg: format!("expected a whole number >= 1, got {other:?}"),
+                    })
+                }
+            };
+        } else {
+            rest.set(k, v.clone());
+        }
+    }
+    let env = (entry.ctor)(&rest)?;
+    Ok(match limit {
+        Some(n) => Box::new(TimeLimit::new(env, n)?),
+        None => env,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wrappers::test_support::PointMass;
+
+    fn point_mass(config: &EnvConfig) -> Result<Box<dyn Env>, EnvError> {
+        config.reader("PointMass-unit").finish()?;
+        Ok(Box::new(PointMass::new()))
+    }
+
+    #[test]
+    fn register_make_and_override_limit() {
+        register("PointMass-unit-v0", Some(3), point_mass).unwrap();
+        assert!(registered().contains(&"PointMass-unit-v0".to_string()));
+        assert_eq!(registered_max_episode_steps("PointMass-unit-v0").unwrap(), Some(3));
+        assert!(matches!(
+            register("PointMass-unit-v0", None, point_mass),
+            Err(EnvError::AlreadyRegistered(id)) if id == "PointMass-unit-v0"
+        ));
+
+        let mut env = make("PointMass-unit-v0", &EnvConfig::new()).unwrap();
+        assert_eq!(env.max_episode_steps(), Some(3));
+        env.reset(Some(0)).unwrap();
+        let flags: Vec<bool> = (0..3).map(|_| env.step(&[0.0]).unwrap().truncated).collect();
+        assert_eq!(flags, [false, false, true]);
+
+        // The override is removed before the constructor (which rejects unknown keys) runs.
+        let cfg = EnvConfig::new().with(MAX_EPISODE_STEPS_KEY, ConfigValue::Int(2));
+        let mut env = make("PointMass-unit-v0", &cfg).unwrap();
+        assert_eq!(env.max_episode_steps(), Some(2));
+        env.reset(Some(0)).unwrap();
+        assert!(!env.step(&[0.0]).unwrap().truncated);
+        assert!(env.step(&[0.0]).unwrap().truncated);
+
+        // Other unknown keys still reach the constructor and fail there.
+        let bad = EnvConfig::new().with("gravity", ConfigValue::Float(1.0));
+        assert!(matches!(make("PointMass-unit-v0", &bad), Err(EnvError::UnknownOption { key, .. }) if key == "gravity"));
+        for v in [ConfigValue::Int(0), ConfigValue::Int(-4), ConfigValue::Float(10.0), ConfigValue::Str("x".into())] {
+            let cfg = EnvConfig::new().with(MAX_EPISODE_STEPS_KEY, v);
+            assert!(matches!(make("PointMass-unit-v0", &cfg), Err(EnvError::BadOption { .. })));
+        }
+    }
+
+    #[test]
+    fn no_limit_means_no_time_limit() {
+        register("PointMass-unit-nolimit-v0", None, point_mass).unwrap();
+        let mut env = make("PointMass-unit-nolimit-v0", &EnvConfig::new()).unwrap();
+        assert_eq!(env.max_episode_steps(), None);
+        env.reset(Some(1)).unwrap();
+        for _ in 0..50 {
+            assert!(!env.step(&[0.0]).unwrap().truncated);
+        }
+    }
+
+    #[test]
+    fn unknown_id_lists_known_ids() {
+        match make("Swimer-v5", &EnvConfig::new()) {
+            Err(EnvError::UnknownEnv { name, known }) => {
+                assert_eq!(name, "Swimer-v5");
+                assert!(known.contains("Swimmer-v5"), "{known}");
+            }
+            Err(e) => panic!("wrong error {e}"),
+            Ok(_) => panic!("made an unknown env"),
+        }
+        assert!(matches!(register("", None, point_mass), Err(EnvError::BadOption { .. })));
+        assert!(matches!(register("PointMass-zero", Some(0), point_mass), Err(EnvError::BadOption { .. })));
+    }
+
+    #[test]
+    fn swimmer_is_built_in_with_1000_steps() {
+        assert!(registered().contains(&"Swimmer-v5".to_string()));
+        assert!(matches!(register("Swimmer-v5", None, point_mass), Err(EnvError::AlreadyRegistered(_))));
+        let env = make("Swimmer-v5", &EnvConfig::new()).unwrap();
+        assert_eq!(env.id(), "Swimmer-v5");
+        assert_eq!(env.max_episode_steps(), Some(1000));
+        let env = make("Swimmer-v5", &EnvConfig::new().with(MAX_EPISODE_STEPS_KEY, ConfigValue::Int(50))).unwrap();
+        assert_eq!(env.max_episode_steps(), Some(50));
+    }
+}

@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""Swimmer-v5 speed on MuJoCo, and the comparison table with rebel-rs.
+
+Two modes (run with the venv made by scripts/bench_vs_mujoco.sh):
+
+  mujoco_bench.py measure [--raw-steps N] [--gym-steps N] [--seed S]
+      Times, on whatever cores the process is allowed (pin it with taskset):
+      * raw:  mujoco.mj_step(model, data, nstep=frame_skip) per env step (frame_skip = 4, as in
+              Swimmer-v5), with uniformly random controls written to data.ctrl; no Python env code.
+      * gym:  gymnasium.make("Swimmer-v5") env.step with random actions (TimeLimit 1000 included,
+              reset on truncation), i.e. what a Python RL loop pays per step.
+      Last stdout line: JSON {"raw_env_steps_per_sec", "gym_env_steps_per_sec", versions, ...}.
+
+  mujoco_bench.py report --mujoco JSON --ours JSON [--ours-8x1 JSON] [--ours-8x2 JSON]
+      Prints a table and the ratios ours/MuJoCo; last stdout line: one JSON object.
+      The --ours* arguments are the last stdout lines of `swimmer bench`.
+"""
+import argparse
+import json
+import platform
+import sys
+import time
+
+
+def measure(args):
+    import gymnasium as gym
+    import mujoco
+    import numpy as np
+
+    env = gym.make("Swimmer-v5")
+    raw = env.unwrapped
+    model, data = raw.model, raw.data
+    frame_skip = raw.frame_skip
+    rng = np.random.default_rng(args.seed)
+    low, high = env.action_space.low, env.action_space.high
+
+    # Raw MuJoCo: frame_skip substeps per env step, controls only.
+    env.reset(seed=args.seed)
+    ctrls = rng.uniform(low, high, size=(args.raw_steps, len(low)))
+    for k in range(min(1000, args.raw_steps)):  # warm-up
+        data.ctrl[:] = ctrls[k]
+        mujoco.mj_step(model, data, nstep=frame_skip)
+    mujoco.mj_resetData(model, data)
+    t0 = time.perf_counter()
+    for k in range(args.raw_steps):
+        data.ctrl[:] = ctrls[k]
+        mujoco.mj_step(model, data, nstep=frame_skip)
+    raw_secs = time.perf_counter() - t0
+    if not np.all(np.isfinite(data.qpos)):
+        sys.exit("mujoco_bench.py: MuJoCo state went non-finite during the raw run")
+
+    # Gymnasium env.step, with resets at the time limit, as an RL loop would run it.
+    actions = rng.uniform(low, high, size=(args.gym_steps, len(low))).astype(np.float32)
+    env.reset(seed=args.seed)
+    for k in range(min(1000, args.gym_steps)):  # warm-up
+        env.step(actions[k])
+    env.reset(seed=args.seed)
+    episodes = 0
+    t0 = time.perf_counter()
+    for k in range(args.gym_steps):
+        _, _, terminated, truncated, _ = env.step(actions[k])
+        if terminated or truncated:
+            env.reset()
+            episodes += 1
+    gym_secs = time.perf_counter() - t0
+    env.close()
+
+    out = {
+        "mujoco_version": mujoco.__version__,
+        "gymnasium_version": gym.__version__,
+        "python": platform.python_version(),
+        "frame_skip": frame_skip,
+        "timestep": float(model.opt.timestep),
+        "raw_steps": args.raw_steps,
+        "raw_seconds": raw_secs,
+        "raw_env_steps_per_sec": args.raw_steps / raw_secs,
+        "gym_steps": args.gym_steps,
+        "gym_seconds": gym_secs,
+        "gym_env_steps_per_sec": args.gym_steps / gym_secs,
+        "gym_episodes_ended": episodes,
+    }
+    print(f"MuJoCo {out['mujoco_version']} raw mj_step x{frame_skip}: {out['raw_env_steps_per_sec']:.0f} env steps/s; "
+          f"gymnasium {out['gymnasium_version']} env.step: {out['gym_env_steps_per_sec']:.0f} env steps/s")
+    print(json.dumps(out))
+
+
+def report(args):
+    mj = json.loads(args.mujoco)
+    ours = json.loads(args.ours)
+    rows = [
+        ("MuJoCo raw mj_step (4 substeps), 1 core", mj["raw_env_steps_per_sec"]),
+        ("Gymnasium Swimmer-v5 env.step, 1 core", mj["gym_env_steps_per_sec"]),
+        (f"rebel-rs Swimmer-v5, {ours['envs']} env, {ours['threads']} thread", ours["env_steps_per_sec"]),
+    ]
+    extra = {}
+    for key, text in (("ours_8x1", args.ours_8x1), ("ours_8x2", args.ours_8x2)):
+        if text:
+            r = json.loads(text)
+            extra[key] = r["env_steps_per_sec"]
+            rows.append((f"rebel-rs Swimmer-v5, {r['envs']} envs, {r['threads']} thread(s)", r["env_steps_per_sec"]))
+    width = max(len(r[0]) for r in rows)
+    print(f"{'run':<{width}}  {'env steps/s':>12}")
+    print(f"{'-' * width}  {'-' * 12}")
+    for name, sps in rows:
+        print(f"{name:<{width}}  {sps:>12.0f}")
+    ratio_raw = ours["env_steps_per_sec"] / mj["raw_env_steps_per_sec"]
+    ratio_gym = ours["env_steps_per_sec"] / mj["gym_env_steps_per_sec"]
+    print(f"ratio ours/MuJoCo raw:       {ratio_raw:.3f}")
+    print(f"ratio ours/Gymnasium step:   {ratio_gym:.3f}")
+    result = {
+        "mujoco_version": mj["mujoco_version"],
+        "gymnasium_version": mj["gymnasium_version"],
+        "mujoco_raw_env_steps_per_sec": mj["raw_env_steps_per_sec"],
+        "gymnasium_env_steps_per_sec": mj["gym_env_steps_per_sec"],
+        "ours_env_steps_per_sec": ours["env_steps_per_sec"],
+        "ratio_ours_over_mujoco_raw": ratio_raw,
+        "ratio_ours_over_gymnasium": ratio_gym,
+    }
+    if "ours_8x1" in extra:
+        result["ours_8envs_1thread_env_steps_per_sec"] = extra["ours_8x1"]
+    if "ours_8x2" in extra:
+        result["ours_8envs_2threads_env_steps_per_sec"] = extra["ours_8x2"]
+    if "ours_8x1" in extra and "ours_8x2" in extra:
+        result["thread_scaling_2_over_1"] = extra["ours_8x2"] / extra["ours_8x1"]
+        print(f"thread scaling (8 envs, 2 vs 1 threads): {result['thread_scaling_2_over_1']:.2f}x")
+    print(json.dumps(result))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="mode", required=True)
+    m = sub.add_parser("measure", help="time MuJoCo and Gymnasium Swimmer-v5")
+    m.add_argument("--raw-steps", type=int, default=100_000, help="env steps for the raw mj_step run")
+    m.add_argument("--gym-steps", type=int, default=20_000, help="env steps for the gymnasium env.step run")
+    m.add_argument("--seed", type=int, default=0)
+    r = sub.add_parser("report", help="table and ratios from the JSON results")
+    r.add_argument("--mujoco", required=True, help="last line of `measure`")
+    r.add_argument("--ours", required=True, help="last line of `swimmer bench --envs 1 --threads 1`")
+    r.add_argument("--ours-8x1", help="last line of `swimmer bench --envs 8 --threads 1`")
+    r.add_argument("--ours-8x2", help="last line of `swimmer bench --envs 8 --threads 2`")
+    args = p.parse_args()
+    for k in ("raw_steps", "gym_steps"):
+        if getattr(args, k, 1) < 1:
+            p.error(f"--{k.replace('_', '-')} must be >= 1")
+    (measure if args.mode == "measure" else report)(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Prepare libtorch for building rebel-rs (tch 0.24 needs libtorch 2.11.0).
+#
+# * Unless LIBTORCH is already set, makes sure a Python venv at
+#   ${REBEL_CACHE:-$HOME/.cache/rebel-rs}/torch-2.11.0 holds torch==2.11.0 and tensorboard
+#   (pip install, skipped when both already import), and points the symlink `.libtorch` in the repository
+#   root at that venv's `site-packages/torch`. `.cargo/config.toml` sets LIBTORCH=.libtorch (without `force`,
+#   so a LIBTORCH of your own wins), after which a plain `cargo build` works with no environment variables.
+# * With LIBTORCH set it only checks that the folder looks like libtorch and leaves everything else alone.
+#
+# Idempotent and quiet when everything is already in place. Environment:
+#   REBEL_CACHE   cache folder (default $HOME/.cache/rebel-rs)
+#   PYTHON        the Python used to create the venv (default: python3.11, else python3)
+#   TORCH_INDEX_URL  optional pip index for torch (e.g. https://download.pytorch.org/whl/cpu for a CPU-only wheel)
+set -euo pipefail
+
+TORCH_VERSION="2.11.0"
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+say() { echo "setup.sh: $*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+if [[ -n "${LIBTORCH:-}" ]]; then
+    [[ -d "$LIBTORCH/lib" ]] || die "LIBTORCH=$LIBTORCH has no lib/ folder; unset LIBTORCH to use the managed venv"
+    exit 0
+fi
+
+cache="${REBEL_CACHE:-$HOME/.cache/rebel-rs}"
+venv="$cache/torch-$TORCH_VERSION"
+py="$venv/bin/python"
+
+if [[ ! -x "$py" ]]; then
+    base_py="${PYTHON:-}"
+    if [[ -z "$base_py" ]]; then
+        if command -v python3.11 >/dev/null 2>&1; then base_py=python3.11
+        elif command -v python3 >/dev/null 2>&1; then base_py=python3
+        else die "no python3 found; install Python >= 3.10 (with venv) or set LIBTORCH to an unpacked libtorch $TORCH_VERSION"
+        fi
+    fi
+    say "creating venv $venv with $base_py"
+    mkdir -p "$cache"
+    "$base_py" -m venv "$venv" || die "'$base_py -m venv' failed (on Debian/Ubuntu: apt-get install python3-venv)"
+fi
+
+# Quick check: do both packages already import, at the right torch version?
+if ! "$py" - "$TORCH_VERSION" >/dev/null 2>&1 <<'PYEOF'
+import sys, importlib.util, importlib.metadata as md
+assert md.version("torch").split("+")[0] == sys.argv[1]
+assert importlib.util.find_spec("torch") is not None and importlib.util.find_spec("tensorboard") is not None
+PYEOF
+then
+    say "installing torch==$TORCH_VERSION and tensorboard into $venv (a few GB, several minutes)"
+    index_args=()
+    if [[ -n "${TORCH_INDEX_URL:-}" ]]; then index_args=(--extra-index-url "$TORCH_INDEX_URL"); fi
+    "$py" -m pip install --quiet "${index_args[@]}" "torch==$TORCH_VERSION" tensorboard \
+        || die "pip install failed; see the messages above"
+fi
+
+site_packages="$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+torch_dir="$site_packages/torch"
+[[ -d "$torch_dir/lib" ]] || die "$torch_dir/lib is missing: the torch install in $venv looks broken (delete $venv and rerun)"
+
+link="$repo_root/.libtorch"
+if [[ "$(readlink "$link" 2>/dev/null || true)" != "$torch_dir" ]]; then
+    if [[ -e "$link" && ! -L "$link" ]]; then die "$link exists and is not a symlink; move it away"; fi
+    ln -sfn "$torch_dir" "$link"
+    say "linked .libtorch -> $torch_dir"
+fi

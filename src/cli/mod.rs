@@ -1,0 +1,89 @@
+//! The command line of the `swimmer` and `rebel` binaries.
+//!
+//! `swimmer` is `rebel` with `--env Swimmer-v5` fixed. Every subcommand reports errors with
+//! what was wrong and what to do, and exits non-zero.
+
+mod envcmds;
+mod traincmds;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+pub use envcmds::{bench, render, replay, BenchArgs, RenderArgs, ReplayArgs};
+pub use traincmds::{eval_cmd, resolve_config, train_cmd, EvalArgs, TrainArgs, DEFAULT_CONFIG};
+
+/// Options shared by every subcommand.
+#[derive(Args, Debug, Clone)]
+pub struct EnvArgs {
+    /// Environment id (see `rebel envs`).
+    #[arg(long, default_value = "Swimmer-v5", global = true)]
+    pub env: String,
+    /// Environment constructor options, `key=value` (repeatable), e.g. `reset_noise_scale=0`.
+    #[arg(long = "env-opt", value_name = "KEY=VALUE", global = true)]
+    pub env_opts: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Replay an action CSV from the exact rest state and write every state to a CSV.
+    Replay(ReplayArgs),
+    /// Step environments with random actions and report env steps per second (last line: JSON).
+    Bench(BenchArgs),
+    /// Render an episode to an animated GIF (or its last frame to PNG).
+    Render(RenderArgs),
+    /// Train a policy (REBEL by default) and log it into a run directory.
+    Train(TrainArgs),
+    /// Evaluate a checkpoint's policy (true return, mean action).
+    Eval(EvalArgs),
+    /// List the registered environments.
+    Envs,
+}
+
+#[derive(Parser, Debug)]
+#[command(version, about = "REBEL on Rapier: environments, training and evaluation")]
+struct Cli {
+    #[command(flatten)]
+    env: EnvArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// Runs the command line. `fixed_env` pins the environment (the `swimmer` binary).
+pub fn main(fixed_env: Option<&str>) -> ExitCode {
+    let mut cli = Cli::parse();
+    if let Some(id) = fixed_env {
+        if cli.env.env != id && cli.env.env != "Swimmer-v5" {
+            eprintln!("error: this binary runs {id} only; use `rebel --env {}` for other environments", cli.env.env);
+            return ExitCode::from(2);
+        }
+        cli.env.env = id.to_string();
+    }
+    let result = match cli.command {
+        Some(Command::Replay(a)) => replay(&cli.env, &a),
+        Some(Command::Bench(a)) => bench(&cli.env, &a),
+        Some(Command::Render(a)) => render(&cli.env, &a),
+        Some(Command::Train(a)) => train_cmd(&cli.env, &a),
+        Some(Command::Eval(a)) => eval_cmd(&cli.env, &a),
+        Some(Command::Envs) => {
+            for id in rebel_envs::registry::registered() {
+                println!("{id}");
+            }
+            Ok(())
+        }
+        // no subcommand: the default experiment
+        None => train_cmd(&cli.env, &TrainArgs::default()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Parses `--env-opt` pairs into an environment configuration.
+pub fn env_config(args: &EnvArgs) -> anyhow::Result<rebel_envs::EnvConfig> {
+    Ok(rebel_envs::EnvConfig::from_pairs(&args.env_opts)?)
+}

@@ -1,0 +1,133 @@
+//! `train` and `eval`.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use rebel_agents::runconfig::load_config;
+use rebel_agents::train::{self, RunOptions, TrainConfig};
+use rebel_envs::vec_env::VecEnv;
+
+use super::{env_config, EnvArgs};
+
+/// The configuration `swimmer` runs with no arguments (also shipped as a file under experiments/).
+pub const DEFAULT_CONFIG: &str = include_str!("../../experiments/swimmer_rebel_true.toml");
+
+/// `train`: run an algorithm and log everything into a run directory.
+#[derive(Args, Debug, Clone, Default)]
+pub struct TrainArgs {
+    /// Algorithm (sets `algo`).
+    #[arg(long)]
+    pub algo: Option<String>,
+    /// What scores trajectories (sets `reward`): `true`.
+    #[arg(long)]
+    pub reward: Option<String>,
+    /// Environment-step budget (sets `env_steps`).
+    #[arg(long)]
+    pub env_steps: Option<u64>,
+    /// Master seed (sets `seed`).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Device: cpu, cuda, cuda:N, auto (sets `device`).
+    #[arg(long)]
+    pub device: Option<String>,
+    /// A TOML file merged over the default configuration.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Override any key: `--set rebel.eta=2 --set eval.episodes=5`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// Run directory (default: runs/{env}__{algo}__{seed}__{time}).
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
+    /// Continue the killed or finished run in this directory (with its own config.toml).
+    #[arg(long, conflicts_with = "run_dir")]
+    pub resume: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Resolves the configuration: default, file, flags, `--set`s (later wins).
+pub fn resolve_config(env: &EnvArgs, a: &TrainArgs) -> Result<TrainConfig> {
+    let mut sets = Vec::new();
+    if env.env != "Swimmer-v5" {
+        sets.push(format!("env.id={:?}", env.env));
+    }
+    for kv in &env.env_opts {
+        let (k, v) = kv.split_once('=').with_context(|| format!("--env-opt takes KEY=VALUE, got {kv}"))?;
+        sets.push(format!("env.options.{k}={v}"));
+    }
+    if let Some(x) = &a.algo { sets.push(format!("algo={x:?}")); }
+    if let Some(x) = &a.reward { sets.push(format!("reward={x:?}")); }
+    if let Some(x) = a.env_steps { sets.push(format!("env_steps={x}")); }
+    if let Some(x) = a.seed { sets.push(format!("seed={x}")); }
+    if let Some(x) = &a.device { sets.push(format!("device={x:?}")); }
+    sets.extend(a.sets.iter().cloned());
+    let base = match &a.resume {
+        Some(dir) => std::fs::read_to_string(dir.join("config.toml"))
+            .with_context(|| format!("{} is not a run directory with a config.toml", dir.display()))?,
+        None => DEFAULT_CONFIG.to_string(),
+    };
+    let cfg: TrainConfig = load_config(&base, a.config.as_deref(), &sets)?;
+    Ok(cfg)
+}
+
+/// Runs `train`.
+pub fn train_cmd(env: &EnvArgs, a: &TrainArgs) -> Result<()> {
+    let cfg = resolve_config(env, a)?;
+    let opts = RunOptions {
+        runs_base: PathBuf::from("runs"),
+        run_dir: a.run_dir.clone(),
+        resume: a.resume.clone(),
+        progress: !a.quiet,
+    };
+    let s = train::train(&cfg, &opts)?;
+    println!(
+        "{} on {}: eval true return {:.1} ± {:.1} over {} episodes (start {:.1}), win rate {:.2}, {} env steps, {:.0} s\nrun: {}\nTensorBoard: tensorboard --logdir {}",
+        s.algo, s.env, s.eval_true_return_mean, s.eval_true_return_std, s.eval_episodes,
+        s.initial_eval_true_return_mean, s.win_rate, s.env_steps, s.wall_time_s, s.run_dir, s.run_dir
+    );
+    println!("{}", serde_json::to_string(&s)?);
+    Ok(())
+}
+
+/// `eval`: true returns of a checkpoint's policy on the fixed evaluation seeds.
+#[derive(Args, Debug, Clone)]
+pub struct EvalArgs {
+    /// A checkpoint written by `train`.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Episodes (seeds seed_base, seed_base+1, …).
+    #[arg(long, default_value_t = 10)]
+    pub episodes: usize,
+    /// First evaluation seed.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub seed_base: u64,
+    /// Worker threads.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+}
+
+/// Runs `eval`; the last stdout line is JSON.
+pub fn eval_cmd(env: &EnvArgs, a: &EvalArgs) -> Result<()> {
+    if a.episodes == 0 {
+        bail!("--episodes must be ≥ 1");
+    }
+    let policy = train::load_policy(&a.checkpoint, tch::Device::Cpu)?;
+    let mut venv = VecEnv::make(&env.env, &env_config(env)?, a.episodes.min(16), a.threads.max(1))?;
+    if venv.obs_dim() != policy.obs_dim() || venv.act_dim() != policy.act_dim() {
+        bail!(
+            "{} holds a policy for observations of {} and actions of {}, but {} has {} and {}",
+            a.checkpoint.display(), policy.obs_dim(), policy.act_dim(), env.env, venv.obs_dim(), venv.act_dim()
+        );
+    }
+    let seeds: Vec<u64> = (0..a.episodes as u64).map(|i| a.seed_base + i).collect();
+    let r = rebel_agents::rollout::episode_returns(&mut venv, &policy, &seeds, None)?;
+    let n = r.len() as f64;
+    let mean = r.iter().sum::<f64>() / n;
+    let std = (r.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
+    println!("{}: true return {mean:.2} ± {std:.2} over {} episodes (mean action)", a.checkpoint.display(), r.len());
+    println!("{}", serde_json::json!({"checkpoint": a.checkpoint, "env": env.env, "episodes": r.len(), "eval_true_return_mean": mean, "eval_true_return_std": std, "returns": r}));
+    Ok(())
+}
