@@ -10,3 +10,5 @@ pub mod algos;
 pub mod rollout;
 pub mod scorer;
 pub mod train;
+pub mod preferences;
+pub mod reward_model;

@@ -35,6 +35,9 @@ pub struct Segment {
     pub truncated: bool,
     /// Index of the start state (group) this segment belongs to, within its batch.
     pub group: usize,
+    /// Leading steps whose actions are the policy's response (they enter the log-prob); the
+    /// remaining steps are a common-random-numbers continuation that only adds reward.
+    pub response_len: usize,
 }
 
 impl Segment {
@@ -80,6 +83,8 @@ pub struct SegmentTensors {
     pub mask: Tensor,
     /// True per-step rewards `[S, L]` (0 on padding).
     pub rewards: Tensor,
+    /// `[S, L]`: 1 for the response steps whose actions enter the log-prob (a prefix of `mask`).
+    pub logp_mask: Tensor,
 }
 
 impl SegmentBatch {
@@ -106,6 +111,7 @@ impl SegmentBatch {
         let mut act = vec![0f32; s * l * ad];
         let mut mask = vec![0f32; s * l];
         let mut rew = vec![0f32; s * l];
+        let mut lmask = vec![0f32; s * l];
         for (i, seg) in self.segments.iter().enumerate() {
             let n = seg.len();
             obs[i * l * od..i * l * od + n * od].copy_from_slice(&seg.obs);
@@ -113,6 +119,9 @@ impl SegmentBatch {
             for t in 0..n {
                 mask[i * l + t] = 1.0;
                 rew[i * l + t] = seg.rewards[t] as f32;
+                if t < seg.response_len {
+                    lmask[i * l + t] = 1.0;
+                }
             }
         }
         let (s, l, od, ad) = (s as i64, l as i64, od as i64, ad as i64);
@@ -121,13 +130,15 @@ impl SegmentBatch {
             act: Tensor::from_slice(&act).view([s, l, ad]).to_device(device),
             mask: Tensor::from_slice(&mask).view([s, l]).to_device(device),
             rewards: Tensor::from_slice(&rew).view([s, l]).to_device(device),
+            logp_mask: Tensor::from_slice(&lmask).view([s, l]).to_device(device),
         }
     }
 }
 
-/// Log-probability of each padded segment under `policy`: `obs [S, L, o], act [S, L, a], mask [S, L] → [S]`.
+/// Log-probability of each padded segment's response under `policy`:
+/// `obs [S, L, o], act [S, L, a], logp_mask [S, L] → [S]`.
 pub fn segment_log_prob(policy: &GaussianPolicy, t: &SegmentTensors) -> Tensor {
-    (policy.log_prob(&t.obs, &t.act) * &t.mask).sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
+    (policy.log_prob(&t.obs, &t.act) * &t.logp_mask).sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
 }
 
 /// Samples actions for the stacked observations `[N*obs_dim]` of all envs: `(unclipped actions
@@ -141,17 +152,66 @@ pub fn policy_actions(policy: &GaussianPolicy, obs: &[f32], n: usize, rng: Optio
     Vec::<f32>::try_from(a.to_kind(Kind::Float).to_device(Device::Cpu).view([-1])).expect("float actions")
 }
 
-/// Collects `seeds.len()` groups of `k` same-start segments with `policy` (see the module docs).
-/// `venv` must have exactly `seeds.len() * k` environments; group g uses envs `g*k .. g*k+k` and
-/// starts its episode with `reset(Some(seeds[g]))`.
+/// How [`collect_groups`] builds its segments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PairSpec {
+    /// Segments per start state.
+    pub k: usize,
+    /// `None`: whole episodes from the same reset; `Some(L)`: branches of L response steps from
+    /// snapshots of a trunk episode every L steps.
+    pub branch_len: Option<usize>,
+    /// With branches: after the L response steps, continue every member `tail_len` more steps with
+    /// noise shared within the group (common random numbers), adding their reward to the segment.
+    /// The tail is scored but not part of the log-prob. 0: no tail.
+    pub tail_len: usize,
+}
+
+/// Steps the envs flagged in `alive` with `actions`, recording into `cur`; returns per-env
+/// `(reward, done)` for the stepped envs.
+#[allow(clippy::too_many_arguments)]
+fn step_recording(
+    venv: &mut VecEnv,
+    actions: &[f32],
+    alive: &mut [bool],
+    obs: &mut [f32],
+    cur: &mut [Segment],
+    env_steps: &mut u64,
+) -> Result<Vec<Option<f64>>, EnvError> {
+    let (od, ad) = (venv.obs_dim(), venv.act_dim());
+    let alive_now = alive.to_vec();
+    let results: Vec<Option<Result<Step, EnvError>>> =
+        venv.par_map(|i, env| alive_now[i].then(|| env.step(&actions[i * ad..(i + 1) * ad])));
+    let mut rewards = vec![None; results.len()];
+    for (i, r) in results.into_iter().enumerate() {
+        let Some(r) = r else { continue };
+        let s = r.map_err(|e| EnvError::InVecEnv { index: i, source: Box::new(e) })?;
+        let seg = &mut cur[i];
+        seg.obs.extend_from_slice(&obs[i * od..(i + 1) * od]);
+        seg.act.extend_from_slice(&actions[i * ad..(i + 1) * ad]);
+        seg.rewards.push(s.reward);
+        *env_steps += 1;
+        rewards[i] = Some(s.reward);
+        obs[i * od..(i + 1) * od].copy_from_slice(&s.obs);
+        if s.done() {
+            seg.terminated = s.terminated;
+            seg.truncated = s.truncated;
+            alive[i] = false;
+        }
+    }
+    Ok(rewards)
+}
+
+/// Collects `seeds.len()` groups of `spec.k` same-start segments with `policy` (see the module
+/// docs). `venv` must have exactly `seeds.len() * k` environments; group g uses envs
+/// `g*k .. g*k+k` and starts its episode with `reset(Some(seeds[g]))`.
 pub fn collect_groups(
     venv: &mut VecEnv,
     policy: &GaussianPolicy,
     seeds: &[u64],
-    k: usize,
-    branch_len: Option<usize>,
+    spec: PairSpec,
     rng: &mut StdRng,
 ) -> Result<SegmentBatch, EnvError> {
+    let PairSpec { k, branch_len, tail_len } = spec;
     let g_n = seeds.len();
     let n = g_n * k;
     if k == 0 || n != venv.num_envs() {
@@ -182,63 +242,71 @@ pub fn collect_groups(
             }
         }
     }
-    sync_members(venv, k)?;
+    let snaps: Vec<_> = venv.envs().iter().step_by(k).map(|e| e.snapshot()).collect();
+    restore_groups(venv, k, &snaps, false)?;
 
     let mut batch = SegmentBatch { obs_dim: od, act_dim: ad, k, segments: Vec::new(), env_steps: 0, episode_returns: Vec::new() };
     let mut episode_return = vec![0f64; g_n];
     let mut group_alive = vec![true; g_n];
     let mut windows = 0usize;
     while group_alive.iter().any(|a| *a) {
-        // one window: every member of a live group runs until done or L steps
+        // Response phase: every member of a live group runs until done or L steps.
         let mut cur: Vec<Segment> = (0..n).map(|i| Segment { group: i / k, ..Segment::default() }).collect();
         let mut alive: Vec<bool> = (0..n).map(|i| group_alive[i / k]).collect();
         let mut t = 0usize;
         while alive.iter().any(|a| *a) && branch_len.is_none_or(|l| t < l) {
             let actions = policy_actions(policy, &obs, n, Some(rng));
-            let alive_now = alive.clone();
-            let results: Vec<Option<Result<Step, EnvError>>> = venv.par_map(|i, env| {
-                alive_now[i].then(|| env.step(&actions[i * ad..(i + 1) * ad]))
-            });
-            for (i, r) in results.into_iter().enumerate() {
-                let Some(r) = r else { continue };
-                let s = r.map_err(|e| EnvError::InVecEnv { index: i, source: Box::new(e) })?;
-                let seg = &mut cur[i];
-                seg.obs.extend_from_slice(&obs[i * od..(i + 1) * od]);
-                seg.act.extend_from_slice(&actions[i * ad..(i + 1) * ad]);
-                seg.rewards.push(s.reward);
-                batch.env_steps += 1;
-                if i % k == 0 {
-                    episode_return[i / k] += s.reward;
-                }
-                obs[i * od..(i + 1) * od].copy_from_slice(&s.obs);
-                if s.done() {
-                    seg.terminated = s.terminated;
-                    seg.truncated = s.truncated;
-                    alive[i] = false;
+            let r = step_recording(venv, &actions, &mut alive, &mut obs, &mut cur, &mut batch.env_steps)?;
+            for g in 0..g_n {
+                if let Some(r) = r[g * k] {
+                    episode_return[g] += r;
                 }
             }
             t += 1;
         }
+        for seg in cur.iter_mut() {
+            seg.response_len = seg.len();
+        }
         windows += 1;
+        let mut trunk_done = vec![false; g_n];
         for g in 0..g_n {
-            if !group_alive[g] {
-                continue;
+            if group_alive[g] {
+                trunk_done[g] = branch_len.is_none() || cur[g * k].terminated || cur[g * k].truncated;
             }
-            let trunk_done = cur[g * k].terminated || cur[g * k].truncated;
-            if branch_len.is_none() || trunk_done {
+        }
+        // The trunk goes on from member 0's state after the response.
+        let snaps: Vec<_> = venv.envs().iter().step_by(k).map(|e| e.snapshot()).collect();
+        let trunk_obs: Vec<Vec<f32>> = (0..g_n).map(|g| obs[g * k * od..(g * k + 1) * od].to_vec()).collect();
+        // Tail phase: common random numbers within each group.
+        if tail_len > 0 && branch_len.is_some() {
+            let std = Vec::<f32>::try_from(policy.log_std().exp().to_kind(Kind::Float).to_device(Device::Cpu)).expect("std");
+            for _ in 0..tail_len {
+                if !alive.iter().any(|a| *a) {
+                    break;
+                }
+                let mut actions = policy_actions(policy, &obs, n, None);
+                let eps: Vec<f32> = (0..g_n * ad).map(|_| rand_distr::Distribution::<f64>::sample(&rand_distr::StandardNormal, rng) as f32).collect();
+                for i in 0..n {
+                    for d in 0..ad {
+                        actions[i * ad + d] += std[d] * eps[(i / k) * ad + d];
+                    }
+                }
+                step_recording(venv, &actions, &mut alive, &mut obs, &mut cur, &mut batch.env_steps)?;
+            }
+        }
+        for g in 0..g_n {
+            if group_alive[g] && trunk_done[g] {
                 group_alive[g] = false;
                 batch.episode_returns.push(episode_return[g]);
             }
         }
-        batch.segments.extend(cur.into_iter().filter(|s| group_alive_or_recorded(s)));
+        batch.segments.extend(cur.into_iter().filter(|s| !s.is_empty()));
         if branch_len.is_some() && group_alive.iter().any(|a| *a) {
-            // continue every live group from its trunk's state
-            sync_members(venv, k)?;
+            // every live group continues from its trunk's state
+            restore_groups(venv, k, &snaps, tail_len > 0)?;
             for i in 0..n {
-                if i % k != 0 {
-                    let (src, dst) = (i - i % k, i);
-                    let o: Vec<f32> = obs[src * od..(src + 1) * od].to_vec();
-                    obs[dst * od..(dst + 1) * od].copy_from_slice(&o);
+                if group_alive[i / k] {
+                    obs[i * od..(i + 1) * od].copy_from_slice(&trunk_obs[i / k]);
                 }
             }
         }
@@ -246,22 +314,13 @@ pub fn collect_groups(
             return Err(EnvError::Io("rollout: more than a million windows; is the episode endless?".into()));
         }
     }
-    // Groups whose members all had zero steps cannot occur: every live group steps at least once.
     Ok(batch)
 }
 
-fn group_alive_or_recorded(s: &Segment) -> bool {
-    !s.is_empty()
-}
-
-/// Copies member 0's state of every group into its other members.
-fn sync_members(venv: &mut VecEnv, k: usize) -> Result<(), EnvError> {
-    if k == 1 {
-        return Ok(());
-    }
-    let snaps: Vec<_> = venv.envs().iter().step_by(k).map(|e| e.snapshot()).collect();
+/// Restores `snaps[g]` into the members of group g (member 0 too when `all`).
+fn restore_groups(venv: &mut VecEnv, k: usize, snaps: &[rebel_envs::Snapshot], all: bool) -> Result<(), EnvError> {
     let res: Vec<Result<(), EnvError>> =
-        venv.par_map(|i, env| if i % k == 0 { Ok(()) } else { env.restore(&snaps[i / k]) });
+        venv.par_map(|i, env| if i % k == 0 && !all { Ok(()) } else { env.restore(&snaps[i / k]) });
     for (i, r) in res.into_iter().enumerate() {
         r.map_err(|e| EnvError::InVecEnv { index: i, source: Box::new(e) })?;
     }

@@ -19,7 +19,7 @@ use crate::algos::rebel::{self, RebelConfig};
 use crate::checkpoint::{derive_rng, fnv1a_hex, Checkpoint, CheckpointMeta};
 use crate::logging::{write_config, write_summary, MetricsLogger, RunDir};
 use crate::policy::{GaussianPolicy, PolicyConfig};
-use crate::rollout::{collect_groups, episode_returns};
+use crate::rollout::{collect_groups, episode_returns, PairSpec};
 use crate::runconfig::to_toml_string;
 use crate::scorer::{Scorer, TrueReward};
 
@@ -262,7 +262,12 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError
     let device = crate::device::parse_device(&cfg.device).map_err(|e| TrainError::Config(e.to_string()))?;
     tch::set_num_threads(cfg.threads as i32);
     let toml_text = to_toml_string(cfg).map_err(|e| TrainError::Config(e.to_string()))?;
-    let config_hash = fnv1a_hex(toml_text.as_bytes());
+    // The budget may grow on resume (`--resume DIR --env-steps N`); everything else must match.
+    let config_hash = {
+        let mut c = cfg.clone();
+        c.env_steps = 0;
+        fnv1a_hex(to_toml_string(&c).map_err(|e| TrainError::Config(e.to_string()))?.as_bytes())
+    };
 
     // run directory: new, given, or resumed
     let (run, resumed) = match (&opts.resume, &opts.run_dir) {
@@ -281,9 +286,8 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError
             let old = std::fs::read_to_string(run.config_path()).unwrap_or_default();
             return Err(TrainError::ResumeMismatch { run: run.path().display().to_string(), keys: differing_keys(&old, &toml_text) });
         }
-    } else {
-        write_config(run.path(), &toml_text)?;
     }
+    write_config(run.path(), &toml_text)?;
     let mut log = MetricsLogger::open(&run)?;
     if resumed.is_none() {
         log.log_config(&toml_text)?;
@@ -344,8 +348,8 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError
         let mut rng = derive_rng(cfg.seed, iteration);
         let seeds: Vec<u64> = (0..rc.groups as u64).map(|g| cfg.seed.wrapping_mul(1_000_003) ^ (iteration << 20) ^ g).collect();
         let t_collect = Instant::now();
-        let branch = (rc.branch_len > 0).then_some(rc.branch_len);
-        let batch = collect_groups(&mut venv, &policy, &seeds, rc.k, branch, &mut rng)?;
+        let spec = PairSpec { k: rc.k, branch_len: (rc.branch_len > 0).then_some(rc.branch_len), tail_len: rc.tail_len };
+        let batch = collect_groups(&mut venv, &policy, &seeds, spec, &mut rng)?;
         let collect_s = t_collect.elapsed().as_secs_f64();
         env_steps += batch.env_steps;
         let t_learn = Instant::now();
@@ -448,7 +452,7 @@ pub fn differing_keys(a: &str, b: &str) -> String {
     let keys: std::collections::BTreeSet<&String> = fa.keys().chain(fb.keys()).collect();
     let diff: Vec<String> = keys
         .into_iter()
-        .filter(|k| fa.get(*k) != fb.get(*k))
+        .filter(|k| k.as_str() != "env_steps" && fa.get(*k) != fb.get(*k))
         .map(|k| format!("{k} ({} → {})", fa.get(k).map(String::as_str).unwrap_or("unset"), fb.get(k).map(String::as_str).unwrap_or("unset")))
         .collect();
     if diff.is_empty() { "the checkpoint's config hash (config.toml was edited?)".into() } else { diff.join(", ") }

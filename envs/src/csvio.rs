@@ -91,7 +91,7 @@ pub fn g17(v: f64) -> String {
         return if v.is_sign_negative() { "-0".into() } else { "0".into() };
     }
     let exp = v.abs().log10().floor() as i32;
-    if (-5..17).contains(&exp) {
+    if (-4..17).contains(&exp) {
         let decimals = (16 - exp).max(0) as usize;
         let s = format!("{v:.decimals$}");
         if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }

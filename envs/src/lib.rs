@@ -3,6 +3,8 @@
 //! * [`Env`]: the environment trait (reset/step/snapshot/restore), [`BoxSpace`], [`Step`].
 //! * [`make`] and [`register`]: the registry (`make("Swimmer-v5", &config)`).
 //! * [`swimmer::Swimmer`]: MuJoCo's Swimmer-v5 on Rapier, with MuJoCo's fluid forces ([`fluid`]).
+//! * [`reacher::Reacher`], [`inverted_pendulum::InvertedPendulum`]: Reacher-v5 and
+//!   InvertedPendulum-v5 on Rapier multibodies.
 //! * [`vec_env::VecEnv`]: many environments stepped on a thread pool, with auto-reset.
 //! * [`render`]: top-down pictures of planar environments, PNG and animated GIF.
 
@@ -14,6 +16,8 @@ pub mod fidelity;
 pub mod fluid;
 #[cfg(feature = "gymnasium")]
 pub mod gymnasium;
+pub mod inverted_pendulum;
+pub mod reacher;
 pub mod swimmer;
 pub mod registry;
 pub mod render;

@@ -4,6 +4,8 @@
 //! | id           | constructor                          | max_episode_steps |
 //! |--------------|--------------------------------------|-------------------|
 //! | `Swimmer-v5` | [`crate::swimmer::Swimmer::new`]     | 1000              |
+//! | `Reacher-v5` | [`crate::reacher::Reacher::new`]     | 50                |
+//! | `InvertedPendulum-v5` | [`crate::inverted_pendulum::InvertedPendulum::new`] | 1000 |
 //!
 //! The built-in ids are registered the first time the registry is used. Other crates add their
 //! own with [`register`]. [`make`] wraps every environment that has a limit in a
@@ -35,6 +37,14 @@ fn swimmer_ctor(config: &EnvConfig) -> Result<Box<dyn Env>, EnvError> {
     Ok(Box::new(crate::swimmer::Swimmer::new(config)?))
 }
 
+fn reacher_ctor(config: &EnvConfig) -> Result<Box<dyn Env>, EnvError> {
+    Ok(Box::new(crate::reacher::Reacher::new(config)?))
+}
+
+fn inverted_pendulum_ctor(config: &EnvConfig) -> Result<Box<dyn Env>, EnvError> {
+    Ok(Box::new(crate::inverted_pendulum::InvertedPendulum::new(config)?))
+}
+
 fn table() -> &'static RwLock<BTreeMap<String, Entry>> {
     static TABLE: OnceLock<RwLock<BTreeMap<String, Entry>>> = OnceLock::new();
     TABLE.get_or_init(|| {
@@ -42,6 +52,17 @@ fn table() -> &'static RwLock<BTreeMap<String, Entry>> {
         m.insert(
             "Swimmer-v5".to_string(),
             Entry { max_episode_steps: Some(crate::swimmer::MAX_EPISODE_STEPS), ctor: swimmer_ctor },
+        );
+        m.insert(
+            crate::reacher::ID.to_string(),
+            Entry { max_episode_steps: Some(crate::reacher::MAX_EPISODE_STEPS), ctor: reacher_ctor },
+        );
+        m.insert(
+            crate::inverted_pendulum::ID.to_string(),
+            Entry {
+                max_episode_steps: Some(crate::inverted_pendulum::MAX_EPISODE_STEPS),
+                ctor: inverted_pendulum_ctor,
+            },
         );
         RwLock::new(m)
     })
@@ -166,7 +187,9 @@ mod tests {
 
         // Other unknown keys still reach the constructor and fail there.
         let bad = EnvConfig::new().with("gravity", ConfigValue::Float(1.0));
-        assert!(matches!(make("PointMass-unit-v0", &bad), Err(EnvError::UnknownOption { key, .. }) if key == "gravity"));
+        assert!(
+            matches!(make("PointMass-unit-v0", &bad), Err(EnvError::UnknownOption { key, .. }) if key == "gravity")
+        );
         for v in [ConfigValue::Int(0), ConfigValue::Int(-4), ConfigValue::Float(10.0), ConfigValue::Str("x".into())] {
             let cfg = EnvConfig::new().with(MAX_EPISODE_STEPS_KEY, v);
             assert!(matches!(make("PointMass-unit-v0", &cfg), Err(EnvError::BadOption { .. })));

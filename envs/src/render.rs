@@ -39,11 +39,8 @@ struct Camera {
 impl Camera {
     fn new(scene: &PlanarScene, width: u32, height: u32) -> Self {
         // A degenerate window would divide by zero: fall back to one metre.
-        let vhw = if scene.view_half_width.is_finite() && scene.view_half_width > 0.0 {
-            scene.view_half_width
-        } else {
-            1.0
-        };
+        let vhw =
+            if scene.view_half_width.is_finite() && scene.view_half_width > 0.0 { scene.view_half_width } else { 1.0 };
         let focus = if scene.focus.iter().all(|f| f.is_finite()) { scene.focus } else { [0.0, 0.0] };
         Camera { scale: width as f64 / (2.0 * vhw), focus, half_w: width as f64 / 2.0, half_h: height as f64 / 2.0 }
     }
@@ -148,8 +145,10 @@ pub fn render_rgb(scene: &PlanarScene, width: u32, height: u32) -> Vec<u8> {
         let d = (coord / spacing - (coord / spacing).round()).abs() * spacing * px_per_m;
         (1.0 - d).clamp(0.0, 1.0) as f32
     };
-    let xs: Vec<[f32; 2]> =
-        (0..w).map(|px| cam.world(px, 0)[0]).map(|x| [line_alpha(x, cam.scale, step), line_alpha(x, cam.scale, 1e12)]).collect();
+    let xs: Vec<[f32; 2]> = (0..w)
+        .map(|px| cam.world(px, 0)[0])
+        .map(|x| [line_alpha(x, cam.scale, step), line_alpha(x, cam.scale, 1e12)])
+        .collect();
     for py in 0..h {
         let y = cam.world(0, py)[1];
         let (gy, ay) = (line_alpha(y, cam.scale, step), line_alpha(y, cam.scale, 1e12));
@@ -244,7 +243,8 @@ pub struct GifRecorder {
     height: u16,
     every: usize,
     delay_cs: u16,
-    pushed: usize,
+    /// Scenes to skip before the next frame.
+    until_next: usize,
     frames: usize,
     encoder: gif::Encoder<Vec<u8>>,
 }
@@ -258,20 +258,32 @@ impl GifRecorder {
             return Err(EnvError::BadOption { env: "render".into(), key: "every".into(), msg: "must be >= 1".into() });
         }
         if !(dt.is_finite() && dt > 0.0) {
-            return Err(EnvError::BadOption { env: "render".into(), key: "dt".into(), msg: format!("must be > 0, got {dt}") });
+            return Err(EnvError::BadOption {
+                env: "render".into(),
+                key: "dt".into(),
+                msg: format!("must be > 0, got {dt}"),
+            });
         }
         let delay_cs = (dt * every as f64 * 100.0).round().clamp(2.0, u16::MAX as f64) as u16;
         let gif_err = |e: gif::EncodingError| EnvError::Io(format!("GIF encoding failed: {e}"));
         let mut encoder = gif::Encoder::new(Vec::new(), width as u16, height as u16, &[]).map_err(gif_err)?;
         encoder.set_repeat(gif::Repeat::Infinite).map_err(gif_err)?;
-        Ok(GifRecorder { width: width as u16, height: height as u16, every, delay_cs, pushed: 0, frames: 0, encoder })
+        Ok(GifRecorder {
+            width: width as u16,
+            height: height as u16,
+            every,
+            delay_cs,
+            until_next: 0,
+            frames: 0,
+            encoder,
+        })
     }
 
     /// Offers a scene; it becomes a frame if it is the 0th, `every`-th, `2*every`-th, … offered.
     /// Returns whether it was recorded.
     pub fn push(&mut self, scene: &PlanarScene) -> Result<bool, EnvError> {
-        let keep = self.pushed % self.every == 0;
-        self.pushed += 1;
+        let keep = self.until_next == 0;
+        self.until_next = if keep { self.every - 1 } else { self.until_next - 1 };
         if keep {
             self.push_frame(scene)?;
         }

@@ -211,7 +211,10 @@ mod tests {
         (0..n).map(|i| ((i * 7 + t * 3) % 11) as f32 / 5.0 - 1.0).collect()
     }
 
-    fn rollout(threads: usize) -> (Vec<Vec<f32>>, Vec<Vec<f64>>, Vec<Vec<Option<Vec<f32>>>>) {
+    /// Observations, rewards and final observations of every step.
+    type Trace = (Vec<Vec<f32>>, Vec<Vec<f64>>, Vec<Vec<Option<Vec<f32>>>>);
+
+    fn rollout(threads: usize) -> Trace {
         let mut v = VecEnv::new(point_masses(5, 7), threads).unwrap();
         let first = v.reset(Some(11)).unwrap();
         let (mut obs, mut rew, mut fin) = (vec![first], vec![], vec![]);

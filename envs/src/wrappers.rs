@@ -138,6 +138,9 @@ impl<E: Env> Env for TimeLimit<E> {
     fn max_episode_steps(&self) -> Option<usize> {
         Some(self.max_steps)
     }
+    fn qpos_qvel(&self) -> Option<(Vec<f64>, Vec<f64>)> {
+        self.env.qpos_qvel()
+    }
 }
 
 /// Clips every action into the inner environment's action space before passing it on
@@ -209,12 +212,15 @@ impl<E: Env> Env for ClipAction<E> {
     fn max_episode_steps(&self) -> Option<usize> {
         self.env.max_episode_steps()
     }
+    fn qpos_qvel(&self) -> Option<(Vec<f64>, Vec<f64>)> {
+        self.env.qpos_qvel()
+    }
 }
 
 /// A tiny deterministic environment for the crate's unit tests: a 1-D point mass.
 #[cfg(test)]
 pub(crate) mod test_support {
-    use crate::env::{check_action, BoxSpace, Env, Info, PlanarScene, Snapshot, Step, Capsule2};
+    use crate::env::{check_action, BoxSpace, Capsule2, Env, Info, PlanarScene, Snapshot, Step};
     use crate::error::EnvError;
 
     /// A unit mass on a line, pushed by a force in [-1, 1], semi-implicit Euler with dt 0.05.

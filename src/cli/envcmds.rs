@@ -160,8 +160,11 @@ pub struct RenderArgs {
     #[arg(long)]
     pub output: PathBuf,
     /// Actions to play, CSV with header `action0,action1,...`.
-    #[arg(long, conflicts_with = "gait")]
+    #[arg(long, conflicts_with_all = ["gait", "checkpoint"])]
     pub actions: Option<PathBuf>,
+    /// A checkpoint whose policy plays (mean action).
+    #[arg(long, conflicts_with = "gait")]
+    pub checkpoint: Option<PathBuf>,
     /// Open-loop sinusoid `W,PHI_DEG`: a_k = [sin(W t), sin(W t + PHI)] for every actuator pair.
     #[arg(long, value_name = "W,PHI_DEG")]
     pub gait: Option<String>,
@@ -266,16 +269,24 @@ pub fn render_episode(
 pub fn render(env_args: &EnvArgs, a: &RenderArgs) -> Result<()> {
     let mut env = make_env(env_args, Some(a.reset_noise))?;
     let act_dim = env.action_space().dim();
-    let driver = match (&a.actions, &a.gait) {
-        (Some(p), None) => Driver::Actions(read_actions(p, act_dim)?),
-        (None, Some(g)) => {
-            let (w, phi) = parse_gait(g)?;
-            Driver::Gait { w, phi, dt: env.dt(), act_dim }
-        }
-        _ => bail!("give one of --actions FILE.csv or --gait W,PHI_DEG"),
-    };
     let steps = a.steps.or(env.max_episode_steps()).unwrap_or(1000);
-    let (n, ret) = render_episode(env.as_mut(), |k, _| driver.action(k), steps, a.seed, &a.output, a.size, a.every)?;
+    let (n, ret) = if let Some(ck) = &a.checkpoint {
+        let policy = rebel_agents::train::load_policy(ck, tch::Device::Cpu)?;
+        if policy.obs_dim() != env.observation_space().dim() || policy.act_dim() != act_dim {
+            bail!("{} holds a policy of other dimensions than {}", ck.display(), env_args.env);
+        }
+        render_episode(env.as_mut(), |_, obs| Some(policy.act_mean(obs)), steps, a.seed, &a.output, a.size, a.every)?
+    } else {
+        let driver = match (&a.actions, &a.gait) {
+            (Some(p), None) => Driver::Actions(read_actions(p, act_dim)?),
+            (None, Some(g)) => {
+                let (w, phi) = parse_gait(g)?;
+                Driver::Gait { w, phi, dt: env.dt(), act_dim }
+            }
+            _ => bail!("give one of --actions FILE.csv, --gait W,PHI_DEG or --checkpoint FILE"),
+        };
+        render_episode(env.as_mut(), |k, _| driver.action(k), steps, a.seed, &a.output, a.size, a.every)?
+    };
     eprintln!("rendered {n} steps (return {ret:.2}) to {}", a.output.display());
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! what was wrong and what to do, and exits non-zero.
 
 mod envcmds;
+mod prefcmds;
 mod traincmds;
 
 use std::process::ExitCode;
@@ -11,6 +12,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 pub use envcmds::{bench, render, replay, BenchArgs, RenderArgs, ReplayArgs};
+pub use prefcmds::{prefs_cmd, rm_cmd, PrefsCommand, RmCommand};
 pub use traincmds::{eval_cmd, resolve_config, train_cmd, EvalArgs, TrainArgs, DEFAULT_CONFIG};
 
 /// Options shared by every subcommand.
@@ -38,6 +40,16 @@ enum Command {
     Eval(EvalArgs),
     /// List the registered environments.
     Envs,
+    /// Preference datasets: `prefs collect`.
+    Prefs {
+        #[command(subcommand)]
+        cmd: PrefsCommand,
+    },
+    /// Reward models: `rm train`, `rm eval`.
+    Rm {
+        #[command(subcommand)]
+        cmd: RmCommand,
+    },
 }
 
 #[derive(Parser, Debug)]
@@ -65,6 +77,8 @@ pub fn main(fixed_env: Option<&str>) -> ExitCode {
         Some(Command::Render(a)) => render(&cli.env, &a),
         Some(Command::Train(a)) => train_cmd(&cli.env, &a),
         Some(Command::Eval(a)) => eval_cmd(&cli.env, &a),
+        Some(Command::Prefs { cmd }) => prefs_cmd(&cli.env, &cmd),
+        Some(Command::Rm { cmd }) => rm_cmd(&cli.env, &cmd),
         Some(Command::Envs) => {
             for id in rebel_envs::registry::registered() {
                 println!("{id}");

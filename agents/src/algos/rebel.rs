@@ -25,13 +25,13 @@ use crate::rollout::{segment_log_prob, SegmentTensors};
 #[serde(deny_unknown_fields, default)]
 pub struct RebelConfig {
     /// η: the regression target is η·Δr in log-ratio units; larger η allows larger policy steps.
-    /// Default 1.0 (with standardised rewards).
+    /// Default 10 (with standardised rewards).
     pub eta: f64,
-    /// Passes over the batch per iteration. Default 4 (the official code's).
+    /// Passes over the batch per iteration. Default 8 (the official code uses 4).
     pub epochs: usize,
     /// Minibatches per epoch (the groups are split evenly). Default 4.
     pub minibatches: usize,
-    /// Adam learning rate. Default 3e-4.
+    /// Adam learning rate. Default 1e-3.
     pub lr: f64,
     /// Clip the gradient norm to this (0: no clipping). Default 1.0.
     pub max_grad_norm: f64,
@@ -43,26 +43,31 @@ pub struct RebelConfig {
     /// Segments per start state. Default 2 (pairs).
     pub k: usize,
     /// Branch length L in steps: pairs branch from snapshots every L steps of a trunk episode; 0
-    /// means whole episodes from the same reset seed. Default 100.
+    /// means whole episodes from the same reset seed. Default 250.
     pub branch_len: usize,
     /// Start states (trunk episodes) per iteration; the vectorised env has `groups·k` envs.
-    /// Default 8.
+    /// Default 4.
     pub groups: usize,
+    /// With branches: steps of common-random-numbers continuation after each branch, whose reward
+    /// is added to the branch's (a longer horizon at lower variance; the tail is not in the
+    /// log-prob). 0: off. Default 250.
+    pub tail_len: usize,
 }
 
 impl Default for RebelConfig {
     fn default() -> Self {
         RebelConfig {
-            eta: 1.0,
-            epochs: 4,
+            eta: 10.0,
+            epochs: 8,
             minibatches: 4,
-            lr: 3e-4,
+            lr: 1e-3,
             max_grad_norm: 1.0,
             standardize_rewards: true,
             kl_coef: 0.0,
             k: 2,
-            branch_len: 100,
-            groups: 8,
+            branch_len: 250,
+            groups: 4,
+            tail_len: 250,
         }
     }
 }
@@ -128,7 +133,7 @@ pub fn update(
     assert!(s % k == 0, "batch of {s} segments is not made of groups of {k}");
     let g = s / k;
     // ln π_t once, per step and per segment, with the training code path
-    let step_logp_old = tch::no_grad(|| policy.log_prob(&t.obs, &t.act) * &t.mask);
+    let step_logp_old = tch::no_grad(|| policy.log_prob(&t.obs, &t.act) * &t.logp_mask);
     let logp_old = step_logp_old.sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
     let mut r = rewards.to_kind(Kind::Float);
     if cfg.kl_coef > 0.0 {
@@ -154,6 +159,7 @@ pub fn update(
                 act: t.act.index_select(0, &idx),
                 mask: t.mask.index_select(0, &idx),
                 rewards: t.rewards.index_select(0, &idx),
+                logp_mask: t.logp_mask.index_select(0, &idx),
             };
             let logp_new = segment_log_prob(policy, &sub);
             let loss = rebel_loss_grouped(&logp_new, &logp_old.index_select(0, &idx), &r.index_select(0, &idx), cfg.eta, k);
@@ -177,12 +183,12 @@ pub fn update(
         }
     }
     tch::no_grad(|| {
-        let step_logp_new = policy.log_prob(&t.obs, &t.act) * &t.mask;
+        let step_logp_new = policy.log_prob(&t.obs, &t.act) * &t.logp_mask;
         let rho = &step_logp_new - &step_logp_old; // per-step ln π_new/π_t, 0 on padding
         let lr = rho.sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
         // per-step k3 estimator of KL(π_t‖π_new) on the visited states (samples of π_t)
-        let kl = ((rho.exp() - 1.0) - &rho) * &t.mask;
-        let approx_kl = f64::try_from(kl.sum(Kind::Float) / t.mask.sum(Kind::Float)).unwrap_or(f64::NAN);
+        let kl = ((rho.exp() - 1.0) - &rho) * &t.logp_mask;
+        let approx_kl = f64::try_from(kl.sum(Kind::Float) / t.logp_mask.sum(Kind::Float)).unwrap_or(f64::NAN);
         let x = (&lr / cfg.eta).view([g, k]);
         let target = r.view([g, k]);
         let resid = (&x - &target).select(1, 0) - (&x - &target).select(1, 1);

@@ -1,0 +1,530 @@
+//! Reacher-v5: MuJoCo's two-link planar arm that reaches for a target, simulated with Rapier.
+//!
+//! Faithful to Gymnasium 1.4.0's `reacher_v5.py` on MuJoCo 4.0.0 (`reacher.xml`); the numbers
+//! below are MuJoCo's compiled model values (`scripts/record_mujoco_rollouts.py --print-model`)
+//! and are pinned by `tests/reacher.rs`.
+//!
+//! ## Model
+//! | part | value |
+//! |---|---|
+//! | base | fixed, at the world origin; the arm moves in the horizontal plane (MuJoCo z = 0.01) |
+//! | body0 | hinge `joint0` about z at the origin, unlimited; link0: capsule 0 → 0.1 m along x, r = 0.01 m |
+//! | body0 mass | 0.03560471674068432 kg, COM (0.05, 0); inertia about z through the COM 3.9175660390264734e-05 kg·m² (about its axis 1.7383479349863525e-06) |
+//! | body1 | hinge `joint1` about z at body0's (0.1, 0), range ±3.0 rad; link1 like link0 |
+//! | fingertip | sphere r = 0.01 m welded to body1 at (0.11, 0): 0.004188790204786391 kg, inertia 1.6755160819145565e-07 |
+//! | target | sphere r = 0.009 m on two slide joints (`target_x`, `target_y`, range ±0.27); nothing acts on it along x or y, so it stays where `reset` puts it (qvel[2..4] = 0): held as plain state, not simulated |
+//! | armature | 1.0 on joint0, joint1 (0 on the target slides) |
+//! | damping | 1.0 on joint0, joint1 (Rapier's implicit multibody damping; its default of 0.1 replaced) |
+//! | joint limits | joint1: ±3 rad (Rapier limit constraints, see `limit_natural_frequency`) |
+//! | actuators | τ = 200 · clip(a, −1, 1) N·m on each hinge, equal and opposite on the two bodies |
+//! | mass matrix at rest | `mj_fullM` = [[1.0011533624389368, 4.0313964128415436e-04], [4.0313964128415436e-04, 1.0001790393653280]] (armature included) |
+//! | contacts, gravity | none: every geom has `contype = 0`; gravity (−9.81 along MuJoCo z) is parallel to both hinge axes and normal to both slides, so it does no work and is left out |
+//! | time | timestep 0.01 s (MuJoCo: RK4), `frame_skip` = 2 → dt = 0.02 s per env step |
+//!
+//! Rapier axes equal MuJoCo's: the arm lives in the x–y plane, the hinges turn about +z.
+//!
+//! ## Spaces
+//! | space | shape | content |
+//! |---|---|---|
+//! | action | (2,) in [−1, 1] | torques of joint0, joint1 (values outside are clipped by the actuator, as MuJoCo's ctrlrange) |
+//! | observation | (10,) | cos q0, cos q1, sin q0, sin q1, target x, target y, q̇0, q̇1, (fingertip − target) x, y |
+//!
+//! qpos = [q0, q1, target_x, target_y], qvel = [q̇0, q̇1, 0, 0] (MuJoCo's layout).
+//!
+//! ## Reward
+//! `reward = reward_dist + reward_ctrl` with `reward_dist = −reward_dist_weight · ‖fingertip −
+//! target‖` (after the physics step, as v5 fixed) and `reward_ctrl = −reward_control_weight · Σ a²`
+//! of the *unclipped* action. Both terms are in info. Note: Gymnasium's docs say the control
+//! weight defaults to 0.1, but `reacher_v5.py` uses 1; this follows the code.
+//!
+//! ## Start and end
+//! `reset`: qpos = U(−0.1, 0.1)⁴ + (0, 0, 0.1, −0.1), then the goal is drawn U(−0.2, 0.2)² until
+//! ‖goal‖ < 0.2 and written into qpos[2..4], then qvel = U(−0.005, 0.005)⁴ with qvel[2..4] = 0 (the
+//! draws in Gymnasium's order; the numbers come from this crate's generator, not NumPy's). Never
+//! terminates; the registry's `TimeLimit` truncates after 50 steps.
+//!
+//! ## Options (`make("Reacher-v5", config)`)
+//! | key | default | meaning |
+//! |---|---|---|
+//! | `xml_file` | `"reacher.xml"` | only the stock model is available (there is no MJCF loader) |
+//! | `frame_skip` | 2 | physics steps of `timestep` per env step |
+//! | `reward_dist_weight` | 1.0 | weight of the fingertip–target distance |
+//! | `reward_control_weight` | 1.0 | weight of Σa² |
+//! | `timestep` | 0.01 | MuJoCo's `opt.timestep` (s) |
+//! | `substeps` | 1 | Rapier steps per `timestep` |
+//! | `solver_iterations` | 4 | Rapier's solver substeps per Rapier step |
+//! | `limit_natural_frequency` | 1e6 | Hz, Rapier softness of joint1's limit (practically hard; MuJoCo's soft limit, solref 0.02, sinks ≈ 0.004 rad under full torque) |
+//! | `limit_damping_ratio` | 1.0 | damping ratio of the joint-limit softness |
+//!
+//! Gymnasium's `default_camera_config` and MujocoEnv's rendering arguments (`render_mode`,
+//! `width`, `height`, `camera_id`, …) configure MuJoCo's viewer and have no counterpart:
+//! pictures come from [`Env::planar_scene`] and `render`.
+
+use rand::rngs::Xoshiro256PlusPlus as StdRng;
+use rand::{RngExt, SeedableRng};
+use rapier3d::prelude::*;
+
+use crate::config::EnvConfig;
+use crate::env::{check_action, BoxSpace, Capsule2, Env, Info, PlanarScene, Snapshot, Step};
+use crate::error::EnvError;
+
+/// Registry id.
+pub const ID: &str = "Reacher-v5";
+/// Episode length of the registered environment (Gymnasium's `max_episode_steps`).
+pub const MAX_EPISODE_STEPS: usize = 50;
+/// Mass of each link (body0, body1), kg (MuJoCo `body_mass`).
+pub const LINK_MASS: f64 = 0.03560471674068432;
+/// Moment of inertia of a link about an axis normal to it through its COM, kg·m².
+pub const LINK_I_PERP: f64 = 3.9175660390264734e-05;
+/// Moment of inertia of a link about its own axis, kg·m².
+pub const LINK_I_AXIS: f64 = 1.7383479349863525e-06;
+/// Length of each link (joint to joint), m.
+pub const LINK_LENGTH: f64 = 0.1;
+/// Capsule radius of the links, m.
+pub const LINK_RADIUS: f64 = 0.01;
+/// Mass of the fingertip sphere, kg.
+pub const FINGERTIP_MASS: f64 = 0.004188790204786391;
+/// Moment of inertia of the fingertip sphere about its centre, kg·m².
+pub const FINGERTIP_I: f64 = 1.6755160819145565e-07;
+/// Distance of the fingertip from joint1, m.
+pub const FINGERTIP_OFFSET: f64 = 0.11;
+/// Radius of the target sphere, m.
+pub const TARGET_RADIUS: f64 = 0.009;
+/// Range of joint1, rad.
+pub const JOINT1_LIMIT: f64 = 3.0;
+/// Actuator gear, N·m per unit control.
+pub const GEAR: f64 = 200.0;
+/// Armature of both hinges.
+pub const ARMATURE: f64 = 1.0;
+/// Damping of both hinges, N·m·s/rad.
+pub const DAMPING: f64 = 1.0;
+/// MuJoCo's `qpos0` of the target slides (their `ref`): the mean of the reset's target x, y
+/// before the goal overwrites them.
+pub const TARGET_REF: [f64; 2] = [0.1, -0.1];
+/// Half-width of the arena walls drawn around the arm, m (MuJoCo `sideS`… at ±0.3).
+pub const ARENA_HALF_WIDTH: f64 = 0.3;
+
+/// Largest |qvel| accepted as physical, rad/s (joint0's top speed is 200 rad/s under full torque
+/// against its damping); beyond it the step fails with [`EnvError::PhysicsBlowUp`].
+pub const MAX_SANE_SPEED: f64 = 1.0e4;
+
+/// Constructor options of the Reacher (see the module docs for meanings and defaults).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReacherConfig {
+    pub frame_skip: usize,
+    pub reward_dist_weight: f64,
+    pub reward_control_weight: f64,
+    pub timestep: f64,
+    pub substeps: usize,
+    pub solver_iterations: usize,
+    pub limit_natural_frequency: f64,
+    pub limit_damping_ratio: f64,
+}
+
+impl Default for ReacherConfig {
+    fn default() -> Self {
+        ReacherConfig {
+            frame_skip: 2,
+            reward_dist_weight: 1.0,
+            reward_control_weight: 1.0,
+            timestep: 0.01,
+            substeps: 1,
+            solver_iterations: 4,
+            limit_natural_frequency: 1.0e6,
+            limit_damping_ratio: 1.0,
+        }
+    }
+}
+
+impl ReacherConfig {
+    /// Reads the options from `config`; unknown keys and bad values are errors.
+    pub fn from_env_config(config: &EnvConfig) -> Result<Self, EnvError> {
+        let d = ReacherConfig::default();
+        let mut r = config.reader(ID);
+        let xml = r.string("xml_file", "reacher.xml")?;
+        if xml != "reacher.xml" {
+            return Err(EnvError::BadOption {
+                env: ID.into(),
+                key: "xml_file".into(),
+                msg: format!("only the stock \"reacher.xml\" is built in (got {xml:?}); write a new Env for another model (docs/adding-an-environment.md)"),
+            });
+        }
+        let c = ReacherConfig {
+            frame_skip: r.usize_in("frame_skip", d.frame_skip, 1, 1000)?,
+            reward_dist_weight: r.f64("reward_dist_weight", d.reward_dist_weight)?,
+            reward_control_weight: r.f64("reward_control_weight", d.reward_control_weight)?,
+            timestep: r.nonneg_f64("timestep", d.timestep)?,
+            substeps: r.usize_in("substeps", d.substeps, 1, 100)?,
+            solver_iterations: r.usize_in("solver_iterations", d.solver_iterations, 1, 100)?,
+            limit_natural_frequency: r.nonneg_f64("limit_natural_frequency", d.limit_natural_frequency)?,
+            limit_damping_ratio: r.nonneg_f64("limit_damping_ratio", d.limit_damping_ratio)?,
+        };
+        r.finish()?;
+        if c.timestep <= 0.0 || c.timestep > 0.1 {
+            return Err(EnvError::BadOption {
+                env: ID.into(),
+                key: "timestep".into(),
+                msg: format!("must be in (0, 0.1] s, got {}", c.timestep),
+            });
+        }
+        if c.limit_natural_frequency <= 0.0 {
+            return Err(EnvError::BadOption {
+                env: ID.into(),
+                key: "limit_natural_frequency".into(),
+                msg: "must be > 0 (use a large value such as 1e6 for hard limits)".into(),
+            });
+        }
+        Ok(c)
+    }
+}
+
+/// Everything that evolves: the physics state sets, the target, the random generator, counters.
+#[derive(Clone)]
+struct State {
+    bodies: RigidBodySet,
+    colliders: ColliderSet,
+    impulse_joints: ImpulseJointSet,
+    multibody_joints: MultibodyJointSet,
+    islands: IslandManager,
+    broad_phase: BroadPhaseBvh,
+    narrow_phase: NarrowPhase,
+    ccd_solver: CCDSolver,
+    target: [f64; 2],
+    rng: StdRng,
+    steps: Option<usize>,
+}
+
+/// The Reacher-v5 environment (see the module docs).
+pub struct Reacher {
+    cfg: ReacherConfig,
+    obs_space: BoxSpace,
+    act_space: BoxSpace,
+    world: PhysicsWorld,
+    /// body0, body1
+    links: [RigidBodyHandle; 2],
+    mb_link: MultibodyJointHandle,
+    target: [f64; 2],
+    rng: StdRng,
+    /// Steps since the last reset; `None` before the first reset or after a blow-up.
+    steps: Option<usize>,
+}
+
+impl Reacher {
+    /// A Reacher with the given options; the state is the rest pose until `reset`.
+    pub fn new(config: &EnvConfig) -> Result<Self, EnvError> {
+        Self::with_config(ReacherConfig::from_env_config(config)?)
+    }
+
+    /// A Reacher from typed options.
+    pub fn with_config(cfg: ReacherConfig) -> Result<Self, EnvError> {
+        let (world, links, mb_link) = build_world(&cfg);
+        Ok(Reacher {
+            obs_space: BoxSpace::uniform(10, f32::NEG_INFINITY, f32::INFINITY),
+            act_space: BoxSpace::uniform(2, -1.0, 1.0),
+            world,
+            links,
+            mb_link,
+            target: TARGET_REF,
+            rng: StdRng::seed_from_u64(rand::random()),
+            steps: None,
+            cfg,
+        })
+    }
+
+    /// The options in force.
+    pub fn config(&self) -> &ReacherConfig {
+        &self.cfg
+    }
+
+    fn multibody(&self) -> &Multibody {
+        let (mb, _) = self.world.multibody_joints.get(self.mb_link).expect("reacher multibody exists");
+        mb
+    }
+
+    /// Generalised positions `[q0, q1, target_x, target_y]` (MuJoCo's qpos).
+    pub fn qpos(&self) -> [f64; 4] {
+        let mb = self.multibody();
+        // link 0: the fixed base; 1: body0, 2: body1 (revolute: coordinate at index 3).
+        let c = |link: usize| mb.link(link).expect("link").joint().coords()[3] as f64;
+        [c(1), c(2), self.target[0], self.target[1]]
+    }
+
+    /// Generalised velocities `[q̇0, q̇1, 0, 0]` (MuJoCo's qvel; the target never moves).
+    pub fn qvel(&self) -> [f64; 4] {
+        let v = self.multibody().generalized_velocity();
+        [v[0] as f64, v[1] as f64, 0.0, 0.0]
+    }
+
+    /// The fingertip's position in the plane, m.
+    pub fn fingertip(&self) -> [f64; 2] {
+        let q = self.qpos();
+        fingertip_position(q[0], q[1])
+    }
+
+    /// The arm's joint-space mass matrix (armature included, damping excluded) at the current
+    /// configuration, ordered like qvel[0..2]. Comparable with MuJoCo's `mj_fullM`.
+    pub fn mass_matrix(&self) -> Option<[[f64; 2]; 2]> {
+        let mut mb = self.multibody().clone();
+        // Re-assembles M with dt = 0 (no dt·damping on the diagonal) into a copy's factors.
+        mb.dof_inverse_inertia(&self.world.bodies);
+        let m = mb.inv_augmented_mass().try_inverse()?.try_inverse()?;
+        if m.nrows() != 2 {
+            return None;
+        }
+        Some(std::array::from_fn(|i| std::array::from_fn(|j| m[(i, j)] as f64)))
+    }
+
+    /// Sets the state to MuJoCo's `qpos`, `qvel` (a fresh simulator state; qvel[2..4] must be 0,
+    /// since nothing moves the target, and are ignored).
+    pub fn set_state(&mut self, qpos: [f64; 4], qvel: [f64; 4]) {
+        let (world, links, mb_link) = build_world(&self.cfg);
+        self.world = world;
+        self.links = links;
+        self.mb_link = mb_link;
+        self.target = [qpos[2], qpos[3]];
+        let (mb, _) = self.world.multibody_joints.get_mut(mb_link).expect("reacher multibody exists");
+        mb.apply_displacements(&[qpos[0] as Real, qpos[1] as Real]);
+        let mut gv = mb.generalized_velocity_mut();
+        gv[0] = qvel[0] as Real;
+        gv[1] = qvel[1] as Real;
+        mb.forward_kinematics(&self.world.bodies, false);
+        mb.update_rigid_bodies(&mut self.world.bodies, true);
+    }
+
+    fn observation(&self, qpos: &[f64; 4], qvel: &[f64; 4]) -> Vec<f32> {
+        let tip = fingertip_position(qpos[0], qpos[1]);
+        [
+            qpos[0].cos(),
+            qpos[1].cos(),
+            qpos[0].sin(),
+            qpos[1].sin(),
+            qpos[2],
+            qpos[3],
+            qvel[0],
+            qvel[1],
+            tip[0] - qpos[2],
+            tip[1] - qpos[3],
+        ]
+        .iter()
+        .map(|v| *v as f32)
+        .collect()
+    }
+
+    fn state(&self) -> State {
+        let w = &self.world;
+        State {
+            bodies: w.bodies.clone(),
+            colliders: w.colliders.clone(),
+            impulse_joints: w.impulse_joints.clone(),
+            multibody_joints: w.multibody_joints.clone(),
+            islands: w.islands.clone(),
+            broad_phase: w.broad_phase.clone(),
+            narrow_phase: w.narrow_phase.clone(),
+            ccd_solver: w.ccd_solver.clone(),
+            target: self.target,
+            rng: self.rng.clone(),
+            steps: self.steps,
+        }
+    }
+}
+
+/// The fingertip's position for joint angles `q0`, `q1` (exact planar kinematics).
+pub fn fingertip_position(q0: f64, q1: f64) -> [f64; 2] {
+    let (s0, c0) = q0.sin_cos();
+    let (s01, c01) = (q0 + q1).sin_cos();
+    [LINK_LENGTH * c0 + FINGERTIP_OFFSET * c01, LINK_LENGTH * s0 + FINGERTIP_OFFSET * s01]
+}
+
+/// Builds the world at the rest pose: returns it, the link handles and a multibody handle.
+fn build_world(cfg: &ReacherConfig) -> (PhysicsWorld, [RigidBodyHandle; 2], MultibodyJointHandle) {
+    let mut world = PhysicsWorld::new();
+    world.gravity = Vector::ZERO;
+    let p = &mut world.integration_parameters;
+    p.dt = (cfg.timestep / cfg.substeps as f64) as Real;
+    p.num_solver_iterations = cfg.solver_iterations;
+    p.max_ccd_substeps = 0;
+
+    let link_props = MassProperties::new(
+        Vector::new((LINK_LENGTH / 2.0) as Real, 0.0, 0.0),
+        LINK_MASS as Real,
+        Vector::new(LINK_I_AXIS as Real, LINK_I_PERP as Real, LINK_I_PERP as Real),
+    );
+    let tip_props = MassProperties::new(
+        Vector::new(FINGERTIP_OFFSET as Real, 0.0, 0.0),
+        FINGERTIP_MASS as Real,
+        Vector::splat(FINGERTIP_I as Real),
+    );
+    let body = |origin_x: Real, props: MassProperties| {
+        RigidBodyBuilder::dynamic()
+            .translation(Vector::new(origin_x, 0.0, 0.0))
+            .can_sleep(false)
+            .additional_mass_properties(props)
+    };
+    let base = world.insert_body(RigidBodyBuilder::fixed());
+    let body0 = world.insert_body(body(0.0, link_props));
+    let body1 = world.insert_body(body(LINK_LENGTH as Real, link_props + tip_props));
+
+    let softness = SpringCoefficients::new(cfg.limit_natural_frequency as Real, cfg.limit_damping_ratio as Real);
+    let joint0 = RevoluteJointBuilder::new(Vector::Z).local_anchor1(Vector::ZERO).local_anchor2(Vector::ZERO);
+    let joint1 = RevoluteJointBuilder::new(Vector::Z)
+        .local_anchor1(Vector::new(LINK_LENGTH as Real, 0.0, 0.0))
+        .local_anchor2(Vector::ZERO)
+        .limits([-JOINT1_LIMIT as Real, JOINT1_LIMIT as Real])
+        .softness(softness);
+    let mb = &mut world.multibody_joints;
+    let link = mb.insert(base, body0, joint0, true).expect("joint0");
+    mb.insert(body0, body1, joint1, true).expect("joint1");
+
+    // A zero-length step lets Rapier settle the multibody's root (fixed) and its DOF count.
+    let dt = world.integration_parameters.dt;
+    world.integration_parameters.dt = 0.0;
+    world.step();
+    world.integration_parameters.dt = dt;
+
+    let (mbody, _) = world.multibody_joints.get_mut(link).expect("multibody");
+    assert_eq!(mbody.ndofs(), 2, "reacher multibody must have 2 DOF");
+    mbody.damping_mut().fill(DAMPING as Real);
+    mbody.armature_mut().fill(ARMATURE as Real);
+    (world, [body0, body1], link)
+}
+
+impl Env for Reacher {
+    fn id(&self) -> &str {
+        ID
+    }
+    fn observation_space(&self) -> &BoxSpace {
+        &self.obs_space
+    }
+    fn action_space(&self) -> &BoxSpace {
+        &self.act_space
+    }
+    fn dt(&self) -> f64 {
+        self.cfg.timestep * self.cfg.frame_skip as f64
+    }
+
+    fn reset(&mut self, seed: Option<u64>) -> Result<(Vec<f32>, Info), EnvError> {
+        if let Some(s) = seed {
+            self.rng = StdRng::seed_from_u64(s);
+        }
+        let rng = &mut self.rng;
+        let mut qpos: [f64; 4] = std::array::from_fn(|_| rng.random_range(-0.1..0.1));
+        qpos[2] += TARGET_REF[0];
+        qpos[3] += TARGET_REF[1];
+        let goal = loop {
+            let g: [f64; 2] = [rng.random_range(-0.2..0.2), rng.random_range(-0.2..0.2)];
+            if g[0].hypot(g[1]) < 0.2 {
+                break g;
+            }
+        };
+        qpos[2] = goal[0];
+        qpos[3] = goal[1];
+        let mut qvel: [f64; 4] = std::array::from_fn(|_| rng.random_range(-0.005..0.005));
+        qvel[2] = 0.0;
+        qvel[3] = 0.0;
+        self.set_state(qpos, qvel);
+        self.steps = Some(0);
+        let (qpos, qvel) = (self.qpos(), self.qvel());
+        Ok((self.observation(&qpos, &qvel), Info::new()))
+    }
+
+    fn step(&mut self, action: &[f32]) -> Result<Step, EnvError> {
+        check_action(&self.act_space, action)?;
+        let Some(steps) = self.steps else {
+            return Err(EnvError::NeedsReset("before reset() or after a physics error"));
+        };
+        let tau = [
+            GEAR * (action[0] as f64).clamp(-1.0, 1.0),
+            GEAR * (action[1] as f64).clamp(-1.0, 1.0),
+        ];
+        // Each hinge torque acts on its child and, opposite, on its parent (the fixed base
+        // takes −τ0 and needs nothing).
+        let body_torque = [tau[0] - tau[1], tau[1]];
+        for _ in 0..self.cfg.frame_skip * self.cfg.substeps {
+            for (k, h) in self.links.into_iter().enumerate() {
+                let rb = &mut self.world.bodies[h];
+                rb.reset_forces(false);
+                rb.reset_torques(false);
+                rb.add_torque(Vector::new(0.0, 0.0, body_torque[k] as Real), false);
+            }
+            self.world.step();
+        }
+        let (qpos, qvel) = (self.qpos(), self.qvel());
+        let bad = |i: usize, v: f64| !v.is_finite() || (i >= 4 && v.abs() > MAX_SANE_SPEED);
+        if let Some(i) = qpos.iter().chain(qvel.iter()).enumerate().position(|(i, v)| bad(i, *v)) {
+            self.steps = None;
+            let what = if i < 4 { format!("qpos[{i}] = {}", qpos[i]) } else { format!("qvel[{}] = {}", i - 4, qvel[i - 4]) };
+            return Err(EnvError::PhysicsBlowUp { step: steps, what });
+        }
+        self.steps = Some(steps + 1);
+        let tip = fingertip_position(qpos[0], qpos[1]);
+        let dist = (tip[0] - qpos[2]).hypot(tip[1] - qpos[3]);
+        let reward_dist = -self.cfg.reward_dist_weight * dist;
+        let ctrl: f64 = action.iter().map(|a| (*a as f64) * (*a as f64)).sum();
+        let reward_ctrl = -self.cfg.reward_control_weight * ctrl;
+        let mut info = Info::new();
+        info.insert("reward_dist".into(), reward_dist);
+        info.insert("reward_ctrl".into(), reward_ctrl);
+        Ok(Step {
+            obs: self.observation(&qpos, &qvel),
+            reward: reward_dist + reward_ctrl,
+            terminated: false,
+            truncated: false,
+            info,
+        })
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot::new(ID, self.state())
+    }
+
+    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), EnvError> {
+        let s: &State = snapshot.get(ID)?;
+        let s = s.clone();
+        let w = &mut self.world;
+        w.bodies = s.bodies;
+        w.colliders = s.colliders;
+        w.impulse_joints = s.impulse_joints;
+        w.multibody_joints = s.multibody_joints;
+        w.islands = s.islands;
+        w.broad_phase = s.broad_phase;
+        w.narrow_phase = s.narrow_phase;
+        w.ccd_solver = s.ccd_solver;
+        self.target = s.target;
+        self.rng = s.rng;
+        self.steps = s.steps;
+        Ok(())
+    }
+
+    /// Top view: link0, link1, the fingertip, then the arena walls; the target as a marker.
+    fn planar_scene(&self) -> Option<PlanarScene> {
+        let q = self.qpos();
+        let (s0, c0) = q[0].sin_cos();
+        let j1 = [LINK_LENGTH * c0, LINK_LENGTH * s0];
+        let (s01, c01) = (q[0] + q[1]).sin_cos();
+        let end1 = [j1[0] + LINK_LENGTH * c01, j1[1] + LINK_LENGTH * s01];
+        let tip = fingertip_position(q[0], q[1]);
+        let w = ARENA_HALF_WIDTH;
+        let mut capsules = vec![
+            Capsule2 { a: [0.0, 0.0], b: j1, radius: LINK_RADIUS },
+            Capsule2 { a: j1, b: end1, radius: LINK_RADIUS },
+            Capsule2 { a: tip, b: tip, radius: 0.01 },
+        ];
+        for (a, b) in [([-w, -w], [w, -w]), ([w, -w], [w, w]), ([-w, w], [w, w]), ([-w, -w], [-w, w])] {
+            capsules.push(Capsule2 { a, b, radius: 0.02 });
+        }
+        Some(PlanarScene {
+            capsules,
+            markers: vec![[self.target[0], self.target[1], TARGET_RADIUS]],
+            focus: [0.0, 0.0],
+            view_half_width: 0.35,
+        })
+    }
+
+    fn max_episode_steps(&self) -> Option<usize> {
+        None
+    }
+
+    fn qpos_qvel(&self) -> Option<(Vec<f64>, Vec<f64>)> {
+        Some((self.qpos().to_vec(), self.qvel().to_vec()))
+    }
+}

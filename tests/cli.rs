@@ -1,0 +1,262 @@
+//! End-to-end tests of the `swimmer` command line: replay, bench, render, train, resume, eval,
+//! and the errors a user meets first.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn swimmer(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_swimmer")).args(args).output().expect("run swimmer")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn data(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("envs/tests/data/mujoco").join(name)
+}
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temp dir")
+}
+
+fn last_json(o: &Output) -> serde_json::Value {
+    let out = stdout(o);
+    let line = out.lines().last().unwrap_or_else(|| panic!("no stdout; stderr: {}", stderr(o)));
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {line}"))
+}
+
+#[test]
+fn replay_writes_every_state_with_17_digits_and_tracks_mujoco() {
+    let d = tmp();
+    let out = d.path().join("out.csv");
+    // the good-gait reference: extract its actions into an action file
+    let reference = std::fs::read_to_string(data("swimmer_v5_c1_sin_w2.9_phi-25deg_goodgait.csv")).unwrap();
+    let mut actions = String::from("action0,action1\n");
+    let mut ref_return = 0.0;
+    for line in reference.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        actions.push_str(&format!("{},{}\n", f[2], f[3]));
+        ref_return += f[22].parse::<f64>().unwrap();
+    }
+    let act = d.path().join("actions.csv");
+    std::fs::write(&act, actions).unwrap();
+    let o = swimmer(&["replay", "--actions", act.to_str().unwrap(), "--output", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&out).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "step,qpos0,qpos1,qpos2,qpos3,qpos4,qvel0,qvel1,qvel2,qvel3,qvel4,obs0,obs1,obs2,obs3,obs4,obs5,obs6,obs7,reward,x_velocity"
+    );
+    let rows: Vec<Vec<f64>> = lines.map(|l| l.split(',').map(|v| v.parse().unwrap()).collect()).collect();
+    assert_eq!(rows.len(), 1000);
+    assert!(rows.iter().enumerate().all(|(k, r)| r[0] == k as f64 && r.len() == 21));
+    // obs = qpos[2..] ++ qvel (as f32), reward sums to MuJoCo's return within the fidelity tolerance
+    for r in &rows {
+        for i in 0..8 {
+            assert_eq!(r[11 + i], r[3 + i] as f32 as f64);
+        }
+    }
+    let ret: f64 = rows.iter().map(|r| r[19]).sum();
+    assert!((ret - ref_return).abs() < f64::max(10.0, 0.05 * ref_return.abs()), "{ret} vs {ref_return}");
+    // 17 significant digits: values round-trip exactly
+    assert!(text.lines().nth(5).unwrap().split(',').skip(1).any(|v| v.trim_start_matches('-').len() >= 17));
+}
+
+#[test]
+fn replay_rejects_too_many_rows_and_malformed_lines() {
+    let d = tmp();
+    let long = d.path().join("long.csv");
+    let mut s = String::from("action0,action1\n");
+    for _ in 0..1001 {
+        s.push_str("0.5,-0.5\n");
+    }
+    std::fs::write(&long, s).unwrap();
+    let o = swimmer(&["replay", "--actions", long.to_str().unwrap(), "--output", d.path().join("o.csv").to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("1001 action rows") && stderr(&o).contains("1000"), "{}", stderr(&o));
+    assert!(!d.path().join("o.csv").exists(), "nothing is written on error");
+
+    let bad = d.path().join("bad.csv");
+    std::fs::write(&bad, "action0,action1\n0.1,0.2\n0.3,x\n").unwrap();
+    let o = swimmer(&["replay", "--actions", bad.to_str().unwrap(), "--output", d.path().join("o.csv").to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("bad.csv:3") && stderr(&o).contains("'x' is not a number"), "{}", stderr(&o));
+
+    let hdr = d.path().join("hdr.csv");
+    std::fs::write(&hdr, "a,b\n0.1,0.2\n").unwrap();
+    let o = swimmer(&["replay", "--actions", hdr.to_str().unwrap(), "--output", d.path().join("o.csv").to_str().unwrap()]);
+    assert!(stderr(&o).contains("header must be 'action0,action1'"), "{}", stderr(&o));
+}
+
+#[test]
+fn bench_ends_with_a_json_line() {
+    let o = swimmer(&["bench", "--steps", "2000", "--envs", "2", "--threads", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j = last_json(&o);
+    for key in ["env", "steps", "envs", "threads", "seconds", "env_steps_per_sec"] {
+        assert!(j.get(key).is_some(), "missing {key}: {j}");
+    }
+    assert_eq!(j["env"], "Swimmer-v5");
+    assert_eq!(j["steps"], 2000);
+    assert!(j["env_steps_per_sec"].as_f64().unwrap() > 100.0);
+}
+
+#[test]
+fn render_writes_gif_and_png() {
+    let d = tmp();
+    let gif = d.path().join("swim.gif");
+    let o = swimmer(&["render", "--gait", "2.125,-7.5", "--steps", "40", "--output", gif.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bytes = std::fs::read(&gif).unwrap();
+    assert_eq!(&bytes[..6], b"GIF89a");
+    let png = d.path().join("swim.png");
+    let o = swimmer(&["render", "--gait", "2.125,-7.5", "--steps", "10", "--size", "200", "--output", png.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&bytes[1..4], b"PNG");
+    assert_eq!(u32::from_be_bytes(bytes[16..20].try_into().unwrap()), 200);
+    let o = swimmer(&["render", "--gait", "fast", "--output", png.to_str().unwrap()]);
+    assert!(stderr(&o).contains("W,PHI_DEG"), "{}", stderr(&o));
+}
+
+/// A tiny training configuration: 100-step episodes, 2 groups, branches of 25 steps with 25-step
+/// tails: 800 env steps per iteration.
+const TINY: &[&str] = &[
+    "--quiet",
+    "--env-opt", "max_episode_steps=100",
+    "--set", "rebel.groups=2",
+    "--set", "rebel.branch_len=25",
+    "--set", "rebel.tail_len=25",
+    "--set", "rebel.epochs=2",
+    "--set", "eval.episodes=2",
+    "--set", "eval.every_iters=2",
+    "--set", "threads=1",
+];
+
+fn train(run_dir: &Path, steps: u64, extra: &[&str]) -> Output {
+    let steps = steps.to_string();
+    let mut args = vec!["train", "--run-dir", run_dir.to_str().unwrap(), "--env-steps", &steps];
+    args.extend_from_slice(TINY);
+    args.extend_from_slice(extra);
+    swimmer(&args)
+}
+
+fn metrics(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Metrics without the timing fields, for determinism checks.
+fn untimed(m: &[serde_json::Value]) -> Vec<serde_json::Value> {
+    m.iter()
+        .map(|v| {
+            let mut v = v.clone();
+            let o = v.as_object_mut().unwrap();
+            o.retain(|k, _| k != "wall_time_s" && k != "charts/env_steps_per_sec" && k != "charts/learner_s_per_iter");
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn train_writes_a_complete_run_directory_and_is_deterministic() {
+    let d = tmp();
+    let (a, b) = (d.path().join("a"), d.path().join("b"));
+    let o = train(&a, 3000, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = last_json(&o);
+    for key in ["algo", "env", "seed", "env_steps", "labels_used", "wall_time_s", "eval_true_return_mean", "eval_true_return_std", "eval_episodes"] {
+        assert!(s.get(key).is_some(), "summary lacks {key}");
+    }
+    assert_eq!(s["labels_used"], 0);
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(a.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary, s);
+    let cfg = std::fs::read_to_string(a.join("config.toml")).unwrap();
+    assert!(cfg.contains("groups = 2") && cfg.contains("[rebel]"), "{cfg}");
+    let m = metrics(&a);
+    assert!(m.iter().all(|v| v.get("env_steps").is_some() && v.get("wall_time_s").is_some()));
+    assert!(m.iter().any(|v| v.get("eval/true_return").is_some()));
+    assert!(m.iter().any(|v| v.get("losses/rebel").is_some() && v.get("losses/approx_kl").is_some()));
+    assert!(std::fs::read_dir(a.join("tb")).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().starts_with("events.out.tfevents")));
+    assert!(a.join("checkpoint.safetensors").exists());
+
+    // same seed, same threads: the same numbers
+    let o = train(&b, 3000, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(untimed(&metrics(&a)), untimed(&metrics(&b)));
+
+    // eval of the checkpoint
+    let ck = a.join("checkpoint.safetensors");
+    let o = swimmer(&["eval", "--checkpoint", ck.to_str().unwrap(), "--episodes", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j = last_json(&o);
+    assert_eq!(j["episodes"], 2);
+    assert!(j["eval_true_return_mean"].as_f64().unwrap().is_finite());
+    // render of the checkpoint's policy
+    let gif = d.path().join("policy.gif");
+    let o = swimmer(&["render", "--checkpoint", ck.to_str().unwrap(), "--steps", "20", "--output", gif.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(gif.exists());
+}
+
+#[test]
+fn resume_continues_a_run_exactly_and_refuses_another_config() {
+    let d = tmp();
+    let (full, part) = (d.path().join("full"), d.path().join("part"));
+    assert!(train(&full, 4000, &[]).status.success());
+    assert!(train(&part, 2000, &[]).status.success());
+    // continue the shorter run with a larger budget
+    let o = swimmer(&["train", "--resume", part.to_str().unwrap(), "--env-steps", "4000", "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // the training metrics of every iteration of the uninterrupted run appear, identical, in the
+    // resumed one (evaluations differ only in when they happen: a run evaluates at its last iteration)
+    let training_only = |m: Vec<serde_json::Value>| -> Vec<serde_json::Value> {
+        m.into_iter()
+            .filter(|v| v.get("losses/rebel").is_some())
+            .map(|mut v| {
+                v.as_object_mut().unwrap().retain(|k, _| !k.starts_with("eval/"));
+                v
+            })
+            .collect()
+    };
+    let (mf, mp) = (training_only(untimed(&metrics(&full))), training_only(untimed(&metrics(&part))));
+    assert!(mf.len() >= 4, "{mf:?}");
+    assert_eq!(mf, mp);
+    // another configuration is refused with the differing key named
+    let o = swimmer(&["train", "--resume", part.to_str().unwrap(), "--set", "rebel.eta=3", "--quiet"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("rebel.eta"), "{}", stderr(&o));
+}
+
+#[test]
+fn bad_configuration_and_checkpoints_are_clear_errors() {
+    let d = tmp();
+    let o = train(&d.path().join("x"), 1000, &["--set", "rebel.etta=2"]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains("rebel.etta") && e.contains("eta") && e.contains("branch_len"), "{e}");
+
+    let bad = d.path().join("bad.safetensors");
+    std::fs::write(&bad, b"this is not a checkpoint").unwrap();
+    let o = swimmer(&["eval", "--checkpoint", bad.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("corrupt") || stderr(&o).contains("not a"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+
+    // a diverging run stops with a message and keeps its last good checkpoint
+    let run = d.path().join("div");
+    let o = train(&run, 6000, &["--set", "rebel.lr=1e6", "--set", "rebel.max_grad_norm=0"]);
+    assert!(!o.status.success(), "lr = 1e6 must diverge");
+    assert!(stderr(&o).contains("diverged") && stderr(&o).contains("checkpoint"), "{}", stderr(&o));
+    let o = swimmer(&["eval", "--checkpoint", run.join("checkpoint.safetensors").to_str().unwrap(), "--episodes", "1"]);
+    assert!(o.status.success(), "the kept checkpoint loads: {}", stderr(&o));
+}
