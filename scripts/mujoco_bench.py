@@ -1,19 +1,22 @@
 #!/usr/bin/env python3
-"""Swimmer-v5 speed on MuJoCo, and the comparison table with rebel-rs.
+"""MuJoCo speed of Swimmer-v5, Reacher-v5 or InvertedPendulum-v5, and the comparison with rebel-rs.
 
 Two modes (run with the venv made by scripts/bench_vs_mujoco.sh):
 
-  mujoco_bench.py measure [--raw-steps N] [--gym-steps N] [--seed S]
-      Times, on whatever cores the process is allowed (pin it with taskset):
-      * raw:  mujoco.mj_step(model, data, nstep=frame_skip) per env step (frame_skip = 4, as in
-              Swimmer-v5), with uniformly random controls written to data.ctrl; no Python env code.
-      * gym:  gymnasium.make("Swimmer-v5") env.step with random actions (TimeLimit 1000 included,
-              reset on truncation), i.e. what a Python RL loop pays per step.
+  mujoco_bench.py measure [--env ID] [--raw-steps N] [--gym-steps N] [--seed S]
+      Times, on whatever cores the process is allowed (pin it with taskset), for ID
+      (Swimmer-v5 by default; Reacher-v5, InvertedPendulum-v5):
+      * raw:  mujoco.mj_step(model, data, nstep=frame_skip) per env step (the env's frame_skip:
+              4 for Swimmer, 2 for the others), with uniformly random controls written to
+              data.ctrl; no Python env code. The state is reset when it leaves the env's healthy
+              range (InvertedPendulum: |angle| > 0.2), outside the timed region's step count.
+      * gym:  gymnasium.make(ID) env.step with random actions (TimeLimit included, reset on
+              termination or truncation), i.e. what a Python RL loop pays per step.
       Last stdout line: JSON {"raw_env_steps_per_sec", "gym_env_steps_per_sec", versions, ...}.
 
   mujoco_bench.py report --mujoco JSON --ours JSON [--ours-8x1 JSON] [--ours-8x2 JSON]
       Prints a table and the ratios ours/MuJoCo; last stdout line: one JSON object.
-      The --ours* arguments are the last stdout lines of `swimmer bench`.
+      The --ours* arguments are the last stdout lines of `rebel --env ID bench`.
 """
 import argparse
 import json
@@ -27,7 +30,7 @@ def measure(args):
     import mujoco
     import numpy as np
 
-    env = gym.make("Swimmer-v5")
+    env = gym.make(args.env)
     raw = env.unwrapped
     model, data = raw.model, raw.data
     frame_skip = raw.frame_skip
@@ -42,9 +45,14 @@ def measure(args):
         mujoco.mj_step(model, data, nstep=frame_skip)
     mujoco.mj_resetData(model, data)
     t0 = time.perf_counter()
+    falls = args.env.startswith("InvertedPendulum")
+    raw_resets = 0
     for k in range(args.raw_steps):
         data.ctrl[:] = ctrls[k]
         mujoco.mj_step(model, data, nstep=frame_skip)
+        if falls and abs(data.qpos[1]) > 0.2:  # as an RL loop would: a new episode
+            mujoco.mj_resetData(model, data)
+            raw_resets += 1
     raw_secs = time.perf_counter() - t0
     if not np.all(np.isfinite(data.qpos)):
         sys.exit("mujoco_bench.py: MuJoCo state went non-finite during the raw run")
@@ -66,6 +74,8 @@ def measure(args):
     env.close()
 
     out = {
+        "env": args.env,
+        "raw_resets": raw_resets,
         "mujoco_version": mujoco.__version__,
         "gymnasium_version": gym.__version__,
         "python": platform.python_version(),
@@ -79,7 +89,7 @@ def measure(args):
         "gym_env_steps_per_sec": args.gym_steps / gym_secs,
         "gym_episodes_ended": episodes,
     }
-    print(f"MuJoCo {out['mujoco_version']} raw mj_step x{frame_skip}: {out['raw_env_steps_per_sec']:.0f} env steps/s; "
+    print(f"{args.env}: MuJoCo {out['mujoco_version']} raw mj_step x{frame_skip}: {out['raw_env_steps_per_sec']:.0f} env steps/s; "
           f"gymnasium {out['gymnasium_version']} env.step: {out['gym_env_steps_per_sec']:.0f} env steps/s")
     print(json.dumps(out))
 
@@ -87,17 +97,20 @@ def measure(args):
 def report(args):
     mj = json.loads(args.mujoco)
     ours = json.loads(args.ours)
+    env = mj.get("env", "Swimmer-v5")
+    if ours.get("env", env) != env:
+        sys.exit(f"mujoco_bench.py: --mujoco measured {env} but --ours measured {ours['env']}")
     rows = [
-        ("MuJoCo raw mj_step (4 substeps), 1 core", mj["raw_env_steps_per_sec"]),
-        ("Gymnasium Swimmer-v5 env.step, 1 core", mj["gym_env_steps_per_sec"]),
-        (f"rebel-rs Swimmer-v5, {ours['envs']} env, {ours['threads']} thread", ours["env_steps_per_sec"]),
+        (f"MuJoCo raw mj_step ({mj['frame_skip']} substeps), 1 core", mj["raw_env_steps_per_sec"]),
+        (f"Gymnasium {env} env.step, 1 core", mj["gym_env_steps_per_sec"]),
+        (f"rebel-rs {env}, {ours['envs']} env, {ours['threads']} thread", ours["env_steps_per_sec"]),
     ]
     extra = {}
     for key, text in (("ours_8x1", args.ours_8x1), ("ours_8x2", args.ours_8x2)):
         if text:
             r = json.loads(text)
             extra[key] = r["env_steps_per_sec"]
-            rows.append((f"rebel-rs Swimmer-v5, {r['envs']} envs, {r['threads']} thread(s)", r["env_steps_per_sec"]))
+            rows.append((f"rebel-rs {env}, {r['envs']} envs, {r['threads']} thread(s)", r["env_steps_per_sec"]))
     width = max(len(r[0]) for r in rows)
     print(f"{'run':<{width}}  {'env steps/s':>12}")
     print(f"{'-' * width}  {'-' * 12}")
@@ -108,6 +121,7 @@ def report(args):
     print(f"ratio ours/MuJoCo raw:       {ratio_raw:.3f}")
     print(f"ratio ours/Gymnasium step:   {ratio_gym:.3f}")
     result = {
+        "env": env,
         "mujoco_version": mj["mujoco_version"],
         "gymnasium_version": mj["gymnasium_version"],
         "mujoco_raw_env_steps_per_sec": mj["raw_env_steps_per_sec"],
@@ -129,15 +143,16 @@ def report(args):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="mode", required=True)
-    m = sub.add_parser("measure", help="time MuJoCo and Gymnasium Swimmer-v5")
+    m = sub.add_parser("measure", help="time MuJoCo and Gymnasium on one environment")
+    m.add_argument("--env", default="Swimmer-v5", choices=["Swimmer-v5", "Reacher-v5", "InvertedPendulum-v5"])
     m.add_argument("--raw-steps", type=int, default=100_000, help="env steps for the raw mj_step run")
     m.add_argument("--gym-steps", type=int, default=20_000, help="env steps for the gymnasium env.step run")
     m.add_argument("--seed", type=int, default=0)
     r = sub.add_parser("report", help="table and ratios from the JSON results")
     r.add_argument("--mujoco", required=True, help="last line of `measure`")
-    r.add_argument("--ours", required=True, help="last line of `swimmer bench --envs 1 --threads 1`")
-    r.add_argument("--ours-8x1", help="last line of `swimmer bench --envs 8 --threads 1`")
-    r.add_argument("--ours-8x2", help="last line of `swimmer bench --envs 8 --threads 2`")
+    r.add_argument("--ours", required=True, help="last line of `rebel --env ID bench --envs 1 --threads 1`")
+    r.add_argument("--ours-8x1", help="last line of `rebel --env ID bench --envs 8 --threads 1`")
+    r.add_argument("--ours-8x2", help="last line of `rebel --env ID bench --envs 8 --threads 2`")
     args = p.parse_args()
     for k in ("raw_steps", "gym_steps"):
         if getattr(args, k, 1) < 1:

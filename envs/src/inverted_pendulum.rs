@@ -275,6 +275,11 @@ impl InvertedPendulum {
         mb.update_rigid_bodies(&mut self.world.bodies, true);
     }
 
+    /// The observation of the current state (what `reset` and `step` return).
+    pub fn observe(&self) -> Vec<f32> {
+        observation(&self.qpos(), &self.qvel())
+    }
+
     fn state(&self) -> State {
         let w = &self.world;
         State {

@@ -38,9 +38,10 @@
 //! weight defaults to 0.1, but `reacher_v5.py` uses 1; this follows the code.
 //!
 //! ## Start and end
-//! `reset`: qpos = U(−0.1, 0.1)⁴ + (0, 0, 0.1, −0.1), then the goal is drawn U(−0.2, 0.2)² until
-//! ‖goal‖ < 0.2 and written into qpos[2..4], then qvel = U(−0.005, 0.005)⁴ with qvel[2..4] = 0 (the
-//! draws in Gymnasium's order; the numbers come from this crate's generator, not NumPy's). Never
+//! `reset`: qpos = U(−s, s)⁴ + (0, 0, 0.1, −0.1), then the goal is drawn U(−0.2, 0.2)² until
+//! ‖goal‖ < 0.2 and written into qpos[2..4], then qvel = U(−s/20, s/20)⁴ with qvel[2..4] = 0, where
+//! s = `reset_noise_scale` = 0.1 as in Gymnasium (U(−0.1, 0.1) and U(−0.005, 0.005)). The draws
+//! follow Gymnasium's order; the numbers come from this crate's generator, not NumPy's. Never
 //! terminates; the registry's `TimeLimit` truncates after 50 steps.
 //!
 //! ## Options (`make("Reacher-v5", config)`)
@@ -50,6 +51,7 @@
 //! | `frame_skip` | 2 | physics steps of `timestep` per env step |
 //! | `reward_dist_weight` | 1.0 | weight of the fingertip–target distance |
 //! | `reward_control_weight` | 1.0 | weight of Σa² |
+//! | `reset_noise_scale` | 0.1 | *rebel-rs extension* (reacher_v5.py hard-codes 0.1): half-width of the arm's qpos noise; its qvel noise is s/20; 0 starts the arm at rest (the goal is still drawn). Lets the CLI's `replay`/`render`, which set it, work |
 //! | `timestep` | 0.01 | MuJoCo's `opt.timestep` (s) |
 //! | `substeps` | 1 | Rapier steps per `timestep` |
 //! | `solver_iterations` | 4 | Rapier's solver substeps per Rapier step |
@@ -114,6 +116,7 @@ pub struct ReacherConfig {
     pub frame_skip: usize,
     pub reward_dist_weight: f64,
     pub reward_control_weight: f64,
+    pub reset_noise_scale: f64,
     pub timestep: f64,
     pub substeps: usize,
     pub solver_iterations: usize,
@@ -127,6 +130,7 @@ impl Default for ReacherConfig {
             frame_skip: 2,
             reward_dist_weight: 1.0,
             reward_control_weight: 1.0,
+            reset_noise_scale: 0.1,
             timestep: 0.01,
             substeps: 1,
             solver_iterations: 4,
@@ -153,6 +157,7 @@ impl ReacherConfig {
             frame_skip: r.usize_in("frame_skip", d.frame_skip, 1, 1000)?,
             reward_dist_weight: r.f64("reward_dist_weight", d.reward_dist_weight)?,
             reward_control_weight: r.f64("reward_control_weight", d.reward_control_weight)?,
+            reset_noise_scale: r.nonneg_f64("reset_noise_scale", d.reset_noise_scale)?,
             timestep: r.nonneg_f64("timestep", d.timestep)?,
             substeps: r.usize_in("substeps", d.substeps, 1, 100)?,
             solver_iterations: r.usize_in("solver_iterations", d.solver_iterations, 1, 100)?,
@@ -291,6 +296,11 @@ impl Reacher {
         mb.update_rigid_bodies(&mut self.world.bodies, true);
     }
 
+    /// The observation of the current state (what `reset` and `step` return).
+    pub fn observe(&self) -> Vec<f32> {
+        self.observation(&self.qpos(), &self.qvel())
+    }
+
     fn observation(&self, qpos: &[f64; 4], qvel: &[f64; 4]) -> Vec<f32> {
         let tip = fingertip_position(qpos[0], qpos[1]);
         [
@@ -407,18 +417,20 @@ impl Env for Reacher {
             self.rng = StdRng::seed_from_u64(s);
         }
         let rng = &mut self.rng;
-        let mut qpos: [f64; 4] = std::array::from_fn(|_| rng.random_range(-0.1..0.1));
+        let s = self.cfg.reset_noise_scale;
+        let mut uniform = |h: f64| if h > 0.0 { rng.random_range(-h..h) } else { 0.0 };
+        let mut qpos: [f64; 4] = std::array::from_fn(|_| uniform(s));
         qpos[2] += TARGET_REF[0];
         qpos[3] += TARGET_REF[1];
         let goal = loop {
-            let g: [f64; 2] = [rng.random_range(-0.2..0.2), rng.random_range(-0.2..0.2)];
+            let g: [f64; 2] = [uniform(0.2), uniform(0.2)];
             if g[0].hypot(g[1]) < 0.2 {
                 break g;
             }
         };
         qpos[2] = goal[0];
         qpos[3] = goal[1];
-        let mut qvel: [f64; 4] = std::array::from_fn(|_| rng.random_range(-0.005..0.005));
+        let mut qvel: [f64; 4] = std::array::from_fn(|_| uniform(s / 20.0));
         qvel[2] = 0.0;
         qvel[3] = 0.0;
         self.set_state(qpos, qvel);
