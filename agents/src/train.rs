@@ -101,8 +101,11 @@ impl Default for EvalSection {
 pub struct TrainConfig {
     /// Algorithm: "rebel".
     pub algo: String,
-    /// What scores trajectories: "true" (the environment reward).
+    /// What scores trajectories: "true" (the environment reward) or "model" (the reward
+    /// ensemble in `reward_model`).
     pub reward: String,
+    /// Reward model file (written by `rm train`) used when `reward = "model"`.
+    pub reward_model: String,
     /// Master seed. Default 1.
     pub seed: u64,
     /// Environment-step budget. Default 3_000_000.
@@ -126,6 +129,7 @@ impl Default for TrainConfig {
         TrainConfig {
             algo: "rebel".into(),
             reward: "true".into(),
+            reward_model: String::new(),
             seed: 1,
             env_steps: 3_000_000,
             threads: 2,
@@ -144,8 +148,11 @@ impl TrainConfig {
         if self.algo != "rebel" {
             return Err(format!("algo = {:?} is not available in `train` yet; valid: \"rebel\"", self.algo));
         }
-        if self.reward != "true" {
-            return Err(format!("reward = {:?} is not available yet; valid: \"true\"", self.reward));
+        match self.reward.as_str() {
+            "true" => {}
+            "model" if !self.reward_model.is_empty() => {}
+            "model" => return Err("reward = \"model\" needs reward_model = \"<file written by rm train>\"".into()),
+            other => return Err(format!("reward = {other:?} is not known; valid: \"true\", \"model\"")),
         }
         if self.threads == 0 || self.env_steps == 0 || self.eval.episodes == 0 || self.eval.every_iters == 0 {
             return Err("threads, env_steps, eval.episodes and eval.every_iters must be ≥ 1".into());
@@ -192,6 +199,8 @@ pub struct Summary {
     pub eval_stochastic_return_mean: f64,
     pub win_rate: f64,
     pub initial_eval_true_return_mean: f64,
+    /// The reference policy's eval true return under the same protocol (the win-rate opponent).
+    pub reference_eval_true_return_mean: f64,
     pub iterations: u64,
     pub run_dir: String,
 }
@@ -252,6 +261,8 @@ pub struct RunOptions {
     pub resume: Option<PathBuf>,
     /// Show a progress bar.
     pub progress: bool,
+    /// Stop as soon as an evaluation's mean true return reaches this (used by `pretrain`).
+    pub stop_at_eval: Option<f64>,
 }
 
 const CHECKPOINT: &str = "checkpoint.safetensors";
@@ -303,13 +314,27 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError
     let pcfg = PolicyConfig { obs_dim, act_dim, hidden: cfg.policy.hidden.clone(), log_std_init: cfg.policy.log_std_init };
     let mut policy = GaussianPolicy::new(pcfg.clone(), device, Kind::Float, cfg.seed);
     if !cfg.policy.init.is_empty() {
-        let init = Checkpoint::load(&cfg.policy.init)?;
+        let init = Checkpoint::load(resolve_path(&cfg.policy.init))?;
         init.restore_policy("policy", &mut policy)?;
     }
     let initial = policy.try_clone().map_err(|e| TrainError::Config(e.to_string()))?;
-    let reference = if cfg.eval.reference.is_empty() { initial } else { load_policy(Path::new(&cfg.eval.reference), device)? };
+    let reference = if cfg.eval.reference.is_empty() { initial } else { load_policy(&resolve_path(&cfg.eval.reference), device)? };
     let mut adam = Adam::new(policy.named_parameters(), AdamConfig { lr: rc.lr, ..AdamConfig::default() });
-    let scorer = TrueReward;
+    let scorer: Box<dyn Scorer> = match cfg.reward.as_str() {
+        "model" => {
+            let path = resolve_path(&cfg.reward_model);
+            let (model, env_id) = crate::reward_model::RewardEnsemble::load(&path)
+                .map_err(|e| TrainError::Config(format!("reward_model: {e}")))?;
+            if env_id != cfg.env.id || model.obs_dim() != obs_dim || model.act_dim() != act_dim {
+                return Err(TrainError::Config(format!(
+                    "reward model {} was trained on {env_id} ({} obs, {} act), not on {} ({obs_dim} obs, {act_dim} act)",
+                    path.display(), model.obs_dim(), model.act_dim(), cfg.env.id
+                )));
+            }
+            Box::new(model)
+        }
+        _ => Box::new(TrueReward),
+    };
 
     let (mut iteration, mut env_steps, mut initial_eval) = (0u64, 0u64, f64::NAN);
     if let Some(ck) = &resumed {
@@ -338,6 +363,10 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError
         save(&policy, &adam, 0, 0, initial_eval)?;
     }
 
+    let reference_eval = {
+        let seeds: Vec<u64> = (0..cfg.eval.episodes as u64).map(|i| cfg.eval.seed_base + i).collect();
+        mean_std(&episode_returns(&mut eval_env, &reference, &seeds, None)?).0
+    };
     let bar = opts.progress.then(|| progress_bar(cfg.env_steps, env_steps));
     let t_start = Instant::now();
     let steps_at_start = env_steps;
@@ -365,9 +394,12 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError
         let (ret_mean, _) = mean_std(&batch.episode_returns);
         last_ret = ret_mean;
         let seg_true: Vec<f64> = batch.true_returns();
+        let seg_score = f64::try_from(rewards.mean(Kind::Float)).unwrap_or(f64::NAN);
         let mut scalars: Vec<(&str, f64)> = vec![
             ("charts/episode_return", ret_mean),
             ("charts/segment_true_return", mean_std(&seg_true).0),
+            // the scorer's view of the same segments: diverging from the true return = reward hacking
+            ("charts/segment_score", seg_score),
             ("charts/iteration", iteration as f64),
             ("charts/env_steps_per_sec", batch.env_steps as f64 / (collect_s + learn_s)),
             ("charts/learner_s_per_iter", learn_s),
@@ -394,11 +426,15 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError
         }
         log.log(env_steps, &scalars)?;
         save(&policy, &adam, iteration, env_steps, initial_eval)?;
+        let reached = matches!((&last_eval, opts.stop_at_eval), (Some(e), Some(t)) if e.mean >= t);
         if let Some(b) = &bar {
             b.set_position(env_steps.min(cfg.env_steps));
             let sps = (env_steps - steps_at_start) as f64 / t_start.elapsed().as_secs_f64();
             let ev = last_eval.as_ref().map(|e| format!("{:.1}", e.mean)).unwrap_or("-".into());
             b.set_message(format!("{sps:.0} steps/s | return {ret_mean:.1} | eval {ev}"));
+        }
+        if reached {
+            break;
         }
     }
     if let Some(b) = bar {
@@ -423,11 +459,24 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError
         eval_stochastic_return_mean: e.stochastic_mean,
         win_rate: e.win_rate,
         initial_eval_true_return_mean: initial_eval,
+        reference_eval_true_return_mean: reference_eval,
         iterations: iteration,
         run_dir: run.path().display().to_string(),
     };
     write_summary(run.path(), &serde_json::to_value(&summary).expect("summary serialises"))?;
     Ok(summary)
+}
+
+/// A path from a configuration: as given if it exists (absolute, or relative to the working
+/// directory), else relative to the repository this binary was built from, so that the shipped
+/// configurations work from any working directory.
+pub fn resolve_path(p: &str) -> PathBuf {
+    let given = PathBuf::from(p);
+    if given.is_absolute() || given.exists() {
+        return given;
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(p);
+    if repo.exists() { repo } else { given }
 }
 
 /// Dotted keys whose values differ between two TOML documents.

@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand};
 
 pub use envcmds::{bench, render, replay, BenchArgs, RenderArgs, ReplayArgs};
 pub use prefcmds::{prefs_cmd, rm_cmd, PrefsCommand, RmCommand};
-pub use traincmds::{eval_cmd, resolve_config, train_cmd, EvalArgs, TrainArgs, DEFAULT_CONFIG};
+pub use traincmds::{eval_cmd, pretrain_cmd, resolve_config, train_cmd, EvalArgs, PretrainArgs, TrainArgs, DEFAULT_CONFIG};
 
 /// Options shared by every subcommand.
 #[derive(Args, Debug, Clone)]
@@ -38,6 +38,8 @@ enum Command {
     Train(TrainArgs),
     /// Evaluate a checkpoint's policy (true return, mean action).
     Eval(EvalArgs),
+    /// Make the reference policy: REBEL on the true reward until an evaluation reaches --target.
+    Pretrain(PretrainArgs),
     /// List the registered environments.
     Envs,
     /// Preference datasets: `prefs collect`.
@@ -77,6 +79,7 @@ pub fn main(fixed_env: Option<&str>) -> ExitCode {
         Some(Command::Render(a)) => render(&cli.env, &a),
         Some(Command::Train(a)) => train_cmd(&cli.env, &a),
         Some(Command::Eval(a)) => eval_cmd(&cli.env, &a),
+        Some(Command::Pretrain(a)) => pretrain_cmd(&cli.env, &a),
         Some(Command::Prefs { cmd }) => prefs_cmd(&cli.env, &cmd),
         Some(Command::Rm { cmd }) => rm_cmd(&cli.env, &cmd),
         Some(Command::Envs) => {

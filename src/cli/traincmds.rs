@@ -81,6 +81,7 @@ pub fn train_cmd(env: &EnvArgs, a: &TrainArgs) -> Result<()> {
         run_dir: a.run_dir.clone(),
         resume: a.resume.clone(),
         progress: !a.quiet,
+        stop_at_eval: None,
     };
     let s = train::train(&cfg, &opts)?;
     println!(
@@ -129,5 +130,67 @@ pub fn eval_cmd(env: &EnvArgs, a: &EvalArgs) -> Result<()> {
     let std = (r.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
     println!("{}: true return {mean:.2} ± {std:.2} over {} episodes (mean action)", a.checkpoint.display(), r.len());
     println!("{}", serde_json::json!({"checkpoint": a.checkpoint, "env": env.env, "episodes": r.len(), "eval_true_return_mean": mean, "eval_true_return_std": std, "returns": r}));
+    Ok(())
+}
+
+/// `pretrain`: the reference policy of the preference experiment — REBEL on the true reward from a
+/// random policy, stopped at the first evaluation whose mean true return reaches `--target`.
+/// Deterministic for a seed and thread count.
+#[derive(Args, Debug, Clone)]
+pub struct PretrainArgs {
+    /// Stop at the first evaluation at or above this mean true return.
+    #[arg(long, default_value_t = 170.0)]
+    pub target: f64,
+    /// Give up after this many env steps.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub max_env_steps: u64,
+    /// Master seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Where to write the policy checkpoint.
+    #[arg(long, default_value = "experiments/swimmer/reference_policy.safetensors")]
+    pub out: PathBuf,
+    /// Run directory of the pretraining run (default: a new one under runs/).
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
+    /// Override any training key (see `train --set`).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+}
+
+/// Runs `pretrain`.
+pub fn pretrain_cmd(env: &EnvArgs, a: &PretrainArgs) -> Result<()> {
+    let mut sets = vec!["eval.every_iters=1".to_string()];
+    sets.extend(a.sets.iter().cloned());
+    let targs = TrainArgs {
+        env_steps: Some(a.max_env_steps),
+        seed: Some(a.seed),
+        reward: Some("true".into()),
+        algo: Some("rebel".into()),
+        sets,
+        run_dir: a.run_dir.clone(),
+        quiet: true,
+        ..TrainArgs::default()
+    };
+    let cfg = resolve_config(env, &targs)?;
+    let opts = RunOptions { runs_base: PathBuf::from("runs"), run_dir: a.run_dir.clone(), resume: None, progress: false, stop_at_eval: Some(a.target) };
+    let s = train::train(&cfg, &opts)?;
+    if s.eval_true_return_mean < a.target {
+        bail!(
+            "pretraining reached only {:.1} (target {:.1}) in {} env steps; raise --max-env-steps or lower --target (run: {})",
+            s.eval_true_return_mean, a.target, s.env_steps, s.run_dir
+        );
+    }
+    let ck = PathBuf::from(&s.run_dir).join("checkpoint.safetensors");
+    if let Some(dir) = a.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let bytes = std::fs::read(&ck).with_context(|| format!("cannot read {}", ck.display()))?;
+    super::envcmds::write_atomic(&a.out, &bytes)?;
+    println!(
+        "reference policy: eval true return {:.1} ± {:.1} after {} env steps -> {}",
+        s.eval_true_return_mean, s.eval_true_return_std, s.env_steps, a.out.display()
+    );
+    println!("{}", serde_json::json!({"out": a.out, "eval_true_return_mean": s.eval_true_return_mean, "eval_true_return_std": s.eval_true_return_std, "env_steps": s.env_steps, "seed": a.seed, "run_dir": s.run_dir}));
     Ok(())
 }
