@@ -12,3 +12,4 @@ pub mod scorer;
 pub mod train;
 pub mod preferences;
 pub mod reward_model;
+pub mod experiment;

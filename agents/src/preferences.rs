@@ -30,6 +30,15 @@
 //! Collection stops once `n_labels` pairs have labels; skipped pairs cost a query (counted in `queries`)
 //! but are not stored.
 //!
+//! ## Defaults (measured on Swimmer-v5, random initial policy, 2-core CPU)
+//! `prefs collect` defaults to 50-step pieces (≈ 2 s of simulated time, Christiano's 1.5 s scale), pieces of
+//! different episodes, and the oracle teacher. 1000 such labels (seed 1) train an ensemble (defaults of
+//! [`crate::reward_model::RewardModelConfig`], 6 s) that reaches, on 500 fresh pairs of seed 2, accuracy 0.95
+//! and Spearman 0.993; on 200 whole-episode pairs of seed 3, accuracy 0.905 and Spearman 0.93. With the BT
+//! teacher (β = 1) on both sides: accuracy 0.906 against labels that agree with the true order only 93.8% of
+//! the time, Spearman 0.988. Whole-episode pieces are supported (`segment_len = None`) but cost 20× the
+//! simulation per label.
+//!
 //! ## The dataset file (format `rebel-rs-preferences`, version [`DATASET_VERSION`])
 //! One safetensors file (`safetensors.torch.load_file` reads it). With N pairs and T the longest piece:
 //!
@@ -591,6 +600,8 @@ impl PreferenceDataset {
     }
 
     /// [`PreferenceDataset::load`] from bytes; `path` is only used in messages.
+    // Segments are built field by field so that fields added to `Segment` later keep their defaults.
+    #[allow(clippy::field_reassign_with_default)]
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self, PreferenceError> {
         let corrupt = |reason: String| PreferenceError::Corrupt { path: path.to_path_buf(), reason };
         let shape_err = |reason: String| PreferenceError::Shape { path: path.to_path_buf(), reason };
@@ -788,7 +799,7 @@ pub fn collect_preferences(
     }
     let n_env = venv.num_envs();
     let k = if cfg.same_start { 2 } else { 1 };
-    if n_env < 2 || n_env % k != 0 {
+    if n_env < 2 || !n_env.is_multiple_of(k) {
         return Err(PreferenceError::Collect(format!(
             "the vectorised env has {n_env} envs; use an even number ≥ 2"
         )));
@@ -811,7 +822,7 @@ pub fn collect_preferences(
     let mut pool: Vec<(u64, Segment)> = Vec::new(); // not-same-start: (episode id, piece) awaiting a partner
     let mut round = 0u64;
     while pairs.len() < cfg.n_labels {
-        if round > 0 && round % 200 == 0 && pairs.is_empty() {
+        if round > 0 && round.is_multiple_of(200) && pairs.is_empty() {
             return Err(PreferenceError::Collect(format!(
                 "{queries} queries in {round} rounds gave no label: the skip threshold {:?} is too strict for this \
                  policy",

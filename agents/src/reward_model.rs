@@ -12,8 +12,8 @@
 //! * **Held-out split**: a `holdout` fraction of the pairs (default 0.1, chosen by the seed) is never trained
 //!   on; [`TrainReport`] gives the ensemble's accuracy on both parts.
 //! * **File**: a rebel-rs checkpoint ([`crate::checkpoint`]: safetensors, atomic, checksummed, validated) with
-//!   `algo = "reward_model"`, tensors `rm.member{m}.layer{j}.{weight,bias}`, `rm.input.mean`, `rm.input.std`,
-//!   and [`RewardModelMeta`] as the checkpoint's `extra` JSON.
+//!   `algo = "reward_model"`, tensors `rm.member{m}.layer{j}.{weight,bias}`, `rm.input.mean`, `rm.input.std`
+//!   (F32 `[obs+act]`), `rm.output.mean`, `rm.output.std` (F64 `[members]`, the member normalisation), and [`RewardModelMeta`] as the checkpoint's `extra` JSON.
 //!
 //! [`evaluate`] measures any [`Scorer`] on a dataset: agreement with the labels, agreement with the true-return
 //! order, and the Spearman rank correlation of piece scores with true piece returns.
@@ -162,10 +162,6 @@ pub struct RewardModelMeta {
     pub labels_used: u64,
     /// Pairs trained on (the rest were held out).
     pub labels_train: u64,
-    /// Per-member mean of the raw per-step outputs over the training steps.
-    pub out_mean: Vec<f64>,
-    /// Per-member standard deviation of the raw per-step outputs over the training steps.
-    pub out_std: Vec<f64>,
     /// FNV-1a hash of the training dataset's bytes (`""` if unknown).
     pub dataset_hash: String,
 }
@@ -226,6 +222,12 @@ pub struct RewardEnsemble {
     members: Vec<Member>,
     in_mean: Tensor,
     in_std: Tensor,
+    /// Per-member mean of the raw per-step outputs over the training steps `[M]` (Double).
+    out_mean: Tensor,
+    /// Per-member standard deviation of the raw per-step outputs over the training steps `[M]` (Double).
+    out_std: Tensor,
+    /// `out_mean`, `out_std` as numbers.
+    norm: Vec<(f64, f64)>,
     device: Device,
 }
 
@@ -446,9 +448,15 @@ impl RewardEnsemble {
         self.meta.act_dim
     }
 
+    /// Per-member `(mean, std)` of the raw per-step outputs over the training steps (the normalisation).
+    pub fn member_normalisation(&self) -> &[(f64, f64)] {
+        &self.norm
+    }
+
     fn empty(meta: RewardModelMeta, seed: u64) -> Self {
         let d = meta.obs_dim + meta.act_dim;
-        let members = (0..meta.config.members)
+        let m = meta.config.members;
+        let members = (0..m)
             .map(|m| Member::new(d, &meta.config.hidden, &mut derive_rng(seed, 100 + m as u64), Device::Cpu))
             .collect();
         Self {
@@ -456,6 +464,9 @@ impl RewardEnsemble {
             members,
             in_mean: Tensor::zeros([d as i64], (Kind::Float, Device::Cpu)),
             in_std: Tensor::ones([d as i64], (Kind::Float, Device::Cpu)),
+            out_mean: Tensor::zeros([m as i64], (Kind::Double, Device::Cpu)),
+            out_std: Tensor::ones([m as i64], (Kind::Double, Device::Cpu)),
+            norm: vec![(0.0, 1.0); m],
             device: Device::Cpu,
         }
     }
@@ -469,7 +480,8 @@ impl RewardEnsemble {
     fn ensemble(&self, x: &Tensor) -> Tensor {
         let mut acc: Option<Tensor> = None;
         for m in 0..self.members.len() {
-            let z = (self.raw(m, x) - self.meta.out_mean[m]) / self.meta.out_std[m];
+            let (mu, sd) = self.norm[m];
+            let z = (self.raw(m, x) - mu) / sd;
             acc = Some(match acc {
                 None => z,
                 Some(a) => a + z,
@@ -482,6 +494,8 @@ impl RewardEnsemble {
         let mut out: Vec<(String, Tensor)> = self.members.iter().enumerate().flat_map(|(m, mem)| mem.named(m)).collect();
         out.push(("input.mean".into(), self.in_mean.shallow_clone()));
         out.push(("input.std".into(), self.in_std.shallow_clone()));
+        out.push(("output.mean".into(), self.out_mean.shallow_clone()));
+        out.push(("output.std".into(), self.out_std.shallow_clone()));
         out
     }
 
@@ -514,23 +528,23 @@ impl RewardEnsemble {
             return Err(bad(format!("metadata version {}, this build reads {RM_META_VERSION}", meta.version)));
         }
         meta.config.validate().map_err(|e| bad(e.to_string()))?;
-        let m = meta.config.members;
         if meta.obs_dim == 0 || meta.act_dim == 0 {
             return Err(bad("zero obs_dim or act_dim".into()));
         }
-        if meta.out_mean.len() != m || meta.out_std.len() != m {
-            return Err(bad(format!("{} means and {} stds for {m} members", meta.out_mean.len(), meta.out_std.len())));
-        }
-        if !meta.out_mean.iter().all(|x| x.is_finite()) || !meta.out_std.iter().all(|x| x.is_finite() && *x > 0.0) {
-            return Err(bad("non-finite normalisation constants or a non-positive std".into()));
-        }
         let env_id = ck.meta.env_id.clone();
-        let model = Self::empty(meta, 0);
+        let mut model = Self::empty(meta, 0);
         ck.restore_tensors(PREFIX, &model.named_tensors())?;
-        let std_ok = tch::no_grad(|| model.in_std.min().double_value(&[]) > 0.0);
-        if !std_ok {
-            return Err(bad("input std has a non-positive entry".into()));
+        let in_std = Vec::<f32>::try_from(&model.in_std).map_err(RewardModelError::Tch)?;
+        let in_mean = Vec::<f32>::try_from(&model.in_mean).map_err(RewardModelError::Tch)?;
+        if !in_std.iter().all(|s| s.is_finite() && *s > 0.0) || !in_mean.iter().all(|x| x.is_finite()) {
+            return Err(bad("input mean/std has a non-finite or non-positive entry".into()));
         }
+        let mu = Vec::<f64>::try_from(&model.out_mean).map_err(RewardModelError::Tch)?;
+        let sd = Vec::<f64>::try_from(&model.out_std).map_err(RewardModelError::Tch)?;
+        if !mu.iter().all(|x| x.is_finite()) || !sd.iter().all(|x| x.is_finite() && *x > 0.0) {
+            return Err(bad("non-finite output normalisation constants or a non-positive std".into()));
+        }
+        model.norm = mu.into_iter().zip(sd).collect();
         Ok((model, env_id))
     }
 }
@@ -605,8 +619,6 @@ pub fn train(dataset: &PreferenceDataset, cfg: &RewardModelConfig) -> Result<(Re
         act_dim: ad,
         labels_used: n as u64,
         labels_train: train_idx.len() as u64,
-        out_mean: vec![0.0; cfg.members],
-        out_std: vec![1.0; cfg.members],
         dataset_hash: String::new(),
     };
     let mut model = RewardEnsemble::empty(meta, cfg.seed);
@@ -664,13 +676,14 @@ pub fn train(dataset: &PreferenceDataset, cfg: &RewardModelConfig) -> Result<(Re
             .to_kind(Kind::Double);
             let mu = vals.mean(Kind::Double).double_value(&[]);
             let sd = vals.std(true).double_value(&[]);
-            model.meta.out_mean[m] = mu;
-            model.meta.out_std[m] = if sd.is_finite() && sd > 1e-8 { sd } else { 1.0 };
+            model.norm[m] = (mu, if sd.is_finite() && sd > 1e-8 { sd } else { 1.0 });
             let sa = Vec::<f64>::try_from(masked_sum(&model.raw(m, &pt.xa), &pt.ma).to_kind(Kind::Double)).expect("scores");
             let sb = Vec::<f64>::try_from(masked_sum(&model.raw(m, &pt.xb), &pt.mb).to_kind(Kind::Double)).expect("scores");
             member_hold.push(accuracy(&sa, &sb, &labels, &hold));
         }
     });
+    model.out_mean = Tensor::from_slice(&model.norm.iter().map(|n| n.0).collect::<Vec<_>>());
+    model.out_std = Tensor::from_slice(&model.norm.iter().map(|n| n.1).collect::<Vec<_>>());
     let (sa, sb) = tch::no_grad(|| {
         let a = Vec::<f64>::try_from(masked_sum(&model.ensemble(&pt.xa), &pt.ma).to_kind(Kind::Double)).expect("scores");
         let b = Vec::<f64>::try_from(masked_sum(&model.ensemble(&pt.xb), &pt.mb).to_kind(Kind::Double)).expect("scores");

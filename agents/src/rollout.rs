@@ -38,6 +38,10 @@ pub struct Segment {
     /// Leading steps whose actions are the policy's response (they enter the log-prob); the
     /// remaining steps are a common-random-numbers continuation that only adds reward.
     pub response_len: usize,
+    /// `[obs_dim]`: the observation after the last step when that step ended the episode
+    /// (terminated or truncated; the true final observation, never a reset one), for value
+    /// bootstrapping at truncations. Empty when the segment ended without ending its episode.
+    pub final_obs: Vec<f32>,
 }
 
 impl Segment {
@@ -195,6 +199,7 @@ fn step_recording(
         if s.done() {
             seg.terminated = s.terminated;
             seg.truncated = s.truncated;
+            seg.final_obs = s.obs.clone();
             alive[i] = false;
         }
     }

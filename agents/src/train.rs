@@ -15,7 +15,11 @@ use rebel_envs::vec_env::VecEnv;
 use rebel_envs::{ConfigValue, EnvConfig};
 
 use crate::adam::{Adam, AdamConfig};
+use crate::algos::dpo::{self, DpoConfig, DpoData};
+use crate::algos::ppo::{self, PpoConfig, RewardScaler, ValueNet};
 use crate::algos::rebel::{self, RebelConfig};
+use crate::algos::reinforce::{self, ReinforceConfig};
+use crate::algos::rloo::{self, RlooConfig};
 use crate::checkpoint::{derive_rng, fnv1a_hex, Checkpoint, CheckpointMeta};
 use crate::logging::{write_config, write_summary, MetricsLogger, RunDir};
 use crate::policy::{GaussianPolicy, PolicyConfig};
@@ -99,7 +103,7 @@ impl Default for EvalSection {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
-    /// Algorithm: "rebel".
+    /// Algorithm: "rebel", "ppo", "reinforce", "rloo" or "dpo" (each has its section). Default "rebel".
     pub algo: String,
     /// What scores trajectories: "true" (the environment reward) or "model" (the reward
     /// ensemble in `reward_model`).
@@ -110,8 +114,11 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Environment-step budget. Default 3_000_000.
     pub env_steps: u64,
-    /// Worker threads for the environments and libtorch. Default 2.
+    /// Worker threads for the environments. Default 2.
     pub threads: usize,
+    /// libtorch threads of the learner (its batches are small: more threads mostly contend with
+    /// the environment workers). Default 1.
+    pub learner_threads: usize,
     /// "cpu", "cuda", "cuda:N" or "auto". Default "cpu".
     pub device: String,
     /// The environment.
@@ -120,6 +127,14 @@ pub struct TrainConfig {
     pub policy: PolicySection,
     /// REBEL's hyperparameters.
     pub rebel: RebelConfig,
+    /// PPO's hyperparameters.
+    pub ppo: PpoConfig,
+    /// REINFORCE's hyperparameters.
+    pub reinforce: ReinforceConfig,
+    /// RLOO's hyperparameters.
+    pub rloo: RlooConfig,
+    /// DPO's hyperparameters (offline or iterative; `dpo.iterations` is its budget, not `env_steps`).
+    pub dpo: DpoConfig,
     /// Evaluation.
     pub eval: EvalSection,
 }
@@ -133,10 +148,15 @@ impl Default for TrainConfig {
             seed: 1,
             env_steps: 3_000_000,
             threads: 2,
+            learner_threads: 1,
             device: "cpu".into(),
             env: EnvSection::default(),
             policy: PolicySection::default(),
             rebel: RebelConfig::default(),
+            ppo: PpoConfig::default(),
+            reinforce: ReinforceConfig::default(),
+            rloo: RlooConfig::default(),
+            dpo: DpoConfig::default(),
             eval: EvalSection::default(),
         }
     }
@@ -145,8 +165,8 @@ impl Default for TrainConfig {
 impl TrainConfig {
     /// Checks values that serde cannot.
     pub fn validate(&self) -> Result<(), String> {
-        if self.algo != "rebel" {
-            return Err(format!("algo = {:?} is not available in `train` yet; valid: \"rebel\"", self.algo));
+        if !ALGOS.contains(&self.algo.as_str()) {
+            return Err(format!("algo = {:?} is not known; valid: {}", self.algo, ALGOS.map(|a| format!("{a:?}")).join(", ")));
         }
         match self.reward.as_str() {
             "true" => {}
@@ -157,9 +177,41 @@ impl TrainConfig {
         if self.threads == 0 || self.env_steps == 0 || self.eval.episodes == 0 || self.eval.every_iters == 0 {
             return Err("threads, env_steps, eval.episodes and eval.every_iters must be ≥ 1".into());
         }
-        self.rebel.validate()
+        match self.algo.as_str() {
+            "ppo" => self.ppo.validate(),
+            "reinforce" => self.reinforce.validate(),
+            "rloo" => self.rloo.validate(),
+            "dpo" => self.dpo.validate(),
+            _ => self.rebel.validate(),
+        }
+    }
+
+    /// Environments the algorithm's collection uses (0 for offline DPO).
+    pub fn num_envs(&self) -> usize {
+        match self.algo.as_str() {
+            "ppo" => self.ppo.n_envs,
+            "reinforce" => self.reinforce.groups,
+            "rloo" => self.rloo.groups * self.rloo.k,
+            "dpo" if self.dpo.iterative => self.dpo.collect_envs,
+            "dpo" => 0,
+            _ => self.rebel.groups * self.rebel.k,
+        }
+    }
+
+    /// The policy's Adam learning rate.
+    pub fn lr(&self) -> f64 {
+        match self.algo.as_str() {
+            "ppo" => self.ppo.lr,
+            "reinforce" => self.reinforce.lr,
+            "rloo" => self.rloo.lr,
+            "dpo" => self.dpo.lr,
+            _ => self.rebel.lr,
+        }
     }
 }
+
+/// The algorithms `train` runs.
+pub const ALGOS: [&str; 5] = ["rebel", "ppo", "reinforce", "rloo", "dpo"];
 
 /// Errors of a run, with what to do.
 #[derive(Debug, thiserror::Error)]
@@ -202,6 +254,11 @@ pub struct Summary {
     /// The reference policy's eval true return under the same protocol (the win-rate opponent).
     pub reference_eval_true_return_mean: f64,
     pub iterations: u64,
+    /// Mean seconds of the learner (scoring + update, not collection or evaluation) per iteration
+    /// of this process.
+    pub learner_s_per_iter: f64,
+    /// Peak resident memory of the process (VmHWM), MiB; NaN where /proc is unavailable.
+    pub peak_rss_mb: f64,
     pub run_dir: String,
 }
 
@@ -271,7 +328,7 @@ const CHECKPOINT: &str = "checkpoint.safetensors";
 pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError> {
     cfg.validate().map_err(TrainError::Config)?;
     let device = crate::device::parse_device(&cfg.device).map_err(|e| TrainError::Config(e.to_string()))?;
-    tch::set_num_threads(cfg.threads as i32);
+    tch::set_num_threads(cfg.learner_threads.max(1) as i32);
     let toml_text = to_toml_string(cfg).map_err(|e| TrainError::Config(e.to_string()))?;
     // The budget may grow on resume (`--resume DIR --env-steps N`); everything else must match.
     let config_hash = {
@@ -305,9 +362,9 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError
     }
 
     let env_cfg = cfg.env.env_config().map_err(TrainError::Config)?;
-    let rc = &cfg.rebel;
-    let mut venv = VecEnv::make(&cfg.env.id, &env_cfg, rc.groups * rc.k, cfg.threads)?;
     let mut eval_env = VecEnv::make(&cfg.env.id, &env_cfg, cfg.eval.episodes.min(16), cfg.threads)?;
+    // offline DPO collects nothing; its env is never stepped
+    let mut venv = VecEnv::make(&cfg.env.id, &env_cfg, cfg.num_envs().max(1), cfg.threads)?;
     let (obs_dim, act_dim) = (venv.obs_dim(), venv.act_dim());
 
     // policy: fresh, from a checkpoint, or resumed
@@ -319,7 +376,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError
     }
     let initial = policy.try_clone().map_err(|e| TrainError::Config(e.to_string()))?;
     let reference = if cfg.eval.reference.is_empty() { initial } else { load_policy(&resolve_path(&cfg.eval.reference), device)? };
-    let mut adam = Adam::new(policy.named_parameters(), AdamConfig { lr: rc.lr, ..AdamConfig::default() });
+    let mut adam = Adam::new(policy.named_parameters(), AdamConfig { lr: cfg.lr(), ..AdamConfig::default() });
     let scorer: Box<dyn Scorer> = match cfg.reward.as_str() {
         "model" => {
             let path = resolve_path(&cfg.reward_model);
@@ -335,17 +392,19 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError
         }
         _ => Box::new(TrueReward),
     };
+    let mut learner = Learner::new(cfg, &policy, obs_dim, device)?;
 
     let (mut iteration, mut env_steps, mut initial_eval) = (0u64, 0u64, f64::NAN);
     if let Some(ck) = &resumed {
         ck.restore_policy("policy", &mut policy)?;
         ck.restore_adam("adam", &mut adam)?;
+        learner.restore(ck)?;
         iteration = ck.meta.counters.get("iteration").copied().unwrap_or(0);
         env_steps = ck.meta.counters.get("env_steps").copied().unwrap_or(0);
         initial_eval = ck.meta.extra.get("initial_eval").and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
         eprintln!("resuming {} at iteration {iteration}, {env_steps} env steps", run.path().display());
     }
-    let save = |policy: &GaussianPolicy, adam: &Adam, iteration: u64, env_steps: u64, initial_eval: f64| -> Result<(), TrainError> {
+    let save = |policy: &GaussianPolicy, adam: &Adam, learner: &Learner, iteration: u64, env_steps: u64, initial_eval: f64| -> Result<(), TrainError> {
         let mut meta = CheckpointMeta::new(&cfg.env.id, &cfg.algo, cfg.seed, &config_hash);
         meta.counters.insert("iteration".into(), iteration);
         meta.counters.insert("env_steps".into(), env_steps);
@@ -353,6 +412,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError
         let mut ck = Checkpoint::new(meta);
         ck.add_policy("policy", policy)?;
         ck.add_adam("adam", adam)?;
+        learner.save(&mut ck)?;
         ck.save(run.path().join(CHECKPOINT))?;
         Ok(())
     };
@@ -360,7 +420,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError
         let e = evaluate(&mut eval_env, &policy, &reference, &cfg.eval, cfg.seed)?;
         initial_eval = e.mean;
         log.log(0, &[("eval/true_return", e.mean), ("eval/true_return_std", e.std), ("eval/stochastic_return", e.stochastic_mean), ("eval/win_rate", e.win_rate)])?;
-        save(&policy, &adam, 0, 0, initial_eval)?;
+        save(&policy, &adam, &learner, 0, 0, initial_eval)?;
     }
 
     let reference_eval = {
@@ -372,48 +432,44 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError
     let steps_at_start = env_steps;
     let mut last_eval: Option<EvalResult> = None;
     let mut last_ret = f64::NAN;
-    while env_steps < cfg.env_steps {
+    let (mut learn_total_s, mut learn_iters) = (0.0f64, 0u64);
+    // offline DPO spends no env steps: its budget is dpo.iterations
+    let finished = |iteration: u64, env_steps: u64| {
+        if cfg.algo == "dpo" { iteration >= cfg.dpo.iterations as u64 } else { env_steps >= cfg.env_steps }
+    };
+    while !finished(iteration, env_steps) {
         iteration += 1;
         let mut rng = derive_rng(cfg.seed, iteration);
-        let seeds: Vec<u64> = (0..rc.groups as u64).map(|g| cfg.seed.wrapping_mul(1_000_003) ^ (iteration << 20) ^ g).collect();
-        let t_collect = Instant::now();
-        let spec = PairSpec { k: rc.k, branch_len: (rc.branch_len > 0).then_some(rc.branch_len), tail_len: rc.tail_len };
-        let batch = collect_groups(&mut venv, &policy, &seeds, spec, &mut rng)?;
-        let collect_s = t_collect.elapsed().as_secs_f64();
-        env_steps += batch.env_steps;
-        let t_learn = Instant::now();
-        let tensors = batch.to_tensors(device);
-        let rewards = scorer.segment_scores(&tensors);
-        let stats = match rebel::update(&policy, &mut adam, &tensors, &rewards, Some(&reference), rc, &mut rng) {
-            Ok(s) => s,
+        let t_iter = Instant::now();
+        let ctx = IterCtx { cfg, policy: &policy, reference: &reference, scorer: scorer.as_ref(), device, iteration };
+        let out = match learner.iterate(&ctx, &mut adam, &mut venv, &mut rng)? {
+            Ok(o) => o,
             Err(msg) => {
                 return Err(TrainError::Diverged { iteration, msg, checkpoint: run.path().join(CHECKPOINT).display().to_string() })
             }
         };
-        let learn_s = t_learn.elapsed().as_secs_f64();
-        let (ret_mean, _) = mean_std(&batch.episode_returns);
+        let iter_s = t_iter.elapsed().as_secs_f64();
+        env_steps += out.env_steps;
+        learn_total_s += out.learn_s;
+        learn_iters += 1;
+        let learn_s = out.learn_s;
+        let (ret_mean, _) = mean_std(&out.episode_returns);
         last_ret = ret_mean;
-        let seg_true: Vec<f64> = batch.true_returns();
-        let seg_score = f64::try_from(rewards.mean(Kind::Float)).unwrap_or(f64::NAN);
         let mut scalars: Vec<(&str, f64)> = vec![
-            ("charts/episode_return", ret_mean),
-            ("charts/segment_true_return", mean_std(&seg_true).0),
-            // the scorer's view of the same segments: diverging from the true return = reward hacking
-            ("charts/segment_score", seg_score),
             ("charts/iteration", iteration as f64),
-            ("charts/env_steps_per_sec", batch.env_steps as f64 / (collect_s + learn_s)),
+            ("charts/env_steps_per_sec", out.env_steps as f64 / iter_s),
             ("charts/learner_s_per_iter", learn_s),
-            ("losses/rebel", stats.loss),
-            ("losses/logratio_mean", stats.logratio_mean),
-            ("losses/logratio_std", stats.logratio_std),
-            ("losses/logratio_absmax", stats.logratio_absmax),
-            ("losses/approx_kl", stats.approx_kl),
-            ("losses/entropy", stats.entropy),
-            ("losses/grad_norm", stats.grad_norm),
-            ("losses/reward_std", stats.reward_std),
-            ("losses/explained", stats.explained),
         ];
-        let final_iter = env_steps >= cfg.env_steps;
+        if !out.episode_returns.is_empty() {
+            scalars.push(("charts/episode_return", ret_mean));
+        }
+        if !out.segment_true.is_empty() {
+            scalars.push(("charts/segment_true_return", mean_std(&out.segment_true).0));
+            // the scorer's view of the same segments: diverging from the true return = reward hacking
+            scalars.push(("charts/segment_score", out.segment_score));
+        }
+        scalars.extend(out.scalars.iter().map(|(k, v)| (*k, *v)));
+        let final_iter = finished(iteration, env_steps);
         if iteration % cfg.eval.every_iters as u64 == 0 || final_iter {
             let e = evaluate(&mut eval_env, &policy, &reference, &cfg.eval, cfg.seed)?;
             scalars.extend([
@@ -424,8 +480,10 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError
             ]);
             last_eval = Some(e);
         }
-        log.log(env_steps, &scalars)?;
-        save(&policy, &adam, iteration, env_steps, initial_eval)?;
+        // offline DPO logs against its iteration (it spends no env steps)
+        let step = if cfg.algo == "dpo" && !cfg.dpo.iterative { iteration } else { env_steps };
+        log.log(step, &scalars)?;
+        save(&policy, &adam, &learner, iteration, env_steps, initial_eval)?;
         let reached = matches!((&last_eval, opts.stop_at_eval), (Some(e), Some(t)) if e.mean >= t);
         if let Some(b) = &bar {
             b.set_position(env_steps.min(cfg.env_steps));
@@ -451,7 +509,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError
         env: cfg.env.id.clone(),
         seed: cfg.seed,
         env_steps,
-        labels_used: scorer.labels_used(),
+        labels_used: learner.labels_used().unwrap_or_else(|| scorer.labels_used()),
         wall_time_s: log.wall_time_s(),
         eval_true_return_mean: e.mean,
         eval_true_return_std: e.std,
@@ -461,10 +519,280 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError
         initial_eval_true_return_mean: initial_eval,
         reference_eval_true_return_mean: reference_eval,
         iterations: iteration,
+        learner_s_per_iter: if learn_iters > 0 { learn_total_s / learn_iters as f64 } else { f64::NAN },
+        peak_rss_mb: peak_rss_mb(),
         run_dir: run.path().display().to_string(),
     };
     write_summary(run.path(), &serde_json::to_value(&summary).expect("summary serialises"))?;
     Ok(summary)
+}
+
+/// Peak resident memory of this process (VmHWM of /proc/self/status) in MiB; NaN if unreadable.
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+/// What an iteration needs besides the learner's own state.
+struct IterCtx<'a> {
+    cfg: &'a TrainConfig,
+    policy: &'a GaussianPolicy,
+    reference: &'a GaussianPolicy,
+    scorer: &'a dyn Scorer,
+    device: Device,
+    iteration: u64,
+}
+
+/// What an iteration did.
+#[derive(Default)]
+struct IterOut {
+    env_steps: u64,
+    /// True returns of the episodes that ended (trunks).
+    episode_returns: Vec<f64>,
+    /// True returns and mean score of the scored segments.
+    segment_true: Vec<f64>,
+    segment_score: f64,
+    /// Seconds of scoring + update.
+    learn_s: f64,
+    /// The algorithm's `losses/…` scalars.
+    scalars: Vec<(&'static str, f64)>,
+}
+
+/// Per-algorithm state besides the policy and its Adam, checkpointed with them.
+enum Learner {
+    Rebel,
+    Ppo { value: ValueNet, vadam: Adam, scaler: RewardScaler },
+    Reinforce { baseline: Option<f64> },
+    Rloo,
+    /// `data`: the offline dataset (None for iterative DPO, which labels fresh pairs each round);
+    /// `initial`: the policy the run started from (the fixed reference); `labels`: labels spent.
+    Dpo { data: Option<DpoData>, dataset: crate::preferences::PreferenceDataset, initial: GaussianPolicy, labels: u64 },
+}
+
+impl Learner {
+    fn new(cfg: &TrainConfig, initial: &GaussianPolicy, obs_dim: usize, device: Device) -> Result<Learner, TrainError> {
+        Ok(match cfg.algo.as_str() {
+            "ppo" => {
+                let p = &cfg.ppo;
+                let value = ValueNet::new(obs_dim, &p.vf_hidden, p.normalize_obs, device, cfg.seed ^ 0x7661_6c75_65);
+                let vadam = Adam::new(value.named_parameters(), AdamConfig { lr: p.lr, ..AdamConfig::default() });
+                Learner::Ppo { value, vadam, scaler: RewardScaler::default() }
+            }
+            "reinforce" => Learner::Reinforce { baseline: None },
+            "rloo" => Learner::Rloo,
+            "dpo" => {
+                let path = resolve_path(&cfg.dpo.dataset);
+                let dataset = crate::preferences::PreferenceDataset::load(&path)
+                    .map_err(|e| TrainError::Config(format!("dpo.dataset: {e}")))?;
+                if dataset.meta.obs_dim != obs_dim || dataset.meta.env_id != cfg.env.id {
+                    return Err(TrainError::Config(format!(
+                        "dpo.dataset {} holds {} pieces with {} obs, not {} with {obs_dim}",
+                        path.display(), dataset.meta.env_id, dataset.meta.obs_dim, cfg.env.id
+                    )));
+                }
+                let initial = initial.try_clone().map_err(|e| TrainError::Config(e.to_string()))?;
+                let (data, labels) = if cfg.dpo.iterative {
+                    (None, 0)
+                } else {
+                    let d = DpoData::new(&dataset, &initial, device)
+                        .ok_or_else(|| TrainError::Config(format!("dpo.dataset {} has no strict preference", path.display())))?;
+                    (Some(d), dataset.len() as u64)
+                };
+                Learner::Dpo { data, dataset, initial, labels }
+            }
+            _ => Learner::Rebel,
+        })
+    }
+
+    /// Labels this learner spent itself (DPO); `None`: those of the scorer.
+    fn labels_used(&self) -> Option<u64> {
+        match self {
+            Learner::Dpo { labels, .. } => Some(*labels),
+            _ => None,
+        }
+    }
+
+    fn save(&self, ck: &mut Checkpoint) -> Result<(), TrainError> {
+        let extra = ck.meta.extra.as_object_mut().expect("extra is an object");
+        match self {
+            Learner::Ppo { value, vadam, scaler } => {
+                ck.add_tensors("value", &value.named_parameters())?;
+                ck.add_adam("value_adam", vadam)?;
+                let extra = ck.meta.extra.as_object_mut().expect("extra is an object");
+                extra.insert("ppo_obs_rms".into(), serde_json::to_value(&value.obs_rms).expect("serialises"));
+                extra.insert("ppo_reward_scaler".into(), serde_json::to_value(scaler).expect("serialises"));
+            }
+            Learner::Reinforce { baseline } => {
+                extra.insert("reinforce_baseline".into(), serde_json::json!(baseline));
+            }
+            Learner::Dpo { labels, .. } => {
+                ck.meta.counters.insert("labels".into(), *labels);
+            }
+            Learner::Rebel | Learner::Rloo => {}
+        }
+        Ok(())
+    }
+
+    fn restore(&mut self, ck: &Checkpoint) -> Result<(), TrainError> {
+        let bad = |k: &str, e: serde_json::Error| TrainError::Config(format!("checkpoint extra {k} does not parse: {e}"));
+        match self {
+            Learner::Ppo { value, vadam, scaler } => {
+                ck.restore_tensors("value", &value.named_parameters())?;
+                ck.restore_adam("value_adam", vadam)?;
+                if let Some(v) = ck.meta.extra.get("ppo_obs_rms") {
+                    value.obs_rms = serde_json::from_value(v.clone()).map_err(|e| bad("ppo_obs_rms", e))?;
+                }
+                if let Some(v) = ck.meta.extra.get("ppo_reward_scaler") {
+                    *scaler = serde_json::from_value(v.clone()).map_err(|e| bad("ppo_reward_scaler", e))?;
+                }
+            }
+            Learner::Reinforce { baseline } => {
+                *baseline = ck.meta.extra.get("reinforce_baseline").and_then(|v| v.as_f64());
+            }
+            Learner::Dpo { labels, .. } => {
+                *labels = ck.meta.counters.get("labels").copied().unwrap_or(*labels);
+            }
+            Learner::Rebel | Learner::Rloo => {}
+        }
+        Ok(())
+    }
+
+    /// One iteration: collect (if online), score, update. `Ok(Err(msg))` when the update diverged.
+    fn iterate(&mut self, c: &IterCtx, adam: &mut Adam, venv: &mut VecEnv, rng: &mut rand::rngs::StdRng) -> Result<Result<IterOut, String>, TrainError> {
+        let cfg = c.cfg;
+        let seeds = |groups: usize| -> Vec<u64> {
+            (0..groups as u64).map(|g| cfg.seed.wrapping_mul(1_000_003) ^ (c.iteration << 20) ^ g).collect()
+        };
+        let spec = |k: usize, branch_len: usize, tail_len: usize| PairSpec { k, branch_len: (branch_len > 0).then_some(branch_len), tail_len };
+        let (groups, pspec) = match (&*self, cfg.algo.as_str()) {
+            (Learner::Ppo { .. }, _) => (cfg.ppo.n_envs, spec(1, 0, 0)),
+            (Learner::Reinforce { .. }, _) => (cfg.reinforce.groups, spec(1, cfg.reinforce.branch_len, cfg.reinforce.tail_len)),
+            (Learner::Rloo, _) => (cfg.rloo.groups, spec(cfg.rloo.k, cfg.rloo.branch_len, cfg.rloo.tail_len)),
+            (Learner::Rebel, _) => (cfg.rebel.groups, spec(cfg.rebel.k, cfg.rebel.branch_len, cfg.rebel.tail_len)),
+            (Learner::Dpo { .. }, _) => (0, spec(2, 0, 0)),
+        };
+        if let Learner::Dpo { data, dataset, initial, labels } = self {
+            let d = &cfg.dpo;
+            let mut out = IterOut::default();
+            let round_data;
+            let data = if d.iterative {
+                // fresh pairs of the current policy, labelled by the dataset's teacher
+                let m = &dataset.meta;
+                let ccfg = crate::preferences::CollectConfig {
+                    n_labels: d.labels_per_round,
+                    segment_len: m.segment_len,
+                    same_start: m.same_start,
+                    seed: cfg.seed.wrapping_mul(1_000_003) ^ (c.iteration << 20),
+                };
+                let src = crate::preferences::PolicySource { path: format!("iteration:{}", c.iteration), hash: String::new() };
+                let ds = crate::preferences::collect_preferences(venv, c.policy, src, &ccfg, &m.teacher)
+                    .map_err(|e| TrainError::Config(format!("iterative DPO, round {}: {e}", c.iteration)))?;
+                *labels += ds.len() as u64;
+                // env steps of the labelled pieces (skipped queries and cut-off pieces not counted)
+                out.env_steps = ds.pairs.iter().map(|p| (p.a.len() + p.b.len()) as u64).sum();
+                out.segment_true = ds.pairs.iter().flat_map(|p| [p.a.true_return(), p.b.true_return()]).collect();
+                out.segment_score = f64::NAN;
+                let t_learn = Instant::now();
+                let reference = if d.reference == "fixed" { &*initial } else { c.policy };
+                let Some(rd) = DpoData::new(&ds, reference, c.device) else {
+                    out.learn_s = t_learn.elapsed().as_secs_f64();
+                    return Ok(Ok(out));
+                };
+                out.learn_s = t_learn.elapsed().as_secs_f64();
+                round_data = rd;
+                &round_data
+            } else {
+                data.as_ref().expect("offline DPO has its data")
+            };
+            let t_learn = Instant::now();
+            let st = match dpo::update(c.policy, adam, data, d, rng) {
+                Ok(s) => s,
+                Err(m) => return Ok(Err(m)),
+            };
+            out.learn_s += t_learn.elapsed().as_secs_f64();
+            out.scalars = vec![
+                ("losses/dpo", st.loss),
+                ("losses/dpo_accuracy", st.accuracy),
+                ("losses/dpo_margin", st.margin),
+                ("losses/logratio_chosen", st.logratio_w),
+                ("losses/logratio_rejected", st.logratio_l),
+                ("losses/entropy", st.entropy),
+                ("losses/grad_norm", st.grad_norm),
+                ("charts/labels_used", *labels as f64),
+            ];
+            return Ok(Ok(out));
+        }
+        let batch = collect_groups(venv, c.policy, &seeds(groups), pspec, rng)?;
+        let t_learn = Instant::now();
+        let tensors = batch.to_tensors(c.device);
+        let mut out = IterOut { env_steps: batch.env_steps, episode_returns: batch.episode_returns.clone(), segment_true: batch.true_returns(), ..IterOut::default() };
+        let result = match self {
+            Learner::Ppo { value, vadam, scaler } => {
+                let step = c.scorer.step_scores(&tensors).to_kind(Kind::Float) * &tensors.mask;
+                let seg = step.sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
+                out.segment_score = f64::try_from(seg.mean(Kind::Float)).unwrap_or(f64::NAN);
+                ppo::update(c.policy, adam, value, vadam, scaler, &batch, &tensors, &step, Some(c.reference), &cfg.ppo, rng).map(|st| {
+                    vec![
+                        ("losses/policy_loss", st.policy_loss),
+                        ("losses/value_loss", st.value_loss),
+                        ("losses/approx_kl", st.approx_kl),
+                        ("losses/clip_fraction", st.clip_fraction),
+                        ("losses/entropy", st.entropy),
+                        ("losses/explained_variance", st.explained_variance),
+                        ("losses/grad_norm", st.grad_norm),
+                        ("losses/reward_scale", st.reward_scale),
+                        ("losses/epochs", st.epochs as f64),
+                    ]
+                })
+            }
+            _ => {
+                let rewards = c.scorer.segment_scores(&tensors);
+                out.segment_score = f64::try_from(rewards.mean(Kind::Float)).unwrap_or(f64::NAN);
+                let pg = |st: reinforce::PgStats, name: &'static str| {
+                    vec![
+                        (name, st.loss),
+                        ("losses/baseline", st.baseline),
+                        ("losses/return_std", st.return_std),
+                        ("losses/approx_kl", st.approx_kl),
+                        ("losses/entropy", st.entropy),
+                        ("losses/grad_norm", st.grad_norm),
+                    ]
+                };
+                match self {
+                    Learner::Reinforce { baseline } => {
+                        reinforce::update(c.policy, adam, &tensors, &rewards, baseline, &cfg.reinforce, rng).map(|s| pg(s, "losses/reinforce"))
+                    }
+                    Learner::Rloo => rloo::update(c.policy, adam, &tensors, &rewards, &cfg.rloo, rng).map(|s| pg(s, "losses/rloo")),
+                    _ => rebel::update(c.policy, adam, &tensors, &rewards, Some(c.reference), &cfg.rebel, rng).map(|st| {
+                        vec![
+                            ("losses/rebel", st.loss),
+                            ("losses/logratio_mean", st.logratio_mean),
+                            ("losses/logratio_std", st.logratio_std),
+                            ("losses/logratio_absmax", st.logratio_absmax),
+                            ("losses/approx_kl", st.approx_kl),
+                            ("losses/entropy", st.entropy),
+                            ("losses/grad_norm", st.grad_norm),
+                            ("losses/reward_std", st.reward_std),
+                            ("losses/explained", st.explained),
+                        ]
+                    }),
+                }
+            }
+        };
+        out.learn_s = t_learn.elapsed().as_secs_f64();
+        Ok(result.map(|scalars| {
+            out.scalars = scalars;
+            out
+        }))
+    }
 }
 
 /// A path from a configuration: as given if it exists (absolute, or relative to the working

@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand};
 
 pub use envcmds::{bench, render, replay, BenchArgs, RenderArgs, ReplayArgs};
 pub use prefcmds::{prefs_cmd, rm_cmd, PrefsCommand, RmCommand};
-pub use traincmds::{eval_cmd, pretrain_cmd, resolve_config, train_cmd, EvalArgs, PretrainArgs, TrainArgs, DEFAULT_CONFIG};
+pub use traincmds::{eval_cmd, experiment_cmd, ExperimentArgs, pretrain_cmd, resolve_config, train_cmd, EvalArgs, PretrainArgs, TrainArgs, DEFAULT_CONFIG};
 
 /// Options shared by every subcommand.
 #[derive(Args, Debug, Clone)]
@@ -34,6 +34,8 @@ enum Command {
     Bench(BenchArgs),
     /// Render an episode to an animated GIF (or its last frame to PNG).
     Render(RenderArgs),
+    /// The default run: reference policy → preference labels → reward net → REBEL on it.
+    Experiment(ExperimentArgs),
     /// Train a policy (REBEL by default) and log it into a run directory.
     Train(TrainArgs),
     /// Evaluate a checkpoint's policy (true return, mean action).
@@ -77,6 +79,7 @@ pub fn main(fixed_env: Option<&str>) -> ExitCode {
         Some(Command::Replay(a)) => replay(&cli.env, &a),
         Some(Command::Bench(a)) => bench(&cli.env, &a),
         Some(Command::Render(a)) => render(&cli.env, &a),
+        Some(Command::Experiment(a)) => experiment_cmd(&cli.env, &a),
         Some(Command::Train(a)) => train_cmd(&cli.env, &a),
         Some(Command::Eval(a)) => eval_cmd(&cli.env, &a),
         Some(Command::Pretrain(a)) => pretrain_cmd(&cli.env, &a),
@@ -89,7 +92,7 @@ pub fn main(fixed_env: Option<&str>) -> ExitCode {
             Ok(())
         }
         // no subcommand: the default experiment
-        None => train_cmd(&cli.env, &TrainArgs::default()),
+        None => experiment_cmd(&cli.env, &ExperimentArgs::default()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

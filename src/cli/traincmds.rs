@@ -194,3 +194,48 @@ pub fn pretrain_cmd(env: &EnvArgs, a: &PretrainArgs) -> Result<()> {
     println!("{}", serde_json::json!({"out": a.out, "eval_true_return_mean": s.eval_true_return_mean, "eval_true_return_std": s.eval_true_return_std, "env_steps": s.env_steps, "seed": a.seed, "run_dir": s.run_dir}));
     Ok(())
 }
+
+/// The default run's configuration (also shipped as experiments/swimmer.toml).
+pub const EXPERIMENT_CONFIG: &str = include_str!("../../experiments/swimmer.toml");
+
+/// `experiment`: reference policy → preference labels → reward net → REBEL on it (the default run).
+#[derive(Args, Debug, Clone, Default)]
+pub struct ExperimentArgs {
+    /// A TOML file merged over the default experiment configuration.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Override any key: `--set labels=500 --set train.env_steps=500000`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// Output folder (default: runs/{env}__preferences__{seed}__{time}).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Runs `experiment` and prints the report; the last stdout line is JSON.
+pub fn experiment_cmd(env: &EnvArgs, a: &ExperimentArgs) -> Result<()> {
+    use rebel_agents::experiment::{new_folder, run_experiment, ExperimentConfig};
+    let mut sets = Vec::new();
+    if env.env != "Swimmer-v5" {
+        sets.push(format!("train.env.id={:?}", env.env));
+    }
+    sets.extend(a.sets.iter().cloned());
+    let cfg: ExperimentConfig = load_config(EXPERIMENT_CONFIG, a.config.as_deref(), &sets)?;
+    let folder = a.out.clone().unwrap_or_else(|| new_folder(std::path::Path::new("runs"), &cfg.train.env.id, cfg.train.seed));
+    let r = run_experiment(&cfg, &folder, !a.quiet)?;
+    let s = &r.rebel;
+    println!("REBEL from preferences on {}", s.env);
+    println!("  reference policy eval true return  {:8.1}", r.reference_eval_true_return_mean);
+    println!("  after REBEL on the reward net       {:8.1} ± {:.1} ({} episodes, win rate {:.2} vs reference)", s.eval_true_return_mean, s.eval_true_return_std, s.eval_episodes, s.win_rate);
+    println!("  labels used                         {:8}", r.labels_used);
+    println!("  reward net accuracy / spearman      {} / {} on fresh pairs", r.reward_model_check_accuracy.map(|v| format!("{v:.3}")).unwrap_or("-".into()), r.reward_model_check_spearman.map(|v| format!("{v:.3}")).unwrap_or("-".into()));
+    println!("  env steps (REBEL)                   {:8}", s.env_steps);
+    println!("  wall time                           {:8.0} s", r.wall_time_s);
+    println!("  files                               {}", r.folder);
+    println!("  TensorBoard                         tensorboard --logdir {}", r.folder);
+    println!("{}", serde_json::to_string(&r)?);
+    Ok(())
+}

@@ -1,0 +1,507 @@
+//! PPO (Schulman et al. 2017) on per-step scores, rebel.md §4: clipped ratio, GAE, a separate value
+//! MLP, an optional per-step KL-to-reference penalty.
+//!
+//! Read top to bottom: the batch is whole episodes (one segment per environment, from
+//! [`crate::rollout::collect_groups`] with `k = 1` and no branching). Per-step scores come from the
+//! scorer (true reward or reward net); optionally the KL penalty is folded in; optionally rewards are
+//! scaled by a running standard deviation of the discounted return (SB3's `VecNormalize`); the value
+//! net (its input optionally standardised with running observation statistics) gives `V(s_t)` and,
+//! at a truncation, `V` of the TRUE final observation (Swimmer never terminates, it only truncates:
+//! treating the time limit as a termination would bias every advantage near the end); then GAE, and
+//! `epochs` passes of shuffled minibatches of the clipped surrogate and the value regression.
+//!
+//! The policy's own input is the raw observation in every algorithm of this project (all rows of the
+//! comparison start from the same reference policy), so `normalize_obs` standardises the value net's
+//! input only.
+//!
+//! Defaults are the RL-Zoo tuned values for Swimmer-v3 PPO (n_envs 4, n_steps 1024, batch 256,
+//! lr 6e-4, γ 0.9999, λ 0.98, normalize), except that a batch is `n_envs` whole episodes (4 × 1000
+//! steps here instead of 4 × 1024).
+
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{RngExt, SeedableRng};
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+
+use crate::adam::Adam;
+use crate::losses::{gae, ppo_clip_loss, ppo_diagnostics, value_loss};
+use crate::policy::GaussianPolicy;
+use crate::rollout::{SegmentBatch, SegmentTensors};
+
+/// PPO's hyperparameters (`--set ppo.KEY=V`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PpoConfig {
+    /// Adam learning rate of the policy and of the value net. Default 6e-4.
+    pub lr: f64,
+    /// Parallel environments; one whole episode each per iteration. Default 4.
+    pub n_envs: usize,
+    /// Passes over the batch per iteration. Default 10.
+    pub epochs: usize,
+    /// Minibatch size in steps. Default 256.
+    pub batch: usize,
+    /// Ratio clip ε. Default 0.2.
+    pub clip: f64,
+    /// Discount γ. Default 0.9999 (what the tuned Swimmer agents use).
+    pub gamma: f64,
+    /// GAE λ. Default 0.98.
+    pub gae_lambda: f64,
+    /// Hidden widths of the value MLP (tanh). Default [64, 64].
+    pub vf_hidden: Vec<usize>,
+    /// Clip the value update around the old values by this (0: off). Default 0.
+    pub vf_clip: f64,
+    /// Clip each network's gradient norm to this (0: off). Default 0.5.
+    pub max_grad_norm: f64,
+    /// Standardise the advantages per minibatch. Default true.
+    pub normalize_advantages: bool,
+    /// Standardise the value net's input with running observation statistics. Default true.
+    pub normalize_obs: bool,
+    /// Divide the per-step rewards by the running standard deviation of the discounted return.
+    /// Default true.
+    pub normalize_rewards: bool,
+    /// Per-step penalty `kl_coef·(ln π_t(a|s) − ln π_ref(a|s))` subtracted from the reward (0: off).
+    /// Default 0.
+    pub kl_coef: f64,
+    /// Stop the epochs of an iteration early once the approximate KL exceeds this (0: off). Default 0.
+    pub target_kl: f64,
+}
+
+impl Default for PpoConfig {
+    fn default() -> Self {
+        PpoConfig {
+            lr: 6e-4,
+            n_envs: 4,
+            epochs: 10,
+            batch: 256,
+            clip: 0.2,
+            gamma: 0.9999,
+            gae_lambda: 0.98,
+            vf_hidden: vec![64, 64],
+            vf_clip: 0.0,
+            max_grad_norm: 0.5,
+            normalize_advantages: true,
+            normalize_obs: true,
+            normalize_rewards: true,
+            kl_coef: 0.0,
+            target_kl: 0.0,
+        }
+    }
+}
+
+impl PpoConfig {
+    /// Checks ranges; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.n_envs == 0 || self.epochs == 0 || self.batch == 0 {
+            return Err("ppo.n_envs, ppo.epochs and ppo.batch must be ≥ 1".into());
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(format!("ppo.lr must be > 0, got {}", self.lr));
+        }
+        if !(self.clip > 0.0 && self.clip < 1.0) {
+            return Err(format!("ppo.clip must be in (0, 1), got {}", self.clip));
+        }
+        if !(0.0..=1.0).contains(&self.gamma) || !(0.0..=1.0).contains(&self.gae_lambda) {
+            return Err("ppo.gamma and ppo.gae_lambda must be in [0, 1]".into());
+        }
+        if self.vf_hidden.contains(&0) {
+            return Err("ppo.vf_hidden widths must be ≥ 1".into());
+        }
+        if !(self.vf_clip >= 0.0 && self.max_grad_norm >= 0.0 && self.kl_coef >= 0.0 && self.target_kl >= 0.0) {
+            return Err("ppo.vf_clip, ppo.max_grad_norm, ppo.kl_coef and ppo.target_kl must be ≥ 0".into());
+        }
+        Ok(())
+    }
+}
+
+/// Running mean and variance of vectors (Chan et al. parallel update, as SB3's `RunningMeanStd`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunningMeanStd {
+    /// Per-dimension mean.
+    pub mean: Vec<f64>,
+    /// Per-dimension (population) variance.
+    pub var: Vec<f64>,
+    /// Number of samples seen (starts at a tiny ε so that the first update dominates).
+    pub count: f64,
+}
+
+impl RunningMeanStd {
+    /// Statistics of `dim`-vectors: mean 0, variance 1, count 1e-4.
+    pub fn new(dim: usize) -> Self {
+        RunningMeanStd { mean: vec![0.0; dim], var: vec![1.0; dim], count: 1e-4 }
+    }
+
+    /// Merges a batch of rows `x [n·dim]` (row-major).
+    pub fn update(&mut self, x: &[f64]) {
+        let d = self.mean.len();
+        let n = x.len() / d.max(1);
+        if n == 0 {
+            return;
+        }
+        let mut bm = vec![0.0; d];
+        for r in x.chunks(d) {
+            for j in 0..d {
+                bm[j] += r[j];
+            }
+        }
+        bm.iter_mut().for_each(|m| *m /= n as f64);
+        let mut bv = vec![0.0; d];
+        for r in x.chunks(d) {
+            for j in 0..d {
+                bv[j] += (r[j] - bm[j]).powi(2);
+            }
+        }
+        bv.iter_mut().for_each(|v| *v /= n as f64);
+        let (na, nb) = (self.count, n as f64);
+        let tot = na + nb;
+        for j in 0..d {
+            let delta = bm[j] - self.mean[j];
+            let m2 = self.var[j] * na + bv[j] * nb + delta * delta * na * nb / tot;
+            self.mean[j] += delta * nb / tot;
+            self.var[j] = m2 / tot;
+        }
+        self.count = tot;
+    }
+}
+
+/// The value MLP `V(s)`: `obs_dim → vf_hidden (tanh) → 1`, input standardised with `obs_rms` when
+/// enabled. Initialised from a seed with PyTorch's default `U(±1/√fan_in)` for every layer.
+#[derive(Debug)]
+pub struct ValueNet {
+    layers: Vec<(Tensor, Tensor)>,
+    /// Running observation statistics (used when `normalize_obs`).
+    pub obs_rms: RunningMeanStd,
+    normalize: bool,
+    device: Device,
+}
+
+impl ValueNet {
+    /// A fresh value net for observations of `obs_dim`.
+    pub fn new(obs_dim: usize, hidden: &[usize], normalize: bool, device: Device, seed: u64) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut sizes = vec![obs_dim];
+        sizes.extend(hidden);
+        sizes.push(1);
+        let layers = sizes
+            .windows(2)
+            .map(|w| {
+                let bound = 1.0 / (w[0] as f64).sqrt();
+                let mut u = |n: usize| -> Vec<f32> { (0..n).map(|_| ((rng.random::<f64>() * 2.0 - 1.0) * bound) as f32).collect() };
+                let wt = Tensor::from_slice(&u(w[0] * w[1])).view([w[1] as i64, w[0] as i64]).to_device(device);
+                let b = Tensor::from_slice(&u(w[1])).to_device(device);
+                (wt.set_requires_grad(true), b.set_requires_grad(true))
+            })
+            .collect();
+        ValueNet { layers, obs_rms: RunningMeanStd::new(obs_dim), normalize, device }
+    }
+
+    /// `obs [..., obs_dim] → [...]`.
+    pub fn forward(&self, obs: &Tensor) -> Tensor {
+        let mut h = if self.normalize {
+            let m = Tensor::from_slice(&self.obs_rms.mean).to_kind(Kind::Float).to_device(self.device);
+            let s = (Tensor::from_slice(&self.obs_rms.var).to_kind(Kind::Float).to_device(self.device) + 1e-8).sqrt();
+            ((obs - m) / s).clamp(-10.0, 10.0)
+        } else {
+            obs.shallow_clone()
+        };
+        let n = self.layers.len();
+        for (i, (w, b)) in self.layers.iter().enumerate() {
+            h = h.matmul(&w.tr()) + b;
+            if i + 1 < n {
+                h = h.tanh();
+            }
+        }
+        h.squeeze_dim(-1)
+    }
+
+    /// Parameters by name (`layer{i}.weight`, `layer{i}.bias`), shallow clones, for Adam and checkpoints.
+    pub fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::new();
+        for (i, (w, b)) in self.layers.iter().enumerate() {
+            out.push((format!("layer{i}.weight"), w.shallow_clone()));
+            out.push((format!("layer{i}.bias"), b.shallow_clone()));
+        }
+        out
+    }
+}
+
+/// The state PPO keeps between iterations besides the networks: the return-scaling statistics.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RewardScaler {
+    /// Running variance of the discounted return.
+    pub ret_rms: RunningMeanStd,
+}
+
+impl Default for RewardScaler {
+    fn default() -> Self {
+        RewardScaler { ret_rms: RunningMeanStd::new(1) }
+    }
+}
+
+impl RewardScaler {
+    /// Updates the statistics with the discounted returns `G_t = γ·G_{t−1} + r_t` of each row of
+    /// `rewards [S][len_s]` (every row starts an episode at G = 0) and returns the factor
+    /// `1/sqrt(var + 1e-8)` to multiply the rewards with.
+    pub fn update(&mut self, rewards: &[Vec<f64>], gamma: f64) -> f64 {
+        let mut g_all = Vec::new();
+        for row in rewards {
+            let mut g = 0.0;
+            for r in row {
+                g = gamma * g + r;
+                g_all.push(g);
+            }
+        }
+        self.ret_rms.update(&g_all);
+        1.0 / (self.ret_rms.var[0] + 1e-8).sqrt()
+    }
+}
+
+/// What one update did (all logged).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PpoStats {
+    pub policy_loss: f64,
+    pub value_loss: f64,
+    pub approx_kl: f64,
+    pub clip_fraction: f64,
+    pub entropy: f64,
+    pub explained_variance: f64,
+    pub grad_norm: f64,
+    /// Factor the per-step rewards were multiplied with (1 without reward normalisation).
+    pub reward_scale: f64,
+    /// Epochs actually run (fewer when `target_kl` stopped them).
+    pub epochs: usize,
+}
+
+/// Flat per-step training data of a batch of whole episodes.
+struct Flat {
+    obs: Tensor,
+    act: Tensor,
+    logp_old: Tensor,
+    adv: Tensor,
+    ret: Tensor,
+    v_old: Tensor,
+}
+
+/// Per-step advantages and returns of a batch: `values [S, L]` = V(s_t), `final_values [S]` = V of
+/// each segment's final observation, `rewards [S, L]` the per-step (scaled) rewards, `mask [S, L]`,
+/// and the segments' `terminated`/`truncated` flags (a segment that ends neither is treated as a
+/// truncation of its last step). Returns `(adv [S, L], returns [S, L])` (0 on padding), via
+/// [`crate::losses::gae`] on the transposed `[L, S]` layout.
+#[allow(clippy::too_many_arguments)]
+pub fn advantages(
+    rewards: &Tensor,
+    values: &Tensor,
+    final_values: &Tensor,
+    mask: &Tensor,
+    terminated: &[bool],
+    gamma: f64,
+    lambda: f64,
+) -> (Tensor, Tensor) {
+    let (s, l) = rewards.size2().expect("rewards [S, L]");
+    let to_vec = |t: &Tensor| Vec::<f64>::try_from(t.detach().to_kind(Kind::Double).to_device(Device::Cpu).reshape([-1])).expect("f64");
+    let (m, v, fv) = (to_vec(mask), to_vec(values), to_vec(final_values));
+    let (su, lu) = (s as usize, l as usize);
+    let mut next = vec![0.0; su * lu];
+    let mut term = vec![0.0; su * lu];
+    let mut trunc = vec![0.0; su * lu];
+    for i in 0..su {
+        let len = (0..lu).filter(|&t| m[i * lu + t] > 0.5).count();
+        for t in 0..len {
+            next[i * lu + t] = if t + 1 < len { v[i * lu + t + 1] } else { fv[i] };
+        }
+        if len > 0 {
+            if terminated[i] {
+                term[i * lu + len - 1] = 1.0;
+            } else {
+                trunc[i * lu + len - 1] = 1.0;
+            }
+        }
+        // padding: its own one-step "episodes", never leaking into real steps
+        for t in len..lu {
+            trunc[i * lu + t] = 1.0;
+        }
+    }
+    let mk = |x: &[f64]| Tensor::from_slice(x).view([s, l]).tr().contiguous();
+    let (adv, ret) = gae(&mk(&to_vec(&(rewards * mask))), &mk(&v), &mk(&next), &mk(&term), &mk(&trunc), gamma, lambda);
+    let mk_back = |x: Tensor| x.tr().contiguous().to_kind(Kind::Float).to_device(rewards.device()) * mask;
+    (mk_back(adv), mk_back(ret))
+}
+
+/// One PPO iteration on a batch of whole episodes. `t` the padded segments of `batch`,
+/// `step_rewards [S, L]` their per-step scores, `reference` for the optional KL penalty.
+/// Updates `value.obs_rms` and `scaler` first. `Err` when a loss or gradient is not finite.
+#[allow(clippy::too_many_arguments)]
+pub fn update(
+    policy: &GaussianPolicy,
+    adam: &mut Adam,
+    value: &mut ValueNet,
+    vadam: &mut Adam,
+    scaler: &mut RewardScaler,
+    batch: &SegmentBatch,
+    t: &SegmentTensors,
+    step_rewards: &Tensor,
+    reference: Option<&GaussianPolicy>,
+    cfg: &PpoConfig,
+    rng: &mut StdRng,
+) -> Result<PpoStats, String> {
+    let od = batch.obs_dim;
+    if let Some(seg) = batch.segments.iter().find(|s| s.final_obs.len() != od) {
+        return Err(format!("PPO needs whole episodes with their final observation; a segment of {} steps has none", seg.len()));
+    }
+    let dev = t.obs.device();
+    // statistics first (SB3 normalises with statistics that include the current batch)
+    if cfg.normalize_obs {
+        let obs: Vec<f64> = batch.segments.iter().flat_map(|s| s.obs.iter().map(|&x| x as f64)).collect();
+        value.obs_rms.update(&obs);
+    }
+    let step_logp_old = tch::no_grad(|| policy.log_prob(&t.obs, &t.act));
+    let mut r = step_rewards.to_kind(Kind::Float) * &t.mask;
+    if cfg.kl_coef > 0.0 {
+        if let Some(reference) = reference {
+            let lp_ref = tch::no_grad(|| reference.log_prob(&t.obs, &t.act));
+            r = r - (&step_logp_old - lp_ref) * &t.mask * cfg.kl_coef;
+        }
+    }
+    let reward_scale = if cfg.normalize_rewards {
+        let (s, l) = r.size2().expect("[S, L]");
+        let rv = Vec::<f64>::try_from(r.to_kind(Kind::Double).to_device(Device::Cpu).reshape([-1])).expect("f64");
+        let rows: Vec<Vec<f64>> =
+            (0..s as usize).map(|i| rv[i * l as usize..i * l as usize + batch.segments[i].len()].to_vec()).collect();
+        scaler.update(&rows, cfg.gamma)
+    } else {
+        1.0
+    };
+    let r = r * reward_scale;
+    let final_obs: Vec<f32> = batch.segments.iter().flat_map(|s| s.final_obs.iter().copied()).collect();
+    let final_obs = Tensor::from_slice(&final_obs).view([batch.segments.len() as i64, od as i64]).to_device(dev);
+    let (values, final_values) = tch::no_grad(|| (value.forward(&t.obs), value.forward(&final_obs)));
+    let terminated: Vec<bool> = batch.segments.iter().map(|s| s.terminated).collect();
+    let (adv, ret) = advantages(&r, &values, &final_values, &t.mask, &terminated, cfg.gamma, cfg.gae_lambda);
+
+    // flatten the real steps
+    let sel = t.mask.view([-1]).gt(0.5).nonzero().squeeze_dim(1);
+    let flat = Flat {
+        obs: t.obs.view([-1, od as i64]).index_select(0, &sel),
+        act: t.act.view([-1, batch.act_dim as i64]).index_select(0, &sel),
+        logp_old: step_logp_old.view([-1]).index_select(0, &sel),
+        adv: adv.view([-1]).index_select(0, &sel),
+        ret: ret.view([-1]).index_select(0, &sel),
+        v_old: values.view([-1]).index_select(0, &sel),
+    };
+    let n = flat.adv.size()[0] as usize;
+    let mut idx: Vec<i64> = (0..n as i64).collect();
+    let (mut pl_sum, mut vl_sum, mut cnt, mut gn_sum, mut gn_n) = (0.0, 0.0, 0usize, 0.0, 0usize);
+    let (mut kl, mut clip_frac) = (0.0, 0.0);
+    let mut epochs_run = 0;
+    let clip_or_inf = |x: f64| if x > 0.0 { x } else { f64::INFINITY };
+    'epochs: for epoch in 0..cfg.epochs {
+        idx.shuffle(rng);
+        epochs_run += 1;
+        let (mut ep_pl, mut ep_vl, mut ep_n) = (0.0, 0.0, 0usize);
+        for chunk in idx.chunks(cfg.batch) {
+            let bi = Tensor::from_slice(chunk).to_device(dev);
+            let obs = flat.obs.index_select(0, &bi);
+            let lp_old = flat.logp_old.index_select(0, &bi);
+            let mut a = flat.adv.index_select(0, &bi);
+            if cfg.normalize_advantages && chunk.len() > 1 {
+                a = (&a - a.mean(Kind::Float)) / (a.std(true) + 1e-8);
+            }
+            let lp_new = policy.log_prob(&obs, &flat.act.index_select(0, &bi));
+            let pl = ppo_clip_loss(&lp_new, &lp_old, &a, cfg.clip);
+            let v = value.forward(&obs);
+            let v_old = flat.v_old.index_select(0, &bi);
+            let vl = value_loss(&v, &flat.ret.index_select(0, &bi), (cfg.vf_clip > 0.0).then_some((&v_old, cfg.vf_clip)));
+            let (plv, vlv) = (f64::try_from(&pl).unwrap_or(f64::NAN), f64::try_from(&vl).unwrap_or(f64::NAN));
+            if !plv.is_finite() || !vlv.is_finite() {
+                return Err(format!("the PPO loss is not finite (policy {plv}, value {vlv}, epoch {epoch}); lower ppo.lr"));
+            }
+            adam.zero_grad();
+            pl.backward();
+            let gn = adam.clip_grad_norm(clip_or_inf(cfg.max_grad_norm));
+            vadam.zero_grad();
+            vl.backward();
+            let vgn = vadam.clip_grad_norm(clip_or_inf(cfg.max_grad_norm));
+            if !gn.is_finite() || !vgn.is_finite() {
+                return Err(format!("the PPO gradient norm is not finite (epoch {epoch}); lower ppo.lr"));
+            }
+            adam.step();
+            vadam.step();
+            gn_sum += gn;
+            gn_n += 1;
+            ep_pl += plv;
+            ep_vl += vlv;
+            ep_n += 1;
+        }
+        (pl_sum, vl_sum, cnt) = (ep_pl, ep_vl, ep_n);
+        let lp_new = tch::no_grad(|| policy.log_prob(&flat.obs, &flat.act));
+        (kl, clip_frac) = ppo_diagnostics(&lp_new, &flat.logp_old, cfg.clip);
+        if cfg.target_kl > 0.0 && kl > cfg.target_kl {
+            break 'epochs;
+        }
+    }
+    let explained_variance = tch::no_grad(|| {
+        let var_ret = f64::try_from(flat.ret.var(false)).unwrap_or(f64::NAN);
+        let var_res = f64::try_from((&flat.ret - &flat.v_old).var(false)).unwrap_or(f64::NAN);
+        if var_ret > 0.0 { 1.0 - var_res / var_ret } else { f64::NAN }
+    });
+    Ok(PpoStats {
+        policy_loss: pl_sum / cnt.max(1) as f64,
+        value_loss: vl_sum / cnt.max(1) as f64,
+        approx_kl: kl,
+        clip_fraction: clip_frac,
+        entropy: f64::try_from(policy.entropy()).unwrap_or(f64::NAN),
+        explained_variance,
+        grad_norm: gn_sum / gn_n.max(1) as f64,
+        reward_scale,
+        epochs: epochs_run,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn running_mean_std_matches_the_batch_statistics() {
+        let mut r = RunningMeanStd::new(2);
+        let a = [1.0, 10.0, 3.0, 14.0];
+        let b = [5.0, 12.0, 7.0, 20.0, 9.0, 16.0];
+        r.update(&a);
+        r.update(&b);
+        // all five rows: x0 = 1,3,5,7,9 (mean 5, var 8); x1 = 10,14,12,20,16 (mean 14.4, var 11.84)
+        assert!((r.mean[0] - 5.0).abs() < 1e-3 && (r.var[0] - 8.0).abs() < 1e-2, "{r:?}");
+        assert!((r.mean[1] - 14.4).abs() < 1e-3 && (r.var[1] - 11.84).abs() < 1e-2, "{r:?}");
+    }
+
+    #[test]
+    fn advantages_bootstrap_the_truncation_with_the_final_value_and_ignore_padding() {
+        // two segments: a 3-step truncated one and a 2-step terminated one (padded to 3)
+        let rewards = Tensor::from_slice(&[1.0f32, 1.0, 1.0, 2.0, 2.0, 99.0]).view([2, 3]);
+        let values = Tensor::from_slice(&[0.5f32, 0.5, 0.5, 1.0, 1.0, 7.0]).view([2, 3]);
+        let mask = Tensor::from_slice(&[1.0f32, 1.0, 1.0, 1.0, 1.0, 0.0]).view([2, 3]);
+        let final_values = Tensor::from_slice(&[10.0f32, 50.0]);
+        let (g, l) = (0.5, 1.0);
+        let (adv, ret) = advantages(&rewards, &values, &final_values, &mask, &[false, true], g, l);
+        let adv = Vec::<f32>::try_from(adv.view([-1])).unwrap();
+        let ret = Vec::<f32>::try_from(ret.view([-1])).unwrap();
+        // segment 0, λ = 1: deltas d2 = 1 + 0.5·10 − 0.5 = 5.5, d1 = 1 + 0.25 − 0.5 = 0.75, d0 = 0.75
+        // A2 = 5.5, A1 = 0.75 + 0.5·5.5 = 3.5, A0 = 0.75 + 0.5·3.5 = 2.5
+        for (x, e) in adv[..3].iter().zip([2.5, 3.5, 5.5]) {
+            assert!((*x as f64 - e).abs() < 1e-5, "{adv:?}");
+        }
+        // segment 1 terminated: d1 = 2 − 1 = 1 (the final value 50 is ignored), d0 = 2 + 0.5 − 1 = 1.5,
+        // A1 = 1, A0 = 1.5 + 0.5 = 2; padding 0
+        for (x, e) in adv[3..].iter().zip([2.0, 1.0, 0.0]) {
+            assert!((*x as f64 - e).abs() < 1e-5, "{adv:?}");
+        }
+        assert!((ret[0] - 3.0).abs() < 1e-5 && (ret[4] - 2.0).abs() < 1e-5 && ret[5] == 0.0, "{ret:?}");
+    }
+
+    #[test]
+    fn reward_scaler_divides_by_the_return_std() {
+        let mut s = RewardScaler::default();
+        // γ = 1: returns 1, 2, 3, 4 → variance 1.25
+        let f = s.update(&[vec![1.0, 1.0, 1.0, 1.0]], 1.0);
+        assert!((f - 1.0 / 1.25f64.sqrt()).abs() < 1e-3, "{f}");
+    }
+}

@@ -1,0 +1,209 @@
+//! REINFORCE with a moving-average baseline, rebel.md §4: `Σ_t ∇ln π(a_t|s_t)·(R(τ) − b)`.
+//!
+//! Read top to bottom: the batch is segments of the current policy, built by the same
+//! [`crate::rollout::PairSpec`] machinery as REBEL but with one member per start state (`k = 1`), so
+//! that the env steps per iteration can be matched to REBEL's by `groups`. A segment's return `R` is
+//! the sum of its scores (reward net or true reward; with a common-random-numbers tail, the tail's
+//! reward too). The baseline `b` is an exponential moving average of past batch means (the first
+//! batch initialises it); optionally the weights `R − b` are divided by the batch's return standard
+//! deviation. Then `epochs × minibatches` gradient steps of [`crate::losses::reinforce_loss`]
+//! (default one step: the estimator is on-policy).
+
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor};
+
+use crate::adam::Adam;
+use crate::losses::reinforce_loss;
+use crate::policy::GaussianPolicy;
+use crate::rollout::{segment_log_prob, SegmentTensors};
+
+/// REINFORCE's hyperparameters (`--set reinforce.KEY=V`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReinforceConfig {
+    /// Adam learning rate. Default 1e-3.
+    pub lr: f64,
+    /// Weight of the newest batch mean in the moving-average baseline. Default 0.1.
+    pub baseline_decay: f64,
+    /// Divide `R − b` by the batch's return standard deviation. Default true.
+    pub normalize: bool,
+    /// Passes over the batch per iteration. Default 1.
+    pub epochs: usize,
+    /// Minibatches per pass. Default 1.
+    pub minibatches: usize,
+    /// Clip the gradient norm to this (0: off). Default 1.0.
+    pub max_grad_norm: f64,
+    /// Branch length L (0: whole episodes), as `rebel.branch_len`. Default 250.
+    pub branch_len: usize,
+    /// Common-random-numbers tail after each branch, as `rebel.tail_len`. Default 250.
+    pub tail_len: usize,
+    /// Trunk episodes per iteration. Default 8 (= REBEL's 4 groups × k = 2 in env steps).
+    pub groups: usize,
+}
+
+impl Default for ReinforceConfig {
+    fn default() -> Self {
+        ReinforceConfig {
+            lr: 1e-3,
+            baseline_decay: 0.1,
+            normalize: true,
+            epochs: 1,
+            minibatches: 1,
+            max_grad_norm: 1.0,
+            branch_len: 250,
+            tail_len: 250,
+            groups: 8,
+        }
+    }
+}
+
+impl ReinforceConfig {
+    /// Checks ranges; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.epochs == 0 || self.minibatches == 0 || self.groups == 0 {
+            return Err("reinforce.epochs, reinforce.minibatches and reinforce.groups must be ≥ 1".into());
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(format!("reinforce.lr must be > 0, got {}", self.lr));
+        }
+        if !(self.baseline_decay > 0.0 && self.baseline_decay <= 1.0) {
+            return Err(format!("reinforce.baseline_decay must be in (0, 1], got {}", self.baseline_decay));
+        }
+        if !(self.max_grad_norm >= 0.0) {
+            return Err("reinforce.max_grad_norm must be ≥ 0".into());
+        }
+        Ok(())
+    }
+}
+
+/// What one update did (all logged).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PgStats {
+    /// Mean loss over the minibatches of the last pass.
+    pub loss: f64,
+    /// The baseline used for this batch (REINFORCE) or the mean leave-one-out baseline (RLOO).
+    pub baseline: f64,
+    /// Standard deviation of the batch's returns.
+    pub return_std: f64,
+    /// Per-step k3 estimate of KL(π_t‖π_{t+1}) on the batch.
+    pub approx_kl: f64,
+    /// Policy entropy after the update.
+    pub entropy: f64,
+    /// Mean gradient norm (before clipping).
+    pub grad_norm: f64,
+}
+
+/// Moves the baseline towards the batch mean: `b ← (1 − decay)·b + decay·mean` (`None`: `b = mean`).
+pub fn next_baseline(baseline: Option<f64>, batch_mean: f64, decay: f64) -> f64 {
+    match baseline {
+        None => batch_mean,
+        Some(b) => (1.0 - decay) * b + decay * batch_mean,
+    }
+}
+
+/// Gradient steps of `loss_fn(logp [B], idx)` over shuffled minibatches of `units` groups of `k`
+/// consecutive segments; shared by REINFORCE (`k = 1`) and RLOO. Returns
+/// `(mean loss of the last pass, mean gradient norm)`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn pg_steps(
+    policy: &GaussianPolicy,
+    adam: &mut Adam,
+    t: &SegmentTensors,
+    k: i64,
+    epochs: usize,
+    minibatches: usize,
+    max_grad_norm: f64,
+    rng: &mut StdRng,
+    loss_fn: &dyn Fn(&Tensor, &Tensor) -> Tensor,
+) -> Result<(f64, f64), String> {
+    let s = t.obs.size()[0];
+    let mut units: Vec<i64> = (0..s / k).collect();
+    let mb = units.len().div_ceil(minibatches).max(1);
+    let (mut loss_sum, mut loss_n, mut gn_sum, mut gn_n) = (0.0, 0usize, 0.0, 0usize);
+    for epoch in 0..epochs {
+        units.shuffle(rng);
+        for chunk in units.chunks(mb) {
+            let idx: Vec<i64> = chunk.iter().flat_map(|&u| (0..k).map(move |j| u * k + j)).collect();
+            let idx = Tensor::from_slice(&idx).to_device(t.obs.device());
+            let sub = SegmentTensors {
+                obs: t.obs.index_select(0, &idx),
+                act: t.act.index_select(0, &idx),
+                mask: t.mask.index_select(0, &idx),
+                rewards: t.rewards.index_select(0, &idx),
+                logp_mask: t.logp_mask.index_select(0, &idx),
+            };
+            let loss = loss_fn(&segment_log_prob(policy, &sub), &idx);
+            let lv = f64::try_from(&loss).unwrap_or(f64::NAN);
+            if !lv.is_finite() {
+                return Err(format!("the policy-gradient loss is {lv} (epoch {epoch}); lower the learning rate"));
+            }
+            adam.zero_grad();
+            loss.backward();
+            let gn = adam.clip_grad_norm(if max_grad_norm > 0.0 { max_grad_norm } else { f64::INFINITY });
+            if !gn.is_finite() {
+                return Err(format!("the policy-gradient norm is {gn} (epoch {epoch}); lower the learning rate"));
+            }
+            adam.step();
+            gn_sum += gn;
+            gn_n += 1;
+            if epoch + 1 == epochs {
+                loss_sum += lv;
+                loss_n += 1;
+            }
+        }
+    }
+    Ok((loss_sum / loss_n.max(1) as f64, gn_sum / gn_n.max(1) as f64))
+}
+
+/// Per-step k3 estimate of KL(π_old‖π) on the batch's response steps, and the entropy.
+pub(crate) fn kl_entropy(policy: &GaussianPolicy, t: &SegmentTensors, step_logp_old: &Tensor) -> (f64, f64) {
+    tch::no_grad(|| {
+        let rho = (policy.log_prob(&t.obs, &t.act) - step_logp_old) * &t.logp_mask;
+        let kl = ((rho.exp() - 1.0) - &rho) * &t.logp_mask;
+        let kl = f64::try_from(kl.sum(Kind::Float) / t.logp_mask.sum(Kind::Float)).unwrap_or(f64::NAN);
+        (kl, f64::try_from(policy.entropy()).unwrap_or(f64::NAN))
+    })
+}
+
+/// One REINFORCE iteration on `S` segments with scores `returns [S]`; `baseline` is the moving
+/// average before this batch (`None` at the first) and is advanced in place.
+pub fn update(
+    policy: &GaussianPolicy,
+    adam: &mut Adam,
+    t: &SegmentTensors,
+    returns: &Tensor,
+    baseline: &mut Option<f64>,
+    cfg: &ReinforceConfig,
+    rng: &mut StdRng,
+) -> Result<PgStats, String> {
+    let r = returns.to_kind(Kind::Float);
+    let mean = f64::try_from(r.mean(Kind::Float)).unwrap_or(f64::NAN);
+    let std = f64::try_from(r.std(true)).unwrap_or(0.0);
+    let b = baseline.unwrap_or(mean);
+    let scale = if cfg.normalize && std > 1e-8 { 1.0 / std } else { 1.0 };
+    let rs = &r * scale;
+    let step_logp_old = tch::no_grad(|| policy.log_prob(&t.obs, &t.act));
+    let (loss, grad_norm) = pg_steps(policy, adam, t, 1, cfg.epochs, cfg.minibatches, cfg.max_grad_norm, rng, &|lp, idx| {
+        reinforce_loss(lp, &rs.index_select(0, idx), b * scale)
+    })?;
+    *baseline = Some(next_baseline(*baseline, mean, cfg.baseline_decay));
+    let (approx_kl, entropy) = kl_entropy(policy, t, &step_logp_old);
+    Ok(PgStats { loss, baseline: b, return_std: std, approx_kl, entropy, grad_norm })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_baseline_is_an_exponential_moving_average() {
+        let b = next_baseline(None, 10.0, 0.1);
+        assert_eq!(b, 10.0);
+        let b = next_baseline(Some(b), 20.0, 0.1);
+        assert!((b - 11.0).abs() < 1e-12);
+        let b = next_baseline(Some(b), 0.0, 0.5);
+        assert!((b - 5.5).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,98 @@
+//! RLOO(k) (Ahmadian et al. 2024), rebel.md §4: k samples per start state; the baseline of each is
+//! the mean return of the other k − 1.
+//!
+//! Read top to bottom: the batch is built exactly like REBEL's (same [`crate::rollout::PairSpec`]:
+//! groups of `k` same-start segments, branches with common-random-numbers tails by default), so at
+//! equal `groups·k` the env steps per iteration are equal and only the update differs. Optionally the
+//! returns are divided by their batch standard deviation, then `epochs × minibatches` gradient steps
+//! of [`crate::losses::rloo_loss`] over shuffled groups (default one step: the estimator is
+//! on-policy). With k = 2 one step is, up to scale, REBEL's first gradient step (rebel.md §3 (b)).
+
+use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor};
+
+use crate::adam::Adam;
+use crate::algos::reinforce::{kl_entropy, pg_steps, PgStats};
+use crate::losses::rloo_loss;
+use crate::policy::GaussianPolicy;
+use crate::rollout::SegmentTensors;
+
+/// RLOO's hyperparameters (`--set rloo.KEY=V`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RlooConfig {
+    /// Samples per start state (≥ 2). Default 2.
+    pub k: usize,
+    /// Adam learning rate. Default 1e-3.
+    pub lr: f64,
+    /// Divide the returns by their batch standard deviation. Default true.
+    pub normalize: bool,
+    /// Passes over the batch per iteration. Default 1.
+    pub epochs: usize,
+    /// Minibatches (of whole groups) per pass. Default 1.
+    pub minibatches: usize,
+    /// Clip the gradient norm to this (0: off). Default 1.0.
+    pub max_grad_norm: f64,
+    /// Branch length L (0: whole episodes), as `rebel.branch_len`. Default 250.
+    pub branch_len: usize,
+    /// Common-random-numbers tail after each branch, as `rebel.tail_len`. Default 250.
+    pub tail_len: usize,
+    /// Start states (trunk episodes) per iteration; the vectorised env has `groups·k` envs.
+    /// Default 4.
+    pub groups: usize,
+}
+
+impl Default for RlooConfig {
+    fn default() -> Self {
+        RlooConfig { k: 2, lr: 1e-3, normalize: true, epochs: 1, minibatches: 1, max_grad_norm: 1.0, branch_len: 250, tail_len: 250, groups: 4 }
+    }
+}
+
+impl RlooConfig {
+    /// Checks ranges; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.k < 2 {
+            return Err(format!("rloo.k must be ≥ 2 (the leave-one-out baseline needs another sample), got {}", self.k));
+        }
+        if self.epochs == 0 || self.minibatches == 0 || self.groups == 0 {
+            return Err("rloo.epochs, rloo.minibatches and rloo.groups must be ≥ 1".into());
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(format!("rloo.lr must be > 0, got {}", self.lr));
+        }
+        if !(self.max_grad_norm >= 0.0) {
+            return Err("rloo.max_grad_norm must be ≥ 0".into());
+        }
+        Ok(())
+    }
+}
+
+/// One RLOO iteration on `S = G·k` segments (groups consecutive) with scores `returns [S]`.
+pub fn update(
+    policy: &GaussianPolicy,
+    adam: &mut Adam,
+    t: &SegmentTensors,
+    returns: &Tensor,
+    cfg: &RlooConfig,
+    rng: &mut StdRng,
+) -> Result<PgStats, String> {
+    let k = cfg.k as i64;
+    let s = returns.size()[0];
+    if s % k != 0 {
+        return Err(format!("a batch of {s} segments is not made of groups of {k}"));
+    }
+    let r = returns.to_kind(Kind::Float);
+    let std = f64::try_from(r.std(true)).unwrap_or(0.0);
+    let scale = if cfg.normalize && std > 1e-8 { 1.0 / std } else { 1.0 };
+    let rs = &r * scale;
+    let step_logp_old = tch::no_grad(|| policy.log_prob(&t.obs, &t.act));
+    let (loss, grad_norm) =
+        pg_steps(policy, adam, t, k, cfg.epochs, cfg.minibatches, cfg.max_grad_norm, rng, &|lp, idx| rloo_loss(lp, &rs.index_select(0, idx), k))?;
+    // mean leave-one-out baseline, for the logs
+    let g = r.view([s / k, k]);
+    let loo = (g.sum_dim_intlist([1i64].as_slice(), true, Kind::Float) - &g) / ((k - 1) as f64);
+    let baseline = f64::try_from(loo.mean(Kind::Float)).unwrap_or(f64::NAN);
+    let (approx_kl, entropy) = kl_entropy(policy, t, &step_logp_old);
+    Ok(PgStats { loss, baseline, return_std: std, approx_kl, entropy, grad_norm })
+}

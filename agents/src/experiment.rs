@@ -1,0 +1,166 @@
+//! The preference experiment of the lecture (rebel.md §4–5), end to end:
+//!
+//! 1. load the reference policy (about 180 true return) and evaluate it;
+//! 2. collect `labels` preference pairs from it, labelled by a simulated teacher from the TRUE
+//!    reward;
+//! 3. train the reward-net ensemble on them (and check it on fresh pairs of another seed);
+//! 4. run REBEL from the reference policy on fresh online rollouts scored by the reward net;
+//! 5. report the true return before and after, labels used, env steps, wall time.
+//!
+//! Everything lands in one folder: `prefs.safetensors`, `reward_model.safetensors`,
+//! `reward_model_report.json`, the REBEL run directory `rebel/`, and `experiment.json`.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind};
+
+use rebel_envs::vec_env::VecEnv;
+
+use crate::checkpoint::{fnv1a_hex, Checkpoint};
+use crate::preferences::{collect_preferences, CollectConfig, PolicySource, TeacherConfig};
+use crate::reward_model::{self, RewardModelConfig};
+use crate::train::{resolve_path, train, RunOptions, Summary, TrainConfig, TrainError};
+
+/// The experiment's configuration (`experiments/swimmer.toml`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExperimentConfig {
+    /// The policy that produces the labelled pairs and that REBEL starts from.
+    pub reference_policy: String,
+    /// Preference labels to collect.
+    pub labels: usize,
+    /// Piece length in steps (0: whole episodes).
+    pub segment_len: usize,
+    /// Both pieces of a pair start from the same state.
+    pub same_start: bool,
+    /// Seed of the label collection (the reward model's check uses `label_seed + 1`).
+    pub label_seed: u64,
+    /// Pairs collected with another seed to check the reward net (0: skip the check).
+    pub check_pairs: usize,
+    /// The simulated teacher.
+    pub teacher: TeacherConfig,
+    /// The reward net.
+    pub reward_model: RewardModelConfig,
+    /// The REBEL run (its `reward`, `reward_model`, `policy.init` and `eval.reference` are set by
+    /// the experiment).
+    pub train: TrainConfig,
+}
+
+impl Default for ExperimentConfig {
+    fn default() -> Self {
+        ExperimentConfig {
+            reference_policy: "experiments/swimmer/reference_policy.safetensors".into(),
+            labels: 1000,
+            segment_len: 50,
+            same_start: false,
+            label_seed: 1,
+            check_pairs: 500,
+            teacher: TeacherConfig::default(),
+            reward_model: RewardModelConfig::default(),
+            train: TrainConfig::default(),
+        }
+    }
+}
+
+/// What the experiment reports (also `experiment.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentReport {
+    pub folder: String,
+    pub reference_eval_true_return_mean: f64,
+    pub labels_used: u64,
+    pub reward_model_holdout_accuracy: f64,
+    pub reward_model_check_accuracy: Option<f64>,
+    pub reward_model_check_spearman: Option<f64>,
+    /// Steps in the labelled pieces.
+    pub label_env_steps: u64,
+    pub rebel: Summary,
+    pub wall_time_s: f64,
+}
+
+fn err(e: impl std::fmt::Display) -> TrainError {
+    TrainError::Config(e.to_string())
+}
+
+/// Runs the experiment into `folder` (created).
+pub fn run_experiment(cfg: &ExperimentConfig, folder: &Path, progress: bool) -> Result<ExperimentReport, TrainError> {
+    let t0 = Instant::now();
+    std::fs::create_dir_all(folder).map_err(|e| err(format!("cannot create {}: {e}", folder.display())))?;
+    let reference_path = resolve_path(&cfg.reference_policy);
+    let bytes = std::fs::read(&reference_path)
+        .map_err(|e| err(format!("reference policy {}: {e} (make one with `swimmer pretrain`)", reference_path.display())))?;
+    let reference = Checkpoint::from_bytes(&bytes, &reference_path)?.build_policy("policy", Device::Cpu, Kind::Float)?;
+    tch::set_num_threads(1);
+
+    // 1–2: labels from the reference policy
+    let env_cfg = cfg.train.env.env_config().map_err(err)?;
+    let mut venv = VecEnv::make(&cfg.train.env.id, &env_cfg, 16, cfg.train.threads)?;
+    let source = PolicySource { path: reference_path.display().to_string(), hash: fnv1a_hex(&bytes) };
+    let segment_len = (cfg.segment_len > 0).then_some(cfg.segment_len);
+    eprintln!("collecting {} preference labels from the reference policy ...", cfg.labels);
+    let collect = CollectConfig { n_labels: cfg.labels, segment_len, same_start: cfg.same_start, seed: cfg.label_seed };
+    let prefs = collect_preferences(&mut venv, &reference, source.clone(), &collect, &cfg.teacher).map_err(err)?;
+    let prefs_path = folder.join("prefs.safetensors");
+    prefs.save(&prefs_path).map_err(err)?;
+    let label_env_steps: u64 = prefs.segment_batch().segments.iter().map(|s| s.len() as u64).sum();
+
+    // 3: the reward net
+    eprintln!("training the reward net ...");
+    let (model, report) = reward_model::train(&prefs, &cfg.reward_model).map_err(err)?;
+    let rm_path = folder.join("reward_model.safetensors");
+    model.save(&rm_path, &cfg.train.env.id).map_err(err)?;
+    let (mut check_acc, mut check_rho) = (None, None);
+    if cfg.check_pairs > 0 {
+        let check_cfg = CollectConfig { n_labels: cfg.check_pairs, seed: cfg.label_seed + 1, ..collect.clone() };
+        let check = collect_preferences(&mut venv, &reference, source, &check_cfg, &cfg.teacher).map_err(err)?;
+        let ev = reward_model::evaluate(&model, &check);
+        check_acc = Some(ev.accuracy);
+        check_rho = Some(ev.spearman);
+    }
+    let rm_report = serde_json::json!({"train": report, "check_accuracy": check_acc, "check_spearman": check_rho, "check_pairs": cfg.check_pairs});
+    crate::logging::write_atomic(&folder.join("reward_model_report.json"), serde_json::to_string_pretty(&rm_report).expect("json").as_bytes())?;
+    eprintln!(
+        "reward net: held-out accuracy {:.3}; on {} fresh pairs: accuracy {}, spearman {}",
+        report.holdout_accuracy,
+        cfg.check_pairs,
+        check_acc.map(|v| format!("{v:.3}")).unwrap_or("-".into()),
+        check_rho.map(|v| format!("{v:.3}")).unwrap_or("-".into())
+    );
+
+    // 4: REBEL on fresh rollouts scored by the reward net, from the reference policy
+    let mut tc = cfg.train.clone();
+    tc.reward = "model".into();
+    tc.reward_model = rm_path.display().to_string();
+    tc.policy.init = reference_path.display().to_string();
+    tc.eval.reference = reference_path.display().to_string();
+    let opts = RunOptions { run_dir: Some(folder.join("rebel")), progress, ..RunOptions::default() };
+    let summary = train(&tc, &opts)?;
+
+    let out = ExperimentReport {
+        folder: folder.display().to_string(),
+        reference_eval_true_return_mean: summary.reference_eval_true_return_mean,
+        labels_used: summary.labels_used,
+        reward_model_holdout_accuracy: report.holdout_accuracy,
+        reward_model_check_accuracy: check_acc,
+        reward_model_check_spearman: check_rho,
+        label_env_steps,
+        rebel: summary,
+        wall_time_s: t0.elapsed().as_secs_f64(),
+    };
+    crate::logging::write_atomic(&folder.join("experiment.json"), serde_json::to_string_pretty(&out).expect("json").as_bytes())?;
+    Ok(out)
+}
+
+/// A fresh experiment folder `{base}/{env}__preferences__{seed}__{unix time}` (suffixed if taken).
+pub fn new_folder(base: &Path, env: &str, seed: u64) -> PathBuf {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let stem = base.join(format!("{env}__preferences__{seed}__{t}"));
+    let mut p = stem.clone();
+    let mut i = 1;
+    while p.exists() {
+        p = PathBuf::from(format!("{}-{i}", stem.display()));
+        i += 1;
+    }
+    p
+}
