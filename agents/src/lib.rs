@@ -13,3 +13,4 @@ pub mod train;
 pub mod preferences;
 pub mod reward_model;
 pub mod experiment;
+pub mod compare;

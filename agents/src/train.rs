@@ -1,5 +1,11 @@
 //! The training run: collect → score → update → log → evaluate → checkpoint, until the env-step
-//! budget is spent. Resumable from its run directory.
+//! budget is spent (offline DPO: `dpo.iterations`). Resumable from its run directory.
+//!
+//! `algo` picks the learner (REBEL, PPO, REINFORCE, RLOO, DPO; one file each under `algos/`); the
+//! loop, the scorer (`reward`), the evaluation, the logs and the checkpoints are shared, so every
+//! algorithm is measured the same way. Algorithm state besides the policy and its Adam (PPO's value
+//! net, its Adam and its normalisation statistics; REINFORCE's baseline; DPO's label count) is
+//! checkpointed too, so every algorithm resumes exactly.
 //!
 //! Run directory (`runs/{env}__{algo}__{seed}__{time}`): `config.toml` (the resolved config),
 //! `metrics.jsonl` and `tb/` (the same tags), `checkpoint.safetensors` (policy, Adam and counters,
@@ -567,6 +573,7 @@ struct IterOut {
 }
 
 /// Per-algorithm state besides the policy and its Adam, checkpointed with them.
+#[allow(clippy::large_enum_variant)] // one per run
 enum Learner {
     Rebel,
     Ppo { value: ValueNet, vadam: Adam, scaler: RewardScaler },
@@ -582,7 +589,7 @@ impl Learner {
         Ok(match cfg.algo.as_str() {
             "ppo" => {
                 let p = &cfg.ppo;
-                let value = ValueNet::new(obs_dim, &p.vf_hidden, p.normalize_obs, device, cfg.seed ^ 0x7661_6c75_65);
+                let value = ValueNet::new(obs_dim, &p.vf_hidden, p.normalize_obs, device, cfg.seed.wrapping_add(0x5EED));
                 let vadam = Adam::new(value.named_parameters(), AdamConfig { lr: p.lr, ..AdamConfig::default() });
                 Learner::Ppo { value, vadam, scaler: RewardScaler::default() }
             }

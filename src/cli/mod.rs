@@ -3,6 +3,7 @@
 //! `swimmer` is `rebel` with `--env Swimmer-v5` fixed. Every subcommand reports errors with
 //! what was wrong and what to do, and exits non-zero.
 
+mod comparecmd;
 mod envcmds;
 mod prefcmds;
 mod traincmds;
@@ -11,6 +12,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+pub use comparecmd::{compare_cmd, CompareArgs, COMPARE_CONFIG};
 pub use envcmds::{bench, render, replay, BenchArgs, RenderArgs, ReplayArgs};
 pub use prefcmds::{prefs_cmd, rm_cmd, PrefsCommand, RmCommand};
 pub use traincmds::{eval_cmd, experiment_cmd, ExperimentArgs, pretrain_cmd, resolve_config, train_cmd, EvalArgs, PretrainArgs, TrainArgs, DEFAULT_CONFIG};
@@ -42,6 +44,8 @@ enum Command {
     Eval(EvalArgs),
     /// Make the reference policy: REBEL on the true reward until an evaluation reaches --target.
     Pretrain(PretrainArgs),
+    /// Compare REBEL with its baselines (reference, DPO, REINFORCE, RLOO, PPO) over seeds.
+    Compare(CompareArgs),
     /// List the registered environments.
     Envs,
     /// Preference datasets: `prefs collect`.
@@ -85,6 +89,7 @@ pub fn main(fixed_env: Option<&str>) -> ExitCode {
         Some(Command::Pretrain(a)) => pretrain_cmd(&cli.env, &a),
         Some(Command::Prefs { cmd }) => prefs_cmd(&cli.env, &cmd),
         Some(Command::Rm { cmd }) => rm_cmd(&cli.env, &cmd),
+        Some(Command::Compare(a)) => compare_cmd(&cli.env, &a),
         Some(Command::Envs) => {
             for id in rebel_envs::registry::registered() {
                 println!("{id}");

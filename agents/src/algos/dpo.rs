@@ -89,16 +89,17 @@ impl DpoConfig {
         if self.reference != "round" && self.reference != "fixed" {
             return Err(format!("dpo.reference must be \"round\" or \"fixed\", got {:?}", self.reference));
         }
-        if !(self.beta.is_finite() && self.beta > 0.0) || !(self.lr.is_finite() && self.lr > 0.0) {
+        let positive = |x: f64| x.is_finite() && x > 0.0;
+        if !positive(self.beta) || !positive(self.lr) {
             return Err("dpo.beta and dpo.lr must be > 0".into());
         }
         if self.epochs == 0 || self.batch == 0 || self.iterations == 0 {
             return Err("dpo.epochs, dpo.batch and dpo.iterations must be ≥ 1".into());
         }
-        if self.iterative && (self.labels_per_round == 0 || self.collect_envs < 2 || self.collect_envs % 2 != 0) {
+        if self.iterative && (self.labels_per_round == 0 || self.collect_envs < 2 || !self.collect_envs.is_multiple_of(2)) {
             return Err("iterative DPO needs dpo.labels_per_round ≥ 1 and an even dpo.collect_envs ≥ 2".into());
         }
-        if !(self.max_grad_norm >= 0.0) {
+        if self.max_grad_norm.is_nan() || self.max_grad_norm < 0.0 {
             return Err("dpo.max_grad_norm must be ≥ 0".into());
         }
         Ok(())

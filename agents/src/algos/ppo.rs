@@ -359,7 +359,7 @@ pub fn update(
     if cfg.kl_coef > 0.0 {
         if let Some(reference) = reference {
             let lp_ref = tch::no_grad(|| reference.log_prob(&t.obs, &t.act));
-            r = r - (&step_logp_old - lp_ref) * &t.mask * cfg.kl_coef;
+            r -= (&step_logp_old - lp_ref) * &t.mask * cfg.kl_coef;
         }
     }
     let reward_scale = if cfg.normalize_rewards {

@@ -71,7 +71,7 @@ impl ReinforceConfig {
         if !(self.baseline_decay > 0.0 && self.baseline_decay <= 1.0) {
             return Err(format!("reinforce.baseline_decay must be in (0, 1], got {}", self.baseline_decay));
         }
-        if !(self.max_grad_norm >= 0.0) {
+        if self.max_grad_norm.is_nan() || self.max_grad_norm < 0.0 {
             return Err("reinforce.max_grad_norm must be ≥ 0".into());
         }
         Ok(())

@@ -61,7 +61,7 @@ impl RlooConfig {
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(format!("rloo.lr must be > 0, got {}", self.lr));
         }
-        if !(self.max_grad_norm >= 0.0) {
+        if self.max_grad_norm.is_nan() || self.max_grad_norm < 0.0 {
             return Err("rloo.max_grad_norm must be ≥ 0".into());
         }
         Ok(())

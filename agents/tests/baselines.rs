@@ -1,0 +1,191 @@
+//! The baselines' update steps (PPO, REINFORCE, RLOO, DPO) on small problems whose right answer is
+//! known: each step must move the policy the way its estimator says, and rollouts must carry what
+//! PPO's bootstrapping needs.
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use rebel_agents::adam::{Adam, AdamConfig};
+use rebel_agents::algos::dpo::{self, DpoConfig, DpoData};
+use rebel_agents::algos::ppo::{self, PpoConfig, RewardScaler, ValueNet};
+use rebel_agents::algos::reinforce::{self, ReinforceConfig};
+use rebel_agents::algos::rloo::{self, RlooConfig};
+use rebel_agents::policy::{GaussianPolicy, PolicyConfig};
+use rebel_agents::preferences::{DatasetMeta, PolicySource, PreferenceDataset, PreferencePair, TeacherConfig};
+use rebel_agents::rollout::{collect_groups, segment_log_prob, PairSpec, Segment, SegmentBatch};
+use rebel_envs::vec_env::VecEnv;
+use rebel_envs::EnvConfig;
+use tch::{Device, Kind, Tensor};
+
+fn policy(seed: u64) -> GaussianPolicy {
+    let cfg = PolicyConfig { obs_dim: 2, act_dim: 1, hidden: vec![8], log_std_init: -0.5 };
+    GaussianPolicy::new(cfg, Device::Cpu, Kind::Float, seed)
+}
+
+fn adam(p: &GaussianPolicy, lr: f64) -> Adam {
+    Adam::new(p.named_parameters(), AdamConfig { lr, ..AdamConfig::default() })
+}
+
+/// `n` one-step segments at observation (1, 0); segment i's action is `acts[i]`.
+fn one_step_batch(acts: &[f32]) -> SegmentBatch {
+    let segments = acts
+        .iter()
+        .enumerate()
+        .map(|(i, &a)| Segment {
+            obs: vec![1.0, 0.0],
+            act: vec![a],
+            rewards: vec![a as f64],
+            truncated: true,
+            group: i,
+            response_len: 1,
+            final_obs: vec![1.0, 0.0],
+            ..Segment::default()
+        })
+        .collect();
+    SegmentBatch { obs_dim: 2, act_dim: 1, k: 1, segments, env_steps: acts.len() as u64, episode_returns: vec![] }
+}
+
+fn mean_action(p: &GaussianPolicy) -> f64 {
+    p.act_mean(&[1.0, 0.0])[0] as f64
+}
+
+#[test]
+fn reinforce_moves_the_mean_towards_the_better_actions_and_advances_the_baseline() {
+    let p = policy(0);
+    let mut opt = adam(&p, 1e-2);
+    let acts = [-1.0f32, -0.5, 0.5, 1.0];
+    let t = one_step_batch(&acts).to_tensors(Device::Cpu);
+    let returns = Tensor::from_slice(&[-1.0f32, -0.5, 0.5, 1.0]); // reward = action
+    let mut baseline = None;
+    let before = mean_action(&p);
+    let cfg = ReinforceConfig { epochs: 5, ..ReinforceConfig::default() };
+    let mut rng = StdRng::seed_from_u64(0);
+    let st = reinforce::update(&p, &mut opt, &t, &returns, &mut baseline, &cfg, &mut rng).unwrap();
+    assert!(mean_action(&p) > before + 1e-3, "{before} → {}", mean_action(&p));
+    assert_eq!(st.baseline, 0.0, "the first batch's baseline is its own mean");
+    assert_eq!(baseline, Some(0.0));
+    // a second batch with mean 2 moves the baseline by decay·(2 − 0)
+    let returns2 = Tensor::from_slice(&[1.0f32, 1.5, 2.5, 3.0]);
+    reinforce::update(&p, &mut opt, &t, &returns2, &mut baseline, &cfg, &mut rng).unwrap();
+    assert!((baseline.unwrap() - 0.2).abs() < 1e-6, "{baseline:?}");
+}
+
+#[test]
+fn rloo_ignores_a_shift_shared_by_a_group_and_follows_the_differences() {
+    // two groups of k = 2: in both, the larger action has the larger return; group 1 is shifted by +100
+    let acts = [-0.5f32, 0.5, -0.5, 0.5];
+    let t = one_step_batch(&acts).to_tensors(Device::Cpu);
+    let cfg = RlooConfig { normalize: false, ..RlooConfig::default() };
+    let run = |returns: &[f32]| {
+        let p = policy(1);
+        let mut opt = adam(&p, 1e-2);
+        rloo::update(&p, &mut opt, &t, &Tensor::from_slice(returns), &cfg, &mut StdRng::seed_from_u64(0)).unwrap();
+        mean_action(&p)
+    };
+    let before = mean_action(&policy(1));
+    let a = run(&[0.0, 1.0, 0.0, 1.0]);
+    let b = run(&[0.0, 1.0, 100.0, 101.0]);
+    assert!(a > before + 1e-4, "{before} → {a}");
+    assert!((a - b).abs() < 1e-6, "a constant per group changes nothing: {a} vs {b}");
+    let bad = rloo::update(&policy(1), &mut adam(&policy(1), 1e-2), &one_step_batch(&acts[..3]).to_tensors(Device::Cpu), &Tensor::from_slice(&[0.0f32, 1.0, 2.0]), &cfg, &mut StdRng::seed_from_u64(0));
+    assert!(bad.is_err(), "3 segments are not groups of 2");
+}
+
+#[test]
+fn ppo_raises_the_probability_of_advantaged_actions_and_fits_the_values() {
+    let p = policy(2);
+    let mut opt = adam(&p, 3e-3);
+    let mut value = ValueNet::new(2, &[16], false, Device::Cpu, 0);
+    let mut vopt = Adam::new(value.named_parameters(), AdamConfig { lr: 1e-2, ..AdamConfig::default() });
+    let mut scaler = RewardScaler::default();
+    let acts = [-1.0f32, -0.5, 0.5, 1.0];
+    let batch = one_step_batch(&acts);
+    let t = batch.to_tensors(Device::Cpu);
+    let r = t.rewards.shallow_clone();
+    // γ = 0: the return of each step is its reward; the value of (1, 0) should fit their mean, 0
+    let cfg = PpoConfig { gamma: 0.0, gae_lambda: 1.0, epochs: 30, batch: 4, normalize_obs: false, normalize_rewards: false, ..PpoConfig::default() };
+    let lp_before = tch::no_grad(|| segment_log_prob(&p, &t));
+    let st = ppo::update(&p, &mut opt, &mut value, &mut vopt, &mut scaler, &batch, &t, &r, None, &cfg, &mut StdRng::seed_from_u64(0)).unwrap();
+    let lp_after = tch::no_grad(|| segment_log_prob(&p, &t));
+    let d = Vec::<f32>::try_from(lp_after - lp_before).unwrap();
+    assert!(d[3] > 0.0 && d[0] < 0.0, "the best action gains, the worst loses: {d:?}");
+    assert!(st.clip_fraction >= 0.0 && st.approx_kl.is_finite());
+    let v = tch::no_grad(|| value.forward(&Tensor::from_slice(&[1.0f32, 0.0]).view([1, 2])));
+    assert!(f64::try_from(v.squeeze()).unwrap().abs() < 0.1, "value fits the mean return 0");
+    // segments without a final observation are refused
+    let mut no_final = batch.clone();
+    no_final.segments[0].final_obs.clear();
+    assert!(ppo::update(&p, &mut opt, &mut value, &mut vopt, &mut scaler, &no_final, &t, &r, None, &cfg, &mut StdRng::seed_from_u64(0)).is_err());
+}
+
+#[test]
+fn whole_episode_rollouts_keep_the_true_final_observation() {
+    let mut cfg = EnvConfig::new();
+    cfg.set("max_episode_steps", rebel_envs::ConfigValue::Int(30));
+    let mut venv = VecEnv::make("Swimmer-v5", &cfg, 2, 1).unwrap();
+    let p = GaussianPolicy::new(PolicyConfig::new(8, 2), Device::Cpu, Kind::Float, 0);
+    let b = collect_groups(&mut venv, &p, &[5, 6], PairSpec { k: 1, branch_len: None, tail_len: 0 }, &mut StdRng::seed_from_u64(0)).unwrap();
+    assert_eq!(b.segments.len(), 2);
+    for s in &b.segments {
+        assert_eq!(s.len(), 30);
+        assert!(s.truncated && !s.terminated);
+        assert_eq!(s.final_obs.len(), 8);
+        assert_ne!(s.final_obs, s.obs[29 * 8..], "the final observation follows the last recorded one");
+    }
+}
+
+fn pair(a_act: f32, b_act: f32, label: f32) -> PreferencePair {
+    let seg = |a: f32| Segment { obs: vec![1.0, 0.0, 0.0, 1.0], act: vec![a, a], rewards: vec![a as f64; 2], response_len: 2, ..Segment::default() };
+    PreferencePair { a: seg(a_act), b: seg(b_act), label }
+}
+
+fn dataset(pairs: Vec<PreferencePair>) -> PreferenceDataset {
+    PreferenceDataset {
+        meta: DatasetMeta {
+            format_version: rebel_agents::preferences::DATASET_VERSION,
+            env_id: "test".into(),
+            obs_dim: 2,
+            act_dim: 1,
+            teacher: TeacherConfig::default(),
+            policy: PolicySource { path: "test".into(), hash: String::new() },
+            seed: 0,
+            segment_len: Some(2),
+            same_start: false,
+            queries: pairs.len() as u64,
+        },
+        pairs,
+    }
+}
+
+#[test]
+fn dpo_prefers_the_winners_drops_ties_and_both_losses_work() {
+    // larger actions are preferred, whichever side they are on; one tie
+    let ds = dataset(vec![pair(0.8, -0.8, 1.0), pair(-0.6, 0.6, 0.0), pair(0.4, -0.2, 1.0), pair(0.3, 0.1, 0.5)]);
+    for loss in ["logistic", "square"] {
+        let p = policy(3);
+        let reference = p.try_clone().unwrap();
+        let data = DpoData::new(&ds, &reference, Device::Cpu).unwrap();
+        assert_eq!(data.len(), 3, "the tie is left out");
+        let cfg = DpoConfig { dataset: "x".into(), loss: loss.into(), beta: 1.0, lr: 1e-2, epochs: 20, batch: 2, ..DpoConfig::default() };
+        let before = mean_action(&p);
+        let st = dpo::update(&p, &mut adam(&p, 1e-2), &data, &cfg, &mut StdRng::seed_from_u64(0)).unwrap();
+        assert!(st.margin > 0.0 && st.accuracy == 1.0, "{loss}: {st:?}");
+        assert!(mean_action(&p) > before, "{loss}: the mean moves towards the preferred actions");
+    }
+    // the square loss stops near its target margin z/β; the logistic one keeps pushing
+    let p = policy(3);
+    let data = DpoData::new(&ds, &p.try_clone().unwrap(), Device::Cpu).unwrap();
+    let cfg = DpoConfig { dataset: "x".into(), loss: "square".into(), beta: 1.0, square_target: 0.5, lr: 1e-2, epochs: 300, batch: 3, ..DpoConfig::default() };
+    let st = dpo::update(&p, &mut adam(&p, 1e-2), &data, &cfg, &mut StdRng::seed_from_u64(0)).unwrap();
+    assert!((st.margin - 0.5).abs() < 0.1, "{st:?}");
+    let only_ties = dataset(vec![pair(0.3, 0.1, 0.5)]);
+    assert!(DpoData::new(&only_ties, &p, Device::Cpu).is_none());
+}
+
+#[test]
+fn configs_reject_bad_values_by_key() {
+    assert!(PpoConfig { clip: 1.5, ..PpoConfig::default() }.validate().unwrap_err().contains("ppo.clip"));
+    assert!(RlooConfig { k: 1, ..RlooConfig::default() }.validate().unwrap_err().contains("rloo.k"));
+    assert!(ReinforceConfig { baseline_decay: 0.0, ..ReinforceConfig::default() }.validate().unwrap_err().contains("baseline_decay"));
+    assert!(DpoConfig::default().validate().unwrap_err().contains("dpo.dataset"));
+    assert!(DpoConfig { dataset: "x".into(), loss: "hinge".into(), ..DpoConfig::default() }.validate().unwrap_err().contains("dpo.loss"));
+}

@@ -1,0 +1,214 @@
+//! `compare`: every algorithm of the lecture's table × seeds, side by side (see
+//! `rebel_agents::compare`). Training runs are child processes of this same binary
+//! (`train --config … --run-dir … --quiet`, one thread each), `parallel` at a time.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use rebel_agents::compare::{
+    aggregate, mean_curve, plot_curves, prepare_seed, read_run, run_config, write_results, CompareConfig, Curve, RunRecord, Series,
+};
+use rebel_agents::runconfig::{load_config, to_toml_string};
+use rebel_agents::train::{self, resolve_path};
+use rebel_envs::vec_env::VecEnv;
+
+use super::EnvArgs;
+
+/// The comparison `compare` runs with no `--config`.
+pub const COMPARE_CONFIG: &str = include_str!("../../experiments/swimmer_compare.toml");
+
+/// `compare`: run every row × seed and write results.md, results.json, learning_curves.png.
+#[derive(Args, Debug, Clone, Default)]
+pub struct CompareArgs {
+    /// A TOML file merged over experiments/swimmer_compare.toml.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Number of seeds (sets `seeds`).
+    #[arg(long)]
+    pub seeds: Option<usize>,
+    /// Output folder (default: runs/compare__{unix time}); rerunning into it reuses finished runs.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Training processes at a time (sets `parallel`).
+    #[arg(long)]
+    pub parallel: Option<usize>,
+    /// Only these rows (comma-separated names; `reference` is always included).
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Override any key: `--set labels=500 --set train.env_steps=300000 --set train.rebel.eta=5`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+}
+
+struct Job {
+    row: String,
+    seed: u64,
+    dir: PathBuf,
+    config: PathBuf,
+}
+
+fn spawn(exe: &Path, job: &Job) -> Result<Child> {
+    std::fs::create_dir_all(&job.dir).with_context(|| format!("cannot create {}", job.dir.display()))?;
+    let log = std::fs::File::create(job.dir.join("train.log")).context("cannot create train.log")?;
+    let log2 = log.try_clone()?;
+    Command::new(exe)
+        .args(["train", "--quiet", "--config"])
+        .arg(&job.config)
+        .arg("--run-dir")
+        .arg(&job.dir)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2)
+        .spawn()
+        .with_context(|| format!("cannot start {}", exe.display()))
+}
+
+/// Runs `compare`; the last stdout line is JSON.
+pub fn compare_cmd(env: &EnvArgs, a: &CompareArgs) -> Result<()> {
+    let t0 = Instant::now();
+    let mut sets = Vec::new();
+    if env.env != "Swimmer-v5" {
+        sets.push(format!("train.env.id={:?}", env.env));
+    }
+    for kv in &env.env_opts {
+        let (k, v) = kv.split_once('=').with_context(|| format!("--env-opt takes KEY=VALUE, got {kv}"))?;
+        sets.push(format!("train.env.options.{k}={v}"));
+    }
+    if let Some(s) = a.seeds {
+        sets.push(format!("seeds={s}"));
+    }
+    if let Some(p) = a.parallel {
+        sets.push(format!("parallel={p}"));
+    }
+    sets.extend(a.sets.iter().cloned());
+    let mut cfg: CompareConfig = load_config(COMPARE_CONFIG, a.config.as_deref(), &sets)?;
+    if !a.only.is_empty() {
+        for name in &a.only {
+            if name != "reference" && !cfg.rows.iter().any(|r| &r.name == name) {
+                bail!("--only {name}: no such row; rows: {}", cfg.rows.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", "));
+            }
+        }
+        cfg.rows.retain(|r| a.only.contains(&r.name));
+    }
+    cfg.validate().map_err(anyhow::Error::msg)?;
+    let out = a.out.clone().unwrap_or_else(|| {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        PathBuf::from(format!("runs/compare__{t}"))
+    });
+    std::fs::create_dir_all(out.join("configs")).with_context(|| format!("cannot create {}", out.display()))?;
+    std::fs::write(out.join("compare.toml"), to_toml_string(&cfg)?)?;
+    let seeds = cfg.seed_list();
+
+    // shared data per seed: labels from the reference policy, the reward net
+    let mut data = Vec::new();
+    for &s in &seeds {
+        eprintln!("seed {s}: {} preference labels from the reference policy and the reward net ...", cfg.labels);
+        let d = prepare_seed(&cfg, &out.join("data").join(format!("seed{s}")), s, cfg.parallel.max(1))?;
+        eprintln!("  reward net held-out accuracy {:.3}", d.reward_model_holdout_accuracy);
+        data.push(d);
+    }
+
+    // the reference row: the reference policy itself under the evaluation protocol
+    let ref_path = resolve_path(&cfg.reference_policy);
+    let reference = train::load_policy(&ref_path, tch::Device::Cpu)?;
+    let mut venv = VecEnv::make(&cfg.train.env.id, &cfg.train.env.env_config().map_err(anyhow::Error::msg)?, cfg.train.eval.episodes.min(16), 1)?;
+    let e = train::evaluate(&mut venv, &reference, &reference, &cfg.train.eval, 0)?;
+    let mut runs: Vec<RunRecord> = seeds
+        .iter()
+        .map(|&s| RunRecord {
+            row: "reference".into(),
+            seed: s,
+            summary: serde_json::json!({
+                "labels_used": 0, "env_steps": 0, "eval_true_return_mean": e.mean, "win_rate": e.win_rate,
+                "wall_time_s": 0.0, "learner_s_per_iter": f64::NAN, "peak_rss_mb": train::peak_rss_mb(),
+            }),
+            curve: Curve { points: vec![(0.0, e.mean)] },
+        })
+        .collect();
+
+    // the jobs
+    let mut jobs = Vec::new();
+    for row in &cfg.rows {
+        for d in &data {
+            let tc = run_config(&cfg, row, d).map_err(anyhow::Error::msg)?;
+            let name = format!("{}__s{}", row.name, d.seed);
+            let config = out.join("configs").join(format!("{name}.toml"));
+            std::fs::write(&config, to_toml_string(&tc)?)?;
+            jobs.push(Job { row: row.name.clone(), seed: d.seed, dir: out.join(&name), config });
+        }
+    }
+    let exe = std::env::current_exe().context("cannot find this program's path")?;
+    let total = jobs.len();
+    let mut pending: std::collections::VecDeque<Job> = jobs.into_iter().collect();
+    let mut running: Vec<(Job, Child, Instant)> = Vec::new();
+    let mut failed: Vec<String> = Vec::new();
+    let mut done = 0usize;
+    while !pending.is_empty() || !running.is_empty() {
+        while running.len() < cfg.parallel && !pending.is_empty() {
+            let job = pending.pop_front().expect("non-empty");
+            if job.dir.join("summary.json").exists() {
+                done += 1;
+                eprintln!("[{done}/{total}] {} seed {}: already finished, reused", job.row, job.seed);
+                continue;
+            }
+            let child = spawn(&exe, &job)?;
+            running.push((job, child, Instant::now()));
+        }
+        let mut i = 0;
+        while i < running.len() {
+            match running[i].1.try_wait()? {
+                Some(status) => {
+                    let (job, _, t) = running.swap_remove(i);
+                    done += 1;
+                    if status.success() {
+                        eprintln!("[{done}/{total}] {} seed {}: done in {:.0} s", job.row, job.seed, t.elapsed().as_secs_f64());
+                    } else {
+                        eprintln!("[{done}/{total}] {} seed {}: FAILED ({status}); see {}", job.row, job.seed, job.dir.join("train.log").display());
+                        failed.push(format!("{} seed {} ({})", job.row, job.seed, job.dir.join("train.log").display()));
+                    }
+                }
+                None => i += 1,
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // results
+    for row in &cfg.rows {
+        for &s in &seeds {
+            let dir = out.join(format!("{}__s{s}", row.name));
+            if dir.join("summary.json").exists() {
+                runs.push(read_run(&row.name, s, &dir).map_err(anyhow::Error::msg)?);
+            }
+        }
+    }
+    let mut order = vec!["reference".to_string()];
+    order.extend(cfg.rows.iter().map(|r| r.name.clone()));
+    let rows = aggregate(&order, &runs);
+    let notes = format!(
+        "Reference policy `{}`; {} labels per seed ({}-step pieces, teacher {:?}); online budget {} env steps; \
+         seeds {:?}; evaluation: mean action on {} fixed start states (seeds from {}), win rate against the reference \
+         policy on the same start states. Offline DPO spends no env steps. Written by `swimmer compare` in {:.0} s.",
+        cfg.reference_policy, cfg.labels, cfg.segment_len, cfg.teacher.kind, cfg.train.env_steps, seeds,
+        cfg.train.eval.episodes, cfg.train.eval.seed_base, t0.elapsed().as_secs_f64()
+    );
+    write_results(&out, &rows, &notes)?;
+    let series: Vec<Series> = order
+        .iter()
+        .filter_map(|name| {
+            let cs: Vec<&Curve> = runs.iter().filter(|r| &r.row == name).map(|r| &r.curve).collect();
+            (!cs.is_empty()).then(|| Series { name: name.clone(), points: mean_curve(&cs) })
+        })
+        .collect();
+    plot_curves(&out.join("learning_curves.png"), &series, &format!("{} : eval true return, mean and s.e. over {} seeds", cfg.train.env.id, seeds.len()), 1100, 650)?;
+    print!("{}", std::fs::read_to_string(out.join("results.md"))?);
+    println!("results: {}  curves: {}\nTensorBoard: tensorboard --logdir {}", out.join("results.md").display(), out.join("learning_curves.png").display(), out.display());
+    println!("{}", serde_json::json!({"out": out, "rows": rows.len(), "runs": total, "failed": failed.len()}));
+    if !failed.is_empty() {
+        bail!("{} run(s) failed: {}", failed.len(), failed.join("; "));
+    }
+    Ok(())
+}

@@ -1,0 +1,175 @@
+//! End-to-end tests of the baselines in `train` (PPO, REINFORCE, RLOO, DPO) and of `compare`, at a
+//! tiny scale: 100-step episodes, a few iterations.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn swimmer(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_swimmer")).args(args).output().expect("run swimmer")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn last_json(o: &Output) -> serde_json::Value {
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let line = out.lines().last().unwrap_or_else(|| panic!("no stdout; stderr: {}", stderr(o)));
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {line}"))
+}
+
+fn reference() -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("experiments/swimmer/reference_policy.safetensors").display().to_string()
+}
+
+const TINY: &[&str] = &[
+    "--quiet",
+    "--env-opt", "max_episode_steps=100",
+    "--set", "eval.episodes=2",
+    "--set", "eval.every_iters=2",
+    "--set", "threads=1",
+    "--set", "reinforce.branch_len=25",
+    "--set", "reinforce.tail_len=25",
+    "--set", "reinforce.groups=2",
+    "--set", "rloo.branch_len=25",
+    "--set", "rloo.tail_len=25",
+    "--set", "rloo.groups=2",
+    "--set", "dpo.iterations=3",
+];
+
+fn train(dir: &Path, algo: &str, steps: u64, extra: &[&str]) -> Output {
+    let steps = steps.to_string();
+    let r = reference();
+    let init = format!("policy.init={r:?}");
+    let mut args = vec!["train", "--algo", algo, "--run-dir", dir.to_str().unwrap(), "--env-steps", &steps, "--set", &init];
+    args.extend_from_slice(TINY);
+    args.extend_from_slice(extra);
+    swimmer(&args)
+}
+
+fn metrics(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn untimed_training(m: Vec<serde_json::Value>) -> Vec<serde_json::Value> {
+    m.into_iter()
+        .filter(|v| v.get("charts/iteration").is_some())
+        .map(|mut v| {
+            v.as_object_mut().unwrap().retain(|k, _| {
+                !k.starts_with("eval/") && k != "wall_time_s" && k != "charts/env_steps_per_sec" && k != "charts/learner_s_per_iter"
+            });
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn every_baseline_trains_and_reports_its_losses() {
+    let d = tempfile::tempdir().unwrap();
+    for (algo, extra, tag) in [
+        ("ppo", vec![], "losses/value_loss"),
+        ("reinforce", vec![], "losses/reinforce"),
+        ("rloo", vec!["--set", "rloo.k=4"], "losses/rloo"),
+    ] {
+        let run = d.path().join(algo);
+        let o = train(&run, algo, 1500, &extra);
+        assert!(o.status.success(), "{algo}: {}", stderr(&o));
+        let s = last_json(&o);
+        assert_eq!(s["algo"], algo);
+        assert!(s["env_steps"].as_u64().unwrap() >= 1500);
+        assert!(s["learner_s_per_iter"].as_f64().unwrap() > 0.0 && s["peak_rss_mb"].as_f64().unwrap() > 10.0, "{s}");
+        let m = metrics(&run);
+        assert!(m.iter().any(|v| v.get(tag).is_some_and(|x| x.as_f64().unwrap().is_finite())), "{algo} lacks {tag}");
+        assert!(m.iter().filter(|v| v.get("eval/true_return").is_some()).count() >= 2);
+    }
+    // DPO needs a dataset
+    let prefs = d.path().join("prefs.st");
+    let o = swimmer(&["prefs", "collect", "--policy", &reference(), "--labels", "30", "--segment-len", "25", "--out", prefs.to_str().unwrap(), "--teacher", "bt", "--env-opt", "max_episode_steps=100"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ds = format!("dpo.dataset={:?}", prefs.display().to_string());
+    for (name, extra, labels, online) in [
+        ("dpo", vec![], 30, false),
+        ("dpo-square", vec!["--set", "dpo.loss=\"square\""], 30, false),
+        ("dpo-iterative", vec!["--set", "dpo.iterative=true", "--set", "dpo.labels_per_round=10"], 30, true),
+    ] {
+        let run = d.path().join(name);
+        let mut args = vec!["--set", ds.as_str()];
+        args.extend(extra);
+        let o = train(&run, "dpo", 1, &args);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        let s = last_json(&o);
+        assert_eq!(s["iterations"], 3, "{name}: dpo.iterations is the budget");
+        assert_eq!(s["labels_used"], labels, "{name}");
+        assert_eq!(s["env_steps"].as_u64().unwrap() > 0, online, "{name}: {s}");
+        assert!(metrics(&run).iter().any(|v| v.get("losses/dpo_accuracy").is_some()));
+    }
+    let o = train(&d.path().join("x"), "dpo", 1, &[]);
+    assert!(!o.status.success() && stderr(&o).contains("dpo.dataset"), "{}", stderr(&o));
+    let o = train(&d.path().join("y"), "a2c", 1, &[]);
+    assert!(!o.status.success() && stderr(&o).contains("ppo"), "{}", stderr(&o));
+}
+
+#[test]
+fn ppo_resumes_exactly_with_its_value_net_and_statistics() {
+    let d = tempfile::tempdir().unwrap();
+    let (full, part) = (d.path().join("full"), d.path().join("part"));
+    assert!(train(&full, "ppo", 1600, &[]).status.success());
+    assert!(train(&part, "ppo", 800, &[]).status.success());
+    let o = swimmer(&["train", "--resume", part.to_str().unwrap(), "--env-steps", "1600", "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (mf, mp) = (untimed_training(metrics(&full)), untimed_training(metrics(&part)));
+    assert_eq!(mf.len(), 4);
+    assert_eq!(mf, mp);
+}
+
+#[test]
+fn compare_writes_results_curves_and_side_by_side_runs() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("cmp");
+    let args = [
+        "compare", "--out", out.to_str().unwrap(), "--seeds", "2",
+        "--env-opt", "max_episode_steps=100",
+        "--set", "labels=40", "--set", "segment_len=25", "--set", "reward_model.epochs=3",
+        "--set", "train.env_steps=1500",
+        "--set", "train.rebel.branch_len=25", "--set", "train.rebel.tail_len=25", "--set", "train.rebel.groups=2",
+        "--set", "train.reinforce.branch_len=25", "--set", "train.reinforce.tail_len=25",
+        "--set", "train.rloo.branch_len=25", "--set", "train.rloo.tail_len=25",
+        "--set", "train.dpo.iterations=2", "--set", "train.eval.episodes=2", "--set", "train.eval.every_iters=2",
+    ];
+    let o = swimmer(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["algo"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["reference", "dpo", "dpo-square", "dpo-iterative", "reinforce", "rloo-k2", "rloo-k4", "ppo", "ppo-true", "rebel", "rebel-true"]
+    );
+    for r in &rows {
+        for k in ["labels_used", "env_steps", "eval_true_return_mean", "eval_true_return_sem", "win_rate", "wall_time_s", "learner_s_per_iter", "peak_rss_mb"] {
+            assert!(r.get(k).is_some(), "{} lacks {k}", r["algo"]);
+        }
+        assert_eq!(r["seeds"], 2);
+    }
+    let row = |n: &str| rows.iter().find(|r| r["algo"] == n).unwrap();
+    // equal budgets: every label-using row has the same labels, the oracle rows none
+    for n in ["dpo", "dpo-square", "dpo-iterative", "reinforce", "rloo-k2", "rloo-k4", "ppo", "rebel"] {
+        assert_eq!(row(n)["labels_used"], 40.0, "{n}");
+    }
+    for n in ["reference", "ppo-true", "rebel-true"] {
+        assert_eq!(row(n)["labels_used"], 0.0, "{n}");
+    }
+    assert_eq!(row("reference")["win_rate"], 0.5);
+    assert!(row("rebel")["env_steps"].as_f64().unwrap() >= 1500.0 && row("dpo")["env_steps"] == 0.0);
+    // one TensorBoard run per algorithm and seed, side by side
+    for n in ["ppo__s1", "rebel-true__s2", "dpo-iterative__s1"] {
+        assert!(std::fs::read_dir(out.join(n).join("tb")).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().starts_with("events.out.tfevents")), "{n}");
+    }
+    let png = std::fs::read(out.join("learning_curves.png")).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    let md = std::fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(md.contains("| rebel-true | 2 |"), "{md}");
+    // a second run into the same folder reuses the finished runs
+    let o = swimmer(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("already finished"), "{}", stderr(&o));
+}
