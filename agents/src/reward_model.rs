@@ -229,6 +229,8 @@ pub struct RewardEnsemble {
     /// `out_mean`, `out_std` as numbers.
     norm: Vec<(f64, f64)>,
     device: Device,
+    /// Scores are mean − pessimism·std over members (not stored in the file; 0 by default).
+    pessimism: f64,
 }
 
 /// What [`train`] reports.
@@ -468,6 +470,7 @@ impl RewardEnsemble {
             out_std: Tensor::ones([m as i64], (Kind::Double, Device::Cpu)),
             norm: vec![(0.0, 1.0); m],
             device: Device::Cpu,
+            pessimism: 0.0,
         }
     }
 
@@ -476,18 +479,29 @@ impl RewardEnsemble {
         self.members[m].forward(x)
     }
 
-    /// Ensemble per-step reward for normalised inputs: mean over members of `(raw − mean_m)/std_m`.
+    /// Ensemble per-step reward for normalised inputs: mean over members of `(raw − mean_m)/std_m`,
+    /// minus `pessimism` times their standard deviation (members disagree where the labels did not
+    /// reach: a policy pushed there is exploiting the model, not improving).
     fn ensemble(&self, x: &Tensor) -> Tensor {
-        let mut acc: Option<Tensor> = None;
-        for m in 0..self.members.len() {
-            let (mu, sd) = self.norm[m];
-            let z = (self.raw(m, x) - mu) / sd;
-            acc = Some(match acc {
-                None => z,
-                Some(a) => a + z,
-            });
+        let zs: Vec<Tensor> = (0..self.members.len())
+            .map(|m| {
+                let (mu, sd) = self.norm[m];
+                (self.raw(m, x) - mu) / sd
+            })
+            .collect();
+        let z = Tensor::stack(&zs, 0);
+        let mean = z.mean_dim([0i64].as_slice(), false, z.kind());
+        if self.pessimism > 0.0 && zs.len() > 1 {
+            mean - z.std_dim([0i64].as_slice(), false, false) * self.pessimism
+        } else {
+            mean
         }
-        acc.expect("at least one member") / self.members.len() as f64
+    }
+
+    /// Sets the pessimism coefficient `c` of the scores: mean − c·std over members (0: the mean).
+    pub fn with_pessimism(mut self, c: f64) -> Self {
+        self.pessimism = c.max(0.0);
+        self
     }
 
     fn named_tensors(&self) -> Vec<(String, Tensor)> {

@@ -116,6 +116,9 @@ pub struct TrainConfig {
     pub reward: String,
     /// Reward model file (written by `rm train`) used when `reward = "model"`.
     pub reward_model: String,
+    /// With `reward = "model"`: score steps by the members' mean minus this times their standard
+    /// deviation, so that the policy is not paid for going where the ensemble disagrees. Default 0.
+    pub reward_pessimism: f64,
     /// Master seed. Default 1.
     pub seed: u64,
     /// Environment-step budget. Default 3_000_000.
@@ -151,6 +154,7 @@ impl Default for TrainConfig {
             algo: "rebel".into(),
             reward: "true".into(),
             reward_model: String::new(),
+            reward_pessimism: 0.0,
             seed: 1,
             env_steps: 3_000_000,
             threads: 2,
@@ -394,7 +398,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError
                     path.display(), model.obs_dim(), model.act_dim(), cfg.env.id
                 )));
             }
-            Box::new(model)
+            Box::new(model.with_pessimism(cfg.reward_pessimism))
         }
         _ => Box::new(TrueReward),
     };
