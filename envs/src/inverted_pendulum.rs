@@ -65,6 +65,7 @@ use rapier3d::prelude::*;
 use crate::config::EnvConfig;
 use crate::env::{check_action, BoxSpace, Capsule2, Env, Info, PlanarScene, Snapshot, Step};
 use crate::error::EnvError;
+use crate::rapier_world::{check_stock_xml, configure_integration, validate_rapier_options, WorldState};
 
 /// Registry id.
 pub const ID: &str = "InvertedPendulum-v5";
@@ -136,14 +137,7 @@ impl InvertedPendulumConfig {
     pub fn from_env_config(config: &EnvConfig) -> Result<Self, EnvError> {
         let d = InvertedPendulumConfig::default();
         let mut r = config.reader(ID);
-        let xml = r.string("xml_file", "inverted_pendulum.xml")?;
-        if xml != "inverted_pendulum.xml" {
-            return Err(EnvError::BadOption {
-                env: ID.into(),
-                key: "xml_file".into(),
-                msg: format!("only the stock \"inverted_pendulum.xml\" is built in (got {xml:?}); write a new Env for another model (docs/adding-an-environment.md)"),
-            });
-        }
+        check_stock_xml(&mut r, ID, "inverted_pendulum.xml")?;
         let c = InvertedPendulumConfig {
             frame_skip: r.usize_in("frame_skip", d.frame_skip, 1, 1000)?,
             reset_noise_scale: r.nonneg_f64("reset_noise_scale", d.reset_noise_scale)?,
@@ -154,20 +148,7 @@ impl InvertedPendulumConfig {
             limit_damping_ratio: r.nonneg_f64("limit_damping_ratio", d.limit_damping_ratio)?,
         };
         r.finish()?;
-        if c.timestep <= 0.0 || c.timestep > 0.1 {
-            return Err(EnvError::BadOption {
-                env: ID.into(),
-                key: "timestep".into(),
-                msg: format!("must be in (0, 0.1] s, got {}", c.timestep),
-            });
-        }
-        if c.limit_natural_frequency <= 0.0 {
-            return Err(EnvError::BadOption {
-                env: ID.into(),
-                key: "limit_natural_frequency".into(),
-                msg: "must be > 0 (use a large value such as 1e6 for hard limits)".into(),
-            });
-        }
+        validate_rapier_options(ID, c.timestep, c.limit_natural_frequency)?;
         Ok(c)
     }
 }
@@ -175,14 +156,7 @@ impl InvertedPendulumConfig {
 /// Everything that evolves: the physics state sets, the random generator and counters.
 #[derive(Clone)]
 struct State {
-    bodies: RigidBodySet,
-    colliders: ColliderSet,
-    impulse_joints: ImpulseJointSet,
-    multibody_joints: MultibodyJointSet,
-    islands: IslandManager,
-    broad_phase: BroadPhaseBvh,
-    narrow_phase: NarrowPhase,
-    ccd_solver: CCDSolver,
+    world: WorldState,
     rng: StdRng,
     steps: Option<usize>,
 }
@@ -283,14 +257,7 @@ impl InvertedPendulum {
     fn state(&self) -> State {
         let w = &self.world;
         State {
-            bodies: w.bodies.clone(),
-            colliders: w.colliders.clone(),
-            impulse_joints: w.impulse_joints.clone(),
-            multibody_joints: w.multibody_joints.clone(),
-            islands: w.islands.clone(),
-            broad_phase: w.broad_phase.clone(),
-            narrow_phase: w.narrow_phase.clone(),
-            ccd_solver: w.ccd_solver.clone(),
+            world: WorldState::capture(w),
             rng: self.rng.clone(),
             steps: self.steps,
         }
@@ -302,10 +269,7 @@ fn build_world(cfg: &InvertedPendulumConfig) -> (PhysicsWorld, RigidBodyHandle, 
     let mut world = PhysicsWorld::new();
     // MuJoCo z (up) is Rapier y.
     world.gravity = Vector::new(0.0, -GRAVITY as Real, 0.0);
-    let p = &mut world.integration_parameters;
-    p.dt = (cfg.timestep / cfg.substeps as f64) as Real;
-    p.num_solver_iterations = cfg.solver_iterations;
-    p.max_ccd_substeps = 0;
+    configure_integration(&mut world.integration_parameters, cfg.timestep, cfg.substeps, cfg.solver_iterations);
 
     let rail = world.insert_body(RigidBodyBuilder::fixed());
     let cart = world.insert_body(RigidBodyBuilder::dynamic().can_sleep(false).additional_mass_properties(
@@ -407,15 +371,7 @@ impl Env for InvertedPendulum {
     fn restore(&mut self, snapshot: &Snapshot) -> Result<(), EnvError> {
         let s: &State = snapshot.get(ID)?;
         let s = s.clone();
-        let w = &mut self.world;
-        w.bodies = s.bodies;
-        w.colliders = s.colliders;
-        w.impulse_joints = s.impulse_joints;
-        w.multibody_joints = s.multibody_joints;
-        w.islands = s.islands;
-        w.broad_phase = s.broad_phase;
-        w.narrow_phase = s.narrow_phase;
-        w.ccd_solver = s.ccd_solver;
+        s.world.restore_into(&mut self.world);
         self.rng = s.rng;
         self.steps = s.steps;
         Ok(())

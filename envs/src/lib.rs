@@ -14,6 +14,7 @@ pub mod env;
 pub mod error;
 pub mod fidelity;
 pub mod fluid;
+pub mod rapier_world;
 #[cfg(feature = "gymnasium")]
 pub mod gymnasium;
 pub mod inverted_pendulum;
