@@ -14,3 +14,4 @@ pub mod preferences;
 pub mod reward_model;
 pub mod experiment;
 pub mod compare;
+pub mod mlp;

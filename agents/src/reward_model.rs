@@ -178,17 +178,8 @@ impl Member {
         let mut sizes = vec![in_dim];
         sizes.extend(hidden);
         sizes.push(1);
-        let layers = sizes
-            .windows(2)
-            .map(|w| {
-                // PyTorch's nn.Linear default: U(−1/√fan_in, 1/√fan_in) for weight and bias
-                let bound = 1.0 / (w[0] as f64).sqrt();
-                let mut u = |n: usize| -> Vec<f32> { (0..n).map(|_| ((rng.random::<f64>() * 2.0 - 1.0) * bound) as f32).collect() };
-                let wt = Tensor::from_slice(&u(w[0] * w[1])).view([w[1] as i64, w[0] as i64]).to_device(device);
-                let b = Tensor::from_slice(&u(w[1])).to_device(device);
-                (wt.set_requires_grad(true), b.set_requires_grad(true))
-            })
-            .collect();
+        // PyTorch's nn.Linear default initialisation
+        let layers = crate::mlp::linear_layers(&sizes, rng, device);
         Self { layers }
     }
 

@@ -202,17 +202,7 @@ pub fn update(policy: &GaussianPolicy, adam: &mut Adam, data: &DpoData, cfg: &Dp
             let lp_w = segment_log_prob(policy, &select(&data.w, &idx));
             let lp_l = segment_log_prob(policy, &select(&data.l, &idx));
             let loss = dpo_loss(cfg, &lp_w, &lp_l, &data.ref_w.index_select(0, &idx), &data.ref_l.index_select(0, &idx));
-            let lv = f64::try_from(&loss).unwrap_or(f64::NAN);
-            if !lv.is_finite() {
-                return Err(format!("the DPO loss is {lv} (epoch {epoch}); lower dpo.lr or dpo.beta"));
-            }
-            adam.zero_grad();
-            loss.backward();
-            let gn = adam.clip_grad_norm(if cfg.max_grad_norm > 0.0 { cfg.max_grad_norm } else { f64::INFINITY });
-            if !gn.is_finite() {
-                return Err(format!("the DPO gradient norm is {gn} (epoch {epoch}); lower dpo.lr"));
-            }
-            adam.step();
+            let (lv, gn) = adam.minimize(&loss, cfg.max_grad_norm, "DPO", epoch)?;
             gn_sum += gn;
             gn_n += 1;
             if epoch + 1 == cfg.epochs {

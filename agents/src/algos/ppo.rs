@@ -20,7 +20,7 @@
 
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use rand::{RngExt, SeedableRng};
+use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
@@ -182,16 +182,7 @@ impl ValueNet {
         let mut sizes = vec![obs_dim];
         sizes.extend(hidden);
         sizes.push(1);
-        let layers = sizes
-            .windows(2)
-            .map(|w| {
-                let bound = 1.0 / (w[0] as f64).sqrt();
-                let mut u = |n: usize| -> Vec<f32> { (0..n).map(|_| ((rng.random::<f64>() * 2.0 - 1.0) * bound) as f32).collect() };
-                let wt = Tensor::from_slice(&u(w[0] * w[1])).view([w[1] as i64, w[0] as i64]).to_device(device);
-                let b = Tensor::from_slice(&u(w[1])).to_device(device);
-                (wt.set_requires_grad(true), b.set_requires_grad(true))
-            })
-            .collect();
+        let layers = crate::mlp::linear_layers(&sizes, &mut rng, device);
         ValueNet { layers, obs_rms: RunningMeanStd::new(obs_dim), normalize, device }
     }
 

@@ -163,17 +163,7 @@ pub fn update(
             };
             let logp_new = segment_log_prob(policy, &sub);
             let loss = rebel_loss_grouped(&logp_new, &logp_old.index_select(0, &idx), &r.index_select(0, &idx), cfg.eta, k);
-            let lv = f64::try_from(&loss).unwrap_or(f64::NAN);
-            if !lv.is_finite() {
-                return Err(format!("the REBEL loss is {lv} (epoch {epoch}); lower rebel.lr or rebel.eta"));
-            }
-            adam.zero_grad();
-            loss.backward();
-            let gn = if cfg.max_grad_norm > 0.0 { adam.clip_grad_norm(cfg.max_grad_norm) } else { adam.clip_grad_norm(f64::INFINITY) };
-            if !gn.is_finite() {
-                return Err(format!("the REBEL gradient norm is {gn} (epoch {epoch}); lower rebel.lr"));
-            }
-            adam.step();
+            let (lv, gn) = adam.minimize(&loss, cfg.max_grad_norm, "REBEL", epoch)?;
             gn_sum += gn;
             gn_n += 1;
             if epoch + 1 == cfg.epochs {

@@ -135,17 +135,7 @@ pub(crate) fn pg_steps(
                 logp_mask: t.logp_mask.index_select(0, &idx),
             };
             let loss = loss_fn(&segment_log_prob(policy, &sub), &idx);
-            let lv = f64::try_from(&loss).unwrap_or(f64::NAN);
-            if !lv.is_finite() {
-                return Err(format!("the policy-gradient loss is {lv} (epoch {epoch}); lower the learning rate"));
-            }
-            adam.zero_grad();
-            loss.backward();
-            let gn = adam.clip_grad_norm(if max_grad_norm > 0.0 { max_grad_norm } else { f64::INFINITY });
-            if !gn.is_finite() {
-                return Err(format!("the policy-gradient norm is {gn} (epoch {epoch}); lower the learning rate"));
-            }
-            adam.step();
+            let (lv, gn) = adam.minimize(&loss, max_grad_norm, "policy-gradient", epoch)?;
             gn_sum += gn;
             gn_n += 1;
             if epoch + 1 == epochs {
