@@ -52,6 +52,9 @@ pub struct RebelConfig {
     /// is added to the branch's (a longer horizon at lower variance; the tail is not in the
     /// log-prob). 0: off. Default 250.
     pub tail_len: usize,
+    /// Stop an iteration's epochs early once the per-step KL(π_t‖π_θ) estimate on the batch
+    /// exceeds this (0: never). Default 0.
+    pub target_kl: f64,
 }
 
 impl Default for RebelConfig {
@@ -68,6 +71,7 @@ impl Default for RebelConfig {
             branch_len: 250,
             groups: 4,
             tail_len: 250,
+            target_kl: 0.0,
         }
     }
 }
@@ -97,7 +101,7 @@ impl RebelConfig {
 /// What one update did (all logged).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct UpdateStats {
-    /// Mean regression loss over the minibatches of the last epoch.
+    /// Mean regression loss over the minibatches of the last epoch run.
     pub loss: f64,
     /// Mean, standard deviation and largest |·| of the segment log-ratios ln π_{t+1}/π_t after the update.
     pub logratio_mean: f64,
@@ -149,7 +153,19 @@ pub fn update(
     let mut groups: Vec<i64> = (0..g).collect();
     let mb = (g as usize).div_ceil(cfg.minibatches).max(1);
     let (mut loss_sum, mut loss_n, mut gn_sum, mut gn_n) = (0.0, 0usize, 0.0, 0usize);
+    // per-step k3 estimate of KL(π_t‖π_θ) on the batch's response steps
+    let kl_now = || -> f64 {
+        tch::no_grad(|| {
+            let rho = policy.log_prob(&t.obs, &t.act) * &t.logp_mask - &step_logp_old;
+            let kl = ((rho.exp() - 1.0) - &rho) * &t.logp_mask;
+            f64::try_from(kl.sum(Kind::Float) / t.logp_mask.sum(Kind::Float)).unwrap_or(f64::NAN)
+        })
+    };
     for epoch in 0..cfg.epochs {
+        if cfg.target_kl > 0.0 && epoch > 0 && kl_now() > cfg.target_kl {
+            break; // trust region reached: stop this iteration's epochs early
+        }
+        (loss_sum, loss_n) = (0.0, 0); // report the last epoch run
         groups.shuffle(rng);
         for chunk in groups.chunks(mb) {
             let idx: Vec<i64> = chunk.iter().flat_map(|&gi| (0..k).map(move |j| gi * k + j)).collect();
@@ -166,10 +182,8 @@ pub fn update(
             let (lv, gn) = adam.minimize(&loss, cfg.max_grad_norm, "REBEL", epoch)?;
             gn_sum += gn;
             gn_n += 1;
-            if epoch + 1 == cfg.epochs {
-                loss_sum += lv;
-                loss_n += 1;
-            }
+            loss_sum += lv;
+            loss_n += 1;
         }
     }
     tch::no_grad(|| {
