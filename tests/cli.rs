@@ -1,20 +1,11 @@
 //! End-to-end tests of the `swimmer` command line: replay, bench, render, train, resume, eval,
 //! and the errors a user meets first.
 
+mod common;
+use common::*;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn swimmer(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_swimmer")).args(args).output().expect("run swimmer")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use std::process::Output;
 
 fn data(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("envs/tests/data/mujoco").join(name)
@@ -22,12 +13,6 @@ fn data(name: &str) -> PathBuf {
 
 fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().expect("temp dir")
-}
-
-fn last_json(o: &Output) -> serde_json::Value {
-    let out = stdout(o);
-    let line = out.lines().last().unwrap_or_else(|| panic!("no stdout; stderr: {}", stderr(o)));
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {line}"))
 }
 
 #[test]

@@ -1,26 +1,11 @@
 //! End-to-end tests of the baselines in `train` (PPO, REINFORCE, RLOO, DPO) and of `compare`, at a
 //! tiny scale: 100-step episodes, a few iterations.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+use common::*;
 
-fn swimmer(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_swimmer")).args(args).output().expect("run swimmer")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn last_json(o: &Output) -> serde_json::Value {
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    let line = out.lines().last().unwrap_or_else(|| panic!("no stdout; stderr: {}", stderr(o)));
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {line}"))
-}
-
-fn reference() -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("experiments/swimmer/reference_policy.safetensors").display().to_string()
-}
+use std::path::Path;
+use std::process::Output;
 
 const TINY: &[&str] = &[
     "--quiet",

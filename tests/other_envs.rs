@@ -1,20 +1,8 @@
 //! Every algorithm on every registered environment, terminating ones included, through the
 //! generic `rebel` binary.
 
-use std::process::{Command, Output};
-
-fn rebel(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rebel")).args(args).output().expect("run rebel")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn last_json(o: &Output) -> serde_json::Value {
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    serde_json::from_str(out.lines().last().unwrap_or_else(|| panic!("no stdout: {}", stderr(o)))).unwrap()
-}
+mod common;
+use common::*;
 
 #[test]
 fn every_algorithm_trains_on_every_environment() {
