@@ -3,6 +3,7 @@
 //! trained end to end with REBEL, which must improve its return.
 
 use rapier3d::prelude::*;
+use rebel_agents::algos::rebel::RebelConfig;
 use rebel_agents::train::{train, RunOptions, TrainConfig};
 use rebel_envs::{check_action, registry, BoxSpace, Env, EnvConfig, EnvError, Info, PlanarScene, Snapshot, Step};
 
@@ -182,9 +183,7 @@ fn an_external_environment_registers_and_trains_end_to_end() {
     cfg.env.id = ID.into();
     cfg.env_steps = 60_000;
     cfg.threads = 1;
-    cfg.rebel.groups = 8;
-    cfg.rebel.branch_len = 10;
-    cfg.rebel.tail_len = 10;
+    cfg.set_algo(&RebelConfig { groups: 8, branch_len: 10, tail_len: 10, ..RebelConfig::default() });
     cfg.eval.episodes = 16;
     cfg.eval.every_iters = 1000;
     let opts = RunOptions { run_dir: Some(dir.path().join("run")), ..RunOptions::default() };

@@ -26,7 +26,10 @@ use crate::checkpoint::{fnv1a_hex, Checkpoint};
 use crate::preferences::{collect_preferences, CollectConfig, PolicySource, TeacherConfig, TeacherKind};
 use crate::reward_model::{self, RewardModelConfig};
 use crate::runconfig::{load_config, to_toml_string};
-use crate::train::{resolve_path, TrainConfig, TrainError};
+use crate::algorithm::AlgoConfig;
+use crate::algos::dpo::DpoConfig;
+use crate::train::{RewardSource, TrainConfig, TrainError};
+use crate::util::resolve_path;
 
 /// One row of the table: an algorithm, what scores it, and extra `--set`s.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -38,18 +41,19 @@ pub struct RowSpec {
     pub algo: String,
     /// "model" (the seed's reward net) or "true". Ignored by DPO (it uses the labels directly).
     #[serde(default = "model")]
-    pub reward: String,
+    pub reward: RewardSource,
     /// Extra `KEY=VALUE` overrides of the row's training configuration.
     #[serde(default)]
     pub set: Vec<String>,
 }
 
-fn model() -> String {
-    "model".into()
+fn model() -> RewardSource {
+    RewardSource::Model
 }
 
 fn row(name: &str, algo: &str, reward: &str, set: &[&str]) -> RowSpec {
-    RowSpec { name: name.into(), algo: algo.into(), reward: reward.into(), set: set.iter().map(|s| s.to_string()).collect() }
+    let reward = if reward == "true" { RewardSource::True } else { RewardSource::Model };
+    RowSpec { name: name.into(), algo: algo.into(), reward, set: set.iter().map(|s| s.to_string()).collect() }
 }
 
 /// The rows of the lecture's table (the `reference` row is always added).
@@ -133,11 +137,6 @@ impl CompareConfig {
         if names.windows(2).any(|w| w[0] == w[1]) || names.contains(&"reference") {
             return Err("row names must be unique and not `reference`".into());
         }
-        for r in &self.rows {
-            if r.reward != "model" && r.reward != "true" {
-                return Err(format!("row {}: reward must be \"model\" or \"true\", got {:?}", r.name, r.reward));
-            }
-        }
         Ok(())
     }
 }
@@ -210,27 +209,28 @@ pub fn run_config(cfg: &CompareConfig, row: &RowSpec, data: &SeedData) -> Result
     let reference = resolve_path(&cfg.reference_policy);
     let mut sets = vec![
         format!("algo={:?}", row.algo),
-        format!("reward={:?}", row.reward),
+        format!("reward={}", toml::Value::try_from(row.reward).map_err(|e| e.to_string())?),
         format!("seed={}", data.seed),
         "threads=1".to_string(),
         format!("policy.init={}", q(&reference)),
         format!("eval.reference={}", q(&reference)),
         format!("dpo.dataset={}", q(&data.prefs)),
     ];
-    if row.reward == "model" {
+    if row.reward == RewardSource::Model {
         sets.push(format!("reward_model={}", q(&data.reward_model)));
     }
     sets.extend(row.set.iter().cloned());
     let mut tc: TrainConfig = load_config(&base, None, &sets).map_err(|e| format!("row {}: {e}", row.name))?;
-    if tc.algo == "dpo" && tc.dpo.iterative {
-        let it = tc.dpo.iterations.max(1);
+    let mut dpo: DpoConfig = tc.algo_config().map_err(|e| format!("row {}: {e}", row.name))?;
+    if tc.algo == DpoConfig::NAME && dpo.iterative {
+        let it = dpo.iterations.max(1);
         if !cfg.labels.is_multiple_of(it) {
             return Err(format!("row {}: labels = {} is not a multiple of dpo.iterations = {it}", row.name, cfg.labels));
         }
-        tc.dpo.labels_per_round = cfg.labels / it;
+        dpo.labels_per_round = cfg.labels / it;
+        tc.set_algo(&dpo);
     }
-    tc.validate().map_err(|e| format!("row {}: {e}", row.name))?;
-    Ok(tc)
+    tc.resolve().map_err(|e| format!("row {}: {e}", row.name))
 }
 
 /// One evaluation point of a run.
@@ -701,14 +701,17 @@ mod tests {
         let rows = default_rows();
         let get = |name: &str| rows.iter().find(|r| r.name == name).unwrap();
         let it = run_config(&cfg, get("dpo-iterative"), &data).unwrap();
-        assert!(it.dpo.iterative && it.dpo.labels_per_round * it.dpo.iterations == 1000, "{:?}", it.dpo);
-        assert_eq!((it.seed, it.threads, it.dpo.dataset.as_str()), (7, 1, "/data/prefs.st"));
+        let d: DpoConfig = it.algo_config().unwrap();
+        assert!(d.iterative && d.labels_per_round * d.iterations == 1000, "{d:?}");
+        assert_eq!((it.seed, it.threads, d.dataset.as_str()), (7, 1, "/data/prefs.st"));
+        assert_eq!(it.algos.keys().collect::<Vec<_>>(), ["dpo"], "a run's config holds only its algorithm's section");
         let ppo = run_config(&cfg, get("ppo"), &data).unwrap();
-        assert_eq!((ppo.algo.as_str(), ppo.reward.as_str(), ppo.reward_model.as_str()), ("ppo", "model", "/data/rm.st"));
+        assert_eq!((ppo.algo.as_str(), ppo.reward, ppo.reward_model.as_str()), ("ppo", RewardSource::Model, "/data/rm.st"));
         let oracle = run_config(&cfg, get("rebel-true"), &data).unwrap();
-        assert_eq!((oracle.reward.as_str(), oracle.reward_model.as_str()), ("true", ""));
+        assert_eq!((oracle.reward, oracle.reward_model.as_str()), (RewardSource::True, ""));
         let k4 = run_config(&cfg, get("rloo-k4"), &data).unwrap();
-        assert_eq!(k4.rloo.k * k4.rloo.groups, 8, "the same envs per iteration as k = 2");
+        let r: crate::algos::rloo::RlooConfig = k4.algo_config().unwrap();
+        assert_eq!(r.k * r.groups, 8, "the same envs per iteration as k = 2");
         let odd = CompareConfig { labels: 1001, ..CompareConfig::default() };
         assert!(run_config(&odd, get("dpo-iterative"), &data).unwrap_err().contains("multiple"));
         let bad = RowSpec { set: vec!["ppo.clip=3".into()], ..get("ppo").clone() };

@@ -21,7 +21,8 @@ use rebel_envs::vec_env::VecEnv;
 use crate::checkpoint::{fnv1a_hex, Checkpoint};
 use crate::preferences::{collect_preferences, CollectConfig, PolicySource, TeacherConfig};
 use crate::reward_model::{self, RewardModelConfig};
-use crate::train::{resolve_path, train, RunOptions, Summary, TrainConfig, TrainError};
+use crate::train::{train, RewardSource, RunOptions, Summary, TrainConfig, TrainError};
+use crate::util::resolve_path;
 
 /// The experiment's configuration (`experiments/swimmer.toml`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -130,7 +131,7 @@ pub fn run_experiment(cfg: &ExperimentConfig, folder: &Path, progress: bool) -> 
 
     // 4: REBEL on fresh rollouts scored by the reward net, from the reference policy
     let mut tc = cfg.train.clone();
-    tc.reward = "model".into();
+    tc.reward = RewardSource::Model;
     tc.reward_model = rm_path.display().to_string();
     tc.policy.init = reference_path.display().to_string();
     tc.eval.reference = reference_path.display().to_string();

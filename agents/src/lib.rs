@@ -15,3 +15,7 @@ pub mod reward_model;
 pub mod experiment;
 pub mod compare;
 pub mod mlp;
+pub mod algorithm;
+pub mod eval;
+pub mod run_dir;
+pub mod util;

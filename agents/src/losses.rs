@@ -76,6 +76,15 @@ pub fn ppo_diagnostics(logp_new: &Tensor, logp_old: &Tensor, clip: f64) -> (f64,
     })
 }
 
+/// Schulman's k3 estimate of KL per masked step (no gradient): `rho [S, L]` = ln π_new − ln π_old per step
+/// (0 where `mask [S, L]` is 0) → `Σ mask·((e^ρ − 1) − ρ) / Σ mask`.
+pub fn k3_kl(rho: &Tensor, mask: &Tensor) -> f64 {
+    tch::no_grad(|| {
+        let kl = ((rho.exp() - 1.0) - rho) * mask;
+        f64::try_from(kl.sum(Kind::Float) / mask.sum(Kind::Float)).unwrap_or(f64::NAN)
+    })
+}
+
 /// Value regression loss: `values [N], returns [N]` → scalar `½·mean((V − R)²)`. With `clip = Some((old_values
 /// [N], ε))`, the PPO2 clipped form `½·mean(max((V − R)², (V_old + clip(V − V_old, −ε, ε) − R)²))`.
 pub fn value_loss(values: &Tensor, returns: &Tensor, clip: Option<(&Tensor, f64)>) -> Tensor {

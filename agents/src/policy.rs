@@ -301,16 +301,6 @@ impl GaussianPolicy {
         self.log_prob(obs, act).sum_dim_intlist([0i64].as_slice(), false, self.kind())
     }
 
-    /// Like [`Self::trajectory_log_prob`] for trajectories of different lengths: `mask [T, B]` is 1 for real
-    /// steps and 0 for padding; → `[B]`, the sum of the per-step log-probs where the mask is 1.
-    pub fn trajectory_log_prob_masked(&self, obs: &Tensor, act: &Tensor, mask: &Tensor) -> Tensor {
-        (self.log_prob(obs, act) * mask.to_kind(self.kind())).sum_dim_intlist(
-            [0i64].as_slice(),
-            false,
-            self.kind(),
-        )
-    }
-
     /// Entropy of the action distribution (state-independent, since only the mean depends on the state):
     /// a scalar `Σ_j (½ + ½ ln 2π + log_std_j)`.
     pub fn entropy(&self) -> Tensor {
@@ -326,27 +316,6 @@ impl GaussianPolicy {
             let eps = standard_normal_like(&mu, rng);
             mu + self.log_std.exp() * eps
         })
-    }
-
-    /// [`Self::sample`] plus the log-probabilities of the samples: `→ (act [..., act_dim], logp [...])`, both
-    /// detached.
-    pub fn sample_with_log_prob(&self, obs: &Tensor, rng: &mut StdRng) -> (Tensor, Tensor) {
-        tch::no_grad(|| {
-            let act = self.sample(obs, rng);
-            let logp = self.log_prob(obs, &act);
-            (act, logp)
-        })
-    }
-
-    /// Convenience for environments that speak `&[f32]`: one observation `[obs_dim]` → one unclipped action
-    /// `Vec<f32>` of length `act_dim` and its log-prob. Deterministic given `rng`.
-    pub fn act(&self, obs: &[f32], rng: &mut StdRng) -> (Vec<f32>, f32) {
-        let o = Tensor::from_slice(obs).to_kind(self.kind()).to_device(self.device()).unsqueeze(0);
-        let (a, lp) = self.sample_with_log_prob(&o, rng);
-        let a: Vec<f32> = Vec::try_from(a.squeeze_dim(0).to_kind(Kind::Float).to_device(Device::Cpu))
-            .expect("a 1-D float tensor converts to Vec<f32>");
-        let lp = lp.to_kind(Kind::Double).double_value(&[0]) as f32;
-        (a, lp)
     }
 
     /// The deterministic (mean) action for evaluation: one observation `[obs_dim]` → `Vec<f32>` `[act_dim]`.
@@ -438,17 +407,14 @@ mod tests {
     }
 
     #[test]
-    fn act_matches_sample() {
+    fn sample_is_deterministic_given_the_rng() {
         let p = small(4);
         let obs = [0.1f32, -0.2, 0.3];
         let mut r1 = StdRng::seed_from_u64(9);
         let mut r2 = StdRng::seed_from_u64(9);
-        let (a, lp) = p.act(&obs, &mut r1);
         let o = Tensor::from_slice(&obs).to_kind(Kind::Double).unsqueeze(0);
-        let t = p.sample(&o, &mut r2);
-        assert!((a[0] as f64 - t.double_value(&[0, 0])).abs() < 1e-6);
-        let lp2 = p.log_prob(&o, &t).double_value(&[0]);
-        assert!((lp as f64 - lp2).abs() < 1e-5);
+        let (a, b) = (p.sample(&o, &mut r1), p.sample(&o, &mut r2));
+        assert!(a.equal(&b), "the same rng state gives the same actions");
         assert_eq!(p.act_mean(&obs).len(), 2);
     }
 }

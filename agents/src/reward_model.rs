@@ -555,10 +555,6 @@ impl RewardEnsemble {
 }
 
 impl Scorer for RewardEnsemble {
-    fn name(&self) -> String {
-        "reward_model".into()
-    }
-
     /// `[S, L]`: mean of the normalised members' per-step outputs, on the device of `t.obs`.
     fn step_scores(&self, t: &SegmentTensors) -> Tensor {
         tch::no_grad(|| {

@@ -91,6 +91,19 @@ pub struct SegmentTensors {
     pub logp_mask: Tensor,
 }
 
+impl SegmentTensors {
+    /// The segments at `idx` (a 1-D int64 tensor on the same device).
+    pub fn select(&self, idx: &Tensor) -> SegmentTensors {
+        SegmentTensors {
+            obs: self.obs.index_select(0, idx),
+            act: self.act.index_select(0, idx),
+            mask: self.mask.index_select(0, idx),
+            rewards: self.rewards.index_select(0, idx),
+            logp_mask: self.logp_mask.index_select(0, idx),
+        }
+    }
+}
+
 impl SegmentBatch {
     /// Number of groups.
     pub fn groups(&self) -> usize {
@@ -170,6 +183,13 @@ pub struct PairSpec {
     pub tail_len: usize,
 }
 
+impl PairSpec {
+    /// From a config's `k`, `branch_len` (0: whole episodes) and `tail_len`.
+    pub fn new(k: usize, branch_len: usize, tail_len: usize) -> PairSpec {
+        PairSpec { k, branch_len: (branch_len > 0).then_some(branch_len), tail_len }
+    }
+}
+
 /// Steps the envs flagged in `alive` with `actions`, recording into `cur`; returns per-env
 /// `(reward, done)` for the stepped envs.
 #[allow(clippy::too_many_arguments)]
@@ -230,26 +250,7 @@ pub fn collect_groups(
         return Err(EnvError::BadOption { env: "rollout".into(), key: "branch_len".into(), msg: "must be ≥ 1".into() });
     }
     let (od, ad) = (venv.obs_dim(), venv.act_dim());
-    // Reset the trunks, then copy their state into the other members.
-    let first: Vec<Result<Vec<f32>, EnvError>> = venv.par_map(|i, env| {
-        if i % k == 0 {
-            env.reset(Some(seeds[i / k])).map(|(o, _)| o)
-        } else {
-            Ok(Vec::new())
-        }
-    });
-    let mut obs = vec![0f32; n * od];
-    for (i, r) in first.into_iter().enumerate() {
-        if i % k == 0 {
-            let o = r.map_err(|e| EnvError::InVecEnv { index: i, source: Box::new(e) })?;
-            for j in 0..k {
-                obs[(i + j) * od..(i + j + 1) * od].copy_from_slice(&o);
-            }
-        }
-    }
-    let snaps: Vec<_> = venv.envs().iter().step_by(k).map(|e| e.snapshot()).collect();
-    restore_groups(venv, k, &snaps, false)?;
-
+    let mut obs = reset_groups(venv, seeds, k)?;
     let mut batch = SegmentBatch { obs_dim: od, act_dim: ad, k, segments: Vec::new(), env_steps: 0, episode_returns: Vec::new() };
     let mut episode_return = vec![0f64; g_n];
     let mut group_alive = vec![true; g_n];
@@ -282,22 +283,9 @@ pub fn collect_groups(
         // The trunk goes on from member 0's state after the response.
         let snaps: Vec<_> = venv.envs().iter().step_by(k).map(|e| e.snapshot()).collect();
         let trunk_obs: Vec<Vec<f32>> = (0..g_n).map(|g| obs[g * k * od..(g * k + 1) * od].to_vec()).collect();
-        // Tail phase: common random numbers within each group.
         if tail_len > 0 && branch_len.is_some() {
-            let std = Vec::<f32>::try_from(policy.log_std().exp().to_kind(Kind::Float).to_device(Device::Cpu)).expect("std");
-            for _ in 0..tail_len {
-                if !alive.iter().any(|a| *a) {
-                    break;
-                }
-                let mut actions = policy_actions(policy, &obs, n, None);
-                let eps: Vec<f32> = (0..g_n * ad).map(|_| rand_distr::Distribution::<f64>::sample(&rand_distr::StandardNormal, rng) as f32).collect();
-                for i in 0..n {
-                    for d in 0..ad {
-                        actions[i * ad + d] += std[d] * eps[(i / k) * ad + d];
-                    }
-                }
-                step_recording(venv, &actions, &mut alive, &mut obs, &mut cur, &mut batch.env_steps)?;
-            }
+            let mut state = Recording { alive: &mut alive, obs: &mut obs, cur: &mut cur, env_steps: &mut batch.env_steps };
+            run_tail(venv, policy, k, tail_len, &mut state, rng)?;
         }
         for g in 0..g_n {
             if group_alive[g] && trunk_done[g] {
@@ -320,6 +308,61 @@ pub fn collect_groups(
         }
     }
     Ok(batch)
+}
+
+/// The per-member recording state of a window.
+struct Recording<'a> {
+    alive: &'a mut Vec<bool>,
+    obs: &'a mut Vec<f32>,
+    cur: &'a mut Vec<Segment>,
+    env_steps: &'a mut u64,
+}
+
+/// Tail phase: `tail_len` more steps of every live member, with noise shared within each group
+/// (common random numbers).
+fn run_tail(venv: &mut VecEnv, policy: &GaussianPolicy, k: usize, tail_len: usize, st: &mut Recording, rng: &mut StdRng) -> Result<(), EnvError> {
+    let (n, ad) = (venv.num_envs(), venv.act_dim());
+    let g_n = n / k;
+    let std = Vec::<f32>::try_from(policy.log_std().exp().to_kind(Kind::Float).to_device(Device::Cpu)).expect("std");
+    for _ in 0..tail_len {
+        if !st.alive.iter().any(|a| *a) {
+            break;
+        }
+        let mut actions = policy_actions(policy, st.obs, n, None);
+        let eps: Vec<f32> = (0..g_n * ad).map(|_| rand_distr::Distribution::<f64>::sample(&rand_distr::StandardNormal, rng) as f32).collect();
+        for i in 0..n {
+            for d in 0..ad {
+                actions[i * ad + d] += std[d] * eps[(i / k) * ad + d];
+            }
+        }
+        step_recording(venv, &actions, st.alive, st.obs, st.cur, st.env_steps)?;
+    }
+    Ok(())
+}
+
+/// Resets each group's trunk with its seed and copies its state into the other members; returns
+/// the observations `[n·obs_dim]`.
+fn reset_groups(venv: &mut VecEnv, seeds: &[u64], k: usize) -> Result<Vec<f32>, EnvError> {
+    let (n, od) = (venv.num_envs(), venv.obs_dim());
+    let first: Vec<Result<Vec<f32>, EnvError>> = venv.par_map(|i, env| {
+        if i % k == 0 {
+            env.reset(Some(seeds[i / k])).map(|(o, _)| o)
+        } else {
+            Ok(Vec::new())
+        }
+    });
+    let mut obs = vec![0f32; n * od];
+    for (i, r) in first.into_iter().enumerate() {
+        if i % k == 0 {
+            let o = r.map_err(|e| EnvError::InVecEnv { index: i, source: Box::new(e) })?;
+            for j in 0..k {
+                obs[(i + j) * od..(i + j + 1) * od].copy_from_slice(&o);
+            }
+        }
+    }
+    let snaps: Vec<_> = venv.envs().iter().step_by(k).map(|e| e.snapshot()).collect();
+    restore_groups(venv, k, &snaps, false)?;
+    Ok(obs)
 }
 
 /// Restores `snaps[g]` into the members of group g (member 0 too when `all`).

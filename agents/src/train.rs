@@ -1,17 +1,15 @@
-//! The training run: collect → score → update → log → evaluate → checkpoint, until the env-step
-//! budget is spent (offline DPO: `dpo.iterations`). Resumable from its run directory.
+//! The training run, the loop only: collect → score → update → log → evaluate → checkpoint, until
+//! the env-step budget is spent (or the algorithm's iteration budget: offline and iterative DPO).
 //!
-//! `algo` picks the learner (REBEL, PPO, REINFORCE, RLOO, DPO; one file each under `algos/`); the
-//! loop, the scorer (`reward`), the evaluation, the logs and the checkpoints are shared, so every
-//! algorithm is measured the same way. Algorithm state besides the policy and its Adam (PPO's value
-//! net, its Adam and its normalisation statistics; REINFORCE's baseline; DPO's label count) is
-//! checkpointed too, so every algorithm resumes exactly.
-//!
-//! Run directory (`runs/{env}__{algo}__{seed}__{time}`): `config.toml` (the resolved config),
-//! `metrics.jsonl` and `tb/` (the same tags), `checkpoint.safetensors` (policy, Adam and counters,
-//! written atomically after every iteration), `summary.json` at the end.
+//! `algo` names a registered [`crate::algorithm::Algorithm`] (built-ins: REBEL, PPO, REINFORCE,
+//! RLOO, DPO; one file each under `algos/`); the loop, the scorer (`reward`), the evaluation
+//! ([`crate::eval`]), the logs and the checkpoints are shared, so every algorithm is measured the
+//! same way. Each algorithm checkpoints its own state besides the policy and its Adam, so every
+//! algorithm resumes exactly. The run directory (creation, config hash, resume) is
+//! [`crate::run_dir`]'s.
 
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -21,17 +19,16 @@ use rebel_envs::vec_env::VecEnv;
 use rebel_envs::{ConfigValue, EnvConfig};
 
 use crate::adam::{Adam, AdamConfig};
-use crate::algos::dpo::{self, DpoConfig, DpoData};
-use crate::algos::ppo::{self, PpoConfig, RewardScaler, ValueNet};
-use crate::algos::rebel::{self, RebelConfig};
-use crate::algos::reinforce::{self, ReinforceConfig};
-use crate::algos::rloo::{self, RlooConfig};
-use crate::checkpoint::{derive_rng, fnv1a_hex, Checkpoint, CheckpointMeta};
-use crate::logging::{write_config, write_summary, MetricsLogger, RunDir};
+use crate::algorithm::{self, AlgoConfig, AlgoError, Algorithm, Batch, Collect, Ctx, Init, Update};
+use crate::checkpoint::{derive_rng, Checkpoint};
+use crate::eval::{evaluate, reference_return, EvalResult};
+pub use crate::eval::{load_policy, EvalSection};
+use crate::logging::{write_summary, MetricsLogger};
 use crate::policy::{GaussianPolicy, PolicyConfig};
-use crate::rollout::{collect_groups, episode_returns, PairSpec};
-use crate::runconfig::to_toml_string;
+use crate::rollout::collect_groups;
+use crate::run_dir::{Run, CHECKPOINT};
 use crate::scorer::{Scorer, TrueReward};
+use crate::util::{mean_std, peak_rss_mb, resolve_path};
 
 /// The environment of a run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -85,35 +82,27 @@ impl Default for PolicySection {
     }
 }
 
-/// Evaluation protocol.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct EvalSection {
-    /// Evaluate every this many iterations (and at the end). Default 10.
-    pub every_iters: usize,
-    /// Episodes per evaluation, with the fixed seeds `seed_base + i`. Default 10.
-    pub episodes: usize,
-    /// First evaluation seed (disjoint from training seeds). Default 1_000_000.
-    pub seed_base: u64,
-    /// Reference policy for the win rate ("" = the initial policy of the run).
-    pub reference: String,
+/// What scores trajectories.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RewardSource {
+    /// The environment's reward.
+    #[default]
+    True,
+    /// The reward ensemble in `reward_model` (written by `rm train`).
+    Model,
 }
 
-impl Default for EvalSection {
-    fn default() -> Self {
-        EvalSection { every_iters: 10, episodes: 10, seed_base: 1_000_000, reference: String::new() }
-    }
-}
-
-/// A whole training run.
+/// A whole training run. Besides the keys below, the table `[NAME]` of the chosen algorithm holds
+/// its hyperparameters (`[rebel]`, `[ppo]`, …); sections of other registered algorithms are allowed
+/// (a shared base configuration) and dropped by [`TrainConfig::resolve`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct TrainConfig {
-    /// Algorithm: "rebel", "ppo", "reinforce", "rloo" or "dpo" (each has its section). Default "rebel".
+    /// Algorithm: a registered name (built-ins "rebel", "ppo", "reinforce", "rloo", "dpo"). Default "rebel".
     pub algo: String,
-    /// What scores trajectories: "true" (the environment reward) or "model" (the reward
-    /// ensemble in `reward_model`).
-    pub reward: String,
+    /// What scores trajectories: "true" or "model".
+    pub reward: RewardSource,
     /// Reward model file (written by `rm train`) used when `reward = "model"`.
     pub reward_model: String,
     /// With `reward = "model"`: score steps by the members' mean minus this times their standard
@@ -134,25 +123,18 @@ pub struct TrainConfig {
     pub env: EnvSection,
     /// The policy.
     pub policy: PolicySection,
-    /// REBEL's hyperparameters.
-    pub rebel: RebelConfig,
-    /// PPO's hyperparameters.
-    pub ppo: PpoConfig,
-    /// REINFORCE's hyperparameters.
-    pub reinforce: ReinforceConfig,
-    /// RLOO's hyperparameters.
-    pub rloo: RlooConfig,
-    /// DPO's hyperparameters (offline or iterative; `dpo.iterations` is its budget, not `env_steps`).
-    pub dpo: DpoConfig,
     /// Evaluation.
     pub eval: EvalSection,
+    /// The algorithm sections by name.
+    #[serde(flatten)]
+    pub algos: BTreeMap<String, toml::Value>,
 }
 
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             algo: "rebel".into(),
-            reward: "true".into(),
+            reward: RewardSource::True,
             reward_model: String::new(),
             reward_pessimism: 0.0,
             seed: 1,
@@ -162,66 +144,76 @@ impl Default for TrainConfig {
             device: "cpu".into(),
             env: EnvSection::default(),
             policy: PolicySection::default(),
-            rebel: RebelConfig::default(),
-            ppo: PpoConfig::default(),
-            reinforce: ReinforceConfig::default(),
-            rloo: RlooConfig::default(),
-            dpo: DpoConfig::default(),
             eval: EvalSection::default(),
+            algos: BTreeMap::new(),
         }
     }
 }
 
+const KEYS: [&str; 12] =
+    ["algo", "reward", "reward_model", "reward_pessimism", "seed", "env_steps", "threads", "learner_threads", "device", "env", "policy", "eval"];
+
 impl TrainConfig {
-    /// Checks values that serde cannot.
-    pub fn validate(&self) -> Result<(), String> {
-        if !ALGOS.contains(&self.algo.as_str()) {
-            return Err(format!("algo = {:?} is not known; valid: {}", self.algo, ALGOS.map(|a| format!("{a:?}")).join(", ")));
+    /// The configuration as run: every value checked, and of the algorithm sections only `algo`'s,
+    /// complete with its defaults (what `config.toml` holds).
+    pub fn resolve(&self) -> Result<TrainConfig, String> {
+        if !algorithm::is_registered(&self.algo) {
+            let valid: Vec<String> = algorithm::names().iter().map(|a| format!("{a:?}")).collect();
+            return Err(format!("algo = {:?} is not known; valid: {}", self.algo, valid.join(", ")));
         }
-        match self.reward.as_str() {
-            "true" => {}
-            "model" if !self.reward_model.is_empty() => {}
-            "model" => return Err("reward = \"model\" needs reward_model = \"<file written by rm train>\"".into()),
-            other => return Err(format!("reward = {other:?} is not known; valid: \"true\", \"model\"")),
+        let mut out = TrainConfig { algos: BTreeMap::new(), ..self.clone() };
+        for (name, section) in &self.algos {
+            let Some(table) = section.as_table().filter(|_| algorithm::is_registered(name)) else {
+                return Err(format!(
+                    "unknown key `{name}`: valid keys are {} and the algorithm sections {}",
+                    KEYS.join(", "),
+                    algorithm::names().join(", ")
+                ));
+            };
+            let resolved = algorithm::resolve_section(name, table, *name == self.algo)?;
+            if *name == self.algo {
+                out.algos.insert(name.clone(), toml::Value::Table(resolved));
+            }
+        }
+        if !out.algos.contains_key(&self.algo) {
+            out.algos.insert(self.algo.clone(), toml::Value::Table(algorithm::resolve_section(&self.algo, &toml::Table::new(), true)?));
+        }
+        match self.reward {
+            RewardSource::Model if self.reward_model.is_empty() => {
+                return Err("reward = \"model\" needs reward_model = \"<file written by rm train>\"".into())
+            }
+            _ => {}
         }
         if self.threads == 0 || self.env_steps == 0 || self.eval.episodes == 0 || self.eval.every_iters == 0 {
             return Err("threads, env_steps, eval.episodes and eval.every_iters must be ≥ 1".into());
         }
-        match self.algo.as_str() {
-            "ppo" => self.ppo.validate(),
-            "reinforce" => self.reinforce.validate(),
-            "rloo" => self.rloo.validate(),
-            "dpo" => self.dpo.validate(),
-            _ => self.rebel.validate(),
+        Ok(out)
+    }
+
+    /// Checks values that serde cannot (see [`TrainConfig::resolve`]).
+    pub fn validate(&self) -> Result<(), String> {
+        self.resolve().map(|_| ())
+    }
+
+    /// The section of algorithm `C` (its defaults where absent).
+    pub fn algo_config<C: AlgoConfig>(&self) -> Result<C, String> {
+        match self.algos.get(C::NAME) {
+            Some(toml::Value::Table(t)) => algorithm::parse_section(t),
+            Some(_) => Err(format!("`{}` must be a table", C::NAME)),
+            None => Ok(C::default()),
         }
     }
 
-    /// Environments the algorithm's collection uses (0 for offline DPO).
-    pub fn num_envs(&self) -> usize {
-        match self.algo.as_str() {
-            "ppo" => self.ppo.n_envs,
-            "reinforce" => self.reinforce.groups,
-            "rloo" => self.rloo.groups * self.rloo.k,
-            "dpo" if self.dpo.iterative => self.dpo.collect_envs,
-            "dpo" => 0,
-            _ => self.rebel.groups * self.rebel.k,
-        }
+    /// Chooses algorithm `C` with configuration `c`.
+    pub fn set_algo<C: AlgoConfig>(&mut self, c: &C) {
+        self.algo = C::NAME.into();
+        self.algos.insert(C::NAME.into(), toml::Value::Table(algorithm::to_section(c)));
     }
 
-    /// The policy's Adam learning rate.
-    pub fn lr(&self) -> f64 {
-        match self.algo.as_str() {
-            "ppo" => self.ppo.lr,
-            "reinforce" => self.reinforce.lr,
-            "rloo" => self.rloo.lr,
-            "dpo" => self.dpo.lr,
-            _ => self.rebel.lr,
-        }
+    fn algo_section(&self) -> toml::Table {
+        self.algos.get(&self.algo).and_then(|v| v.as_table()).cloned().unwrap_or_default()
     }
 }
-
-/// The algorithms `train` runs.
-pub const ALGOS: [&str; 5] = ["rebel", "ppo", "reinforce", "rloo", "dpo"];
 
 /// Errors of a run, with what to do.
 #[derive(Debug, thiserror::Error)]
@@ -244,6 +236,15 @@ pub enum TrainError {
     /// Resuming with a configuration that differs from the run's.
     #[error("cannot resume {run}: the configuration differs from the run's config.toml in {keys}; resume without --config/--set (or with the same values), or start a new run")]
     ResumeMismatch { run: String, keys: String },
+}
+
+impl From<AlgoError> for TrainError {
+    fn from(e: AlgoError) -> Self {
+        match e {
+            AlgoError::Diverged(msg) | AlgoError::Failed(msg) => TrainError::Config(msg),
+            AlgoError::Checkpoint(e) => TrainError::Checkpoint(e),
+        }
+    }
 }
 
 /// What a finished run reports (also written to `summary.json`).
@@ -272,51 +273,6 @@ pub struct Summary {
     pub run_dir: String,
 }
 
-/// Result of one evaluation.
-#[derive(Clone, Debug, PartialEq)]
-pub struct EvalResult {
-    pub returns: Vec<f64>,
-    pub mean: f64,
-    pub std: f64,
-    pub stochastic_mean: f64,
-    pub win_rate: f64,
-}
-
-fn mean_std(x: &[f64]) -> (f64, f64) {
-    let n = x.len().max(1) as f64;
-    let m = x.iter().sum::<f64>() / n;
-    let v = x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / n;
-    (m, v.sqrt())
-}
-
-/// Evaluates `policy` on the fixed seeds: mean-action returns, stochastic returns, and the win
-/// rate against `reference` (mean actions, same start states; ties count half).
-pub fn evaluate(
-    venv: &mut VecEnv,
-    policy: &GaussianPolicy,
-    reference: &GaussianPolicy,
-    eval: &EvalSection,
-    seed: u64,
-) -> Result<EvalResult, rebel_envs::EnvError> {
-    let seeds: Vec<u64> = (0..eval.episodes as u64).map(|i| eval.seed_base + i).collect();
-    let returns = episode_returns(venv, policy, &seeds, None)?;
-    let mut rng = derive_rng(seed, u64::MAX - 1);
-    let stochastic = episode_returns(venv, policy, &seeds, Some(&mut rng))?;
-    let reference_returns = episode_returns(venv, reference, &seeds, None)?;
-    let wins: f64 = returns
-        .iter()
-        .zip(&reference_returns)
-        .map(|(a, b)| if a > b { 1.0 } else if a == b { 0.5 } else { 0.0 })
-        .sum();
-    let (mean, std) = mean_std(&returns);
-    Ok(EvalResult { mean, std, stochastic_mean: mean_std(&stochastic).0, win_rate: wins / seeds.len() as f64, returns })
-}
-
-/// Loads the policy stored in a checkpoint file.
-pub fn load_policy(path: &Path, device: Device) -> Result<GaussianPolicy, TrainError> {
-    Ok(Checkpoint::load(path)?.build_policy("policy", device, Kind::Float)?)
-}
-
 /// Options of [`train`] that are not part of the configuration.
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
@@ -332,63 +288,124 @@ pub struct RunOptions {
     pub stop_at_eval: Option<f64>,
 }
 
-const CHECKPOINT: &str = "checkpoint.safetensors";
+/// Everything a run holds besides its directory.
+struct Parts {
+    venv: VecEnv,
+    eval_env: VecEnv,
+    policy: GaussianPolicy,
+    reference: GaussianPolicy,
+    adam: Adam,
+    scorer: Box<dyn Scorer>,
+    algo: Box<dyn Algorithm>,
+    device: Device,
+}
 
-/// Runs (or resumes) training with `cfg` and returns its summary.
-pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError> {
-    cfg.validate().map_err(TrainError::Config)?;
-    let device = crate::device::parse_device(&cfg.device).map_err(|e| TrainError::Config(e.to_string()))?;
-    tch::set_num_threads(cfg.learner_threads.max(1) as i32);
-    let toml_text = to_toml_string(cfg).map_err(|e| TrainError::Config(e.to_string()))?;
-    // The budget may grow on resume (`--resume DIR --env-steps N`); everything else must match.
-    let config_hash = {
-        let mut c = cfg.clone();
-        c.env_steps = 0;
-        fnv1a_hex(to_toml_string(&c).map_err(|e| TrainError::Config(e.to_string()))?.as_bytes())
-    };
+/// Counters of a run (checkpointed).
+#[derive(Clone, Copy, Debug)]
+struct Progress {
+    iteration: u64,
+    env_steps: u64,
+    initial_eval: f64,
+}
 
-    // run directory: new, given, or resumed
-    let (run, resumed) = match (&opts.resume, &opts.run_dir) {
-        (Some(dir), _) => {
-            let run = RunDir::open_existing(dir)?;
-            (run, Some(Checkpoint::load(dir.join(CHECKPOINT))?))
+impl Parts {
+    fn new(cfg: &TrainConfig, device: Device) -> Result<Parts, TrainError> {
+        let config = |e: String| TrainError::Config(e);
+        let env_cfg = cfg.env.env_config().map_err(config)?;
+        let eval_env = VecEnv::make(&cfg.env.id, &env_cfg, cfg.eval.episodes.min(16), cfg.threads)?;
+        let (obs_dim, act_dim) = (eval_env.obs_dim(), eval_env.act_dim());
+        let pcfg = PolicyConfig { obs_dim, act_dim, hidden: cfg.policy.hidden.clone(), log_std_init: cfg.policy.log_std_init };
+        let mut policy = GaussianPolicy::new(pcfg, device, Kind::Float, cfg.seed);
+        if !cfg.policy.init.is_empty() {
+            Checkpoint::load(resolve_path(&cfg.policy.init))?.restore_policy("policy", &mut policy)?;
         }
-        (None, Some(dir)) => {
-            std::fs::create_dir_all(dir).map_err(|e| TrainError::Config(format!("cannot create {}: {e}", dir.display())))?;
-            (RunDir::open_existing(dir)?, None)
-        }
-        (None, None) => (RunDir::create(&opts.runs_base, &cfg.env.id, &cfg.algo, cfg.seed)?, None),
-    };
-    if let Some(ck) = &resumed {
-        if ck.meta.config_hash != config_hash {
-            let old = std::fs::read_to_string(run.config_path()).unwrap_or_default();
-            return Err(TrainError::ResumeMismatch { run: run.path().display().to_string(), keys: differing_keys(&old, &toml_text) });
+        let initial = policy.try_clone().map_err(|e| config(e.to_string()))?;
+        let init = Init { env_id: &cfg.env.id, obs_dim, act_dim, device, seed: cfg.seed, initial: &initial };
+        let algo = algorithm::make_algorithm(&cfg.algo, &cfg.algo_section(), &init).map_err(config)?;
+        // an offline algorithm collects nothing; its env is never stepped
+        let venv = VecEnv::make(&cfg.env.id, &env_cfg, algo.collect().num_envs().max(1), cfg.threads)?;
+        let reference = if cfg.eval.reference.is_empty() { initial } else { load_policy(&resolve_path(&cfg.eval.reference), device)? };
+        let adam = Adam::new(policy.named_parameters(), AdamConfig { lr: algo.lr(), ..AdamConfig::default() });
+        let scorer = make_scorer(cfg, obs_dim, act_dim)?;
+        Ok(Parts { venv, eval_env, policy, reference, adam, scorer, algo, device })
+    }
+
+    fn save(&self, run: &Run, p: Progress) -> Result<(), TrainError> {
+        let mut ck = run.new_checkpoint();
+        ck.meta.counters.insert("iteration".into(), p.iteration);
+        ck.meta.counters.insert("env_steps".into(), p.env_steps);
+        ck.meta.extra = serde_json::json!({ "initial_eval": p.initial_eval });
+        ck.add_policy("policy", &self.policy)?;
+        ck.add_adam("adam", &self.adam)?;
+        self.algo.save(&mut ck)?;
+        ck.save(run.dir.path().join(CHECKPOINT))?;
+        Ok(())
+    }
+
+    fn restore(&mut self, ck: &Checkpoint) -> Result<Progress, TrainError> {
+        ck.restore_policy("policy", &mut self.policy)?;
+        ck.restore_adam("adam", &mut self.adam)?;
+        self.algo.restore(ck)?;
+        let counter = |k: &str| ck.meta.counters.get(k).copied().unwrap_or(0);
+        let initial_eval = ck.meta.extra.get("initial_eval").and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
+        Ok(Progress { iteration: counter("iteration"), env_steps: counter("env_steps"), initial_eval })
+    }
+
+    fn evaluate(&mut self, cfg: &TrainConfig) -> Result<EvalResult, TrainError> {
+        Ok(evaluate(&mut self.eval_env, &self.policy, &self.reference, &cfg.eval, cfg.seed)?)
+    }
+
+    /// Whether the budget is spent.
+    fn finished(&self, cfg: &TrainConfig, p: Progress) -> bool {
+        match self.algo.iterations() {
+            Some(n) => p.iteration >= n,
+            None => p.env_steps >= cfg.env_steps,
         }
     }
-    write_config(run.path(), &toml_text)?;
-    let mut log = MetricsLogger::open(&run)?;
-    if resumed.is_none() {
-        log.log_config(&toml_text)?;
-    }
 
-    let env_cfg = cfg.env.env_config().map_err(TrainError::Config)?;
-    let mut eval_env = VecEnv::make(&cfg.env.id, &env_cfg, cfg.eval.episodes.min(16), cfg.threads)?;
-    // offline DPO collects nothing; its env is never stepped
-    let mut venv = VecEnv::make(&cfg.env.id, &env_cfg, cfg.num_envs().max(1), cfg.threads)?;
-    let (obs_dim, act_dim) = (venv.obs_dim(), venv.act_dim());
-
-    // policy: fresh, from a checkpoint, or resumed
-    let pcfg = PolicyConfig { obs_dim, act_dim, hidden: cfg.policy.hidden.clone(), log_std_init: cfg.policy.log_std_init };
-    let mut policy = GaussianPolicy::new(pcfg.clone(), device, Kind::Float, cfg.seed);
-    if !cfg.policy.init.is_empty() {
-        let init = Checkpoint::load(resolve_path(&cfg.policy.init))?;
-        init.restore_policy("policy", &mut policy)?;
+    /// One iteration: collect (unless the algorithm brings its data), then the update.
+    /// Returns the update, the env steps spent, the returns of the episodes that ended, the true
+    /// returns of the scored segments and the learner's seconds.
+    fn iterate(&mut self, cfg: &TrainConfig, iteration: u64) -> Result<(Update, Vec<f64>, f64), AlgoError> {
+        let mut rng = derive_rng(cfg.seed, iteration);
+        let batch = match self.algo.collect() {
+            Collect::Segments { groups, spec } => {
+                let seeds: Vec<u64> = (0..groups as u64).map(|g| cfg.seed.wrapping_mul(1_000_003) ^ (iteration << 20) ^ g).collect();
+                let segments = collect_groups(&mut self.venv, &self.policy, &seeds, spec, &mut rng)
+                    .map_err(|e| AlgoError::Failed(format!("environment: {e}")))?;
+                Some(segments)
+            }
+            Collect::Own { .. } | Collect::Offline => None,
+        };
+        let t_learn = Instant::now();
+        let batch = batch.map(|segments| Batch { tensors: segments.to_tensors(self.device), segments });
+        let mut ctx = Ctx {
+            policy: &self.policy,
+            adam: &mut self.adam,
+            reference: &self.reference,
+            scorer: self.scorer.as_ref(),
+            venv: &mut self.venv,
+            device: self.device,
+            seed: cfg.seed,
+            iteration,
+            rng: &mut rng,
+        };
+        let mut up = self.algo.update(&mut ctx, batch.as_ref())?;
+        let learn_s = t_learn.elapsed().as_secs_f64() - up.collect_s;
+        let mut episodes = Vec::new();
+        if let Some(b) = batch {
+            up.env_steps = b.segments.env_steps;
+            up.segment_true = b.segments.true_returns();
+            episodes = b.segments.episode_returns;
+        }
+        Ok((up, episodes, learn_s))
     }
-    let initial = policy.try_clone().map_err(|e| TrainError::Config(e.to_string()))?;
-    let reference = if cfg.eval.reference.is_empty() { initial } else { load_policy(&resolve_path(&cfg.eval.reference), device)? };
-    let mut adam = Adam::new(policy.named_parameters(), AdamConfig { lr: cfg.lr(), ..AdamConfig::default() });
-    let scorer: Box<dyn Scorer> = match cfg.reward.as_str() {
-        "model" => {
+}
+
+fn make_scorer(cfg: &TrainConfig, obs_dim: usize, act_dim: usize) -> Result<Box<dyn Scorer>, TrainError> {
+    Ok(match cfg.reward {
+        RewardSource::True => Box::new(TrueReward),
+        RewardSource::Model => {
             let path = resolve_path(&cfg.reward_model);
             let (model, env_id) = crate::reward_model::RewardEnsemble::load(&path)
                 .map_err(|e| TrainError::Config(format!("reward_model: {e}")))?;
@@ -400,108 +417,86 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError
             }
             Box::new(model.with_pessimism(cfg.reward_pessimism))
         }
-        _ => Box::new(TrueReward),
-    };
-    let mut learner = Learner::new(cfg, &policy, obs_dim, device)?;
+    })
+}
 
-    let (mut iteration, mut env_steps, mut initial_eval) = (0u64, 0u64, f64::NAN);
-    if let Some(ck) = &resumed {
-        ck.restore_policy("policy", &mut policy)?;
-        ck.restore_adam("adam", &mut adam)?;
-        learner.restore(ck)?;
-        iteration = ck.meta.counters.get("iteration").copied().unwrap_or(0);
-        env_steps = ck.meta.counters.get("env_steps").copied().unwrap_or(0);
-        initial_eval = ck.meta.extra.get("initial_eval").and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
-        eprintln!("resuming {} at iteration {iteration}, {env_steps} env steps", run.path().display());
+/// The scalars of one iteration (before evaluation).
+fn iteration_scalars(iteration: u64, up: &Update, episodes: &[f64], iter_s: f64, learn_s: f64) -> Vec<(&'static str, f64)> {
+    let mut scalars = vec![
+        ("charts/iteration", iteration as f64),
+        ("charts/env_steps_per_sec", up.env_steps as f64 / iter_s),
+        ("charts/learner_s_per_iter", learn_s),
+    ];
+    if !episodes.is_empty() {
+        scalars.push(("charts/episode_return", mean_std(episodes).0));
     }
-    let save = |policy: &GaussianPolicy, adam: &Adam, learner: &Learner, iteration: u64, env_steps: u64, initial_eval: f64| -> Result<(), TrainError> {
-        let mut meta = CheckpointMeta::new(&cfg.env.id, &cfg.algo, cfg.seed, &config_hash);
-        meta.counters.insert("iteration".into(), iteration);
-        meta.counters.insert("env_steps".into(), env_steps);
-        meta.extra = serde_json::json!({ "initial_eval": initial_eval });
-        let mut ck = Checkpoint::new(meta);
-        ck.add_policy("policy", policy)?;
-        ck.add_adam("adam", adam)?;
-        learner.save(&mut ck)?;
-        ck.save(run.path().join(CHECKPOINT))?;
-        Ok(())
-    };
-    if resumed.is_none() {
-        let e = evaluate(&mut eval_env, &policy, &reference, &cfg.eval, cfg.seed)?;
-        initial_eval = e.mean;
-        log.log(0, &[("eval/true_return", e.mean), ("eval/true_return_std", e.std), ("eval/stochastic_return", e.stochastic_mean), ("eval/win_rate", e.win_rate)])?;
-        save(&policy, &adam, &learner, 0, 0, initial_eval)?;
+    if !up.segment_true.is_empty() {
+        scalars.push(("charts/segment_true_return", mean_std(&up.segment_true).0));
+        // the scorer's view of the same segments: diverging from the true return = reward hacking
+        scalars.push(("charts/segment_score", up.segment_score));
     }
+    scalars.extend(up.stats.iter().copied());
+    scalars
+}
 
-    let reference_eval = {
-        let seeds: Vec<u64> = (0..cfg.eval.episodes as u64).map(|i| cfg.eval.seed_base + i).collect();
-        mean_std(&episode_returns(&mut eval_env, &reference, &seeds, None)?).0
+fn eval_scalars(e: &EvalResult) -> [(&'static str, f64); 4] {
+    [("eval/true_return", e.mean), ("eval/true_return_std", e.std), ("eval/stochastic_return", e.stochastic_mean), ("eval/win_rate", e.win_rate)]
+}
+
+/// Runs (or resumes) training with `cfg` and returns its summary.
+pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError> {
+    let cfg = &cfg.resolve().map_err(TrainError::Config)?;
+    let device = crate::device::parse_device(&cfg.device).map_err(|e| TrainError::Config(e.to_string()))?;
+    tch::set_num_threads(cfg.learner_threads.max(1) as i32);
+    let (run, resumed) = Run::open(cfg, opts)?;
+    let mut log = MetricsLogger::open(&run.dir)?;
+    let mut parts = Parts::new(cfg, device)?;
+    let mut p = match &resumed {
+        Some(ck) => {
+            let p = parts.restore(ck)?;
+            eprintln!("resuming {} at iteration {}, {} env steps", run.dir.path().display(), p.iteration, p.env_steps);
+            p
+        }
+        None => {
+            log.log_config(&run.toml_text)?;
+            let e = parts.evaluate(cfg)?;
+            log.log(0, &eval_scalars(&e))?;
+            let p = Progress { iteration: 0, env_steps: 0, initial_eval: e.mean };
+            parts.save(&run, p)?;
+            p
+        }
     };
-    let bar = opts.progress.then(|| progress_bar(cfg.env_steps, env_steps));
-    let t_start = Instant::now();
-    let steps_at_start = env_steps;
+    let reference_eval = reference_return(&mut parts.eval_env, &parts.reference, &cfg.eval)?;
+    let bar = opts.progress.then(|| progress_bar(cfg.env_steps, p.env_steps));
+    let (t_start, steps_at_start) = (Instant::now(), p.env_steps);
     let mut last_eval: Option<EvalResult> = None;
-    let mut last_ret = f64::NAN;
     let (mut learn_total_s, mut learn_iters) = (0.0f64, 0u64);
-    // offline DPO spends no env steps: its budget is dpo.iterations
-    let finished = |iteration: u64, env_steps: u64| {
-        if cfg.algo == "dpo" { iteration >= cfg.dpo.iterations as u64 } else { env_steps >= cfg.env_steps }
-    };
-    while !finished(iteration, env_steps) {
-        iteration += 1;
-        let mut rng = derive_rng(cfg.seed, iteration);
+    let offline = parts.algo.collect() == Collect::Offline;
+    while !parts.finished(cfg, p) {
+        p.iteration += 1;
         let t_iter = Instant::now();
-        let ctx = IterCtx { cfg, policy: &policy, reference: &reference, scorer: scorer.as_ref(), device, iteration };
-        let out = match learner.iterate(&ctx, &mut adam, &mut venv, &mut rng)? {
-            Ok(o) => o,
-            Err(msg) => {
-                return Err(TrainError::Diverged { iteration, msg, checkpoint: run.path().join(CHECKPOINT).display().to_string() })
-            }
-        };
-        let iter_s = t_iter.elapsed().as_secs_f64();
-        env_steps += out.env_steps;
-        learn_total_s += out.learn_s;
-        learn_iters += 1;
-        let learn_s = out.learn_s;
-        let (ret_mean, _) = mean_std(&out.episode_returns);
-        last_ret = ret_mean;
-        let mut scalars: Vec<(&str, f64)> = vec![
-            ("charts/iteration", iteration as f64),
-            ("charts/env_steps_per_sec", out.env_steps as f64 / iter_s),
-            ("charts/learner_s_per_iter", learn_s),
-        ];
-        if !out.episode_returns.is_empty() {
-            scalars.push(("charts/episode_return", ret_mean));
-        }
-        if !out.segment_true.is_empty() {
-            scalars.push(("charts/segment_true_return", mean_std(&out.segment_true).0));
-            // the scorer's view of the same segments: diverging from the true return = reward hacking
-            scalars.push(("charts/segment_score", out.segment_score));
-        }
-        scalars.extend(out.scalars.iter().map(|(k, v)| (*k, *v)));
-        let final_iter = finished(iteration, env_steps);
-        if iteration % cfg.eval.every_iters as u64 == 0 || final_iter {
-            let e = evaluate(&mut eval_env, &policy, &reference, &cfg.eval, cfg.seed)?;
-            scalars.extend([
-                ("eval/true_return", e.mean),
-                ("eval/true_return_std", e.std),
-                ("eval/stochastic_return", e.stochastic_mean),
-                ("eval/win_rate", e.win_rate),
-            ]);
+        let (up, episodes, learn_s) = parts.iterate(cfg, p.iteration).map_err(|e| match e {
+            AlgoError::Diverged(msg) => TrainError::Diverged { iteration: p.iteration, msg, checkpoint: run.dir.path().join(CHECKPOINT).display().to_string() },
+            other => other.into(),
+        })?;
+        p.env_steps += up.env_steps;
+        (learn_total_s, learn_iters) = (learn_total_s + learn_s, learn_iters + 1);
+        let mut scalars = iteration_scalars(p.iteration, &up, &episodes, t_iter.elapsed().as_secs_f64(), learn_s);
+        if p.iteration % cfg.eval.every_iters as u64 == 0 || parts.finished(cfg, p) {
+            let e = parts.evaluate(cfg)?;
+            scalars.extend(eval_scalars(&e));
             last_eval = Some(e);
         }
-        // offline DPO logs against its iteration (it spends no env steps)
-        let step = if cfg.algo == "dpo" && !cfg.dpo.iterative { iteration } else { env_steps };
-        log.log(step, &scalars)?;
-        save(&policy, &adam, &learner, iteration, env_steps, initial_eval)?;
-        let reached = matches!((&last_eval, opts.stop_at_eval), (Some(e), Some(t)) if e.mean >= t);
+        // an offline algorithm logs against its iteration (it spends no env steps)
+        log.log(if offline { p.iteration } else { p.env_steps }, &scalars)?;
+        parts.save(&run, p)?;
         if let Some(b) = &bar {
-            b.set_position(env_steps.min(cfg.env_steps));
-            let sps = (env_steps - steps_at_start) as f64 / t_start.elapsed().as_secs_f64();
+            b.set_position(p.env_steps.min(cfg.env_steps));
+            let sps = (p.env_steps - steps_at_start) as f64 / t_start.elapsed().as_secs_f64();
             let ev = last_eval.as_ref().map(|e| format!("{:.1}", e.mean)).unwrap_or("-".into());
-            b.set_message(format!("{sps:.0} steps/s | return {ret_mean:.1} | eval {ev}"));
+            b.set_message(format!("{sps:.0} steps/s | return {:.1} | eval {ev}", mean_std(&episodes).0));
         }
-        if reached {
+        if matches!((&last_eval, opts.stop_at_eval), (Some(e), Some(t)) if e.mean >= t) {
             break;
         }
     }
@@ -510,340 +505,30 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError
     }
     let e = match last_eval {
         Some(e) => e,
-        None => evaluate(&mut eval_env, &policy, &reference, &cfg.eval, cfg.seed)?,
+        None => parts.evaluate(cfg)?,
     };
-    let _ = last_ret;
     log.flush()?;
     let summary = Summary {
         algo: cfg.algo.clone(),
         env: cfg.env.id.clone(),
         seed: cfg.seed,
-        env_steps,
-        labels_used: learner.labels_used().unwrap_or_else(|| scorer.labels_used()),
+        env_steps: p.env_steps,
+        labels_used: parts.algo.labels_used().unwrap_or_else(|| parts.scorer.labels_used()),
         wall_time_s: log.wall_time_s(),
         eval_true_return_mean: e.mean,
         eval_true_return_std: e.std,
         eval_episodes: e.returns.len(),
         eval_stochastic_return_mean: e.stochastic_mean,
         win_rate: e.win_rate,
-        initial_eval_true_return_mean: initial_eval,
+        initial_eval_true_return_mean: p.initial_eval,
         reference_eval_true_return_mean: reference_eval,
-        iterations: iteration,
+        iterations: p.iteration,
         learner_s_per_iter: if learn_iters > 0 { learn_total_s / learn_iters as f64 } else { f64::NAN },
         peak_rss_mb: peak_rss_mb(),
-        run_dir: run.path().display().to_string(),
+        run_dir: run.dir.path().display().to_string(),
     };
-    write_summary(run.path(), &serde_json::to_value(&summary).expect("summary serialises"))?;
+    write_summary(run.dir.path(), &serde_json::to_value(&summary).expect("summary serialises"))?;
     Ok(summary)
-}
-
-/// Peak resident memory of this process (VmHWM of /proc/self/status) in MiB; NaN if unreadable.
-pub fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
-}
-
-/// What an iteration needs besides the learner's own state.
-struct IterCtx<'a> {
-    cfg: &'a TrainConfig,
-    policy: &'a GaussianPolicy,
-    reference: &'a GaussianPolicy,
-    scorer: &'a dyn Scorer,
-    device: Device,
-    iteration: u64,
-}
-
-/// What an iteration did.
-#[derive(Default)]
-struct IterOut {
-    env_steps: u64,
-    /// True returns of the episodes that ended (trunks).
-    episode_returns: Vec<f64>,
-    /// True returns and mean score of the scored segments.
-    segment_true: Vec<f64>,
-    segment_score: f64,
-    /// Seconds of scoring + update.
-    learn_s: f64,
-    /// The algorithm's `losses/…` scalars.
-    scalars: Vec<(&'static str, f64)>,
-}
-
-/// Per-algorithm state besides the policy and its Adam, checkpointed with them.
-#[allow(clippy::large_enum_variant)] // one per run
-enum Learner {
-    Rebel,
-    Ppo { value: ValueNet, vadam: Adam, scaler: RewardScaler },
-    Reinforce { baseline: Option<f64> },
-    Rloo,
-    /// `data`: the offline dataset (None for iterative DPO, which labels fresh pairs each round);
-    /// `initial`: the policy the run started from (the fixed reference); `labels`: labels spent.
-    Dpo { data: Option<DpoData>, dataset: crate::preferences::PreferenceDataset, initial: GaussianPolicy, labels: u64 },
-}
-
-impl Learner {
-    fn new(cfg: &TrainConfig, initial: &GaussianPolicy, obs_dim: usize, device: Device) -> Result<Learner, TrainError> {
-        Ok(match cfg.algo.as_str() {
-            "ppo" => {
-                let p = &cfg.ppo;
-                let value = ValueNet::new(obs_dim, &p.vf_hidden, p.normalize_obs, device, cfg.seed.wrapping_add(0x5EED));
-                let vadam = Adam::new(value.named_parameters(), AdamConfig { lr: p.lr, ..AdamConfig::default() });
-                Learner::Ppo { value, vadam, scaler: RewardScaler::default() }
-            }
-            "reinforce" => Learner::Reinforce { baseline: None },
-            "rloo" => Learner::Rloo,
-            "dpo" => {
-                let path = resolve_path(&cfg.dpo.dataset);
-                let dataset = crate::preferences::PreferenceDataset::load(&path)
-                    .map_err(|e| TrainError::Config(format!("dpo.dataset: {e}")))?;
-                if dataset.meta.obs_dim != obs_dim || dataset.meta.env_id != cfg.env.id {
-                    return Err(TrainError::Config(format!(
-                        "dpo.dataset {} holds {} pieces with {} obs, not {} with {obs_dim}",
-                        path.display(), dataset.meta.env_id, dataset.meta.obs_dim, cfg.env.id
-                    )));
-                }
-                let initial = initial.try_clone().map_err(|e| TrainError::Config(e.to_string()))?;
-                let (data, labels) = if cfg.dpo.iterative {
-                    (None, 0)
-                } else {
-                    let d = DpoData::new(&dataset, &initial, device)
-                        .ok_or_else(|| TrainError::Config(format!("dpo.dataset {} has no strict preference", path.display())))?;
-                    (Some(d), dataset.len() as u64)
-                };
-                Learner::Dpo { data, dataset, initial, labels }
-            }
-            _ => Learner::Rebel,
-        })
-    }
-
-    /// Labels this learner spent itself (DPO); `None`: those of the scorer.
-    fn labels_used(&self) -> Option<u64> {
-        match self {
-            Learner::Dpo { labels, .. } => Some(*labels),
-            _ => None,
-        }
-    }
-
-    fn save(&self, ck: &mut Checkpoint) -> Result<(), TrainError> {
-        let extra = ck.meta.extra.as_object_mut().expect("extra is an object");
-        match self {
-            Learner::Ppo { value, vadam, scaler } => {
-                ck.add_tensors("value", &value.named_parameters())?;
-                ck.add_adam("value_adam", vadam)?;
-                let extra = ck.meta.extra.as_object_mut().expect("extra is an object");
-                extra.insert("ppo_obs_rms".into(), serde_json::to_value(&value.obs_rms).expect("serialises"));
-                extra.insert("ppo_reward_scaler".into(), serde_json::to_value(scaler).expect("serialises"));
-            }
-            Learner::Reinforce { baseline } => {
-                extra.insert("reinforce_baseline".into(), serde_json::json!(baseline));
-            }
-            Learner::Dpo { labels, .. } => {
-                ck.meta.counters.insert("labels".into(), *labels);
-            }
-            Learner::Rebel | Learner::Rloo => {}
-        }
-        Ok(())
-    }
-
-    fn restore(&mut self, ck: &Checkpoint) -> Result<(), TrainError> {
-        let bad = |k: &str, e: serde_json::Error| TrainError::Config(format!("checkpoint extra {k} does not parse: {e}"));
-        match self {
-            Learner::Ppo { value, vadam, scaler } => {
-                ck.restore_tensors("value", &value.named_parameters())?;
-                ck.restore_adam("value_adam", vadam)?;
-                if let Some(v) = ck.meta.extra.get("ppo_obs_rms") {
-                    value.obs_rms = serde_json::from_value(v.clone()).map_err(|e| bad("ppo_obs_rms", e))?;
-                }
-                if let Some(v) = ck.meta.extra.get("ppo_reward_scaler") {
-                    *scaler = serde_json::from_value(v.clone()).map_err(|e| bad("ppo_reward_scaler", e))?;
-                }
-            }
-            Learner::Reinforce { baseline } => {
-                *baseline = ck.meta.extra.get("reinforce_baseline").and_then(|v| v.as_f64());
-            }
-            Learner::Dpo { labels, .. } => {
-                *labels = ck.meta.counters.get("labels").copied().unwrap_or(*labels);
-            }
-            Learner::Rebel | Learner::Rloo => {}
-        }
-        Ok(())
-    }
-
-    /// One iteration: collect (if online), score, update. `Ok(Err(msg))` when the update diverged.
-    fn iterate(&mut self, c: &IterCtx, adam: &mut Adam, venv: &mut VecEnv, rng: &mut rand::rngs::StdRng) -> Result<Result<IterOut, String>, TrainError> {
-        let cfg = c.cfg;
-        let seeds = |groups: usize| -> Vec<u64> {
-            (0..groups as u64).map(|g| cfg.seed.wrapping_mul(1_000_003) ^ (c.iteration << 20) ^ g).collect()
-        };
-        let spec = |k: usize, branch_len: usize, tail_len: usize| PairSpec { k, branch_len: (branch_len > 0).then_some(branch_len), tail_len };
-        let (groups, pspec) = match (&*self, cfg.algo.as_str()) {
-            (Learner::Ppo { .. }, _) => (cfg.ppo.n_envs, spec(1, 0, 0)),
-            (Learner::Reinforce { .. }, _) => (cfg.reinforce.groups, spec(1, cfg.reinforce.branch_len, cfg.reinforce.tail_len)),
-            (Learner::Rloo, _) => (cfg.rloo.groups, spec(cfg.rloo.k, cfg.rloo.branch_len, cfg.rloo.tail_len)),
-            (Learner::Rebel, _) => (cfg.rebel.groups, spec(cfg.rebel.k, cfg.rebel.branch_len, cfg.rebel.tail_len)),
-            (Learner::Dpo { .. }, _) => (0, spec(2, 0, 0)),
-        };
-        if let Learner::Dpo { data, dataset, initial, labels } = self {
-            let d = &cfg.dpo;
-            let mut out = IterOut::default();
-            let round_data;
-            let data = if d.iterative {
-                // fresh pairs of the current policy, labelled by the dataset's teacher
-                let m = &dataset.meta;
-                let ccfg = crate::preferences::CollectConfig {
-                    n_labels: d.labels_per_round,
-                    segment_len: m.segment_len,
-                    same_start: m.same_start,
-                    seed: cfg.seed.wrapping_mul(1_000_003) ^ (c.iteration << 20),
-                };
-                let src = crate::preferences::PolicySource { path: format!("iteration:{}", c.iteration), hash: String::new() };
-                let ds = crate::preferences::collect_preferences(venv, c.policy, src, &ccfg, &m.teacher)
-                    .map_err(|e| TrainError::Config(format!("iterative DPO, round {}: {e}", c.iteration)))?;
-                *labels += ds.len() as u64;
-                // env steps of the labelled pieces (skipped queries and cut-off pieces not counted)
-                out.env_steps = ds.pairs.iter().map(|p| (p.a.len() + p.b.len()) as u64).sum();
-                out.segment_true = ds.pairs.iter().flat_map(|p| [p.a.true_return(), p.b.true_return()]).collect();
-                out.segment_score = f64::NAN;
-                let t_learn = Instant::now();
-                let reference = if d.reference == "fixed" { &*initial } else { c.policy };
-                let Some(rd) = DpoData::new(&ds, reference, c.device) else {
-                    out.learn_s = t_learn.elapsed().as_secs_f64();
-                    return Ok(Ok(out));
-                };
-                out.learn_s = t_learn.elapsed().as_secs_f64();
-                round_data = rd;
-                &round_data
-            } else {
-                data.as_ref().expect("offline DPO has its data")
-            };
-            let t_learn = Instant::now();
-            let st = match dpo::update(c.policy, adam, data, d, rng) {
-                Ok(s) => s,
-                Err(m) => return Ok(Err(m)),
-            };
-            out.learn_s += t_learn.elapsed().as_secs_f64();
-            out.scalars = vec![
-                ("losses/dpo", st.loss),
-                ("losses/dpo_accuracy", st.accuracy),
-                ("losses/dpo_margin", st.margin),
-                ("losses/logratio_chosen", st.logratio_w),
-                ("losses/logratio_rejected", st.logratio_l),
-                ("losses/entropy", st.entropy),
-                ("losses/grad_norm", st.grad_norm),
-                ("charts/labels_used", *labels as f64),
-            ];
-            return Ok(Ok(out));
-        }
-        let batch = collect_groups(venv, c.policy, &seeds(groups), pspec, rng)?;
-        let t_learn = Instant::now();
-        let tensors = batch.to_tensors(c.device);
-        let mut out = IterOut { env_steps: batch.env_steps, episode_returns: batch.episode_returns.clone(), segment_true: batch.true_returns(), ..IterOut::default() };
-        let result = match self {
-            Learner::Ppo { value, vadam, scaler } => {
-                let step = c.scorer.step_scores(&tensors).to_kind(Kind::Float) * &tensors.mask;
-                let seg = step.sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
-                out.segment_score = f64::try_from(seg.mean(Kind::Float)).unwrap_or(f64::NAN);
-                ppo::update(c.policy, adam, value, vadam, scaler, &batch, &tensors, &step, Some(c.reference), &cfg.ppo, rng).map(|st| {
-                    vec![
-                        ("losses/policy_loss", st.policy_loss),
-                        ("losses/value_loss", st.value_loss),
-                        ("losses/approx_kl", st.approx_kl),
-                        ("losses/clip_fraction", st.clip_fraction),
-                        ("losses/entropy", st.entropy),
-                        ("losses/explained_variance", st.explained_variance),
-                        ("losses/grad_norm", st.grad_norm),
-                        ("losses/reward_scale", st.reward_scale),
-                        ("losses/epochs", st.epochs as f64),
-                    ]
-                })
-            }
-            _ => {
-                let rewards = c.scorer.segment_scores(&tensors);
-                out.segment_score = f64::try_from(rewards.mean(Kind::Float)).unwrap_or(f64::NAN);
-                let pg = |st: reinforce::PgStats, name: &'static str| {
-                    vec![
-                        (name, st.loss),
-                        ("losses/baseline", st.baseline),
-                        ("losses/return_std", st.return_std),
-                        ("losses/approx_kl", st.approx_kl),
-                        ("losses/entropy", st.entropy),
-                        ("losses/grad_norm", st.grad_norm),
-                    ]
-                };
-                match self {
-                    Learner::Reinforce { baseline } => {
-                        reinforce::update(c.policy, adam, &tensors, &rewards, baseline, &cfg.reinforce, rng).map(|s| pg(s, "losses/reinforce"))
-                    }
-                    Learner::Rloo => rloo::update(c.policy, adam, &tensors, &rewards, &cfg.rloo, rng).map(|s| pg(s, "losses/rloo")),
-                    _ => rebel::update(c.policy, adam, &tensors, &rewards, Some(c.reference), &cfg.rebel, rng).map(|st| {
-                        vec![
-                            ("losses/rebel", st.loss),
-                            ("losses/logratio_mean", st.logratio_mean),
-                            ("losses/logratio_std", st.logratio_std),
-                            ("losses/logratio_absmax", st.logratio_absmax),
-                            ("losses/approx_kl", st.approx_kl),
-                            ("losses/entropy", st.entropy),
-                            ("losses/grad_norm", st.grad_norm),
-                            ("losses/reward_std", st.reward_std),
-                            ("losses/explained", st.explained),
-                        ]
-                    }),
-                }
-            }
-        };
-        out.learn_s = t_learn.elapsed().as_secs_f64();
-        Ok(result.map(|scalars| {
-            out.scalars = scalars;
-            out
-        }))
-    }
-}
-
-/// A path from a configuration: as given if it exists (absolute, or relative to the working
-/// directory), else relative to the repository this binary was built from, so that the shipped
-/// configurations work from any working directory.
-pub fn resolve_path(p: &str) -> PathBuf {
-    let given = PathBuf::from(p);
-    if given.is_absolute() || given.exists() {
-        return given;
-    }
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(p);
-    if repo.exists() { repo } else { given }
-}
-
-/// Dotted keys whose values differ between two TOML documents.
-pub fn differing_keys(a: &str, b: &str) -> String {
-    fn flat(prefix: &str, v: &toml::Value, out: &mut std::collections::BTreeMap<String, String>) {
-        match v {
-            toml::Value::Table(t) => {
-                for (k, v) in t {
-                    let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
-                    flat(&p, v, out);
-                }
-            }
-            other => {
-                out.insert(prefix.to_string(), other.to_string());
-            }
-        }
-    }
-    let parse = |s: &str| s.parse::<toml::Table>().map(toml::Value::Table).unwrap_or(toml::Value::Table(Default::default()));
-    let (mut fa, mut fb) = (Default::default(), Default::default());
-    flat("", &parse(a), &mut fa);
-    flat("", &parse(b), &mut fb);
-    let keys: std::collections::BTreeSet<&String> = fa.keys().chain(fb.keys()).collect();
-    let diff: Vec<String> = keys
-        .into_iter()
-        .filter(|k| k.as_str() != "env_steps" && fa.get(*k) != fb.get(*k))
-        .map(|k| format!("{k} ({} → {})", fa.get(k).map(String::as_str).unwrap_or("unset"), fb.get(k).map(String::as_str).unwrap_or("unset")))
-        .collect();
-    if diff.is_empty() { "the checkpoint's config hash (config.toml was edited?)".into() } else { diff.join(", ") }
 }
 
 fn progress_bar(total: u64, pos: u64) -> indicatif::ProgressBar {

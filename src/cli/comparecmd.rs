@@ -12,7 +12,8 @@ use rebel_agents::compare::{
     aggregate, mean_curve, plot_curves, prepare_seed, read_run, run_config, write_results, CompareConfig, Curve, RunRecord, Series,
 };
 use rebel_agents::runconfig::{load_config, to_toml_string};
-use rebel_agents::train::{self, resolve_path};
+use rebel_agents::eval::{evaluate, load_policy};
+use rebel_agents::util::{peak_rss_mb, resolve_path};
 use rebel_envs::vec_env::VecEnv;
 
 use super::EnvArgs;
@@ -69,31 +70,7 @@ fn spawn(exe: &Path, job: &Job) -> Result<Child> {
 /// Runs `compare`; the last stdout line is JSON.
 pub fn compare_cmd(env: &EnvArgs, a: &CompareArgs) -> Result<()> {
     let t0 = Instant::now();
-    let mut sets = Vec::new();
-    if env.env != "Swimmer-v5" {
-        sets.push(format!("train.env.id={:?}", env.env));
-    }
-    for kv in &env.env_opts {
-        let (k, v) = kv.split_once('=').with_context(|| format!("--env-opt takes KEY=VALUE, got {kv}"))?;
-        sets.push(format!("train.env.options.{k}={v}"));
-    }
-    if let Some(s) = a.seeds {
-        sets.push(format!("seeds={s}"));
-    }
-    if let Some(p) = a.parallel {
-        sets.push(format!("parallel={p}"));
-    }
-    sets.extend(a.sets.iter().cloned());
-    let mut cfg: CompareConfig = load_config(COMPARE_CONFIG, a.config.as_deref(), &sets)?;
-    if !a.only.is_empty() {
-        for name in &a.only {
-            if name != "reference" && !cfg.rows.iter().any(|r| &r.name == name) {
-                bail!("--only {name}: no such row; rows: {}", cfg.rows.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", "));
-            }
-        }
-        cfg.rows.retain(|r| a.only.contains(&r.name));
-    }
-    cfg.validate().map_err(anyhow::Error::msg)?;
+    let cfg = resolve_compare_config(env, a)?;
     let out = a.out.clone().unwrap_or_else(|| {
         let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         PathBuf::from(format!("runs/compare__{t}"))
@@ -110,24 +87,7 @@ pub fn compare_cmd(env: &EnvArgs, a: &CompareArgs) -> Result<()> {
         eprintln!("  reward net held-out accuracy {:.3}", d.reward_model_holdout_accuracy);
         data.push(d);
     }
-
-    // the reference row: the reference policy itself under the evaluation protocol
-    let ref_path = resolve_path(&cfg.reference_policy);
-    let reference = train::load_policy(&ref_path, tch::Device::Cpu)?;
-    let mut venv = VecEnv::make(&cfg.train.env.id, &cfg.train.env.env_config().map_err(anyhow::Error::msg)?, cfg.train.eval.episodes.min(16), 1)?;
-    let e = train::evaluate(&mut venv, &reference, &reference, &cfg.train.eval, 0)?;
-    let mut runs: Vec<RunRecord> = seeds
-        .iter()
-        .map(|&s| RunRecord {
-            row: "reference".into(),
-            seed: s,
-            summary: serde_json::json!({
-                "labels_used": 0, "env_steps": 0, "eval_true_return_mean": e.mean, "win_rate": e.win_rate,
-                "wall_time_s": 0.0, "learner_s_per_iter": f64::NAN, "peak_rss_mb": train::peak_rss_mb(),
-            }),
-            curve: Curve { points: vec![(0.0, e.mean)] },
-        })
-        .collect();
+    let mut runs = reference_runs(&cfg, &seeds)?;
 
     // the jobs
     let mut jobs = Vec::new();
@@ -140,41 +100,8 @@ pub fn compare_cmd(env: &EnvArgs, a: &CompareArgs) -> Result<()> {
             jobs.push(Job { row: row.name.clone(), seed: d.seed, dir: out.join(&name), config });
         }
     }
-    let exe = std::env::current_exe().context("cannot find this program's path")?;
     let total = jobs.len();
-    let mut pending: std::collections::VecDeque<Job> = jobs.into_iter().collect();
-    let mut running: Vec<(Job, Child, Instant)> = Vec::new();
-    let mut failed: Vec<String> = Vec::new();
-    let mut done = 0usize;
-    while !pending.is_empty() || !running.is_empty() {
-        while running.len() < cfg.parallel && !pending.is_empty() {
-            let job = pending.pop_front().expect("non-empty");
-            if job.dir.join("summary.json").exists() {
-                done += 1;
-                eprintln!("[{done}/{total}] {} seed {}: already finished, reused", job.row, job.seed);
-                continue;
-            }
-            let child = spawn(&exe, &job)?;
-            running.push((job, child, Instant::now()));
-        }
-        let mut i = 0;
-        while i < running.len() {
-            match running[i].1.try_wait()? {
-                Some(status) => {
-                    let (job, _, t) = running.swap_remove(i);
-                    done += 1;
-                    if status.success() {
-                        eprintln!("[{done}/{total}] {} seed {}: done in {:.0} s", job.row, job.seed, t.elapsed().as_secs_f64());
-                    } else {
-                        eprintln!("[{done}/{total}] {} seed {}: FAILED ({status}); see {}", job.row, job.seed, job.dir.join("train.log").display());
-                        failed.push(format!("{} seed {} ({})", job.row, job.seed, job.dir.join("train.log").display()));
-                    }
-                }
-                None => i += 1,
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let failed = run_jobs(jobs, cfg.parallel)?;
 
     // results
     for row in &cfg.rows {
@@ -211,4 +138,94 @@ pub fn compare_cmd(env: &EnvArgs, a: &CompareArgs) -> Result<()> {
         bail!("{} run(s) failed: {}", failed.len(), failed.join("; "));
     }
     Ok(())
+}
+
+/// The comparison's configuration: the shipped default, `--config`, the flags, `--set`s, `--only`.
+fn resolve_compare_config(env: &EnvArgs, a: &CompareArgs) -> Result<CompareConfig> {
+    let mut sets = Vec::new();
+    if env.env != "Swimmer-v5" {
+        sets.push(format!("train.env.id={:?}", env.env));
+    }
+    for kv in &env.env_opts {
+        let (k, v) = kv.split_once('=').with_context(|| format!("--env-opt takes KEY=VALUE, got {kv}"))?;
+        sets.push(format!("train.env.options.{k}={v}"));
+    }
+    if let Some(s) = a.seeds {
+        sets.push(format!("seeds={s}"));
+    }
+    if let Some(p) = a.parallel {
+        sets.push(format!("parallel={p}"));
+    }
+    sets.extend(a.sets.iter().cloned());
+    let mut cfg: CompareConfig = load_config(COMPARE_CONFIG, a.config.as_deref(), &sets)?;
+    if !a.only.is_empty() {
+        for name in &a.only {
+            if name != "reference" && !cfg.rows.iter().any(|r| &r.name == name) {
+                bail!("--only {name}: no such row; rows: {}", cfg.rows.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", "));
+            }
+        }
+        cfg.rows.retain(|r| a.only.contains(&r.name));
+    }
+    cfg.validate().map_err(anyhow::Error::msg)?;
+    Ok(cfg)
+}
+
+/// The reference row: the reference policy itself under the evaluation protocol, once per seed.
+fn reference_runs(cfg: &CompareConfig, seeds: &[u64]) -> Result<Vec<RunRecord>> {
+    let ref_path = resolve_path(&cfg.reference_policy);
+    let reference = load_policy(&ref_path, tch::Device::Cpu)?;
+    let mut venv = VecEnv::make(&cfg.train.env.id, &cfg.train.env.env_config().map_err(anyhow::Error::msg)?, cfg.train.eval.episodes.min(16), 1)?;
+    let e = evaluate(&mut venv, &reference, &reference, &cfg.train.eval, 0)?;
+    Ok(seeds
+        .iter()
+        .map(|&s| RunRecord {
+            row: "reference".into(),
+            seed: s,
+            summary: serde_json::json!({
+                "labels_used": 0, "env_steps": 0, "eval_true_return_mean": e.mean, "win_rate": e.win_rate,
+                "wall_time_s": 0.0, "learner_s_per_iter": f64::NAN, "peak_rss_mb": peak_rss_mb(),
+            }),
+            curve: Curve { points: vec![(0.0, e.mean)] },
+        })
+        .collect())
+}
+
+/// Runs the jobs as child processes, `parallel` at a time (finished ones reused); returns the failures.
+fn run_jobs(jobs: Vec<Job>, parallel: usize) -> Result<Vec<String>> {
+    let exe = std::env::current_exe().context("cannot find this program's path")?;
+    let total = jobs.len();
+    let mut pending: std::collections::VecDeque<Job> = jobs.into_iter().collect();
+    let mut running: Vec<(Job, Child, Instant)> = Vec::new();
+    let mut failed: Vec<String> = Vec::new();
+    let mut done = 0usize;
+    while !pending.is_empty() || !running.is_empty() {
+        while running.len() < parallel && !pending.is_empty() {
+            let job = pending.pop_front().expect("non-empty");
+            if job.dir.join("summary.json").exists() {
+                done += 1;
+                eprintln!("[{done}/{total}] {} seed {}: already finished, reused", job.row, job.seed);
+                continue;
+            }
+            let child = spawn(&exe, &job)?;
+            running.push((job, child, Instant::now()));
+        }
+        let mut i = 0;
+        while i < running.len() {
+            match running[i].1.try_wait()? {
+                Some(status) => {
+                    let (job, _, t) = running.swap_remove(i);
+                    done += 1;
+                    if status.success() {
+                        eprintln!("[{done}/{total}] {} seed {}: done in {:.0} s", job.row, job.seed, t.elapsed().as_secs_f64());
+                    } else {
+                        eprintln!("[{done}/{total}] {} seed {}: FAILED ({status}); see {}", job.row, job.seed, job.dir.join("train.log").display());
+                        failed.push(format!("{} seed {} ({})", job.row, job.seed, job.dir.join("train.log").display()));
+                    }
+                }
+                None => i += 1,
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(failed)
 }

@@ -16,10 +16,34 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use crate::adam::Adam;
+use crate::algorithm::{AlgoConfig, AlgoError, Algorithm, Batch, Collect, Ctx, Init, Update};
+use crate::checkpoint::Checkpoint;
 use crate::losses::{dpo_logistic_loss, dpo_square_loss};
 use crate::policy::GaussianPolicy;
 use crate::preferences::PreferenceDataset;
 use crate::rollout::{segment_log_prob, SegmentTensors};
+
+/// DPO's loss on the margin `h` of log-ratios.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DpoLoss {
+    /// `−ln σ(β·h)`.
+    #[default]
+    Logistic,
+    /// `(β·h − z)²`.
+    Square,
+}
+
+/// Iterative DPO's reference policy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DpoReference {
+    /// The policy at the start of each round.
+    #[default]
+    Round,
+    /// The run's initial policy.
+    Fixed,
+}
 
 /// DPO's hyperparameters (`--set dpo.KEY=V`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -29,7 +53,7 @@ pub struct DpoConfig {
     /// of the teacher and piece settings. Required.
     pub dataset: String,
     /// "logistic" (−ln σ(β·h)) or "square" ((β·h − z)²). Default "logistic".
-    pub loss: String,
+    pub loss: DpoLoss,
     /// β. Default 1e-2.
     pub beta: f64,
     /// z, the target of the square loss. Default 1.0.
@@ -52,7 +76,7 @@ pub struct DpoConfig {
     pub labels_per_round: usize,
     /// Iterative DPO's reference: "round" (the policy at the start of each round) or "fixed" (the
     /// initial policy). Default "round".
-    pub reference: String,
+    pub reference: DpoReference,
     /// Environments used to collect the pairs of iterative DPO (even). Default 16.
     pub collect_envs: usize,
 }
@@ -61,7 +85,7 @@ impl Default for DpoConfig {
     fn default() -> Self {
         DpoConfig {
             dataset: String::new(),
-            loss: "logistic".into(),
+            loss: DpoLoss::Logistic,
             beta: 1e-2,
             square_target: 1.0,
             lr: 1e-4,
@@ -71,23 +95,22 @@ impl Default for DpoConfig {
             iterations: 10,
             iterative: false,
             labels_per_round: 100,
-            reference: "round".into(),
+            reference: DpoReference::Round,
             collect_envs: 16,
         }
     }
 }
 
-impl DpoConfig {
-    /// Checks ranges; the message names the key.
-    pub fn validate(&self) -> Result<(), String> {
+impl AlgoConfig for DpoConfig {
+    const NAME: &'static str = "dpo";
+
+    fn build(&self, init: &Init) -> Result<Box<dyn Algorithm>, String> {
+        Dpo::new(self, init).map(|d| Box::new(d) as Box<dyn Algorithm>)
+    }
+
+    fn validate(&self) -> Result<(), String> {
         if self.dataset.is_empty() {
             return Err("dpo.dataset must name a preference dataset file (write one with `prefs collect`)".into());
-        }
-        if self.loss != "logistic" && self.loss != "square" {
-            return Err(format!("dpo.loss must be \"logistic\" or \"square\", got {:?}", self.loss));
-        }
-        if self.reference != "round" && self.reference != "fixed" {
-            return Err(format!("dpo.reference must be \"round\" or \"fixed\", got {:?}", self.reference));
         }
         let positive = |x: f64| x.is_finite() && x > 0.0;
         if !positive(self.beta) || !positive(self.lr) {
@@ -117,16 +140,6 @@ pub struct DpoData {
     pub ref_l: Tensor,
 }
 
-fn select(t: &SegmentTensors, idx: &Tensor) -> SegmentTensors {
-    SegmentTensors {
-        obs: t.obs.index_select(0, idx),
-        act: t.act.index_select(0, idx),
-        mask: t.mask.index_select(0, idx),
-        rewards: t.rewards.index_select(0, idx),
-        logp_mask: t.logp_mask.index_select(0, idx),
-    }
-}
-
 impl DpoData {
     /// Orders each pair of `ds` as (winner, loser), drops ties, and computes the reference's
     /// log-probabilities once. `None` when no pair has a strict preference.
@@ -146,8 +159,8 @@ impl DpoData {
             return None;
         }
         let all = ds.segment_batch().to_tensors(device);
-        let w = select(&all, &Tensor::from_slice(&wi).to_device(device));
-        let l = select(&all, &Tensor::from_slice(&li).to_device(device));
+        let w = all.select(&Tensor::from_slice(&wi).to_device(device));
+        let l = all.select(&Tensor::from_slice(&li).to_device(device));
         let (ref_w, ref_l) = tch::no_grad(|| (segment_log_prob(reference, &w), segment_log_prob(reference, &l)));
         Some(DpoData { w, l, ref_w, ref_l })
     }
@@ -183,10 +196,9 @@ pub struct DpoStats {
 
 /// The configured loss on log-probabilities `[B]` ×4.
 pub fn dpo_loss(cfg: &DpoConfig, lp_w: &Tensor, lp_l: &Tensor, ref_w: &Tensor, ref_l: &Tensor) -> Tensor {
-    if cfg.loss == "square" {
-        dpo_square_loss(lp_w, lp_l, ref_w, ref_l, cfg.beta, cfg.square_target)
-    } else {
-        dpo_logistic_loss(lp_w, lp_l, ref_w, ref_l, cfg.beta)
+    match cfg.loss {
+        DpoLoss::Square => dpo_square_loss(lp_w, lp_l, ref_w, ref_l, cfg.beta, cfg.square_target),
+        DpoLoss::Logistic => dpo_logistic_loss(lp_w, lp_l, ref_w, ref_l, cfg.beta),
     }
 }
 
@@ -199,8 +211,8 @@ pub fn update(policy: &GaussianPolicy, adam: &mut Adam, data: &DpoData, cfg: &Dp
         order.shuffle(rng);
         for chunk in order.chunks(cfg.batch) {
             let idx = Tensor::from_slice(chunk).to_device(dev);
-            let lp_w = segment_log_prob(policy, &select(&data.w, &idx));
-            let lp_l = segment_log_prob(policy, &select(&data.l, &idx));
+            let lp_w = segment_log_prob(policy, &data.w.select(&idx));
+            let lp_l = segment_log_prob(policy, &data.l.select(&idx));
             let loss = dpo_loss(cfg, &lp_w, &lp_l, &data.ref_w.index_select(0, &idx), &data.ref_l.index_select(0, &idx));
             let (lv, gn) = adam.minimize(&loss, cfg.max_grad_norm, "DPO", epoch)?;
             gn_sum += gn;
@@ -226,4 +238,119 @@ pub fn update(policy: &GaussianPolicy, adam: &mut Adam, data: &DpoData, cfg: &Dp
             grad_norm: gn_sum / gn_n.max(1) as f64,
         })
     })
+}
+
+/// The DPO learner. `data`: the offline dataset as tensors (None for iterative DPO, which labels
+/// fresh pairs each round); `initial`: the policy the run started from (the fixed reference);
+/// `labels`: labels spent (checkpointed).
+struct Dpo {
+    cfg: DpoConfig,
+    data: Option<DpoData>,
+    dataset: PreferenceDataset,
+    initial: GaussianPolicy,
+    labels: u64,
+}
+
+impl Dpo {
+    fn new(cfg: &DpoConfig, init: &Init) -> Result<Dpo, String> {
+        let path = crate::util::resolve_path(&cfg.dataset);
+        let dataset = PreferenceDataset::load(&path).map_err(|e| format!("dpo.dataset: {e}"))?;
+        if dataset.meta.obs_dim != init.obs_dim || dataset.meta.env_id != init.env_id {
+            return Err(format!(
+                "dpo.dataset {} holds {} pieces with {} obs, not {} with {}",
+                path.display(), dataset.meta.env_id, dataset.meta.obs_dim, init.env_id, init.obs_dim
+            ));
+        }
+        let initial = init.initial.try_clone().map_err(|e| e.to_string())?;
+        let (data, labels) = if cfg.iterative {
+            (None, 0)
+        } else {
+            let d = DpoData::new(&dataset, &initial, init.device)
+                .ok_or_else(|| format!("dpo.dataset {} has no strict preference", path.display()))?;
+            (Some(d), dataset.len() as u64)
+        };
+        Ok(Dpo { cfg: cfg.clone(), data, dataset, initial, labels })
+    }
+
+    /// Iterative DPO's round: fresh pairs of the current policy labelled by the dataset's teacher
+    /// (`None` when no pair has a strict preference).
+    fn round_data(&mut self, ctx: &mut Ctx, up: &mut Update) -> Result<Option<DpoData>, AlgoError> {
+        let t_collect = std::time::Instant::now();
+        let m = &self.dataset.meta;
+        let ccfg = crate::preferences::CollectConfig {
+            n_labels: self.cfg.labels_per_round,
+            segment_len: m.segment_len,
+            same_start: m.same_start,
+            seed: ctx.seed.wrapping_mul(1_000_003) ^ (ctx.iteration << 20),
+        };
+        let src = crate::preferences::PolicySource { path: format!("iteration:{}", ctx.iteration), hash: String::new() };
+        let ds = crate::preferences::collect_preferences(ctx.venv, ctx.policy, src, &ccfg, &m.teacher)
+            .map_err(|e| AlgoError::Failed(format!("iterative DPO, round {}: {e}", ctx.iteration)))?;
+        up.collect_s = t_collect.elapsed().as_secs_f64();
+        self.labels += ds.len() as u64;
+        // env steps of the labelled pieces (skipped queries and cut-off pieces not counted)
+        up.env_steps = ds.pairs.iter().map(|p| (p.a.len() + p.b.len()) as u64).sum();
+        up.segment_true = ds.pairs.iter().flat_map(|p| [p.a.true_return(), p.b.true_return()]).collect();
+        let reference = match self.cfg.reference {
+            DpoReference::Fixed => &self.initial,
+            DpoReference::Round => ctx.policy,
+        };
+        Ok(DpoData::new(&ds, reference, ctx.device))
+    }
+}
+
+impl Algorithm for Dpo {
+    fn collect(&self) -> Collect {
+        if self.cfg.iterative { Collect::Own { envs: self.cfg.collect_envs } } else { Collect::Offline }
+    }
+
+    fn lr(&self) -> f64 {
+        self.cfg.lr
+    }
+
+    fn iterations(&self) -> Option<u64> {
+        Some(self.cfg.iterations as u64)
+    }
+
+    fn update(&mut self, ctx: &mut Ctx, _batch: Option<&Batch>) -> Result<Update, AlgoError> {
+        let mut up = Update { segment_score: f64::NAN, ..Update::default() };
+        let round;
+        let data = if self.cfg.iterative {
+            match self.round_data(ctx, &mut up)? {
+                Some(d) => {
+                    round = d;
+                    &round
+                }
+                None => return Ok(up),
+            }
+        } else {
+            self.data.as_ref().expect("offline DPO has its data")
+        };
+        let st = update(ctx.policy, ctx.adam, data, &self.cfg, ctx.rng).map_err(AlgoError::Diverged)?;
+        up.stats = vec![
+            ("losses/dpo", st.loss),
+            ("losses/dpo_accuracy", st.accuracy),
+            ("losses/dpo_margin", st.margin),
+            ("losses/logratio_chosen", st.logratio_w),
+            ("losses/logratio_rejected", st.logratio_l),
+            ("losses/entropy", st.entropy),
+            ("losses/grad_norm", st.grad_norm),
+            ("charts/labels_used", self.labels as f64),
+        ];
+        Ok(up)
+    }
+
+    fn save(&self, ck: &mut Checkpoint) -> Result<(), AlgoError> {
+        ck.meta.counters.insert("labels".into(), self.labels);
+        Ok(())
+    }
+
+    fn restore(&mut self, ck: &Checkpoint) -> Result<(), AlgoError> {
+        self.labels = ck.meta.counters.get("labels").copied().unwrap_or(self.labels);
+        Ok(())
+    }
+
+    fn labels_used(&self) -> Option<u64> {
+        Some(self.labels)
+    }
 }

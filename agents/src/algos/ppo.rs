@@ -24,10 +24,13 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
-use crate::adam::Adam;
+use crate::adam::{Adam, AdamConfig};
+use crate::algorithm::{AlgoConfig, AlgoError, Algorithm, Batch, Collect, Ctx, Init, Update};
+use crate::checkpoint::Checkpoint;
 use crate::losses::{gae, ppo_clip_loss, ppo_diagnostics, value_loss};
 use crate::policy::GaussianPolicy;
-use crate::rollout::{SegmentBatch, SegmentTensors};
+use crate::rollout::{PairSpec, SegmentBatch, SegmentTensors};
+pub use crate::util::RunningMeanStd;
 
 /// PPO's hyperparameters (`--set ppo.KEY=V`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -89,9 +92,16 @@ impl Default for PpoConfig {
     }
 }
 
-impl PpoConfig {
-    /// Checks ranges; the message names the key.
-    pub fn validate(&self) -> Result<(), String> {
+impl AlgoConfig for PpoConfig {
+    const NAME: &'static str = "ppo";
+
+    fn build(&self, init: &Init) -> Result<Box<dyn Algorithm>, String> {
+        let value = ValueNet::new(init.obs_dim, &self.vf_hidden, self.normalize_obs, init.device, init.seed.wrapping_add(0x5EED));
+        let vadam = Adam::new(value.named_parameters(), AdamConfig { lr: self.lr, ..AdamConfig::default() });
+        Ok(Box::new(Ppo { cfg: self.clone(), value, vadam, scaler: RewardScaler::default() }))
+    }
+
+    fn validate(&self) -> Result<(), String> {
         if self.n_envs == 0 || self.epochs == 0 || self.batch == 0 {
             return Err("ppo.n_envs, ppo.epochs and ppo.batch must be ≥ 1".into());
         }
@@ -111,56 +121,6 @@ impl PpoConfig {
             return Err("ppo.vf_clip, ppo.max_grad_norm, ppo.kl_coef and ppo.target_kl must be ≥ 0".into());
         }
         Ok(())
-    }
-}
-
-/// Running mean and variance of vectors (Chan et al. parallel update, as SB3's `RunningMeanStd`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RunningMeanStd {
-    /// Per-dimension mean.
-    pub mean: Vec<f64>,
-    /// Per-dimension (population) variance.
-    pub var: Vec<f64>,
-    /// Number of samples seen (starts at a tiny ε so that the first update dominates).
-    pub count: f64,
-}
-
-impl RunningMeanStd {
-    /// Statistics of `dim`-vectors: mean 0, variance 1, count 1e-4.
-    pub fn new(dim: usize) -> Self {
-        RunningMeanStd { mean: vec![0.0; dim], var: vec![1.0; dim], count: 1e-4 }
-    }
-
-    /// Merges a batch of rows `x [n·dim]` (row-major).
-    pub fn update(&mut self, x: &[f64]) {
-        let d = self.mean.len();
-        let n = x.len() / d.max(1);
-        if n == 0 {
-            return;
-        }
-        let mut bm = vec![0.0; d];
-        for r in x.chunks(d) {
-            for j in 0..d {
-                bm[j] += r[j];
-            }
-        }
-        bm.iter_mut().for_each(|m| *m /= n as f64);
-        let mut bv = vec![0.0; d];
-        for r in x.chunks(d) {
-            for j in 0..d {
-                bv[j] += (r[j] - bm[j]).powi(2);
-            }
-        }
-        bv.iter_mut().for_each(|v| *v /= n as f64);
-        let (na, nb) = (self.count, n as f64);
-        let tot = na + nb;
-        for j in 0..d {
-            let delta = bm[j] - self.mean[j];
-            let m2 = self.var[j] * na + bv[j] * nb + delta * delta * na * nb / tot;
-            self.mean[j] += delta * nb / tot;
-            self.var[j] = m2 / tot;
-        }
-        self.count = tot;
     }
 }
 
@@ -339,7 +299,6 @@ pub fn update(
     if let Some(seg) = batch.segments.iter().find(|s| s.final_obs.len() != od) {
         return Err(format!("PPO needs whole episodes with their final observation; a segment of {} steps has none", seg.len()));
     }
-    let dev = t.obs.device();
     // statistics first (SB3 normalises with statistics that include the current batch)
     if cfg.normalize_obs {
         let obs: Vec<f64> = batch.segments.iter().flat_map(|s| s.obs.iter().map(|&x| x as f64)).collect();
@@ -363,22 +322,50 @@ pub fn update(
         1.0
     };
     let r = r * reward_scale;
+    let flat = flatten(value, batch, t, &r, &step_logp_old, cfg);
+    let mut st = epochs(policy, adam, value, vadam, &flat, cfg, rng)?;
+    st.explained_variance = tch::no_grad(|| {
+        let var_ret = f64::try_from(flat.ret.var(false)).unwrap_or(f64::NAN);
+        let var_res = f64::try_from((&flat.ret - &flat.v_old).var(false)).unwrap_or(f64::NAN);
+        if var_ret > 0.0 { 1.0 - var_res / var_ret } else { f64::NAN }
+    });
+    st.reward_scale = reward_scale;
+    st.entropy = f64::try_from(policy.entropy()).unwrap_or(f64::NAN);
+    Ok(st)
+}
+
+/// Values, GAE and the flat per-step training data of the real (unpadded) steps.
+fn flatten(value: &ValueNet, batch: &SegmentBatch, t: &SegmentTensors, r: &Tensor, step_logp_old: &Tensor, cfg: &PpoConfig) -> Flat {
+    let (od, dev) = (batch.obs_dim, t.obs.device());
     let final_obs: Vec<f32> = batch.segments.iter().flat_map(|s| s.final_obs.iter().copied()).collect();
     let final_obs = Tensor::from_slice(&final_obs).view([batch.segments.len() as i64, od as i64]).to_device(dev);
     let (values, final_values) = tch::no_grad(|| (value.forward(&t.obs), value.forward(&final_obs)));
     let terminated: Vec<bool> = batch.segments.iter().map(|s| s.terminated).collect();
-    let (adv, ret) = advantages(&r, &values, &final_values, &t.mask, &terminated, cfg.gamma, cfg.gae_lambda);
+    let (adv, ret) = advantages(r, &values, &final_values, &t.mask, &terminated, cfg.gamma, cfg.gae_lambda);
 
     // flatten the real steps
     let sel = t.mask.view([-1]).gt(0.5).nonzero().squeeze_dim(1);
-    let flat = Flat {
+    Flat {
         obs: t.obs.view([-1, od as i64]).index_select(0, &sel),
         act: t.act.view([-1, batch.act_dim as i64]).index_select(0, &sel),
         logp_old: step_logp_old.view([-1]).index_select(0, &sel),
         adv: adv.view([-1]).index_select(0, &sel),
         ret: ret.view([-1]).index_select(0, &sel),
         v_old: values.view([-1]).index_select(0, &sel),
-    };
+    }
+}
+
+/// `cfg.epochs` passes of shuffled minibatches (fewer when `target_kl` is reached).
+fn epochs(
+    policy: &GaussianPolicy,
+    adam: &mut Adam,
+    value: &mut ValueNet,
+    vadam: &mut Adam,
+    flat: &Flat,
+    cfg: &PpoConfig,
+    rng: &mut StdRng,
+) -> Result<PpoStats, String> {
+    let dev = flat.obs.device();
     let n = flat.adv.size()[0] as usize;
     let mut idx: Vec<i64> = (0..n as i64).collect();
     let (mut pl_sum, mut vl_sum, mut cnt, mut gn_sum, mut gn_n) = (0.0, 0.0, 0usize, 0.0, 0usize);
@@ -430,22 +417,78 @@ pub fn update(
             break 'epochs;
         }
     }
-    let explained_variance = tch::no_grad(|| {
-        let var_ret = f64::try_from(flat.ret.var(false)).unwrap_or(f64::NAN);
-        let var_res = f64::try_from((&flat.ret - &flat.v_old).var(false)).unwrap_or(f64::NAN);
-        if var_ret > 0.0 { 1.0 - var_res / var_ret } else { f64::NAN }
-    });
     Ok(PpoStats {
         policy_loss: pl_sum / cnt.max(1) as f64,
         value_loss: vl_sum / cnt.max(1) as f64,
         approx_kl: kl,
         clip_fraction: clip_frac,
-        entropy: f64::try_from(policy.entropy()).unwrap_or(f64::NAN),
-        explained_variance,
         grad_norm: gn_sum / gn_n.max(1) as f64,
-        reward_scale,
         epochs: epochs_run,
+        ..PpoStats::default()
     })
+}
+
+/// The PPO learner: the value net, its Adam and the normalisation statistics (all checkpointed).
+struct Ppo {
+    cfg: PpoConfig,
+    value: ValueNet,
+    vadam: Adam,
+    scaler: RewardScaler,
+}
+
+impl Algorithm for Ppo {
+    fn collect(&self) -> Collect {
+        Collect::Segments { groups: self.cfg.n_envs, spec: PairSpec::new(1, 0, 0) }
+    }
+
+    fn lr(&self) -> f64 {
+        self.cfg.lr
+    }
+
+    fn update(&mut self, ctx: &mut Ctx, batch: Option<&Batch>) -> Result<Update, AlgoError> {
+        let b = batch.expect("PPO collects whole episodes");
+        let t = &b.tensors;
+        let step = ctx.scorer.step_scores(t).to_kind(Kind::Float) * &t.mask;
+        let seg = step.sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
+        let segment_score = f64::try_from(seg.mean(Kind::Float)).unwrap_or(f64::NAN);
+        let (value, vadam, scaler) = (&mut self.value, &mut self.vadam, &mut self.scaler);
+        let st = update(ctx.policy, ctx.adam, value, vadam, scaler, &b.segments, t, &step, Some(ctx.reference), &self.cfg, ctx.rng)
+            .map_err(AlgoError::Diverged)?;
+        let stats = vec![
+            ("losses/policy_loss", st.policy_loss),
+            ("losses/value_loss", st.value_loss),
+            ("losses/approx_kl", st.approx_kl),
+            ("losses/clip_fraction", st.clip_fraction),
+            ("losses/entropy", st.entropy),
+            ("losses/explained_variance", st.explained_variance),
+            ("losses/grad_norm", st.grad_norm),
+            ("losses/reward_scale", st.reward_scale),
+            ("losses/epochs", st.epochs as f64),
+        ];
+        Ok(Update { stats, segment_score, ..Update::default() })
+    }
+
+    fn save(&self, ck: &mut Checkpoint) -> Result<(), AlgoError> {
+        ck.add_tensors("value", &self.value.named_parameters())?;
+        ck.add_adam("value_adam", &self.vadam)?;
+        let extra = ck.meta.extra.as_object_mut().expect("extra is an object");
+        extra.insert("ppo_obs_rms".into(), serde_json::to_value(&self.value.obs_rms).expect("serialises"));
+        extra.insert("ppo_reward_scaler".into(), serde_json::to_value(&self.scaler).expect("serialises"));
+        Ok(())
+    }
+
+    fn restore(&mut self, ck: &Checkpoint) -> Result<(), AlgoError> {
+        let bad = |k: &str, e: serde_json::Error| AlgoError::Failed(format!("checkpoint extra {k} does not parse: {e}"));
+        ck.restore_tensors("value", &self.value.named_parameters())?;
+        ck.restore_adam("value_adam", &mut self.vadam)?;
+        if let Some(v) = ck.meta.extra.get("ppo_obs_rms") {
+            self.value.obs_rms = serde_json::from_value(v.clone()).map_err(|e| bad("ppo_obs_rms", e))?;
+        }
+        if let Some(v) = ck.meta.extra.get("ppo_reward_scaler") {
+            self.scaler = serde_json::from_value(v.clone()).map_err(|e| bad("ppo_reward_scaler", e))?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

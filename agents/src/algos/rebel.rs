@@ -16,9 +16,10 @@ use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 use crate::adam::Adam;
-use crate::losses::rebel_loss_grouped;
+use crate::algorithm::{AlgoConfig, AlgoError, Algorithm, Batch, Collect, Ctx, Init, Update};
+use crate::losses::{k3_kl, rebel_loss_grouped};
 use crate::policy::GaussianPolicy;
-use crate::rollout::{segment_log_prob, SegmentTensors};
+use crate::rollout::{segment_log_prob, PairSpec, SegmentTensors};
 
 /// REBEL's hyperparameters. Every field has a default (shown) and can be set with `--set rebel.KEY=V`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -76,9 +77,14 @@ impl Default for RebelConfig {
     }
 }
 
-impl RebelConfig {
-    /// Checks ranges; the message names the key.
-    pub fn validate(&self) -> Result<(), String> {
+impl AlgoConfig for RebelConfig {
+    const NAME: &'static str = "rebel";
+
+    fn build(&self, _init: &Init) -> Result<Box<dyn Algorithm>, String> {
+        Ok(Box::new(Rebel(self.clone())))
+    }
+
+    fn validate(&self) -> Result<(), String> {
         if !(self.eta.is_finite() && self.eta > 0.0) {
             return Err(format!("rebel.eta must be > 0, got {}", self.eta));
         }
@@ -157,8 +163,7 @@ pub fn update(
     let kl_now = || -> f64 {
         tch::no_grad(|| {
             let rho = policy.log_prob(&t.obs, &t.act) * &t.logp_mask - &step_logp_old;
-            let kl = ((rho.exp() - 1.0) - &rho) * &t.logp_mask;
-            f64::try_from(kl.sum(Kind::Float) / t.logp_mask.sum(Kind::Float)).unwrap_or(f64::NAN)
+            k3_kl(&rho, &t.logp_mask)
         })
     };
     for epoch in 0..cfg.epochs {
@@ -170,14 +175,7 @@ pub fn update(
         for chunk in groups.chunks(mb) {
             let idx: Vec<i64> = chunk.iter().flat_map(|&gi| (0..k).map(move |j| gi * k + j)).collect();
             let idx = Tensor::from_slice(&idx).to_device(rewards.device());
-            let sub = SegmentTensors {
-                obs: t.obs.index_select(0, &idx),
-                act: t.act.index_select(0, &idx),
-                mask: t.mask.index_select(0, &idx),
-                rewards: t.rewards.index_select(0, &idx),
-                logp_mask: t.logp_mask.index_select(0, &idx),
-            };
-            let logp_new = segment_log_prob(policy, &sub);
+            let logp_new = segment_log_prob(policy, &t.select(&idx));
             let loss = rebel_loss_grouped(&logp_new, &logp_old.index_select(0, &idx), &r.index_select(0, &idx), cfg.eta, k);
             let (lv, gn) = adam.minimize(&loss, cfg.max_grad_norm, "REBEL", epoch)?;
             gn_sum += gn;
@@ -191,8 +189,7 @@ pub fn update(
         let rho = &step_logp_new - &step_logp_old; // per-step ln π_new/π_t, 0 on padding
         let lr = rho.sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
         // per-step k3 estimator of KL(π_t‖π_new) on the visited states (samples of π_t)
-        let kl = ((rho.exp() - 1.0) - &rho) * &t.logp_mask;
-        let approx_kl = f64::try_from(kl.sum(Kind::Float) / t.logp_mask.sum(Kind::Float)).unwrap_or(f64::NAN);
+        let approx_kl = k3_kl(&rho, &t.logp_mask);
         let x = (&lr / cfg.eta).view([g, k]);
         let target = r.view([g, k]);
         let resid = (&x - &target).select(1, 0) - (&x - &target).select(1, 1);
@@ -211,4 +208,36 @@ pub fn update(
             explained,
         })
     })
+}
+
+/// The REBEL learner: no state besides the policy and its Adam.
+struct Rebel(RebelConfig);
+
+impl Algorithm for Rebel {
+    fn collect(&self) -> Collect {
+        let c = &self.0;
+        Collect::Segments { groups: c.groups, spec: PairSpec::new(c.k, c.branch_len, c.tail_len) }
+    }
+
+    fn lr(&self) -> f64 {
+        self.0.lr
+    }
+
+    fn update(&mut self, ctx: &mut Ctx, batch: Option<&Batch>) -> Result<Update, AlgoError> {
+        let t = &batch.expect("REBEL collects segments").tensors;
+        let (rewards, segment_score) = super::segment_scores(ctx, t);
+        let st = update(ctx.policy, ctx.adam, t, &rewards, Some(ctx.reference), &self.0, ctx.rng).map_err(AlgoError::Diverged)?;
+        let stats = vec![
+            ("losses/rebel", st.loss),
+            ("losses/logratio_mean", st.logratio_mean),
+            ("losses/logratio_std", st.logratio_std),
+            ("losses/logratio_absmax", st.logratio_absmax),
+            ("losses/approx_kl", st.approx_kl),
+            ("losses/entropy", st.entropy),
+            ("losses/grad_norm", st.grad_norm),
+            ("losses/reward_std", st.reward_std),
+            ("losses/explained", st.explained),
+        ];
+        Ok(Update { stats, segment_score, ..Update::default() })
+    }
 }

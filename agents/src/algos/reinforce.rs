@@ -10,14 +10,17 @@
 //! (default one step: the estimator is on-policy).
 
 use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
+use super::{kl_entropy, pg_steps, segment_scores};
+pub use super::PgStats;
 use crate::adam::Adam;
+use crate::algorithm::{AlgoConfig, AlgoError, Algorithm, Batch, Collect, Ctx, Init, Update};
+use crate::checkpoint::Checkpoint;
 use crate::losses::reinforce_loss;
 use crate::policy::GaussianPolicy;
-use crate::rollout::{segment_log_prob, SegmentTensors};
+use crate::rollout::{PairSpec, SegmentTensors};
 
 /// REINFORCE's hyperparameters (`--set reinforce.KEY=V`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -59,9 +62,14 @@ impl Default for ReinforceConfig {
     }
 }
 
-impl ReinforceConfig {
-    /// Checks ranges; the message names the key.
-    pub fn validate(&self) -> Result<(), String> {
+impl AlgoConfig for ReinforceConfig {
+    const NAME: &'static str = "reinforce";
+
+    fn build(&self, _init: &Init) -> Result<Box<dyn Algorithm>, String> {
+        Ok(Box::new(Reinforce { cfg: self.clone(), baseline: None }))
+    }
+
+    fn validate(&self) -> Result<(), String> {
         if self.epochs == 0 || self.minibatches == 0 || self.groups == 0 {
             return Err("reinforce.epochs, reinforce.minibatches and reinforce.groups must be ≥ 1".into());
         }
@@ -78,83 +86,12 @@ impl ReinforceConfig {
     }
 }
 
-/// What one update did (all logged).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct PgStats {
-    /// Mean loss over the minibatches of the last pass.
-    pub loss: f64,
-    /// The baseline used for this batch (REINFORCE) or the mean leave-one-out baseline (RLOO).
-    pub baseline: f64,
-    /// Standard deviation of the batch's returns.
-    pub return_std: f64,
-    /// Per-step k3 estimate of KL(π_t‖π_{t+1}) on the batch.
-    pub approx_kl: f64,
-    /// Policy entropy after the update.
-    pub entropy: f64,
-    /// Mean gradient norm (before clipping).
-    pub grad_norm: f64,
-}
-
 /// Moves the baseline towards the batch mean: `b ← (1 − decay)·b + decay·mean` (`None`: `b = mean`).
 pub fn next_baseline(baseline: Option<f64>, batch_mean: f64, decay: f64) -> f64 {
     match baseline {
         None => batch_mean,
         Some(b) => (1.0 - decay) * b + decay * batch_mean,
     }
-}
-
-/// Gradient steps of `loss_fn(logp [B], idx)` over shuffled minibatches of `units` groups of `k`
-/// consecutive segments; shared by REINFORCE (`k = 1`) and RLOO. Returns
-/// `(mean loss of the last pass, mean gradient norm)`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn pg_steps(
-    policy: &GaussianPolicy,
-    adam: &mut Adam,
-    t: &SegmentTensors,
-    k: i64,
-    epochs: usize,
-    minibatches: usize,
-    max_grad_norm: f64,
-    rng: &mut StdRng,
-    loss_fn: &dyn Fn(&Tensor, &Tensor) -> Tensor,
-) -> Result<(f64, f64), String> {
-    let s = t.obs.size()[0];
-    let mut units: Vec<i64> = (0..s / k).collect();
-    let mb = units.len().div_ceil(minibatches).max(1);
-    let (mut loss_sum, mut loss_n, mut gn_sum, mut gn_n) = (0.0, 0usize, 0.0, 0usize);
-    for epoch in 0..epochs {
-        units.shuffle(rng);
-        for chunk in units.chunks(mb) {
-            let idx: Vec<i64> = chunk.iter().flat_map(|&u| (0..k).map(move |j| u * k + j)).collect();
-            let idx = Tensor::from_slice(&idx).to_device(t.obs.device());
-            let sub = SegmentTensors {
-                obs: t.obs.index_select(0, &idx),
-                act: t.act.index_select(0, &idx),
-                mask: t.mask.index_select(0, &idx),
-                rewards: t.rewards.index_select(0, &idx),
-                logp_mask: t.logp_mask.index_select(0, &idx),
-            };
-            let loss = loss_fn(&segment_log_prob(policy, &sub), &idx);
-            let (lv, gn) = adam.minimize(&loss, max_grad_norm, "policy-gradient", epoch)?;
-            gn_sum += gn;
-            gn_n += 1;
-            if epoch + 1 == epochs {
-                loss_sum += lv;
-                loss_n += 1;
-            }
-        }
-    }
-    Ok((loss_sum / loss_n.max(1) as f64, gn_sum / gn_n.max(1) as f64))
-}
-
-/// Per-step k3 estimate of KL(π_old‖π) on the batch's response steps, and the entropy.
-pub(crate) fn kl_entropy(policy: &GaussianPolicy, t: &SegmentTensors, step_logp_old: &Tensor) -> (f64, f64) {
-    tch::no_grad(|| {
-        let rho = (policy.log_prob(&t.obs, &t.act) - step_logp_old) * &t.logp_mask;
-        let kl = ((rho.exp() - 1.0) - &rho) * &t.logp_mask;
-        let kl = f64::try_from(kl.sum(Kind::Float) / t.logp_mask.sum(Kind::Float)).unwrap_or(f64::NAN);
-        (kl, f64::try_from(policy.entropy()).unwrap_or(f64::NAN))
-    })
 }
 
 /// One REINFORCE iteration on `S` segments with scores `returns [S]`; `baseline` is the moving
@@ -181,6 +118,41 @@ pub fn update(
     *baseline = Some(next_baseline(*baseline, mean, cfg.baseline_decay));
     let (approx_kl, entropy) = kl_entropy(policy, t, &step_logp_old);
     Ok(PgStats { loss, baseline: b, return_std: std, approx_kl, entropy, grad_norm })
+}
+
+/// The REINFORCE learner; its moving-average baseline is checkpointed.
+struct Reinforce {
+    cfg: ReinforceConfig,
+    baseline: Option<f64>,
+}
+
+impl Algorithm for Reinforce {
+    fn collect(&self) -> Collect {
+        let c = &self.cfg;
+        Collect::Segments { groups: c.groups, spec: PairSpec::new(1, c.branch_len, c.tail_len) }
+    }
+
+    fn lr(&self) -> f64 {
+        self.cfg.lr
+    }
+
+    fn update(&mut self, ctx: &mut Ctx, batch: Option<&Batch>) -> Result<Update, AlgoError> {
+        let t = &batch.expect("REINFORCE collects segments").tensors;
+        let (rewards, segment_score) = segment_scores(ctx, t);
+        let st = update(ctx.policy, ctx.adam, t, &rewards, &mut self.baseline, &self.cfg, ctx.rng).map_err(AlgoError::Diverged)?;
+        Ok(Update { stats: st.scalars("losses/reinforce"), segment_score, ..Update::default() })
+    }
+
+    fn save(&self, ck: &mut Checkpoint) -> Result<(), AlgoError> {
+        let extra = ck.meta.extra.as_object_mut().expect("extra is an object");
+        extra.insert("reinforce_baseline".into(), serde_json::json!(self.baseline));
+        Ok(())
+    }
+
+    fn restore(&mut self, ck: &Checkpoint) -> Result<(), AlgoError> {
+        self.baseline = ck.meta.extra.get("reinforce_baseline").and_then(|v| v.as_f64());
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -12,11 +12,12 @@ use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
+use super::{kl_entropy, pg_steps, segment_scores, PgStats};
 use crate::adam::Adam;
-use crate::algos::reinforce::{kl_entropy, pg_steps, PgStats};
+use crate::algorithm::{AlgoConfig, AlgoError, Algorithm, Batch, Collect, Ctx, Init, Update};
 use crate::losses::rloo_loss;
 use crate::policy::GaussianPolicy;
-use crate::rollout::SegmentTensors;
+use crate::rollout::{PairSpec, SegmentTensors};
 
 /// RLOO's hyperparameters (`--set rloo.KEY=V`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -49,9 +50,14 @@ impl Default for RlooConfig {
     }
 }
 
-impl RlooConfig {
-    /// Checks ranges; the message names the key.
-    pub fn validate(&self) -> Result<(), String> {
+impl AlgoConfig for RlooConfig {
+    const NAME: &'static str = "rloo";
+
+    fn build(&self, _init: &Init) -> Result<Box<dyn Algorithm>, String> {
+        Ok(Box::new(Rloo(self.clone())))
+    }
+
+    fn validate(&self) -> Result<(), String> {
         if self.k < 2 {
             return Err(format!("rloo.k must be ≥ 2 (the leave-one-out baseline needs another sample), got {}", self.k));
         }
@@ -95,4 +101,25 @@ pub fn update(
     let baseline = f64::try_from(loo.mean(Kind::Float)).unwrap_or(f64::NAN);
     let (approx_kl, entropy) = kl_entropy(policy, t, &step_logp_old);
     Ok(PgStats { loss, baseline, return_std: std, approx_kl, entropy, grad_norm })
+}
+
+/// The RLOO learner: no state besides the policy and its Adam.
+struct Rloo(RlooConfig);
+
+impl Algorithm for Rloo {
+    fn collect(&self) -> Collect {
+        let c = &self.0;
+        Collect::Segments { groups: c.groups, spec: PairSpec::new(c.k, c.branch_len, c.tail_len) }
+    }
+
+    fn lr(&self) -> f64 {
+        self.0.lr
+    }
+
+    fn update(&mut self, ctx: &mut Ctx, batch: Option<&Batch>) -> Result<Update, AlgoError> {
+        let t = &batch.expect("RLOO collects segments").tensors;
+        let (rewards, segment_score) = segment_scores(ctx, t);
+        let st = update(ctx.policy, ctx.adam, t, &rewards, &self.0, ctx.rng).map_err(AlgoError::Diverged)?;
+        Ok(Update { stats: st.scalars("losses/rloo"), segment_score, ..Update::default() })
+    }
 }

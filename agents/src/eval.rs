@@ -1,0 +1,85 @@
+//! Evaluation: the policy's mean-action true return on fixed seeds, its stochastic return, and
+//! its win rate against a reference policy, the same protocol for every algorithm.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind};
+
+use rebel_envs::vec_env::VecEnv;
+
+use crate::checkpoint::{derive_rng, Checkpoint};
+use crate::policy::GaussianPolicy;
+use crate::rollout::episode_returns;
+use crate::train::TrainError;
+use crate::util::mean_std;
+
+/// Evaluation protocol.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalSection {
+    /// Evaluate every this many iterations (and at the end). Default 10.
+    pub every_iters: usize,
+    /// Episodes per evaluation, with the fixed seeds `seed_base + i`. Default 10.
+    pub episodes: usize,
+    /// First evaluation seed (disjoint from training seeds). Default 1_000_000.
+    pub seed_base: u64,
+    /// Reference policy for the win rate ("" = the initial policy of the run).
+    pub reference: String,
+}
+
+impl Default for EvalSection {
+    fn default() -> Self {
+        EvalSection { every_iters: 10, episodes: 10, seed_base: 1_000_000, reference: String::new() }
+    }
+}
+
+impl EvalSection {
+    /// The evaluation seeds `seed_base .. seed_base + episodes`.
+    pub fn seeds(&self) -> Vec<u64> {
+        (0..self.episodes as u64).map(|i| self.seed_base + i).collect()
+    }
+}
+
+/// Result of one evaluation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EvalResult {
+    pub returns: Vec<f64>,
+    pub mean: f64,
+    pub std: f64,
+    pub stochastic_mean: f64,
+    pub win_rate: f64,
+}
+
+/// Evaluates `policy` on the fixed seeds: mean-action returns, stochastic returns, and the win
+/// rate against `reference` (mean actions, same start states; ties count half).
+pub fn evaluate(
+    venv: &mut VecEnv,
+    policy: &GaussianPolicy,
+    reference: &GaussianPolicy,
+    eval: &EvalSection,
+    seed: u64,
+) -> Result<EvalResult, rebel_envs::EnvError> {
+    let seeds = eval.seeds();
+    let returns = episode_returns(venv, policy, &seeds, None)?;
+    let mut rng = derive_rng(seed, u64::MAX - 1);
+    let stochastic = episode_returns(venv, policy, &seeds, Some(&mut rng))?;
+    let reference_returns = episode_returns(venv, reference, &seeds, None)?;
+    let wins: f64 = returns
+        .iter()
+        .zip(&reference_returns)
+        .map(|(a, b)| if a > b { 1.0 } else if a == b { 0.5 } else { 0.0 })
+        .sum();
+    let (mean, std) = mean_std(&returns);
+    Ok(EvalResult { mean, std, stochastic_mean: mean_std(&stochastic).0, win_rate: wins / seeds.len() as f64, returns })
+}
+
+/// The mean-action true return of `reference` on the evaluation seeds.
+pub fn reference_return(venv: &mut VecEnv, reference: &GaussianPolicy, eval: &EvalSection) -> Result<f64, rebel_envs::EnvError> {
+    Ok(mean_std(&episode_returns(venv, reference, &eval.seeds(), None)?).0)
+}
+
+/// Loads the policy stored in a checkpoint file.
+pub fn load_policy(path: &Path, device: Device) -> Result<GaussianPolicy, TrainError> {
+    Ok(Checkpoint::load(path)?.build_policy("policy", device, Kind::Float)?)
+}

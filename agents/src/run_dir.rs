@@ -1,0 +1,94 @@
+//! The run directory of a training run: created new, given, or resumed; the resolved
+//! configuration (`config.toml`) and its hash, which a resume must match.
+//!
+//! Layout (`runs/{env}__{algo}__{seed}__{time}`): `config.toml` (the resolved config, with only
+//! the chosen algorithm's section), `metrics.jsonl` and `tb/` (the same tags),
+//! `checkpoint.safetensors` (policy, Adam, the algorithm's state and the counters, written
+//! atomically after every iteration), `summary.json` at the end.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::checkpoint::{fnv1a_hex, Checkpoint, CheckpointMeta};
+use crate::logging::{write_config, RunDir};
+use crate::runconfig::to_toml_string;
+use crate::train::{RunOptions, TrainConfig, TrainError};
+
+/// The checkpoint's file name inside a run directory.
+pub const CHECKPOINT: &str = "checkpoint.safetensors";
+
+/// An open run directory with the configuration it runs.
+pub struct Run {
+    pub dir: RunDir,
+    /// The resolved configuration as written to `config.toml`.
+    pub toml_text: String,
+    /// Hash of the configuration without `env_steps` (the budget may grow on resume).
+    pub config_hash: String,
+    env: String,
+    algo: String,
+    seed: u64,
+}
+
+/// The hash a resume must match: the configuration's TOML with `env_steps = 0`.
+pub fn config_hash(cfg: &TrainConfig) -> Result<String, TrainError> {
+    let c = TrainConfig { env_steps: 0, ..cfg.clone() };
+    Ok(fnv1a_hex(to_toml_string(&c).map_err(|e| TrainError::Config(e.to_string()))?.as_bytes()))
+}
+
+impl Run {
+    /// Opens the run directory of `opts` (new, given or resumed) for the resolved `cfg`, checks a
+    /// resumed checkpoint's config hash and writes `config.toml`. Returns the checkpoint to resume.
+    pub fn open(cfg: &TrainConfig, opts: &RunOptions) -> Result<(Run, Option<Checkpoint>), TrainError> {
+        let toml_text = to_toml_string(cfg).map_err(|e| TrainError::Config(e.to_string()))?;
+        let config_hash = config_hash(cfg)?;
+        let (dir, resumed) = match (&opts.resume, &opts.run_dir) {
+            (Some(dir), _) => (RunDir::open_existing(dir)?, Some(Checkpoint::load(dir.join(CHECKPOINT))?)),
+            (None, Some(dir)) => {
+                std::fs::create_dir_all(dir).map_err(|e| TrainError::Config(format!("cannot create {}: {e}", dir.display())))?;
+                (RunDir::open_existing(dir)?, None)
+            }
+            (None, None) => (RunDir::create(&opts.runs_base, &cfg.env.id, &cfg.algo, cfg.seed)?, None),
+        };
+        if let Some(ck) = &resumed {
+            if ck.meta.config_hash != config_hash {
+                let old = std::fs::read_to_string(dir.config_path()).unwrap_or_default();
+                return Err(TrainError::ResumeMismatch { run: dir.path().display().to_string(), keys: differing_keys(&old, &toml_text) });
+            }
+        }
+        write_config(dir.path(), &toml_text)?;
+        let run = Run { dir, toml_text, config_hash, env: cfg.env.id.clone(), algo: cfg.algo.clone(), seed: cfg.seed };
+        Ok((run, resumed))
+    }
+
+    /// An empty checkpoint stamped with this run's env, algorithm, seed and config hash.
+    pub fn new_checkpoint(&self) -> Checkpoint {
+        Checkpoint::new(CheckpointMeta::new(&self.env, &self.algo, self.seed, &self.config_hash))
+    }
+}
+
+/// Dotted keys whose values differ between two TOML documents (`env_steps` left out).
+pub fn differing_keys(a: &str, b: &str) -> String {
+    fn flat(prefix: &str, v: &toml::Value, out: &mut BTreeMap<String, String>) {
+        match v {
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    flat(&p, v, out);
+                }
+            }
+            other => {
+                out.insert(prefix.to_string(), other.to_string());
+            }
+        }
+    }
+    let parse = |s: &str| s.parse::<toml::Table>().map(toml::Value::Table).unwrap_or(toml::Value::Table(Default::default()));
+    let (mut fa, mut fb) = (BTreeMap::new(), BTreeMap::new());
+    flat("", &parse(a), &mut fa);
+    flat("", &parse(b), &mut fb);
+    let keys: BTreeSet<&String> = fa.keys().chain(fb.keys()).collect();
+    let diff: Vec<String> = keys
+        .into_iter()
+        .filter(|k| k.as_str() != "env_steps" && fa.get(*k) != fb.get(*k))
+        .map(|k| format!("{k} ({} → {})", fa.get(k).map(String::as_str).unwrap_or("unset"), fb.get(k).map(String::as_str).unwrap_or("unset")))
+        .collect();
+    if diff.is_empty() { "the checkpoint's config hash (config.toml was edited?)".into() } else { diff.join(", ") }
+}

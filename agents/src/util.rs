@@ -1,0 +1,89 @@
+//! Small helpers shared by the run, the comparison and the command lines.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Mean and population standard deviation (0, 0 for an empty slice).
+pub fn mean_std(x: &[f64]) -> (f64, f64) {
+    let n = x.len().max(1) as f64;
+    let m = x.iter().sum::<f64>() / n;
+    let v = x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / n;
+    (m, v.sqrt())
+}
+
+/// A path from a configuration: as given if it exists (absolute, or relative to the working
+/// directory), else relative to the repository this binary was built from, so that the shipped
+/// configurations work from any working directory.
+pub fn resolve_path(p: &str) -> PathBuf {
+    let given = PathBuf::from(p);
+    if given.is_absolute() || given.exists() {
+        return given;
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(p);
+    if repo.exists() { repo } else { given }
+}
+
+/// Peak resident memory of this process (VmHWM of /proc/self/status) in MiB; NaN if unreadable.
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+/// Running mean and variance of vectors (Chan et al. parallel update, as SB3's `RunningMeanStd`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunningMeanStd {
+    /// Per-dimension mean.
+    pub mean: Vec<f64>,
+    /// Per-dimension (population) variance.
+    pub var: Vec<f64>,
+    /// Number of samples seen (starts at a tiny ε so that the first update dominates).
+    pub count: f64,
+}
+
+impl RunningMeanStd {
+    /// Statistics of `dim`-vectors: mean 0, variance 1, count 1e-4.
+    pub fn new(dim: usize) -> Self {
+        RunningMeanStd { mean: vec![0.0; dim], var: vec![1.0; dim], count: 1e-4 }
+    }
+
+    /// Merges a batch of rows `x [n·dim]` (row-major).
+    pub fn update(&mut self, x: &[f64]) {
+        let d = self.mean.len();
+        let n = x.len() / d.max(1);
+        if n == 0 {
+            return;
+        }
+        let mut bm = vec![0.0; d];
+        for r in x.chunks(d) {
+            for j in 0..d {
+                bm[j] += r[j];
+            }
+        }
+        bm.iter_mut().for_each(|m| *m /= n as f64);
+        let mut bv = vec![0.0; d];
+        for r in x.chunks(d) {
+            for j in 0..d {
+                bv[j] += (r[j] - bm[j]).powi(2);
+            }
+        }
+        bv.iter_mut().for_each(|v| *v /= n as f64);
+        let (na, nb) = (self.count, n as f64);
+        let tot = na + nb;
+        for j in 0..d {
+            let delta = bm[j] - self.mean[j];
+            let m2 = self.var[j] * na + bv[j] * nb + delta * delta * na * nb / tot;
+            self.mean[j] += delta * nb / tot;
+            self.var[j] = m2 / tot;
+        }
+        self.count = tot;
+    }
+}
