@@ -508,13 +508,22 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError
         None => parts.evaluate(cfg)?,
     };
     log.flush()?;
-    let summary = Summary {
+    let learner_s_per_iter = if learn_iters > 0 { learn_total_s / learn_iters as f64 } else { f64::NAN };
+    let summary = summary(cfg, &parts, p, e, reference_eval, learner_s_per_iter, log.wall_time_s(), &run);
+    write_summary(run.dir.path(), &serde_json::to_value(&summary).expect("summary serialises"))?;
+    Ok(summary)
+}
+
+/// The summary of a finished run.
+#[allow(clippy::too_many_arguments)]
+fn summary(cfg: &TrainConfig, parts: &Parts, p: Progress, e: EvalResult, reference_eval: f64, learner_s_per_iter: f64, wall_time_s: f64, run: &Run) -> Summary {
+    Summary {
         algo: cfg.algo.clone(),
         env: cfg.env.id.clone(),
         seed: cfg.seed,
         env_steps: p.env_steps,
         labels_used: parts.algo.labels_used().unwrap_or_else(|| parts.scorer.labels_used()),
-        wall_time_s: log.wall_time_s(),
+        wall_time_s,
         eval_true_return_mean: e.mean,
         eval_true_return_std: e.std,
         eval_episodes: e.returns.len(),
@@ -523,12 +532,10 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError
         initial_eval_true_return_mean: p.initial_eval,
         reference_eval_true_return_mean: reference_eval,
         iterations: p.iteration,
-        learner_s_per_iter: if learn_iters > 0 { learn_total_s / learn_iters as f64 } else { f64::NAN },
+        learner_s_per_iter,
         peak_rss_mb: peak_rss_mb(),
         run_dir: run.dir.path().display().to_string(),
-    };
-    write_summary(run.dir.path(), &serde_json::to_value(&summary).expect("summary serialises"))?;
-    Ok(summary)
+    }
 }
 
 fn progress_bar(total: u64, pos: u64) -> indicatif::ProgressBar {

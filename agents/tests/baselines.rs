@@ -5,7 +5,8 @@
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rebel_agents::adam::{Adam, AdamConfig};
-use rebel_agents::algos::dpo::{self, DpoConfig, DpoData};
+use rebel_agents::algorithm::{parse_section, AlgoConfig};
+use rebel_agents::algos::dpo::{self, DpoConfig, DpoData, DpoLoss};
 use rebel_agents::algos::ppo::{self, PpoConfig, RewardScaler, ValueNet};
 use rebel_agents::algos::reinforce::{self, ReinforceConfig};
 use rebel_agents::algos::rloo::{self, RlooConfig};
@@ -160,21 +161,21 @@ fn dataset(pairs: Vec<PreferencePair>) -> PreferenceDataset {
 fn dpo_prefers_the_winners_drops_ties_and_both_losses_work() {
     // larger actions are preferred, whichever side they are on; one tie
     let ds = dataset(vec![pair(0.8, -0.8, 1.0), pair(-0.6, 0.6, 0.0), pair(0.4, -0.2, 1.0), pair(0.3, 0.1, 0.5)]);
-    for loss in ["logistic", "square"] {
+    for loss in [DpoLoss::Logistic, DpoLoss::Square] {
         let p = policy(3);
         let reference = p.try_clone().unwrap();
         let data = DpoData::new(&ds, &reference, Device::Cpu).unwrap();
         assert_eq!(data.len(), 3, "the tie is left out");
-        let cfg = DpoConfig { dataset: "x".into(), loss: loss.into(), beta: 1.0, lr: 1e-2, epochs: 20, batch: 2, ..DpoConfig::default() };
+        let cfg = DpoConfig { dataset: "x".into(), loss, beta: 1.0, lr: 1e-2, epochs: 20, batch: 2, ..DpoConfig::default() };
         let before = mean_action(&p);
         let st = dpo::update(&p, &mut adam(&p, 1e-2), &data, &cfg, &mut StdRng::seed_from_u64(0)).unwrap();
-        assert!(st.margin > 0.0 && st.accuracy == 1.0, "{loss}: {st:?}");
-        assert!(mean_action(&p) > before, "{loss}: the mean moves towards the preferred actions");
+        assert!(st.margin > 0.0 && st.accuracy == 1.0, "{loss:?}: {st:?}");
+        assert!(mean_action(&p) > before, "{loss:?}: the mean moves towards the preferred actions");
     }
     // the square loss stops near its target margin z/β; the logistic one keeps pushing
     let p = policy(3);
     let data = DpoData::new(&ds, &p.try_clone().unwrap(), Device::Cpu).unwrap();
-    let cfg = DpoConfig { dataset: "x".into(), loss: "square".into(), beta: 1.0, square_target: 0.5, lr: 1e-2, epochs: 300, batch: 3, ..DpoConfig::default() };
+    let cfg = DpoConfig { dataset: "x".into(), loss: DpoLoss::Square, beta: 1.0, square_target: 0.5, lr: 1e-2, epochs: 300, batch: 3, ..DpoConfig::default() };
     let st = dpo::update(&p, &mut adam(&p, 1e-2), &data, &cfg, &mut StdRng::seed_from_u64(0)).unwrap();
     assert!((st.margin - 0.5).abs() < 0.1, "{st:?}");
     let only_ties = dataset(vec![pair(0.3, 0.1, 0.5)]);
@@ -187,5 +188,6 @@ fn configs_reject_bad_values_by_key() {
     assert!(RlooConfig { k: 1, ..RlooConfig::default() }.validate().unwrap_err().contains("rloo.k"));
     assert!(ReinforceConfig { baseline_decay: 0.0, ..ReinforceConfig::default() }.validate().unwrap_err().contains("baseline_decay"));
     assert!(DpoConfig::default().validate().unwrap_err().contains("dpo.dataset"));
-    assert!(DpoConfig { dataset: "x".into(), loss: "hinge".into(), ..DpoConfig::default() }.validate().unwrap_err().contains("dpo.loss"));
+    let hinge: toml::Table = toml::from_str("dataset = \"x\"\nloss = \"hinge\"").unwrap();
+    assert!(parse_section::<DpoConfig>(&hinge).unwrap_err().contains("dpo.loss"));
 }

@@ -104,8 +104,13 @@ fn learns_a_known_linear_reward_from_preferences() {
     assert!(c > 0.97, "per-step correlation {c}");
 
     // a constant-reward scorer has no preference: accuracy ½ on every decisive pair, Spearman 0
-    let flat = rebel_agents::scorer::FnScorer { name: "flat".into(), f: |_: &[f32], _: &[f32]| 1.0 };
-    let r0 = evaluate(&flat, &test);
+    struct Flat;
+    impl Scorer for Flat {
+        fn step_scores(&self, t: &rebel_agents::rollout::SegmentTensors) -> tch::Tensor {
+            t.rewards.ones_like()
+        }
+    }
+    let r0 = evaluate(&Flat, &test);
     assert_eq!(r0.accuracy, 0.5);
     assert_eq!(r0.spearman, 0.0);
 }
