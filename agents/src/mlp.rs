@@ -1,8 +1,72 @@
-//! Plain MLP layers shared by the value net and the reward net.
+//! The one MLP of the project: the policy's mean, PPO's value net and the reward net's members.
 
 use rand::rngs::StdRng;
 use rand::RngExt;
 use tch::{Device, Tensor};
+
+/// Hidden-layer nonlinearity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    Tanh,
+    /// LeakyReLU with slope 0.01.
+    LeakyRelu,
+}
+
+/// Affine layers `y = x Wᵀ + b` (`W [out, in]`, `b [out]`, libtorch's Linear convention) with
+/// `activation` between them and none after the last.
+#[derive(Debug)]
+pub struct Mlp {
+    layers: Vec<(Tensor, Tensor)>,
+    activation: Activation,
+}
+
+impl Mlp {
+    /// An MLP over existing `(weight, bias)` tensors (e.g. a VarStore's).
+    pub fn from_layers(layers: Vec<(Tensor, Tensor)>, activation: Activation) -> Mlp {
+        Mlp { layers, activation }
+    }
+
+    /// Layers `sizes[0] → … → sizes[n]` initialised like PyTorch's `nn.Linear` (see [`linear_layers`]).
+    pub fn new(sizes: &[usize], activation: Activation, rng: &mut StdRng, device: Device) -> Mlp {
+        Mlp::from_layers(linear_layers(sizes, rng, device), activation)
+    }
+
+    /// `x [..., sizes[0]] → [..., sizes[n]]`.
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        let n = self.layers.len();
+        let mut h = x.shallow_clone();
+        for (i, (w, b)) in self.layers.iter().enumerate() {
+            h = h.matmul(&w.tr()) + b;
+            if i + 1 < n {
+                h = match self.activation {
+                    Activation::Tanh => h.tanh(),
+                    Activation::LeakyRelu => h.leaky_relu(),
+                };
+            }
+        }
+        h
+    }
+
+    /// Parameters as `{prefix}layer{i}.weight`, `{prefix}layer{i}.bias`, shallow clones (shared storage).
+    pub fn named_parameters(&self, prefix: &str) -> Vec<(String, Tensor)> {
+        let mut out = Vec::with_capacity(2 * self.layers.len());
+        for (i, (w, b)) in self.layers.iter().enumerate() {
+            out.push((format!("{prefix}layer{i}.weight"), w.shallow_clone()));
+            out.push((format!("{prefix}layer{i}.bias"), b.shallow_clone()));
+        }
+        out
+    }
+
+    /// Number of affine layers.
+    pub fn len(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// Whether it has no layer.
+    pub fn is_empty(&self) -> bool {
+        self.layers.is_empty()
+    }
+}
 
 /// Layers `sizes[0] → sizes[1] → … → sizes[n]` as `(weight [out, in], bias [out])` leaf tensors
 /// requiring grad, drawn like PyTorch's `nn.Linear` default: U(−1/√fan_in, 1/√fan_in) for weight

@@ -30,6 +30,8 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
+
+use crate::mlp::{Activation, Mlp};
 use tch::{Device, Kind, Tensor};
 
 /// ln(2π).
@@ -66,26 +68,13 @@ impl PolicyConfig {
     }
 }
 
-/// One affine layer `y = x Wᵀ + b`, `W: [out, in]`, `b: [out]` (libtorch's Linear convention).
-#[derive(Debug)]
-struct Affine {
-    weight: Tensor,
-    bias: Tensor,
-}
-
-impl Affine {
-    fn forward(&self, x: &Tensor) -> Tensor {
-        x.matmul(&self.weight.tr()) + &self.bias
-    }
-}
-
 /// Diagonal-Gaussian MLP policy with a state-independent learned log-std. See the module docs.
 #[derive(Debug)]
 pub struct GaussianPolicy {
     config: PolicyConfig,
     vs: VarStore,
-    /// Hidden layers followed by the output (mean) layer.
-    layers: Vec<Affine>,
+    /// Hidden layers (tanh) followed by the output (mean) layer.
+    mlp: Mlp,
     log_std: Tensor,
 }
 
@@ -126,13 +115,13 @@ impl GaussianPolicy {
             let p = &root / format!("layer{i}");
             let weight = p.var_copy("weight", &w0);
             let bias = p.zeros("bias", &[fan_out as i64]);
-            layers.push(Affine { weight, bias });
+            layers.push((weight, bias));
         }
         let log_std = root.var_copy(
             "log_std",
             &Tensor::full([config.act_dim as i64], config.log_std_init, (kind, device)),
         );
-        Self { config, vs, layers, log_std }
+        Self { config, vs, mlp: Mlp::from_layers(layers, Activation::Tanh), log_std }
     }
 
     /// A new policy with the same config, device, kind and parameter values (independent storage), e.g. to
@@ -202,11 +191,7 @@ impl GaussianPolicy {
     /// Parameters in a fixed order with their VarStore names: `layer0.weight, layer0.bias, …, log_std`.
     /// The tensors are shallow clones: they share storage (and gradients) with the policy.
     pub fn named_parameters(&self) -> Vec<(String, Tensor)> {
-        let mut out = Vec::with_capacity(2 * self.layers.len() + 1);
-        for (i, l) in self.layers.iter().enumerate() {
-            out.push((format!("layer{i}.weight"), l.weight.shallow_clone()));
-            out.push((format!("layer{i}.bias"), l.bias.shallow_clone()));
-        }
+        let mut out = self.mlp.named_parameters("");
         out.push(("log_std".to_string(), self.log_std.shallow_clone()));
         out
     }
@@ -275,15 +260,7 @@ impl GaussianPolicy {
     /// Mean action `mu_theta(obs)`: `obs [..., obs_dim] → [..., act_dim]` (any leading dims, e.g. `[B]` or
     /// `[T, B]`).
     pub fn mean(&self, obs: &Tensor) -> Tensor {
-        let n = self.layers.len();
-        let mut x = obs.shallow_clone();
-        for (i, l) in self.layers.iter().enumerate() {
-            x = l.forward(&x);
-            if i + 1 < n {
-                x = x.tanh();
-            }
-        }
-        x
+        self.mlp.forward(obs)
     }
 
     /// Log-density of the unclipped actions, summed over action dimensions:

@@ -29,6 +29,7 @@ use tch::{Device, Kind, Tensor};
 use crate::adam::{Adam, AdamConfig};
 use crate::checkpoint::{derive_rng, fnv1a_hex, Checkpoint, CheckpointError, CheckpointMeta};
 use crate::losses::bradley_terry_loss;
+use crate::mlp::{Activation, Mlp};
 use crate::preferences::PreferenceDataset;
 use crate::rollout::{SegmentBatch, SegmentTensors};
 use crate::scorer::Scorer;
@@ -166,11 +167,10 @@ pub struct RewardModelMeta {
     pub dataset_hash: String,
 }
 
-/// One MLP.
+/// One MLP (LeakyReLU hidden layers, scalar output).
 #[derive(Debug)]
 struct Member {
-    /// `(weight [out, in], bias [out])` per layer, the last one scalar.
-    layers: Vec<(Tensor, Tensor)>,
+    mlp: Mlp,
 }
 
 impl Member {
@@ -179,30 +179,16 @@ impl Member {
         sizes.extend(hidden);
         sizes.push(1);
         // PyTorch's nn.Linear default initialisation
-        let layers = crate::mlp::linear_layers(&sizes, rng, device);
-        Self { layers }
+        Self { mlp: Mlp::new(&sizes, Activation::LeakyRelu, rng, device) }
     }
 
     /// `x [..., in] → [...]`.
     fn forward(&self, x: &Tensor) -> Tensor {
-        let n = self.layers.len();
-        let mut h = x.shallow_clone();
-        for (i, (w, b)) in self.layers.iter().enumerate() {
-            h = h.matmul(&w.tr()) + b;
-            if i + 1 < n {
-                h = h.leaky_relu();
-            }
-        }
-        h.squeeze_dim(-1)
+        self.mlp.forward(x).squeeze_dim(-1)
     }
 
     fn named(&self, m: usize) -> Vec<(String, Tensor)> {
-        let mut out = Vec::new();
-        for (j, (w, b)) in self.layers.iter().enumerate() {
-            out.push((format!("member{m}.layer{j}.weight"), w.shallow_clone()));
-            out.push((format!("member{m}.layer{j}.bias"), b.shallow_clone()));
-        }
-        out
+        self.mlp.named_parameters(&format!("member{m}."))
     }
 }
 

@@ -27,6 +27,7 @@ use tch::{Device, Kind, Tensor};
 use crate::adam::{Adam, AdamConfig};
 use crate::algorithm::{AlgoConfig, AlgoError, Algorithm, Batch, Collect, Ctx, Init, Update};
 use crate::checkpoint::Checkpoint;
+use crate::mlp::{Activation, Mlp};
 use crate::losses::{gae, ppo_clip_loss, ppo_diagnostics, value_loss};
 use crate::policy::GaussianPolicy;
 use crate::rollout::{PairSpec, SegmentBatch, SegmentTensors};
@@ -128,7 +129,7 @@ impl AlgoConfig for PpoConfig {
 /// enabled. Initialised from a seed with PyTorch's default `U(±1/√fan_in)` for every layer.
 #[derive(Debug)]
 pub struct ValueNet {
-    layers: Vec<(Tensor, Tensor)>,
+    mlp: Mlp,
     /// Running observation statistics (used when `normalize_obs`).
     pub obs_rms: RunningMeanStd,
     normalize: bool,
@@ -142,37 +143,25 @@ impl ValueNet {
         let mut sizes = vec![obs_dim];
         sizes.extend(hidden);
         sizes.push(1);
-        let layers = crate::mlp::linear_layers(&sizes, &mut rng, device);
-        ValueNet { layers, obs_rms: RunningMeanStd::new(obs_dim), normalize, device }
+        let mlp = Mlp::new(&sizes, Activation::Tanh, &mut rng, device);
+        ValueNet { mlp, obs_rms: RunningMeanStd::new(obs_dim), normalize, device }
     }
 
     /// `obs [..., obs_dim] → [...]`.
     pub fn forward(&self, obs: &Tensor) -> Tensor {
-        let mut h = if self.normalize {
+        let h = if self.normalize {
             let m = Tensor::from_slice(&self.obs_rms.mean).to_kind(Kind::Float).to_device(self.device);
             let s = (Tensor::from_slice(&self.obs_rms.var).to_kind(Kind::Float).to_device(self.device) + 1e-8).sqrt();
             ((obs - m) / s).clamp(-10.0, 10.0)
         } else {
             obs.shallow_clone()
         };
-        let n = self.layers.len();
-        for (i, (w, b)) in self.layers.iter().enumerate() {
-            h = h.matmul(&w.tr()) + b;
-            if i + 1 < n {
-                h = h.tanh();
-            }
-        }
-        h.squeeze_dim(-1)
+        self.mlp.forward(&h).squeeze_dim(-1)
     }
 
     /// Parameters by name (`layer{i}.weight`, `layer{i}.bias`), shallow clones, for Adam and checkpoints.
     pub fn named_parameters(&self) -> Vec<(String, Tensor)> {
-        let mut out = Vec::new();
-        for (i, (w, b)) in self.layers.iter().enumerate() {
-            out.push((format!("layer{i}.weight"), w.shallow_clone()));
-            out.push((format!("layer{i}.bias"), b.shallow_clone()));
-        }
-        out
+        self.mlp.named_parameters("")
     }
 }
 
