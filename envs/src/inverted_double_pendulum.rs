@@ -222,7 +222,7 @@ impl InvertedDoublePendulum {
 
     /// Joint-space mass matrix (armature included, damping excluded), ordered like qvel.
     pub fn mass_matrix(&self) -> Option<[[f64; 3]; 3]> {
-        let m = self.sim.mass_matrix(0)?;
+        let m = self.sim.mass_matrix()?;
         if m.len() != 3 {
             return None;
         }
@@ -259,7 +259,7 @@ impl InvertedDoublePendulum {
         self.free.set_limit_enabled(0, false);
         self.sim.step(tau);
         self.free.step(tau);
-        let m = self.sim.mass_matrix(0);
+        let m = self.sim.mass_matrix();
         let (vc, vf) = (self.sim.qvel(), self.free.qvel());
         let h = self.settings.timestep / self.settings.substeps as f64;
         self.qfrc_constraint = match m {

@@ -1,4 +1,5 @@
 //! InvertedPendulum-v5: MuJoCo's cart-pole (a cart on a rail, a free pole on a hinge), with Rapier.
+//! The bodies come from the MJCF file `envs/models/inverted_pendulum.xml` through rapier3d-mjcf ([`crate::mjcf`]).
 //!
 //! Faithful to Gymnasium 1.4.0's `inverted_pendulum_v5.py` on MuJoCo 4.0.0
 //! (`inverted_pendulum.xml`); the numbers below are MuJoCo's compiled model values
@@ -6,11 +7,9 @@
 //! `tests/inverted_pendulum.rs`.
 //!
 //! ## Axes
-//! The pendulum moves in MuJoCo's vertical x–z plane. Rapier's multibody is planar in its x–y
-//! plane, so MuJoCo (x, y, z) maps to Rapier (x, −z, y): the rail is Rapier x, up is Rapier +y,
-//! gravity is (0, −9.81, 0), and MuJoCo's hinge axis +y becomes Rapier −z. With that, Rapier's
-//! hinge coordinate *is* MuJoCo's qpos[1] (positive tilts the pole towards +x), with no sign
-//! flips. [`Env::planar_scene`] draws MuJoCo's x–z plane (a side view).
+//! Rapier's axes are MuJoCo's (the MJCF file is read as it is): the rail is x, up is +z, gravity
+//! (0, 0, −9.81), the hinge turns about +y, and its Rapier coordinate is MuJoCo's qpos[1]
+//! (positive tilts the pole towards +x). [`Env::planar_scene`] draws MuJoCo's x–z plane.
 //!
 //! ## Model
 //! | part | value |
@@ -46,7 +45,7 @@
 //! ## Options (`make("InvertedPendulum-v5", config)`)
 //! | key | default | meaning |
 //! |---|---|---|
-//! | `xml_file` | `"inverted_pendulum.xml"` | only the stock model is available (there is no MJCF loader) |
+//! | `xml_file` | `"inverted_pendulum.xml"` | the shipped model (`envs/models/inverted_pendulum.xml`), or a path to an MJCF file (Gymnasium's own file loads as it is; see [`crate::mjcf`] for what is supported) |
 //! | `frame_skip` | 2 | physics steps of `timestep` per env step |
 //! | `reset_noise_scale` | 0.01 | half-width of the uniform reset noise |
 //! | `timestep` | 0.02 | MuJoCo's `opt.timestep` (s) |
@@ -233,7 +232,7 @@ impl InvertedPendulum {
     /// The joint-space mass matrix (damping excluded) at the current configuration, ordered like
     /// qvel. Comparable with MuJoCo's `mj_fullM`.
     pub fn mass_matrix(&self) -> Option<[[f64; 2]; 2]> {
-        let m = self.sim.mass_matrix(0)?;
+        let m = self.sim.mass_matrix()?;
         if m.len() != 2 {
             return None;
         }

@@ -375,6 +375,9 @@ struct Dof {
 #[derive(Clone, Copy, Debug)]
 struct FluidBody {
     handle: RigidBodyHandle,
+    /// A joint of the body's multibody, and the body's link in it.
+    multibody: MultibodyJointHandle,
+    link: usize,
     mass: f64,
     inertia: [f64; 3],
 }
@@ -461,7 +464,12 @@ impl MjcfWorld {
                     let mp = rb.mass_properties().local_mprops;
                     let mass = mp.mass() as f64;
                     let i = mp.principal_inertia();
-                    (mass > 0.0).then_some(FluidBody { handle: h, mass, inertia: [i.x as f64, i.y as f64, i.z as f64] })
+                    let link = world.multibody_joints.rigid_body_link(h)?.id;
+                    let multibody = dofs.iter().find(|d| {
+                        let (mb, _) = world.multibody_joints.get(d.handle).expect("multibody");
+                        mb.links().any(|l| l.rigid_body_handle() == h)
+                    })?.handle;
+                    (mass > 0.0).then_some(FluidBody { handle: h, multibody, link, mass, inertia: [i.x as f64, i.y as f64, i.z as f64] })
                 })
                 .collect()
         } else {
@@ -517,14 +525,39 @@ impl MjcfWorld {
         link.joint.data.limit_axes.set(bit, enabled);
     }
 
-    /// Joint-space mass matrix (armature included) of the multibody holding DoF `dof`, over
-    /// all of that multibody's DoFs, as Rapier assembles it now (dt = 0: without damping terms).
-    pub fn mass_matrix(&self, dof: usize) -> Option<Vec<Vec<f64>>> {
-        let (mb, _) = self.world.multibody_joints.get(self.dofs.get(dof)?.handle)?;
-        let mut mb = mb.clone();
-        mb.dof_inverse_inertia(&self.world.bodies);
-        let m = mb.inv_augmented_mass().try_inverse()?.try_inverse()?;
-        Some((0..m.nrows()).map(|i| (0..m.ncols()).map(|j| m[(i, j)] as f64).collect()).collect())
+    /// Joint-space mass matrix (armature included), nq × nq in MuJoCo's qvel order, as Rapier
+    /// assembles it now (dt = 0: without damping terms); zero between separate multibodies.
+    pub fn mass_matrix(&self) -> Option<Vec<Vec<f64>>> {
+        let n = self.dofs.len();
+        let mut out = vec![vec![0.0; n]; n];
+        let mut done: Vec<RigidBodyHandle> = Vec::new();
+        for d in &self.dofs {
+            let (mb, _) = self.world.multibody_joints.get(d.handle)?;
+            let root = mb.root().rigid_body_handle();
+            if done.contains(&root) {
+                continue;
+            }
+            done.push(root);
+            let mut mb = mb.clone();
+            mb.dof_inverse_inertia(&self.world.bodies);
+            let m = mb.inv_augmented_mass().try_inverse()?.try_inverse()?;
+            let mine: Vec<(usize, usize)> = self
+                .dofs
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| {
+                    let (mbe, _) = self.world.multibody_joints.get(e.handle).expect("multibody");
+                    mbe.root().rigid_body_handle() == root
+                })
+                .map(|(k, e)| (k, e.index))
+                .collect();
+            for &(i, ii) in &mine {
+                for &(j, jj) in &mine {
+                    out[i][j] = m[(ii, jj)] as f64;
+                }
+            }
+        }
+        Some(out)
     }
 
     /// One Rapier step with generalised forces `tau` (one per DoF, MuJoCo's qfrc) and the
@@ -548,7 +581,7 @@ impl MjcfWorld {
             }
             let pose = *self.world.bodies[d.child].position();
             let frame = pose * d.frame2;
-            let axis = frame.rotation * Vector::X;
+            let axis = frame.rotation * [Vector::X, Vector::Y, Vector::Z][d.coord % 3];
             let t = *t as Real;
             if d.coord >= 3 {
                 self.world.bodies[d.child].add_torque(axis * t, false);
@@ -563,11 +596,19 @@ impl MjcfWorld {
                 }
             }
         }
+        let mut vels: Vec<(MultibodyJointHandle, Vec<(Vector, Vector)>)> = Vec::new();
         for f in &self.fluid {
+            if !vels.iter().any(|(h, _)| *h == f.multibody) {
+                let (mb, _) = self.world.multibody_joints.get(f.multibody).expect("multibody");
+                vels.push((f.multibody, link_velocities(mb, &self.world.bodies)));
+            }
+        }
+        for f in &self.fluid {
+            let (lin, ang) = vels.iter().find(|(h, _)| *h == f.multibody).expect("velocities").1[f.link];
             let rb = &mut self.world.bodies[f.handle];
             let rot = rb.position().rotation * rb.mass_properties().local_mprops.principal_inertia_local_frame;
-            let v = rot.inverse() * rb.linvel();
-            let w = rot.inverse() * rb.angvel();
+            let v = rot.inverse() * lin;
+            let w = rot.inverse() * ang;
             let (force, torque) = inertia_box_force_torque(
                 f.mass,
                 f.inertia,
@@ -605,6 +646,30 @@ impl MjcfWorld {
     }
 }
 
+/// COM velocity and angular velocity (world frame) of every link of `mb`, from its current
+/// generalised velocities and poses. (Rapier refreshes the bodies' own velocities only at the
+/// start of its next step, so after a step they lag by one step: using them for the fluid forces
+/// measurably raised the Swimmer's error against MuJoCo.)
+fn link_velocities(mb: &Multibody, bodies: &RigidBodySet) -> Vec<(Vector, Vector)> {
+    let v: Vec<Real> = mb.generalized_velocity().iter().copied().collect();
+    let mut out: Vec<(Vector, Vector)> = Vec::with_capacity(mb.num_links());
+    for link in mb.links() {
+        let jv = link.joint().jacobian_mul_coordinates(&v[link.assembly_id()..]);
+        let Some(p) = link.parent_id() else {
+            out.push((jv.linvel, jv.angvel));
+            continue;
+        };
+        let parent = mb.link(p).expect("parent link");
+        let jv = jv.transformed(&(parent.local_to_world().rotation * link.joint().data.local_frame1.rotation));
+        let com = bodies[link.rigid_body_handle()].mass_properties().world_com;
+        let parent_com = bodies[parent.rigid_body_handle()].mass_properties().world_com;
+        let anchor = link.local_to_world().transform_point(link.joint().data.local_frame2.translation);
+        let (pl, pa) = out[p];
+        out.push((pl + jv.linvel + pa.cross(com - parent_com) + jv.angvel.cross(com - anchor), pa + jv.angvel));
+    }
+    out
+}
+
 /// Generalised forces (one per DoF) of the actuators for `ctrl` (one per actuator):
 /// `gear · clip(ctrl, ctrlrange)`, summed per joint.
 pub fn actuator_forces(model: &MjcfModel, ctrl: &[f64]) -> Vec<f64> {
@@ -618,3 +683,4 @@ pub fn actuator_forces(model: &MjcfModel, ctrl: &[f64]) -> Vec<f64> {
     }
     tau
 }
+

@@ -1,4 +1,5 @@
 //! Reacher-v5: MuJoCo's two-link planar arm that reaches for a target, simulated with Rapier.
+//! The bodies come from the MJCF file `envs/models/reacher.xml` through rapier3d-mjcf ([`crate::mjcf`]).
 //!
 //! Faithful to Gymnasium 1.4.0's `reacher_v5.py` on MuJoCo 4.0.0 (`reacher.xml`); the numbers
 //! below are MuJoCo's compiled model values (`scripts/record_mujoco_rollouts.py --print-model`)
@@ -12,13 +13,13 @@
 //! | body0 mass | 0.03560471674068432 kg, COM (0.05, 0); inertia about z through the COM 3.9175660390264734e-05 kg·m² (about its axis 1.7383479349863525e-06) |
 //! | body1 | hinge `joint1` about z at body0's (0.1, 0), range ±3.0 rad; link1 like link0 |
 //! | fingertip | sphere r = 0.01 m welded to body1 at (0.11, 0): 0.004188790204786391 kg, inertia 1.6755160819145565e-07 |
-//! | target | sphere r = 0.009 m on two slide joints (`target_x`, `target_y`, range ±0.27); nothing acts on it along x or y, so it stays where `reset` puts it (qvel[2..4] = 0): held as plain state, not simulated |
+//! | target | sphere r = 0.009 m on two slide joints (`target_x`, `target_y`, range ±0.27); a second multibody (MJCF `ref` 0.1, −0.1); nothing acts on it along x or y, so it stays where `reset` puts it (qvel[2..4] = 0) |
 //! | armature | 1.0 on joint0, joint1 (0 on the target slides) |
 //! | damping | 1.0 on joint0, joint1 (Rapier's implicit multibody damping; its default of 0.1 replaced) |
 //! | joint limits | joint1: ±3 rad (Rapier limit constraints, see `limit_natural_frequency`) |
 //! | actuators | τ = 200 · clip(a, −1, 1) N·m on each hinge, equal and opposite on the two bodies |
 //! | mass matrix at rest | `mj_fullM` = [[1.0011533624389368, 4.0313964128415436e-04], [4.0313964128415436e-04, 1.0001790393653280]] (armature included) |
-//! | contacts, gravity | none: every geom has `contype = 0`; gravity (−9.81 along MuJoCo z) is parallel to both hinge axes and normal to both slides, so it does no work and is left out |
+//! | contacts, gravity | none: every geom has `contype = 0`; gravity (−9.81 along MuJoCo z) is parallel to both hinge axes and normal to both slides, so it does no work |
 //! | time | timestep 0.01 s (MuJoCo: RK4), `frame_skip` = 2 → dt = 0.02 s per env step |
 //!
 //! Rapier axes equal MuJoCo's: the arm lives in the x–y plane, the hinges turn about +z.
@@ -47,7 +48,7 @@
 //! ## Options (`make("Reacher-v5", config)`)
 //! | key | default | meaning |
 //! |---|---|---|
-//! | `xml_file` | `"reacher.xml"` | only the stock model is available (there is no MJCF loader) |
+//! | `xml_file` | `"reacher.xml"` | the shipped model (`envs/models/reacher.xml`), or a path to an MJCF file (Gymnasium's own file loads as it is; see [`crate::mjcf`] for what is supported) |
 //! | `frame_skip` | 2 | physics steps of `timestep` per env step |
 //! | `reward_dist_weight` | 1.0 | weight of the fingertip–target distance |
 //! | `reward_control_weight` | 1.0 | weight of Σa² |
@@ -260,10 +261,7 @@ impl Reacher {
     /// The arm's joint-space mass matrix (armature included, damping excluded) at the current
     /// configuration, ordered like qvel[0..2]. Comparable with MuJoCo's `mj_fullM`.
     pub fn mass_matrix(&self) -> Option<[[f64; 2]; 2]> {
-        let m = self.sim.mass_matrix(0)?;
-        if m.len() != 2 {
-            return None;
-        }
+        let m = self.sim.mass_matrix()?;
         Some(std::array::from_fn(|i| std::array::from_fn(|j| m[i][j])))
     }
 

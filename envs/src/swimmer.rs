@@ -1,4 +1,9 @@
-//! Swimmer-v5: MuJoCo's three-segment swimmer in a viscous fluid, simulated with Rapier.
+//! Swimmer-v5: MuJoCo's three-segment swimmer in a viscous fluid, simulated with Rapier from the
+//! MJCF file `envs/models/swimmer.xml` (through rapier3d-mjcf, [`crate::mjcf`]).
+//!
+//! Any planar chain loads through `xml_file` (root: slide x, slide y, hinge; any number of
+//! actuated hinges, e.g. `experiments/swimmer4.xml`): the observation is `qpos[2..] ++ qvel`, the
+//! action one value per `<motor>`. The tables below are the shipped model.
 //!
 //! Faithful to Gymnasium 1.4.0's `swimmer_v5.py` on MuJoCo 4.0.0 (`swimmer.xml`); every number
 //! below is pinned by a test.
@@ -11,12 +16,12 @@
 //! | torso | body frame at (x, y) = qpos[0..2], heading qpos[2]; COM 1.0 m ahead of the frame origin |
 //! | mid | hinge `motor1_rot` at torso-frame (0.5, 0), COM 0.5 m behind it; angle qpos[3] (relative) |
 //! | back | hinge `motor2_rot` 1.0 m behind the first, COM 0.5 m behind it; angle qpos[4] (relative) |
-//! | root | planar: slide x, slide y, hinge yaw (Rapier multibody, reduced coordinates) |
+//! | root | planar: slide x, slide y, hinge yaw (three multibody links, the loader's two massless intermediate bodies between them) |
 //! | joint limits | motor1_rot, motor2_rot: ±100° (Rapier limit constraints, see `limit_natural_frequency`) |
 //! | armature | 0.1 on all five degrees of freedom (Rapier multibody armature) |
 //! | damping | 0 (Rapier's default multibody angular damping of 0.1 is removed) |
 //! | actuators | τ = 150 · clip(a, −1, 1) N·m on each hinge, equal and opposite on the two bodies |
-//! | fluid | MuJoCo inertia-box model, ρ = 4000, β = 0.1, recomputed every physics substep ([`crate::fluid`]) |
+//! | fluid | MuJoCo inertia-box model, ρ = 4000, β = 0.1 (`<option density viscosity>`), recomputed every physics substep from each body's Rapier velocity ([`crate::fluid`], [`crate::mjcf`]) |
 //! | contacts, gravity | none (all motion is in the plane; gravity has no planar component) |
 //! | time | timestep 0.01 s, `frame_skip` = 4 → dt = 0.04 s per env step |
 //!
@@ -40,7 +45,7 @@
 //! ## Options (`make("Swimmer-v5", config)`)
 //! | key | default | meaning |
 //! |---|---|---|
-//! | `xml_file` | `"swimmer.xml"` | only the stock model is available (there is no MJCF loader) |
+//! | `xml_file` | `"swimmer.xml"` | the shipped model (`envs/models/swimmer.xml`), or a path to an MJCF file (Gymnasium's own file loads as it is; see [`crate::mjcf`] for what is supported) |
 //! | `frame_skip` | 4 | physics steps of `timestep` per env step |
 //! | `forward_reward_weight` | 1.0 | weight of x_velocity |
 //! | `ctrl_cost_weight` | 1e-4 | weight of Σa² |
@@ -236,7 +241,7 @@ impl Swimmer {
     /// The joint-space mass matrix (armature included) at the current configuration, ordered
     /// like qvel. Comparable with MuJoCo's `mj_fullM`.
     pub fn mass_matrix(&self) -> Option<Vec<Vec<f64>>> {
-        self.sim.mass_matrix(0)
+        self.sim.mass_matrix()
     }
 
     /// Sets the state to `qpos`, `qvel` (a fresh simulator state: nothing is carried over).

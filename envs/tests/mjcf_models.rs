@@ -59,7 +59,7 @@ fn gymnasium_files_give_the_shipped_models() {
         let q_g: Vec<f64> = q.iter().zip(&gym.joints).map(|(q, j)| q + j.reference).collect();
         wg.set_state(&q_g, &vec![0.0; q.len()]);
         wo.set_state(&q_g, &vec![0.0; q.len()]);
-        let (mg, mo) = (wg.mass_matrix(0).unwrap(), wo.mass_matrix(0).unwrap());
+        let (mg, mo) = (wg.mass_matrix().unwrap(), wo.mass_matrix().unwrap());
         for (rg, ro) in mg.iter().zip(&mo) {
             for (a, b) in rg.iter().zip(ro) {
                 assert!((a - b).abs() < 1e-4 * (1.0 + a.abs()), "{name}: M {a} vs {b}");
@@ -104,7 +104,7 @@ fn four_segment_swimmer_matches_mujocos_mass_matrix_and_swims() {
     ];
     let mut w = MjcfWorld::build(&m, &settings(&m));
     w.set_state(&[0.1, -0.2, 0.3, 0.4, -0.5, 0.6], &[0.0; 6]);
-    let mm = w.mass_matrix(0).unwrap();
+    let mm = w.mass_matrix().unwrap();
     for i in 0..6 {
         for j in 0..6 {
             assert!((mm[i][j] - mj[i][j]).abs() < 3e-3, "M[{i}][{j}] = {} vs MuJoCo {}", mm[i][j], mj[i][j]);
