@@ -3,7 +3,8 @@
 #
 #   scripts/bench_vs_mujoco.sh [--env ID] [--steps N] [--raw-steps N] [--gym-steps N] [--no-scaling]
 #
-# ID: Swimmer-v5 (default), Reacher-v5 or InvertedPendulum-v5; `--env all` runs the three in turn.
+# ID: Swimmer-v5 (default), Reacher-v5, InvertedPendulum-v5 or InvertedDoublePendulum-v5; `--env all`
+# runs the four in turn.
 #
 # * Makes (once) a venv at ${REBEL_CACHE:-$HOME/.cache/rebel-rs}/mujoco-venv holding
 #   gymnasium[mujoco]==1.4.0 (MuJoCo from PyPI); skipped when it already imports.
@@ -28,7 +29,7 @@ while [[ $# -gt 0 ]]; do
         --gym-steps) gym_steps="$2"; shift 2 ;;
         --no-scaling) scaling=0; shift ;;
         --env) env_id="$2"; shift 2 ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
         *) echo "bench_vs_mujoco.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -54,9 +55,9 @@ if ! "$py" -c 'import gymnasium, mujoco, numpy; assert gymnasium.__version__ == 
 fi
 
 case "$env_id" in
-    Swimmer-v5|Reacher-v5|InvertedPendulum-v5) envs=("$env_id") ;;
-    all) envs=(Swimmer-v5 Reacher-v5 InvertedPendulum-v5) ;;
-    *) die "--env must be Swimmer-v5, Reacher-v5, InvertedPendulum-v5 or all, got '$env_id'" ;;
+    Swimmer-v5|Reacher-v5|InvertedPendulum-v5|InvertedDoublePendulum-v5) envs=("$env_id") ;;
+    all) envs=(Swimmer-v5 Reacher-v5 InvertedPendulum-v5 InvertedDoublePendulum-v5) ;;
+    *) die "--env must be Swimmer-v5, Reacher-v5, InvertedPendulum-v5, InvertedDoublePendulum-v5 or all, got '$env_id'" ;;
 esac
 
 pin1=()

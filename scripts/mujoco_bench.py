@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
-"""MuJoCo speed of Swimmer-v5, Reacher-v5 or InvertedPendulum-v5, and the comparison with rebel-rs.
+"""MuJoCo speed of Swimmer-v5, Reacher-v5, InvertedPendulum-v5 or InvertedDoublePendulum-v5, and the
+comparison with rebel-rs.
 
 Two modes (run with the venv made by scripts/bench_vs_mujoco.sh):
 
   mujoco_bench.py measure [--env ID] [--raw-steps N] [--gym-steps N] [--seed S]
       Times, on whatever cores the process is allowed (pin it with taskset), for ID
-      (Swimmer-v5 by default; Reacher-v5, InvertedPendulum-v5):
+      (Swimmer-v5 by default; Reacher-v5, InvertedPendulum-v5, InvertedDoublePendulum-v5):
       * raw:  mujoco.mj_step(model, data, nstep=frame_skip) per env step (the env's frame_skip:
-              4 for Swimmer, 2 for the others), with uniformly random controls written to
+              4 for Swimmer, 5 for InvertedDoublePendulum, 2 for the others), with uniformly random controls written to
               data.ctrl; no Python env code. The state is reset when it leaves the env's healthy
-              range (InvertedPendulum: |angle| > 0.2), outside the timed region's step count.
+              range (InvertedPendulum: |angle| > 0.2; InvertedDoublePendulum: tip height <= 1).
       * gym:  gymnasium.make(ID) env.step with random actions (TimeLimit included, reset on
               termination or truncation), i.e. what a Python RL loop pays per step.
       Last stdout line: JSON {"raw_env_steps_per_sec", "gym_env_steps_per_sec", versions, ...}.
@@ -46,11 +47,12 @@ def measure(args):
     mujoco.mj_resetData(model, data)
     t0 = time.perf_counter()
     falls = args.env.startswith("InvertedPendulum")
+    double = args.env.startswith("InvertedDoublePendulum")
     raw_resets = 0
     for k in range(args.raw_steps):
         data.ctrl[:] = ctrls[k]
         mujoco.mj_step(model, data, nstep=frame_skip)
-        if falls and abs(data.qpos[1]) > 0.2:  # as an RL loop would: a new episode
+        if (falls and abs(data.qpos[1]) > 0.2) or (double and data.site_xpos[0][2] <= 1.0):  # a new episode
             mujoco.mj_resetData(model, data)
             raw_resets += 1
     raw_secs = time.perf_counter() - t0
@@ -144,7 +146,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="mode", required=True)
     m = sub.add_parser("measure", help="time MuJoCo and Gymnasium on one environment")
-    m.add_argument("--env", default="Swimmer-v5", choices=["Swimmer-v5", "Reacher-v5", "InvertedPendulum-v5"])
+    m.add_argument("--env", default="Swimmer-v5", choices=["Swimmer-v5", "Reacher-v5", "InvertedPendulum-v5", "InvertedDoublePendulum-v5"])
     m.add_argument("--raw-steps", type=int, default=100_000, help="env steps for the raw mj_step run")
     m.add_argument("--gym-steps", type=int, default=20_000, help="env steps for the gymnasium env.step run")
     m.add_argument("--seed", type=int, default=0)

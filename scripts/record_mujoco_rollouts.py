@@ -1,17 +1,20 @@
 #!/usr/bin/env python3
-"""Reference rollouts of the real MuJoCo Reacher-v5 and InvertedPendulum-v5 (Gymnasium 1.4.0).
+"""Reference rollouts of the real MuJoCo Reacher-v5, InvertedPendulum-v5 and InvertedDoublePendulum-v5
+(Gymnasium 1.4.0).
 
 Run with the venv that holds gymnasium[mujoco]==1.4.0 (scripts/bench_vs_mujoco.sh makes it):
 
     ~/.cache/rebel-rs/mujoco-venv/bin/python scripts/record_mujoco_rollouts.py [--out DIR] [--print-model]
 
 Writes DIR/<env>_<name>.csv (default DIR: envs/tests/data/mujoco), one file per action sequence,
-for the tests in envs/tests/reacher.rs and envs/tests/inverted_pendulum.rs. Every number is
+for the tests in envs/tests/reacher.rs, inverted_pendulum.rs and inverted_double_pendulum.rs. Every number is
 written with 17 significant digits (round-trips a float64).
 
 File layout
 * Columns: step, time, action0.., qpos0.., qvel0.., obs0.., reward, terminated, truncated, then
-  the reward terms of `info` (Reacher: reward_dist, reward_ctrl; InvertedPendulum: reward_survive).
+  the reward terms of `info` (Reacher: reward_dist, reward_ctrl; InvertedPendulum: reward_survive;
+  InvertedDoublePendulum: reward_survive, distance_penalty, velocity_penalty), then (InvertedDoublePendulum)
+  qfrc_constraint0.
 * The first row has step = -1: the state right after `reset` (actions, reward and flags 0; obs is
   the reset observation). Rows step = 0, 1, ... hold the action given at that step and the state,
   observation, reward and flags after it. A file ends at the first terminated or truncated step
@@ -34,6 +37,13 @@ Action sequences (t = step * dt):
   d_uniform_random   a ~ U(-3, 3) from numpy.random.default_rng(ACTION_SEED)
   e_feedback         a = clip(FEEDBACK . (qpos0, qpos1, qvel0, qvel1), -3, 3), computed from the
                      float64 state, then cast to float32 (closed loop: survives 1000 steps)
+* InvertedDoublePendulum-v5 (dt 0.05), from the exact rest state (reset_noise_scale 0) except e:
+  a_zeros            a = 0: both poles fall (gravity has a 1e-5 m/s^2 x part)
+  b_const_p0.1       a = 0.1
+  c_sin              a = 0.5 sin(2 pi t)
+  d_uniform_random   a ~ U(-1, 1) from numpy.random.default_rng(ACTION_SEED)
+  e_feedback         a = clip(FEEDBACK_IDP . (qpos, qvel), -1, 1) from a seeded noisy reset (scale 0.1):
+                     a discrete LQR of MuJoCo's linearisation (rounded), survives 1000 steps
 """
 import argparse
 import os
@@ -45,6 +55,9 @@ RESET_SEED = 20240607
 ACTION_SEED = 20240607
 # Gains of the balancing feedback (a rounded discrete LQR design for the linearised cart-pole).
 FEEDBACK = (0.7, 7.0, 0.9, 1.1)
+# LQR gains of the double pendulum (Q = diag(1, 10, 10, .1, .1, .1), R = 1, 5-step held control,
+# from mjd_transitionFD of the Euler variant of the model), rounded.
+FEEDBACK_IDP = (-0.21, -1.82, -5.59, -0.31, -0.9, -0.82)
 
 
 def g17(v):
@@ -58,17 +71,21 @@ def rollout(env_id, kwargs, policy, reset_seed, path):
     u = env.unwrapped
     obs, _ = env.reset(seed=reset_seed)
     nu, nq, nv = u.model.nu, u.model.nq, u.model.nv
-    terms = ["reward_dist", "reward_ctrl"] if env_id.startswith("Reacher") else ["reward_survive"]
+    terms = {"Reacher-v5": ["reward_dist", "reward_ctrl"], "InvertedPendulum-v5": ["reward_survive"],
+             "InvertedDoublePendulum-v5": ["reward_survive", "distance_penalty", "velocity_penalty"]}[env_id]
+    extra = (lambda: [u.data.qfrc_constraint[0]]) if env_id.startswith("InvertedDouble") else (lambda: [])
+    extra_names = ["qfrc_constraint0"] if env_id.startswith("InvertedDouble") else []
     header = (["step", "time"] + [f"action{i}" for i in range(nu)] + [f"qpos{i}" for i in range(nq)]
               + [f"qvel{i}" for i in range(nv)] + [f"obs{i}" for i in range(len(obs))]
-              + ["reward", "terminated", "truncated"] + terms)
-    rows = [[-1, 0.0] + [0.0] * nu + list(u.data.qpos) + list(u.data.qvel) + list(obs) + [0.0, 0, 0] + [0.0] * len(terms)]
+              + ["reward", "terminated", "truncated"] + terms + extra_names)
+    rows = [[-1, 0.0] + [0.0] * nu + list(u.data.qpos) + list(u.data.qvel) + list(obs) + [0.0, 0, 0] + [0.0] * len(terms)
+            + extra()]
     k = 0
     while True:
         a = np.asarray(policy(k, k * u.dt, u.data.qpos.copy(), u.data.qvel.copy()), dtype=np.float32).reshape(nu)
         obs, r, term, trunc, info = env.step(a)
         rows.append([k, (k + 1) * u.dt] + list(a.astype(np.float64)) + list(u.data.qpos) + list(u.data.qvel)
-                    + list(obs) + [r, int(term), int(trunc)] + [info[t] for t in terms])
+                    + list(obs) + [r, int(term), int(trunc)] + [info[t] for t in terms] + extra())
         k += 1
         if term or trunc:
             break
@@ -79,9 +96,10 @@ def rollout(env_id, kwargs, policy, reset_seed, path):
         for row in rows:
             f.write(",".join(str(v) if isinstance(v, int) else g17(v) for v in row) + "\n")
     os.replace(tmp, path)
-    ret = sum(r[len(header) - len(terms) - 3] for r in rows[1:])
+    ri = header.index("reward")
+    ret = sum(r[ri] for r in rows[1:])
     print(f"{os.path.basename(path)}: {len(rows) - 1} steps, return {ret:.6f}, "
-          f"terminated={bool(rows[-1][-len(terms) - 2])}")
+          f"terminated={bool(rows[-1][ri + 1])}")
 
 
 def print_model():
@@ -89,7 +107,7 @@ def print_model():
     import mujoco
 
     np.set_printoptions(precision=17, linewidth=160)
-    for env_id in ("Reacher-v5", "InvertedPendulum-v5"):
+    for env_id in ("Reacher-v5", "InvertedPendulum-v5", "InvertedDoublePendulum-v5"):
         env = gym.make(env_id)
         u = env.unwrapped
         m, d = u.model, u.data
@@ -154,6 +172,20 @@ def main():
     for name, (policy, noise) in pendulum.items():
         rollout("InvertedPendulum-v5", {"reset_noise_scale": noise}, policy, RESET_SEED,
                 out(f"inverted_pendulum_v5_{name}"))
+
+    rng = np.random.default_rng(ACTION_SEED)
+    idp_random = rng.uniform(-1.0, 1.0, size=(1000, 1))
+    fbd = np.array(FEEDBACK_IDP)
+    double = {
+        "a_zeros": (lambda k, t, q, v: (0.0,), 0.0),
+        "b_const_p0.1": (lambda k, t, q, v: (0.1,), 0.0),
+        "c_sin": (lambda k, t, q, v: (0.5 * np.sin(two_pi * t),), 0.0),
+        "d_uniform_random": (lambda k, t, q, v: idp_random[k], 0.0),
+        "e_feedback": (lambda k, t, q, v: (np.clip(fbd @ np.concatenate([q, v]), -1.0, 1.0),), 0.1),
+    }
+    for name, (policy, noise) in double.items():
+        rollout("InvertedDoublePendulum-v5", {"reset_noise_scale": noise}, policy, RESET_SEED,
+                out(f"inverted_double_pendulum_v5_{name}"))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 //! InvertedPendulum-v5: MuJoCo's cart-pole (a cart on a rail, a free pole on a hinge), with Rapier.
+//! The bodies come from the MJCF file `envs/models/inverted_pendulum.xml` through rapier3d-mjcf ([`crate::mjcf`]).
 //!
 //! Faithful to Gymnasium 1.4.0's `inverted_pendulum_v5.py` on MuJoCo 4.0.0
 //! (`inverted_pendulum.xml`); the numbers below are MuJoCo's compiled model values
@@ -6,11 +7,9 @@
 //! `tests/inverted_pendulum.rs`.
 //!
 //! ## Axes
-//! The pendulum moves in MuJoCo's vertical x–z plane. Rapier's multibody is planar in its x–y
-//! plane, so MuJoCo (x, y, z) maps to Rapier (x, −z, y): the rail is Rapier x, up is Rapier +y,
-//! gravity is (0, −9.81, 0), and MuJoCo's hinge axis +y becomes Rapier −z. With that, Rapier's
-//! hinge coordinate *is* MuJoCo's qpos[1] (positive tilts the pole towards +x), with no sign
-//! flips. [`Env::planar_scene`] draws MuJoCo's x–z plane (a side view).
+//! Rapier's axes are MuJoCo's (the MJCF file is read as it is): the rail is x, up is +z, gravity
+//! (0, 0, −9.81), the hinge turns about +y, and its Rapier coordinate is MuJoCo's qpos[1]
+//! (positive tilts the pole towards +x). [`Env::planar_scene`] draws MuJoCo's x–z plane.
 //!
 //! ## Model
 //! | part | value |
@@ -46,7 +45,7 @@
 //! ## Options (`make("InvertedPendulum-v5", config)`)
 //! | key | default | meaning |
 //! |---|---|---|
-//! | `xml_file` | `"inverted_pendulum.xml"` | only the stock model is available (there is no MJCF loader) |
+//! | `xml_file` | `"inverted_pendulum.xml"` | the shipped model (`envs/models/inverted_pendulum.xml`), or a path to an MJCF file (Gymnasium's own file loads as it is; see [`crate::mjcf`] for what is supported) |
 //! | `frame_skip` | 2 | physics steps of `timestep` per env step |
 //! | `reset_noise_scale` | 0.01 | half-width of the uniform reset noise |
 //! | `timestep` | 0.02 | MuJoCo's `opt.timestep` (s) |
@@ -60,12 +59,12 @@
 
 use rand::rngs::Xoshiro256PlusPlus as StdRng;
 use rand::{RngExt, SeedableRng};
-use rapier3d::prelude::*;
 
 use crate::config::EnvConfig;
 use crate::env::{check_action, BoxSpace, Capsule2, Env, Info, PlanarScene, Snapshot, Step};
 use crate::error::EnvError;
-use crate::rapier_world::{check_stock_xml, configure_integration, validate_rapier_options, WorldState};
+use crate::mjcf::{actuator_forces, MjcfModel, MjcfWorld, RapierSettings};
+use crate::rapier_world::{validate_rapier_options, WorldState};
 
 /// Registry id.
 pub const ID: &str = "InvertedPendulum-v5";
@@ -109,6 +108,8 @@ pub const HEALTHY_ANGLE: f64 = 0.2;
 /// Constructor options of the InvertedPendulum (see the module docs).
 #[derive(Clone, Debug, PartialEq)]
 pub struct InvertedPendulumConfig {
+    /// The model: a shipped file's name or a path to an MJCF file (a slider and a hinge, one actuator).
+    pub xml_file: String,
     pub frame_skip: usize,
     pub reset_noise_scale: f64,
     pub timestep: f64,
@@ -121,6 +122,7 @@ pub struct InvertedPendulumConfig {
 impl Default for InvertedPendulumConfig {
     fn default() -> Self {
         InvertedPendulumConfig {
+            xml_file: "inverted_pendulum.xml".into(),
             frame_skip: 2,
             reset_noise_scale: 0.01,
             timestep: 0.02,
@@ -137,8 +139,8 @@ impl InvertedPendulumConfig {
     pub fn from_env_config(config: &EnvConfig) -> Result<Self, EnvError> {
         let d = InvertedPendulumConfig::default();
         let mut r = config.reader(ID);
-        check_stock_xml(&mut r, ID, "inverted_pendulum.xml")?;
         let c = InvertedPendulumConfig {
+            xml_file: r.string("xml_file", &d.xml_file)?,
             frame_skip: r.usize_in("frame_skip", d.frame_skip, 1, 1000)?,
             reset_noise_scale: r.nonneg_f64("reset_noise_scale", d.reset_noise_scale)?,
             timestep: r.nonneg_f64("timestep", d.timestep)?,
@@ -164,11 +166,11 @@ struct State {
 /// The InvertedPendulum-v5 environment (see the module docs).
 pub struct InvertedPendulum {
     cfg: InvertedPendulumConfig,
+    model: MjcfModel,
+    settings: RapierSettings,
     obs_space: BoxSpace,
     act_space: BoxSpace,
-    world: PhysicsWorld,
-    cart: RigidBodyHandle,
-    mb_link: MultibodyJointHandle,
+    sim: MjcfWorld,
     rng: StdRng,
     /// Steps since the last reset; `None` before the first reset or after a non-finite state.
     steps: Option<usize>,
@@ -182,13 +184,23 @@ impl InvertedPendulum {
 
     /// An InvertedPendulum from typed options.
     pub fn with_config(cfg: InvertedPendulumConfig) -> Result<Self, EnvError> {
-        let (world, cart, mb_link) = build_world(&cfg);
+        let model = MjcfModel::load(&cfg.xml_file)?;
+        model.expect_shape(ID, Some(2), 1)?;
+        let settings = RapierSettings {
+            timestep: cfg.timestep,
+            substeps: cfg.substeps,
+            solver_iterations: cfg.solver_iterations,
+            limit_natural_frequency: cfg.limit_natural_frequency,
+            limit_damping_ratio: cfg.limit_damping_ratio,
+        };
+        let [lo, hi] = model.actuators[0].ctrl_range.unwrap_or([-CTRL_LIMIT, CTRL_LIMIT]);
+        let sim = MjcfWorld::build(&model, &settings);
         Ok(InvertedPendulum {
             obs_space: BoxSpace::uniform(4, f32::NEG_INFINITY, f32::INFINITY),
-            act_space: BoxSpace::uniform(1, -CTRL_LIMIT as f32, CTRL_LIMIT as f32),
-            world,
-            cart,
-            mb_link,
+            act_space: BoxSpace::new(vec![lo as f32], vec![hi as f32]),
+            sim,
+            model,
+            settings,
             rng: StdRng::seed_from_u64(rand::random()),
             steps: None,
             cfg,
@@ -200,53 +212,37 @@ impl InvertedPendulum {
         &self.cfg
     }
 
-    fn multibody(&self) -> &Multibody {
-        let (mb, _) = self.world.multibody_joints.get(self.mb_link).expect("pendulum multibody exists");
-        mb
+    /// The MJCF model.
+    pub fn model(&self) -> &MjcfModel {
+        &self.model
     }
 
     /// Generalised positions `[cart x, pole angle]` (MuJoCo's qpos).
     pub fn qpos(&self) -> [f64; 2] {
-        let mb = self.multibody();
-        // link 0: the fixed world; 1: the cart (prismatic: coordinate 0); 2: the pole (revolute: 3).
-        [
-            mb.link(1).expect("cart link").joint().coords()[0] as f64,
-            mb.link(2).expect("pole link").joint().coords()[3] as f64,
-        ]
+        let q = self.sim.qpos();
+        [q[0], q[1]]
     }
 
     /// Generalised velocities `[cart ẋ, pole angular velocity]` (MuJoCo's qvel).
     pub fn qvel(&self) -> [f64; 2] {
-        let v = self.multibody().generalized_velocity();
-        [v[0] as f64, v[1] as f64]
+        let v = self.sim.qvel();
+        [v[0], v[1]]
     }
 
     /// The joint-space mass matrix (damping excluded) at the current configuration, ordered like
     /// qvel. Comparable with MuJoCo's `mj_fullM`.
     pub fn mass_matrix(&self) -> Option<[[f64; 2]; 2]> {
-        let mut mb = self.multibody().clone();
-        // Re-assembles M with dt = 0 (no dt·damping on the diagonal) into a copy's factors.
-        mb.dof_inverse_inertia(&self.world.bodies);
-        let m = mb.inv_augmented_mass().try_inverse()?.try_inverse()?;
-        if m.nrows() != 2 {
+        let m = self.sim.mass_matrix()?;
+        if m.len() != 2 {
             return None;
         }
-        Some(std::array::from_fn(|i| std::array::from_fn(|j| m[(i, j)] as f64)))
+        Some(std::array::from_fn(|i| std::array::from_fn(|j| m[i][j])))
     }
 
     /// Sets the state to MuJoCo's `qpos`, `qvel` (a fresh simulator state).
     pub fn set_state(&mut self, qpos: [f64; 2], qvel: [f64; 2]) {
-        let (world, cart, mb_link) = build_world(&self.cfg);
-        self.world = world;
-        self.cart = cart;
-        self.mb_link = mb_link;
-        let (mb, _) = self.world.multibody_joints.get_mut(mb_link).expect("pendulum multibody exists");
-        mb.apply_displacements(&[qpos[0] as Real, qpos[1] as Real]);
-        let mut gv = mb.generalized_velocity_mut();
-        gv[0] = qvel[0] as Real;
-        gv[1] = qvel[1] as Real;
-        mb.forward_kinematics(&self.world.bodies, false);
-        mb.update_rigid_bodies(&mut self.world.bodies, true);
+        self.sim = MjcfWorld::build(&self.model, &self.settings);
+        self.sim.set_state(&qpos, &qvel);
     }
 
     /// The observation of the current state (what `reset` and `step` return).
@@ -255,62 +251,8 @@ impl InvertedPendulum {
     }
 
     fn state(&self) -> State {
-        let w = &self.world;
-        State {
-            world: WorldState::capture(w),
-            rng: self.rng.clone(),
-            steps: self.steps,
-        }
+        State { world: WorldState::capture(&self.sim.world), rng: self.rng.clone(), steps: self.steps }
     }
-}
-
-/// Builds the world at the rest pose: returns it, the cart's handle and a multibody handle.
-fn build_world(cfg: &InvertedPendulumConfig) -> (PhysicsWorld, RigidBodyHandle, MultibodyJointHandle) {
-    let mut world = PhysicsWorld::new();
-    // MuJoCo z (up) is Rapier y.
-    world.gravity = Vector::new(0.0, -GRAVITY as Real, 0.0);
-    configure_integration(&mut world.integration_parameters, cfg.timestep, cfg.substeps, cfg.solver_iterations);
-
-    let rail = world.insert_body(RigidBodyBuilder::fixed());
-    let cart = world.insert_body(RigidBodyBuilder::dynamic().can_sleep(false).additional_mass_properties(
-        MassProperties::new(
-            Vector::ZERO,
-            CART_MASS as Real,
-            Vector::new(CART_I_AXIS as Real, CART_I_PERP as Real, CART_I_PERP as Real),
-        ),
-    ));
-    // The pole's own axis is Rapier y (1.7 mrad off, which changes nothing in the plane: Rapier
-    // z, the hinge axis, is exactly a principal axis of the pole).
-    let pole = world.insert_body(RigidBodyBuilder::dynamic().can_sleep(false).additional_mass_properties(
-        MassProperties::new(
-            Vector::new(POLE_COM[0] as Real, POLE_COM[1] as Real, 0.0),
-            POLE_MASS as Real,
-            Vector::new(POLE_I_PERP as Real, POLE_I_AXIS as Real, POLE_I_PERP as Real),
-        ),
-    ));
-
-    let softness = SpringCoefficients::new(cfg.limit_natural_frequency as Real, cfg.limit_damping_ratio as Real);
-    let slider = PrismaticJointBuilder::new(Vector::X)
-        .limits([-SLIDER_LIMIT as Real, SLIDER_LIMIT as Real])
-        .softness(softness);
-    let hinge = RevoluteJointBuilder::new(-Vector::Z)
-        .limits([-HINGE_LIMIT as Real, HINGE_LIMIT as Real])
-        .softness(softness);
-    let mb = &mut world.multibody_joints;
-    let link = mb.insert(rail, cart, slider, true).expect("slider");
-    mb.insert(cart, pole, hinge, true).expect("hinge");
-
-    // A zero-length step lets Rapier settle the multibody's root (fixed) and its DOF count.
-    let dt = world.integration_parameters.dt;
-    world.integration_parameters.dt = 0.0;
-    world.step();
-    world.integration_parameters.dt = dt;
-
-    let (mbody, _) = world.multibody_joints.get_mut(link).expect("multibody");
-    assert_eq!(mbody.ndofs(), 2, "pendulum multibody must have 2 DOF");
-    mbody.damping_mut().fill(DAMPING as Real);
-    mbody.armature_mut().fill(0.0);
-    (world, cart, link)
 }
 
 impl Env for InvertedPendulum {
@@ -346,12 +288,9 @@ impl Env for InvertedPendulum {
         let Some(steps) = self.steps else {
             return Err(EnvError::NeedsReset("before reset() or after a non-finite state"));
         };
-        let force = GEAR * (action[0] as f64).clamp(-CTRL_LIMIT, CTRL_LIMIT);
+        let tau = actuator_forces(&self.model, &[action[0] as f64]);
         for _ in 0..self.cfg.frame_skip * self.cfg.substeps {
-            let rb = &mut self.world.bodies[self.cart];
-            rb.reset_forces(false);
-            rb.add_force(Vector::new(force as Real, 0.0, 0.0), false);
-            self.world.step();
+            self.sim.step(&tau);
         }
         let (qpos, qvel) = (self.qpos(), self.qvel());
         let obs = observation(&qpos, &qvel);
@@ -371,7 +310,7 @@ impl Env for InvertedPendulum {
     fn restore(&mut self, snapshot: &Snapshot) -> Result<(), EnvError> {
         let s: &State = snapshot.get(ID)?;
         let s = s.clone();
-        s.world.restore_into(&mut self.world);
+        s.world.restore_into(&mut self.sim.world);
         self.rng = s.rng;
         self.steps = s.steps;
         Ok(())

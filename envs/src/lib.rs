@@ -17,7 +17,9 @@ pub mod fluid;
 pub mod rapier_world;
 #[cfg(feature = "gymnasium")]
 pub mod gymnasium;
+pub mod inverted_double_pendulum;
 pub mod inverted_pendulum;
+pub mod mjcf;
 pub mod reacher;
 pub mod swimmer;
 pub mod registry;

@@ -4,7 +4,6 @@
 
 use rapier3d::prelude::*;
 
-use crate::config::ConfigReader;
 use crate::error::EnvError;
 
 /// The evolving part of a [`PhysicsWorld`]: every state set. The pipelines are workspaces and
@@ -48,19 +47,6 @@ impl WorldState {
         w.narrow_phase = s.narrow_phase;
         w.ccd_solver = s.ccd_solver;
     }
-}
-
-/// Rejects any `xml_file` but the stock model `stock` (there is no MJCF loader).
-pub fn check_stock_xml(r: &mut ConfigReader<'_>, env: &str, stock: &str) -> Result<(), EnvError> {
-    let xml = r.string("xml_file", stock)?;
-    if xml != stock {
-        return Err(EnvError::BadOption {
-            env: env.into(),
-            key: "xml_file".into(),
-            msg: format!("only the stock \"{stock}\" is built in (got {xml:?}); write a new Env for another model (docs/adding-an-environment.md)"),
-        });
-    }
-    Ok(())
 }
 
 /// Checks the Rapier options after reading: `timestep` in (0, 0.1] s and a positive limit

@@ -1,4 +1,5 @@
 //! Reacher-v5: MuJoCo's two-link planar arm that reaches for a target, simulated with Rapier.
+//! The bodies come from the MJCF file `envs/models/reacher.xml` through rapier3d-mjcf ([`crate::mjcf`]).
 //!
 //! Faithful to Gymnasium 1.4.0's `reacher_v5.py` on MuJoCo 4.0.0 (`reacher.xml`); the numbers
 //! below are MuJoCo's compiled model values (`scripts/record_mujoco_rollouts.py --print-model`)
@@ -12,13 +13,13 @@
 //! | body0 mass | 0.03560471674068432 kg, COM (0.05, 0); inertia about z through the COM 3.9175660390264734e-05 kg·m² (about its axis 1.7383479349863525e-06) |
 //! | body1 | hinge `joint1` about z at body0's (0.1, 0), range ±3.0 rad; link1 like link0 |
 //! | fingertip | sphere r = 0.01 m welded to body1 at (0.11, 0): 0.004188790204786391 kg, inertia 1.6755160819145565e-07 |
-//! | target | sphere r = 0.009 m on two slide joints (`target_x`, `target_y`, range ±0.27); nothing acts on it along x or y, so it stays where `reset` puts it (qvel[2..4] = 0): held as plain state, not simulated |
+//! | target | sphere r = 0.009 m on two slide joints (`target_x`, `target_y`, range ±0.27); a second multibody (MJCF `ref` 0.1, −0.1); nothing acts on it along x or y, so it stays where `reset` puts it (qvel[2..4] = 0) |
 //! | armature | 1.0 on joint0, joint1 (0 on the target slides) |
 //! | damping | 1.0 on joint0, joint1 (Rapier's implicit multibody damping; its default of 0.1 replaced) |
 //! | joint limits | joint1: ±3 rad (Rapier limit constraints, see `limit_natural_frequency`) |
 //! | actuators | τ = 200 · clip(a, −1, 1) N·m on each hinge, equal and opposite on the two bodies |
 //! | mass matrix at rest | `mj_fullM` = [[1.0011533624389368, 4.0313964128415436e-04], [4.0313964128415436e-04, 1.0001790393653280]] (armature included) |
-//! | contacts, gravity | none: every geom has `contype = 0`; gravity (−9.81 along MuJoCo z) is parallel to both hinge axes and normal to both slides, so it does no work and is left out |
+//! | contacts, gravity | none: every geom has `contype = 0`; gravity (−9.81 along MuJoCo z) is parallel to both hinge axes and normal to both slides, so it does no work |
 //! | time | timestep 0.01 s (MuJoCo: RK4), `frame_skip` = 2 → dt = 0.02 s per env step |
 //!
 //! Rapier axes equal MuJoCo's: the arm lives in the x–y plane, the hinges turn about +z.
@@ -47,7 +48,7 @@
 //! ## Options (`make("Reacher-v5", config)`)
 //! | key | default | meaning |
 //! |---|---|---|
-//! | `xml_file` | `"reacher.xml"` | only the stock model is available (there is no MJCF loader) |
+//! | `xml_file` | `"reacher.xml"` | the shipped model (`envs/models/reacher.xml`), or a path to an MJCF file (Gymnasium's own file loads as it is; see [`crate::mjcf`] for what is supported) |
 //! | `frame_skip` | 2 | physics steps of `timestep` per env step |
 //! | `reward_dist_weight` | 1.0 | weight of the fingertip–target distance |
 //! | `reward_control_weight` | 1.0 | weight of Σa² |
@@ -64,12 +65,12 @@
 
 use rand::rngs::Xoshiro256PlusPlus as StdRng;
 use rand::{RngExt, SeedableRng};
-use rapier3d::prelude::*;
 
 use crate::config::EnvConfig;
 use crate::env::{check_action, BoxSpace, Capsule2, Env, Info, PlanarScene, Snapshot, Step};
 use crate::error::EnvError;
-use crate::rapier_world::{check_stock_xml, configure_integration, validate_rapier_options, WorldState};
+use crate::mjcf::{actuator_forces, MjcfModel, MjcfWorld, RapierSettings};
+use crate::rapier_world::{validate_rapier_options, WorldState};
 
 /// Registry id.
 pub const ID: &str = "Reacher-v5";
@@ -114,6 +115,9 @@ pub const MAX_SANE_SPEED: f64 = 1.0e4;
 /// Constructor options of the Reacher (see the module docs for meanings and defaults).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ReacherConfig {
+    /// The model: a shipped file's name or a path to an MJCF file (two actuated hinges, bodies
+    /// `fingertip` and `target`, the target on two slides).
+    pub xml_file: String,
     pub frame_skip: usize,
     pub reward_dist_weight: f64,
     pub reward_control_weight: f64,
@@ -128,6 +132,7 @@ pub struct ReacherConfig {
 impl Default for ReacherConfig {
     fn default() -> Self {
         ReacherConfig {
+            xml_file: "reacher.xml".into(),
             frame_skip: 2,
             reward_dist_weight: 1.0,
             reward_control_weight: 1.0,
@@ -146,8 +151,8 @@ impl ReacherConfig {
     pub fn from_env_config(config: &EnvConfig) -> Result<Self, EnvError> {
         let d = ReacherConfig::default();
         let mut r = config.reader(ID);
-        check_stock_xml(&mut r, ID, "reacher.xml")?;
         let c = ReacherConfig {
+            xml_file: r.string("xml_file", &d.xml_file)?,
             frame_skip: r.usize_in("frame_skip", d.frame_skip, 1, 1000)?,
             reward_dist_weight: r.f64("reward_dist_weight", d.reward_dist_weight)?,
             reward_control_weight: r.f64("reward_control_weight", d.reward_control_weight)?,
@@ -164,11 +169,11 @@ impl ReacherConfig {
     }
 }
 
-/// Everything that evolves: the physics state sets, the target, the random generator, counters.
+/// Everything that evolves: the physics state sets (the target's slides included), the random
+/// generator, counters.
 #[derive(Clone)]
 struct State {
     world: WorldState,
-    target: [f64; 2],
     rng: StdRng,
     steps: Option<usize>,
 }
@@ -176,13 +181,13 @@ struct State {
 /// The Reacher-v5 environment (see the module docs).
 pub struct Reacher {
     cfg: ReacherConfig,
+    model: MjcfModel,
+    settings: RapierSettings,
     obs_space: BoxSpace,
     act_space: BoxSpace,
-    world: PhysicsWorld,
-    /// body0, body1
-    links: [RigidBodyHandle; 2],
-    mb_link: MultibodyJointHandle,
-    target: [f64; 2],
+    sim: MjcfWorld,
+    /// Index of the `fingertip` body.
+    fingertip_body: usize,
     rng: StdRng,
     /// Steps since the last reset; `None` before the first reset or after a blow-up.
     steps: Option<usize>,
@@ -196,14 +201,29 @@ impl Reacher {
 
     /// A Reacher from typed options.
     pub fn with_config(cfg: ReacherConfig) -> Result<Self, EnvError> {
-        let (world, links, mb_link) = build_world(&cfg);
+        let model = MjcfModel::load(&cfg.xml_file)?;
+        model.expect_shape(ID, Some(4), 2)?;
+        let fingertip_body = model.body("fingertip").ok_or_else(|| EnvError::BadOption {
+            env: ID.into(),
+            key: "xml_file".into(),
+            msg: format!("{} has no body named \"fingertip\" (the reward measures its distance to the target)", model.source),
+        })?;
+        let settings = RapierSettings {
+            timestep: cfg.timestep,
+            substeps: cfg.substeps,
+            solver_iterations: cfg.solver_iterations,
+            limit_natural_frequency: cfg.limit_natural_frequency,
+            limit_damping_ratio: cfg.limit_damping_ratio,
+        };
+        let mut sim = MjcfWorld::build(&model, &settings);
+        sim.set_state(&[0.0, 0.0, TARGET_REF[0], TARGET_REF[1]], &[0.0; 4]);
         Ok(Reacher {
             obs_space: BoxSpace::uniform(10, f32::NEG_INFINITY, f32::INFINITY),
             act_space: BoxSpace::uniform(2, -1.0, 1.0),
-            world,
-            links,
-            mb_link,
-            target: TARGET_REF,
+            sim,
+            model,
+            settings,
+            fingertip_body,
             rng: StdRng::seed_from_u64(rand::random()),
             steps: None,
             cfg,
@@ -215,59 +235,41 @@ impl Reacher {
         &self.cfg
     }
 
-    fn multibody(&self) -> &Multibody {
-        let (mb, _) = self.world.multibody_joints.get(self.mb_link).expect("reacher multibody exists");
-        mb
+    /// The MJCF model.
+    pub fn model(&self) -> &MjcfModel {
+        &self.model
     }
 
     /// Generalised positions `[q0, q1, target_x, target_y]` (MuJoCo's qpos).
     pub fn qpos(&self) -> [f64; 4] {
-        let mb = self.multibody();
-        // link 0: the fixed base; 1: body0, 2: body1 (revolute: coordinate at index 3).
-        let c = |link: usize| mb.link(link).expect("link").joint().coords()[3] as f64;
-        [c(1), c(2), self.target[0], self.target[1]]
+        let q = self.sim.qpos();
+        [q[0], q[1], q[2], q[3]]
     }
 
-    /// Generalised velocities `[q̇0, q̇1, 0, 0]` (MuJoCo's qvel; the target never moves).
+    /// Generalised velocities `[q̇0, q̇1, 0, 0]` (MuJoCo's qvel; nothing moves the target).
     pub fn qvel(&self) -> [f64; 4] {
-        let v = self.multibody().generalized_velocity();
-        [v[0] as f64, v[1] as f64, 0.0, 0.0]
+        let v = self.sim.qvel();
+        [v[0], v[1], v[2], v[3]]
     }
 
-    /// The fingertip's position in the plane, m.
+    /// The fingertip's position in the plane, m (the `fingertip` body's origin).
     pub fn fingertip(&self) -> [f64; 2] {
-        let q = self.qpos();
-        fingertip_position(q[0], q[1])
+        let p = self.sim.body_pose(self.fingertip_body).translation;
+        [p.x as f64, p.y as f64]
     }
 
     /// The arm's joint-space mass matrix (armature included, damping excluded) at the current
     /// configuration, ordered like qvel[0..2]. Comparable with MuJoCo's `mj_fullM`.
     pub fn mass_matrix(&self) -> Option<[[f64; 2]; 2]> {
-        let mut mb = self.multibody().clone();
-        // Re-assembles M with dt = 0 (no dt·damping on the diagonal) into a copy's factors.
-        mb.dof_inverse_inertia(&self.world.bodies);
-        let m = mb.inv_augmented_mass().try_inverse()?.try_inverse()?;
-        if m.nrows() != 2 {
-            return None;
-        }
-        Some(std::array::from_fn(|i| std::array::from_fn(|j| m[(i, j)] as f64)))
+        let m = self.sim.mass_matrix()?;
+        Some(std::array::from_fn(|i| std::array::from_fn(|j| m[i][j])))
     }
 
     /// Sets the state to MuJoCo's `qpos`, `qvel` (a fresh simulator state; qvel[2..4] must be 0,
     /// since nothing moves the target, and are ignored).
     pub fn set_state(&mut self, qpos: [f64; 4], qvel: [f64; 4]) {
-        let (world, links, mb_link) = build_world(&self.cfg);
-        self.world = world;
-        self.links = links;
-        self.mb_link = mb_link;
-        self.target = [qpos[2], qpos[3]];
-        let (mb, _) = self.world.multibody_joints.get_mut(mb_link).expect("reacher multibody exists");
-        mb.apply_displacements(&[qpos[0] as Real, qpos[1] as Real]);
-        let mut gv = mb.generalized_velocity_mut();
-        gv[0] = qvel[0] as Real;
-        gv[1] = qvel[1] as Real;
-        mb.forward_kinematics(&self.world.bodies, false);
-        mb.update_rigid_bodies(&mut self.world.bodies, true);
+        self.sim = MjcfWorld::build(&self.model, &self.settings);
+        self.sim.set_state(&qpos, &[qvel[0], qvel[1], 0.0, 0.0]);
     }
 
     /// The observation of the current state (what `reset` and `step` return).
@@ -276,7 +278,7 @@ impl Reacher {
     }
 
     fn observation(&self, qpos: &[f64; 4], qvel: &[f64; 4]) -> Vec<f32> {
-        let tip = fingertip_position(qpos[0], qpos[1]);
+        let tip = self.fingertip();
         [
             qpos[0].cos(),
             qpos[1].cos(),
@@ -295,13 +297,7 @@ impl Reacher {
     }
 
     fn state(&self) -> State {
-        let w = &self.world;
-        State {
-            world: WorldState::capture(w),
-            target: self.target,
-            rng: self.rng.clone(),
-            steps: self.steps,
-        }
+        State { world: WorldState::capture(&self.sim.world), rng: self.rng.clone(), steps: self.steps }
     }
 }
 
@@ -310,56 +306,6 @@ pub fn fingertip_position(q0: f64, q1: f64) -> [f64; 2] {
     let (s0, c0) = q0.sin_cos();
     let (s01, c01) = (q0 + q1).sin_cos();
     [LINK_LENGTH * c0 + FINGERTIP_OFFSET * c01, LINK_LENGTH * s0 + FINGERTIP_OFFSET * s01]
-}
-
-/// Builds the world at the rest pose: returns it, the link handles and a multibody handle.
-fn build_world(cfg: &ReacherConfig) -> (PhysicsWorld, [RigidBodyHandle; 2], MultibodyJointHandle) {
-    let mut world = PhysicsWorld::new();
-    world.gravity = Vector::ZERO;
-    configure_integration(&mut world.integration_parameters, cfg.timestep, cfg.substeps, cfg.solver_iterations);
-
-    let link_props = MassProperties::new(
-        Vector::new((LINK_LENGTH / 2.0) as Real, 0.0, 0.0),
-        LINK_MASS as Real,
-        Vector::new(LINK_I_AXIS as Real, LINK_I_PERP as Real, LINK_I_PERP as Real),
-    );
-    let tip_props = MassProperties::new(
-        Vector::new(FINGERTIP_OFFSET as Real, 0.0, 0.0),
-        FINGERTIP_MASS as Real,
-        Vector::splat(FINGERTIP_I as Real),
-    );
-    let body = |origin_x: Real, props: MassProperties| {
-        RigidBodyBuilder::dynamic()
-            .translation(Vector::new(origin_x, 0.0, 0.0))
-            .can_sleep(false)
-            .additional_mass_properties(props)
-    };
-    let base = world.insert_body(RigidBodyBuilder::fixed());
-    let body0 = world.insert_body(body(0.0, link_props));
-    let body1 = world.insert_body(body(LINK_LENGTH as Real, link_props + tip_props));
-
-    let softness = SpringCoefficients::new(cfg.limit_natural_frequency as Real, cfg.limit_damping_ratio as Real);
-    let joint0 = RevoluteJointBuilder::new(Vector::Z).local_anchor1(Vector::ZERO).local_anchor2(Vector::ZERO);
-    let joint1 = RevoluteJointBuilder::new(Vector::Z)
-        .local_anchor1(Vector::new(LINK_LENGTH as Real, 0.0, 0.0))
-        .local_anchor2(Vector::ZERO)
-        .limits([-JOINT1_LIMIT as Real, JOINT1_LIMIT as Real])
-        .softness(softness);
-    let mb = &mut world.multibody_joints;
-    let link = mb.insert(base, body0, joint0, true).expect("joint0");
-    mb.insert(body0, body1, joint1, true).expect("joint1");
-
-    // A zero-length step lets Rapier settle the multibody's root (fixed) and its DOF count.
-    let dt = world.integration_parameters.dt;
-    world.integration_parameters.dt = 0.0;
-    world.step();
-    world.integration_parameters.dt = dt;
-
-    let (mbody, _) = world.multibody_joints.get_mut(link).expect("multibody");
-    assert_eq!(mbody.ndofs(), 2, "reacher multibody must have 2 DOF");
-    mbody.damping_mut().fill(DAMPING as Real);
-    mbody.armature_mut().fill(ARMATURE as Real);
-    (world, [body0, body1], link)
 }
 
 impl Env for Reacher {
@@ -408,21 +354,9 @@ impl Env for Reacher {
         let Some(steps) = self.steps else {
             return Err(EnvError::NeedsReset("before reset() or after a physics error"));
         };
-        let tau = [
-            GEAR * (action[0] as f64).clamp(-1.0, 1.0),
-            GEAR * (action[1] as f64).clamp(-1.0, 1.0),
-        ];
-        // Each hinge torque acts on its child and, opposite, on its parent (the fixed base
-        // takes −τ0 and needs nothing).
-        let body_torque = [tau[0] - tau[1], tau[1]];
+        let tau = actuator_forces(&self.model, &[action[0] as f64, action[1] as f64]);
         for _ in 0..self.cfg.frame_skip * self.cfg.substeps {
-            for (k, h) in self.links.into_iter().enumerate() {
-                let rb = &mut self.world.bodies[h];
-                rb.reset_forces(false);
-                rb.reset_torques(false);
-                rb.add_torque(Vector::new(0.0, 0.0, body_torque[k] as Real), false);
-            }
-            self.world.step();
+            self.sim.step(&tau);
         }
         let (qpos, qvel) = (self.qpos(), self.qvel());
         let bad = |i: usize, v: f64| !v.is_finite() || (i >= 4 && v.abs() > MAX_SANE_SPEED);
@@ -432,7 +366,7 @@ impl Env for Reacher {
             return Err(EnvError::PhysicsBlowUp { step: steps, what });
         }
         self.steps = Some(steps + 1);
-        let tip = fingertip_position(qpos[0], qpos[1]);
+        let tip = self.fingertip();
         let dist = (tip[0] - qpos[2]).hypot(tip[1] - qpos[3]);
         let reward_dist = -self.cfg.reward_dist_weight * dist;
         let ctrl: f64 = action.iter().map(|a| (*a as f64) * (*a as f64)).sum();
@@ -456,8 +390,7 @@ impl Env for Reacher {
     fn restore(&mut self, snapshot: &Snapshot) -> Result<(), EnvError> {
         let s: &State = snapshot.get(ID)?;
         let s = s.clone();
-        s.world.restore_into(&mut self.world);
-        self.target = s.target;
+        s.world.restore_into(&mut self.sim.world);
         self.rng = s.rng;
         self.steps = s.steps;
         Ok(())
@@ -470,7 +403,7 @@ impl Env for Reacher {
         let j1 = [LINK_LENGTH * c0, LINK_LENGTH * s0];
         let (s01, c01) = (q[0] + q[1]).sin_cos();
         let end1 = [j1[0] + LINK_LENGTH * c01, j1[1] + LINK_LENGTH * s01];
-        let tip = fingertip_position(q[0], q[1]);
+        let tip = self.fingertip();
         let w = ARENA_HALF_WIDTH;
         let mut capsules = vec![
             Capsule2 { a: [0.0, 0.0], b: j1, radius: LINK_RADIUS },
@@ -482,7 +415,7 @@ impl Env for Reacher {
         }
         Some(PlanarScene {
             capsules,
-            markers: vec![[self.target[0], self.target[1], TARGET_RADIUS]],
+            markers: vec![[q[2], q[3], TARGET_RADIUS]],
             focus: [0.0, 0.0],
             view_half_width: 0.35,
         })

@@ -6,6 +6,7 @@
 //! | `Swimmer-v5` | [`crate::swimmer::Swimmer::new`]     | 1000              |
 //! | `Reacher-v5` | [`crate::reacher::Reacher::new`]     | 50                |
 //! | `InvertedPendulum-v5` | [`crate::inverted_pendulum::InvertedPendulum::new`] | 1000 |
+//! | `InvertedDoublePendulum-v5` | [`crate::inverted_double_pendulum::InvertedDoublePendulum::new`] | 1000 |
 //!
 //! The built-in ids are registered the first time the registry is used. Other crates add their
 //! own with [`register`]. [`make`] wraps every environment that has a limit in a
@@ -45,6 +46,10 @@ fn inverted_pendulum_ctor(config: &EnvConfig) -> Result<Box<dyn Env>, EnvError> 
     Ok(Box::new(crate::inverted_pendulum::InvertedPendulum::new(config)?))
 }
 
+fn inverted_double_pendulum_ctor(config: &EnvConfig) -> Result<Box<dyn Env>, EnvError> {
+    Ok(Box::new(crate::inverted_double_pendulum::InvertedDoublePendulum::new(config)?))
+}
+
 fn table() -> &'static RwLock<BTreeMap<String, Entry>> {
     static TABLE: OnceLock<RwLock<BTreeMap<String, Entry>>> = OnceLock::new();
     TABLE.get_or_init(|| {
@@ -62,6 +67,13 @@ fn table() -> &'static RwLock<BTreeMap<String, Entry>> {
             Entry {
                 max_episode_steps: Some(crate::inverted_pendulum::MAX_EPISODE_STEPS),
                 ctor: inverted_pendulum_ctor,
+            },
+        );
+        m.insert(
+            crate::inverted_double_pendulum::ID.to_string(),
+            Entry {
+                max_episode_steps: Some(crate::inverted_double_pendulum::MAX_EPISODE_STEPS),
+                ctor: inverted_double_pendulum_ctor,
             },
         );
         RwLock::new(m)

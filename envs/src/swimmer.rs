@@ -1,4 +1,9 @@
-//! Swimmer-v5: MuJoCo's three-segment swimmer in a viscous fluid, simulated with Rapier.
+//! Swimmer-v5: MuJoCo's three-segment swimmer in a viscous fluid, simulated with Rapier from the
+//! MJCF file `envs/models/swimmer.xml` (through rapier3d-mjcf, [`crate::mjcf`]).
+//!
+//! Any planar chain loads through `xml_file` (root: slide x, slide y, hinge; any number of
+//! actuated hinges, e.g. `experiments/swimmer4.xml`): the observation is `qpos[2..] ++ qvel`, the
+//! action one value per `<motor>`. The tables below are the shipped model.
 //!
 //! Faithful to Gymnasium 1.4.0's `swimmer_v5.py` on MuJoCo 4.0.0 (`swimmer.xml`); every number
 //! below is pinned by a test.
@@ -11,12 +16,12 @@
 //! | torso | body frame at (x, y) = qpos[0..2], heading qpos[2]; COM 1.0 m ahead of the frame origin |
 //! | mid | hinge `motor1_rot` at torso-frame (0.5, 0), COM 0.5 m behind it; angle qpos[3] (relative) |
 //! | back | hinge `motor2_rot` 1.0 m behind the first, COM 0.5 m behind it; angle qpos[4] (relative) |
-//! | root | planar: slide x, slide y, hinge yaw (Rapier multibody, reduced coordinates) |
+//! | root | planar: slide x, slide y, hinge yaw (three multibody links, the loader's two massless intermediate bodies between them) |
 //! | joint limits | motor1_rot, motor2_rot: ±100° (Rapier limit constraints, see `limit_natural_frequency`) |
 //! | armature | 0.1 on all five degrees of freedom (Rapier multibody armature) |
 //! | damping | 0 (Rapier's default multibody angular damping of 0.1 is removed) |
 //! | actuators | τ = 150 · clip(a, −1, 1) N·m on each hinge, equal and opposite on the two bodies |
-//! | fluid | MuJoCo inertia-box model, ρ = 4000, β = 0.1, recomputed every physics substep ([`crate::fluid`]) |
+//! | fluid | MuJoCo inertia-box model, ρ = 4000, β = 0.1 (`<option density viscosity>`), recomputed every physics substep from each body's Rapier velocity ([`crate::fluid`], [`crate::mjcf`]) |
 //! | contacts, gravity | none (all motion is in the plane; gravity has no planar component) |
 //! | time | timestep 0.01 s, `frame_skip` = 4 → dt = 0.04 s per env step |
 //!
@@ -40,7 +45,7 @@
 //! ## Options (`make("Swimmer-v5", config)`)
 //! | key | default | meaning |
 //! |---|---|---|
-//! | `xml_file` | `"swimmer.xml"` | only the stock model is available (there is no MJCF loader) |
+//! | `xml_file` | `"swimmer.xml"` | the shipped model (`envs/models/swimmer.xml`), or a path to an MJCF file (Gymnasium's own file loads as it is; see [`crate::mjcf`] for what is supported) |
 //! | `frame_skip` | 4 | physics steps of `timestep` per env step |
 //! | `forward_reward_weight` | 1.0 | weight of x_velocity |
 //! | `ctrl_cost_weight` | 1e-4 | weight of Σa² |
@@ -54,13 +59,12 @@
 
 use rand::rngs::Xoshiro256PlusPlus as StdRng;
 use rand::{RngExt, SeedableRng};
-use rapier3d::prelude::*;
 
 use crate::config::EnvConfig;
 use crate::env::{check_action, BoxSpace, Capsule2, Env, Info, PlanarScene, Snapshot, Step};
 use crate::error::EnvError;
-use crate::rapier_world::{check_stock_xml, configure_integration, validate_rapier_options, WorldState};
-use crate::fluid::PlanarDrag;
+use crate::mjcf::{actuator_forces, MjcfModel, MjcfWorld, RapierSettings};
+use crate::rapier_world::{validate_rapier_options, WorldState};
 
 /// Registry id.
 pub const ID: &str = "Swimmer-v5";
@@ -92,6 +96,8 @@ pub const MAX_SANE_SPEED: f64 = 1.0e4;
 /// Constructor options of the Swimmer (see the module docs for meanings and defaults).
 #[derive(Clone, Debug, PartialEq)]
 pub struct SwimmerConfig {
+    /// The model: a shipped file's name (`swimmer.xml`) or a path to an MJCF file.
+    pub xml_file: String,
     pub frame_skip: usize,
     pub forward_reward_weight: f64,
     pub ctrl_cost_weight: f64,
@@ -107,6 +113,7 @@ pub struct SwimmerConfig {
 impl Default for SwimmerConfig {
     fn default() -> Self {
         SwimmerConfig {
+            xml_file: "swimmer.xml".into(),
             frame_skip: 4,
             forward_reward_weight: 1.0,
             ctrl_cost_weight: 1e-4,
@@ -126,8 +133,8 @@ impl SwimmerConfig {
     pub fn from_env_config(config: &EnvConfig) -> Result<Self, EnvError> {
         let d = SwimmerConfig::default();
         let mut r = config.reader(ID);
-        check_stock_xml(&mut r, ID, "swimmer.xml")?;
         let c = SwimmerConfig {
+            xml_file: r.string("xml_file", &d.xml_file)?,
             frame_skip: r.usize_in("frame_skip", d.frame_skip, 1, 1000)?,
             forward_reward_weight: r.f64("forward_reward_weight", d.forward_reward_weight)?,
             ctrl_cost_weight: r.f64("ctrl_cost_weight", d.ctrl_cost_weight)?,
@@ -158,15 +165,13 @@ struct State {
 /// The Swimmer-v5 environment (see the module docs).
 pub struct Swimmer {
     cfg: SwimmerConfig,
+    model: MjcfModel,
+    settings: RapierSettings,
     obs_space: BoxSpace,
     act_space: BoxSpace,
-    world: PhysicsWorld,
+    sim: MjcfWorld,
     rng: StdRng,
     steps: Option<usize>,
-    /// torso, mid, back
-    segments: [RigidBodyHandle; 3],
-    mb_link: MultibodyJointHandle,
-    drag: PlanarDrag,
 }
 
 impl Swimmer {
@@ -175,20 +180,40 @@ impl Swimmer {
         Self::with_config(SwimmerConfig::from_env_config(config)?)
     }
 
-    /// A Swimmer from typed options.
+    /// A Swimmer from typed options. The model must have a planar root (slide x, slide y,
+    /// hinge: qpos[0..3]) and at least one actuator; any number of segments works.
     pub fn with_config(cfg: SwimmerConfig) -> Result<Self, EnvError> {
-        let obs_dim = if cfg.exclude_current_positions_from_observation { 8 } else { 10 };
-        let (world, segments, mb_link) = build_world(&cfg);
-        let drag = PlanarDrag::new(SEGMENT_MASS, SEGMENT_I_PERP, SEGMENT_I_AXIS, DENSITY, VISCOSITY);
+        let model = MjcfModel::load(&cfg.xml_file)?;
+        if model.nq() < 3 || model.nu() == 0 {
+            return Err(EnvError::BadOption {
+                env: ID.into(),
+                key: "xml_file".into(),
+                msg: format!(
+                    "{} has {} hinge/slide joints and {} actuators; a swimmer needs a planar root (slide x, slide y, hinge) and at least one actuated joint (start from the shipped swimmer.xml)",
+                    model.source,
+                    model.nq(),
+                    model.nu()
+                ),
+            });
+        }
+        let settings = RapierSettings {
+            timestep: cfg.timestep,
+            substeps: cfg.substeps,
+            solver_iterations: cfg.solver_iterations,
+            limit_natural_frequency: cfg.limit_natural_frequency,
+            limit_damping_ratio: cfg.limit_damping_ratio,
+        };
+        let nq = model.nq();
+        let obs_dim = if cfg.exclude_current_positions_from_observation { 2 * nq - 2 } else { 2 * nq };
+        let sim = MjcfWorld::build(&model, &settings);
         Ok(Swimmer {
             obs_space: BoxSpace::uniform(obs_dim, f32::NEG_INFINITY, f32::INFINITY),
-            act_space: BoxSpace::uniform(2, -1.0, 1.0),
-            world,
+            act_space: BoxSpace::uniform(model.nu(), -1.0, 1.0),
+            sim,
             rng: StdRng::seed_from_u64(rand::random()),
             steps: None,
-            segments,
-            mb_link,
-            drag,
+            model,
+            settings,
             cfg,
         })
     }
@@ -198,156 +223,41 @@ impl Swimmer {
         &self.cfg
     }
 
-    fn multibody(&self) -> &Multibody {
-        let (mb, _) = self.world.multibody_joints.get(self.mb_link).expect("swimmer multibody exists");
-        mb
+    /// The MJCF model.
+    pub fn model(&self) -> &MjcfModel {
+        &self.model
     }
 
-    /// Generalised positions `[x, y, θ_torso, q1, q2]` (MuJoCo's qpos).
-    pub fn qpos(&self) -> [f64; 5] {
-        let mb = self.multibody();
-        let c = |link: usize, i: usize| mb.link(link).expect("link").joint().coords()[i] as f64;
-        // link 0: the fixed anchor; 1: torso (planar: coords x, y, and yaw at index 5);
-        // 2: mid, 3: back (revolute: coordinate at index 3).
-        [c(1, 0), c(1, 1), c(1, 5), c(2, 3), c(3, 3)]
+    /// Generalised positions `[x, y, θ_torso, q1, q2, ...]` (MuJoCo's qpos).
+    pub fn qpos(&self) -> Vec<f64> {
+        self.sim.qpos()
     }
 
-    /// Generalised velocities `[vx, vy, ω_torso, q̇1, q̇2]` (MuJoCo's qvel).
-    pub fn qvel(&self) -> [f64; 5] {
-        let v = self.multibody().generalized_velocity();
-        [v[0] as f64, v[1] as f64, v[2] as f64, v[3] as f64, v[4] as f64]
+    /// Generalised velocities `[vx, vy, ω_torso, q̇1, q̇2, ...]` (MuJoCo's qvel).
+    pub fn qvel(&self) -> Vec<f64> {
+        self.sim.qvel()
     }
 
-    /// The joint-space mass matrix (armature included) that Rapier used in its last step,
-    /// ordered like qvel. Comparable with MuJoCo's `mj_fullM`.
-    pub fn mass_matrix(&self) -> Option<[[f64; 5]; 5]> {
-        // Rapier keeps the LU factors of the augmented mass: invert twice to read M itself.
-        let inv = self.multibody().inv_augmented_mass().try_inverse()?.try_inverse()?;
-        if inv.nrows() != 5 {
-            return None;
-        }
-        Some(std::array::from_fn(|i| std::array::from_fn(|j| inv[(i, j)] as f64)))
+    /// The joint-space mass matrix (armature included) at the current configuration, ordered
+    /// like qvel. Comparable with MuJoCo's `mj_fullM`.
+    pub fn mass_matrix(&self) -> Option<Vec<Vec<f64>>> {
+        self.sim.mass_matrix()
     }
 
     /// Sets the state to `qpos`, `qvel` (a fresh simulator state: nothing is carried over).
-    pub fn set_state(&mut self, qpos: [f64; 5], qvel: [f64; 5]) {
-        let (world, segments, mb_link) = build_world(&self.cfg);
-        self.world = world;
-        self.segments = segments;
-        self.mb_link = mb_link;
-        let (mb, _) = self.world.multibody_joints.get_mut(mb_link).expect("swimmer multibody exists");
-        let disp: Vec<Real> = qpos.iter().map(|v| *v as Real).collect();
-        mb.apply_displacements(&disp);
-        let mut gv = mb.generalized_velocity_mut();
-        for i in 0..5 {
-            gv[i] = qvel[i] as Real;
-        }
-        mb.forward_kinematics(&self.world.bodies, false);
-        mb.update_rigid_bodies(&mut self.world.bodies, true);
+    pub fn set_state(&mut self, qpos: impl AsRef<[f64]>, qvel: impl AsRef<[f64]>) {
+        self.sim = MjcfWorld::build(&self.model, &self.settings);
+        self.sim.set_state(qpos.as_ref(), qvel.as_ref());
     }
 
-    fn observation(&self, qpos: &[f64; 5], qvel: &[f64; 5]) -> Vec<f32> {
+    fn observation(&self, qpos: &[f64], qvel: &[f64]) -> Vec<f32> {
         let start = if self.cfg.exclude_current_positions_from_observation { 2 } else { 0 };
         qpos[start..].iter().chain(qvel.iter()).map(|v| *v as f32).collect()
     }
 
-    /// One Rapier step of `timestep / substeps` with the given hinge torques.
-    fn physics_step(&mut self, torques: [f64; 2]) {
-        let [torso, mid, back] = self.segments;
-        let (q, qd) = (self.qpos(), self.qvel());
-        let kin = segment_kinematics(&q, &qd);
-        // Body torques: each hinge torque acts on its child and, opposite, on its parent.
-        let body_torque = [-torques[0], torques[0] - torques[1], torques[1]];
-        for (k, h) in [torso, mid, back].into_iter().enumerate() {
-            let (theta, v, w) = kin[k];
-            let (f, t) = self.drag.force_torque(theta, v, w);
-            let rb = &mut self.world.bodies[h];
-            rb.reset_forces(false);
-            rb.reset_torques(false);
-            rb.add_force(Vector::new(f[0] as Real, f[1] as Real, 0.0), false);
-            rb.add_torque(Vector::new(0.0, 0.0, (t + body_torque[k]) as Real), false);
-        }
-        self.world.step();
-    }
-
     fn state(&self) -> State {
-        let w = &self.world;
-        State {
-            world: WorldState::capture(w),
-            rng: self.rng.clone(),
-            steps: self.steps,
-        }
+        State { world: WorldState::capture(&self.sim.world), rng: self.rng.clone(), steps: self.steps }
     }
-}
-
-/// Heading, COM velocity and yaw rate of (torso, mid, back) from MuJoCo's qpos and qvel
-/// (planar kinematics of swimmer_model.md; exact, and independent of Rapier's body caches).
-pub fn segment_kinematics(q: &[f64; 5], qd: &[f64; 5]) -> [(f64, [f64; 2], f64); 3] {
-    let th = [q[2], q[2] + q[3], q[2] + q[3] + q[4]];
-    let w = [qd[2], qd[2] + qd[3], qd[2] + qd[3] + qd[4]];
-    // velocity of a point at distance d along u(theta) from a point moving with v: v + d·w·u⊥
-    let along = |v: [f64; 2], d: f64, k: usize| {
-        let (s, c) = th[k].sin_cos();
-        [v[0] - d * w[k] * s, v[1] + d * w[k] * c]
-    };
-    let vp = [qd[0], qd[1]];
-    let v_torso = along(vp, 1.0, 0);
-    let v_j1 = along(vp, 0.5, 0);
-    let v_mid = along(v_j1, -0.5, 1);
-    let v_j2 = along(v_j1, -1.0, 1);
-    let v_back = along(v_j2, -0.5, 2);
-    [(th[0], v_torso, w[0]), (th[1], v_mid, w[1]), (th[2], v_back, w[2])]
-}
-
-/// Builds the world at the rest pose: returns it, the segment handles and a multibody handle.
-fn build_world(cfg: &SwimmerConfig) -> (PhysicsWorld, [RigidBodyHandle; 3], MultibodyJointHandle) {
-    let mut world = PhysicsWorld::new();
-    world.gravity = Vector::ZERO;
-    configure_integration(&mut world.integration_parameters, cfg.timestep, cfg.substeps, cfg.solver_iterations);
-
-    let inertia = Vector::new(SEGMENT_I_AXIS as Real, SEGMENT_I_PERP as Real, SEGMENT_I_PERP as Real);
-    let segment = |origin_x: Real, com_x: Real| {
-        RigidBodyBuilder::dynamic()
-            .translation(Vector::new(origin_x, 0.0, 0.0))
-            .can_sleep(false)
-            .additional_mass_properties(MassProperties::new(
-                Vector::new(com_x, 0.0, 0.0),
-                SEGMENT_MASS as Real,
-                inertia,
-            ))
-    };
-    let anchor = world.insert_body(RigidBodyBuilder::fixed());
-    // MuJoCo body frames: torso at the origin (COM +1.0), mid at (0.5,0,0) (COM −0.5),
-    // back at (−0.5,0,0) (COM −0.5).
-    let torso = world.insert_body(segment(0.0, 1.0));
-    let mid = world.insert_body(segment(0.5, -0.5));
-    let back = world.insert_body(segment(-0.5, -0.5));
-
-    let planar = GenericJointBuilder::new(JointAxesMask::LIN_Z | JointAxesMask::ANG_X | JointAxesMask::ANG_Y).build();
-    let softness = SpringCoefficients::new(cfg.limit_natural_frequency as Real, cfg.limit_damping_ratio as Real);
-    let hinge = |anchor1: Real| {
-        RevoluteJointBuilder::new(Vector::Z)
-            .local_anchor1(Vector::new(anchor1, 0.0, 0.0))
-            .local_anchor2(Vector::ZERO)
-            .limits([-JOINT_LIMIT as Real, JOINT_LIMIT as Real])
-            .softness(softness)
-    };
-    let mb = &mut world.multibody_joints;
-    let link = mb.insert(anchor, torso, planar, true).expect("planar root joint");
-    mb.insert(torso, mid, hinge(0.5), true).expect("hinge 1");
-    mb.insert(mid, back, hinge(-1.0), true).expect("hinge 2");
-
-    // A zero-length step lets Rapier settle the multibody's root (fixed) and its DOF count.
-    let dt = world.integration_parameters.dt;
-    world.integration_parameters.dt = 0.0;
-    world.step();
-    world.integration_parameters.dt = dt;
-
-    let (mbody, _) = world.multibody_joints.get_mut(link).expect("multibody");
-    assert_eq!(mbody.ndofs(), 5, "swimmer multibody must have 5 DOF");
-    mbody.damping_mut().fill(0.0);
-    mbody.armature_mut().fill(ARMATURE as Real);
-    (world, [torso, mid, back], link)
 }
 
 impl Env for Swimmer {
@@ -370,9 +280,10 @@ impl Env for Swimmer {
         }
         let s = self.cfg.reset_noise_scale;
         let mut draw = || if s > 0.0 { self.rng.random_range(-s..s) } else { 0.0 };
-        let qpos: [f64; 5] = std::array::from_fn(|_| draw());
-        let qvel: [f64; 5] = std::array::from_fn(|_| draw());
-        self.set_state(qpos, qvel);
+        let n = self.model.nq();
+        let qpos: Vec<f64> = (0..n).map(|_| draw()).collect();
+        let qvel: Vec<f64> = (0..n).map(|_| draw()).collect();
+        self.set_state(&qpos, &qvel);
         self.steps = Some(0);
         let (qpos, qvel) = (self.qpos(), self.qvel());
         let mut info = Info::new();
@@ -388,21 +299,20 @@ impl Env for Swimmer {
             return Err(EnvError::NeedsReset("before reset() or after a physics error"));
         };
         let before = self.qpos();
-        let torques = [
-            GEAR * (action[0] as f64).clamp(-1.0, 1.0),
-            GEAR * (action[1] as f64).clamp(-1.0, 1.0),
-        ];
+        let ctrl: Vec<f64> = action.iter().map(|a| *a as f64).collect();
+        let tau = actuator_forces(&self.model, &ctrl);
         for _ in 0..self.cfg.frame_skip * self.cfg.substeps {
-            self.physics_step(torques);
+            self.sim.step(&tau);
         }
         let (qpos, qvel) = (self.qpos(), self.qvel());
         // A diverged simulation: non-finite numbers, or speeds no actuator of 150 N·m in this fluid
         // can produce (a few m/s, rad/s at most). Ends the episode instead of poisoning a batch.
-        let bad = |i: usize, v: f64| !v.is_finite() || (i >= 5 && v.abs() > MAX_SANE_SPEED);
+        let n = qpos.len();
+        let bad = |i: usize, v: f64| !v.is_finite() || (i >= n && v.abs() > MAX_SANE_SPEED);
         if let Some(i) = qpos.iter().chain(qvel.iter()).enumerate().position(|(i, v)| bad(i, *v)) {
             self.steps = None;
-            let v = if i < 5 { qpos[i] } else { qvel[i - 5] };
-            let what = if i < 5 { format!("qpos[{i}] = {v}") } else { format!("qvel[{}] = {v}", i - 5) };
+            let v = if i < n { qpos[i] } else { qvel[i - n] };
+            let what = if i < n { format!("qpos[{i}] = {v}") } else { format!("qvel[{}] = {v}", i - n) };
             return Err(EnvError::PhysicsBlowUp { step: steps, what });
         }
         self.steps = Some(steps + 1);
@@ -436,28 +346,24 @@ impl Env for Swimmer {
     fn restore(&mut self, snapshot: &Snapshot) -> Result<(), EnvError> {
         let s: &State = snapshot.get(ID)?;
         let s = s.clone();
-        s.world.restore_into(&mut self.world);
+        s.world.restore_into(&mut self.sim.world);
         self.rng = s.rng;
         self.steps = s.steps;
         Ok(())
     }
 
     fn planar_scene(&self) -> Option<PlanarScene> {
-        let q = self.qpos();
-        let u = |t: f64| [t.cos(), t.sin()];
-        let (t0, t1, t2) = (q[2], q[2] + q[3], q[2] + q[3] + q[4]);
-        let p = [q[0], q[1]];
-        let add = |a: [f64; 2], d: [f64; 2], s: f64| [a[0] + s * d[0], a[1] + s * d[1]];
-        let j1 = add(p, u(t0), 0.5);
-        let j2 = add(j1, u(t1), -1.0);
-        let r = SEGMENT_RADIUS;
-        let capsules = vec![
-            Capsule2 { a: add(p, u(t0), 1.5), b: j1, radius: r },
-            Capsule2 { a: j1, b: j2, radius: r },
-            Capsule2 { a: j2, b: add(j2, u(t2), -1.0), radius: r },
-        ];
-        let focus = [(capsules[1].a[0] + capsules[1].b[0]) / 2.0, (capsules[1].a[1] + capsules[1].b[1]) / 2.0];
-        Some(PlanarScene { capsules, markers: vec![], focus, view_half_width: 2.5 })
+        let capsules: Vec<Capsule2> = self
+            .sim
+            .capsules(&self.model)
+            .into_iter()
+            .map(|(a, b, radius)| Capsule2 { a: [a[0], a[1]], b: [b[0], b[1]], radius })
+            .collect();
+        // Centred on the middle capsule (the mid segment of the three-segment swimmer).
+        let c = capsules.get(capsules.len() / 2)?;
+        let focus = [(c.a[0] + c.b[0]) / 2.0, (c.a[1] + c.b[1]) / 2.0];
+        let half = 0.5 + capsules.iter().map(|c| (c.a[0] - c.b[0]).hypot(c.a[1] - c.b[1])).sum::<f64>() / 1.5;
+        Some(PlanarScene { capsules, markers: vec![], focus, view_half_width: half.max(2.5) })
     }
 
     fn max_episode_steps(&self) -> Option<usize> {
@@ -465,6 +371,6 @@ impl Env for Swimmer {
     }
 
     fn qpos_qvel(&self) -> Option<(Vec<f64>, Vec<f64>)> {
-        Some((self.qpos().to_vec(), self.qvel().to_vec()))
+        Some((self.qpos(), self.qvel()))
     }
 }

@@ -1,0 +1,686 @@
+//! Models from MJCF files: [`MjcfModel`] loads a MuJoCo model through dimforge's `rapier3d-mjcf`,
+//! [`MjcfWorld`] simulates it as Rapier multibodies with MuJoCo's joint-space semantics.
+//!
+//! What the loader maps, and what this module adds on top (measured against MuJoCo, see the
+//! README's "Environments from MJCF files"):
+//!
+//! | MJCF | handled by | how |
+//! |---|---|---|
+//! | bodies, poses, `<inertial>`, geoms → mass (`inertiafromgeom`), default classes, includes | loader | exact (f32) |
+//! | `hinge`, `slide` joints, `range`/`limited` | loader | multibody joints with limit constraints (Rapier's, practically hard: see `limit_natural_frequency`) |
+//! | joint `armature`, `damping` | this module | written into the multibody's per-DoF armature and damping after assembly (Rapier's default damping of 0.1 on undamped DoFs is removed) |
+//! | `<motor>` actuators: `gear`, `ctrlrange`, `ctrllimited` | this module | generalised force `gear · clip(ctrl)` as equal and opposite body torques (hinge) or forces (slide) |
+//! | `<option timestep gravity>` | loader + env options | defaults of the env's `timestep`; gravity as written |
+//! | `<option density viscosity>` | this module | MuJoCo's inertia-box fluid model on every body ([`crate::fluid`]) |
+//! | `<option integrator>` (RK4, Euler) | — | Rapier integrates with semi-implicit Euler; refine with `substeps` |
+//! | joint `solref`/`solimp` (soft limits) | — | Rapier limits, softness from `limit_natural_frequency` |
+//!
+//! Anything else that changes the dynamics is refused by [`MjcfModel::from_str`] with an error
+//! naming the element and what to do (see [`check_supported`]).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rapier3d::prelude::*;
+use rapier3d_mjcf::mjcf_rs::extras::ActuatorKind;
+use rapier3d_mjcf::{MjcfDofKind, MjcfLoaderOptions, MjcfMultibodyOptions, MjcfRobot};
+
+use crate::error::EnvError;
+use crate::fluid::inertia_box_force_torque;
+use crate::rapier_world::configure_integration;
+
+/// The MJCF files this crate ships, by the name Gymnasium gives them.
+pub const STOCK_FILES: [(&str, &str); 4] = [
+    ("swimmer.xml", include_str!("../models/swimmer.xml")),
+    ("reacher.xml", include_str!("../models/reacher.xml")),
+    ("inverted_pendulum.xml", include_str!("../models/inverted_pendulum.xml")),
+    ("inverted_double_pendulum.xml", include_str!("../models/inverted_double_pendulum.xml")),
+];
+
+/// Kind of a joint's single degree of freedom.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JointKind {
+    /// Rotation about the joint axis (rad).
+    Hinge,
+    /// Translation along the joint axis (m).
+    Slide,
+}
+
+/// One degree of freedom, in MuJoCo's qpos order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JointSpec {
+    pub name: String,
+    pub kind: JointKind,
+    /// `range` when the joint is limited.
+    pub range: Option<[f64; 2]>,
+    pub armature: f64,
+    pub damping: f64,
+    /// MJCF `ref`: qpos of the joint when the body is at its declared pose.
+    pub reference: f64,
+    /// Index into the loader's joint list.
+    robot_joint: usize,
+}
+
+/// One `<motor>` actuator.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ActuatorSpec {
+    pub name: String,
+    /// Index into [`MjcfModel::joints`].
+    pub joint: usize,
+    pub gear: f64,
+    /// `ctrlrange` when the control is clipped (`ctrllimited`).
+    pub ctrl_range: Option<[f64; 2]>,
+}
+
+/// One body of the MJCF model (not the world, not the loader's intermediate bodies).
+#[derive(Clone, Debug, PartialEq)]
+pub struct BodySpec {
+    pub name: String,
+    pub mass: f64,
+    /// Index into the loader's body list.
+    robot_body: usize,
+}
+
+/// A loaded MJCF model: the loader's description (not yet in a world) and what the environments
+/// read from it. Cheap to share (`Arc`).
+#[derive(Clone, Debug)]
+pub struct MjcfModel {
+    /// Where the model came from (a path, or `stock:NAME`).
+    pub source: String,
+    robot: Arc<MjcfRobot>,
+    /// `<option timestep>`.
+    pub timestep: f64,
+    /// `<option gravity>`.
+    pub gravity: [f64; 3],
+    /// `<option density>` (fluid), 0 when absent.
+    pub density: f64,
+    /// `<option viscosity>` (fluid), 0 when absent.
+    pub viscosity: f64,
+    /// Degrees of freedom in MuJoCo's qpos (= qvel) order.
+    pub joints: Vec<JointSpec>,
+    /// Actuators in MuJoCo's order (the action's order).
+    pub actuators: Vec<ActuatorSpec>,
+    /// Bodies in MuJoCo's order, world excluded.
+    pub bodies: Vec<BodySpec>,
+    /// Capsule geoms of the bodies (for pictures): body index, the two end centres in the body
+    /// frame, radius.
+    pub capsules: Vec<(usize, [f64; 3], [f64; 3], f64)>,
+}
+
+fn mjcf_err(source: &str, msg: impl std::fmt::Display) -> EnvError {
+    EnvError::BadOption { env: "MJCF".into(), key: "xml_file".into(), msg: format!("{source}: {msg}") }
+}
+
+/// Rejects what the environments cannot simulate faithfully, naming the element and what to do.
+/// Elements that only affect looks (assets, cameras, lights, sites, visual settings) pass.
+pub fn check_supported(xml: &str, source: &str) -> Result<(), EnvError> {
+    let doc = roxmltree::Document::parse(xml).map_err(|e| mjcf_err(source, format!("not valid XML: {e}")))?;
+    let root = doc.root_element();
+    if root.tag_name().name() != "mujoco" {
+        return Err(mjcf_err(source, format!("the root element is <{}>, an MJCF file starts with <mujoco>", root.tag_name().name())));
+    }
+    for n in root.descendants().filter(|n| n.is_element()) {
+        let tag = n.tag_name().name();
+        let parent = n.parent_element().map(|p| p.tag_name().name()).unwrap_or("");
+        let line = doc.text_pos_at(n.range().start).row;
+        let fail = |what: String| Err(mjcf_err(source, format!("line {line}: <{tag}> {what}")));
+        match tag {
+            "extension" | "plugin" | "flexcomp" | "flex" | "skin" | "composite" | "replicate" => {
+                return fail("is not supported by rebel-rs's MJCF environments; remove it (plugins, deformables and procedural bodies have no Rapier counterpart here)".into())
+            }
+            "freejoint" => return fail("(a free-floating body) is not supported yet: attach the root with slide/hinge joints (as the Swimmer does)".into()),
+            "spatial" | "fixed" if parent == "tendon" => {
+                return fail("(a tendon) is not supported: drive the joints with <motor joint=...> instead".into())
+            }
+            "connect" | "weld" | "joint" | "tendon" | "distance" if parent == "equality" => {
+                return fail("(an equality constraint) is not supported: rebel-rs simulates the body tree as one Rapier multibody without loop closures; remove the constraint".into())
+            }
+            "general" | "position" | "velocity" | "intvelocity" | "damper" | "cylinder" | "muscle" | "adhesion"
+                if parent == "actuator" =>
+            {
+                return fail("is not supported: only <motor> actuators (torque or force = gear · ctrl) are; write the actuator as <motor joint=... gear=... ctrlrange=...>".into())
+            }
+            "joint" if parent == "body" || parent == "default" => {
+                if let Some(t) = n.attribute("type") {
+                    if t != "hinge" && t != "slide" {
+                        return fail(format!("type=\"{t}\" is not supported: use hinge or slide joints (three slides and a hinge make a planar root)"));
+                    }
+                }
+                for a in ["springref", "stiffness", "frictionloss", "springdamper"] {
+                    if let Some(v) = n.attribute(a) {
+                        let zero = v.split_whitespace().all(|x| x.parse::<f64>().map(|f| f == 0.0).unwrap_or(false));
+                        if !zero {
+                            return fail(format!("{a}=\"{v}\" is not supported (joint springs, friction loss and reference positions are not simulated faithfully); remove it or set it to 0"));
+                        }
+                    }
+                }
+            }
+            "motor" if parent == "actuator" => {
+                if n.attribute("joint").is_none() {
+                    return fail("must name a joint (joint=\"...\"): tendon, site and body transmissions are not supported".into());
+                }
+            }
+            "option" => {
+                for a in ["wind", "magnetic"] {
+                    if let Some(v) = n.attribute(a) {
+                        if v.split_whitespace().any(|x| x.parse::<f64>().map(|f| f != 0.0).unwrap_or(true)) {
+                            return fail(format!("{a}=\"{v}\" is not supported; remove it"));
+                        }
+                    }
+                }
+            }
+            "geom" => {
+                if n.attribute("fluidshape").is_some_and(|v| v != "none") {
+                    return fail("fluidshape (MuJoCo's ellipsoid fluid model) is not supported: the inertia-box model (<option density viscosity>) is; remove fluidshape".into());
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// `<option density viscosity>` (0 when absent).
+fn fluid_options(xml: &str) -> (f64, f64) {
+    let Ok(doc) = roxmltree::Document::parse(xml) else { return (0.0, 0.0) };
+    let opt = doc.root_element().children().find(|n| n.has_tag_name("option"));
+    let get = |a: &str| opt.and_then(|o| o.attribute(a)).and_then(|v| v.trim().parse::<f64>().ok()).unwrap_or(0.0);
+    (get("density"), get("viscosity"))
+}
+
+impl MjcfModel {
+    /// One of the shipped files (`swimmer.xml`, ...) by name, or else a path to an MJCF file.
+    pub fn load(xml_file: &str) -> Result<Self, EnvError> {
+        if let Some((name, text)) = STOCK_FILES.iter().find(|(n, _)| *n == xml_file) {
+            return Self::from_str(text, Path::new("."), &format!("stock:{name}"));
+        }
+        let path = PathBuf::from(xml_file);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            let stock: Vec<&str> = STOCK_FILES.iter().map(|(n, _)| *n).collect();
+            mjcf_err(xml_file, format!("cannot read it ({e}); give a path to an MJCF file, or one of the shipped models: {}", stock.join(", ")))
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+        Self::from_str(&text, &base, xml_file)
+    }
+
+    /// Parses MJCF text (`<include>`s resolve against `base_dir`).
+    pub fn from_str(xml: &str, base_dir: &Path, source: &str) -> Result<Self, EnvError> {
+        check_supported(xml, source)?;
+        let opts = MjcfLoaderOptions { disable_joint_motors: true, ..MjcfLoaderOptions::default() };
+        let (robot, model) =
+            MjcfRobot::from_str(xml, opts, base_dir).map_err(|e| mjcf_err(source, format!("the MJCF loader refused it: {e:#}")))?;
+        let (density, viscosity) = fluid_options(xml);
+
+        let mut joints = Vec::new();
+        for d in &robot.qpos_dofs {
+            let kind = match d.kind {
+                MjcfDofKind::Hinge => JointKind::Hinge,
+                MjcfDofKind::Slide => JointKind::Slide,
+                k => return Err(mjcf_err(source, format!("a {k:?} joint is not supported: use hinge or slide joints"))),
+            };
+            if d.scale != 1.0 {
+                return Err(mjcf_err(source, "a scaled model (loader option) is not supported"));
+            }
+            let ji = d.joint.ok_or_else(|| mjcf_err(source, "a degree of freedom without a joint"))?;
+            let j = &robot.joints[ji];
+            let axis = (0..6).find(|i| !j.joint.locked_axes.contains(JointAxesMask::from_bits_truncate(1 << i)));
+            let Some(axis) = axis else { return Err(mjcf_err(source, "a joint with no free axis")) };
+            let range = j
+                .joint
+                .limit_axes
+                .contains(JointAxesMask::from_bits_truncate(1 << axis))
+                .then(|| [j.joint.limits[axis].min as f64, j.joint.limits[axis].max as f64]);
+            joints.push(JointSpec {
+                name: j.name.clone().unwrap_or_default(),
+                kind,
+                range,
+                armature: j.armature_per_dof as f64,
+                damping: j.damping_per_dof as f64,
+                reference: d.reference as f64,
+                robot_joint: ji,
+            });
+        }
+
+        let mut actuators = Vec::new();
+        for a in &robot.actuators {
+            let act = &a.actuator;
+            let name = act.name.clone().unwrap_or_else(|| format!("actuator {}", actuators.len()));
+            if act.kind != ActuatorKind::Motor {
+                return Err(mjcf_err(source, format!("actuator {name:?} is a {:?}: only <motor> actuators are supported", act.kind)));
+            }
+            let joint = a
+                .joint_index
+                .and_then(|ji| joints.iter().position(|j| j.robot_joint == ji))
+                .ok_or_else(|| mjcf_err(source, format!("actuator {name:?} drives no hinge or slide joint: give it joint=\"...\"")))?;
+            let limited = match act.ctrl_limited {
+                rapier3d_mjcf::mjcf_rs::types::Tristate::True => true,
+                rapier3d_mjcf::mjcf_rs::types::Tristate::False => false,
+                _ => act.ctrl_range.is_some() && model.compiler.autolimits,
+            };
+            let ctrl_range = if limited {
+                Some(act.ctrl_range.ok_or_else(|| mjcf_err(source, format!("actuator {name:?} is ctrllimited without a ctrlrange")))?)
+            } else {
+                None
+            };
+            actuators.push(ActuatorSpec { name, joint, gear: act.gear[0], ctrl_range });
+        }
+
+        let bodies: Vec<BodySpec> = robot
+            .bodies
+            .iter()
+            .enumerate()
+            .filter(|(i, b)| *i != 0 && !b.is_intermediate)
+            .map(|(i, b)| BodySpec { name: b.name.clone().unwrap_or_default(), mass: b.mass as f64, robot_body: i })
+            .collect();
+        let mut capsules = Vec::new();
+        for (bi, b) in bodies.iter().enumerate() {
+            let rb: &rapier3d_mjcf::MjcfBody = &robot.bodies[b.robot_body];
+            let shapes = rb
+                .visual_meshes
+                .iter()
+                .map(|m| (m.shape.clone(), m.local_pose))
+                .chain(rb.colliders.iter().map(|c| (c.shared_shape().clone(), c.position_wrt_parent().copied().unwrap_or(*c.position()))));
+            for (shape, pose) in shapes {
+                if let Some(c) = shape.as_capsule() {
+                    let p = |v: Vector| {
+                        let w = pose.transform_point(v);
+                        [w.x as f64, w.y as f64, w.z as f64]
+                    };
+                    capsules.push((bi, p(c.segment.a), p(c.segment.b), c.radius as f64));
+                }
+            }
+        }
+        let g = robot.gravity;
+        Ok(MjcfModel {
+            capsules,
+            source: source.to_string(),
+            timestep: model.option.timestep,
+            gravity: [g.x as f64, g.y as f64, g.z as f64],
+            density,
+            viscosity,
+            joints,
+            actuators,
+            bodies,
+            robot: Arc::new(robot),
+        })
+    }
+
+    /// Number of generalised coordinates (= velocities: hinge and slide joints only).
+    pub fn nq(&self) -> usize {
+        self.joints.len()
+    }
+
+    /// Number of actuators.
+    pub fn nu(&self) -> usize {
+        self.actuators.len()
+    }
+
+    /// Index of the body named `name`.
+    pub fn body(&self, name: &str) -> Option<usize> {
+        self.bodies.iter().position(|b| b.name == name)
+    }
+
+    /// Index of the joint named `name`.
+    pub fn joint(&self, name: &str) -> Option<usize> {
+        self.joints.iter().position(|j| j.name == name)
+    }
+
+    /// Error unless the model has `nq` coordinates and `nu` actuators (what environment `env`
+    /// needs to interpret it).
+    pub fn expect_shape(&self, env: &str, nq: Option<usize>, nu: usize) -> Result<(), EnvError> {
+        let ok_nq = nq.is_none_or(|n| n == self.nq());
+        if !ok_nq || self.nu() != nu {
+            let want_nq = nq.map(|n| n.to_string()).unwrap_or_else(|| "any number of".into());
+            return Err(EnvError::BadOption {
+                env: env.into(),
+                key: "xml_file".into(),
+                msg: format!(
+                    "{} has {} hinge/slide joints and {} actuators; {env} needs {want_nq} joints and {nu} actuators (start from the shipped model, docs/adding-an-environment.md)",
+                    self.source,
+                    self.nq(),
+                    self.nu()
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Rapier settings of a world (the env options `timestep`, `substeps`, ...).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RapierSettings {
+    pub timestep: f64,
+    pub substeps: usize,
+    pub solver_iterations: usize,
+    pub limit_natural_frequency: f64,
+    pub limit_damping_ratio: f64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Dof {
+    handle: MultibodyJointHandle,
+    /// Index in the multibody's generalised velocity.
+    index: usize,
+    /// Index in the joint's spatial coordinates (0..3 linear, 3..6 angular).
+    coord: usize,
+    child: RigidBodyHandle,
+    /// `None` when the parent is fixed.
+    parent: Option<RigidBodyHandle>,
+    /// The joint frame on the child (its x axis is the joint axis).
+    frame2: Pose,
+    /// MJCF `ref` (qpos = Rapier coordinate + reference).
+    reference: f64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct FluidBody {
+    handle: RigidBodyHandle,
+    /// A joint of the body's multibody, and the body's link in it.
+    multibody: MultibodyJointHandle,
+    link: usize,
+    mass: f64,
+    inertia: [f64; 3],
+}
+
+/// A model in a Rapier world: the state lives in `world` (capture it with
+/// [`crate::rapier_world::WorldState`]); handles stay valid across captures and restores.
+pub struct MjcfWorld {
+    pub world: PhysicsWorld,
+    dofs: Vec<Dof>,
+    /// Rigid body of each [`MjcfModel::bodies`] entry.
+    pub bodies: Vec<RigidBodyHandle>,
+    fluid: Vec<FluidBody>,
+    density: f64,
+    viscosity: f64,
+}
+
+impl MjcfWorld {
+    /// The model at qpos = 0, qvel = 0.
+    pub fn build(model: &MjcfModel, s: &RapierSettings) -> Self {
+        let mut world = PhysicsWorld::new();
+        world.gravity = Vector::new(model.gravity[0] as Real, model.gravity[1] as Real, model.gravity[2] as Real);
+        configure_integration(&mut world.integration_parameters, s.timestep, s.substeps, s.solver_iterations);
+        let mut robot = (*model.robot).clone();
+        let softness = SpringCoefficients::new(s.limit_natural_frequency as Real, s.limit_damping_ratio as Real);
+        for j in &mut robot.joints {
+            j.joint.softness = softness;
+            // Armature and damping are written per DoF below (MuJoCo's joint-space values).
+            j.armature_per_dof = 0.0;
+            j.damping_per_dof = 0.0;
+        }
+        let frames: Vec<Pose> = robot.joints.iter().map(|j| j.joint.local_frame2).collect();
+        let handles = robot.insert_using_multibody_joints(
+            &mut world.bodies,
+            &mut world.colliders,
+            &mut world.multibody_joints,
+            &mut world.impulse_joints,
+            MjcfMultibodyOptions::SKIP_JOINT_MOTORS,
+        );
+        for b in handles.bodies.iter().flatten() {
+            if let Some(rb) = world.bodies.get_mut(b.body) {
+                rb.enable_ccd(false);
+                rb.set_enabled(true);
+            }
+        }
+        // A zero-length step settles every multibody's root and DOF count.
+        let dt = world.integration_parameters.dt;
+        world.integration_parameters.dt = 0.0;
+        world.step();
+        world.integration_parameters.dt = dt;
+
+        // Per-DoF damping and armature: MuJoCo's values everywhere (zero where not given).
+        for jh in handles.joints.iter().filter_map(|j| j.joint) {
+            let (mb, _) = world.multibody_joints.get_mut(jh).expect("joint in a multibody");
+            mb.damping_mut().fill(0.0);
+            mb.armature_mut().fill(0.0);
+        }
+        let mut dofs = Vec::with_capacity(model.joints.len());
+        for spec in &model.joints {
+            let jh = handles.joints[spec.robot_joint].joint.expect("hinge/slide joints are in a multibody");
+            let (mb, link_id) = world.multibody_joints.get_mut(jh).expect("joint in a multibody");
+            let link = mb.link(link_id).expect("link");
+            let index = link.assembly_id();
+            let coord = (0..6)
+                .find(|i| !link.joint().data.locked_axes.contains(JointAxesMask::from_bits_truncate(1 << i)))
+                .expect("a free axis");
+            mb.damping_mut()[index] = spec.damping as Real;
+            mb.armature_mut()[index] = spec.armature as Real;
+            let child = handles.joints[spec.robot_joint].link2;
+            let parent = handles.joints[spec.robot_joint].link1;
+            let parent = world.bodies.get(parent).filter(|rb| rb.is_dynamic()).map(|_| parent);
+            dofs.push(Dof { handle: jh, index, coord, child, parent, frame2: frames[spec.robot_joint], reference: spec.reference });
+        }
+        let bodies: Vec<RigidBodyHandle> = model
+            .bodies
+            .iter()
+            .map(|b| handles.bodies[b.robot_body].as_ref().map(|h| h.body).unwrap_or_else(RigidBodyHandle::invalid))
+            .collect();
+        let fluid = if model.density > 0.0 || model.viscosity > 0.0 {
+            bodies
+                .iter()
+                .filter_map(|h| world.bodies.get(*h).map(|rb| (*h, rb)))
+                .filter(|(_, rb)| rb.is_dynamic())
+                .filter_map(|(h, rb)| {
+                    let mp = rb.mass_properties().local_mprops;
+                    let mass = mp.mass() as f64;
+                    let i = mp.principal_inertia();
+                    let link = world.multibody_joints.rigid_body_link(h)?.id;
+                    let multibody = dofs.iter().find(|d| {
+                        let (mb, _) = world.multibody_joints.get(d.handle).expect("multibody");
+                        mb.links().any(|l| l.rigid_body_handle() == h)
+                    })?.handle;
+                    (mass > 0.0).then_some(FluidBody { handle: h, multibody, link, mass, inertia: [i.x as f64, i.y as f64, i.z as f64] })
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        MjcfWorld { world, dofs, bodies, fluid, density: model.density, viscosity: model.viscosity }
+    }
+
+    /// Generalised positions (MuJoCo's qpos).
+    pub fn qpos(&self) -> Vec<f64> {
+        self.dofs
+            .iter()
+            .map(|d| {
+                let (mb, link) = self.world.multibody_joints.get(d.handle).expect("multibody");
+                mb.link(link).expect("link").joint().coords()[d.coord] as f64 + d.reference
+            })
+            .collect()
+    }
+
+    /// Generalised velocities (MuJoCo's qvel).
+    pub fn qvel(&self) -> Vec<f64> {
+        self.dofs
+            .iter()
+            .map(|d| {
+                let (mb, _) = self.world.multibody_joints.get(d.handle).expect("multibody");
+                mb.generalized_velocity()[d.index] as f64
+            })
+            .collect()
+    }
+
+    /// Sets qpos and qvel on a world fresh from [`MjcfWorld::build`] (where qpos = `ref`).
+    pub fn set_state(&mut self, qpos: &[f64], qvel: &[f64]) {
+        for (k, d) in self.dofs.iter().enumerate() {
+            let (mb, _) = self.world.multibody_joints.get_mut(d.handle).expect("multibody");
+            let mut disp = vec![0.0 as Real; mb.ndofs()];
+            disp[d.index] = (qpos[k] - d.reference) as Real;
+            mb.apply_displacements(&disp);
+            mb.generalized_velocity_mut()[d.index] = qvel[k] as Real;
+        }
+        for d in &self.dofs {
+            let (mb, _) = self.world.multibody_joints.get_mut(d.handle).expect("multibody");
+            mb.forward_kinematics(&self.world.bodies, false);
+            mb.update_rigid_bodies(&mut self.world.bodies, true);
+        }
+    }
+
+    /// Switches the limit of DoF `dof` on or off (the joint's range is kept).
+    pub fn set_limit_enabled(&mut self, dof: usize, enabled: bool) {
+        let d = self.dofs[dof];
+        let (mb, link) = self.world.multibody_joints.get_mut(d.handle).expect("multibody");
+        let link = mb.link_mut(link).expect("link");
+        let bit = JointAxesMask::from_bits_truncate(1 << d.coord);
+        link.joint.data.limit_axes.set(bit, enabled);
+    }
+
+    /// Joint-space mass matrix (armature included), nq × nq in MuJoCo's qvel order, as Rapier
+    /// assembles it now (dt = 0: without damping terms); zero between separate multibodies.
+    pub fn mass_matrix(&self) -> Option<Vec<Vec<f64>>> {
+        let n = self.dofs.len();
+        let mut out = vec![vec![0.0; n]; n];
+        let mut done: Vec<RigidBodyHandle> = Vec::new();
+        for d in &self.dofs {
+            let (mb, _) = self.world.multibody_joints.get(d.handle)?;
+            let root = mb.root().rigid_body_handle();
+            if done.contains(&root) {
+                continue;
+            }
+            done.push(root);
+            let mut mb = mb.clone();
+            mb.dof_inverse_inertia(&self.world.bodies);
+            let m = mb.inv_augmented_mass().try_inverse()?.try_inverse()?;
+            let mine: Vec<(usize, usize)> = self
+                .dofs
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| {
+                    let (mbe, _) = self.world.multibody_joints.get(e.handle).expect("multibody");
+                    mbe.root().rigid_body_handle() == root
+                })
+                .map(|(k, e)| (k, e.index))
+                .collect();
+            for &(i, ii) in &mine {
+                for &(j, jj) in &mine {
+                    out[i][j] = m[(ii, jj)] as f64;
+                }
+            }
+        }
+        Some(out)
+    }
+
+    /// One Rapier step with generalised forces `tau` (one per DoF, MuJoCo's qfrc) and the
+    /// fluid forces of the model.
+    pub fn step(&mut self, tau: &[f64]) {
+        for d in &self.dofs {
+            for h in [Some(d.child), d.parent].into_iter().flatten() {
+                let rb = &mut self.world.bodies[h];
+                rb.reset_forces(false);
+                rb.reset_torques(false);
+            }
+        }
+        for f in &self.fluid {
+            let rb = &mut self.world.bodies[f.handle];
+            rb.reset_forces(false);
+            rb.reset_torques(false);
+        }
+        for (d, t) in self.dofs.iter().zip(tau) {
+            if *t == 0.0 {
+                continue;
+            }
+            let pose = *self.world.bodies[d.child].position();
+            let frame = pose * d.frame2;
+            let axis = frame.rotation * [Vector::X, Vector::Y, Vector::Z][d.coord % 3];
+            let t = *t as Real;
+            if d.coord >= 3 {
+                self.world.bodies[d.child].add_torque(axis * t, false);
+                if let Some(p) = d.parent {
+                    self.world.bodies[p].add_torque(-axis * t, false);
+                }
+            } else {
+                let point = frame.translation;
+                self.world.bodies[d.child].add_force_at_point(axis * t, point, false);
+                if let Some(p) = d.parent {
+                    self.world.bodies[p].add_force_at_point(-axis * t, point, false);
+                }
+            }
+        }
+        let mut vels: Vec<(MultibodyJointHandle, Vec<(Vector, Vector)>)> = Vec::new();
+        for f in &self.fluid {
+            if !vels.iter().any(|(h, _)| *h == f.multibody) {
+                let (mb, _) = self.world.multibody_joints.get(f.multibody).expect("multibody");
+                vels.push((f.multibody, link_velocities(mb, &self.world.bodies)));
+            }
+        }
+        for f in &self.fluid {
+            let (lin, ang) = vels.iter().find(|(h, _)| *h == f.multibody).expect("velocities").1[f.link];
+            let rb = &mut self.world.bodies[f.handle];
+            let rot = rb.position().rotation * rb.mass_properties().local_mprops.principal_inertia_local_frame;
+            let v = rot.inverse() * lin;
+            let w = rot.inverse() * ang;
+            let (force, torque) = inertia_box_force_torque(
+                f.mass,
+                f.inertia,
+                self.density,
+                self.viscosity,
+                [v.x as f64, v.y as f64, v.z as f64],
+                [w.x as f64, w.y as f64, w.z as f64],
+            );
+            let to_world = |a: [f64; 3]| rot * Vector::new(a[0] as Real, a[1] as Real, a[2] as Real);
+            rb.add_force(to_world(force), false);
+            rb.add_torque(to_world(torque), false);
+        }
+        self.world.step();
+    }
+
+    /// Capsules of [`MjcfModel::capsules`] in world coordinates: (end, end, radius).
+    pub fn capsules(&self, model: &MjcfModel) -> Vec<([f64; 3], [f64; 3], f64)> {
+        model
+            .capsules
+            .iter()
+            .map(|(b, a, e, r)| {
+                let pose = self.body_pose(*b);
+                let w = |v: &[f64; 3]| {
+                    let p = pose.transform_point(Vector::new(v[0] as Real, v[1] as Real, v[2] as Real));
+                    [p.x as f64, p.y as f64, p.z as f64]
+                };
+                (w(a), w(e), *r)
+            })
+            .collect()
+    }
+
+    /// World pose of body `i` (its MJCF body frame).
+    pub fn body_pose(&self, i: usize) -> Pose {
+        *self.world.bodies[self.bodies[i]].position()
+    }
+}
+
+/// COM velocity and angular velocity (world frame) of every link of `mb`, from its current
+/// generalised velocities and poses. (Rapier refreshes the bodies' own velocities only at the
+/// start of its next step, so after a step they lag by one step: using them for the fluid forces
+/// measurably raised the Swimmer's error against MuJoCo.)
+fn link_velocities(mb: &Multibody, bodies: &RigidBodySet) -> Vec<(Vector, Vector)> {
+    let v: Vec<Real> = mb.generalized_velocity().iter().copied().collect();
+    let mut out: Vec<(Vector, Vector)> = Vec::with_capacity(mb.num_links());
+    for link in mb.links() {
+        let jv = link.joint().jacobian_mul_coordinates(&v[link.assembly_id()..]);
+        let Some(p) = link.parent_id() else {
+            out.push((jv.linvel, jv.angvel));
+            continue;
+        };
+        let parent = mb.link(p).expect("parent link");
+        let jv = jv.transformed(&(parent.local_to_world().rotation * link.joint().data.local_frame1.rotation));
+        let com = bodies[link.rigid_body_handle()].mass_properties().world_com;
+        let parent_com = bodies[parent.rigid_body_handle()].mass_properties().world_com;
+        let anchor = link.local_to_world().transform_point(link.joint().data.local_frame2.translation);
+        let (pl, pa) = out[p];
+        out.push((pl + jv.linvel + pa.cross(com - parent_com) + jv.angvel.cross(com - anchor), pa + jv.angvel));
+    }
+    out
+}
+
+/// Generalised forces (one per DoF) of the actuators for `ctrl` (one per actuator):
+/// `gear · clip(ctrl, ctrlrange)`, summed per joint.
+pub fn actuator_forces(model: &MjcfModel, ctrl: &[f64]) -> Vec<f64> {
+    let mut tau = vec![0.0; model.nq()];
+    for (a, c) in model.actuators.iter().zip(ctrl) {
+        let c = match a.ctrl_range {
+            Some([lo, hi]) => c.clamp(lo, hi),
+            None => *c,
+        };
+        tau[a.joint] += a.gear * c;
+    }
+    tau
+}
+

@@ -1,0 +1,167 @@
+//! Models from MJCF files: Gymnasium 1.4.0's own XML files (copied unchanged into
+//! `tests/data/gymnasium` by `scripts/refresh_gymnasium_xml.sh`) load as they are and give the same
+//! model as the files this crate ships; user files work through `xml_file`; unsupported MJCF is
+//! refused with an error naming the element.
+
+use std::path::PathBuf;
+
+use rebel_envs::mjcf::{JointKind, MjcfModel, MjcfWorld, RapierSettings};
+use rebel_envs::swimmer::Swimmer;
+use rebel_envs::{make, ConfigValue, Env, EnvConfig, EnvError};
+
+fn data(rel: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(rel).display().to_string()
+}
+
+fn repo(rel: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(rel).display().to_string()
+}
+
+fn settings(m: &MjcfModel) -> RapierSettings {
+    RapierSettings { timestep: m.timestep, substeps: 1, solver_iterations: 4, limit_natural_frequency: 1e6, limit_damping_ratio: 1.0 }
+}
+
+fn close(a: f64, b: f64, rel: f64) -> bool {
+    (a - b).abs() <= rel * a.abs().max(b.abs()).max(1e-12)
+}
+
+#[test]
+fn gymnasium_files_give_the_shipped_models() {
+    for name in ["swimmer.xml", "reacher.xml", "inverted_pendulum.xml", "inverted_double_pendulum.xml"] {
+        let ours = MjcfModel::load(name).unwrap();
+        let gym = MjcfModel::load(&data(&format!("gymnasium/{name}"))).unwrap();
+        assert_eq!((gym.timestep, gym.gravity, gym.density, gym.viscosity), (ours.timestep, ours.gravity, ours.density, ours.viscosity), "{name}: options");
+        // bodies by name, with their masses
+        for b in &ours.bodies {
+            let g = gym.body(&b.name).unwrap_or_else(|| panic!("{name}: body {} missing", b.name));
+            assert!(close(gym.bodies[g].mass, b.mass, 1e-6), "{name}: mass of {}: {} vs {}", b.name, gym.bodies[g].mass, b.mass);
+        }
+        assert_eq!(gym.bodies.len(), ours.bodies.len(), "{name}: body count");
+        // joints: same order, kinds, ranges, armature, damping, ref
+        let js = |m: &MjcfModel| m.joints.iter().map(|j| (j.name.clone(), j.kind, j.range, j.armature, j.damping, j.reference)).collect::<Vec<_>>();
+        let (jg, jo) = (js(&gym), js(&ours));
+        assert_eq!(jg.len(), jo.len(), "{name}");
+        for (g, o) in jg.iter().zip(&jo) {
+            assert_eq!((&g.0, g.1), (&o.0, o.1), "{name}");
+            assert_eq!(g.2.is_some(), o.2.is_some(), "{name}: {} limited", g.0);
+            if let (Some(a), Some(b)) = (g.2, o.2) {
+                assert!((a[0] - b[0]).abs() < 1e-6 && (a[1] - b[1]).abs() < 1e-6, "{name}: range of {}", g.0);
+            }
+            assert_eq!((g.3, g.4), (o.3, o.4), "{name}: armature, damping of {}", g.0);
+            assert!((g.5 - o.5).abs() < 1e-6, "{name}: ref of {}", g.0);
+        }
+        let acts = |m: &MjcfModel| m.actuators.iter().map(|a| (a.joint, a.gear, a.ctrl_range)).collect::<Vec<_>>();
+        assert_eq!(acts(&gym), acts(&ours), "{name}: actuators");
+        // and the same joint-space mass matrix away from the rest pose
+        let q: Vec<f64> = (0..ours.nq()).map(|i| 0.1 * (i as f64 + 1.0) * if i % 2 == 0 { 1.0 } else { -1.0 }).collect();
+        let mut wg = MjcfWorld::build(&gym, &settings(&gym));
+        let mut wo = MjcfWorld::build(&ours, &settings(&ours));
+        let q_g: Vec<f64> = q.iter().zip(&gym.joints).map(|(q, j)| q + j.reference).collect();
+        wg.set_state(&q_g, &vec![0.0; q.len()]);
+        wo.set_state(&q_g, &vec![0.0; q.len()]);
+        let (mg, mo) = (wg.mass_matrix().unwrap(), wo.mass_matrix().unwrap());
+        for (rg, ro) in mg.iter().zip(&mo) {
+            for (a, b) in rg.iter().zip(ro) {
+                assert!((a - b).abs() < 1e-4 * (1.0 + a.abs()), "{name}: M {a} vs {b}");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_swimmer_from_gymnasiums_file_swims_like_the_shipped_one() {
+    let gym = EnvConfig::new().with("xml_file", ConfigValue::Str(data("gymnasium/swimmer.xml")));
+    let (mut a, mut b) = (make("Swimmer-v5", &EnvConfig::new()).unwrap(), make("Swimmer-v5", &gym).unwrap());
+    let (oa, _) = a.reset(Some(3)).unwrap();
+    let (ob, _) = b.reset(Some(3)).unwrap();
+    assert_eq!(oa, ob);
+    let (mut ra, mut rb) = (0.0, 0.0);
+    for k in 0..200 {
+        let t = k as f32 * 0.04;
+        let act = [(2.0 * t).sin(), (2.0 * t - 0.5).sin()];
+        ra += a.step(&act).unwrap().reward;
+        rb += b.step(&act).unwrap().reward;
+    }
+    assert!((ra - rb).abs() < 1e-3 * (1.0 + ra.abs()), "{ra} vs {rb}");
+    assert!(ra > 1.0, "a travelling wave swims forward: {ra}");
+}
+
+#[test]
+fn four_segment_swimmer_matches_mujocos_mass_matrix_and_swims() {
+    let path = repo("experiments/swimmer4.xml");
+    let m = MjcfModel::load(&path).unwrap();
+    assert_eq!((m.nq(), m.nu()), (6, 3));
+    assert!(m.joints[3..].iter().all(|j| j.kind == JointKind::Hinge && j.range.is_some()));
+    // mj_fullM of MuJoCo 3.x/4.0 at qpos = (0.1, -0.2, 0.3, 0.4, -0.5, 0.6), armature included
+    #[rustfmt::skip]
+    let mj = [
+        [142.5188669627, 0.0, 54.4191656416, 80.7239487650, 23.3809780814, 12.7706302093],
+        [0.0, 142.5188669627, -47.7892727110, -132.8254854294, -64.7455118554, -12.4030225188],
+        [54.4191656416, -47.7892727110, 219.3985331352, 228.4470082690, 120.8289357746, 37.4135667137],
+        [80.7239487650, -132.8254854294, 228.4470082690, 303.9213037380, 155.2105865032, 45.2250863469],
+        [23.3809780814, -64.7455118554, 120.8289357746, 155.2105865032, 90.7280479739, 27.5116656166],
+        [12.7706302093, -12.4030225188, 37.4135667137, 45.2250863469, 27.5116656166, 12.9187452242],
+    ];
+    let mut w = MjcfWorld::build(&m, &settings(&m));
+    w.set_state(&[0.1, -0.2, 0.3, 0.4, -0.5, 0.6], &[0.0; 6]);
+    let mm = w.mass_matrix().unwrap();
+    for i in 0..6 {
+        for j in 0..6 {
+            assert!((mm[i][j] - mj[i][j]).abs() < 3e-3, "M[{i}][{j}] = {} vs MuJoCo {}", mm[i][j], mj[i][j]);
+        }
+    }
+    let cfg = EnvConfig::new().with("xml_file", ConfigValue::Str(path));
+    let mut env = Swimmer::new(&cfg).unwrap();
+    assert_eq!((env.observation_space().dim(), env.action_space().dim()), (10, 3));
+    env.reset(Some(0)).unwrap();
+    let mut ret = 0.0;
+    for k in 0..250 {
+        let t = k as f32 * 0.04;
+        ret += env.step(&[(2.0 * t).sin(), (2.0 * t - 0.8).sin(), (2.0 * t - 1.6).sin()]).unwrap().reward;
+    }
+    assert!(ret > 1.0, "a travelling wave moves the four-segment swimmer forward: {ret}");
+}
+
+fn write(dir: &tempfile::TempDir, body: &str) -> String {
+    let p = dir.path().join("m.xml");
+    std::fs::write(&p, body).unwrap();
+    p.display().to_string()
+}
+
+fn load_err(dir: &tempfile::TempDir, body: &str) -> String {
+    match MjcfModel::load(&write(dir, body)) {
+        Err(e @ EnvError::BadOption { .. }) => e.to_string(),
+        other => panic!("expected a clear error, got {other:?}"),
+    }
+}
+
+#[test]
+fn unsupported_mjcf_is_refused_naming_the_element() {
+    let d = tempfile::tempdir().unwrap();
+    let body = |inner: &str, extra: &str| {
+        format!("<mujoco><worldbody><body name=\"b\"><geom type=\"sphere\" size=\"0.1\"/>{inner}</body></worldbody>{extra}</mujoco>")
+    };
+    let e = load_err(&d, &body("<freejoint/>", ""));
+    assert!(e.contains("<freejoint>") && e.contains("line 1"), "{e}");
+    let e = load_err(&d, &body("<joint type=\"ball\"/>", ""));
+    assert!(e.contains("<joint>") && e.contains("ball") && e.contains("hinge or slide"), "{e}");
+    let e = load_err(&d, &body("<joint name=\"j\" type=\"hinge\" stiffness=\"10\"/>", ""));
+    assert!(e.contains("stiffness") && e.contains("remove it"), "{e}");
+    let e = load_err(&d, &body("<joint name=\"j\"/>", "<actuator><position joint=\"j\" kp=\"10\"/></actuator>"));
+    assert!(e.contains("<position>") && e.contains("<motor"), "{e}");
+    let e = load_err(&d, &body("<joint name=\"j\"/><site name=\"s\"/>", "<tendon><spatial><site site=\"s\"/></spatial></tendon>"));
+    assert!(e.contains("<spatial>") && e.contains("tendon"), "{e}");
+    let e = load_err(&d, "<robot/>");
+    assert!(e.contains("<mujoco>"), "{e}");
+    let e = load_err(&d, "<mujoco><worldbody>");
+    assert!(e.contains("not valid XML"), "{e}");
+    // a missing file names the path and the shipped models
+    let e = MjcfModel::load("/nonexistent/model.xml").unwrap_err().to_string();
+    assert!(e.contains("/nonexistent/model.xml") && e.contains("swimmer.xml"), "{e}");
+    // a model of the wrong shape for the environment
+    let cfg = EnvConfig::new().with("xml_file", ConfigValue::Str("swimmer.xml".into()));
+    let e = make("InvertedPendulum-v5", &cfg).err().unwrap().to_string();
+    assert!(e.contains("InvertedPendulum-v5 needs 2 joints and 1 actuators"), "{e}");
+    // looks only (assets, lights, cameras) load fine: the Gymnasium swimmer has all of them
+    assert!(MjcfModel::load(&data("gymnasium/swimmer.xml")).is_ok());
+}

@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""Runs a policy checkpoint of rebel-rs closed-loop in the real MuJoCo environment (Gymnasium 1.4.0).
+
+    ~/.cache/rebel-rs/mujoco-venv/bin/python scripts/policy_in_mujoco.py CHECKPOINT \
+        [--env ID] [--episodes 10] [--seed-base 1000000] [--xml-file PATH] [--stochastic]
+
+CHECKPOINT is a `.safetensors` file written by `rebel train` (or `pretrain`). It is read here without
+torch: the 8-byte header length, the JSON header, then the raw little-endian float32 tensors.
+The policy (agents/src/policy.rs) is an MLP `policy.layer{i}.weight/bias` with tanh after every
+hidden layer and none after the last; it sees the raw observation (no normalisation). By default
+the mean action is taken (as `rebel eval` does); `--stochastic` samples mean + exp(log_std)·N(0, 1).
+Actions are given unclipped: MuJoCo's ctrlrange clips them, as in rebel-rs.
+
+The env id defaults to the one stored in the checkpoint's metadata. Prints one JSON line:
+{"env": ..., "episodes": N, "return_mean": ..., "return_std": ..., "returns": [...], "lengths": [...]}.
+Compare it with `rebel --env ID eval --checkpoint CHECKPOINT` (the same policy in Rapier).
+"""
+import argparse
+import json
+import struct
+import sys
+
+import numpy as np
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    meta = header.pop("__metadata__", {})
+    tensors = {}
+    for name, info in header.items():
+        if info["dtype"] != "F32":
+            continue
+        a, b = info["data_offsets"]
+        tensors[name] = np.frombuffer(data[a:b], dtype="<f4").reshape(info["shape"]).astype(np.float64)
+    return meta, tensors
+
+
+class Policy:
+    def __init__(self, tensors, prefix="policy."):
+        self.layers = []
+        i = 0
+        while f"{prefix}layer{i}.weight" in tensors:
+            self.layers.append((tensors[f"{prefix}layer{i}.weight"], tensors[f"{prefix}layer{i}.bias"]))
+            i += 1
+        if not self.layers:
+            sys.exit(f"policy_in_mujoco.py: no tensors named {prefix}layer0.weight in the checkpoint")
+        self.log_std = tensors[f"{prefix}log_std"]
+
+    def mean(self, obs):
+        x = np.asarray(obs, dtype=np.float32).astype(np.float64)
+        for k, (w, b) in enumerate(self.layers):
+            x = w @ x + b
+            if k + 1 < len(self.layers):
+                x = np.tanh(x)
+        return x
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint")
+    p.add_argument("--env", help="Gymnasium id (default: the checkpoint's env_id)")
+    p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--seed-base", type=int, default=1_000_000)
+    p.add_argument("--xml-file", help="MJCF file for the environment (Gymnasium's xml_file)")
+    p.add_argument("--stochastic", action="store_true")
+    args = p.parse_args()
+    try:
+        import gymnasium as gym
+    except ImportError as e:
+        sys.exit(f"policy_in_mujoco.py: {e}; run it with the venv of scripts/bench_vs_mujoco.sh")
+    meta, tensors = read_safetensors(args.checkpoint)
+    info = json.loads(meta.get("meta", "{}"))
+    env_id = args.env or info.get("env_id")
+    if not env_id:
+        sys.exit("policy_in_mujoco.py: the checkpoint names no env_id; pass --env")
+    policy = Policy(tensors)
+    kwargs = {"xml_file": args.xml_file} if args.xml_file else {}
+    env = gym.make(env_id, **kwargs)
+    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    w0 = policy.layers[0][0]
+    if w0.shape[1] != obs_dim or policy.layers[-1][0].shape[0] != act_dim:
+        sys.exit(f"policy_in_mujoco.py: the policy maps {w0.shape[1]} observations to {policy.layers[-1][0].shape[0]} "
+                 f"actions, {env_id} has {obs_dim} and {act_dim}")
+    rng = np.random.default_rng(args.seed_base)
+    returns, lengths = [], []
+    for ep in range(args.episodes):
+        obs, _ = env.reset(seed=args.seed_base + ep)
+        ret, n, done = 0.0, 0, False
+        while not done:
+            a = policy.mean(obs)
+            if args.stochastic:
+                a = a + np.exp(policy.log_std) * rng.standard_normal(a.shape)
+            obs, r, term, trunc, _ = env.step(a.astype(np.float32))
+            ret += float(r)
+            n += 1
+            done = term or trunc
+        returns.append(ret)
+        lengths.append(n)
+    env.close()
+    print(json.dumps({"env": env_id, "episodes": args.episodes, "return_mean": float(np.mean(returns)),
+                      "return_std": float(np.std(returns)), "returns": returns, "lengths": lengths}))
+
+
+if __name__ == "__main__":
+    main()
