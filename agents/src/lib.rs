@@ -15,3 +15,6 @@ pub mod reward_model;
 pub mod experiment;
 pub mod compare;
 pub mod mlp;
+pub mod io;
+pub mod seeding;
+pub mod plot;

@@ -1,13 +1,13 @@
 //! Plain MLP layers shared by the value net and the reward net.
 
-use rand::rngs::StdRng;
+use crate::seeding::ChaCha8Rng;
 use rand::RngExt;
 use tch::{Device, Tensor};
 
 /// Layers `sizes[0] → sizes[1] → … → sizes[n]` as `(weight [out, in], bias [out])` leaf tensors
 /// requiring grad, drawn like PyTorch's `nn.Linear` default: U(−1/√fan_in, 1/√fan_in) for weight
 /// and bias, from `rng` (same seed, same layers).
-pub fn linear_layers(sizes: &[usize], rng: &mut StdRng, device: Device) -> Vec<(Tensor, Tensor)> {
+pub fn linear_layers(sizes: &[usize], rng: &mut ChaCha8Rng, device: Device) -> Vec<(Tensor, Tensor)> {
     sizes
         .windows(2)
         .map(|w| {

@@ -17,7 +17,7 @@
 //! Store and feed back the unclipped actions; never the clipped ones.
 //!
 //! ## Randomness
-//! Initialisation and sampling draw from a caller-owned `rand::rngs::StdRng` (not libtorch's global generator),
+//! Initialisation and sampling draw from a caller-owned `crate::seeding::ChaCha8Rng` (not libtorch's global generator),
 //! so the same seed gives the same weights and the same actions, whatever else runs in the process.
 //!
 //! ## Kinds and devices
@@ -25,8 +25,7 @@
 //! device given at construction (`Kind::Float` normally, `Kind::Double` for exact numerical tests). Inputs must
 //! be on the same device with the same kind.
 
-use rand::rngs::StdRng;
-use rand::SeedableRng;
+use crate::seeding::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
@@ -90,7 +89,7 @@ pub struct GaussianPolicy {
 }
 
 /// Orthogonal `[rows, cols]` matrix times `gain`, from a seeded Gaussian matrix (QR with sign correction).
-fn orthogonal(rows: usize, cols: usize, gain: f64, rng: &mut StdRng) -> Tensor {
+fn orthogonal(rows: usize, cols: usize, gain: f64, rng: &mut ChaCha8Rng) -> Tensor {
     let (n, m) = if rows >= cols { (rows, cols) } else { (cols, rows) };
     let data: Vec<f64> = (0..n * m).map(|_| StandardNormal.sample(rng)).collect();
     let a = Tensor::from_slice(&data).view([n as i64, m as i64]);
@@ -112,7 +111,7 @@ impl GaussianPolicy {
         assert!(config.hidden.iter().all(|&h| h > 0), "hidden widths must be positive: {config:?}");
         let mut vs = VarStore::new(device);
         vs.set_kind(kind);
-        let mut rng = StdRng::seed_from_u64(seed);
+        let mut rng = crate::seeding::stream(seed, crate::seeding::Domain::Init, 0);
         let root = vs.root();
         let mut sizes = vec![config.obs_dim];
         sizes.extend(&config.hidden);
@@ -320,7 +319,7 @@ impl GaussianPolicy {
     /// Samples unclipped actions `mu(obs) + exp(log_std)·eps` with `eps ~ N(0, I)` drawn from `rng`:
     /// `obs [..., obs_dim] → act [..., act_dim]`, detached (no gradient). The same `rng` state gives the same
     /// actions. The noise is drawn in row-major order of the output.
-    pub fn sample(&self, obs: &Tensor, rng: &mut StdRng) -> Tensor {
+    pub fn sample(&self, obs: &Tensor, rng: &mut ChaCha8Rng) -> Tensor {
         tch::no_grad(|| {
             let mu = self.mean(obs);
             let eps = standard_normal_like(&mu, rng);
@@ -330,7 +329,7 @@ impl GaussianPolicy {
 
     /// [`Self::sample`] plus the log-probabilities of the samples: `→ (act [..., act_dim], logp [...])`, both
     /// detached.
-    pub fn sample_with_log_prob(&self, obs: &Tensor, rng: &mut StdRng) -> (Tensor, Tensor) {
+    pub fn sample_with_log_prob(&self, obs: &Tensor, rng: &mut ChaCha8Rng) -> (Tensor, Tensor) {
         tch::no_grad(|| {
             let act = self.sample(obs, rng);
             let logp = self.log_prob(obs, &act);
@@ -340,7 +339,7 @@ impl GaussianPolicy {
 
     /// Convenience for environments that speak `&[f32]`: one observation `[obs_dim]` → one unclipped action
     /// `Vec<f32>` of length `act_dim` and its log-prob. Deterministic given `rng`.
-    pub fn act(&self, obs: &[f32], rng: &mut StdRng) -> (Vec<f32>, f32) {
+    pub fn act(&self, obs: &[f32], rng: &mut ChaCha8Rng) -> (Vec<f32>, f32) {
         let o = Tensor::from_slice(obs).to_kind(self.kind()).to_device(self.device()).unsqueeze(0);
         let (a, lp) = self.sample_with_log_prob(&o, rng);
         let a: Vec<f32> = Vec::try_from(a.squeeze_dim(0).to_kind(Kind::Float).to_device(Device::Cpu))
@@ -360,7 +359,7 @@ impl GaussianPolicy {
 }
 
 /// Standard-normal noise with the shape, kind and device of `like`, drawn from `rng` in row-major order.
-pub fn standard_normal_like(like: &Tensor, rng: &mut StdRng) -> Tensor {
+pub fn standard_normal_like(like: &Tensor, rng: &mut ChaCha8Rng) -> Tensor {
     let n = like.numel();
     let data: Vec<f64> = (0..n).map(|_| StandardNormal.sample(rng)).collect();
     Tensor::from_slice(&data).view(like.size().as_slice()).to_kind(like.kind()).to_device(like.device())
@@ -441,8 +440,8 @@ mod tests {
     fn act_matches_sample() {
         let p = small(4);
         let obs = [0.1f32, -0.2, 0.3];
-        let mut r1 = StdRng::seed_from_u64(9);
-        let mut r2 = StdRng::seed_from_u64(9);
+        let mut r1 = ChaCha8Rng::seed_from_u64(9);
+        let mut r2 = ChaCha8Rng::seed_from_u64(9);
         let (a, lp) = p.act(&obs, &mut r1);
         let o = Tensor::from_slice(&obs).to_kind(Kind::Double).unsqueeze(0);
         let t = p.sample(&o, &mut r2);

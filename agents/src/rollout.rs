@@ -13,7 +13,7 @@
 //! Episodes never auto-reset inside a collection: a member that terminates or is truncated stops,
 //! and its segment is shorter (padded and masked in the tensors).
 
-use rand::rngs::StdRng;
+use crate::seeding::ChaCha8Rng;
 use rebel_envs::vec_env::VecEnv;
 use rebel_envs::{EnvError, Step};
 use tch::{Device, Kind, Tensor};
@@ -147,7 +147,7 @@ pub fn segment_log_prob(policy: &GaussianPolicy, t: &SegmentTensors) -> Tensor {
 
 /// Samples actions for the stacked observations `[N*obs_dim]` of all envs: `(unclipped actions
 /// [N*act_dim])`. Stochastic with `rng`, or the mean when `rng` is `None`.
-pub fn policy_actions(policy: &GaussianPolicy, obs: &[f32], n: usize, rng: Option<&mut StdRng>) -> Vec<f32> {
+pub fn policy_actions(policy: &GaussianPolicy, obs: &[f32], n: usize, rng: Option<&mut ChaCha8Rng>) -> Vec<f32> {
     let o = Tensor::from_slice(obs).view([n as i64, policy.obs_dim() as i64]).to_device(policy.device());
     let a = tch::no_grad(|| match rng {
         Some(r) => policy.sample(&o, r),
@@ -214,7 +214,7 @@ pub fn collect_groups(
     policy: &GaussianPolicy,
     seeds: &[u64],
     spec: PairSpec,
-    rng: &mut StdRng,
+    rng: &mut ChaCha8Rng,
 ) -> Result<SegmentBatch, EnvError> {
     let PairSpec { k, branch_len, tail_len } = spec;
     let g_n = seeds.len();
@@ -338,7 +338,7 @@ pub fn episode_returns(
     venv: &mut VecEnv,
     policy: &GaussianPolicy,
     seeds: &[u64],
-    mut rng: Option<&mut StdRng>,
+    mut rng: Option<&mut ChaCha8Rng>,
 ) -> Result<Vec<f64>, EnvError> {
     let mut out = Vec::with_capacity(seeds.len());
     let (od, ad, n_env) = (venv.obs_dim(), venv.act_dim(), venv.num_envs());

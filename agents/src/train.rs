@@ -26,7 +26,9 @@ use crate::algos::ppo::{self, PpoConfig, RewardScaler, ValueNet};
 use crate::algos::rebel::{self, RebelConfig};
 use crate::algos::reinforce::{self, ReinforceConfig};
 use crate::algos::rloo::{self, RlooConfig};
-use crate::checkpoint::{derive_rng, fnv1a_hex, Checkpoint, CheckpointMeta};
+use crate::checkpoint::{Checkpoint, CheckpointMeta};
+use crate::io::fnv1a_hex;
+use crate::seeding::{eval_env_seed, stream, train_env_seed, Domain};
 use crate::logging::{write_config, write_summary, MetricsLogger, RunDir};
 use crate::policy::{GaussianPolicy, PolicyConfig};
 use crate::rollout::{collect_groups, episode_returns, PairSpec};
@@ -298,9 +300,9 @@ pub fn evaluate(
     eval: &EvalSection,
     seed: u64,
 ) -> Result<EvalResult, rebel_envs::EnvError> {
-    let seeds: Vec<u64> = (0..eval.episodes as u64).map(|i| eval.seed_base + i).collect();
+    let seeds: Vec<u64> = (0..eval.episodes as u64).map(|i| eval_env_seed(eval.seed_base, i)).collect();
     let returns = episode_returns(venv, policy, &seeds, None)?;
-    let mut rng = derive_rng(seed, u64::MAX - 1);
+    let mut rng = stream(seed, Domain::Eval, 0);
     let stochastic = episode_returns(venv, policy, &seeds, Some(&mut rng))?;
     let reference_returns = episode_returns(venv, reference, &seeds, None)?;
     let wins: f64 = returns
@@ -434,7 +436,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError
     }
 
     let reference_eval = {
-        let seeds: Vec<u64> = (0..cfg.eval.episodes as u64).map(|i| cfg.eval.seed_base + i).collect();
+        let seeds: Vec<u64> = (0..cfg.eval.episodes as u64).map(|i| eval_env_seed(cfg.eval.seed_base, i)).collect();
         mean_std(&episode_returns(&mut eval_env, &reference, &seeds, None)?).0
     };
     let bar = opts.progress.then(|| progress_bar(cfg.env_steps, env_steps));
@@ -449,7 +451,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError
     };
     while !finished(iteration, env_steps) {
         iteration += 1;
-        let mut rng = derive_rng(cfg.seed, iteration);
+        let mut rng = stream(cfg.seed, Domain::Train, iteration);
         let t_iter = Instant::now();
         let ctx = IterCtx { cfg, policy: &policy, reference: &reference, scorer: scorer.as_ref(), device, iteration };
         let out = match learner.iterate(&ctx, &mut adam, &mut venv, &mut rng)? {
@@ -677,10 +679,10 @@ impl Learner {
     }
 
     /// One iteration: collect (if online), score, update. `Ok(Err(msg))` when the update diverged.
-    fn iterate(&mut self, c: &IterCtx, adam: &mut Adam, venv: &mut VecEnv, rng: &mut rand::rngs::StdRng) -> Result<Result<IterOut, String>, TrainError> {
+    fn iterate(&mut self, c: &IterCtx, adam: &mut Adam, venv: &mut VecEnv, rng: &mut crate::seeding::ChaCha8Rng) -> Result<Result<IterOut, String>, TrainError> {
         let cfg = c.cfg;
         let seeds = |groups: usize| -> Vec<u64> {
-            (0..groups as u64).map(|g| cfg.seed.wrapping_mul(1_000_003) ^ (c.iteration << 20) ^ g).collect()
+            (0..groups as u64).map(|g| train_env_seed(cfg.seed, c.iteration, g)).collect()
         };
         let spec = |k: usize, branch_len: usize, tail_len: usize| PairSpec { k, branch_len: (branch_len > 0).then_some(branch_len), tail_len };
         let (groups, pspec) = match (&*self, cfg.algo.as_str()) {
@@ -701,7 +703,7 @@ impl Learner {
                     n_labels: d.labels_per_round,
                     segment_len: m.segment_len,
                     same_start: m.same_start,
-                    seed: cfg.seed.wrapping_mul(1_000_003) ^ (c.iteration << 20),
+                    seed: train_env_seed(cfg.seed, c.iteration, u64::MAX),
                 };
                 let src = crate::preferences::PolicySource { path: format!("iteration:{}", c.iteration), hash: String::new() };
                 let ds = crate::preferences::collect_preferences(venv, c.policy, src, &ccfg, &m.teacher)

@@ -10,7 +10,7 @@
 //!
 //! The dynamics cancel in every ratio (rebel.md §2), so the pieces need no shared start state.
 
-use rand::rngs::StdRng;
+use crate::seeding::ChaCha8Rng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
@@ -191,7 +191,7 @@ pub fn dpo_loss(cfg: &DpoConfig, lp_w: &Tensor, lp_l: &Tensor, ref_w: &Tensor, r
 }
 
 /// One DPO iteration: `cfg.epochs` passes of shuffled minibatches over `data`.
-pub fn update(policy: &GaussianPolicy, adam: &mut Adam, data: &DpoData, cfg: &DpoConfig, rng: &mut StdRng) -> Result<DpoStats, String> {
+pub fn update(policy: &GaussianPolicy, adam: &mut Adam, data: &DpoData, cfg: &DpoConfig, rng: &mut ChaCha8Rng) -> Result<DpoStats, String> {
     let dev = data.ref_w.device();
     let mut order: Vec<i64> = (0..data.len() as i64).collect();
     let (mut loss_sum, mut loss_n, mut gn_sum, mut gn_n) = (0.0, 0usize, 0.0, 0usize);

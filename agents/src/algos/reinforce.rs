@@ -9,7 +9,7 @@
 //! deviation. Then `epochs × minibatches` gradient steps of [`crate::losses::reinforce_loss`]
 //! (default one step: the estimator is on-policy).
 
-use rand::rngs::StdRng;
+use crate::seeding::ChaCha8Rng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
@@ -115,7 +115,7 @@ pub(crate) fn pg_steps(
     epochs: usize,
     minibatches: usize,
     max_grad_norm: f64,
-    rng: &mut StdRng,
+    rng: &mut ChaCha8Rng,
     loss_fn: &dyn Fn(&Tensor, &Tensor) -> Tensor,
 ) -> Result<(f64, f64), String> {
     let s = t.obs.size()[0];
@@ -166,7 +166,7 @@ pub fn update(
     returns: &Tensor,
     baseline: &mut Option<f64>,
     cfg: &ReinforceConfig,
-    rng: &mut StdRng,
+    rng: &mut ChaCha8Rng,
 ) -> Result<PgStats, String> {
     let r = returns.to_kind(Kind::Float);
     let mean = f64::try_from(r.mean(Kind::Float)).unwrap_or(f64::NAN);
