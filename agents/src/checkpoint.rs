@@ -235,7 +235,7 @@ impl Checkpoint {
         })?;
         let bytes = io::encode(FORMAT_NAME, &meta_json, &self.tensors)
             .map_err(|reason| CheckpointError::Corrupt { path: path.to_path_buf(), reason })?;
-        io::write_atomic(path, &bytes).map_err(|source| CheckpointError::Io { action: "write", path: path.to_path_buf(), source })
+        io::write_atomic(path, &bytes).map_err(|e| CheckpointError::Io { action: e.action, path: e.path, source: e.source })
     }
 
     /// Reads and validates a checkpoint: file present and complete, safetensors structure, rebel-rs metadata,

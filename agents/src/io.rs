@@ -2,9 +2,9 @@
 //! reward models.
 //!
 //! ## Atomic write ([`write_atomic`])
-//! A [`tempfile::NamedTempFile`] in the target's folder receives the bytes, is fsynced and renamed over the
-//! target (`persist`), then the folder is fsynced: a crash leaves the old file or the new one, never a
-//! half-written one, and no temporary file is left behind on error.
+//! A temporary file `{path}.tmp` next to the target, held as a [`tempfile::NamedTempFile`], receives the bytes,
+//! is fsynced and renamed over the target (`persist`), then the folder is fsynced: a crash leaves the old file
+//! or the new one, never a half-written one, and no temporary file is left behind on error.
 //!
 //! ## Container ([`encode`], [`decode`])
 //! A standard `.safetensors` file (readable by `safetensors.torch.load_file`) whose header metadata holds
@@ -22,21 +22,47 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
-/// Writes `bytes` to `path` atomically (module docs); creates the parent folder if needed.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// A failed [`write_atomic`]: what was being done, to which file (the target or its temporary file), and why.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot {action} {}: {source}", path.display())]
+pub struct WriteError {
+    /// "create the folder", "create", "write", "sync", "rename onto the target".
+    pub action: &'static str,
+    /// The file (or folder) concerned.
+    pub path: PathBuf,
+    /// The underlying error.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Writes `bytes` to `path` atomically (module docs); creates the parent folder if it does not exist. The
+/// temporary file is `{path}.tmp`, held as a [`tempfile::NamedTempFile`] (removed on any error) and renamed
+/// over `path` by `persist`.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
+    let err = |action: &'static str, p: &Path| {
+        let path = p.to_path_buf();
+        move |source| WriteError { action, path, source }
+    };
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    std::fs::create_dir_all(parent)?;
-    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(parent)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
+    if !parent.exists() {
+        std::fs::create_dir_all(parent).map_err(err("create the folder", parent))?;
+    }
+    let mut tmp_name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    tmp_name.push(".tmp");
+    let tmp_path = path.with_file_name(tmp_name);
+    let file = std::fs::File::create(&tmp_path).map_err(err("create", &tmp_path))?;
+    // from here on, dropping `tmp` removes the temporary file
+    let mut tmp = tempfile::NamedTempFile::from_parts(file, tempfile::TempPath::from_path(&tmp_path));
+    tmp.write_all(bytes).map_err(err("write", &tmp_path))?;
+    tmp.as_file().sync_all().map_err(err("sync", &tmp_path))?;
+    tmp.persist(path).map_err(|e| WriteError { action: "rename onto the target", path: path.to_path_buf(), source: e.error })?;
     // Make the rename itself durable; not every platform can open a folder, which is not an error.
     if let Ok(dir) = std::fs::File::open(parent) {
         let _ = dir.sync_all();
@@ -222,6 +248,9 @@ mod tests {
         assert_eq!(names, vec![std::ffi::OsString::from("x.bin")]);
         // a folder in the way is an error, not a panic
         assert!(write_atomic(dir.path(), b"z").is_err());
+        // a file where the folder should be: the error names the temporary file
+        let e = write_atomic(&p.join("y"), b"z").unwrap_err();
+        assert!(e.to_string().contains("x.bin/y.tmp"), "{e}");
     }
 
     #[test]

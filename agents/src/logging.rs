@@ -215,7 +215,7 @@ fn check_name_part(what: &'static str, value: &str) -> Result<()> {
 /// Writes `bytes` to `path` atomically ([`crate::io::write_atomic`]): readers see the old file or the new one,
 /// never a partial one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    crate::io::write_atomic(path, bytes).map_err(io_err("write", path))
+    crate::io::write_atomic(path, bytes).map_err(|e| LogError::Io { action: e.action, path: e.path, source: e.source })
 }
 
 /// Writes `summary.json` (pretty JSON) into `dir`, atomically.

@@ -7,7 +7,7 @@
 //! plot: no system font is needed. The PNG is rendered into memory, encoded by
 //! [`rebel_envs::render::encode_png`] and, like the SVG, written with [`crate::io::write_atomic`].
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
 
 use plotters::coord::Shift;
@@ -66,13 +66,8 @@ pub enum PlotError {
     #[error("drawing failed: {0}")]
     Draw(String),
     /// Writing the file failed.
-    #[error("cannot write plot {path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The error.
-        source: std::io::Error,
-    },
+    #[error("cannot write the plot: {0}")]
+    Io(#[from] crate::io::WriteError),
 }
 
 /// Twelve distinguishable colours (matplotlib's tab10 and two more).
@@ -226,14 +221,14 @@ pub fn learning_curves(png: &Path, svg: Option<&Path>, series: &[Series], fig: &
         draw(&root, series, fig)?;
     }
     let bytes = rebel_envs::render::encode_png(&rgb, fig.width, fig.height).map_err(draw_err)?;
-    crate::io::write_atomic(png, &bytes).map_err(|source| PlotError::Io { path: png.to_path_buf(), source })?;
+    crate::io::write_atomic(png, &bytes)?;
     if let Some(svg) = svg {
         let mut text = String::new();
         {
             let root = SVGBackend::with_string(&mut text, (fig.width, fig.height)).into_drawing_area();
             draw(&root, series, fig)?;
         }
-        crate::io::write_atomic(svg, text.as_bytes()).map_err(|source| PlotError::Io { path: svg.to_path_buf(), source })?;
+        crate::io::write_atomic(svg, text.as_bytes())?;
     }
     Ok(())
 }

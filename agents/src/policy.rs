@@ -376,6 +376,7 @@ pub fn gaussian_log_prob(mu: &Tensor, log_std: &Tensor, act: &Tensor) -> Tensor 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::SeedableRng;
 
     fn small(seed: u64) -> GaussianPolicy {
         GaussianPolicy::new(PolicyConfig::new(3, 2), Device::Cpu, Kind::Double, seed)

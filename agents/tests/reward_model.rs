@@ -239,9 +239,12 @@ fn issue16_reward_model_with_absurd_metadata_is_an_error_not_an_abort() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("rm.safetensors");
     model.save(&p, "Linear-v0").unwrap();
-    for (key, value) in [("hidden", serde_json::json!([1_000_000_000u64])), ("members", serde_json::json!(1_000_000_000u64))] {
+    for key in ["hidden", "members"] {
         let mut ck = Checkpoint::load(&p).unwrap();
-        ck.meta.extra["config"][key] = value;
+        match key {
+            "hidden" => ck.meta.extra["config"]["hidden"][0] = serde_json::json!(1_000_000_000u64),
+            _ => ck.meta.extra["config"]["members"] = serde_json::json!(1_000_000_000u64),
+        }
         let crafted = dir.path().join(format!("crafted-{key}.safetensors"));
         ck.save(&crafted).unwrap(); // recomputes the checksum: the file itself is consistent
         let e = RewardEnsemble::load(&crafted).map(|_| ()).unwrap_err();

@@ -283,7 +283,7 @@ impl PreferenceDataset {
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), PreferenceError> {
         let path = path.as_ref();
         let bytes = self.to_bytes()?;
-        io::write_atomic(path, &bytes).map_err(|source| PreferenceError::Io { action: "write", path: path.to_path_buf(), source })
+        io::write_atomic(path, &bytes).map_err(|e| PreferenceError::Io { action: e.action, path: e.path, source: e.source })
     }
 
     /// Reads and validates a dataset file (see the module docs).
