@@ -57,9 +57,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
     let mut tmp_name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     tmp_name.push(".tmp");
     let tmp_path = path.with_file_name(tmp_name);
+    let temp_path = tempfile::TempPath::try_from_path(&tmp_path).map_err(err("create", &tmp_path))?;
     let file = std::fs::File::create(&tmp_path).map_err(err("create", &tmp_path))?;
     // from here on, dropping `tmp` removes the temporary file
-    let mut tmp = tempfile::NamedTempFile::from_parts(file, tempfile::TempPath::from_path(&tmp_path));
+    let mut tmp = tempfile::NamedTempFile::from_parts(file, temp_path);
     tmp.write_all(bytes).map_err(err("write", &tmp_path))?;
     tmp.as_file().sync_all().map_err(err("sync", &tmp_path))?;
     tmp.persist(path).map_err(|e| WriteError { action: "rename onto the target", path: path.to_path_buf(), source: e.error })?;

@@ -1,6 +1,5 @@
 //! `replay`, `bench` and `render`: the environment-only subcommands.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
