@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::sync::{OnceLock, RwLock};
 
-use rand::rngs::StdRng;
+use crate::seeding::ChaCha8Rng;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tch::Device;
@@ -75,7 +75,7 @@ pub struct Ctx<'a> {
     pub seed: u64,
     pub iteration: u64,
     /// This iteration's random stream (shuffles).
-    pub rng: &'a mut StdRng,
+    pub rng: &'a mut ChaCha8Rng,
 }
 
 /// What an update reports.

@@ -10,32 +10,34 @@
 //! * `checksum` = FNV-1a 64 (hex) over every tensor's name, dtype, shape and bytes, which catches corrupted data
 //!   that the safetensors header checks alone would not.
 //!
+//! (the container of [`crate::io`]).
+//!
 //! Only `F32` and `F64` tensors are stored (the kinds of this project's networks), little-endian.
 //!
 //! ## Guarantees
-//! * [`Checkpoint::save`] writes to a temporary file in the same folder, fsyncs it, renames it over the target
-//!   and fsyncs the folder: a crash leaves the old checkpoint or the new one, never a half-written file.
+//! * [`Checkpoint::save`] writes with [`crate::io::write_atomic`]: a crash leaves the old checkpoint or the new
+//!   one, never a half-written file.
 //! * Loading and restoring never panic on bad input: a missing, truncated or corrupt file, a foreign safetensors
 //!   file, another format version, another architecture or a tensor of the wrong shape each give a
 //!   [`CheckpointError`] that says what is wrong and what to do.
+//! * Nothing is allocated from the metadata's sizes before the stored tensors are checked against them
+//!   ([`Checkpoint::build_policy`], [`Checkpoint::expect_shapes`]; issue 16).
 //!
 //! ## Exact resumption
 //! Policy parameters and the moments and step count of [`crate::adam::Adam`] are restored bit for bit. Random
-//! streams are not serialised: derive them with [`derive_rng`] from the stored `seed` and a stored counter (e.g.
-//! the iteration), so that a resumed run draws the same numbers as an uninterrupted one.
+//! streams are not serialised: derive them with [`crate::seeding::stream`] from the stored `seed` and a stored
+//! counter (e.g. the iteration), so that a resumed run draws the same numbers as an uninterrupted one.
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use rand::rngs::StdRng;
-use rand::SeedableRng;
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use safetensors::tensor::Dtype;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use crate::adam::Adam;
+use crate::io::{self, ContainerError, Stored};
 use crate::policy::{GaussianPolicy, PolicyConfig};
 
 /// Version of the checkpoint layout written by this build; loading any other version is an error.
@@ -132,9 +134,9 @@ pub struct CheckpointMeta {
     /// Progress counters, e.g. `iteration`, `env_steps`, `updates`, `labels`; Adam step counts are stored here
     /// as `<prefix>.adam_step`.
     pub counters: BTreeMap<String, u64>,
-    /// The run's master seed (random streams derive from it, see [`derive_rng`]).
+    /// The run's master seed (random streams derive from it, see [`crate::seeding`]).
     pub seed: u64,
-    /// Hash of the resolved run configuration (e.g. [`fnv1a_hex`] of its TOML), to detect resuming with another
+    /// Hash of the resolved run configuration (e.g. [`crate::io::fnv1a_hex`] of its TOML), to detect resuming with another
     /// config.
     pub config_hash: String,
     /// Anything else (free-form JSON).
@@ -158,14 +160,6 @@ impl CheckpointMeta {
     }
 }
 
-/// One stored tensor: dtype, shape and little-endian bytes.
-#[derive(Debug, Clone, PartialEq)]
-struct Stored {
-    dtype: Dtype,
-    shape: Vec<usize>,
-    data: Vec<u8>,
-}
-
 /// A checkpoint in memory: metadata plus named tensors (CPU copies). Build it with the `add_*` methods and
 /// [`Checkpoint::save`]; read it with [`Checkpoint::load`] and the `restore_*` methods.
 #[derive(Debug, Clone)]
@@ -174,49 +168,6 @@ pub struct Checkpoint {
     pub meta: CheckpointMeta,
     tensors: BTreeMap<String, Stored>,
     source: PathBuf,
-}
-
-/// FNV-1a 64-bit hash of `bytes` as 16 hex digits (used for the checksum and for config hashes).
-pub fn fnv1a_hex(bytes: &[u8]) -> String {
-    format!("{:016x}", fnv1a(0xcbf2_9ce4_8422_2325, bytes))
-}
-
-fn fnv1a(mut h: u64, bytes: &[u8]) -> u64 {
-    for b in bytes {
-        h ^= *b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
-
-/// A random generator derived from a master `seed` and a `stream` number (e.g. the iteration): the same pair
-/// always gives the same generator, different streams give independent-looking ones (SplitMix64 mixing).
-pub fn derive_rng(seed: u64, stream: u64) -> StdRng {
-    let mut z = seed ^ stream.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(0x632b_e59b_d9b4_e019);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    StdRng::seed_from_u64(z ^ (z >> 31))
-}
-
-fn dtype_name(d: Dtype) -> &'static str {
-    match d {
-        Dtype::F32 => "F32",
-        Dtype::F64 => "F64",
-        _ => "other",
-    }
-}
-
-fn checksum(tensors: &BTreeMap<String, Stored>) -> String {
-    let mut h = 0xcbf2_9ce4_8422_2325u64;
-    for (name, t) in tensors {
-        h = fnv1a(h, name.as_bytes());
-        h = fnv1a(h, dtype_name(t.dtype).as_bytes());
-        for d in &t.shape {
-            h = fnv1a(h, &(*d as u64).to_le_bytes());
-        }
-        h = fnv1a(h, &t.data);
-    }
-    format!("{h:016x}")
 }
 
 fn kind_of(dtype: Dtype) -> Option<Kind> {
@@ -278,58 +229,13 @@ impl Checkpoint {
     /// Creates the parent folder if needed.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), CheckpointError> {
         let path = path.as_ref();
-        let io = |action: &'static str, p: &Path| {
-            let p = p.to_path_buf();
-            move |source| CheckpointError::Io { action, path: p, source }
-        };
-        let parent = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        fs::create_dir_all(&parent).map_err(io("create the folder of", path))?;
-
         let meta_json = serde_json::to_string(&self.meta).map_err(|e| CheckpointError::Corrupt {
             path: path.to_path_buf(),
             reason: format!("metadata does not serialise: {e}"),
         })?;
-        let mut info = std::collections::HashMap::new();
-        info.insert("format".to_string(), FORMAT_NAME.to_string());
-        info.insert("meta".to_string(), meta_json);
-        info.insert("checksum".to_string(), checksum(&self.tensors));
-        let views: Vec<(String, TensorView<'_>)> = self
-            .tensors
-            .iter()
-            .map(|(n, t)| {
-                TensorView::new(t.dtype, t.shape.clone(), &t.data).map(|v| (n.clone(), v)).map_err(|e| {
-                    CheckpointError::Corrupt { path: path.to_path_buf(), reason: format!("tensor {n}: {e}") }
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        let bytes = safetensors::serialize(views, &Some(info)).map_err(|e| CheckpointError::Corrupt {
-            path: path.to_path_buf(),
-            reason: format!("safetensors serialisation failed: {e}"),
-        })?;
-
-        let file_name = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        let tmp = parent.join(format!(".{file_name}.tmp.{}", std::process::id()));
-        let write = || -> std::io::Result<()> {
-            let mut f = fs::File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()
-        };
-        if let Err(e) = write() {
-            let _ = fs::remove_file(&tmp);
-            return Err(io("write", &tmp)(e));
-        }
-        if let Err(e) = fs::rename(&tmp, path) {
-            let _ = fs::remove_file(&tmp);
-            return Err(io("rename a temporary file onto", path)(e));
-        }
-        // Make the rename itself durable; not all platforms can open a folder, which is not an error.
-        if let Ok(dir) = fs::File::open(&parent) {
-            let _ = dir.sync_all();
-        }
-        Ok(())
+        let bytes = io::encode(FORMAT_NAME, &meta_json, &self.tensors)
+            .map_err(|reason| CheckpointError::Corrupt { path: path.to_path_buf(), reason })?;
+        io::write_atomic(path, &bytes).map_err(|e| CheckpointError::Io { action: e.action, path: e.path, source: e.source })
     }
 
     /// Reads and validates a checkpoint: file present and complete, safetensors structure, rebel-rs metadata,
@@ -350,20 +256,11 @@ impl Checkpoint {
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self, CheckpointError> {
         let corrupt = |reason: String| CheckpointError::Corrupt { path: path.to_path_buf(), reason };
         let foreign = |reason: &str| CheckpointError::Foreign { path: path.to_path_buf(), reason: reason.to_string() };
-        let (_, header) =
-            SafeTensors::read_metadata(bytes).map_err(|e| corrupt(format!("bad safetensors header: {e:?}")))?;
-        let st = SafeTensors::deserialize(bytes).map_err(|e| corrupt(format!("bad safetensors data: {e:?}")))?;
-        let info = header.metadata().as_ref().ok_or_else(|| foreign("no metadata"))?;
-        if info.get("format").map(String::as_str) != Some(FORMAT_NAME) {
-            return Err(foreign("no `format = rebel-rs-checkpoint` metadata"));
-        }
-        let meta_json = info.get("meta").ok_or_else(|| foreign("no `meta` record"))?;
-        // Read the version first, so that a future layout gives a version error rather than a parse error.
-        let raw: serde_json::Value =
-            serde_json::from_str(meta_json).map_err(|e| corrupt(format!("metadata is not JSON: {e}")))?;
-        let version = raw.get("format_version").and_then(|v| v.as_u64()).ok_or_else(|| {
-            corrupt("metadata has no format_version".to_string())
+        let decoded = io::decode(bytes, FORMAT_NAME, &[Dtype::F32, Dtype::F64]).map_err(|e| match e {
+            ContainerError::Corrupt(reason) => corrupt(reason),
+            ContainerError::Foreign(reason) => foreign(&reason),
         })?;
+        let (raw, version) = io::meta_version(&decoded.meta).map_err(corrupt)?;
         if version != FORMAT_VERSION as u64 {
             return Err(CheckpointError::Version {
                 path: path.to_path_buf(),
@@ -373,51 +270,27 @@ impl Checkpoint {
         }
         let meta: CheckpointMeta =
             serde_json::from_value(raw).map_err(|e| corrupt(format!("metadata does not parse: {e}")))?;
-
-        let mut tensors = BTreeMap::new();
-        for (name, view) in st.tensors() {
-            if kind_of(view.dtype()).is_none() {
-                return Err(corrupt(format!("tensor {name} has unsupported dtype {:?}", view.dtype())));
-            }
-            tensors.insert(
-                name,
-                Stored { dtype: view.dtype(), shape: view.shape().to_vec(), data: view.data().to_vec() },
-            );
-        }
-        let expected = info.get("checksum").ok_or_else(|| corrupt("no checksum".to_string()))?;
-        let found = checksum(&tensors);
-        if *expected != found {
-            return Err(corrupt(format!("checksum mismatch: stored {expected}, computed {found}")));
-        }
-        Ok(Self { meta, tensors, source: path.to_path_buf() })
+        Ok(Self { meta, tensors: decoded.tensors, source: path.to_path_buf() })
     }
 
     fn arch_err(&self, reason: String) -> CheckpointError {
         CheckpointError::Architecture { path: self.source.clone(), reason }
     }
 
+    /// Checks that exactly the tensors `<prefix>.<name>` of `expected` are stored under `prefix`, with these
+    /// shapes; cheap, so call it before allocating a network whose sizes come from the metadata.
+    pub fn expect_shapes(&self, prefix: &str, expected: &[(String, Vec<usize>)]) -> Result<(), CheckpointError> {
+        io::expect_shapes(&self.tensors, prefix, expected).map_err(|r| self.arch_err(r))
+    }
+
     /// Copies the stored `<prefix>.<name>` tensors into `targets` (in place, without gradient, converted to each
     /// target's kind and device). Everything is checked before anything is copied: every target must be stored
     /// with the target's shape, and no other tensor may be stored under `prefix`.
     pub fn restore_tensors(&self, prefix: &str, targets: &[(String, Tensor)]) -> Result<(), CheckpointError> {
-        let pre = format!("{prefix}.");
-        let mut sources = Vec::with_capacity(targets.len());
-        for (name, t) in targets {
-            let full = format!("{pre}{name}");
-            let s = self
-                .tensors
-                .get(&full)
-                .ok_or_else(|| self.arch_err(format!("tensor {full} is missing from the checkpoint")))?;
-            let want: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
-            if s.shape != want {
-                return Err(self.arch_err(format!("tensor {full} has shape {:?}, expected {:?}", s.shape, want)));
-            }
-            sources.push(s);
-        }
-        let wanted: std::collections::HashSet<String> = targets.iter().map(|(n, _)| format!("{pre}{n}")).collect();
-        if let Some(extra) = self.tensors.keys().find(|k| k.starts_with(&pre) && !wanted.contains(*k)) {
-            return Err(self.arch_err(format!("the checkpoint has tensor {extra}, which the network lacks")));
-        }
+        let expected: Vec<(String, Vec<usize>)> =
+            targets.iter().map(|(n, t)| (n.clone(), t.size().iter().map(|&d| d as usize).collect())).collect();
+        self.expect_shapes(prefix, &expected)?;
+        let sources: Vec<&Stored> = targets.iter().map(|(n, _)| &self.tensors[&format!("{prefix}.{n}")]).collect();
         for ((_, t), s) in targets.iter().zip(sources) {
             let kind = kind_of(s.dtype).expect("dtype checked on load");
             let shape: Vec<i64> = s.shape.iter().map(|&d| d as i64).collect();
@@ -457,6 +330,7 @@ impl Checkpoint {
         if cfg.obs_dim == 0 || cfg.act_dim == 0 || cfg.hidden.contains(&0) {
             return Err(self.arch_err(format!("stored policy config has a zero dimension: {cfg:?}")));
         }
+        self.expect_shapes(prefix, &policy_shapes(&cfg))?;
         let mut p = GaussianPolicy::new(cfg, device, kind, 0);
         self.restore_policy(prefix, &mut p)?;
         Ok(p)
@@ -474,4 +348,15 @@ impl Checkpoint {
         adam.set_step_count(step);
         Ok(())
     }
+}
+
+/// Names and shapes of a [`GaussianPolicy`]'s parameters for `cfg` (what [`GaussianPolicy::named_parameters`]
+/// gives), computed without building it.
+pub fn policy_shapes(cfg: &PolicyConfig) -> Vec<(String, Vec<usize>)> {
+    let mut sizes = vec![cfg.obs_dim];
+    sizes.extend(&cfg.hidden);
+    sizes.push(cfg.act_dim);
+    let mut out = io::mlp_shapes("", &sizes);
+    out.push(("log_std".to_string(), vec![cfg.act_dim]));
+    out
 }

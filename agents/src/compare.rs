@@ -22,7 +22,8 @@ use tch::{Device, Kind};
 
 use rebel_envs::vec_env::VecEnv;
 
-use crate::checkpoint::{fnv1a_hex, Checkpoint};
+use crate::checkpoint::Checkpoint;
+use crate::io::fnv1a_hex;
 use crate::preferences::{collect_preferences, CollectConfig, PolicySource, TeacherConfig, TeacherKind};
 use crate::reward_model::{self, RewardModelConfig};
 use crate::runconfig::{load_config, to_toml_string};
@@ -401,168 +402,6 @@ pub fn mean_curve(curves: &[&Curve]) -> Vec<(f64, f64, f64)> {
 
 // ───────────────────────────── the plot ─────────────────────────────
 
-/// 5×7 bitmap glyphs (rows top to bottom, bit 4 = leftmost column). Lowercase letters are drawn
-/// as capitals.
-fn glyph(c: char) -> [u8; 7] {
-    match c.to_ascii_uppercase() {
-        '0' => [0x0E, 0x11, 0x13, 0x15, 0x19, 0x11, 0x0E],
-        '1' => [0x04, 0x0C, 0x04, 0x04, 0x04, 0x04, 0x0E],
-        '2' => [0x0E, 0x11, 0x01, 0x02, 0x04, 0x08, 0x1F],
-        '3' => [0x1F, 0x02, 0x04, 0x02, 0x01, 0x11, 0x0E],
-        '4' => [0x02, 0x06, 0x0A, 0x12, 0x1F, 0x02, 0x02],
-        '5' => [0x1F, 0x10, 0x1E, 0x01, 0x01, 0x11, 0x0E],
-        '6' => [0x06, 0x08, 0x10, 0x1E, 0x11, 0x11, 0x0E],
-        '7' => [0x1F, 0x01, 0x02, 0x04, 0x08, 0x08, 0x08],
-        '8' => [0x0E, 0x11, 0x11, 0x0E, 0x11, 0x11, 0x0E],
-        '9' => [0x0E, 0x11, 0x11, 0x0F, 0x01, 0x02, 0x0C],
-        'A' => [0x0E, 0x11, 0x11, 0x1F, 0x11, 0x11, 0x11],
-        'B' => [0x1E, 0x11, 0x11, 0x1E, 0x11, 0x11, 0x1E],
-        'C' => [0x0E, 0x11, 0x10, 0x10, 0x10, 0x11, 0x0E],
-        'D' => [0x1C, 0x12, 0x11, 0x11, 0x11, 0x12, 0x1C],
-        'E' => [0x1F, 0x10, 0x10, 0x1E, 0x10, 0x10, 0x1F],
-        'F' => [0x1F, 0x10, 0x10, 0x1E, 0x10, 0x10, 0x10],
-        'G' => [0x0E, 0x11, 0x10, 0x17, 0x11, 0x11, 0x0F],
-        'H' => [0x11, 0x11, 0x11, 0x1F, 0x11, 0x11, 0x11],
-        'I' => [0x0E, 0x04, 0x04, 0x04, 0x04, 0x04, 0x0E],
-        'J' => [0x07, 0x02, 0x02, 0x02, 0x02, 0x12, 0x0C],
-        'K' => [0x11, 0x12, 0x14, 0x18, 0x14, 0x12, 0x11],
-        'L' => [0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x1F],
-        'M' => [0x11, 0x1B, 0x15, 0x15, 0x11, 0x11, 0x11],
-        'N' => [0x11, 0x11, 0x19, 0x15, 0x13, 0x11, 0x11],
-        'O' => [0x0E, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0E],
-        'P' => [0x1E, 0x11, 0x11, 0x1E, 0x10, 0x10, 0x10],
-        'Q' => [0x0E, 0x11, 0x11, 0x11, 0x15, 0x12, 0x0D],
-        'R' => [0x1E, 0x11, 0x11, 0x1E, 0x14, 0x12, 0x11],
-        'S' => [0x0F, 0x10, 0x10, 0x0E, 0x01, 0x01, 0x1E],
-        'T' => [0x1F, 0x04, 0x04, 0x04, 0x04, 0x04, 0x04],
-        'U' => [0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0E],
-        'V' => [0x11, 0x11, 0x11, 0x11, 0x11, 0x0A, 0x04],
-        'W' => [0x11, 0x11, 0x11, 0x15, 0x15, 0x15, 0x0A],
-        'X' => [0x11, 0x11, 0x0A, 0x04, 0x0A, 0x11, 0x11],
-        'Y' => [0x11, 0x11, 0x11, 0x0A, 0x04, 0x04, 0x04],
-        'Z' => [0x1F, 0x01, 0x02, 0x04, 0x08, 0x10, 0x1F],
-        '-' => [0, 0, 0, 0x1F, 0, 0, 0],
-        '.' => [0, 0, 0, 0, 0, 0x0C, 0x0C],
-        ',' => [0, 0, 0, 0, 0x0C, 0x04, 0x08],
-        ':' => [0, 0x0C, 0x0C, 0, 0x0C, 0x0C, 0],
-        '(' => [0x02, 0x04, 0x08, 0x08, 0x08, 0x04, 0x02],
-        ')' => [0x08, 0x04, 0x02, 0x02, 0x02, 0x04, 0x08],
-        '/' => [0, 0x01, 0x02, 0x04, 0x08, 0x10, 0],
-        '+' => [0, 0x04, 0x04, 0x1F, 0x04, 0x04, 0],
-        '=' => [0, 0, 0x1F, 0, 0x1F, 0, 0],
-        '%' => [0x18, 0x19, 0x02, 0x04, 0x08, 0x13, 0x03],
-        '±' => [0x04, 0x04, 0x1F, 0x04, 0x04, 0, 0x1F],
-        ' ' => [0; 7],
-        _ => [0x1F, 0x11, 0x11, 0x11, 0x11, 0x11, 0x1F],
-    }
-}
-
-/// An RGB raster with alpha-blended drawing.
-struct Canvas {
-    w: i64,
-    h: i64,
-    px: Vec<u8>,
-}
-
-impl Canvas {
-    fn new(w: u32, h: u32) -> Self {
-        Canvas { w: w as i64, h: h as i64, px: vec![255; w as usize * h as usize * 3] }
-    }
-    fn blend(&mut self, x: i64, y: i64, c: [u8; 3], a: f64) {
-        if x < 0 || y < 0 || x >= self.w || y >= self.h {
-            return;
-        }
-        let i = ((y * self.w + x) * 3) as usize;
-        for (p, ck) in self.px[i..i + 3].iter_mut().zip(c) {
-            *p = (*p as f64 * (1.0 - a) + ck as f64 * a).round() as u8;
-        }
-    }
-    fn rect(&mut self, x0: i64, y0: i64, x1: i64, y1: i64, c: [u8; 3], a: f64) {
-        for y in y0.min(y1)..=y0.max(y1) {
-            for x in x0.min(x1)..=x0.max(x1) {
-                self.blend(x, y, c, a);
-            }
-        }
-    }
-    /// A line of width `2r + 1`; dashed when `dash > 0` (on/off run length in pixels).
-    fn line(&mut self, (x0, y0): (f64, f64), (x1, y1): (f64, f64), c: [u8; 3], r: i64, dash: usize) {
-        let n = ((x1 - x0).abs().max((y1 - y0).abs()).ceil() as usize).max(1);
-        for i in 0..=n {
-            if dash > 0 && (i / dash) % 2 == 1 {
-                continue;
-            }
-            let t = i as f64 / n as f64;
-            let (x, y) = ((x0 + t * (x1 - x0)).round() as i64, (y0 + t * (y1 - y0)).round() as i64);
-            for dy in -r..=r {
-                for dx in -r..=r {
-                    self.blend(x + dx, y + dy, c, 1.0);
-                }
-            }
-        }
-    }
-    /// Text at (x, y) (top left), `scale` pixels per font pixel.
-    fn text(&mut self, x: i64, y: i64, s: &str, c: [u8; 3], scale: i64) {
-        for (i, ch) in s.chars().enumerate() {
-            let g = glyph(ch);
-            for (row, bits) in g.iter().enumerate() {
-                for col in 0..5 {
-                    if bits & (0x10 >> col) != 0 {
-                        let (px, py) = (x + (i as i64 * 6 + col) * scale, y + row as i64 * scale);
-                        self.rect(px, py, px + scale - 1, py + scale - 1, c, 1.0);
-                    }
-                }
-            }
-        }
-    }
-    fn text_width(s: &str, scale: i64) -> i64 {
-        s.chars().count() as i64 * 6 * scale
-    }
-}
-
-/// Tick positions at 1/2/5 × 10^k covering [lo, hi].
-fn ticks(lo: f64, hi: f64, target: usize) -> Vec<f64> {
-    let span = (hi - lo).max(1e-12);
-    let raw = span / target.max(1) as f64;
-    let mag = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * mag).find(|s| *s >= raw).unwrap_or(10.0 * mag);
-    let mut t = (lo / step).ceil() * step;
-    let mut out = Vec::new();
-    while t <= hi + 1e-9 * span {
-        out.push(if t.abs() < 1e-12 * span { 0.0 } else { t });
-        t += step;
-    }
-    out
-}
-
-/// `1.5M`, `250K`, `40`.
-fn si(x: f64) -> String {
-    let a = x.abs();
-    let trim = |s: String| if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s };
-    if a >= 1e6 {
-        format!("{}M", trim(format!("{:.2}", x / 1e6)))
-    } else if a >= 1e3 {
-        format!("{}K", trim(format!("{:.1}", x / 1e3)))
-    } else {
-        trim(format!("{x:.1}"))
-    }
-}
-
-/// A distinct colour per series.
-const PALETTE: [[u8; 3]; 12] = [
-    [31, 119, 180],
-    [255, 127, 14],
-    [44, 160, 44],
-    [214, 39, 40],
-    [148, 103, 189],
-    [140, 86, 75],
-    [227, 119, 194],
-    [127, 127, 127],
-    [188, 189, 34],
-    [23, 190, 207],
-    [0, 0, 0],
-    [120, 60, 0],
-];
-
 /// One series of the plot: `(x, mean, sem)` points; a single point at x = 0 (offline rows and the
 /// reference) is drawn as a dashed horizontal line across the whole width.
 pub struct Series {
@@ -571,87 +410,23 @@ pub struct Series {
 }
 
 /// Draws true return against env steps, mean and a ±1 s.e. band per series, with a legend, into a
-/// `width × height` PNG at `path`.
+/// `width × height` PNG at `path` and an SVG next to it ([`crate::plot`]).
 pub fn plot_curves(path: &Path, series: &[Series], title: &str, width: u32, height: u32) -> Result<(), TrainError> {
-    let mut cv = Canvas::new(width, height);
-    let (left, right, top, bottom) = (80i64, 230i64, 64i64, 60i64);
-    let (pw, ph) = (cv.w - left - right, cv.h - top - bottom);
-    let finite = |v: f64| v.is_finite();
-    let xs = series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).filter(|v| finite(*v));
-    let x_max = xs.fold(0.0f64, f64::max).max(1.0);
-    let ys: Vec<f64> = series
+    let series: Vec<crate::plot::Series> = series
         .iter()
-        .flat_map(|s| s.points.iter().flat_map(|p| [p.1 - p.2, p.1 + p.2]))
-        .filter(|v| finite(*v))
+        .map(|s| crate::plot::Series {
+            name: s.name.clone(),
+            points: s.points.iter().map(|&(x, m, e)| crate::plot::BandPoint { x, mean: m, lower: m - e, upper: m + e }).collect(),
+        })
         .collect();
-    let (mut y_lo, mut y_hi) = (ys.iter().cloned().fold(f64::INFINITY, f64::min), ys.iter().cloned().fold(f64::NEG_INFINITY, f64::max));
-    if !y_lo.is_finite() || !y_hi.is_finite() {
-        (y_lo, y_hi) = (0.0, 1.0);
-    }
-    let pad = ((y_hi - y_lo) * 0.05).max(1.0);
-    let (y_lo, y_hi) = (y_lo - pad, y_hi + pad);
-    let px = |x: f64| left as f64 + x / x_max * pw as f64;
-    let py = |y: f64| top as f64 + (y_hi - y) / (y_hi - y_lo) * ph as f64;
-    // grid and axes
-    let grey = [220, 220, 220];
-    let dark = [60, 60, 60];
-    for t in ticks(0.0, x_max, 6) {
-        let x = px(t).round() as i64;
-        cv.rect(x, top, x, top + ph, grey, 1.0);
-        let l = si(t);
-        cv.text(x - Canvas::text_width(&l, 1) / 2, top + ph + 8, &l, dark, 1);
-    }
-    for t in ticks(y_lo, y_hi, 6) {
-        let y = py(t).round() as i64;
-        cv.rect(left, y, left + pw, y, grey, 1.0);
-        let l = si(t);
-        cv.text(left - 8 - Canvas::text_width(&l, 1), y - 3, &l, dark, 1);
-    }
-    cv.rect(left, top, left, top + ph, dark, 1.0);
-    cv.rect(left, top + ph, left + pw, top + ph, dark, 1.0);
-    let xl = "env steps";
-    cv.text(left + pw / 2 - Canvas::text_width(xl, 2) / 2, top + ph + 28, xl, dark, 2);
-    cv.text(8, top - 24, "eval true return", dark, 2);
-    cv.text(left + pw / 2 - Canvas::text_width(title, 2) / 2, 8, title, dark, 2);
-    // bands first, then lines
-    for (i, s) in series.iter().enumerate() {
-        let c = PALETTE[i % PALETTE.len()];
-        if s.points.len() >= 2 {
-            for w in s.points.windows(2) {
-                let (x0, x1) = (px(w[0].0).round() as i64, px(w[1].0).round() as i64);
-                for x in x0..x1.max(x0 + 1) {
-                    let t = if x1 > x0 { (x - x0) as f64 / (x1 - x0) as f64 } else { 0.0 };
-                    let m = w[0].1 + t * (w[1].1 - w[0].1);
-                    let e = w[0].2 + t * (w[1].2 - w[0].2);
-                    if m.is_finite() && e.is_finite() && e > 0.0 {
-                        cv.rect(x, py(m + e).round() as i64, x, py(m - e).round() as i64, c, 0.18);
-                    }
-                }
-            }
-        }
-    }
-    for (i, s) in series.iter().enumerate() {
-        let c = PALETTE[i % PALETTE.len()];
-        match s.points.as_slice() {
-            [] => {}
-            [(_, m, _)] if m.is_finite() => cv.line((px(0.0), py(*m)), (px(x_max), py(*m)), c, 1, 8),
-            pts => {
-                for w in pts.windows(2) {
-                    if w[0].1.is_finite() && w[1].1.is_finite() {
-                        cv.line((px(w[0].0), py(w[0].1)), (px(w[1].0), py(w[1].1)), c, 1, 0);
-                    }
-                }
-            }
-        }
-        // legend
-        let (lx, ly) = (left + pw + 16, top + 10 + i as i64 * 22);
-        let dashed = s.points.len() == 1;
-        cv.line((lx as f64, ly as f64 + 6.0), (lx as f64 + 24.0, ly as f64 + 6.0), c, 1, if dashed { 6 } else { 0 });
-        cv.text(lx + 32, ly, &s.name, dark, 2);
-    }
-    let png = rebel_envs::render::encode_png(&cv.px, width, height)?;
-    crate::logging::write_atomic(path, &png)?;
-    Ok(())
+    let fig = crate::plot::Figure {
+        title: title.into(),
+        x_label: "env steps".into(),
+        y_label: "eval true return".into(),
+        width,
+        height,
+    };
+    crate::plot::learning_curves(path, Some(&path.with_extension("svg")), &series, &fig).map_err(|e| TrainError::Config(e.to_string()))
 }
 
 #[cfg(test)]
@@ -665,15 +440,6 @@ mod tests {
         assert_eq!(m, 3.0);
         assert!((s - (14.0f64 / 12.0).sqrt()).abs() < 1e-12);
         assert_eq!(mean_sem(&[5.0]), (5.0, 0.0));
-    }
-
-    #[test]
-    fn ticks_are_round_and_cover_the_range() {
-        assert_eq!(ticks(0.0, 1_000_000.0, 5), vec![0.0, 200_000.0, 400_000.0, 600_000.0, 800_000.0, 1_000_000.0]);
-        assert_eq!(ticks(3.0, 17.0, 3), vec![5.0, 10.0, 15.0]);
-        assert_eq!(si(1_500_000.0), "1.5M");
-        assert_eq!(si(250_000.0), "250K");
-        assert_eq!(si(40.0), "40");
     }
 
     #[test]
@@ -716,14 +482,5 @@ mod tests {
         assert!(run_config(&odd, get("dpo-iterative"), &data).unwrap_err().contains("multiple"));
         let bad = RowSpec { set: vec!["ppo.clip=3".into()], ..get("ppo").clone() };
         assert!(run_config(&cfg, &bad, &data).unwrap_err().contains("ppo.clip"));
-    }
-
-    #[test]
-    fn every_row_name_is_drawable() {
-        for r in default_rows().iter().map(|r| r.name.clone()).chain(["reference".to_string(), "env steps".into()]) {
-            for ch in r.chars() {
-                assert_ne!(glyph(ch), glyph('\u{1}'), "no glyph for {ch:?} in {r}");
-            }
-        }
     }
 }

@@ -8,7 +8,8 @@ use tch::{Device, Kind};
 
 use rebel_envs::vec_env::VecEnv;
 
-use crate::checkpoint::{derive_rng, Checkpoint};
+use crate::checkpoint::Checkpoint;
+use crate::seeding::{eval_env_seed, stream, Domain};
 use crate::policy::GaussianPolicy;
 use crate::rollout::episode_returns;
 use crate::train::TrainError;
@@ -37,7 +38,7 @@ impl Default for EvalSection {
 impl EvalSection {
     /// The evaluation seeds `seed_base .. seed_base + episodes`.
     pub fn seeds(&self) -> Vec<u64> {
-        (0..self.episodes as u64).map(|i| self.seed_base + i).collect()
+        (0..self.episodes as u64).map(|i| eval_env_seed(self.seed_base, i)).collect()
     }
 }
 
@@ -62,7 +63,7 @@ pub fn evaluate(
 ) -> Result<EvalResult, rebel_envs::EnvError> {
     let seeds = eval.seeds();
     let returns = episode_returns(venv, policy, &seeds, None)?;
-    let mut rng = derive_rng(seed, u64::MAX - 1);
+    let mut rng = stream(seed, Domain::Eval, 0);
     let stochastic = episode_returns(venv, policy, &seeds, Some(&mut rng))?;
     let reference_returns = episode_returns(venv, reference, &seeds, None)?;
     let wins: f64 = returns

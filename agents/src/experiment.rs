@@ -18,7 +18,8 @@ use tch::{Device, Kind};
 
 use rebel_envs::vec_env::VecEnv;
 
-use crate::checkpoint::{fnv1a_hex, Checkpoint};
+use crate::checkpoint::Checkpoint;
+use crate::io::fnv1a_hex;
 use crate::preferences::{collect_preferences, CollectConfig, PolicySource, TeacherConfig};
 use crate::reward_model::{self, RewardModelConfig};
 use crate::train::{train, RewardSource, RunOptions, Summary, TrainConfig, TrainError};

@@ -19,3 +19,6 @@ pub mod algorithm;
 pub mod eval;
 pub mod run_dir;
 pub mod util;
+pub mod io;
+pub mod seeding;
+pub mod plot;

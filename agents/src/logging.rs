@@ -18,7 +18,8 @@
 //! wait for that thread, several of its methods are `unimplemented!()`, and two writers opened on one folder in
 //! the same second overwrite each other's file. The event format itself is small: TFRecord framing (u64 length,
 //! masked CRC-32C of the length, the data, masked CRC-32C of the data) around `Event` protobufs. [`EventWriter`]
-//! encodes the few protobuf fields we need by hand, on the caller's thread, returns every I/O error as a
+//! encodes the messages we need (declared by hand, encoded by `prost`; CRCs by `crc32c`) on the caller's thread,
+//! returns every I/O error as a
 //! [`LogError`], and creates its file with `create_new` so it never replaces another writer's file.
 
 use std::collections::HashSet;
@@ -211,27 +212,10 @@ fn check_name_part(what: &'static str, value: &str) -> Result<()> {
     }
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file `{path}.tmp` in the same folder, synced, then renamed
-/// over `path`. Readers see the old file or the new one, never a partial one. The temporary file is removed
-/// if anything fails.
+/// Writes `bytes` to `path` atomically ([`crate::io::write_atomic`]): readers see the old file or the new one,
+/// never a partial one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut tmp_name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    tmp_name.push(".tmp");
-    let tmp = path.with_file_name(tmp_name);
-    let result = (|| {
-        let mut f = File::create(&tmp).map_err(io_err("create", &tmp))?;
-        f.write_all(bytes).map_err(io_err("write", &tmp))?;
-        f.sync_all().map_err(io_err("sync", &tmp))?;
-        drop(f);
-        fs::rename(&tmp, path).map_err(io_err("rename the temporary file onto", path))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    crate::io::write_atomic(path, bytes).map_err(|e| LogError::Io { action: e.action, path: e.path, source: e.source })
 }
 
 /// Writes `summary.json` (pretty JSON) into `dir`, atomically.
@@ -439,34 +423,9 @@ fn resume_wall_time(file: &mut File, path: &Path) -> Result<f64> {
 // ---------------------------------------------------------------------------------------------------------
 // TensorBoard event files
 
-/// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78) lookup table.
-const CRC32C_TABLE: [u32; 256] = {
-    let mut table = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut crc = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0x82F6_3B78
-            } else {
-                crc >> 1
-            };
-            k += 1;
-        }
-        table[i] = crc;
-        i += 1;
-    }
-    table
-};
-
-/// CRC-32C of `data`.
+/// CRC-32C of `data` (the `crc32c` crate: Castagnoli polynomial, hardware-accelerated where available).
 pub fn crc32c(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc = CRC32C_TABLE[((crc ^ b as u32) & 0xff) as usize] ^ (crc >> 8);
-    }
-    !crc
+    crc32c::crc32c(data)
 }
 
 /// TFRecord's masked CRC: rotate right by 15 and add a constant.
@@ -475,53 +434,89 @@ pub fn masked_crc32c(data: &[u8]) -> u32 {
     crc.rotate_right(15).wrapping_add(0xa282_ead8)
 }
 
-/// Minimal protobuf encoder: just the wire types the Event messages need.
-mod pb {
-    pub fn varint(buf: &mut Vec<u8>, mut v: u64) {
-        while v >= 0x80 {
-            buf.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        buf.push(v as u8);
+/// The protobuf messages of TensorBoard event files that we write, declared by hand (only the fields we use;
+/// field numbers from tensorflow/core/util/event.proto, framework/summary.proto, tensor.proto,
+/// tensor_shape.proto) and encoded by `prost` (no protoc, no build script).
+mod proto {
+    /// `tensorflow.Event`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Event {
+        #[prost(double, tag = "1")]
+        pub wall_time: f64,
+        #[prost(int64, tag = "2")]
+        pub step: i64,
+        #[prost(oneof = "What", tags = "3, 5")]
+        pub what: Option<What>,
     }
-    fn key(buf: &mut Vec<u8>, field: u32, wire_type: u8) {
-        varint(buf, (u64::from(field) << 3) | u64::from(wire_type));
-    }
-    pub fn uint_field(buf: &mut Vec<u8>, field: u32, v: u64) {
-        key(buf, field, 0);
-        varint(buf, v);
-    }
-    pub fn double_field(buf: &mut Vec<u8>, field: u32, v: f64) {
-        key(buf, field, 1);
-        buf.extend_from_slice(&v.to_le_bytes());
-    }
-    pub fn float_field(buf: &mut Vec<u8>, field: u32, v: f32) {
-        key(buf, field, 5);
-        buf.extend_from_slice(&v.to_le_bytes());
-    }
-    pub fn bytes_field(buf: &mut Vec<u8>, field: u32, bytes: &[u8]) {
-        key(buf, field, 2);
-        varint(buf, bytes.len() as u64);
-        buf.extend_from_slice(bytes);
-    }
-}
 
-// Field numbers, from tensorflow/core/util/event.proto, framework/summary.proto, tensor.proto, types.proto.
-const EVENT_WALL_TIME: u32 = 1;
-const EVENT_STEP: u32 = 2;
-const EVENT_FILE_VERSION: u32 = 3;
-const EVENT_SUMMARY: u32 = 5;
-const SUMMARY_VALUE: u32 = 1;
-const VALUE_TAG: u32 = 1;
-const VALUE_SIMPLE_VALUE: u32 = 2;
-const VALUE_TENSOR: u32 = 8;
-const VALUE_METADATA: u32 = 9;
-const METADATA_PLUGIN_DATA: u32 = 1;
-const PLUGIN_DATA_NAME: u32 = 1;
-const TENSOR_DTYPE: u32 = 1;
-const TENSOR_SHAPE: u32 = 2;
-const TENSOR_STRING_VAL: u32 = 8;
-const DT_STRING: u64 = 7;
+    /// `Event.what`.
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    pub enum What {
+        #[prost(string, tag = "3")]
+        FileVersion(String),
+        #[prost(message, tag = "5")]
+        Summary(Summary),
+    }
+
+    /// `tensorflow.Summary`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Summary {
+        #[prost(message, repeated, tag = "1")]
+        pub value: Vec<Value>,
+    }
+
+    /// `tensorflow.Summary.Value`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Value {
+        #[prost(string, tag = "1")]
+        pub tag: String,
+        #[prost(message, optional, tag = "9")]
+        pub metadata: Option<SummaryMetadata>,
+        #[prost(oneof = "Payload", tags = "2, 8")]
+        pub value: Option<Payload>,
+    }
+
+    /// `Summary.Value.value`.
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    pub enum Payload {
+        #[prost(float, tag = "2")]
+        SimpleValue(f32),
+        #[prost(message, tag = "8")]
+        Tensor(TensorProto),
+    }
+
+    /// `tensorflow.SummaryMetadata`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct SummaryMetadata {
+        #[prost(message, optional, tag = "1")]
+        pub plugin_data: Option<PluginData>,
+    }
+
+    /// `SummaryMetadata.PluginData`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct PluginData {
+        #[prost(string, tag = "1")]
+        pub plugin_name: String,
+    }
+
+    /// `tensorflow.TensorProto` (string tensors only).
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TensorProto {
+        #[prost(int32, tag = "1")]
+        pub dtype: i32,
+        #[prost(message, optional, tag = "2")]
+        pub tensor_shape: Option<TensorShapeProto>,
+        #[prost(bytes = "vec", repeated, tag = "8")]
+        pub string_val: Vec<Vec<u8>>,
+    }
+
+    /// `tensorflow.TensorShapeProto` with no dimension: a scalar.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TensorShapeProto {}
+
+    /// `tensorflow.DataType.DT_STRING`.
+    pub const DT_STRING: i32 = 7;
+}
 
 /// Distinguishes event files created by one process within one second.
 static EVENT_FILE_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -599,9 +594,12 @@ impl<W: Write> EventWriter<W> {
             path,
             record: Vec::with_capacity(256),
         };
-        let mut event = Vec::with_capacity(32);
-        pb::double_field(&mut event, EVENT_WALL_TIME, unix_time_f64());
-        pb::bytes_field(&mut event, EVENT_FILE_VERSION, b"brain.Event:2");
+        let event = proto::Event {
+            wall_time: unix_time_f64(),
+            step: 0,
+            what: Some(proto::What::FileVersion("brain.Event:2".into())),
+        };
+        let event = prost::Message::encode_to_vec(&event);
         w.write_record(&event)?;
         Ok(w)
     }
@@ -617,43 +615,35 @@ impl<W: Write> EventWriter<W> {
         wall_time: f64,
         values: &[(&str, f32)],
     ) -> Result<()> {
-        let mut summary = Vec::with_capacity(values.len() * 32);
-        let mut value = Vec::with_capacity(64);
-        for (tag, v) in values {
-            value.clear();
-            pb::bytes_field(&mut value, VALUE_TAG, tag.as_bytes());
-            pb::float_field(&mut value, VALUE_SIMPLE_VALUE, *v);
-            pb::bytes_field(&mut summary, SUMMARY_VALUE, &value);
-        }
-        self.write_summary_event(step, wall_time, &summary)
+        let value = values
+            .iter()
+            .map(|(tag, v)| proto::Value {
+                tag: tag.to_string(),
+                metadata: None,
+                value: Some(proto::Payload::SimpleValue(*v)),
+            })
+            .collect();
+        self.write_summary_event(step, wall_time, proto::Summary { value })
     }
 
     /// A text summary (TensorBoard's Text tab renders it as Markdown): a scalar string tensor with plugin
     /// name `text`.
     pub fn write_text(&mut self, step: i64, wall_time: f64, tag: &str, text: &str) -> Result<()> {
-        let mut plugin_data = Vec::new();
-        pb::bytes_field(&mut plugin_data, PLUGIN_DATA_NAME, b"text");
-        let mut metadata = Vec::new();
-        pb::bytes_field(&mut metadata, METADATA_PLUGIN_DATA, &plugin_data);
-        let mut tensor = Vec::with_capacity(text.len() + 16);
-        pb::uint_field(&mut tensor, TENSOR_DTYPE, DT_STRING);
-        pb::bytes_field(&mut tensor, TENSOR_SHAPE, &[]); // rank 0
-        pb::bytes_field(&mut tensor, TENSOR_STRING_VAL, text.as_bytes());
-        let mut value = Vec::with_capacity(tensor.len() + tag.len() + 32);
-        pb::bytes_field(&mut value, VALUE_TAG, tag.as_bytes());
-        pb::bytes_field(&mut value, VALUE_METADATA, &metadata);
-        pb::bytes_field(&mut value, VALUE_TENSOR, &tensor);
-        let mut summary = Vec::with_capacity(value.len() + 8);
-        pb::bytes_field(&mut summary, SUMMARY_VALUE, &value);
-        self.write_summary_event(step, wall_time, &summary)
+        let value = proto::Value {
+            tag: tag.to_string(),
+            metadata: Some(proto::SummaryMetadata { plugin_data: Some(proto::PluginData { plugin_name: "text".into() }) }),
+            value: Some(proto::Payload::Tensor(proto::TensorProto {
+                dtype: proto::DT_STRING,
+                tensor_shape: Some(proto::TensorShapeProto {}),
+                string_val: vec![text.as_bytes().to_vec()],
+            })),
+        };
+        self.write_summary_event(step, wall_time, proto::Summary { value: vec![value] })
     }
 
-    fn write_summary_event(&mut self, step: i64, wall_time: f64, summary: &[u8]) -> Result<()> {
-        let mut event = Vec::with_capacity(summary.len() + 24);
-        pb::double_field(&mut event, EVENT_WALL_TIME, wall_time);
-        pb::uint_field(&mut event, EVENT_STEP, step as u64);
-        pb::bytes_field(&mut event, EVENT_SUMMARY, summary);
-        self.write_record(&event)
+    fn write_summary_event(&mut self, step: i64, wall_time: f64, summary: proto::Summary) -> Result<()> {
+        let event = proto::Event { wall_time, step, what: Some(proto::What::Summary(summary)) };
+        self.write_record(&prost::Message::encode_to_vec(&event))
     }
 
     /// TFRecord framing: length (u64 LE), masked CRC of the length, data, masked CRC of the data.
@@ -733,11 +723,11 @@ mod tests {
             (300, vec![0xac, 2]),
         ] {
             let mut buf = Vec::new();
-            pb::varint(&mut buf, v);
+            prost::encoding::encode_varint(v, &mut buf);
             assert_eq!(buf, expected, "{v}");
         }
         let mut buf = Vec::new();
-        pb::varint(&mut buf, u64::MAX);
+        prost::encoding::encode_varint(u64::MAX, &mut buf);
         assert_eq!(buf.len(), 10);
     }
 

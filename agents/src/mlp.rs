@@ -1,6 +1,6 @@
 //! The one MLP of the project: the policy's mean, PPO's value net and the reward net's members.
 
-use rand::rngs::StdRng;
+use crate::seeding::ChaCha8Rng;
 use rand::RngExt;
 use tch::{Device, Tensor};
 
@@ -27,7 +27,7 @@ impl Mlp {
     }
 
     /// Layers `sizes[0] → … → sizes[n]` initialised like PyTorch's `nn.Linear` (see [`linear_layers`]).
-    pub fn new(sizes: &[usize], activation: Activation, rng: &mut StdRng, device: Device) -> Mlp {
+    pub fn new(sizes: &[usize], activation: Activation, rng: &mut ChaCha8Rng, device: Device) -> Mlp {
         Mlp::from_layers(linear_layers(sizes, rng, device), activation)
     }
 
@@ -71,7 +71,7 @@ impl Mlp {
 /// Layers `sizes[0] → sizes[1] → … → sizes[n]` as `(weight [out, in], bias [out])` leaf tensors
 /// requiring grad, drawn like PyTorch's `nn.Linear` default: U(−1/√fan_in, 1/√fan_in) for weight
 /// and bias, from `rng` (same seed, same layers).
-pub fn linear_layers(sizes: &[usize], rng: &mut StdRng, device: Device) -> Vec<(Tensor, Tensor)> {
+pub fn linear_layers(sizes: &[usize], rng: &mut ChaCha8Rng, device: Device) -> Vec<(Tensor, Tensor)> {
     sizes
         .windows(2)
         .map(|w| {

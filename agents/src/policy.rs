@@ -17,7 +17,7 @@
 //! Store and feed back the unclipped actions; never the clipped ones.
 //!
 //! ## Randomness
-//! Initialisation and sampling draw from a caller-owned `rand::rngs::StdRng` (not libtorch's global generator),
+//! Initialisation and sampling draw from a caller-owned `crate::seeding::ChaCha8Rng` (not libtorch's global generator),
 //! so the same seed gives the same weights and the same actions, whatever else runs in the process.
 //!
 //! ## Kinds and devices
@@ -25,8 +25,7 @@
 //! device given at construction (`Kind::Float` normally, `Kind::Double` for exact numerical tests). Inputs must
 //! be on the same device with the same kind.
 
-use rand::rngs::StdRng;
-use rand::SeedableRng;
+use crate::seeding::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
@@ -79,7 +78,7 @@ pub struct GaussianPolicy {
 }
 
 /// Orthogonal `[rows, cols]` matrix times `gain`, from a seeded Gaussian matrix (QR with sign correction).
-fn orthogonal(rows: usize, cols: usize, gain: f64, rng: &mut StdRng) -> Tensor {
+fn orthogonal(rows: usize, cols: usize, gain: f64, rng: &mut ChaCha8Rng) -> Tensor {
     let (n, m) = if rows >= cols { (rows, cols) } else { (cols, rows) };
     let data: Vec<f64> = (0..n * m).map(|_| StandardNormal.sample(rng)).collect();
     let a = Tensor::from_slice(&data).view([n as i64, m as i64]);
@@ -101,7 +100,7 @@ impl GaussianPolicy {
         assert!(config.hidden.iter().all(|&h| h > 0), "hidden widths must be positive: {config:?}");
         let mut vs = VarStore::new(device);
         vs.set_kind(kind);
-        let mut rng = StdRng::seed_from_u64(seed);
+        let mut rng = crate::seeding::stream(seed, crate::seeding::Domain::Init, 0);
         let root = vs.root();
         let mut sizes = vec![config.obs_dim];
         sizes.extend(&config.hidden);
@@ -287,7 +286,7 @@ impl GaussianPolicy {
     /// Samples unclipped actions `mu(obs) + exp(log_std)·eps` with `eps ~ N(0, I)` drawn from `rng`:
     /// `obs [..., obs_dim] → act [..., act_dim]`, detached (no gradient). The same `rng` state gives the same
     /// actions. The noise is drawn in row-major order of the output.
-    pub fn sample(&self, obs: &Tensor, rng: &mut StdRng) -> Tensor {
+    pub fn sample(&self, obs: &Tensor, rng: &mut ChaCha8Rng) -> Tensor {
         tch::no_grad(|| {
             let mu = self.mean(obs);
             let eps = standard_normal_like(&mu, rng);
@@ -306,7 +305,7 @@ impl GaussianPolicy {
 }
 
 /// Standard-normal noise with the shape, kind and device of `like`, drawn from `rng` in row-major order.
-pub fn standard_normal_like(like: &Tensor, rng: &mut StdRng) -> Tensor {
+pub fn standard_normal_like(like: &Tensor, rng: &mut ChaCha8Rng) -> Tensor {
     let n = like.numel();
     let data: Vec<f64> = (0..n).map(|_| StandardNormal.sample(rng)).collect();
     Tensor::from_slice(&data).view(like.size().as_slice()).to_kind(like.kind()).to_device(like.device())
@@ -323,6 +322,7 @@ pub fn gaussian_log_prob(mu: &Tensor, log_std: &Tensor, act: &Tensor) -> Tensor 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::SeedableRng;
 
     fn small(seed: u64) -> GaussianPolicy {
         GaussianPolicy::new(PolicyConfig::new(3, 2), Device::Cpu, Kind::Double, seed)
@@ -387,8 +387,8 @@ mod tests {
     fn sample_is_deterministic_given_the_rng() {
         let p = small(4);
         let obs = [0.1f32, -0.2, 0.3];
-        let mut r1 = StdRng::seed_from_u64(9);
-        let mut r2 = StdRng::seed_from_u64(9);
+        let mut r1 = ChaCha8Rng::seed_from_u64(9);
+        let mut r2 = ChaCha8Rng::seed_from_u64(9);
         let o = Tensor::from_slice(&obs).to_kind(Kind::Double).unsqueeze(0);
         let (a, b) = (p.sample(&o, &mut r1), p.sample(&o, &mut r2));
         assert!(a.equal(&b), "the same rng state gives the same actions");

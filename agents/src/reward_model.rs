@@ -20,14 +20,16 @@
 
 use std::path::Path;
 
-use rand::rngs::StdRng;
+use crate::seeding::ChaCha8Rng;
 use rand::seq::SliceRandom;
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use crate::adam::{Adam, AdamConfig};
-use crate::checkpoint::{derive_rng, fnv1a_hex, Checkpoint, CheckpointError, CheckpointMeta};
+use crate::seeding::{stream, Domain};
+use crate::io::fnv1a_hex;
+use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointMeta};
 use crate::losses::bradley_terry_loss;
 use crate::mlp::{Activation, Mlp};
 use crate::preferences::PreferenceDataset;
@@ -174,7 +176,7 @@ struct Member {
 }
 
 impl Member {
-    fn new(in_dim: usize, hidden: &[usize], rng: &mut StdRng, device: Device) -> Self {
+    fn new(in_dim: usize, hidden: &[usize], rng: &mut ChaCha8Rng, device: Device) -> Self {
         let mut sizes = vec![in_dim];
         sizes.extend(hidden);
         sizes.push(1);
@@ -436,7 +438,7 @@ impl RewardEnsemble {
         let d = meta.obs_dim + meta.act_dim;
         let m = meta.config.members;
         let members = (0..m)
-            .map(|m| Member::new(d, &meta.config.hidden, &mut derive_rng(seed, 100 + m as u64), Device::Cpu))
+            .map(|m| Member::new(d, &meta.config.hidden, &mut stream(seed, Domain::RewardModel, 100 + m as u64), Device::Cpu))
             .collect();
         Self {
             meta,
@@ -481,6 +483,23 @@ impl RewardEnsemble {
         self
     }
 
+    /// Names and shapes of [`Self::named_tensors`] for `meta`, computed without building the networks.
+    fn shapes(meta: &RewardModelMeta) -> Vec<(String, Vec<usize>)> {
+        let d = meta.obs_dim + meta.act_dim;
+        let mut sizes = vec![d];
+        sizes.extend(&meta.config.hidden);
+        sizes.push(1);
+        let mut out: Vec<(String, Vec<usize>)> =
+            (0..meta.config.members).flat_map(|m| crate::io::mlp_shapes(&format!("member{m}."), &sizes)).collect();
+        for name in ["input.mean", "input.std"] {
+            out.push((name.into(), vec![d]));
+        }
+        for name in ["output.mean", "output.std"] {
+            out.push((name.into(), vec![meta.config.members]));
+        }
+        out
+    }
+
     fn named_tensors(&self) -> Vec<(String, Tensor)> {
         let mut out: Vec<(String, Tensor)> = self.members.iter().enumerate().flat_map(|(m, mem)| mem.named(m)).collect();
         out.push(("input.mean".into(), self.in_mean.shallow_clone()));
@@ -523,6 +542,21 @@ impl RewardEnsemble {
             return Err(bad("zero obs_dim or act_dim".into()));
         }
         let env_id = ck.meta.env_id.clone();
+        // check the stored tensors against the metadata's sizes before allocating anything from them (issue 16)
+        let per_member = 2 * (meta.config.hidden.len() + 1);
+        let stored = ck.tensor_names().iter().filter(|n| n.starts_with(&format!("{PREFIX}."))).count();
+        if meta.config.members.checked_mul(per_member).and_then(|x| x.checked_add(4)) != Some(stored) {
+            return Err(RewardModelError::Checkpoint(CheckpointError::Architecture {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "{} members of {} layers need {} tensors under `{PREFIX}`, the file has {stored}",
+                    meta.config.members,
+                    meta.config.hidden.len() + 1,
+                    meta.config.members.saturating_mul(per_member).saturating_add(4)
+                ),
+            }));
+        }
+        ck.expect_shapes(PREFIX, &Self::shapes(&meta))?;
         let mut model = Self::empty(meta, 0);
         ck.restore_tensors(PREFIX, &model.named_tensors())?;
         let in_std = Vec::<f32>::try_from(&model.in_std).map_err(RewardModelError::Tch)?;
@@ -571,19 +605,58 @@ pub fn train(dataset: &PreferenceDataset, cfg: &RewardModelConfig) -> Result<(Re
     if n - n_hold == 0 {
         return Err(RewardModelError::Data("the dataset has no pair to train on".into()));
     }
-    let mut split_rng = derive_rng(cfg.seed, 1);
+    let mut split_rng = stream(cfg.seed, Domain::RewardModel, 1);
     let mut order: Vec<usize> = (0..n).collect();
     order.shuffle(&mut split_rng);
     let hold: Vec<usize> = order[..n_hold].to_vec();
     let train_idx: Vec<usize> = order[n_hold..].to_vec();
 
-    // input normalisation over the training steps
+    let (od, ad) = (dataset.meta.obs_dim, dataset.meta.act_dim);
+    let (mean, std) = input_normalisation(dataset, &train_idx);
+    let meta = RewardModelMeta {
+        version: RM_META_VERSION,
+        config: cfg.clone(),
+        obs_dim: od,
+        act_dim: ad,
+        labels_used: n as u64,
+        labels_train: train_idx.len() as u64,
+        dataset_hash: String::new(),
+    };
+    let mut model = RewardEnsemble::empty(meta, cfg.seed);
+    model.in_mean = Tensor::from_slice(&mean);
+    model.in_std = Tensor::from_slice(&std);
+    let pt = pair_tensors(dataset, &model.in_mean, &model.in_std);
+
+    let (final_loss, steps) = fit_members(&model, &pt, &train_idx, cfg);
+    // per-member normalisation over the training steps, and accuracies
+    let labels = dataset.labels();
+    let member_hold = normalise_members(&mut model, &pt, &train_idx, &hold, &labels);
+    let (sa, sb) = tch::no_grad(|| {
+        let a = Vec::<f64>::try_from(masked_sum(&model.ensemble(&pt.xa), &pt.ma).to_kind(Kind::Double)).expect("scores");
+        let b = Vec::<f64>::try_from(masked_sum(&model.ensemble(&pt.xb), &pt.mb).to_kind(Kind::Double)).expect("scores");
+        (a, b)
+    });
+    let report = TrainReport {
+        train_pairs: train_idx.len(),
+        holdout_pairs: hold.len(),
+        train_accuracy: accuracy(&sa, &sb, &labels, &train_idx),
+        holdout_accuracy: accuracy(&sa, &sb, &labels, &hold),
+        member_holdout_accuracy: member_hold,
+        member_final_loss: final_loss,
+        steps_per_member: steps,
+        seconds: start.elapsed().as_secs_f64(),
+    };
+    Ok((model, report))
+}
+
+/// Per-input mean and standard deviation (floored at 1e-3) over every step of the training pairs.
+fn input_normalisation(dataset: &PreferenceDataset, train_idx: &[usize]) -> (Vec<f32>, Vec<f32>) {
     let (od, ad) = (dataset.meta.obs_dim, dataset.meta.act_dim);
     let d = od + ad;
     let mut sum = vec![0f64; d];
     let mut sq = vec![0f64; d];
     let mut count = 0f64;
-    for &i in &train_idx {
+    for &i in train_idx {
         let p = &dataset.pairs[i];
         for s in [&p.a, &p.b] {
             for t in 0..s.len() {
@@ -599,28 +672,20 @@ pub fn train(dataset: &PreferenceDataset, cfg: &RewardModelConfig) -> Result<(Re
     let std: Vec<f32> =
         sum.iter().zip(&sq).map(|(s, q)| ((q / count - (s / count).powi(2)).max(0.0).sqrt().max(1e-3)) as f32).collect();
 
-    let meta = RewardModelMeta {
-        version: RM_META_VERSION,
-        config: cfg.clone(),
-        obs_dim: od,
-        act_dim: ad,
-        labels_used: n as u64,
-        labels_train: train_idx.len() as u64,
-        dataset_hash: String::new(),
-    };
-    let mut model = RewardEnsemble::empty(meta, cfg.seed);
-    model.in_mean = Tensor::from_slice(&mean);
-    model.in_std = Tensor::from_slice(&std);
-    let pt = pair_tensors(dataset, &model.in_mean, &model.in_std);
+    (mean, std)
+}
 
+/// Trains each member on its (bootstrapped) share of the training pairs; returns the final epoch losses and the
+/// optimiser steps per member.
+fn fit_members(model: &RewardEnsemble, pt: &PairTensors, train_idx: &[usize], cfg: &RewardModelConfig) -> (Vec<f64>, u64) {
     let mut final_loss = Vec::with_capacity(cfg.members);
     let mut steps = 0u64;
     for m in 0..cfg.members {
-        let mut rng = derive_rng(cfg.seed, 200 + m as u64);
+        let mut rng = stream(cfg.seed, Domain::RewardModel, 200 + m as u64);
         let mut idx: Vec<usize> = if cfg.bootstrap {
             (0..train_idx.len()).map(|_| train_idx[rng.random_range(0..train_idx.len())]).collect()
         } else {
-            train_idx.clone()
+            train_idx.to_vec()
         };
         let mut opt = Adam::new(
             model.members[m].named(m),
@@ -648,12 +713,16 @@ pub fn train(dataset: &PreferenceDataset, cfg: &RewardModelConfig) -> Result<(Re
         final_loss.push(last);
     }
 
-    // per-member normalisation over the training steps, and accuracies
-    let labels = dataset.labels();
+    (final_loss, steps)
+}
+
+/// Sets each member's output normalisation over the training steps; returns each member's held-out accuracy.
+fn normalise_members(model: &mut RewardEnsemble, pt: &PairTensors, train_idx: &[usize], hold: &[usize], labels: &[f32]) -> Vec<f64> {
+    let cfg_members = model.members.len();
     let tr_t = Tensor::from_slice(&train_idx.iter().map(|&i| i as i64).collect::<Vec<_>>());
-    let mut member_hold = Vec::with_capacity(cfg.members);
+    let mut member_hold = Vec::with_capacity(cfg_members);
     tch::no_grad(|| {
-        for m in 0..cfg.members {
+        for m in 0..cfg_members {
             let ra = model.raw(m, &pt.xa.index_select(0, &tr_t));
             let rb = model.raw(m, &pt.xb.index_select(0, &tr_t));
             let vals = Tensor::cat(
@@ -666,27 +735,12 @@ pub fn train(dataset: &PreferenceDataset, cfg: &RewardModelConfig) -> Result<(Re
             model.norm[m] = (mu, if sd.is_finite() && sd > 1e-8 { sd } else { 1.0 });
             let sa = Vec::<f64>::try_from(masked_sum(&model.raw(m, &pt.xa), &pt.ma).to_kind(Kind::Double)).expect("scores");
             let sb = Vec::<f64>::try_from(masked_sum(&model.raw(m, &pt.xb), &pt.mb).to_kind(Kind::Double)).expect("scores");
-            member_hold.push(accuracy(&sa, &sb, &labels, &hold));
+            member_hold.push(accuracy(&sa, &sb, labels, hold));
         }
     });
     model.out_mean = Tensor::from_slice(&model.norm.iter().map(|n| n.0).collect::<Vec<_>>());
     model.out_std = Tensor::from_slice(&model.norm.iter().map(|n| n.1).collect::<Vec<_>>());
-    let (sa, sb) = tch::no_grad(|| {
-        let a = Vec::<f64>::try_from(masked_sum(&model.ensemble(&pt.xa), &pt.ma).to_kind(Kind::Double)).expect("scores");
-        let b = Vec::<f64>::try_from(masked_sum(&model.ensemble(&pt.xb), &pt.mb).to_kind(Kind::Double)).expect("scores");
-        (a, b)
-    });
-    let report = TrainReport {
-        train_pairs: train_idx.len(),
-        holdout_pairs: hold.len(),
-        train_accuracy: accuracy(&sa, &sb, &labels, &train_idx),
-        holdout_accuracy: accuracy(&sa, &sb, &labels, &hold),
-        member_holdout_accuracy: member_hold,
-        member_final_loss: final_loss,
-        steps_per_member: steps,
-        seconds: start.elapsed().as_secs_f64(),
-    };
-    Ok((model, report))
+    member_hold
 }
 
 /// Sets the dataset hash recorded in the model's metadata (e.g. FNV-1a of the dataset file's bytes).

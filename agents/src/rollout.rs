@@ -13,7 +13,7 @@
 //! Episodes never auto-reset inside a collection: a member that terminates or is truncated stops,
 //! and its segment is shorter (padded and masked in the tensors).
 
-use rand::rngs::StdRng;
+use crate::seeding::ChaCha8Rng;
 use rebel_envs::vec_env::VecEnv;
 use rebel_envs::{EnvError, Step};
 use tch::{Device, Kind, Tensor};
@@ -160,7 +160,7 @@ pub fn segment_log_prob(policy: &GaussianPolicy, t: &SegmentTensors) -> Tensor {
 
 /// Samples actions for the stacked observations `[N*obs_dim]` of all envs: `(unclipped actions
 /// [N*act_dim])`. Stochastic with `rng`, or the mean when `rng` is `None`.
-pub fn policy_actions(policy: &GaussianPolicy, obs: &[f32], n: usize, rng: Option<&mut StdRng>) -> Vec<f32> {
+pub fn policy_actions(policy: &GaussianPolicy, obs: &[f32], n: usize, rng: Option<&mut ChaCha8Rng>) -> Vec<f32> {
     let o = Tensor::from_slice(obs).view([n as i64, policy.obs_dim() as i64]).to_device(policy.device());
     let a = tch::no_grad(|| match rng {
         Some(r) => policy.sample(&o, r),
@@ -234,7 +234,7 @@ pub fn collect_groups(
     policy: &GaussianPolicy,
     seeds: &[u64],
     spec: PairSpec,
-    rng: &mut StdRng,
+    rng: &mut ChaCha8Rng,
 ) -> Result<SegmentBatch, EnvError> {
     let PairSpec { k, branch_len, tail_len } = spec;
     let g_n = seeds.len();
@@ -320,7 +320,7 @@ struct Recording<'a> {
 
 /// Tail phase: `tail_len` more steps of every live member, with noise shared within each group
 /// (common random numbers).
-fn run_tail(venv: &mut VecEnv, policy: &GaussianPolicy, k: usize, tail_len: usize, st: &mut Recording, rng: &mut StdRng) -> Result<(), EnvError> {
+fn run_tail(venv: &mut VecEnv, policy: &GaussianPolicy, k: usize, tail_len: usize, st: &mut Recording, rng: &mut ChaCha8Rng) -> Result<(), EnvError> {
     let (n, ad) = (venv.num_envs(), venv.act_dim());
     let g_n = n / k;
     let std = Vec::<f32>::try_from(policy.log_std().exp().to_kind(Kind::Float).to_device(Device::Cpu)).expect("std");
@@ -381,7 +381,7 @@ pub fn episode_returns(
     venv: &mut VecEnv,
     policy: &GaussianPolicy,
     seeds: &[u64],
-    mut rng: Option<&mut StdRng>,
+    mut rng: Option<&mut ChaCha8Rng>,
 ) -> Result<Vec<f64>, EnvError> {
     let mut out = Vec::with_capacity(seeds.len());
     let (od, ad, n_env) = (venv.obs_dim(), venv.act_dim(), venv.num_envs());

@@ -8,7 +8,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::checkpoint::{fnv1a_hex, Checkpoint, CheckpointMeta};
+use crate::checkpoint::{Checkpoint, CheckpointMeta};
+use crate::io::fnv1a_hex;
 use crate::logging::{write_config, RunDir};
 use crate::runconfig::to_toml_string;
 use crate::train::{RunOptions, TrainConfig, TrainError};

@@ -20,7 +20,8 @@ use rebel_envs::{ConfigValue, EnvConfig};
 
 use crate::adam::{Adam, AdamConfig};
 use crate::algorithm::{self, AlgoConfig, AlgoError, Algorithm, Batch, Collect, Ctx, Init, Update};
-use crate::checkpoint::{derive_rng, Checkpoint};
+use crate::checkpoint::Checkpoint;
+use crate::seeding::{stream, train_env_seed, Domain};
 use crate::eval::{evaluate, reference_return, EvalResult};
 pub use crate::eval::{load_policy, EvalSection};
 use crate::logging::{write_summary, MetricsLogger};
@@ -367,10 +368,10 @@ impl Parts {
     /// Returns the update, the env steps spent, the returns of the episodes that ended, the true
     /// returns of the scored segments and the learner's seconds.
     fn iterate(&mut self, cfg: &TrainConfig, iteration: u64) -> Result<(Update, Vec<f64>, f64), AlgoError> {
-        let mut rng = derive_rng(cfg.seed, iteration);
+        let mut rng = stream(cfg.seed, Domain::Train, iteration);
         let batch = match self.algo.collect() {
             Collect::Segments { groups, spec } => {
-                let seeds: Vec<u64> = (0..groups as u64).map(|g| cfg.seed.wrapping_mul(1_000_003) ^ (iteration << 20) ^ g).collect();
+                let seeds: Vec<u64> = (0..groups as u64).map(|g| train_env_seed(cfg.seed, iteration, g)).collect();
                 let segments = collect_groups(&mut self.venv, &self.policy, &seeds, spec, &mut rng)
                     .map_err(|e| AlgoError::Failed(format!("environment: {e}")))?;
                 Some(segments)

@@ -2,7 +2,7 @@
 //! known: each step must move the policy the way its estimator says, and rollouts must carry what
 //! PPO's bootstrapping needs.
 
-use rand::rngs::StdRng;
+use rebel_agents::seeding::ChaCha8Rng;
 use rand::SeedableRng;
 use rebel_agents::adam::{Adam, AdamConfig};
 use rebel_agents::algorithm::{parse_section, AlgoConfig};
@@ -59,7 +59,7 @@ fn reinforce_moves_the_mean_towards_the_better_actions_and_advances_the_baseline
     let mut baseline = None;
     let before = mean_action(&p);
     let cfg = ReinforceConfig { epochs: 5, ..ReinforceConfig::default() };
-    let mut rng = StdRng::seed_from_u64(0);
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
     let st = reinforce::update(&p, &mut opt, &t, &returns, &mut baseline, &cfg, &mut rng).unwrap();
     assert!(mean_action(&p) > before + 1e-3, "{before} → {}", mean_action(&p));
     assert_eq!(st.baseline, 0.0, "the first batch's baseline is its own mean");
@@ -79,7 +79,7 @@ fn rloo_ignores_a_shift_shared_by_a_group_and_follows_the_differences() {
     let run = |returns: &[f32]| {
         let p = policy(1);
         let mut opt = adam(&p, 1e-2);
-        rloo::update(&p, &mut opt, &t, &Tensor::from_slice(returns), &cfg, &mut StdRng::seed_from_u64(0)).unwrap();
+        rloo::update(&p, &mut opt, &t, &Tensor::from_slice(returns), &cfg, &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
         mean_action(&p)
     };
     let before = mean_action(&policy(1));
@@ -87,7 +87,7 @@ fn rloo_ignores_a_shift_shared_by_a_group_and_follows_the_differences() {
     let b = run(&[0.0, 1.0, 100.0, 101.0]);
     assert!(a > before + 1e-4, "{before} → {a}");
     assert!((a - b).abs() < 1e-6, "a constant per group changes nothing: {a} vs {b}");
-    let bad = rloo::update(&policy(1), &mut adam(&policy(1), 1e-2), &one_step_batch(&acts[..3]).to_tensors(Device::Cpu), &Tensor::from_slice(&[0.0f32, 1.0, 2.0]), &cfg, &mut StdRng::seed_from_u64(0));
+    let bad = rloo::update(&policy(1), &mut adam(&policy(1), 1e-2), &one_step_batch(&acts[..3]).to_tensors(Device::Cpu), &Tensor::from_slice(&[0.0f32, 1.0, 2.0]), &cfg, &mut ChaCha8Rng::seed_from_u64(0));
     assert!(bad.is_err(), "3 segments are not groups of 2");
 }
 
@@ -105,7 +105,7 @@ fn ppo_raises_the_probability_of_advantaged_actions_and_fits_the_values() {
     // γ = 0: the return of each step is its reward; the value of (1, 0) should fit their mean, 0
     let cfg = PpoConfig { gamma: 0.0, gae_lambda: 1.0, epochs: 30, batch: 4, normalize_obs: false, normalize_rewards: false, ..PpoConfig::default() };
     let lp_before = tch::no_grad(|| segment_log_prob(&p, &t));
-    let st = ppo::update(&p, &mut opt, &mut value, &mut vopt, &mut scaler, &batch, &t, &r, None, &cfg, &mut StdRng::seed_from_u64(0)).unwrap();
+    let st = ppo::update(&p, &mut opt, &mut value, &mut vopt, &mut scaler, &batch, &t, &r, None, &cfg, &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
     let lp_after = tch::no_grad(|| segment_log_prob(&p, &t));
     let d = Vec::<f32>::try_from(lp_after - lp_before).unwrap();
     assert!(d[3] > 0.0 && d[0] < 0.0, "the best action gains, the worst loses: {d:?}");
@@ -115,7 +115,7 @@ fn ppo_raises_the_probability_of_advantaged_actions_and_fits_the_values() {
     // segments without a final observation are refused
     let mut no_final = batch.clone();
     no_final.segments[0].final_obs.clear();
-    assert!(ppo::update(&p, &mut opt, &mut value, &mut vopt, &mut scaler, &no_final, &t, &r, None, &cfg, &mut StdRng::seed_from_u64(0)).is_err());
+    assert!(ppo::update(&p, &mut opt, &mut value, &mut vopt, &mut scaler, &no_final, &t, &r, None, &cfg, &mut ChaCha8Rng::seed_from_u64(0)).is_err());
 }
 
 #[test]
@@ -124,7 +124,7 @@ fn whole_episode_rollouts_keep_the_true_final_observation() {
     cfg.set("max_episode_steps", rebel_envs::ConfigValue::Int(30));
     let mut venv = VecEnv::make("Swimmer-v5", &cfg, 2, 1).unwrap();
     let p = GaussianPolicy::new(PolicyConfig::new(8, 2), Device::Cpu, Kind::Float, 0);
-    let b = collect_groups(&mut venv, &p, &[5, 6], PairSpec { k: 1, branch_len: None, tail_len: 0 }, &mut StdRng::seed_from_u64(0)).unwrap();
+    let b = collect_groups(&mut venv, &p, &[5, 6], PairSpec { k: 1, branch_len: None, tail_len: 0 }, &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
     assert_eq!(b.segments.len(), 2);
     for s in &b.segments {
         assert_eq!(s.len(), 30);
@@ -168,7 +168,7 @@ fn dpo_prefers_the_winners_drops_ties_and_both_losses_work() {
         assert_eq!(data.len(), 3, "the tie is left out");
         let cfg = DpoConfig { dataset: "x".into(), loss, beta: 1.0, lr: 1e-2, epochs: 20, batch: 2, ..DpoConfig::default() };
         let before = mean_action(&p);
-        let st = dpo::update(&p, &mut adam(&p, 1e-2), &data, &cfg, &mut StdRng::seed_from_u64(0)).unwrap();
+        let st = dpo::update(&p, &mut adam(&p, 1e-2), &data, &cfg, &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
         assert!(st.margin > 0.0 && st.accuracy == 1.0, "{loss:?}: {st:?}");
         assert!(mean_action(&p) > before, "{loss:?}: the mean moves towards the preferred actions");
     }
@@ -176,7 +176,7 @@ fn dpo_prefers_the_winners_drops_ties_and_both_losses_work() {
     let p = policy(3);
     let data = DpoData::new(&ds, &p.try_clone().unwrap(), Device::Cpu).unwrap();
     let cfg = DpoConfig { dataset: "x".into(), loss: DpoLoss::Square, beta: 1.0, square_target: 0.5, lr: 1e-2, epochs: 300, batch: 3, ..DpoConfig::default() };
-    let st = dpo::update(&p, &mut adam(&p, 1e-2), &data, &cfg, &mut StdRng::seed_from_u64(0)).unwrap();
+    let st = dpo::update(&p, &mut adam(&p, 1e-2), &data, &cfg, &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
     assert!((st.margin - 0.5).abs() < 0.1, "{st:?}");
     let only_ties = dataset(vec![pair(0.3, 0.1, 0.5)]);
     assert!(DpoData::new(&only_ties, &p, Device::Cpu).is_none());

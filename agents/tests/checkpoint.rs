@@ -3,7 +3,8 @@
 
 use rand::RngExt;
 use rebel_agents::adam::{Adam, AdamConfig};
-use rebel_agents::checkpoint::{derive_rng, Checkpoint, CheckpointError, CheckpointMeta, FORMAT_VERSION};
+use rebel_agents::checkpoint::{Checkpoint, CheckpointError, CheckpointMeta, FORMAT_VERSION};
+use rebel_agents::seeding::{stream, Domain};
 use rebel_agents::policy::{GaussianPolicy, PolicyConfig};
 use tch::{Device, Kind, Tensor};
 
@@ -12,7 +13,7 @@ fn cfg() -> PolicyConfig {
 }
 
 fn train_steps(policy: &GaussianPolicy, adam: &mut Adam, n: usize, seed: u64) {
-    let mut rng = derive_rng(seed, 0);
+    let mut rng = stream(seed, Domain::Train, 0);
     let o: Vec<f32> = (0..64).map(|_| rng.random::<f32>() - 0.5).collect();
     let a: Vec<f32> = (0..32).map(|_| rng.random::<f32>() - 0.5).collect();
     let obs = Tensor::from_slice(&o).view([16, 4]);
@@ -224,11 +225,45 @@ fn unsupported_kind_is_rejected_on_save() {
 
 #[test]
 fn derived_rngs_are_reproducible_and_distinct() {
-    let a: Vec<u64> = (0..4).map(|_| 0).scan(derive_rng(1, 2), |r, _| Some(r.random::<u64>())).collect();
-    let b: Vec<u64> = (0..4).map(|_| 0).scan(derive_rng(1, 2), |r, _| Some(r.random::<u64>())).collect();
-    let c: Vec<u64> = (0..4).map(|_| 0).scan(derive_rng(1, 3), |r, _| Some(r.random::<u64>())).collect();
-    let d: Vec<u64> = (0..4).map(|_| 0).scan(derive_rng(2, 2), |r, _| Some(r.random::<u64>())).collect();
+    let a: Vec<u64> = (0..4).map(|_| 0).scan(stream(1, Domain::Train, 2), |r, _| Some(r.random::<u64>())).collect();
+    let b: Vec<u64> = (0..4).map(|_| 0).scan(stream(1, Domain::Train, 2), |r, _| Some(r.random::<u64>())).collect();
+    let c: Vec<u64> = (0..4).map(|_| 0).scan(stream(1, Domain::Train, 3), |r, _| Some(r.random::<u64>())).collect();
+    let d: Vec<u64> = (0..4).map(|_| 0).scan(stream(2, Domain::Train, 2), |r, _| Some(r.random::<u64>())).collect();
     assert_eq!(a, b);
     assert_ne!(a, c);
     assert_ne!(a, d);
+}
+
+/// Issue 16: a checkpoint whose metadata claimed a hidden width of 1e9, with a consistent checksum (only the JSON
+/// lies), aborted the process with a 64 GB allocation when the policy was built from it. It must be a clear
+/// error, before anything is allocated.
+#[test]
+fn issue16_checkpoint_with_absurd_hidden_width_is_an_error_not_an_abort() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("ck.safetensors");
+    save_trained(&p);
+    for hidden in [vec![1_000_000_000usize, 8], vec![8, 8, 1_000_000_000]] {
+        let mut ck = Checkpoint::load(&p).unwrap();
+        ck.meta.policy.as_mut().unwrap().hidden = hidden.clone();
+        let crafted = dir.path().join("crafted.safetensors");
+        ck.save(&crafted).unwrap(); // recomputes the checksum: the file itself is consistent
+        let back = Checkpoint::load(&crafted).unwrap();
+        let e = back.build_policy("policy", Device::Cpu, Kind::Float).map(|_| ()).unwrap_err();
+        assert!(matches!(e, CheckpointError::Architecture { .. }), "{hidden:?}: {e}");
+        assert!(e.to_string().contains("1000000000"), "the message names the absurd size: {e}");
+    }
+    let mut ck = Checkpoint::load(&p).unwrap();
+    ck.meta.policy.as_mut().unwrap().obs_dim = 1_000_000_000;
+    ck.save(&p).unwrap();
+    let e = Checkpoint::load(&p).unwrap().build_policy("policy", Device::Cpu, Kind::Float).map(|_| ()).unwrap_err();
+    assert!(matches!(e, CheckpointError::Architecture { .. }), "{e}");
+}
+
+#[test]
+fn shipped_reference_policy_still_loads() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments/swimmer/reference_policy.safetensors");
+    let ck = Checkpoint::load(&path).unwrap();
+    let p = ck.build_policy("policy", Device::Cpu, Kind::Float).unwrap();
+    assert_eq!((p.obs_dim(), p.act_dim()), (8, 2));
+    assert_eq!(rebel_agents::checkpoint::policy_shapes(p.config()).len(), p.named_parameters().len());
 }

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use rand::rngs::StdRng;
+use rebel_agents::seeding::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
 use rebel_agents::checkpoint::{Checkpoint, CheckpointMeta};
 use rebel_agents::losses::bradley_terry_loss;
@@ -19,8 +19,8 @@ use rebel_envs::EnvConfig;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use tch::{Device, Kind, Tensor};
 
-fn rng(seed: u64) -> StdRng {
-    StdRng::seed_from_u64(seed)
+fn rng(seed: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed)
 }
 
 // ───────────── teachers ─────────────
@@ -184,7 +184,7 @@ fn teacher_config_validates_and_rejects_unknown_fields() {
 // ───────────── the dataset file ─────────────
 
 #[allow(clippy::field_reassign_with_default)]
-fn seg(rng: &mut StdRng, len: usize, od: usize, ad: usize) -> Segment {
+fn seg(rng: &mut ChaCha8Rng, len: usize, od: usize, ad: usize) -> Segment {
     let mut s = Segment::default();
     s.obs = (0..len * od).map(|_| rng.random::<f32>() - 0.5).collect();
     s.act = (0..len * ad).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect();
@@ -453,4 +453,31 @@ fn same_start_pairs_share_their_first_observation_and_whole_episodes_work() {
         collect_preferences(&mut odd, &policy, src, &cfg, &skip),
         Err(PreferenceError::Collect(_))
     ));
+}
+
+/// Issue 16: a dataset whose metadata claims absurd sizes, with a consistent checksum (only the JSON lies), must
+/// be a clear error before anything is allocated from those sizes.
+#[test]
+fn issue16_dataset_with_absurd_metadata_is_an_error_not_an_abort() {
+    let bytes = synthetic(4).to_bytes().unwrap();
+    let (t, meta) = parts(&bytes);
+    for (field, name) in [("\"obs_dim\":3", "obs_a"), ("\"act_dim\":2", "act_a")] {
+        let key = field.split(':').next().unwrap();
+        let absurd = meta.replace(field, &format!("{key}:1000000000"));
+        assert_ne!(absurd, meta, "the metadata holds {field}");
+        let e = expect_err(&rebuild(t.clone(), &absurd));
+        assert!(matches!(e, PreferenceError::Shape { ref reason, .. } if reason.contains(name) && reason.contains("1000000000")), "{e}");
+    }
+    // a stored shape whose element count overflows, or exceeds the file, is refused by the container itself
+    for shape in [serde_json::json!([u64::MAX / 2, 3]), serde_json::json!([1_000_000_000u64, 1_000_000_000u64])] {
+        let header = serde_json::json!({
+            "__metadata__": {"format": "rebel-rs-preferences", "meta": meta, "checksum": "0"},
+            "labels": {"dtype": "F32", "shape": shape, "data_offsets": [0, 16]},
+        })
+        .to_string();
+        let mut file = (header.len() as u64).to_le_bytes().to_vec();
+        file.extend_from_slice(header.as_bytes());
+        file.extend_from_slice(&[0u8; 16]);
+        assert!(matches!(expect_err(&file), PreferenceError::Corrupt { .. }), "{shape}");
+    }
 }

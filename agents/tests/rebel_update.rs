@@ -14,7 +14,7 @@ fn batch(policy: &GaussianPolicy) -> (SegmentTensors, Tensor) {
     tch::manual_seed(0);
     let (s, l) = (32i64, 5i64);
     let obs = Tensor::randn([s, l, 3], (Kind::Float, Device::Cpu));
-    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let mut rng = rebel_agents::seeding::ChaCha8Rng::seed_from_u64(1);
     let act = policy.sample(&obs, &mut rng);
     let mask = Tensor::ones([s, l], (Kind::Float, Device::Cpu));
     let score = act.select(2, 0).sum_dim_intlist([1i64].as_slice(), false, Kind::Float).view([s / 2, 2]);
@@ -30,7 +30,7 @@ fn run(target_kl: f64) -> (f64, f64) {
     let before = segment_log_prob(&policy, &t).detach();
     let mut adam = Adam::new(policy.named_parameters(), AdamConfig { lr: 1e-2, ..AdamConfig::default() });
     let cfg = RebelConfig { epochs: 30, minibatches: 1, target_kl, ..RebelConfig::default() };
-    let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+    let mut rng = rebel_agents::seeding::ChaCha8Rng::seed_from_u64(2);
     let stats = update(&policy, &mut adam, &t, &rewards, None, &cfg, &mut rng).unwrap();
     // log-ratio of the preferred member minus the other's: REBEL raises the preferred one
     let lr = (segment_log_prob(&policy, &t) - before).view([16, 2]);

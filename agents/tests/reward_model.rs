@@ -1,7 +1,7 @@
 //! The reward-model ensemble: it learns a known linear reward from synthetic preferences, its file round trip
 //! and errors, determinism, the Scorer contract, and the evaluation metrics on hand-worked cases.
 
-use rand::rngs::StdRng;
+use rebel_agents::seeding::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 use rebel_agents::checkpoint::{Checkpoint, CheckpointError, CheckpointMeta};
@@ -24,7 +24,7 @@ fn true_r(o: &[f32], a: &[f32]) -> f64 {
 }
 
 #[allow(clippy::field_reassign_with_default)]
-fn piece(rng: &mut StdRng, len: usize) -> Segment {
+fn piece(rng: &mut ChaCha8Rng, len: usize) -> Segment {
     let mut s = Segment::default();
     // inputs with different scales and offsets, so that the input normalisation matters
     s.obs = (0..len * OD)
@@ -41,7 +41,7 @@ fn piece(rng: &mut StdRng, len: usize) -> Segment {
 
 /// `n` pairs of 8-step pieces labelled by `teacher` from the linear reward.
 fn linear_dataset(n: usize, seed: u64, teacher: &TeacherConfig) -> PreferenceDataset {
-    let mut rng = StdRng::seed_from_u64(seed);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut pairs = Vec::with_capacity(n);
     while pairs.len() < n {
         let (a, b) = (piece(&mut rng, 8), piece(&mut rng, 8));
@@ -232,4 +232,37 @@ fn evaluation_metrics_on_hand_worked_cases() {
     let r = evaluate(&TrueReward, &ds);
     assert!(r.decisive_pairs < r.pairs);
     assert_eq!(r.accuracy, 1.0);
+}
+
+/// Issue 16: a file whose metadata claims absurd sizes, with a consistent checksum (only the JSON lies), aborted
+/// the process with a huge allocation. It must be a clear error, before anything is allocated.
+#[test]
+fn issue16_reward_model_with_absurd_metadata_is_an_error_not_an_abort() {
+    tch::set_num_threads(1);
+    let ds = linear_dataset(20, 5, &TeacherConfig::preset(TeacherKind::Oracle));
+    let (model, _) = train(&ds, &RewardModelConfig { epochs: 1, ..small_cfg() }).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("rm.safetensors");
+    model.save(&p, "Linear-v0").unwrap();
+    for key in ["hidden", "members"] {
+        let mut ck = Checkpoint::load(&p).unwrap();
+        match key {
+            "hidden" => ck.meta.extra["config"]["hidden"][0] = serde_json::json!(1_000_000_000u64),
+            _ => ck.meta.extra["config"]["members"] = serde_json::json!(1_000_000_000u64),
+        }
+        let crafted = dir.path().join(format!("crafted-{key}.safetensors"));
+        ck.save(&crafted).unwrap(); // recomputes the checksum: the file itself is consistent
+        let e = RewardEnsemble::load(&crafted).map(|_| ()).unwrap_err();
+        assert!(
+            matches!(e, RewardModelError::Checkpoint(CheckpointError::Architecture { .. }) | RewardModelError::BadMeta { .. }),
+            "{key}: {e}"
+        );
+        assert!(e.to_string().contains("1000000000"), "{key}: the message names the absurd size: {e}");
+    }
+    // obs_dim: the input layer would be [hidden, 1e9]
+    let mut ck = Checkpoint::load(&p).unwrap();
+    ck.meta.extra["obs_dim"] = serde_json::json!(1_000_000_000u64);
+    ck.save(&p).unwrap();
+    let e = RewardEnsemble::load(&p).map(|_| ()).unwrap_err();
+    assert!(matches!(e, RewardModelError::Checkpoint(CheckpointError::Architecture { .. })), "{e}");
 }

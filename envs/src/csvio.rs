@@ -29,16 +29,28 @@ impl Table {
     }
 }
 
-/// Parses numeric CSV text; `origin` names the source in errors. Blank lines are skipped;
+/// Parses numeric CSV text (the `csv` crate); `origin` names the source in errors. Blank lines are skipped;
 /// every other line must have as many fields as the header, each a finite number.
 pub fn parse_table(text: &str, origin: &str) -> Result<Table, EnvError> {
-    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
-    let (_, header) = lines.next().ok_or_else(|| EnvError::Io(format!("{origin}: the file is empty (expected a header line)")))?;
-    let columns: Vec<String> = header.split(',').map(|c| c.trim().trim_start_matches('\u{feff}').to_string()).collect();
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text.as_bytes());
+    let mut records = reader.records();
+    let mut next = || -> Result<Option<(u64, csv::StringRecord)>, EnvError> {
+        for r in records.by_ref() {
+            let r = r.map_err(|e| {
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                EnvError::Io(format!("{origin}:{line}: {e}"))
+            })?;
+            if r.iter().all(|f| f.trim().is_empty()) {
+                continue;
+            }
+            return Ok(Some((r.position().map(|p| p.line()).unwrap_or(0), r)));
+        }
+        Ok(None)
+    };
+    let (_, header) = next()?.ok_or_else(|| EnvError::Io(format!("{origin}: the file is empty (expected a header line)")))?;
+    let columns: Vec<String> = header.iter().map(|c| c.trim().trim_start_matches('\u{feff}').to_string()).collect();
     let mut rows = Vec::new();
-    for (i, line) in lines {
-        let lineno = i + 1;
-        let fields: Vec<&str> = line.split(',').collect();
+    while let Some((lineno, fields)) = next()? {
         if fields.len() != columns.len() {
             return Err(EnvError::Io(format!(
                 "{origin}:{lineno}: expected {} fields ({}) but found {}",
@@ -60,6 +72,18 @@ pub fn parse_table(text: &str, origin: &str) -> Result<Table, EnvError> {
         rows.push(row);
     }
     Ok(Table { columns, rows })
+}
+
+/// CSV text (the `csv` crate) of a header and rows of already formatted fields (e.g. by [`g17`]).
+pub fn to_csv(header: &[String], rows: &[Vec<String>]) -> Result<String, EnvError> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let err = |e: csv::Error| EnvError::Io(format!("cannot format CSV: {e}"));
+    w.write_record(header).map_err(err)?;
+    for r in rows {
+        w.write_record(r).map_err(err)?;
+    }
+    let bytes = w.into_inner().map_err(|e| EnvError::Io(format!("cannot format CSV: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| EnvError::Io(format!("cannot format CSV: {e}")))
 }
 
 /// Reads a numeric CSV file (see [`parse_table`]).
@@ -85,8 +109,15 @@ pub fn read_actions(path: &Path, act_dim: usize) -> Result<Vec<Vec<f32>>, EnvErr
     Ok(t.rows.iter().map(|r| r.iter().map(|v| *v as f32).collect()).collect())
 }
 
-/// Formats `v` with 17 significant digits (round-trips an `f64`), like `%.17g`.
+/// Formats `v` with 17 significant digits (round-trips an `f64`), like `%.17g`; infinities are written
+/// `inf` / `-inf` and NaN `NaN` (all three parse back with `str::parse::<f64>`).
 pub fn g17(v: f64) -> String {
+    if v.is_infinite() {
+        return if v > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    if v.is_nan() {
+        return "NaN".into();
+    }
     if v == 0.0 {
         return if v.is_sign_negative() { "-0".into() } else { "0".into() };
     }
@@ -122,6 +153,31 @@ mod tests {
         assert_eq!(g17(0.04), "0.040000000000000001");
         assert_eq!(g17(1.0), "1");
         assert_eq!(g17(-7.8233243360362604e-05), "-7.8233243360362604e-05");
+    }
+
+    #[test]
+    fn g17_of_infinities_and_nan_is_written_not_a_panic() {
+        // regression: g17(±inf) panicked at `expect("exponent")`
+        assert_eq!(g17(f64::INFINITY), "inf");
+        assert_eq!(g17(f64::NEG_INFINITY), "-inf");
+        assert_eq!(g17(f64::INFINITY).parse::<f64>().unwrap(), f64::INFINITY);
+        assert_eq!(g17(f64::NEG_INFINITY).parse::<f64>().unwrap(), f64::NEG_INFINITY);
+        assert!(g17(f64::NAN).parse::<f64>().unwrap().is_nan());
+        assert_eq!(g17(f64::MAX).parse::<f64>().unwrap(), f64::MAX);
+        assert_eq!(g17(f64::MIN_POSITIVE).parse::<f64>().unwrap(), f64::MIN_POSITIVE);
+    }
+
+    #[test]
+    fn written_csv_reads_back_and_blank_lines_are_skipped() {
+        let header = vec!["a".to_string(), "b".to_string()];
+        let rows = vec![vec![g17(0.1), g17(-2.5e-7)], vec![g17(3.0), g17(1e300)]];
+        let text = to_csv(&header, &rows).unwrap();
+        let t = parse_table(&format!("\u{feff}{text}\n  \n"), "w.csv").unwrap();
+        assert_eq!(t.columns, header);
+        assert_eq!(t.rows, vec![vec![0.1, -2.5e-7], vec![3.0, 1e300]]);
+        // a blank line does not shift the line numbers of errors
+        let e = parse_table("a,b\n\n1,2\n3\n", "x.csv").unwrap_err().to_string();
+        assert!(e.contains("x.csv:4") && e.contains("expected 2 fields"), "{e}");
     }
 
     #[test]

@@ -1,6 +1,5 @@
 //! `replay`, `bench` and `render`: the environment-only subcommands.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -44,20 +43,8 @@ fn make_env(args: &EnvArgs, reset_noise: Option<f64>) -> Result<Box<dyn Env>> {
 
 /// Writes `text` to `path` through a temporary file and a rename (no half-written outputs).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create folder {}", dir.display()))?;
-    let tmp = dir.join(format!(".{}.tmp{}", path.file_name().and_then(|s| s.to_str()).unwrap_or("out"), std::process::id()));
-    let res = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = res {
-        let _ = std::fs::remove_file(&tmp);
-        bail!("cannot write {}: {e} (is the disk full or the folder read-only?)", path.display());
-    }
-    Ok(())
+    rebel_agents::io::write_atomic(path, bytes)
+        .with_context(|| format!("cannot write {} (is the disk full or the folder read-only?)", path.display()))
 }
 
 /// Runs `replay`.
@@ -82,8 +69,7 @@ pub fn replay(env_args: &EnvArgs, a: &ReplayArgs) -> Result<()> {
     header.extend((0..obs0.len()).map(|i| format!("obs{i}")));
     header.push("reward".into());
     header.push("x_velocity".into());
-    let mut out = header.join(",");
-    out.push('\n');
+    let mut rows = Vec::with_capacity(actions.len());
     for (k, act) in actions.iter().enumerate() {
         let s = env.step(act).with_context(|| format!("{}: step {k} (line {})", a.actions.display(), k + 2))?;
         let (qp, qv) = env.qpos_qvel().unwrap_or_default();
@@ -92,13 +78,12 @@ pub fn replay(env_args: &EnvArgs, a: &ReplayArgs) -> Result<()> {
         row.extend(s.obs.iter().map(|v| g17(*v as f64)));
         row.push(g17(s.reward));
         row.push(g17(s.info.get("x_velocity").copied().unwrap_or(f64::NAN)));
-        out.push_str(&row.join(","));
-        out.push('\n');
+        rows.push(row);
         if s.done() && k + 1 < actions.len() {
             bail!("the episode ended at step {k} (terminated={}, truncated={}) before the actions did", s.terminated, s.truncated);
         }
     }
-    write_atomic(&a.output, out.as_bytes())?;
+    write_atomic(&a.output, rebel_envs::csvio::to_csv(&header, &rows)?.as_bytes())?;
     eprintln!("wrote {} steps to {}", actions.len(), a.output.display());
     Ok(())
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use rebel_agents::checkpoint::fnv1a_hex;
+use rebel_agents::io::fnv1a_hex;
 use rebel_agents::policy::{GaussianPolicy, PolicyConfig};
 use rebel_agents::preferences::{
     collect_preferences, CollectConfig, PolicySource, PreferenceDataset, TeacherConfig, TeacherKind,

@@ -99,7 +99,7 @@ pub struct EvalArgs {
     /// A checkpoint written by `train`.
     #[arg(long)]
     pub checkpoint: PathBuf,
-    /// Episodes (seeds seed_base, seed_base+1, …).
+    /// Episodes (seeds seed_base, seed_base+1, … under the evaluation tag of rebel_agents::seeding).
     #[arg(long, default_value_t = 10)]
     pub episodes: usize,
     /// First evaluation seed.
@@ -123,7 +123,7 @@ pub fn eval_cmd(env: &EnvArgs, a: &EvalArgs) -> Result<()> {
             a.checkpoint.display(), policy.obs_dim(), policy.act_dim(), env.env, venv.obs_dim(), venv.act_dim()
         );
     }
-    let seeds: Vec<u64> = (0..a.episodes as u64).map(|i| a.seed_base + i).collect();
+    let seeds: Vec<u64> = (0..a.episodes as u64).map(|i| rebel_agents::seeding::eval_env_seed(a.seed_base, i)).collect();
     let r = rebel_agents::rollout::episode_returns(&mut venv, &policy, &seeds, None)?;
     let n = r.len() as f64;
     let mean = r.iter().sum::<f64>() / n;

@@ -10,7 +10,7 @@
 //!
 //! The dynamics cancel in every ratio (rebel.md §2), so the pieces need no shared start state.
 
-use rand::rngs::StdRng;
+use crate::seeding::ChaCha8Rng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
@@ -203,7 +203,7 @@ pub fn dpo_loss(cfg: &DpoConfig, lp_w: &Tensor, lp_l: &Tensor, ref_w: &Tensor, r
 }
 
 /// One DPO iteration: `cfg.epochs` passes of shuffled minibatches over `data`.
-pub fn update(policy: &GaussianPolicy, adam: &mut Adam, data: &DpoData, cfg: &DpoConfig, rng: &mut StdRng) -> Result<DpoStats, String> {
+pub fn update(policy: &GaussianPolicy, adam: &mut Adam, data: &DpoData, cfg: &DpoConfig, rng: &mut ChaCha8Rng) -> Result<DpoStats, String> {
     let dev = data.ref_w.device();
     let mut order: Vec<i64> = (0..data.len() as i64).collect();
     let (mut loss_sum, mut loss_n, mut gn_sum, mut gn_n) = (0.0, 0usize, 0.0, 0usize);
@@ -281,7 +281,7 @@ impl Dpo {
             n_labels: self.cfg.labels_per_round,
             segment_len: m.segment_len,
             same_start: m.same_start,
-            seed: ctx.seed.wrapping_mul(1_000_003) ^ (ctx.iteration << 20),
+            seed: crate::seeding::train_env_seed(ctx.seed, ctx.iteration, u64::MAX),
         };
         let src = crate::preferences::PolicySource { path: format!("iteration:{}", ctx.iteration), hash: String::new() };
         let ds = crate::preferences::collect_preferences(ctx.venv, ctx.policy, src, &ccfg, &m.teacher)

@@ -7,7 +7,7 @@ pub mod rebel;
 pub mod reinforce;
 pub mod rloo;
 
-use rand::rngs::StdRng;
+use crate::seeding::ChaCha8Rng;
 use rand::seq::SliceRandom;
 use tch::{Kind, Tensor};
 
@@ -67,7 +67,7 @@ pub(crate) fn pg_steps(
     epochs: usize,
     minibatches: usize,
     max_grad_norm: f64,
-    rng: &mut StdRng,
+    rng: &mut ChaCha8Rng,
     loss_fn: &dyn Fn(&Tensor, &Tensor) -> Tensor,
 ) -> Result<(f64, f64), String> {
     let s = t.obs.size()[0];

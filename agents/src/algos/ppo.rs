@@ -18,9 +18,8 @@
 //! lr 6e-4, γ 0.9999, λ 0.98, normalize), except that a batch is `n_envs` whole episodes (4 × 1000
 //! steps here instead of 4 × 1024).
 
-use rand::rngs::StdRng;
+use crate::seeding::ChaCha8Rng;
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
@@ -139,7 +138,7 @@ pub struct ValueNet {
 impl ValueNet {
     /// A fresh value net for observations of `obs_dim`.
     pub fn new(obs_dim: usize, hidden: &[usize], normalize: bool, device: Device, seed: u64) -> Self {
-        let mut rng = StdRng::seed_from_u64(seed);
+        let mut rng = crate::seeding::stream(seed, crate::seeding::Domain::Init, 1);
         let mut sizes = vec![obs_dim];
         sizes.extend(hidden);
         sizes.push(1);
@@ -282,7 +281,7 @@ pub fn update(
     step_rewards: &Tensor,
     reference: Option<&GaussianPolicy>,
     cfg: &PpoConfig,
-    rng: &mut StdRng,
+    rng: &mut ChaCha8Rng,
 ) -> Result<PpoStats, String> {
     let od = batch.obs_dim;
     if let Some(seg) = batch.segments.iter().find(|s| s.final_obs.len() != od) {
@@ -352,7 +351,7 @@ fn epochs(
     vadam: &mut Adam,
     flat: &Flat,
     cfg: &PpoConfig,
-    rng: &mut StdRng,
+    rng: &mut ChaCha8Rng,
 ) -> Result<PpoStats, String> {
     let dev = flat.obs.device();
     let n = flat.adv.size()[0] as usize;

@@ -10,7 +10,7 @@
 //! (so that the log-ratio is exactly 0 at θ_t), then `epochs` passes of minibatch least squares with
 //! Adam over shuffled groups. No clipping, no value network.
 
-use rand::rngs::StdRng;
+use crate::seeding::ChaCha8Rng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
@@ -136,7 +136,7 @@ pub fn update(
     rewards: &Tensor,
     reference: Option<&GaussianPolicy>,
     cfg: &RebelConfig,
-    rng: &mut StdRng,
+    rng: &mut ChaCha8Rng,
 ) -> Result<UpdateStats, String> {
     let k = cfg.k as i64;
     let s = rewards.size()[0];

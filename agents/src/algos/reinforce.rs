@@ -9,7 +9,7 @@
 //! deviation. Then `epochs × minibatches` gradient steps of [`crate::losses::reinforce_loss`]
 //! (default one step: the estimator is on-policy).
 
-use rand::rngs::StdRng;
+use crate::seeding::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
@@ -103,7 +103,7 @@ pub fn update(
     returns: &Tensor,
     baseline: &mut Option<f64>,
     cfg: &ReinforceConfig,
-    rng: &mut StdRng,
+    rng: &mut ChaCha8Rng,
 ) -> Result<PgStats, String> {
     let r = returns.to_kind(Kind::Float);
     let mean = f64::try_from(r.mean(Kind::Float)).unwrap_or(f64::NAN);

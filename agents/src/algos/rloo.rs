@@ -8,7 +8,7 @@
 //! of [`crate::losses::rloo_loss`] over shuffled groups (default one step: the estimator is
 //! on-policy). With k = 2 one step is, up to scale, REBEL's first gradient step (rebel.md §3 (b)).
 
-use rand::rngs::StdRng;
+use crate::seeding::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
@@ -81,7 +81,7 @@ pub fn update(
     t: &SegmentTensors,
     returns: &Tensor,
     cfg: &RlooConfig,
-    rng: &mut StdRng,
+    rng: &mut ChaCha8Rng,
 ) -> Result<PgStats, String> {
     let k = cfg.k as i64;
     let s = returns.size()[0];
