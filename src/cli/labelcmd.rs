@@ -157,7 +157,9 @@ fn serve_cmd(env: &EnvArgs, a: &ServeArgs) -> Result<()> {
             eprintln!("note: the pairs are from {}, --env is {} (the pairs' environment is used)", f.env_id, env.env);
         }
         f.save(&session)?;
-        f
+        // the session works on the pairs as read back from its file (JSON float parsing may differ from the
+        // generated values in the last bit), so that a resumed session sees exactly the same pairs
+        PairFile::load(&session)?
     };
     let book = Book::open(pairs, &a.out, Duration::from_secs(a.lease_secs))?;
     rebel_label::serve(book, &opts)
