@@ -165,7 +165,8 @@ async fn a_labeller_answers_20_pairs_by_true_return_and_rm_train_accepts_the_fil
     assert_eq!(ds.labels(), expected, "the dataset holds exactly the 20 answers, in pair order");
     assert_eq!(ds.meta.queries, 20);
     for (p, (ra, rb)) in ds.pairs.iter().zip(&returns) {
-        assert_eq!((p.a.true_return(), p.b.true_return()), (*ra, *rb));
+        // the same pieces (up to the last bit lost in the hook's JSON)
+        assert!((p.a.true_return() - ra).abs() < 1e-9 && (p.b.true_return() - rb).abs() < 1e-9);
     }
     let model = dir.path().join("rm.safetensors");
     let o = common::swimmer(&[
