@@ -375,3 +375,73 @@ impl PairFile {
         rebel_agents::checkpoint::fnv1a_hex(&bytes)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rebel_agents::policy::PolicyConfig;
+
+    fn setup() -> (Box<dyn Env>, GaussianPolicy) {
+        tch::set_num_threads(1);
+        let env = rebel_envs::make("Swimmer-v5", &rebel_envs::EnvConfig::default()).unwrap();
+        let (od, ad) = (env.observation_space().dim(), env.action_space().dim());
+        let p = GaussianPolicy::new(PolicyConfig::new(od, ad), tch::Device::Cpu, tch::Kind::Float, 5);
+        (env, p)
+    }
+
+    fn source() -> PolicySource {
+        PolicySource { path: "random:5".into(), hash: String::new() }
+    }
+
+    #[test]
+    fn same_start_pairs_share_their_first_state_and_record_every_pose() {
+        let (mut env, p) = setup();
+        let spec = PairSpec { pairs: 3, segment_len: 6, same_start: true, seed: 11 };
+        let f = make_pairs(&mut env, &p, source(), &spec).unwrap();
+        f.validate(Path::new("<memory>")).unwrap();
+        assert_eq!(f.pairs.len(), 3);
+        let od = f.obs_dim;
+        for c in &f.pairs {
+            assert_eq!((c.a.len(), c.b.len(), c.a.frames.len()), (6, 6, 7));
+            assert_eq!(c.a.frames[0], c.b.frames[0], "same start state");
+            assert_eq!(c.a.obs[..od], c.b.obs[..od]);
+            assert_ne!(c.a.act, c.b.act, "the two pieces are different samples");
+            // the bodies move between frames
+            assert_ne!(c.a.frames[0].c, c.a.frames[6].c);
+        }
+        // consecutive pairs: the episode goes on from piece a's end
+        assert_eq!(f.pairs[0].a.frames[6], f.pairs[1].a.frames[0]);
+        // the same seed gives the same pairs; the file round-trips
+        let g = make_pairs(&mut env, &p, source(), &spec).unwrap();
+        assert_eq!(f, g);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.json");
+        f.save(&path).unwrap();
+        let h = PairFile::load(&path).unwrap();
+        assert_eq!(h.pairs.len(), 3);
+        assert_eq!(h.pairs[0].a.act, f.pairs[0].a.act);
+    }
+
+    #[test]
+    fn pairs_of_different_episodes_and_clear_errors() {
+        let (mut env, p) = setup();
+        let spec = PairSpec { pairs: 5, segment_len: 4, same_start: false, seed: 3 };
+        let f = make_pairs(&mut env, &p, source(), &spec).unwrap();
+        assert_eq!(f.pairs.len(), 5);
+        for c in &f.pairs {
+            assert_ne!(c.a.frames[0], c.b.frames[0]);
+            assert_eq!(c.a.frames.len(), 5);
+        }
+        let e = make_pairs(&mut env, &p, source(), &PairSpec { pairs: 0, ..spec.clone() }).unwrap_err();
+        assert!(e.to_string().contains("--pairs"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let not_json = dir.path().join("d.safetensors");
+        std::fs::write(&not_json, b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ").unwrap();
+        let e = PairFile::load(&not_json).unwrap_err().to_string();
+        assert!(e.contains("records no body poses"), "{e}");
+        let mut bad = f.clone();
+        bad.pairs[0].b.frames.pop();
+        let e = bad.validate(Path::new("x.json")).unwrap_err().to_string();
+        assert!(e.contains("pair 0 piece b"), "{e}");
+    }
+}
