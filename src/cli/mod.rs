@@ -5,6 +5,7 @@
 
 mod comparecmd;
 mod envcmds;
+mod labelcmd;
 mod prefcmds;
 mod traincmds;
 
@@ -13,6 +14,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 pub use comparecmd::{compare_cmd, CompareArgs, COMPARE_CONFIG};
+pub use labelcmd::{label_cmd, LabelCommand};
 pub use envcmds::{bench, render, replay, BenchArgs, RenderArgs, ReplayArgs};
 pub use prefcmds::{prefs_cmd, rm_cmd, PrefsCommand, RmCommand};
 pub use traincmds::{eval_cmd, experiment_cmd, ExperimentArgs, pretrain_cmd, resolve_config, train_cmd, EvalArgs, PretrainArgs, TrainArgs, DEFAULT_CONFIG};
@@ -58,6 +60,11 @@ enum Command {
         #[command(subcommand)]
         cmd: RmCommand,
     },
+    /// Label preference pairs in a browser: `label serve`, `label pairs`.
+    Label {
+        #[command(subcommand)]
+        cmd: LabelCommand,
+    },
 }
 
 #[derive(Parser, Debug)]
@@ -89,6 +96,7 @@ pub fn main(fixed_env: Option<&str>) -> ExitCode {
         Some(Command::Pretrain(a)) => pretrain_cmd(&cli.env, &a),
         Some(Command::Prefs { cmd }) => prefs_cmd(&cli.env, &cmd),
         Some(Command::Rm { cmd }) => rm_cmd(&cli.env, &cmd),
+        Some(Command::Label { cmd }) => label_cmd(&cli.env, &cmd),
         Some(Command::Compare(a)) => compare_cmd(&cli.env, &a),
         Some(Command::Envs) => {
             for id in rebel_envs::registry::registered() {

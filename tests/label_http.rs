@@ -1,0 +1,197 @@
+//! The labelling server over plain HTTP: refused requests (4xx, nothing changes), undo, the token, `kill -9`
+//! in the middle of labelling (every acknowledged label is in the dataset file) and resuming after it.
+
+mod common;
+mod label_support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use label_support::{get, post, true_returns, Server};
+use rebel_agents::preferences::PreferenceDataset;
+use rebel_label::{pairs_path, PairFile};
+use serde_json::{json, Value};
+
+/// Which pair (by id) each dataset pair is, matched on piece a's observations against the session's pair file.
+fn dataset_by_pair(out: &Path) -> BTreeMap<usize, f32> {
+    let pairs = PairFile::load(&pairs_path(out)).unwrap();
+    let ds = PreferenceDataset::load(out).unwrap();
+    ds.pairs
+        .iter()
+        .map(|p| {
+            let id = pairs.pairs.iter().position(|c| c.a.obs == p.a.obs && c.b.obs == p.b.obs).expect("a known pair");
+            (id, p.label)
+        })
+        .collect()
+}
+
+async fn status(s: &Server) -> Value {
+    get(&s.url("/api/status", "")).await.1["counts"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_4xx_and_change_nothing_undo_withdraws() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("prefs.safetensors");
+    let s = Server::start(&out, &["--policy", "random", "--pairs", "4", "--segment-len", "8", "--token", "sekrit-123"]);
+    assert_eq!(s.query, "?token=sekrit-123");
+    // token: missing or wrong → 401, also for the page
+    let no_token = format!("{}/api/next?labeller=x", s.base);
+    assert_eq!(get(&no_token).await.0, 401);
+    assert_eq!(get(&format!("{no_token}&token=sekrit-124")).await.0, 401);
+    assert_eq!(get(&format!("{}/", s.base)).await.0, 401);
+    let (st, page) = super_get_text(&s.page()).await;
+    assert_eq!(st, 200);
+    assert!(page.contains("Which clip is better?"));
+    // the test hook is off
+    assert_eq!(get(&s.url("/api/test/returns", "")).await.0, 404);
+
+    let (st, n) = get(&s.url("/api/next", "labeller=x")).await;
+    assert_eq!(st, 200, "{n}");
+    let (pair, lease) = (n["pair"].as_u64().unwrap(), n["lease"].as_str().unwrap().to_string());
+    assert_eq!(n["a"].as_array().unwrap().len(), 9, "8 steps → 9 frames");
+    assert!(!n["a"][0]["c"].as_array().unwrap().is_empty(), "the frames hold capsules");
+    let answer = s.url("/api/answer", "");
+    let ok = json!({"pair": pair, "lease": lease, "value": "left", "labeller": "x"});
+    let mut bad = vec![];
+    bad.push((404, json!({"pair": 99, "lease": lease, "value": "left", "labeller": "x"})));
+    bad.push((400, json!({"pair": pair, "lease": lease, "value": "better", "labeller": "x"})));
+    bad.push((400, json!({"pair": pair, "lease": lease, "value": "left"})));
+    bad.push((400, json!({"pair": pair, "lease": lease, "value": "left", "labeller": "x y"})));
+    bad.push((400, json!({"pair": -1, "lease": lease, "value": "left", "labeller": "x"})));
+    bad.push((400, json!({"pair": pair, "value": "left", "labeller": "x"})));
+    bad.push((409, json!({"pair": pair, "lease": "0123", "value": "left", "labeller": "x"})));
+    bad.push((409, json!({"pair": (pair + 1) % 4, "lease": lease, "value": "left", "labeller": "x"})));
+    for (code, body) in &bad {
+        let (st, v) = post(&answer, body).await;
+        assert_eq!(st, *code, "{body} → {v}");
+        assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{v}");
+    }
+    assert_eq!(post(&answer, &Value::String("left".into())).await.0, 400);
+    assert_eq!(label_support::http("POST", &answer, Some("{not json")).await.unwrap().0, 400);
+    assert_eq!(status(&s).await["given"], 0, "refused requests change nothing");
+    assert!(!out.exists());
+
+    let (st, v) = post(&answer, &ok).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["undo_pair"], pair);
+    assert_eq!(dataset_by_pair(&out), BTreeMap::from([(pair as usize, 1.0)]));
+    // a replay: 409, names the recorded answer, changes nothing
+    let (st, v) = post(&answer, &json!({"pair": pair, "lease": lease, "value": "right", "labeller": "x"})).await;
+    assert_eq!((st, v["answered"].as_str()), (409, Some("left")));
+    assert_eq!(dataset_by_pair(&out), BTreeMap::from([(pair as usize, 1.0)]));
+
+    // undo: must name the labeller's last answer; a replayed undo is refused
+    let undo = s.url("/api/undo", "");
+    assert_eq!(post(&undo, &json!({"pair": pair, "labeller": "y"})).await.0, 409);
+    assert_eq!(post(&undo, &json!({"pair": 7, "labeller": "x"})).await.0, 404);
+    let (st, u) = post(&undo, &json!({"pair": pair, "labeller": "x"})).await;
+    assert_eq!((st, u["pair"].as_u64()), (200, Some(pair)), "{u}");
+    assert_eq!(post(&undo, &json!({"pair": pair, "labeller": "x"})).await.0, 409);
+    assert!(!out.exists(), "no label left");
+    assert_eq!(status(&s).await["given"], 0);
+    // the withdrawn pair is answered again with the new lease
+    let again = json!({"pair": pair, "lease": u["lease"], "value": "equal", "labeller": "x"});
+    assert_eq!(post(&answer, &again).await.0, 200);
+    assert_eq!(dataset_by_pair(&out), BTreeMap::from([(pair as usize, 0.5)]));
+}
+
+async fn super_get_text(url: &str) -> (u16, String) {
+    use http_body_util::BodyExt;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<hyper::body::Bytes>>();
+    let r = client.get(url.parse().unwrap()).await.unwrap();
+    let st = r.status().as_u16();
+    let b = r.into_body().collect().await.unwrap().to_bytes();
+    (st, String::from_utf8_lossy(&b).into_owned())
+}
+
+#[test]
+fn a_public_host_needs_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("p.safetensors");
+    let o = common::swimmer(&["label", "serve", "--policy", "random", "--host", "0.0.0.0", "--out", out.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let e = common::stderr(&o);
+    assert!(e.contains("--token"), "{e}");
+    let o = common::swimmer(&["label", "serve", "--from-pairs", out.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(common::stderr(&o).contains("cannot read pair file"), "{}", common::stderr(&o));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_labelling_keeps_every_acknowledged_label_and_restart_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("prefs.safetensors");
+    let args = ["--policy", "random", "--pairs", "24", "--segment-len", "8", "--seed", "3", "--test-hook"];
+    let mut s = Server::start(&out, &args);
+    let returns = true_returns(&s).await;
+    assert_eq!(returns.len(), 24);
+    // two labellers answer as fast as they can, concurrently; the server is killed once 6 answers are acknowledged
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::<usize, String>::new()));
+    let mut tasks = vec![];
+    for who in ["p", "q"] {
+        let (next, answer, acked) = (s.url("/api/next", &format!("labeller={who}")), s.url("/api/answer", ""), acked.clone());
+        tasks.push(tokio::spawn(async move {
+            for k in 0.. {
+                let Ok((200, n)) = label_support::http("GET", &next, None).await else { return };
+                let Some(pair) = n["pair"].as_u64() else { return };
+                let value = ["left", "right", "equal", "skip"][(pair as usize + k) % 4];
+                let body = json!({"pair": pair, "lease": n["lease"], "value": value, "labeller": who}).to_string();
+                match label_support::http("POST", &answer, Some(&body)).await {
+                    Ok((200, _)) => {
+                        acked.lock().unwrap().insert(pair as usize, value.to_string());
+                    }
+                    _ => return,
+                }
+            }
+        }));
+    }
+    while acked.lock().unwrap().len() < 6 {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    s.kill9();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() >= 6 && acked.len() < 24, "{acked:?}");
+    let label = |v: &str| match v {
+        "left" => Some(1.0f32),
+        "right" => Some(0.0),
+        "equal" => Some(0.5),
+        _ => None,
+    };
+    let in_file = dataset_by_pair(&out);
+    for (pair, v) in &acked {
+        match label(v) {
+            Some(l) => assert_eq!(in_file.get(pair), Some(&l), "acknowledged label of pair {pair} lost: {in_file:?}"),
+            None => assert!(!in_file.contains_key(pair), "a can't-tell answer is not a label"),
+        }
+    }
+    // at most the one answer in flight at the kill may be recorded without its acknowledgement
+    let extra = in_file.keys().filter(|p| !acked.contains_key(p)).count();
+    assert!(extra <= 1, "{in_file:?} vs {acked:?}");
+
+    // restart: the answered pairs are not served again; the rest are, and the file ends with every label
+    let s = Server::start(&out, &args);
+    let before = status(&s).await;
+    assert!(before["given"].as_u64().unwrap() as usize >= acked.len());
+    let mut served = vec![];
+    loop {
+        let (_, n) = get(&s.url("/api/next", "labeller=r")).await;
+        let Some(pair) = n["pair"].as_u64() else { break };
+        assert!(!acked.contains_key(&(pair as usize)), "pair {pair} was answered before the kill");
+        served.push(pair as usize);
+        let (ra, rb) = returns[pair as usize];
+        let v = if ra > rb { "left" } else { "right" };
+        let (st, r) = post(&s.url("/api/answer", ""), &json!({"pair": pair, "lease": n["lease"], "value": v, "labeller": "r"})).await;
+        assert_eq!(st, 200, "{r}");
+    }
+    assert_eq!(served.len() as u64, 24 - before["given"].as_u64().unwrap());
+    let c = status(&s).await;
+    assert_eq!((c["given"].as_u64(), c["left"].as_u64()), (Some(24), Some(0)));
+    let ds = PreferenceDataset::load(&out).unwrap();
+    assert_eq!(ds.meta.queries, 24);
+    assert_eq!(ds.len() as u64, c["labelled"].as_u64().unwrap());
+}

@@ -1,0 +1,124 @@
+//! Helpers of the labelling-server tests: start `swimmer label serve` as a process, talk HTTP to it.
+#![allow(dead_code)] // each test file uses a different subset
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+/// A running `swimmer label serve`.
+pub struct Server {
+    pub child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    /// `?token=…` or empty
+    pub query: String,
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl Server {
+    /// Starts `swimmer label serve --port 0 --out OUT ARGS…` and waits for its `listening on` line.
+    pub fn start(out: &Path, args: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_swimmer"))
+            .args(["label", "serve", "--port", "0", "--out"])
+            .arg(out)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start swimmer label serve");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let t0 = Instant::now();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = stdout.read_line(&mut line).expect("read the server's stdout");
+            if n == 0 {
+                let status = child.wait().unwrap();
+                panic!("the server exited ({status}) before listening");
+            }
+            if let Some(url) = line.trim().strip_prefix("listening on ") {
+                // http://HOST:PORT/ or http://HOST:PORT/?token=T
+                let i = url.find("://").expect("a URL") + 3;
+                let j = url[i..].find('/').map_or(url.len(), |j| i + j);
+                let (base, query) = (url[..j].to_string(), url[j..].trim_start_matches('/').to_string());
+                return Server { child, base, query, _stdout: stdout };
+            }
+            assert!(t0.elapsed() < Duration::from_secs(120), "the server did not start");
+        }
+    }
+
+    /// The page's URL.
+    pub fn page(&self) -> String {
+        format!("{}/{}", self.base, self.query)
+    }
+
+    /// `BASE/PATH` with the token (if any) and `extra` query parameters.
+    pub fn url(&self, path: &str, extra: &str) -> String {
+        let mut q: Vec<&str> = Vec::new();
+        let tok = self.query.trim_start_matches('?');
+        if !tok.is_empty() {
+            q.push(tok);
+        }
+        if !extra.is_empty() {
+            q.push(extra);
+        }
+        if q.is_empty() { format!("{}{path}", self.base) } else { format!("{}{path}?{}", self.base, q.join("&")) }
+    }
+
+    /// SIGKILL (`kill -9`) and reap.
+    pub fn kill9(&mut self) {
+        self.child.kill().expect("kill -9 the server");
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP request: `(status, JSON body or Null)`.
+pub async fn http(method: &str, url: &str, body: Option<&str>) -> Result<(u16, Value), String> {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let req = hyper::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.unwrap_or("").to_string())))
+        .map_err(|e| e.to_string())?;
+    let resp = client.request(req).await.map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+    Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+}
+
+/// `GET` → JSON, panicking on a transport error.
+pub async fn get(url: &str) -> (u16, Value) {
+    http("GET", url, None).await.unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
+/// `POST` JSON → JSON, panicking on a transport error.
+pub async fn post(url: &str, body: &Value) -> (u16, Value) {
+    http("POST", url, Some(&body.to_string())).await.unwrap_or_else(|e| panic!("POST {url}: {e}"))
+}
+
+/// The true returns `(a, b)` of every pair, from the server's test hook.
+pub async fn true_returns(s: &Server) -> Vec<(f64, f64)> {
+    let (st, v) = get(&s.url("/api/test/returns", "")).await;
+    assert_eq!(st, 200, "{v}");
+    v["pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["return_a"].as_f64().unwrap(), p["return_b"].as_f64().unwrap()))
+        .collect()
+}
