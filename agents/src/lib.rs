@@ -15,3 +15,4 @@ pub mod reward_model;
 pub mod experiment;
 pub mod compare;
 pub mod mlp;
+pub mod stats;
