@@ -12,13 +12,37 @@
 #   REBEL_CACHE   cache folder (default $HOME/.cache/rebel-rs)
 #   PYTHON        the Python used to create the venv (default: python3.11, else python3)
 #   TORCH_INDEX_URL  optional pip index for torch (e.g. https://download.pytorch.org/whl/cpu for a CPU-only wheel)
+#
+# With --test it also provides what the test suite needs beyond the build: headless Chromium and chromedriver for
+# the labelling page's browser tests (Debian packages `chromium`, `chromium-driver`; installed with apt when
+# missing and running as root, otherwise it says what to install).
 set -euo pipefail
+
+for_tests=0
+for arg in "$@"; do
+    case "$arg" in
+        --test) for_tests=1 ;;
+        *) echo "setup.sh: unknown argument '$arg' (the only option is --test)" >&2; exit 2 ;;
+    esac
+done
 
 TORCH_VERSION="2.11.0"
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 say() { echo "setup.sh: $*" >&2; }
 die() { say "error: $*"; exit 1; }
+
+install_test_tools() {
+    command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 && return 0
+    if [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null 2>&1; then
+        say "installing chromium and chromium-driver (apt) for the browser tests"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null \
+            || die "apt-get install chromium chromium-driver failed; see the messages above"
+    else
+        die "the browser tests need chromium and chromedriver: install them (Debian: sudo apt-get install chromium chromium-driver), or set REBEL_SKIP_BROWSER=1 to skip those tests"
+    fi
+}
+if [[ "$for_tests" == 1 && "${REBEL_SKIP_BROWSER:-}" != "1" ]]; then install_test_tools; fi
 
 if [[ -n "${LIBTORCH:-}" ]]; then
     [[ -d "$LIBTORCH/lib" ]] || die "LIBTORCH=$LIBTORCH has no lib/ folder; unset LIBTORCH to use the managed venv"

@@ -22,3 +22,4 @@ pub mod util;
 pub mod io;
 pub mod seeding;
 pub mod plot;
+pub mod stats;
