@@ -26,7 +26,8 @@ use rebel_agents::preferences::{
 };
 use serde::Serialize;
 
-use crate::journal::{atomic_write, remove_durably, Event, Journal, Value};
+use crate::journal::{remove_durably, Event, Journal, Value};
+use rebel_agents::io::write_atomic;
 use crate::pairs::PairFile;
 
 /// A refused or failed request: an HTTP status and a message that says what was wrong.
@@ -260,7 +261,7 @@ impl Book {
 
     fn write_dataset(&self) -> Result<()> {
         match self.dataset() {
-            Some(ds) => atomic_write(&self.out, &ds.to_bytes()?),
+            Some(ds) => Ok(write_atomic(&self.out, &ds.to_bytes()?)?),
             None => remove_durably(&self.out),
         }
     }

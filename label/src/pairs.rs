@@ -366,7 +366,7 @@ impl PairFile {
     /// Writes the file atomically (temporary file, fsync, rename, fsync of the folder).
     pub fn save(&self, path: &Path) -> Result<()> {
         let bytes = serde_json::to_vec(self)?;
-        crate::journal::atomic_write(path, &bytes)
+        Ok(rebel_agents::io::write_atomic(path, &bytes)?)
     }
 
     /// FNV-1a 64 of the file's canonical JSON, binding a journal to its pairs.
