@@ -19,7 +19,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use rand::seq::SliceRandom;
 use rand::RngExt;
-use rebel_agents::checkpoint::derive_rng;
+use rebel_agents::seeding::{env_seed, stream, ChaCha8Rng, Domain};
 use rebel_agents::policy::GaussianPolicy;
 use rebel_agents::preferences::PolicySource;
 use rebel_agents::rollout::{policy_actions, Segment};
@@ -161,7 +161,7 @@ fn run_piece(
     policy: &GaussianPolicy,
     obs: &[f32],
     len: usize,
-    rng: &mut rand::rngs::StdRng,
+    rng: &mut ChaCha8Rng,
 ) -> Result<(Option<Piece>, Vec<f32>, bool)> {
     let scene = |env: &dyn Env| -> Result<Frame> {
         let s = env.planar_scene().with_context(|| {
@@ -218,7 +218,7 @@ pub fn make_pairs(env: &mut dyn Env, policy: &GaussianPolicy, source: PolicySour
     let l = spec.segment_len;
     let mut pairs: Vec<PairClip> = Vec::with_capacity(spec.pairs);
     let mut pool: Vec<(u64, Piece)> = Vec::new();
-    let mut pair_rng = derive_rng(spec.seed, 2);
+    let mut pair_rng = stream(spec.seed, Domain::Preferences, 2);
     let mut episode = 0u64;
     // without same_start, the pieces come from at least EPISODES episodes (the first windows of each) and
     // are paired across episodes
@@ -228,8 +228,8 @@ pub fn make_pairs(env: &mut dyn Env, policy: &GaussianPolicy, source: PolicySour
         if episode >= 1000 + 10 * spec.pairs as u64 {
             bail!("{episode} episodes gave only {} pairs of {l}-step pieces: use a shorter --segment-len", pairs.len());
         }
-        let mut rng = derive_rng(spec.seed, 1000 + episode);
-        let ep_seed = rng.random::<u64>() >> 1;
+        let mut rng = stream(spec.seed, Domain::Preferences, 1000 + episode);
+        let ep_seed = env_seed(spec.seed, Domain::Preferences, rng.random::<u64>() >> 8);
         let (mut obs, _) = env.reset(Some(ep_seed))?;
         let mut pieces = 0usize;
         loop {
@@ -372,7 +372,7 @@ impl PairFile {
     /// FNV-1a 64 of the file's canonical JSON, binding a journal to its pairs.
     pub fn fingerprint(&self) -> String {
         let bytes = serde_json::to_vec(self).expect("pair file serialises");
-        rebel_agents::checkpoint::fnv1a_hex(&bytes)
+        rebel_agents::io::fnv1a_hex(&bytes)
     }
 }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use rebel_agents::checkpoint::fnv1a_hex;
+use rebel_agents::io::fnv1a_hex;
 use rebel_agents::policy::{GaussianPolicy, PolicyConfig};
 use rebel_agents::preferences::PolicySource;
 use rebel_agents::train;
