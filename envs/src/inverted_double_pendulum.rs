@@ -231,8 +231,7 @@ impl InvertedDoublePendulum {
 
     /// Sets the state to MuJoCo's `qpos`, `qvel` (a fresh simulator state).
     pub fn set_state(&mut self, qpos: [f64; 3], qvel: [f64; 3]) {
-        self.sim = MjcfWorld::build(&self.model, &self.settings);
-        self.sim.set_state(&qpos, &qvel);
+        self.sim.reset_state(&qpos, &qvel);
         self.qfrc_constraint = 0.0;
     }
 
@@ -249,7 +248,8 @@ impl InvertedDoublePendulum {
     /// One physics step; near the slider's limit also measures the limit's force.
     fn physics_step(&mut self, tau: &[f64]) {
         let x = self.sim.qpos()[0];
-        let near_limit = self.model.joints[0].range.is_some_and(|[lo, hi]| x <= lo + SLIDER_MARGIN || x >= hi - SLIDER_MARGIN);
+        let near_limit =
+            self.model.joints[0].range.is_some_and(|[lo, hi]| x <= lo + SLIDER_MARGIN || x >= hi - SLIDER_MARGIN);
         if !near_limit {
             self.sim.step(tau);
             self.qfrc_constraint = 0.0;

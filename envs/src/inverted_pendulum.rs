@@ -167,7 +167,6 @@ struct State {
 pub struct InvertedPendulum {
     cfg: InvertedPendulumConfig,
     model: MjcfModel,
-    settings: RapierSettings,
     obs_space: BoxSpace,
     act_space: BoxSpace,
     sim: MjcfWorld,
@@ -200,7 +199,6 @@ impl InvertedPendulum {
             act_space: BoxSpace::new(vec![lo as f32], vec![hi as f32]),
             sim,
             model,
-            settings,
             rng: StdRng::seed_from_u64(rand::random()),
             steps: None,
             cfg,
@@ -241,8 +239,7 @@ impl InvertedPendulum {
 
     /// Sets the state to MuJoCo's `qpos`, `qvel` (a fresh simulator state).
     pub fn set_state(&mut self, qpos: [f64; 2], qvel: [f64; 2]) {
-        self.sim = MjcfWorld::build(&self.model, &self.settings);
-        self.sim.set_state(&qpos, &qvel);
+        self.sim.reset_state(&qpos, &qvel);
     }
 
     /// The observation of the current state (what `reset` and `step` return).
@@ -274,7 +271,13 @@ impl Env for InvertedPendulum {
             self.rng = StdRng::seed_from_u64(s);
         }
         let s = self.cfg.reset_noise_scale;
-        let mut draw = || if s > 0.0 { self.rng.random_range(-s..s) } else { 0.0 };
+        let mut draw = || {
+            if s > 0.0 {
+                self.rng.random_range(-s..s)
+            } else {
+                0.0
+            }
+        };
         let qpos: [f64; 2] = std::array::from_fn(|_| draw());
         let qvel: [f64; 2] = std::array::from_fn(|_| draw());
         self.set_state(qpos, qvel);

@@ -15,6 +15,8 @@
 //! | `<option integrator>` (RK4, Euler) | — | Rapier integrates with semi-implicit Euler; refine with `substeps` |
 //! | joint `solref`/`solimp` (soft limits) | — | Rapier limits, softness from `limit_natural_frequency` |
 //!
+//! | several joints in one body, bodies without joints | this module ([`simplify_robot`]) | joints at one anchor along the body's axes (slides, then at most one hinge) become one Rapier joint with several free axes instead of a chain of massless links; a jointless body is welded into its parent (mass and colliders move there); each tree hanging from the world is its own multibody; a tree that nothing can move (unactuated slides across gravity, the Reacher's target) sleeps while at rest |
+//!
 //! Anything else that changes the dynamics is refused by [`MjcfModel::from_str`] with an error
 //! naming the element and what to do (see [`check_supported`]).
 
@@ -23,11 +25,11 @@ use std::sync::Arc;
 
 use rapier3d::prelude::*;
 use rapier3d_mjcf::mjcf_rs::extras::ActuatorKind;
-use rapier3d_mjcf::{MjcfDofKind, MjcfLoaderOptions, MjcfMultibodyOptions, MjcfRobot};
+use rapier3d_mjcf::{MjcfDofKind, MjcfJoint, MjcfLoaderOptions, MjcfMultibodyOptions, MjcfRobot};
 
 use crate::error::EnvError;
 use crate::fluid::inertia_box_force_torque;
-use crate::rapier_world::configure_integration;
+use crate::rapier_world::{configure_integration, WorldState};
 
 /// The MJCF files this crate ships, by the name Gymnasium gives them.
 pub const STOCK_FILES: [(&str, &str); 4] = [
@@ -57,8 +59,10 @@ pub struct JointSpec {
     pub damping: f64,
     /// MJCF `ref`: qpos of the joint when the body is at its declared pose.
     pub reference: f64,
-    /// Index into the loader's joint list.
+    /// Index of the Rapier joint that carries this DoF (after [`simplify_robot`]).
     robot_joint: usize,
+    /// The DoF's coordinate in that joint (0..3 linear, 3..6 angular).
+    coord: usize,
 }
 
 /// One `<motor>` actuator.
@@ -77,8 +81,10 @@ pub struct ActuatorSpec {
 pub struct BodySpec {
     pub name: String,
     pub mass: f64,
-    /// Index into the loader's body list.
-    robot_body: usize,
+    /// Index into the loader's body list of the body whose rigid body carries this one (itself,
+    /// or the parent it is welded to), and this body's frame in it.
+    carrier: usize,
+    offset: Pose,
 }
 
 /// A loaded MJCF model: the loader's description (not yet in a world) and what the environments
@@ -117,7 +123,10 @@ pub fn check_supported(xml: &str, source: &str) -> Result<(), EnvError> {
     let doc = roxmltree::Document::parse(xml).map_err(|e| mjcf_err(source, format!("not valid XML: {e}")))?;
     let root = doc.root_element();
     if root.tag_name().name() != "mujoco" {
-        return Err(mjcf_err(source, format!("the root element is <{}>, an MJCF file starts with <mujoco>", root.tag_name().name())));
+        return Err(mjcf_err(
+            source,
+            format!("the root element is <{}>, an MJCF file starts with <mujoco>", root.tag_name().name()),
+        ));
     }
     for n in root.descendants().filter(|n| n.is_element()) {
         let tag = n.tag_name().name();
@@ -182,7 +191,9 @@ pub fn check_supported(xml: &str, source: &str) -> Result<(), EnvError> {
 
 /// `<option density viscosity>` (0 when absent).
 fn fluid_options(xml: &str) -> (f64, f64) {
-    let Ok(doc) = roxmltree::Document::parse(xml) else { return (0.0, 0.0) };
+    let Ok(doc) = roxmltree::Document::parse(xml) else {
+        return (0.0, 0.0);
+    };
     let opt = doc.root_element().children().find(|n| n.has_tag_name("option"));
     let get = |a: &str| opt.and_then(|o| o.attribute(a)).and_then(|v| v.trim().parse::<f64>().ok()).unwrap_or(0.0);
     (get("density"), get("viscosity"))
@@ -197,7 +208,13 @@ impl MjcfModel {
         let path = PathBuf::from(xml_file);
         let text = std::fs::read_to_string(&path).map_err(|e| {
             let stock: Vec<&str> = STOCK_FILES.iter().map(|(n, _)| *n).collect();
-            mjcf_err(xml_file, format!("cannot read it ({e}); give a path to an MJCF file, or one of the shipped models: {}", stock.join(", ")))
+            mjcf_err(
+                xml_file,
+                format!(
+                    "cannot read it ({e}); give a path to an MJCF file, or one of the shipped models: {}",
+                    stock.join(", ")
+                ),
+            )
         })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
         Self::from_str(&text, &base, xml_file)
@@ -207,8 +224,8 @@ impl MjcfModel {
     pub fn from_str(xml: &str, base_dir: &Path, source: &str) -> Result<Self, EnvError> {
         check_supported(xml, source)?;
         let opts = MjcfLoaderOptions { disable_joint_motors: true, ..MjcfLoaderOptions::default() };
-        let (robot, model) =
-            MjcfRobot::from_str(xml, opts, base_dir).map_err(|e| mjcf_err(source, format!("the MJCF loader refused it: {e:#}")))?;
+        let (mut robot, model) = MjcfRobot::from_str(xml, opts, base_dir)
+            .map_err(|e| mjcf_err(source, format!("the MJCF loader refused it: {e:#}")))?;
         let (density, viscosity) = fluid_options(xml);
 
         let mut joints = Vec::new();
@@ -216,7 +233,9 @@ impl MjcfModel {
             let kind = match d.kind {
                 MjcfDofKind::Hinge => JointKind::Hinge,
                 MjcfDofKind::Slide => JointKind::Slide,
-                k => return Err(mjcf_err(source, format!("a {k:?} joint is not supported: use hinge or slide joints"))),
+                k => {
+                    return Err(mjcf_err(source, format!("a {k:?} joint is not supported: use hinge or slide joints")))
+                }
             };
             if d.scale != 1.0 {
                 return Err(mjcf_err(source, "a scaled model (loader option) is not supported"));
@@ -224,7 +243,9 @@ impl MjcfModel {
             let ji = d.joint.ok_or_else(|| mjcf_err(source, "a degree of freedom without a joint"))?;
             let j = &robot.joints[ji];
             let axis = (0..6).find(|i| !j.joint.locked_axes.contains(JointAxesMask::from_bits_truncate(1 << i)));
-            let Some(axis) = axis else { return Err(mjcf_err(source, "a joint with no free axis")) };
+            let Some(axis) = axis else {
+                return Err(mjcf_err(source, "a joint with no free axis"));
+            };
             let range = j
                 .joint
                 .limit_axes
@@ -238,6 +259,7 @@ impl MjcfModel {
                 damping: j.damping_per_dof as f64,
                 reference: d.reference as f64,
                 robot_joint: ji,
+                coord: axis,
             });
         }
 
@@ -246,40 +268,51 @@ impl MjcfModel {
             let act = &a.actuator;
             let name = act.name.clone().unwrap_or_else(|| format!("actuator {}", actuators.len()));
             if act.kind != ActuatorKind::Motor {
-                return Err(mjcf_err(source, format!("actuator {name:?} is a {:?}: only <motor> actuators are supported", act.kind)));
+                return Err(mjcf_err(
+                    source,
+                    format!("actuator {name:?} is a {:?}: only <motor> actuators are supported", act.kind),
+                ));
             }
-            let joint = a
-                .joint_index
-                .and_then(|ji| joints.iter().position(|j| j.robot_joint == ji))
-                .ok_or_else(|| mjcf_err(source, format!("actuator {name:?} drives no hinge or slide joint: give it joint=\"...\"")))?;
+            let joint =
+                a.joint_index.and_then(|ji| joints.iter().position(|j| j.robot_joint == ji)).ok_or_else(|| {
+                    mjcf_err(source, format!("actuator {name:?} drives no hinge or slide joint: give it joint=\"...\""))
+                })?;
             let limited = match act.ctrl_limited {
                 rapier3d_mjcf::mjcf_rs::types::Tristate::True => true,
                 rapier3d_mjcf::mjcf_rs::types::Tristate::False => false,
                 _ => act.ctrl_range.is_some() && model.compiler.autolimits,
             };
-            let ctrl_range = if limited {
-                Some(act.ctrl_range.ok_or_else(|| mjcf_err(source, format!("actuator {name:?} is ctrllimited without a ctrlrange")))?)
-            } else {
-                None
-            };
+            let ctrl_range =
+                if limited {
+                    Some(act.ctrl_range.ok_or_else(|| {
+                        mjcf_err(source, format!("actuator {name:?} is ctrllimited without a ctrlrange"))
+                    })?)
+                } else {
+                    None
+                };
             actuators.push(ActuatorSpec { name, joint, gear: act.gear[0], ctrl_range });
         }
 
-        let bodies: Vec<BodySpec> = robot
+        let mut bodies: Vec<BodySpec> = robot
             .bodies
             .iter()
             .enumerate()
             .filter(|(i, b)| *i != 0 && !b.is_intermediate)
-            .map(|(i, b)| BodySpec { name: b.name.clone().unwrap_or_default(), mass: b.mass as f64, robot_body: i })
+            .map(|(i, b)| BodySpec {
+                name: b.name.clone().unwrap_or_default(),
+                mass: b.mass as f64,
+                carrier: i,
+                offset: Pose::IDENTITY,
+            })
             .collect();
         let mut capsules = Vec::new();
         for (bi, b) in bodies.iter().enumerate() {
-            let rb: &rapier3d_mjcf::MjcfBody = &robot.bodies[b.robot_body];
-            let shapes = rb
-                .visual_meshes
-                .iter()
-                .map(|m| (m.shape.clone(), m.local_pose))
-                .chain(rb.colliders.iter().map(|c| (c.shared_shape().clone(), c.position_wrt_parent().copied().unwrap_or(*c.position()))));
+            let rb: &rapier3d_mjcf::MjcfBody = &robot.bodies[b.carrier];
+            let shapes = rb.visual_meshes.iter().map(|m| (m.shape.clone(), m.local_pose)).chain(
+                rb.colliders
+                    .iter()
+                    .map(|c| (c.shared_shape().clone(), c.position_wrt_parent().copied().unwrap_or(*c.position()))),
+            );
             for (shape, pose) in shapes {
                 if let Some(c) = shape.as_capsule() {
                     let p = |v: Vector| {
@@ -289,6 +322,16 @@ impl MjcfModel {
                     capsules.push((bi, p(c.segment.a), p(c.segment.b), c.radius as f64));
                 }
             }
+        }
+        let simple = simplify_robot(&mut robot, density == 0.0 && viscosity == 0.0);
+        for j in &mut joints {
+            let old = j.robot_joint;
+            j.robot_joint =
+                simple.joint_map[old].ok_or_else(|| mjcf_err(source, format!("joint {:?} was welded away", j.name)))?;
+            j.coord = simple.joint_coord[old].unwrap_or(j.coord);
+        }
+        for b in &mut bodies {
+            (b.carrier, b.offset) = simple.carrier[b.carrier];
         }
         let g = robot.gravity;
         Ok(MjcfModel {
@@ -346,6 +389,204 @@ impl MjcfModel {
     }
 }
 
+/// What [`simplify_robot`] did to the loader's description.
+struct Simplified {
+    /// New index in `robot.joints` of each original joint (`None`: welded away).
+    joint_map: Vec<Option<usize>>,
+    /// Per original joint: the coordinate (0..3 linear, 3..6 angular) of its DoF in the joint
+    /// that now carries it.
+    joint_coord: Vec<Option<usize>>,
+    /// Per loader body: the body whose rigid body now carries it, and its pose in that body.
+    /// (Bodies added by the pass come after the loader's.)
+    carrier: Vec<(usize, Pose)>,
+}
+
+/// The single free coordinate of a hinge or slide joint.
+fn single_free_axis(j: &GenericJoint) -> Option<usize> {
+    let free: Vec<usize> =
+        (0..6).filter(|i| !j.locked_axes.contains(JointAxesMask::from_bits_truncate(1 << i))).collect();
+    (free.len() == 1).then(|| free[0])
+}
+
+/// Fewer multibody links for the same dynamics, before anything is inserted into a world:
+/// * a chain of joints inside one MJCF body (the loader links them through massless
+///   intermediate bodies, one multibody link each) becomes one Rapier joint with several free
+///   axes when they share their anchor, their axes are the body frame's +x/+y/+z, slides come
+///   before the hinge and there is at most one hinge (the Swimmer's planar root, the Reacher's
+///   target): MuJoCo composes such joints exactly as Rapier composes a joint's free axes
+///   (translation, then rotation);
+/// * a body welded to its parent (an MJCF body without joints) is merged into its parent: its
+///   mass properties and colliders move there (not with fluid forces, which MuJoCo computes per
+///   body).
+/// The intermediate and welded bodies stay in the list (indices are kept) as fixed bodies with no
+/// mass, no collider and no joint.
+fn simplify_robot(robot: &mut MjcfRobot, weld: bool) -> Simplified {
+    let old = std::mem::take(&mut robot.joints);
+    let mut carrier: Vec<(usize, Pose)> = (0..robot.bodies.len()).map(|i| (i, Pose::IDENTITY)).collect();
+    let mut joint_map = vec![None; old.len()];
+    let mut joint_coord: Vec<Option<usize>> = old.iter().map(|j| single_free_axis(&j.joint)).collect();
+    let mut i = 0;
+    while i < old.len() {
+        let mut end = i;
+        while robot.bodies[old[end].link2].is_intermediate
+            && end + 1 < old.len()
+            && old[end + 1].link1 == old[end].link2
+        {
+            end += 1;
+        }
+        let chain = &old[i..=end];
+        let first = &chain[0];
+        // The parent may have been welded into another body.
+        let (p, p_rel) = carrier[first.link1];
+        let fixed = first.joint.locked_axes == JointAxesMask::LOCKED_FIXED_AXES && first.name.is_none();
+        let additional = |b: &RigidBody| match b.mass_properties().additional_local_mprops.as_deref() {
+            None => Some(MassProperties::default()),
+            Some(RigidBodyAdditionalMassProps::MassProps(m)) => Some(*m),
+            Some(RigidBodyAdditionalMassProps::Mass(_)) => None,
+        };
+        if chain.len() == 1 && fixed && weld && first.link1 != 0 {
+            let c = first.link2;
+            let rel = p_rel * first.joint.local_frame1 * first.joint.local_frame2.inverse();
+            if let (Some(mp), Some(mc)) = (additional(&robot.bodies[p].body), additional(&robot.bodies[c].body)) {
+                robot.bodies[p].body.set_additional_mass_properties(mp + mc.transform_by(&rel), false);
+                robot.bodies[c].body.set_additional_mass_properties(MassProperties::default(), false);
+                for mut col in std::mem::take(&mut robot.bodies[c].colliders) {
+                    let pose = col.position_wrt_parent().copied().unwrap_or(*col.position());
+                    col.set_position(rel * pose);
+                    robot.bodies[p].colliders.push(col);
+                }
+                robot.bodies[c].body.set_body_type(RigidBodyType::Fixed, false);
+                carrier[c] = (p, rel);
+                i = end + 1;
+                continue;
+            }
+        }
+        let merged = (chain.len() > 1).then(|| merge_chain(chain)).flatten();
+        match merged {
+            Some((mut joint, coords)) => {
+                for j in &chain[..chain.len() - 1] {
+                    robot.bodies[j.link2].body.set_body_type(RigidBodyType::Fixed, false);
+                }
+                joint.link1 = p;
+                joint.joint.local_frame1 = p_rel * joint.joint.local_frame1;
+                for (k, c) in coords.into_iter().enumerate() {
+                    joint_map[i + k] = Some(robot.joints.len());
+                    joint_coord[i + k] = Some(c);
+                }
+                robot.joints.push(joint);
+            }
+            None => {
+                for (k, j) in chain.iter().enumerate() {
+                    let mut j = j.clone();
+                    if k == 0 {
+                        j.link1 = p;
+                        j.joint.local_frame1 = p_rel * j.joint.local_frame1;
+                    }
+                    joint_map[i + k] = Some(robot.joints.len());
+                    robot.joints.push(j);
+                }
+            }
+        }
+        i = end + 1;
+    }
+    // One multibody per tree hanging from the world, not one for all of them: Rapier joins every
+    // tree rooted at the same (world) body into one multibody, whose mass matrix then couples
+    // bodies that share nothing (the Reacher's arm and its target: 4×4 instead of 2×2 and 2×2),
+    // and one island that can never sleep in parts. Each further tree gets its own fixed anchor at
+    // the world's pose.
+    let world_pose = *robot.bodies[0].body.position();
+    let mut seen_world_tree = false;
+    for k in 0..robot.joints.len() {
+        if robot.joints[k].link1 != 0 {
+            continue;
+        }
+        if !std::mem::replace(&mut seen_world_tree, true) {
+            continue;
+        }
+        let idx = robot.bodies.len();
+        robot.bodies.push(rapier3d_mjcf::MjcfBody {
+            name: Some(format!("world__anchor_{idx}")),
+            is_intermediate: true,
+            mjcf_body_id: robot.bodies[0].mjcf_body_id,
+            body: RigidBodyBuilder::fixed().pose(world_pose).build(),
+            colliders: Vec::new(),
+            gravcomp: 0.0,
+            mass: 0.0,
+            visual_meshes: Vec::new(),
+        });
+        robot.joints[k].link1 = idx;
+    }
+    // Indices into the old joint list: not used by the insertion we do.
+    robot.actuators.clear();
+    robot.joint_couplings.clear();
+    Simplified { joint_map, joint_coord, carrier }
+}
+
+/// One joint for a chain of single-axis joints in one body (see [`simplify_robot`]), with the
+/// coordinate of each original joint in it; `None` when the chain does not qualify.
+fn merge_chain(chain: &[MjcfJoint]) -> Option<(MjcfJoint, Vec<usize>)> {
+    const EPS: Real = 1e-6;
+    let anchor = chain[0].joint.local_frame2.translation;
+    let mut coords = Vec::with_capacity(chain.len());
+    for (k, j) in chain.iter().enumerate() {
+        let a = single_free_axis(&j.joint)?;
+        // Each joint after the first starts where the previous one ends (the same body frame).
+        if k > 0 && (j.joint.local_frame1.translation - chain[k - 1].joint.local_frame2.translation).length() > EPS {
+            return None;
+        }
+        if (j.joint.local_frame2.translation - anchor).length() > EPS {
+            return None;
+        }
+        let dir = j.joint.local_frame2.rotation * [Vector::X, Vector::Y, Vector::Z][a % 3];
+        let c = (0..3).find(|c| (dir - [Vector::X, Vector::Y, Vector::Z][*c]).length() < EPS)?;
+        coords.push(c + if a >= 3 { 3 } else { 0 });
+    }
+    let angular: Vec<usize> = coords.iter().copied().filter(|c| *c >= 3).collect();
+    let mut sorted = coords.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let linear_first = coords.windows(2).all(|w| !(w[0] >= 3 && w[1] < 3));
+    if angular.len() > 1 || sorted.len() != coords.len() || !linear_first {
+        return None;
+    }
+    let mut locked = JointAxesMask::all();
+    for c in &coords {
+        locked.remove(JointAxesMask::from_bits_truncate(1 << c));
+    }
+    let first = &chain[0];
+    let last = &chain[chain.len() - 1];
+    let frame1 = first.joint.local_frame1 * Pose::from_rotation(first.joint.local_frame2.rotation.inverse());
+    let frame2 = Pose::from_translation(anchor);
+    let mut joint = GenericJointBuilder::new(locked)
+        .local_frame1(frame1)
+        .local_frame2(frame2)
+        .contacts_enabled(first.joint.contacts_enabled)
+        .build();
+    for (j, c) in chain.iter().zip(&coords) {
+        let a = single_free_axis(&j.joint)?;
+        if j.joint.limit_axes.contains(JointAxesMask::from_bits_truncate(1 << a)) {
+            joint.limits[*c] = j.joint.limits[a];
+            joint.limit_axes.insert(JointAxesMask::from_bits_truncate(1 << c));
+        }
+    }
+    let name = chain.iter().filter_map(|j| j.name.clone()).collect::<Vec<_>>().join("+");
+    Some((
+        MjcfJoint {
+            name: Some(name),
+            link1: first.link1,
+            link2: last.link2,
+            joint,
+            damping_per_dof: 0.0,
+            armature_per_dof: 0.0,
+            frictionloss_per_dof: 0.0,
+            spring_stiffness_per_dof: 0.0,
+            spring_ref: 0.0,
+            springdamper: None,
+        },
+        coords,
+    ))
+}
+
 /// Rapier settings of a world (the env options `timestep`, `substeps`, ...).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RapierSettings {
@@ -387,11 +628,17 @@ struct FluidBody {
 pub struct MjcfWorld {
     pub world: PhysicsWorld,
     dofs: Vec<Dof>,
-    /// Rigid body of each [`MjcfModel::bodies`] entry.
+    /// Rigid body that carries each [`MjcfModel::bodies`] entry (a welded body rides on its
+    /// parent's), and the entry's frame in it.
     pub bodies: Vec<RigidBodyHandle>,
+    body_offsets: Vec<Pose>,
     fluid: Vec<FluidBody>,
     density: f64,
     viscosity: f64,
+    /// The world as [`MjcfWorld::build`] left it, restored by [`MjcfWorld::reset_state`].
+    rest: WorldState,
+    /// Trees nothing can set in motion (see `build`): their DoFs and dynamic links.
+    still_trees: Vec<(Vec<usize>, Vec<RigidBodyHandle>)>,
 }
 
 impl MjcfWorld {
@@ -439,24 +686,85 @@ impl MjcfWorld {
             let jh = handles.joints[spec.robot_joint].joint.expect("hinge/slide joints are in a multibody");
             let (mb, link_id) = world.multibody_joints.get_mut(jh).expect("joint in a multibody");
             let link = mb.link(link_id).expect("link");
-            let index = link.assembly_id();
-            let coord = (0..6)
-                .find(|i| !link.joint().data.locked_axes.contains(JointAxesMask::from_bits_truncate(1 << i)))
-                .expect("a free axis");
+            let coord = spec.coord;
+            // Rapier orders a joint's DoFs by coordinate (linear x, y, z, then angular).
+            let locked = link.joint().data.locked_axes;
+            let rank = (0..coord).filter(|i| !locked.contains(JointAxesMask::from_bits_truncate(1 << i))).count();
+            let index = link.assembly_id() + rank;
             mb.damping_mut()[index] = spec.damping as Real;
             mb.armature_mut()[index] = spec.armature as Real;
             let child = handles.joints[spec.robot_joint].link2;
             let parent = handles.joints[spec.robot_joint].link1;
             let parent = world.bodies.get(parent).filter(|rb| rb.is_dynamic()).map(|_| parent);
-            dofs.push(Dof { handle: jh, index, coord, child, parent, frame2: frames[spec.robot_joint], reference: spec.reference });
+            dofs.push(Dof {
+                handle: jh,
+                index,
+                coord,
+                child,
+                parent,
+                frame2: frames[spec.robot_joint],
+                reference: spec.reference,
+            });
+        }
+        // MuJoCo does not put bodies to sleep; neither do we, except a tree that nothing can move
+        // once at rest (slides only, none actuated, gravity across all of them, no collider, no
+        // fluid: the Reacher's target). `set_state` lets Rapier put such a tree to sleep when it
+        // starts at rest (it then costs nothing per step and stays exactly where it is, as in
+        // MuJoCo), and keeps it awake when it starts moving.
+        let mut still_trees = Vec::new();
+        let mut roots: Vec<RigidBodyHandle> = Vec::new();
+        for d in &dofs {
+            let (mb, _) = world.multibody_joints.get(d.handle).expect("multibody");
+            let root = mb.root().rigid_body_handle();
+            if !roots.contains(&root) {
+                roots.push(root);
+            }
+        }
+        let g = world.gravity;
+        for root in roots {
+            let tree: Vec<usize> = (0..dofs.len())
+                .filter(|k| {
+                    world
+                        .multibody_joints
+                        .get(dofs[*k].handle)
+                        .is_some_and(|(mb, _)| mb.root().rigid_body_handle() == root)
+                })
+                .collect();
+            let (mb, _) = world.multibody_joints.get(dofs[tree[0]].handle).expect("multibody");
+            let links: Vec<RigidBodyHandle> =
+                mb.links().map(|l| l.rigid_body_handle()).filter(|h| world.bodies[*h].is_dynamic()).collect();
+            for h in &links {
+                *world.bodies[*h].activation_mut() = RigidBodyActivation::cannot_sleep();
+            }
+            let still = model.density == 0.0
+                && model.viscosity == 0.0
+                && links.iter().all(|h| world.bodies[*h].colliders().is_empty())
+                && tree.iter().all(|k| {
+                    let d = &dofs[*k];
+                    let axis = (*world.bodies[d.child].position() * d.frame2).rotation
+                        * [Vector::X, Vector::Y, Vector::Z][d.coord % 3];
+                    d.coord < 3
+                        && axis.dot(g).abs() <= 1e-6 * g.length().max(1.0)
+                        && !model.actuators.iter().any(|a| a.joint == *k)
+                });
+            if still {
+                still_trees.push((tree, links));
+            }
         }
         let bodies: Vec<RigidBodyHandle> = model
             .bodies
             .iter()
-            .map(|b| handles.bodies[b.robot_body].as_ref().map(|h| h.body).unwrap_or_else(RigidBodyHandle::invalid))
+            .map(|b| handles.bodies[b.carrier].as_ref().map(|h| h.body).unwrap_or_else(RigidBodyHandle::invalid))
             .collect();
+        let body_offsets: Vec<Pose> = model.bodies.iter().map(|b| b.offset).collect();
+        let mut carriers: Vec<RigidBodyHandle> = Vec::with_capacity(bodies.len());
+        for h in &bodies {
+            if !carriers.contains(h) {
+                carriers.push(*h);
+            }
+        }
         let fluid = if model.density > 0.0 || model.viscosity > 0.0 {
-            bodies
+            carriers
                 .iter()
                 .filter_map(|h| world.bodies.get(*h).map(|rb| (*h, rb)))
                 .filter(|(_, rb)| rb.is_dynamic())
@@ -465,17 +773,37 @@ impl MjcfWorld {
                     let mass = mp.mass() as f64;
                     let i = mp.principal_inertia();
                     let link = world.multibody_joints.rigid_body_link(h)?.id;
-                    let multibody = dofs.iter().find(|d| {
-                        let (mb, _) = world.multibody_joints.get(d.handle).expect("multibody");
-                        mb.links().any(|l| l.rigid_body_handle() == h)
-                    })?.handle;
-                    (mass > 0.0).then_some(FluidBody { handle: h, multibody, link, mass, inertia: [i.x as f64, i.y as f64, i.z as f64] })
+                    let multibody = dofs
+                        .iter()
+                        .find(|d| {
+                            let (mb, _) = world.multibody_joints.get(d.handle).expect("multibody");
+                            mb.links().any(|l| l.rigid_body_handle() == h)
+                        })?
+                        .handle;
+                    (mass > 0.0).then_some(FluidBody {
+                        handle: h,
+                        multibody,
+                        link,
+                        mass,
+                        inertia: [i.x as f64, i.y as f64, i.z as f64],
+                    })
                 })
                 .collect()
         } else {
             Vec::new()
         };
-        MjcfWorld { world, dofs, bodies, fluid, density: model.density, viscosity: model.viscosity }
+        let rest = WorldState::capture(&world);
+        MjcfWorld {
+            world,
+            dofs,
+            bodies,
+            body_offsets,
+            fluid,
+            density: model.density,
+            viscosity: model.viscosity,
+            rest,
+            still_trees,
+        }
     }
 
     /// Generalised positions (MuJoCo's qpos).
@@ -500,6 +828,14 @@ impl MjcfWorld {
             .collect()
     }
 
+    /// Puts the world back to the state [`MjcfWorld::build`] made (qpos = `ref`, at rest, all
+    /// bodies awake), then sets `qpos`, `qvel`: a fresh simulator state, as from a new build but
+    /// without rebuilding the world (bit-identical to it).
+    pub fn reset_state(&mut self, qpos: &[f64], qvel: &[f64]) {
+        self.rest.clone().restore_into(&mut self.world);
+        self.set_state(qpos, qvel);
+    }
+
     /// Sets qpos and qvel on a world fresh from [`MjcfWorld::build`] (where qpos = `ref`).
     pub fn set_state(&mut self, qpos: &[f64], qvel: &[f64]) {
         for (k, d) in self.dofs.iter().enumerate() {
@@ -513,6 +849,21 @@ impl MjcfWorld {
             let (mb, _) = self.world.multibody_joints.get_mut(d.handle).expect("multibody");
             mb.forward_kinematics(&self.world.bodies, false);
             mb.update_rigid_bodies(&mut self.world.bodies, true);
+        }
+        for (tree, links) in &self.still_trees {
+            let at_rest = tree.iter().all(|k| qvel[*k] == 0.0);
+            for h in links {
+                let a = self.world.bodies[*h].activation_mut();
+                *a = RigidBodyActivation::cannot_sleep();
+                if at_rest {
+                    a.normalized_linear_threshold = 1e-9;
+                    a.angular_threshold = 1e-9;
+                    a.time_until_sleep = 0.0;
+                }
+            }
+            if let Some(h) = links.first() {
+                self.world.islands.wake_up(&mut self.world.bodies, *h, true);
+            }
         }
     }
 
@@ -642,7 +993,7 @@ impl MjcfWorld {
 
     /// World pose of body `i` (its MJCF body frame).
     pub fn body_pose(&self, i: usize) -> Pose {
-        *self.world.bodies[self.bodies[i]].position()
+        *self.world.bodies[self.bodies[i]].position() * self.body_offsets[i]
     }
 }
 
@@ -683,4 +1034,3 @@ pub fn actuator_forces(model: &MjcfModel, ctrl: &[f64]) -> Vec<f64> {
     }
     tau
 }
-

@@ -182,7 +182,6 @@ struct State {
 pub struct Reacher {
     cfg: ReacherConfig,
     model: MjcfModel,
-    settings: RapierSettings,
     obs_space: BoxSpace,
     act_space: BoxSpace,
     sim: MjcfWorld,
@@ -206,7 +205,10 @@ impl Reacher {
         let fingertip_body = model.body("fingertip").ok_or_else(|| EnvError::BadOption {
             env: ID.into(),
             key: "xml_file".into(),
-            msg: format!("{} has no body named \"fingertip\" (the reward measures its distance to the target)", model.source),
+            msg: format!(
+                "{} has no body named \"fingertip\" (the reward measures its distance to the target)",
+                model.source
+            ),
         })?;
         let settings = RapierSettings {
             timestep: cfg.timestep,
@@ -222,7 +224,6 @@ impl Reacher {
             act_space: BoxSpace::uniform(2, -1.0, 1.0),
             sim,
             model,
-            settings,
             fingertip_body,
             rng: StdRng::seed_from_u64(rand::random()),
             steps: None,
@@ -268,8 +269,7 @@ impl Reacher {
     /// Sets the state to MuJoCo's `qpos`, `qvel` (a fresh simulator state; qvel[2..4] must be 0,
     /// since nothing moves the target, and are ignored).
     pub fn set_state(&mut self, qpos: [f64; 4], qvel: [f64; 4]) {
-        self.sim = MjcfWorld::build(&self.model, &self.settings);
-        self.sim.set_state(&qpos, &[qvel[0], qvel[1], 0.0, 0.0]);
+        self.sim.reset_state(&qpos, &[qvel[0], qvel[1], 0.0, 0.0]);
     }
 
     /// The observation of the current state (what `reset` and `step` return).
@@ -328,7 +328,13 @@ impl Env for Reacher {
         }
         let rng = &mut self.rng;
         let s = self.cfg.reset_noise_scale;
-        let mut uniform = |h: f64| if h > 0.0 { rng.random_range(-h..h) } else { 0.0 };
+        let mut uniform = |h: f64| {
+            if h > 0.0 {
+                rng.random_range(-h..h)
+            } else {
+                0.0
+            }
+        };
         let mut qpos: [f64; 4] = std::array::from_fn(|_| uniform(s));
         qpos[2] += TARGET_REF[0];
         qpos[3] += TARGET_REF[1];
@@ -362,7 +368,8 @@ impl Env for Reacher {
         let bad = |i: usize, v: f64| !v.is_finite() || (i >= 4 && v.abs() > MAX_SANE_SPEED);
         if let Some(i) = qpos.iter().chain(qvel.iter()).enumerate().position(|(i, v)| bad(i, *v)) {
             self.steps = None;
-            let what = if i < 4 { format!("qpos[{i}] = {}", qpos[i]) } else { format!("qvel[{}] = {}", i - 4, qvel[i - 4]) };
+            let what =
+                if i < 4 { format!("qpos[{i}] = {}", qpos[i]) } else { format!("qvel[{}] = {}", i - 4, qvel[i - 4]) };
             return Err(EnvError::PhysicsBlowUp { step: steps, what });
         }
         self.steps = Some(steps + 1);

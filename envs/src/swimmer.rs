@@ -166,7 +166,6 @@ struct State {
 pub struct Swimmer {
     cfg: SwimmerConfig,
     model: MjcfModel,
-    settings: RapierSettings,
     obs_space: BoxSpace,
     act_space: BoxSpace,
     sim: MjcfWorld,
@@ -213,7 +212,6 @@ impl Swimmer {
             rng: StdRng::seed_from_u64(rand::random()),
             steps: None,
             model,
-            settings,
             cfg,
         })
     }
@@ -246,8 +244,7 @@ impl Swimmer {
 
     /// Sets the state to `qpos`, `qvel` (a fresh simulator state: nothing is carried over).
     pub fn set_state(&mut self, qpos: impl AsRef<[f64]>, qvel: impl AsRef<[f64]>) {
-        self.sim = MjcfWorld::build(&self.model, &self.settings);
-        self.sim.set_state(qpos.as_ref(), qvel.as_ref());
+        self.sim.reset_state(qpos.as_ref(), qvel.as_ref());
     }
 
     fn observation(&self, qpos: &[f64], qvel: &[f64]) -> Vec<f32> {
@@ -279,7 +276,13 @@ impl Env for Swimmer {
             self.rng = StdRng::seed_from_u64(s);
         }
         let s = self.cfg.reset_noise_scale;
-        let mut draw = || if s > 0.0 { self.rng.random_range(-s..s) } else { 0.0 };
+        let mut draw = || {
+            if s > 0.0 {
+                self.rng.random_range(-s..s)
+            } else {
+                0.0
+            }
+        };
         let n = self.model.nq();
         let qpos: Vec<f64> = (0..n).map(|_| draw()).collect();
         let qvel: Vec<f64> = (0..n).map(|_| draw()).collect();

@@ -18,7 +18,13 @@ fn repo(rel: &str) -> String {
 }
 
 fn settings(m: &MjcfModel) -> RapierSettings {
-    RapierSettings { timestep: m.timestep, substeps: 1, solver_iterations: 4, limit_natural_frequency: 1e6, limit_damping_ratio: 1.0 }
+    RapierSettings {
+        timestep: m.timestep,
+        substeps: 1,
+        solver_iterations: 4,
+        limit_natural_frequency: 1e6,
+        limit_damping_ratio: 1.0,
+    }
 }
 
 fn close(a: f64, b: f64, rel: f64) -> bool {
@@ -30,15 +36,30 @@ fn gymnasium_files_give_the_shipped_models() {
     for name in ["swimmer.xml", "reacher.xml", "inverted_pendulum.xml", "inverted_double_pendulum.xml"] {
         let ours = MjcfModel::load(name).unwrap();
         let gym = MjcfModel::load(&data(&format!("gymnasium/{name}"))).unwrap();
-        assert_eq!((gym.timestep, gym.gravity, gym.density, gym.viscosity), (ours.timestep, ours.gravity, ours.density, ours.viscosity), "{name}: options");
+        assert_eq!(
+            (gym.timestep, gym.gravity, gym.density, gym.viscosity),
+            (ours.timestep, ours.gravity, ours.density, ours.viscosity),
+            "{name}: options"
+        );
         // bodies by name, with their masses
         for b in &ours.bodies {
             let g = gym.body(&b.name).unwrap_or_else(|| panic!("{name}: body {} missing", b.name));
-            assert!(close(gym.bodies[g].mass, b.mass, 1e-6), "{name}: mass of {}: {} vs {}", b.name, gym.bodies[g].mass, b.mass);
+            assert!(
+                close(gym.bodies[g].mass, b.mass, 1e-6),
+                "{name}: mass of {}: {} vs {}",
+                b.name,
+                gym.bodies[g].mass,
+                b.mass
+            );
         }
         assert_eq!(gym.bodies.len(), ours.bodies.len(), "{name}: body count");
         // joints: same order, kinds, ranges, armature, damping, ref
-        let js = |m: &MjcfModel| m.joints.iter().map(|j| (j.name.clone(), j.kind, j.range, j.armature, j.damping, j.reference)).collect::<Vec<_>>();
+        let js = |m: &MjcfModel| {
+            m.joints
+                .iter()
+                .map(|j| (j.name.clone(), j.kind, j.range, j.armature, j.damping, j.reference))
+                .collect::<Vec<_>>()
+        };
         let (jg, jo) = (js(&gym), js(&ours));
         assert_eq!(jg.len(), jo.len(), "{name}");
         for (g, o) in jg.iter().zip(&jo) {
@@ -53,7 +74,8 @@ fn gymnasium_files_give_the_shipped_models() {
         let acts = |m: &MjcfModel| m.actuators.iter().map(|a| (a.joint, a.gear, a.ctrl_range)).collect::<Vec<_>>();
         assert_eq!(acts(&gym), acts(&ours), "{name}: actuators");
         // and the same joint-space mass matrix away from the rest pose
-        let q: Vec<f64> = (0..ours.nq()).map(|i| 0.1 * (i as f64 + 1.0) * if i % 2 == 0 { 1.0 } else { -1.0 }).collect();
+        let q: Vec<f64> =
+            (0..ours.nq()).map(|i| 0.1 * (i as f64 + 1.0) * if i % 2 == 0 { 1.0 } else { -1.0 }).collect();
         let mut wg = MjcfWorld::build(&gym, &settings(&gym));
         let mut wo = MjcfWorld::build(&ours, &settings(&ours));
         let q_g: Vec<f64> = q.iter().zip(&gym.joints).map(|(q, j)| q + j.reference).collect();
@@ -149,7 +171,10 @@ fn unsupported_mjcf_is_refused_naming_the_element() {
     assert!(e.contains("stiffness") && e.contains("remove it"), "{e}");
     let e = load_err(&d, &body("<joint name=\"j\"/>", "<actuator><position joint=\"j\" kp=\"10\"/></actuator>"));
     assert!(e.contains("<position>") && e.contains("<motor"), "{e}");
-    let e = load_err(&d, &body("<joint name=\"j\"/><site name=\"s\"/>", "<tendon><spatial><site site=\"s\"/></spatial></tendon>"));
+    let e = load_err(
+        &d,
+        &body("<joint name=\"j\"/><site name=\"s\"/>", "<tendon><spatial><site site=\"s\"/></spatial></tendon>"),
+    );
     assert!(e.contains("<spatial>") && e.contains("tendon"), "{e}");
     let e = load_err(&d, "<robot/>");
     assert!(e.contains("<mujoco>"), "{e}");
@@ -164,4 +189,109 @@ fn unsupported_mjcf_is_refused_naming_the_element() {
     assert!(e.contains("InvertedPendulum-v5 needs 2 joints and 1 actuators"), "{e}");
     // looks only (assets, lights, cameras) load fine: the Gymnasium swimmer has all of them
     assert!(MjcfModel::load(&data("gymnasium/swimmer.xml")).is_ok());
+}
+
+// ---- The loader's description made smaller (mjcf::simplify_robot), same dynamics ----
+
+fn links_and_dofs(w: &MjcfWorld) -> Vec<(usize, usize)> {
+    let mut v: Vec<(usize, usize)> =
+        w.world.multibody_joints.multibodies().map(|mb| (mb.num_links(), mb.ndofs())).collect();
+    v.sort_unstable();
+    v
+}
+
+#[test]
+fn joints_sharing_an_anchor_become_one_link_and_world_trees_separate_multibodies() {
+    let sw = MjcfModel::load("swimmer.xml").unwrap();
+    // world anchor + torso (slide x, slide y, hinge in one link) + mid + back
+    assert_eq!(links_and_dofs(&MjcfWorld::build(&sw, &settings(&sw))), vec![(4, 5)]);
+    let re = MjcfModel::load("reacher.xml").unwrap();
+    // the arm (anchor, body0, body1 carrying the welded fingertip) and the target (anchor, two slides in one link)
+    assert_eq!(links_and_dofs(&MjcfWorld::build(&re, &settings(&re))), vec![(2, 2), (3, 2)]);
+}
+
+/// One body on slide x, slide y and a hinge about z at `anchor` (body frame), its COM at `com`.
+fn planar_body(joints: &str) -> String {
+    format!(
+        r#"<mujoco><option gravity="0 0 0"/><worldbody><body name="b">
+             <inertial pos="0.5 0 0" mass="2" diaginertia="0.1 0.1 0.1"/>{joints}
+             <geom type="sphere" size="0.1" pos="0.5 0 0" contype="0" conaffinity="0" mass="0"/>
+           </body></worldbody></mujoco>"#
+    )
+}
+
+#[test]
+fn merged_planar_root_has_the_rigid_body_mass_matrix() {
+    let d = tempfile::tempdir().unwrap();
+    let xml = planar_body(
+        r#"<joint type="slide" axis="1 0 0" pos="0.2 0 0"/><joint type="slide" axis="0 1 0" pos="0.2 0 0"/>
+           <joint type="hinge" axis="0 0 1" pos="0.2 0 0"/>"#,
+    );
+    let m = MjcfModel::load(&write(&d, &xml)).unwrap();
+    let mut w = MjcfWorld::build(&m, &settings(&m));
+    assert_eq!(links_and_dofs(&w), vec![(2, 3)], "three joints at one anchor: one link");
+    for th in [0.0f64, 0.5, -2.0] {
+        w.reset_state(&[0.3, -0.1, th], &[0.0; 3]);
+        // COM relative to the hinge: R(θ)·(0.3, 0)
+        let (rx, ry) = (0.3 * th.cos(), 0.3 * th.sin());
+        let want = [[2.0, 0.0, -2.0 * ry], [0.0, 2.0, 2.0 * rx], [-2.0 * ry, 2.0 * rx, 0.1 + 2.0 * 0.09]];
+        let mm = w.mass_matrix().unwrap();
+        for i in 0..3 {
+            for j in 0..3 {
+                assert!((mm[i][j] - want[i][j]).abs() < 1e-5, "θ = {th}: M[{i}][{j}] = {} vs {}", mm[i][j], want[i][j]);
+            }
+        }
+        let q = w.qpos();
+        assert!((q[0] - 0.3).abs() < 1e-6 && (q[1] + 0.1).abs() < 1e-6 && (q[2] - th).abs() < 1e-6, "{q:?}");
+    }
+}
+
+#[test]
+fn a_hinge_before_a_slide_stays_two_links_with_the_slide_turning() {
+    let d = tempfile::tempdir().unwrap();
+    // hinge then slide: the slide's axis turns with the hinge, so they do not commute and are
+    // not merged; COM at the body origin for a simple closed form: M = diag(I + m s², m)
+    let xml = r#"<mujoco><option gravity="0 0 0"/><worldbody><body name="b">
+             <inertial pos="0 0 0" mass="2" diaginertia="0.1 0.1 0.1"/>
+             <joint type="hinge" axis="0 0 1"/><joint type="slide" axis="1 0 0"/>
+           </body></worldbody></mujoco>"#;
+    let m = MjcfModel::load(&write(&d, xml)).unwrap();
+    let mut w = MjcfWorld::build(&m, &settings(&m));
+    assert_eq!(links_and_dofs(&w), vec![(3, 2)]);
+    w.set_state(&[0.7, 0.4], &[0.0; 2]);
+    let mm = w.mass_matrix().unwrap();
+    let want = [[0.1 + 2.0 * 0.16, 0.0], [0.0, 2.0]];
+    for i in 0..2 {
+        for j in 0..2 {
+            assert!((mm[i][j] - want[i][j]).abs() < 1e-5, "M[{i}][{j}] = {} vs {}", mm[i][j], want[i][j]);
+        }
+    }
+}
+
+#[test]
+fn a_target_at_rest_sleeps_and_a_moving_one_still_moves() {
+    let m = MjcfModel::load("reacher.xml").unwrap();
+    let tau = [0.5, -0.5, 0.0, 0.0];
+    let mut w = MjcfWorld::build(&m, &settings(&m));
+    w.set_state(&[0.1, 0.2, 0.05, -0.1], &[0.0; 4]);
+    for _ in 0..20 {
+        w.step(&tau);
+    }
+    let q = w.qpos();
+    assert!((q[2] - 0.05).abs() < 1e-7 && (q[3] + 0.1).abs() < 1e-7, "nothing moves the target: {q:?}");
+    w.step(&tau);
+    assert_eq!(w.qpos()[2..], q[2..], "not even by rounding");
+    assert!(w.world.bodies.iter().any(|(_, b)| b.is_sleeping()), "the still target sleeps");
+    assert!(q[0] != 0.1, "the arm moves");
+
+    let mut w = MjcfWorld::build(&m, &settings(&m));
+    w.set_state(&[0.1, 0.2, 0.05, -0.1], &[0.0, 0.0, 0.3, 0.0]);
+    for _ in 0..20 {
+        w.step(&tau);
+    }
+    let (q, v) = (w.qpos(), w.qvel());
+    assert!(
+        (q[2] - (0.05 + 0.3 * 20.0 * m.timestep)).abs() < 1e-4 && (v[2] - 0.3).abs() < 1e-5,
+        "a moving target keeps its speed: {q:?} {v:?}"
+    );
 }
