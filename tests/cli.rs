@@ -245,3 +245,57 @@ fn bad_configuration_and_checkpoints_are_clear_errors() {
     let o = swimmer(&["eval", "--checkpoint", run.join("checkpoint.safetensors").to_str().unwrap(), "--episodes", "1"]);
     assert!(o.status.success(), "the kept checkpoint loads: {}", stderr(&o));
 }
+
+#[test]
+fn out_of_range_values_are_refused_naming_the_key() {
+    let d = tmp();
+    for (sets, key) in [
+        (&["--set", "rebel.target_kl=-1"][..], "rebel.target_kl"),
+        (&["--set", "rebel.branch_len=0", "--set", "rebel.tail_len=100"][..], "rebel.tail_len"),
+        (&["--set", "reward_pessimism=nan"][..], "reward_pessimism"),
+    ] {
+        let run = d.path().join(key);
+        let o = train(&run, 1000, sets);
+        assert!(!o.status.success(), "{sets:?} must be refused");
+        let e = stderr(&o);
+        assert!(e.contains(key) && e.matches("error").count() == 1, "{sets:?}: {e}");
+        assert!(!run.join("metrics.jsonl").exists(), "nothing ran for {sets:?}");
+    }
+}
+
+#[test]
+fn an_error_and_its_cause_are_said_once() {
+    let d = tmp();
+    let o = rebel(&["train", "--env", "Nope-v0", "--run-dir", d.path().join("r").to_str().unwrap(), "--quiet"]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert_eq!(e.matches("unknown environment 'Nope-v0'").count(), 1, "{e}");
+}
+
+#[test]
+fn a_run_dir_holding_a_run_is_refused_and_a_run_killed_before_its_first_checkpoint_restarts() {
+    let d = tmp();
+    let (a, b) = (d.path().join("a"), d.path().join("b"));
+    assert!(train(&a, 2000, &[]).status.success());
+    let before = std::fs::read_to_string(a.join("metrics.jsonl")).unwrap();
+    let o = train(&a, 2000, &[]);
+    assert!(!o.status.success(), "a second run into the same --run-dir must be refused");
+    assert!(stderr(&o).contains("--resume"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(a.join("metrics.jsonl")).unwrap(), before, "the run's metrics are untouched");
+
+    // b: as if killed after writing config.toml and a first metrics line, before any checkpoint
+    assert!(train(&b, 2000, &[]).status.success());
+    let first_line = std::fs::read_to_string(b.join("metrics.jsonl")).unwrap().lines().next().unwrap().to_string();
+    std::fs::write(b.join("metrics.jsonl"), format!("{first_line}\n")).unwrap();
+    std::fs::remove_file(b.join("checkpoint.safetensors")).unwrap();
+    std::fs::remove_file(b.join("summary.json")).unwrap();
+    let o = swimmer(&["train", "--resume", b.to_str().unwrap(), "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("from the beginning"), "{}", stderr(&o));
+    assert_eq!(untimed(&metrics(&b)), untimed(&metrics(&a)), "the restarted run equals an uninterrupted one");
+    let events = std::fs::read_dir(b.join("tb")).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("events")).count();
+    assert_eq!(events, 1, "one event file, as an uninterrupted run has");
+
+    let o = swimmer(&["eval", "--checkpoint", d.path().join("none.safetensors").to_str().unwrap()]);
+    assert!(stderr(&o).contains("<run dir>/checkpoint.safetensors"), "{}", stderr(&o));
+}

@@ -49,7 +49,7 @@ pub const FORMAT_NAME: &str = "rebel-rs-checkpoint";
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     /// No file at the path.
-    #[error("checkpoint {path} does not exist: check the path (checkpoints live in <run dir>/checkpoints/)")]
+    #[error("checkpoint {path} does not exist: check the path (a run directory keeps its checkpoint as <run dir>/checkpoint.safetensors)")]
     NotFound {
         /// The path that was looked for.
         path: PathBuf,

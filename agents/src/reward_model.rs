@@ -75,6 +75,9 @@ pub enum RewardModelError {
     /// A libtorch error.
     #[error("libtorch error in the reward model: {0}")]
     Tch(#[from] tch::TchError),
+    /// A non-finite loss or gradient while fitting (nothing is written).
+    #[error("reward-model training diverged: {0}")]
+    Diverged(String),
 }
 
 /// Hyperparameters of [`train`]. Stored in the model file.
@@ -627,7 +630,7 @@ pub fn train(dataset: &PreferenceDataset, cfg: &RewardModelConfig) -> Result<(Re
     model.in_std = Tensor::from_slice(&std);
     let pt = pair_tensors(dataset, &model.in_mean, &model.in_std);
 
-    let (final_loss, steps) = fit_members(&model, &pt, &train_idx, cfg);
+    let (final_loss, steps) = fit_members(&model, &pt, &train_idx, cfg)?;
     // per-member normalisation over the training steps, and accuracies
     let labels = dataset.labels();
     let member_hold = normalise_members(&mut model, &pt, &train_idx, &hold, &labels);
@@ -677,7 +680,12 @@ fn input_normalisation(dataset: &PreferenceDataset, train_idx: &[usize]) -> (Vec
 
 /// Trains each member on its (bootstrapped) share of the training pairs; returns the final epoch losses and the
 /// optimiser steps per member.
-fn fit_members(model: &RewardEnsemble, pt: &PairTensors, train_idx: &[usize], cfg: &RewardModelConfig) -> (Vec<f64>, u64) {
+fn fit_members(
+    model: &RewardEnsemble,
+    pt: &PairTensors,
+    train_idx: &[usize],
+    cfg: &RewardModelConfig,
+) -> Result<(Vec<f64>, u64), RewardModelError> {
     let mut final_loss = Vec::with_capacity(cfg.members);
     let mut steps = 0u64;
     for m in 0..cfg.members {
@@ -693,7 +701,7 @@ fn fit_members(model: &RewardEnsemble, pt: &PairTensors, train_idx: &[usize], cf
         );
         let mut last = 0.0;
         steps = 0;
-        for _ in 0..cfg.epochs {
+        for epoch in 0..cfg.epochs {
             idx.shuffle(&mut rng);
             let (mut tot, mut nb) = (0.0, 0usize);
             for chunk in idx.chunks(cfg.batch) {
@@ -701,10 +709,9 @@ fn fit_members(model: &RewardEnsemble, pt: &PairTensors, train_idx: &[usize], cf
                 let sa = masked_sum(&model.raw(m, &pt.xa.index_select(0, &bi)), &pt.ma.index_select(0, &bi));
                 let sb = masked_sum(&model.raw(m, &pt.xb.index_select(0, &bi)), &pt.mb.index_select(0, &bi));
                 let loss = bradley_terry_loss(&sa, &sb, &pt.y.index_select(0, &bi), cfg.eps_random);
-                opt.zero_grad();
-                loss.backward();
-                opt.step();
-                tot += loss.double_value(&[]);
+                let (lv, _) =
+                    opt.minimize(&loss, 0.0, &format!("Bradley-Terry (member {m})"), epoch).map_err(RewardModelError::Diverged)?;
+                tot += lv;
                 nb += 1;
                 steps += 1;
             }
@@ -713,7 +720,7 @@ fn fit_members(model: &RewardEnsemble, pt: &PairTensors, train_idx: &[usize], cf
         final_loss.push(last);
     }
 
-    (final_loss, steps)
+    Ok((final_loss, steps))
 }
 
 /// Sets each member's output normalisation over the training steps; returns each member's held-out accuracy.

@@ -42,8 +42,28 @@ impl Run {
         let toml_text = to_toml_string(cfg).map_err(|e| TrainError::Config(e.to_string()))?;
         let config_hash = config_hash(cfg)?;
         let (dir, resumed) = match (&opts.resume, &opts.run_dir) {
+            (Some(dir), _) if !dir.join(CHECKPOINT).exists() && dir.join("config.toml").is_file() => {
+                // Killed before its first checkpoint: nothing to continue from, so the run starts
+                // again from the beginning (its partial logs are replaced, not appended to).
+                let run = RunDir::open_existing(dir)?;
+                eprintln!("{} has no checkpoint yet (the run stopped before its first one): starting it from the beginning", dir.display());
+                clear_logs(&run)?;
+                (run, None)
+            }
             (Some(dir), _) => (RunDir::open_existing(dir)?, Some(Checkpoint::load(dir.join(CHECKPOINT))?)),
             (None, Some(dir)) => {
+                let held: Vec<&str> = ["config.toml", "metrics.jsonl", CHECKPOINT, "summary.json"]
+                    .into_iter()
+                    .filter(|f| dir.join(f).exists())
+                    .collect();
+                if !held.is_empty() {
+                    return Err(TrainError::Config(format!(
+                        "--run-dir {} already holds a run ({}): continue it with --resume {}, or give a new or empty --run-dir",
+                        dir.display(),
+                        held.join(", "),
+                        dir.display()
+                    )));
+                }
                 std::fs::create_dir_all(dir).map_err(|e| TrainError::Config(format!("cannot create {}: {e}", dir.display())))?;
                 (RunDir::open_existing(dir)?, None)
             }
@@ -64,6 +84,27 @@ impl Run {
     pub fn new_checkpoint(&self) -> Checkpoint {
         Checkpoint::new(CheckpointMeta::new(&self.env, &self.algo, self.seed, &self.config_hash))
     }
+}
+
+/// Removes the logs of a run attempt that never reached a checkpoint (`metrics.jsonl`, the event
+/// files in `tb/`), so that the run started again writes them as an uninterrupted run would.
+fn clear_logs(run: &RunDir) -> Result<(), TrainError> {
+    let gone = |r: std::io::Result<()>, p: &std::path::Path| match r {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(TrainError::Config(format!("cannot remove {} to restart the run: {e}", p.display())))
+        }
+        _ => Ok(()),
+    };
+    let m = run.metrics_path();
+    gone(std::fs::remove_file(&m), &m)?;
+    if let Ok(entries) = std::fs::read_dir(run.tb_dir()) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with("events.out.tfevents.") {
+                gone(std::fs::remove_file(e.path()), &e.path())?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Dotted keys whose values differ between two TOML documents (`env_steps` left out).

@@ -185,6 +185,12 @@ impl TrainConfig {
             }
             _ => {}
         }
+        if !self.reward_pessimism.is_finite() {
+            return Err(format!(
+                "reward_pessimism must be a finite number (scores are mean − reward_pessimism·std over the reward model's members; 0: the mean), got {}",
+                self.reward_pessimism
+            ));
+        }
         if self.threads == 0 || self.env_steps == 0 || self.eval.episodes == 0 || self.eval.every_iters == 0 {
             return Err("threads, env_steps, eval.episodes and eval.every_iters must be ≥ 1".into());
         }

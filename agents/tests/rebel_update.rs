@@ -47,3 +47,15 @@ fn rebel_favours_the_preferred_member_and_target_kl_stops_early() {
     assert!(gap_stopped > 0.0, "{gap_stopped}");
     assert!(kl_stopped < kl_full / 3.0, "early stop keeps the step small: {kl_stopped} vs {kl_full}");
 }
+
+#[test]
+fn a_ragged_batch_is_an_error_not_a_panic() {
+    let policy = GaussianPolicy::new(PolicyConfig::new(3, 2), Device::Cpu, Kind::Float, 7);
+    let (t, rewards) = batch(&policy);
+    let mut adam = Adam::new(policy.named_parameters(), AdamConfig::default());
+    // 32 segments are not groups of 3
+    let cfg = RebelConfig { k: 3, ..RebelConfig::default() };
+    let mut rng = rebel_agents::seeding::ChaCha8Rng::seed_from_u64(2);
+    let e = update(&policy, &mut adam, &t, &rewards, None, &cfg, &mut rng).unwrap_err();
+    assert!(e.contains("groups of 3"), "{e}");
+}

@@ -266,3 +266,15 @@ fn issue16_reward_model_with_absurd_metadata_is_an_error_not_an_abort() {
     let e = RewardEnsemble::load(&p).map(|_| ()).unwrap_err();
     assert!(matches!(e, RewardModelError::Checkpoint(CheckpointError::Architecture { .. })), "{e}");
 }
+
+#[test]
+fn a_diverging_reward_net_is_an_error_not_a_nan_model() {
+    let ds = linear_dataset(64, 3, &TeacherConfig::preset(TeacherKind::Oracle));
+    let cfg = RewardModelConfig { lr: 1e30, epochs: 5, ..small_cfg() };
+    let t = ds.segment_batch().to_tensors(Device::Cpu);
+    match train(&ds, &cfg) {
+        Err(RewardModelError::Diverged(msg)) => assert!(msg.contains("learning rate"), "{msg}"),
+        Err(e) => panic!("expected Diverged, got {e}"),
+        Ok((m, _)) => panic!("a model was returned from lr = 1e30: scores {:?}", m.segment_scores(&t)),
+    }
+}

@@ -17,6 +17,17 @@ use crate::losses::k3_kl;
 use crate::policy::GaussianPolicy;
 use crate::rollout::{segment_log_prob, SegmentTensors};
 
+/// Checks an algorithm's pair scheme: a common-random-numbers tail follows a branch, so it needs
+/// branches (`branch_len > 0`); whole episodes (`branch_len = 0`) have no tail.
+pub(crate) fn check_branches(algo: &str, branch_len: usize, tail_len: usize) -> Result<(), String> {
+    if branch_len == 0 && tail_len > 0 {
+        return Err(format!(
+            "{algo}.tail_len = {tail_len} needs branches, but {algo}.branch_len = 0 means whole episodes (which have no tail); set {algo}.tail_len=0, or {algo}.branch_len > 0"
+        ));
+    }
+    Ok(())
+}
+
 /// Segment scores `[S]` of the batch from the run's scorer, and their mean (logged as `charts/segment_score`).
 pub(crate) fn segment_scores(ctx: &Ctx, t: &SegmentTensors) -> (Tensor, f64) {
     let rewards = ctx.scorer.segment_scores(t);

@@ -100,6 +100,10 @@ impl AlgoConfig for RebelConfig {
         if !(self.kl_coef.is_finite() && self.kl_coef >= 0.0) || !(self.max_grad_norm >= 0.0) {
             return Err("rebel.kl_coef and rebel.max_grad_norm must be ≥ 0".into());
         }
+        super::check_branches("rebel", self.branch_len, self.tail_len)?;
+        if !(self.target_kl.is_finite() && self.target_kl >= 0.0) {
+            return Err(format!("rebel.target_kl must be ≥ 0 (0: never stop early), got {}", self.target_kl));
+        }
         Ok(())
     }
 }
@@ -140,7 +144,9 @@ pub fn update(
 ) -> Result<UpdateStats, String> {
     let k = cfg.k as i64;
     let s = rewards.size()[0];
-    assert!(s % k == 0, "batch of {s} segments is not made of groups of {k}");
+    if s == 0 || s % k != 0 {
+        return Err(format!("a batch of {s} segments is not made of groups of {k}"));
+    }
     let g = s / k;
     // ln π_t once, per step and per segment, with the training code path
     let step_logp_old = tch::no_grad(|| policy.log_prob(&t.obs, &t.act) * &t.logp_mask);

@@ -82,6 +82,7 @@ impl AlgoConfig for ReinforceConfig {
         if self.max_grad_norm.is_nan() || self.max_grad_norm < 0.0 {
             return Err("reinforce.max_grad_norm must be ≥ 0".into());
         }
+        super::check_branches("reinforce", self.branch_len, self.tail_len)?;
         Ok(())
     }
 }

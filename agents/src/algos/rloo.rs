@@ -70,6 +70,7 @@ impl AlgoConfig for RlooConfig {
         if self.max_grad_norm.is_nan() || self.max_grad_norm < 0.0 {
             return Err("rloo.max_grad_norm must be ≥ 0".into());
         }
+        super::check_branches("rloo", self.branch_len, self.tail_len)?;
         Ok(())
     }
 }
