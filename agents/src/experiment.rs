@@ -20,8 +20,8 @@ use rebel_envs::vec_env::VecEnv;
 
 use crate::checkpoint::Checkpoint;
 use crate::io::fnv1a_hex;
-use crate::preferences::{collect_preferences, CollectConfig, PolicySource, TeacherConfig};
-use crate::reward_model::{self, RewardModelConfig};
+use crate::preferences::{collect_preferences, CollectConfig, PolicySource, PreferenceDataset, TeacherConfig};
+use crate::reward_model::{self, RewardModelConfig, TrainReport};
 use crate::train::{train, RewardSource, RunOptions, Summary, TrainConfig, TrainError};
 use crate::util::resolve_path;
 
@@ -85,7 +85,22 @@ fn err(e: impl std::fmt::Display) -> TrainError {
     TrainError::Config(e.to_string())
 }
 
-/// Runs the experiment into `folder` (created).
+/// `reward_model_report.json`: the reward net's training report and its check on fresh pairs,
+/// with what a rerun needs to know whether the model can be reused.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RewardModelReport {
+    pub train: TrainReport,
+    pub check_accuracy: Option<f64>,
+    pub check_spearman: Option<f64>,
+    pub check_pairs: usize,
+    /// The configuration it was trained with.
+    pub config: RewardModelConfig,
+    /// FNV-1a of the `prefs.safetensors` it was trained on.
+    pub prefs_hash: String,
+}
+
+/// Runs the experiment into `folder` (created). Rerun into the same folder, it continues: steps
+/// whose output is there with the same inputs are reused, the REBEL run is resumed.
 pub fn run_experiment(cfg: &ExperimentConfig, folder: &Path, progress: bool) -> Result<ExperimentReport, TrainError> {
     let t0 = Instant::now();
     std::fs::create_dir_all(folder).map_err(|e| err(format!("cannot create {}: {e}", folder.display())))?;
@@ -100,28 +115,74 @@ pub fn run_experiment(cfg: &ExperimentConfig, folder: &Path, progress: bool) -> 
     let mut venv = VecEnv::make(&cfg.train.env.id, &env_cfg, 16, cfg.train.threads)?;
     let source = PolicySource { path: reference_path.display().to_string(), hash: fnv1a_hex(&bytes) };
     let segment_len = (cfg.segment_len > 0).then_some(cfg.segment_len);
-    eprintln!("collecting {} preference labels from the reference policy ...", cfg.labels);
     let collect = CollectConfig { n_labels: cfg.labels, segment_len, same_start: cfg.same_start, seed: cfg.label_seed };
-    let prefs = collect_preferences(&mut venv, &reference, source.clone(), &collect, &cfg.teacher).map_err(err)?;
     let prefs_path = folder.join("prefs.safetensors");
-    prefs.save(&prefs_path).map_err(err)?;
+    // A rerun into the same folder (after a kill, or to extend the REBEL budget) reuses each
+    // finished step whose inputs are unchanged; everything is deterministic, so the result is the
+    // uninterrupted run's.
+    let kept = PreferenceDataset::load(&prefs_path).ok().filter(|d| {
+        let m = &d.meta;
+        d.pairs.len() == cfg.labels
+            && m.env_id == cfg.train.env.id
+            && m.seed == cfg.label_seed
+            && m.segment_len == segment_len
+            && m.same_start == cfg.same_start
+            && m.teacher == cfg.teacher
+            && m.policy == source
+    });
+    let prefs = match kept {
+        Some(d) => {
+            eprintln!("reusing the {} labels in {}", d.pairs.len(), prefs_path.display());
+            d
+        }
+        None => {
+            eprintln!("collecting {} preference labels from the reference policy ...", cfg.labels);
+            let prefs = collect_preferences(&mut venv, &reference, source.clone(), &collect, &cfg.teacher).map_err(err)?;
+            prefs.save(&prefs_path).map_err(err)?;
+            prefs
+        }
+    };
     let label_env_steps: u64 = prefs.segment_batch().segments.iter().map(|s| s.len() as u64).sum();
 
-    // 3: the reward net
-    eprintln!("training the reward net ...");
-    let (model, report) = reward_model::train(&prefs, &cfg.reward_model).map_err(err)?;
+    // 3: the reward net (reused when the model, its report and the labels it was fitted on are there)
     let rm_path = folder.join("reward_model.safetensors");
-    model.save(&rm_path, &cfg.train.env.id).map_err(err)?;
-    let (mut check_acc, mut check_rho) = (None, None);
-    if cfg.check_pairs > 0 {
-        let check_cfg = CollectConfig { n_labels: cfg.check_pairs, seed: cfg.label_seed + 1, ..collect.clone() };
-        let check = collect_preferences(&mut venv, &reference, source, &check_cfg, &cfg.teacher).map_err(err)?;
-        let ev = reward_model::evaluate(&model, &check);
-        check_acc = Some(ev.accuracy);
-        check_rho = Some(ev.spearman);
-    }
-    let rm_report = serde_json::json!({"train": report, "check_accuracy": check_acc, "check_spearman": check_rho, "check_pairs": cfg.check_pairs});
-    crate::logging::write_atomic(&folder.join("reward_model_report.json"), serde_json::to_string_pretty(&rm_report).expect("json").as_bytes())?;
+    let report_path = folder.join("reward_model_report.json");
+    let prefs_hash = fnv1a_hex(&std::fs::read(&prefs_path).map_err(|e| err(format!("{}: {e}", prefs_path.display())))?);
+    let kept = std::fs::read_to_string(&report_path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<RewardModelReport>(&t).ok())
+        .filter(|r| r.prefs_hash == prefs_hash && r.check_pairs == cfg.check_pairs && r.config == cfg.reward_model)
+        .filter(|_| reward_model::RewardEnsemble::load(&rm_path).is_ok());
+    let rm_report = match kept {
+        Some(r) => {
+            eprintln!("reusing the reward net in {}", rm_path.display());
+            r
+        }
+        None => {
+            eprintln!("training the reward net ...");
+            let (model, report) = reward_model::train(&prefs, &cfg.reward_model).map_err(err)?;
+            model.save(&rm_path, &cfg.train.env.id).map_err(err)?;
+            let (mut check_accuracy, mut check_spearman) = (None, None);
+            if cfg.check_pairs > 0 {
+                let check_cfg = CollectConfig { n_labels: cfg.check_pairs, seed: cfg.label_seed + 1, ..collect.clone() };
+                let check = collect_preferences(&mut venv, &reference, source, &check_cfg, &cfg.teacher).map_err(err)?;
+                let ev = reward_model::evaluate(&model, &check);
+                check_accuracy = Some(ev.accuracy);
+                check_spearman = Some(ev.spearman);
+            }
+            let r = RewardModelReport {
+                train: report,
+                check_accuracy,
+                check_spearman,
+                check_pairs: cfg.check_pairs,
+                config: cfg.reward_model.clone(),
+                prefs_hash,
+            };
+            crate::logging::write_atomic(&report_path, serde_json::to_string_pretty(&r).expect("json").as_bytes())?;
+            r
+        }
+    };
+    let (report, check_acc, check_rho) = (rm_report.train, rm_report.check_accuracy, rm_report.check_spearman);
     eprintln!(
         "reward net: held-out accuracy {:.3}; on {} fresh pairs: accuracy {}, spearman {}",
         report.holdout_accuracy,
@@ -136,7 +197,13 @@ pub fn run_experiment(cfg: &ExperimentConfig, folder: &Path, progress: bool) -> 
     tc.reward_model = rm_path.display().to_string();
     tc.policy.init = reference_path.display().to_string();
     tc.eval.reference = reference_path.display().to_string();
-    let opts = RunOptions { run_dir: Some(folder.join("rebel")), progress, ..RunOptions::default() };
+    let run_dir = folder.join("rebel");
+    let opts = if run_dir.join("config.toml").is_file() {
+        eprintln!("continuing the REBEL run in {}", run_dir.display());
+        RunOptions { resume: Some(run_dir), progress, ..RunOptions::default() }
+    } else {
+        RunOptions { run_dir: Some(run_dir), progress, ..RunOptions::default() }
+    };
     let summary = train(&tc, &opts)?;
 
     let out = ExperimentReport {

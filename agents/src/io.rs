@@ -154,7 +154,44 @@ pub fn encode(format: &str, meta: &str, tensors: &BTreeMap<String, Stored>) -> R
             TensorView::new(t.dtype, t.shape.clone(), &t.data).map(|v| (n.clone(), v)).map_err(|e| format!("tensor {n}: {e:?}"))
         })
         .collect::<Result<_, _>>()?;
-    safetensors::serialize(views, &Some(info)).map_err(|e| format!("safetensors serialisation failed: {e:?}"))
+    let mut bytes = safetensors::serialize(views, &Some(info)).map_err(|e| format!("safetensors serialisation failed: {e:?}"))?;
+    canonical_header(&mut bytes);
+    Ok(bytes)
+}
+
+/// Rewrites the JSON header of safetensors `bytes` with its object keys sorted (the safetensors
+/// crate writes the metadata map in hash order, which differs from process to process), so that
+/// the same content gives the same bytes. Same length: the keys and values are unchanged.
+fn canonical_header(bytes: &mut [u8]) {
+    fn write(v: &serde_json::Value, out: &mut String) {
+        match v {
+            serde_json::Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                out.push('{');
+                for (i, k) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&serde_json::Value::String(k.clone()).to_string());
+                    out.push(':');
+                    write(&m[k], out);
+                }
+                out.push('}');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let Some(n) = bytes.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize) else { return };
+    let Some(header) = bytes.get(8..8usize.saturating_add(n)) else { return };
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(header) else { return };
+    let mut text = String::with_capacity(n);
+    write(&v, &mut text);
+    if text.len() <= n {
+        let dst = &mut bytes[8..8 + n];
+        dst[..text.len()].copy_from_slice(text.as_bytes());
+        dst[text.len()..].fill(b' ');
+    }
 }
 
 /// Reads a container of format `format` (module docs): structure, sizes against the file, dtypes among

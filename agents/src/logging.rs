@@ -254,6 +254,13 @@ pub struct MetricsLogger {
 impl MetricsLogger {
     /// Opens (creating or continuing) `metrics.jsonl` and a new event file in `tb/` of `run`.
     pub fn open(run: &RunDir) -> Result<MetricsLogger> {
+        Self::open_at(run, None)
+    }
+
+    /// Like [`MetricsLogger::open`], continuing a run from its checkpoint at step `resume_at`: lines
+    /// logged after that step (by iterations the checkpoint does not hold, which the run repeats)
+    /// are dropped from `metrics.jsonl`, so that it reads as the uninterrupted run's.
+    pub fn open_at(run: &RunDir, resume_at: Option<u64>) -> Result<MetricsLogger> {
         let jsonl_path = run.metrics_path();
         let mut jsonl = OpenOptions::new()
             .read(true)
@@ -261,6 +268,9 @@ impl MetricsLogger {
             .create(true)
             .open(&jsonl_path)
             .map_err(io_err("open", &jsonl_path))?;
+        if let Some(step) = resume_at {
+            drop_lines_after(&mut jsonl, &jsonl_path, step)?;
+        }
         let wall_offset_s = resume_wall_time(&mut jsonl, &jsonl_path)?;
         let events = EventWriter::create(&run.tb_dir())?;
         Ok(MetricsLogger {
@@ -389,6 +399,28 @@ fn push_json_f64(out: &mut String, v: f64) {
 
 /// Reads the `wall_time_s` of the last complete line of an existing `metrics.jsonl` (0 if none) and cuts off
 /// a partial last line. Does nothing for a file that is not a regular file (e.g. a device).
+/// Cuts `metrics.jsonl` after its last line whose `env_steps` is at most `step` (a partial last
+/// line goes too).
+fn drop_lines_after(file: &mut File, path: &Path, step: u64) -> Result<()> {
+    let mut bytes = Vec::new();
+    file.seek(SeekFrom::Start(0)).map_err(io_err("read", path))?;
+    file.read_to_end(&mut bytes).map_err(io_err("read", path))?;
+    let (mut keep, mut pos) = (0usize, 0usize);
+    while let Some(n) = bytes[pos..].iter().position(|&b| b == b'\n') {
+        let line = &bytes[pos..pos + n];
+        let at = serde_json::from_slice::<serde_json::Value>(line).ok().and_then(|v| v.get("env_steps")?.as_u64());
+        if at.is_some_and(|a| a > step) {
+            break;
+        }
+        pos += n + 1;
+        keep = pos;
+    }
+    if keep < bytes.len() {
+        file.set_len(keep as u64).map_err(io_err("cut the lines after the checkpoint from", path))?;
+    }
+    Ok(())
+}
+
 fn resume_wall_time(file: &mut File, path: &Path) -> Result<f64> {
     let meta = file
         .metadata()

@@ -456,15 +456,19 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError
     let device = crate::device::parse_device(&cfg.device).map_err(|e| TrainError::Config(e.to_string()))?;
     tch::set_num_threads(cfg.learner_threads.max(1) as i32);
     let (run, resumed) = Run::open(cfg, opts)?;
-    let mut log = MetricsLogger::open(&run.dir)?;
     let mut parts = Parts::new(cfg, device)?;
+    let offline = parts.algo.collect() == Collect::Offline;
+    let mut log;
     let mut p = match &resumed {
         Some(ck) => {
             let p = parts.restore(ck)?;
+            // an offline algorithm logs against its iteration (it spends no env steps)
+            log = MetricsLogger::open_at(&run.dir, Some(if offline { p.iteration } else { p.env_steps }))?;
             eprintln!("resuming {} at iteration {}, {} env steps", run.dir.path().display(), p.iteration, p.env_steps);
             p
         }
         None => {
+            log = MetricsLogger::open(&run.dir)?;
             log.log_config(&run.toml_text)?;
             let e = parts.evaluate(cfg)?;
             log.log(0, &eval_scalars(&e))?;
@@ -478,7 +482,6 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError
     let (t_start, steps_at_start) = (Instant::now(), p.env_steps);
     let mut last_eval: Option<EvalResult> = None;
     let (mut learn_total_s, mut learn_iters) = (0.0f64, 0u64);
-    let offline = parts.algo.collect() == Collect::Offline;
     while !parts.finished(cfg, p) {
         p.iteration += 1;
         let t_iter = Instant::now();

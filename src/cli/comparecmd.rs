@@ -53,18 +53,38 @@ struct Job {
 
 fn spawn(exe: &Path, job: &Job) -> Result<Child> {
     std::fs::create_dir_all(&job.dir).with_context(|| format!("cannot create {}", job.dir.display()))?;
-    let log = std::fs::File::create(job.dir.join("train.log")).context("cannot create train.log")?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(job.dir.join("train.log"))
+        .context("cannot open train.log")?;
     let log2 = log.try_clone()?;
-    Command::new(exe)
-        .args(["train", "--quiet", "--config"])
-        .arg(&job.config)
-        .arg("--run-dir")
-        .arg(&job.dir)
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log2)
-        .spawn()
-        .with_context(|| format!("cannot start {}", exe.display()))
+    let mut cmd = Command::new(exe);
+    cmd.args(["train", "--quiet", "--config"]).arg(&job.config);
+    // A cell that a killed compare left unfinished continues from its checkpoint (or from the
+    // start when it has none); its configuration must still be the one in `configs/`.
+    if job.dir.join("config.toml").is_file() {
+        cmd.arg("--resume").arg(&job.dir);
+    } else {
+        cmd.arg("--run-dir").arg(&job.dir);
+    }
+    cmd.stdin(Stdio::null()).stdout(log).stderr(log2);
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // The training processes die with compare (a kill -9 of compare included), so that a
+        // rerun never races a stray one in the same cell.
+        // SAFETY: prctl is async-signal-safe and touches only the child's own state.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    cmd.spawn().with_context(|| format!("cannot start {}", exe.display()))
 }
 
 /// Runs `compare`; the last stdout line is JSON.

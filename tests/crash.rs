@@ -1,0 +1,211 @@
+//! Crash tests: `kill -9` (SIGKILL) at several points of `train`, `prefs collect`, `experiment` and
+//! `compare`, then the same command again (or `--resume`): the result equals an uninterrupted
+//! run's, timings aside. The kill points are states of the output folder (a file appears, a log
+//! reaches n lines), so each test kills where it says.
+
+mod common;
+use common::*;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Starts the `swimmer` binary with `args` and kills it (SIGKILL) as soon as `point()` holds;
+/// returns false when the process ended before that.
+fn kill_at(args: &[&str], point: impl Fn() -> bool) -> bool {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_swimmer"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run swimmer");
+    let t0 = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        if point() {
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+            return true;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(600), "the kill point was never reached");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+fn lines(p: &Path) -> usize {
+    std::fs::read_to_string(p).map(|t| t.lines().count()).unwrap_or(0)
+}
+
+fn json(p: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
+}
+
+/// A JSON value without the fields that measure time or memory (they differ run to run).
+fn untimed(v: &serde_json::Value) -> serde_json::Value {
+    const TIMED: [&str; 8] = [
+        "wall_time_s",
+        "charts/env_steps_per_sec",
+        "charts/learner_s_per_iter",
+        "learner_s_per_iter",
+        "peak_rss_mb",
+        "folder",
+        "run_dir",
+        "learner_s_per_1k_env_steps",
+    ];
+    match v {
+        serde_json::Value::Object(m) => {
+            serde_json::Value::Object(m.iter().filter(|(k, _)| !TIMED.contains(&k.as_str())).map(|(k, v)| (k.clone(), untimed(v))).collect())
+        }
+        serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(untimed).collect()),
+        other => other.clone(),
+    }
+}
+
+fn metrics(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().map(|l| untimed(&serde_json::from_str(l).unwrap())).collect()
+}
+
+const TRAIN: &[&str] = &[
+    "train", "--quiet", "--env-steps", "6000",
+    "--env-opt", "max_episode_steps=100",
+    "--set", "rebel.groups=2", "--set", "rebel.branch_len=25", "--set", "rebel.tail_len=25",
+    "--set", "rebel.epochs=2", "--set", "eval.episodes=2", "--set", "eval.every_iters=2", "--set", "threads=1",
+];
+
+#[test]
+fn train_killed_at_four_points_resumes_to_the_uninterrupted_run() {
+    let d = tempfile::tempdir().unwrap();
+    let full = d.path().join("full");
+    let mut args = TRAIN.to_vec();
+    args.extend(["--run-dir", full.to_str().unwrap()]);
+    let o = swimmer(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let n = lines(&full.join("metrics.jsonl"));
+    assert!(n >= 6, "{n} lines");
+    // before the first checkpoint, after it, and twice mid-run
+    let points: [(&str, Box<dyn Fn(&Path) -> bool>); 4] = [
+        ("config", Box::new(|r: &Path| r.join("config.toml").exists())),
+        ("first checkpoint", Box::new(|r: &Path| r.join("checkpoint.safetensors").exists())),
+        ("3 lines", Box::new(|r: &Path| lines(&r.join("metrics.jsonl")) >= 3)),
+        ("n-1 lines", Box::new(move |r: &Path| lines(&r.join("metrics.jsonl")) >= n - 1)),
+    ];
+    for (i, (what, point)) in points.iter().enumerate() {
+        let run = d.path().join(format!("k{i}"));
+        let mut args = TRAIN.to_vec();
+        args.extend(["--run-dir", run.to_str().unwrap()]);
+        assert!(kill_at(&args, || point(&run)), "killed at {what}");
+        let o = swimmer(&["train", "--quiet", "--resume", run.to_str().unwrap()]);
+        assert!(o.status.success(), "resume after a kill at {what}: {}", stderr(&o));
+        assert_eq!(metrics(&run), metrics(&full), "killed at {what}");
+        assert_eq!(untimed(&json(&run.join("summary.json"))), untimed(&json(&full.join("summary.json"))), "killed at {what}");
+    }
+}
+
+#[test]
+fn prefs_collect_killed_leaves_no_partial_file_and_the_rerun_is_byte_identical() {
+    let d = tempfile::tempdir().unwrap();
+    let r = reference();
+    let collect = |out: &Path| -> Vec<String> {
+        ["prefs", "collect", "--policy", &r, "--labels", "400", "--seed", "3", "--teacher", "bt", "--out", out.to_str().unwrap()]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let full = d.path().join("full.st");
+    let args = collect(&full);
+    let o = swimmer(&strs(&args));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let want = std::fs::read(&full).unwrap();
+    for (i, after_ms) in [50u64, 400].into_iter().enumerate() {
+        let out = d.path().join(format!("k{i}.st"));
+        // a dataset from an earlier collection sits at --out: a killed run must leave it whole
+        std::fs::write(&out, b"an earlier dataset").unwrap();
+        let args = collect(&out);
+        let t0 = Instant::now();
+        assert!(kill_at(&strs(&args), || t0.elapsed() >= Duration::from_millis(after_ms)));
+        assert!(std::fs::read(&out).unwrap() == b"an earlier dataset", "killed after {after_ms} ms: the earlier file is whole");
+        let o = swimmer(&strs(&args));
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(std::fs::read(&out).unwrap() == want, "the rerun after a kill at {after_ms} ms writes the same bytes");
+    }
+}
+
+#[test]
+fn experiment_killed_in_each_phase_continues_to_the_uninterrupted_result() {
+    let d = tempfile::tempdir().unwrap();
+    let run = |out: &Path| -> Vec<String> {
+        [
+            "experiment", "--quiet", "--out", out.to_str().unwrap(),
+            "--set", "labels=150", "--set", "check_pairs=50", "--set", "reward_model.epochs=5",
+            "--set", "train.env_steps=3000", "--set", "train.threads=1",
+            "--set", "train.rebel.groups=2", "--set", "train.rebel.branch_len=25", "--set", "train.rebel.tail_len=25",
+            "--set", "train.eval.episodes=2", "--set", "train.env.options.max_episode_steps=100",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let full = d.path().join("full");
+    let o = swimmer(&strs(&run(&full)));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let points: [(&str, Box<dyn Fn(&Path) -> bool>); 3] = [
+        ("collecting labels", Box::new(|f: &Path| f.exists())),
+        ("training the reward net", Box::new(|f: &Path| f.join("prefs.safetensors").exists())),
+        ("running REBEL", Box::new(|f: &Path| lines(&f.join("rebel/metrics.jsonl")) >= 2)),
+    ];
+    for (i, (what, point)) in points.iter().enumerate() {
+        let out = d.path().join(format!("k{i}"));
+        assert!(kill_at(&strs(&run(&out)), || point(&out)), "killed while {what}");
+        let o = swimmer(&strs(&run(&out)));
+        assert!(o.status.success(), "rerun after a kill while {what}: {}", stderr(&o));
+        assert_eq!(untimed(&json(&out.join("experiment.json"))), untimed(&json(&full.join("experiment.json"))), "killed while {what}");
+        assert_eq!(metrics(&out.join("rebel")), metrics(&full.join("rebel")), "killed while {what}");
+        // (the REBEL checkpoint names its folder's reward model, so its bytes differ between folders)
+        for f in ["prefs.safetensors", "reward_model.safetensors"] {
+            assert!(std::fs::read(out.join(f)).unwrap() == std::fs::read(full.join(f)).unwrap(), "{f} after a kill while {what}");
+        }
+    }
+}
+
+#[test]
+fn compare_killed_mid_cell_continues_to_the_uninterrupted_table() {
+    let d = tempfile::tempdir().unwrap();
+    let args = |out: &Path| -> Vec<String> {
+        [
+            "compare", "--out", out.to_str().unwrap(), "--seeds", "2",
+            "--env-opt", "max_episode_steps=100",
+            "--set", "labels=40", "--set", "segment_len=25", "--set", "reward_model.epochs=3",
+            "--set", "train.env_steps=1500",
+            "--set", "train.rebel.branch_len=25", "--set", "train.rebel.tail_len=25", "--set", "train.rebel.groups=2",
+            "--set", "train.reinforce.branch_len=25", "--set", "train.reinforce.tail_len=25",
+            "--set", "train.rloo.branch_len=25", "--set", "train.rloo.tail_len=25",
+            "--set", "train.dpo.iterations=2", "--set", "train.eval.episodes=2", "--set", "train.eval.every_iters=2",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let full = d.path().join("full");
+    let o = swimmer(&strs(&args(&full)));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let killed = d.path().join("killed");
+    // two cells finished and a third one part-way (its first lines logged, no summary yet)
+    let point = || {
+        let cells: Vec<std::path::PathBuf> = std::fs::read_dir(&killed)
+            .map(|r| r.flatten().map(|e| e.path()).filter(|p| p.join("config.toml").exists()).collect())
+            .unwrap_or_default();
+        let done = cells.iter().filter(|c| c.join("summary.json").exists()).count();
+        done >= 2 && cells.iter().any(|c| !c.join("summary.json").exists() && lines(&c.join("metrics.jsonl")) >= 2)
+    };
+    assert!(kill_at(&strs(&args(&killed)), point), "killed mid-cell");
+    let o = swimmer(&strs(&args(&killed)));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("already finished, reused"), "{}", stderr(&o));
+    assert_eq!(untimed(&json(&killed.join("results.json"))), untimed(&json(&full.join("results.json"))));
+}
