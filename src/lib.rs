@@ -4,3 +4,4 @@
 //! environments live in `rebel-envs`, everything that touches tch in `rebel-agents`.
 
 pub mod cli;
+pub mod fuzz;

@@ -55,7 +55,7 @@ pub enum CheckpointError {
         path: PathBuf,
     },
     /// An I/O error other than a missing file.
-    #[error("cannot {action} checkpoint {path}: {source}")]
+    #[error("cannot {action} checkpoint {path}: {source}{}", crate::io::full_disk_hint(source))]
     Io {
         /// "read", "write", "rename", …
         action: &'static str,
@@ -242,14 +242,18 @@ impl Checkpoint {
     /// format version, checksum, supported dtypes.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, CheckpointError> {
         let path = path.as_ref();
-        let bytes = fs::read(path).map_err(|source| {
+        Self::from_bytes(&Self::read_file(path)?, path)
+    }
+
+    /// The bytes of a checkpoint file (a missing file is [`CheckpointError::NotFound`]).
+    pub fn read_file(path: &Path) -> Result<Vec<u8>, CheckpointError> {
+        fs::read(path).map_err(|source| {
             if source.kind() == std::io::ErrorKind::NotFound {
                 CheckpointError::NotFound { path: path.to_path_buf() }
             } else {
                 CheckpointError::Io { action: "read", path: path.to_path_buf(), source }
             }
-        })?;
-        Self::from_bytes(&bytes, path)
+        })
     }
 
     /// [`Checkpoint::load`] from bytes in memory; `path` is only used in error messages.
@@ -327,9 +331,7 @@ impl Checkpoint {
             .policy
             .clone()
             .ok_or_else(|| self.arch_err("the checkpoint holds no policy config".to_string()))?;
-        if cfg.obs_dim == 0 || cfg.act_dim == 0 || cfg.hidden.contains(&0) {
-            return Err(self.arch_err(format!("stored policy config has a zero dimension: {cfg:?}")));
-        }
+        cfg.validate().map_err(|e| self.arch_err(format!("stored policy config: {e}")))?;
         self.expect_shapes(prefix, &policy_shapes(&cfg))?;
         let mut p = GaussianPolicy::new(cfg, device, kind, 0);
         self.restore_policy(prefix, &mut p)?;

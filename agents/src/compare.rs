@@ -426,7 +426,7 @@ pub fn plot_curves(path: &Path, series: &[Series], title: &str, width: u32, heig
         width,
         height,
     };
-    crate::plot::learning_curves(path, Some(&path.with_extension("svg")), &series, &fig).map_err(|e| TrainError::Config(e.to_string()))
+    crate::plot::learning_curves(path, Some(&path.with_extension("svg")), &series, &fig).map_err(|e| TrainError::Output(e.to_string()))
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 /// A failed [`write_atomic`]: what was being done, to which file (the target or its temporary file), and why.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot {action} {}: {source}", path.display())]
+#[error("cannot {action} {}: {source}{}", path.display(), full_disk_hint(source))]
 pub struct WriteError {
     /// "create the folder", "create", "write", "sync", "rename onto the target".
     pub action: &'static str,
@@ -37,6 +37,18 @@ pub struct WriteError {
     /// The underlying error.
     #[source]
     pub source: std::io::Error,
+}
+
+/// What to do when a write failed for want of space: the target file was not touched.
+pub fn full_disk_hint(e: &std::io::Error) -> &'static str {
+    use std::io::ErrorKind::{FileTooLarge, QuotaExceeded, StorageFull};
+    // ENOSPC, EDQUOT, EFBIG (over a file-size limit)
+    match e.kind() {
+        StorageFull | QuotaExceeded | FileTooLarge => {
+            " (the disk or a size limit is full: free space and run the command again; the previous version of the file is untouched)"
+        }
+        _ => "",
+    }
 }
 
 /// Writes `bytes` to `path` atomically (module docs); creates the parent folder if it does not exist. The

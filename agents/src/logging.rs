@@ -35,7 +35,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
     /// A file-system operation failed (unwritable folder, full disk, a file where a folder should be, ...).
-    #[error("cannot {action} {}: {source}", path.display())]
+    #[error("cannot {action} {}: {source}{}", path.display(), crate::io::full_disk_hint(source))]
     Io {
         action: &'static str,
         path: PathBuf,

@@ -53,6 +53,14 @@ pub struct PolicyConfig {
     pub log_std_init: f64,
 }
 
+/// `log_std_init` must be finite and in [−20, 20].
+pub fn check_log_std_init(v: f64) -> Result<(), String> {
+    if !(v.is_finite() && (-20.0..=20.0).contains(&v)) {
+        return Err(format!("policy log_std_init must be a number in [-20, 20] (std = e^log_std_init), got {v}"));
+    }
+    Ok(())
+}
+
 fn default_hidden() -> Vec<usize> {
     vec![64, 64]
 }
@@ -61,6 +69,14 @@ fn default_log_std_init() -> f64 {
 }
 
 impl PolicyConfig {
+    /// Range checks: non-zero sizes, a finite `log_std_init` in [−20, 20] (std from 2e−9 to 5e8).
+    pub fn validate(&self) -> Result<(), String> {
+        if self.obs_dim == 0 || self.act_dim == 0 || self.hidden.contains(&0) {
+            return Err(format!("a policy needs non-zero sizes, got obs_dim {}, act_dim {}, hidden {:?}", self.obs_dim, self.act_dim, self.hidden));
+        }
+        check_log_std_init(self.log_std_init)
+    }
+
     /// `obs_dim`, `act_dim` with the default hidden sizes `[64, 64]` and `log_std_init = -0.5`.
     pub fn new(obs_dim: usize, act_dim: usize) -> Self {
         Self { obs_dim, act_dim, hidden: default_hidden(), log_std_init: default_log_std_init() }

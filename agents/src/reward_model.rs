@@ -529,8 +529,13 @@ impl RewardEnsemble {
     /// Reads and validates a model written by [`RewardEnsemble::save`]; returns it with its env id.
     pub fn load(path: impl AsRef<Path>) -> Result<(Self, String), RewardModelError> {
         let path = path.as_ref();
+        Self::from_bytes(&Checkpoint::read_file(path)?, path)
+    }
+
+    /// [`RewardEnsemble::load`] of a file's bytes; `path` names it in errors.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<(Self, String), RewardModelError> {
         let ps = path.display().to_string();
-        let ck = Checkpoint::load(path)?;
+        let ck = Checkpoint::from_bytes(bytes, path)?;
         if ck.meta.algo != RM_ALGO {
             return Err(RewardModelError::NotARewardModel { path: ps, algo: ck.meta.algo.clone() });
         }

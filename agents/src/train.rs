@@ -185,6 +185,10 @@ impl TrainConfig {
             }
             _ => {}
         }
+        if self.policy.hidden.contains(&0) {
+            return Err(format!("policy.hidden widths must be ≥ 1, got {:?}", self.policy.hidden));
+        }
+        crate::policy::check_log_std_init(self.policy.log_std_init).map_err(|e| format!("policy.{}", e.trim_start_matches("policy ")))?;
         if !self.reward_pessimism.is_finite() {
             return Err(format!(
                 "reward_pessimism must be a finite number (scores are mean − reward_pessimism·std over the reward model's members; 0: the mean), got {}",
@@ -240,6 +244,9 @@ pub enum TrainError {
     /// A non-finite loss or gradient: the run stopped, the last good checkpoint is kept.
     #[error("training diverged at iteration {iteration}: {msg}. The last good checkpoint ({checkpoint}) is kept; resume from it with other hyperparameters")]
     Diverged { iteration: u64, msg: String, checkpoint: String },
+    /// A result file (a table, a picture) could not be written.
+    #[error("{0}")]
+    Output(String),
     /// Resuming with a configuration that differs from the run's.
     #[error("cannot resume {run}: the configuration differs from the run's config.toml in {keys}; resume without --config/--set (or with the same values), or start a new run")]
     ResumeMismatch { run: String, keys: String },

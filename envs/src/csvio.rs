@@ -96,15 +96,16 @@ pub fn read_table(path: &Path) -> Result<Table, EnvError> {
 /// Reads an action sequence: a header `action0,action1,...` (exactly `act_dim` columns named so)
 /// and one row per step.
 pub fn read_actions(path: &Path, act_dim: usize) -> Result<Vec<Vec<f32>>, EnvError> {
-    let t = read_table(path)?;
+    let text = std::fs::read_to_string(path).map_err(|e| EnvError::Io(format!("cannot read {}: {e}", path.display())))?;
+    parse_actions(&text, &path.display().to_string(), act_dim)
+}
+
+/// [`read_actions`] of a file's text; `origin` names it in errors.
+pub fn parse_actions(text: &str, origin: &str, act_dim: usize) -> Result<Vec<Vec<f32>>, EnvError> {
+    let t = parse_table(text, origin)?;
     let expected: Vec<String> = (0..act_dim).map(|i| format!("action{i}")).collect();
     if t.columns != expected {
-        return Err(EnvError::Io(format!(
-            "{}:1: header must be '{}' but is '{}'",
-            path.display(),
-            expected.join(","),
-            t.columns.join(",")
-        )));
+        return Err(EnvError::Io(format!("{origin}:1: header must be '{}' but is '{}'", expected.join(","), t.columns.join(","))));
     }
     Ok(t.rows.iter().map(|r| r.iter().map(|v| *v as f32).collect()).collect())
 }

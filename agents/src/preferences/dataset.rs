@@ -27,7 +27,7 @@ pub enum PreferenceError {
         path: PathBuf,
     },
     /// An I/O error other than a missing file.
-    #[error("cannot {action} preference dataset {path}: {source}")]
+    #[error("cannot {action} preference dataset {path}: {source}{}", crate::io::full_disk_hint(source))]
     Io {
         /// "read", "write", …
         action: &'static str,
