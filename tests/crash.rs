@@ -67,6 +67,25 @@ fn untimed(v: &serde_json::Value) -> serde_json::Value {
     }
 }
 
+/// TensorBoard's own reading of a run's `tb/` (scripts/read_tb.py in the managed venv's Python);
+/// None when that Python is missing and REBEL_SKIP_PYTHON_TESTS=1.
+fn tensorboard_scalars(run: &Path) -> Option<serde_json::Value> {
+    let py = std::env::var_os("REBEL_PYTHON").map(std::path::PathBuf::from).unwrap_or_else(|| {
+        let cache = std::env::var_os("REBEL_CACHE")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/rebel-rs"));
+        cache.join("torch-2.11.0/bin/python")
+    });
+    if !py.exists() && std::env::var("REBEL_SKIP_PYTHON_TESTS").is_ok_and(|v| v == "1") {
+        return None;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/read_tb.py");
+    let o = Command::new(&py).arg(script).arg(run.join("tb")).output().expect("run read_tb.py (scripts/setup.sh installs tensorboard)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    Some(v["scalars"].clone())
+}
+
 fn metrics(run: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().map(|l| untimed(&serde_json::from_str(l).unwrap())).collect()
 }
@@ -104,6 +123,15 @@ fn train_killed_at_four_points_resumes_to_the_uninterrupted_run() {
         assert!(o.status.success(), "resume after a kill at {what}: {}", stderr(&o));
         assert_eq!(metrics(&run), metrics(&full), "killed at {what}");
         assert_eq!(untimed(&json(&run.join("summary.json"))), untimed(&json(&full.join("summary.json"))), "killed at {what}");
+        // TensorBoard shows the uninterrupted run's points (timing charts aside), none twice
+        if let (Some(mut a), Some(mut b)) = (tensorboard_scalars(&run), tensorboard_scalars(&full)) {
+            for m in [&mut a, &mut b] {
+                let m = m.as_object_mut().unwrap();
+                m.remove("charts/env_steps_per_sec");
+                m.remove("charts/learner_s_per_iter");
+            }
+            assert_eq!(a, b, "TensorBoard after a kill at {what}");
+        }
     }
 }
 

@@ -272,14 +272,53 @@ impl MetricsLogger {
             drop_lines_after(&mut jsonl, &jsonl_path, step)?;
         }
         let wall_offset_s = resume_wall_time(&mut jsonl, &jsonl_path)?;
+        if resume_at.is_some() {
+            // The killed attempt's event files may hold points past the checkpoint; TensorBoard would
+            // show them beside the repeated ones. They are replaced by one file rebuilt from the
+            // (cut) metrics.jsonl, which holds the same tags and values.
+            for e in fs::read_dir(run.tb_dir()).into_iter().flatten().flatten() {
+                if e.file_name().to_string_lossy().starts_with("events.out.tfevents.") {
+                    fs::remove_file(e.path()).map_err(io_err("remove the stale event file", &e.path()))?;
+                }
+            }
+        }
         let events = EventWriter::create(&run.tb_dir())?;
-        Ok(MetricsLogger {
+        let mut logger = MetricsLogger {
             jsonl,
             jsonl_path,
             events,
             start: Instant::now(),
             wall_offset_s,
-        })
+        };
+        if resume_at.is_some() {
+            logger.replay_into_events(run)?;
+        }
+        Ok(logger)
+    }
+
+    /// Writes the config text and every line of `metrics.jsonl` to the (new) event file, as
+    /// [`MetricsLogger::log`] wrote them (wall times shifted to end now).
+    fn replay_into_events(&mut self, run: &RunDir) -> Result<()> {
+        if let Ok(text) = fs::read_to_string(run.config_path()) {
+            self.log_config(&text)?;
+        }
+        let text = fs::read_to_string(&self.jsonl_path).map_err(io_err("read", &self.jsonl_path))?;
+        let t0 = unix_time_f64() - self.wall_offset_s;
+        for line in text.lines() {
+            let Ok(serde_json::Value::Object(m)) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+            let Some(step) = m.get("env_steps").and_then(|v| v.as_u64()) else { continue };
+            let wall = m.get("wall_time_s").and_then(|v| v.as_f64()).unwrap_or(0.0);
+            let tb: Vec<(&str, f32)> = m
+                .iter()
+                .filter(|(k, _)| !RESERVED_TAGS.contains(&k.as_str()))
+                .filter_map(|(k, v)| v.as_f64().map(|v| (k.as_str(), v as f32)))
+                .filter(|(_, v)| v.is_finite())
+                .collect();
+            if !tb.is_empty() {
+                self.events.write_scalars(step_i64(step), t0 + wall, &tb)?;
+            }
+        }
+        self.events.flush()
     }
 
     /// Seconds since the run started; after a resume, counting on from the last logged value.
