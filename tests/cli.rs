@@ -110,24 +110,11 @@ fn render_writes_gif_and_png() {
     assert!(stderr(&o).contains("W,PHI_DEG"), "{}", stderr(&o));
 }
 
-/// A tiny training configuration: 100-step episodes, 2 groups, branches of 25 steps with 25-step
-/// tails: 800 env steps per iteration.
-const TINY: &[&str] = &[
-    "--quiet",
-    "--env-opt", "max_episode_steps=100",
-    "--set", "rebel.groups=2",
-    "--set", "rebel.branch_len=25",
-    "--set", "rebel.tail_len=25",
-    "--set", "rebel.epochs=2",
-    "--set", "eval.episodes=2",
-    "--set", "eval.every_iters=2",
-    "--set", "threads=1",
-];
 
 fn train(run_dir: &Path, steps: u64, extra: &[&str]) -> Output {
     let steps = steps.to_string();
     let mut args = vec!["train", "--run-dir", run_dir.to_str().unwrap(), "--env-steps", &steps];
-    args.extend_from_slice(TINY);
+    args.extend_from_slice(TINY_TRAIN);
     args.extend_from_slice(extra);
     swimmer(&args)
 }

@@ -111,16 +111,8 @@ fn ppo_resumes_exactly_with_its_value_net_and_statistics() {
 fn compare_writes_results_curves_and_side_by_side_runs() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("cmp");
-    let args = [
-        "compare", "--out", out.to_str().unwrap(), "--seeds", "2",
-        "--env-opt", "max_episode_steps=100",
-        "--set", "labels=40", "--set", "segment_len=25", "--set", "reward_model.epochs=3",
-        "--set", "train.env_steps=1500",
-        "--set", "train.rebel.branch_len=25", "--set", "train.rebel.tail_len=25", "--set", "train.rebel.groups=2",
-        "--set", "train.reinforce.branch_len=25", "--set", "train.reinforce.tail_len=25",
-        "--set", "train.rloo.branch_len=25", "--set", "train.rloo.tail_len=25",
-        "--set", "train.dpo.iterations=2", "--set", "train.eval.episodes=2", "--set", "train.eval.every_iters=2",
-    ];
+    let args = tiny_compare(&out, 2, 1500);
+    let args = strs(&args);
     let o = swimmer(&args);
     assert!(o.status.success(), "{}", stderr(&o));
     let rows: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();

@@ -34,9 +34,6 @@ fn kill_at(args: &[&str], point: impl Fn() -> bool) -> bool {
     }
 }
 
-fn strs(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
-}
 
 fn lines(p: &Path) -> usize {
     std::fs::read_to_string(p).map(|t| t.lines().count()).unwrap_or(0)
@@ -90,18 +87,13 @@ fn metrics(run: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().map(|l| untimed(&serde_json::from_str(l).unwrap())).collect()
 }
 
-const TRAIN: &[&str] = &[
-    "train", "--quiet", "--env-steps", "6000",
-    "--env-opt", "max_episode_steps=100",
-    "--set", "rebel.groups=2", "--set", "rebel.branch_len=25", "--set", "rebel.tail_len=25",
-    "--set", "rebel.epochs=2", "--set", "eval.episodes=2", "--set", "eval.every_iters=2", "--set", "threads=1",
-];
 
 #[test]
 fn train_killed_at_four_points_resumes_to_the_uninterrupted_run() {
     let d = tempfile::tempdir().unwrap();
     let full = d.path().join("full");
-    let mut args = TRAIN.to_vec();
+    let mut args = vec!["train", "--env-steps", "6000"];
+    args.extend_from_slice(TINY_TRAIN);
     args.extend(["--run-dir", full.to_str().unwrap()]);
     let o = swimmer(&args);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -116,7 +108,8 @@ fn train_killed_at_four_points_resumes_to_the_uninterrupted_run() {
     ];
     for (i, (what, point)) in points.iter().enumerate() {
         let run = d.path().join(format!("k{i}"));
-        let mut args = TRAIN.to_vec();
+        let mut args = vec!["train", "--env-steps", "6000"];
+        args.extend_from_slice(TINY_TRAIN);
         args.extend(["--run-dir", run.to_str().unwrap()]);
         assert!(kill_at(&args, || point(&run)), "killed at {what}");
         let o = swimmer(&["train", "--quiet", "--resume", run.to_str().unwrap()]);
@@ -204,21 +197,7 @@ fn experiment_killed_in_each_phase_continues_to_the_uninterrupted_result() {
 #[test]
 fn compare_killed_mid_cell_continues_to_the_uninterrupted_table() {
     let d = tempfile::tempdir().unwrap();
-    let args = |out: &Path| -> Vec<String> {
-        [
-            "compare", "--out", out.to_str().unwrap(), "--seeds", "2",
-            "--env-opt", "max_episode_steps=100",
-            "--set", "labels=40", "--set", "segment_len=25", "--set", "reward_model.epochs=3",
-            "--set", "train.env_steps=1500",
-            "--set", "train.rebel.branch_len=25", "--set", "train.rebel.tail_len=25", "--set", "train.rebel.groups=2",
-            "--set", "train.reinforce.branch_len=25", "--set", "train.reinforce.tail_len=25",
-            "--set", "train.rloo.branch_len=25", "--set", "train.rloo.tail_len=25",
-            "--set", "train.dpo.iterations=2", "--set", "train.eval.episodes=2", "--set", "train.eval.every_iters=2",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
-    };
+    let args = |out: &Path| tiny_compare(out, 2, 1500);
     let full = d.path().join("full");
     let o = swimmer(&strs(&args(&full)));
     assert!(o.status.success(), "{}", stderr(&o));

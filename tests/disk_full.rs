@@ -48,17 +48,13 @@ fn says_full(o: &Output) -> bool {
     !o.status.success() && e.contains("File too large") && e.contains("free space") && !e.contains("panicked")
 }
 
-const TRAIN: &[&str] = &[
-    "train", "--quiet", "--env-opt", "max_episode_steps=100",
-    "--set", "rebel.groups=2", "--set", "rebel.branch_len=25", "--set", "rebel.tail_len=25",
-    "--set", "rebel.epochs=2", "--set", "eval.episodes=2", "--set", "eval.every_iters=2", "--set", "threads=1",
-];
 
 #[test]
 fn a_checkpoint_write_on_a_full_disk_fails_clearly_and_keeps_the_last_good_one() {
     let d = tempfile::tempdir().unwrap();
     let run = d.path().join("run");
-    let mut args = TRAIN.to_vec();
+    let mut args = vec!["train"];
+    args.extend_from_slice(TINY_TRAIN);
     args.extend(["--env-steps", "2000", "--run-dir", run.to_str().unwrap()]);
     assert!(swimmer(&args).status.success());
     let ck = run.join("checkpoint.safetensors");
@@ -93,16 +89,8 @@ fn a_dataset_write_on_a_full_disk_fails_clearly_and_keeps_the_previous_file() {
 fn compare_results_on_a_full_disk_fail_clearly_and_keep_the_previous_ones() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("cmp");
-    let args = [
-        "compare", "--out", out.to_str().unwrap(), "--seeds", "1",
-        "--env-opt", "max_episode_steps=100",
-        "--set", "labels=40", "--set", "segment_len=25", "--set", "reward_model.epochs=3",
-        "--set", "train.env_steps=1000",
-        "--set", "train.rebel.branch_len=25", "--set", "train.rebel.tail_len=25", "--set", "train.rebel.groups=2",
-        "--set", "train.reinforce.branch_len=25", "--set", "train.reinforce.tail_len=25",
-        "--set", "train.rloo.branch_len=25", "--set", "train.rloo.tail_len=25",
-        "--set", "train.dpo.iterations=2", "--set", "train.eval.episodes=2", "--set", "train.eval.every_iters=2",
-    ];
+    let args = tiny_compare(&out, 1, 1000);
+    let args = strs(&args);
     let o = swimmer(&args);
     assert!(o.status.success(), "{}", stderr(&o));
     let before = files(&out);

@@ -195,3 +195,57 @@ async fn kill_9_mid_labelling_keeps_every_acknowledged_label_and_restart_resumes
     assert_eq!(ds.meta.queries, 24);
     assert_eq!(ds.len() as u64, c["labelled"].as_u64().unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_while_labelling_refuses_clearly_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("prefs.safetensors");
+    let args = ["--policy", "random", "--pairs", "24", "--segment-len", "8", "--seed", "5"];
+    let answer = |s: &Server| {
+        let (next, post_to) = (s.url("/api/next", "labeller=d"), s.url("/api/answer", ""));
+        async move {
+            let (_, n) = get(&next).await;
+            let body = json!({"pair": n["pair"], "lease": n["lease"], "value": "left", "labeller": "d"});
+            post(&post_to, &body).await
+        }
+    };
+    // six labels on a disk with room
+    let mut s = Server::start(&out, &args);
+    for _ in 0..6 {
+        assert_eq!(answer(&s).await.0, 200);
+    }
+    s.kill9();
+    let six = std::fs::read(&out).unwrap();
+    let journal = dir.path().join("prefs.safetensors.journal");
+    let per_label = six.len() as u64 / 6;
+
+    // the dataset file can no longer grow: the 7th answer is journalled, the rewrite fails clearly
+    let mut s = Server::start_limited(&out, &args, Some(six.len() as u64 + per_label / 2));
+    let (code, body) = answer(&s).await;
+    assert_eq!(code, 500, "{body}");
+    let msg = body.to_string();
+    assert!(msg.contains("File too large") && msg.contains("free space") && msg.contains("in the journal"), "{msg}");
+    assert!(std::fs::read(&out).unwrap() == six, "the previous dataset is intact");
+    s.kill9();
+
+    // a restart with room writes the 7th label into the dataset
+    let mut s = Server::start(&out, &args);
+    assert_eq!(dataset_by_pair(&out).len(), 7);
+    s.kill9();
+
+    // now the journal cannot grow either: the answer is refused and not recorded
+    let j = std::fs::metadata(&journal).unwrap().len();
+    let mut s = Server::start_limited(&out, &args, Some(j + 8));
+    let (code, body) = answer(&s).await;
+    assert_eq!(code, 500, "{body}");
+    assert!(body.to_string().contains("could not be recorded"), "{body}");
+    assert_eq!(std::fs::metadata(&journal).unwrap().len(), j, "no partial line left in the journal");
+    s.kill9();
+
+    // room again: the 7 acknowledged labels are all there, the refused one is not, and labelling goes on
+    let s = Server::start(&out, &args);
+    assert_eq!(status(&s).await["given"], 7);
+    assert_eq!(dataset_by_pair(&out).len(), 7);
+    assert_eq!(answer(&s).await.0, 200);
+    assert_eq!(dataset_by_pair(&out).len(), 8);
+}

@@ -101,7 +101,11 @@ impl Book {
         for (i, e) in events.iter().enumerate() {
             book.apply(e).map_err(|m| anyhow::anyhow!("journal event {} ({e:?}) does not apply: {m}", i + 1))?;
         }
-        book.write_dataset()?;
+        // the dataset as the journal says, rewritten only where the file on disk differs
+        let current = book.dataset().map(|ds| ds.to_bytes()).transpose()?;
+        if current.is_none() || std::fs::read(&book.out).ok() != current {
+            book.write_dataset()?;
+        }
         Ok(book)
     }
 

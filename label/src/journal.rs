@@ -165,8 +165,15 @@ impl Journal {
     fn append_line(&mut self, line: &str) -> Result<()> {
         let mut buf = line.as_bytes().to_vec();
         buf.push(b'\n');
-        self.file.write_all(&buf).with_context(|| format!("cannot append to {}", self.path.display()))?;
-        self.file.sync_data().with_context(|| format!("cannot fsync {}", self.path.display()))?;
+        let before = self.file.metadata().with_context(|| format!("cannot read the size of {}", self.path.display()))?.len();
+        let written = self.file.write_all(&buf).and_then(|_| self.file.sync_data());
+        if let Err(e) = written {
+            // A part of the line may have reached the file (a full disk): cut it, so that the next
+            // answer starts on a line of its own and the journal stays readable.
+            let _ = self.file.set_len(before);
+            let hint = rebel_agents::io::full_disk_hint(&e);
+            return Err(anyhow::Error::new(e).context(format!("cannot append to {}{hint}", self.path.display())));
+        }
         Ok(())
     }
 }

@@ -35,3 +35,39 @@ pub fn last_json(o: &Output) -> serde_json::Value {
 pub fn reference() -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("experiments/swimmer/reference_policy.safetensors").display().to_string()
 }
+
+/// A tiny `train` configuration: 100-step episodes, 2 groups, branches of 25 steps with 25-step
+/// tails: 800 env steps per iteration.
+pub const TINY_TRAIN: &[&str] = &[
+    "--quiet",
+    "--env-opt", "max_episode_steps=100",
+    "--set", "rebel.groups=2",
+    "--set", "rebel.branch_len=25",
+    "--set", "rebel.tail_len=25",
+    "--set", "rebel.epochs=2",
+    "--set", "eval.episodes=2",
+    "--set", "eval.every_iters=2",
+    "--set", "threads=1",
+];
+
+/// `compare` at a tiny scale into `out`: 100-step episodes, 40 labels, `env_steps` per run.
+pub fn tiny_compare(out: &std::path::Path, seeds: u32, env_steps: u64) -> Vec<String> {
+    let mut v: Vec<String> = vec!["compare".into(), "--out".into(), out.display().to_string(), "--seeds".into(), seeds.to_string()];
+    v.push(format!("--set=train.env_steps={env_steps}"));
+    for a in [
+        "--env-opt", "max_episode_steps=100",
+        "--set", "labels=40", "--set", "segment_len=25", "--set", "reward_model.epochs=3",
+        "--set", "train.rebel.branch_len=25", "--set", "train.rebel.tail_len=25", "--set", "train.rebel.groups=2",
+        "--set", "train.reinforce.branch_len=25", "--set", "train.reinforce.tail_len=25",
+        "--set", "train.rloo.branch_len=25", "--set", "train.rloo.tail_len=25",
+        "--set", "train.dpo.iterations=2", "--set", "train.eval.episodes=2", "--set", "train.eval.every_iters=2",
+    ] {
+        v.push(a.to_string());
+    }
+    v
+}
+
+/// `&str`s of owned arguments.
+pub fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}

@@ -25,14 +25,29 @@ pub struct Server {
 impl Server {
     /// Starts `swimmer label serve --port 0 --out OUT ARGS…` and waits for its `listening on` line.
     pub fn start(out: &Path, args: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_swimmer"))
-            .args(["label", "serve", "--port", "0", "--out"])
-            .arg(out)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start swimmer label serve");
+        Self::start_limited(out, args, None)
+    }
+
+    /// [`Server::start`] with no file it writes allowed past `limit` bytes (RLIMIT_FSIZE, SIGXFSZ
+    /// ignored: a write past it fails as one to a full disk does).
+    pub fn start_limited(out: &Path, args: &[&str], limit: Option<u64>) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_swimmer"));
+        cmd.args(["label", "serve", "--port", "0", "--out"]).arg(out).args(args).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        if let Some(limit) = limit {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit and signal are async-signal-safe and act on the child only.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+                    if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                    Ok(())
+                });
+            }
+        }
+        let mut child = cmd.spawn().expect("start swimmer label serve");
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let t0 = Instant::now();
         let mut line = String::new();
