@@ -595,6 +595,12 @@ pub struct RapierSettings {
     pub solver_iterations: usize,
     pub limit_natural_frequency: f64,
     pub limit_damping_ratio: f64,
+    /// Joint limits as a projection of ours after each Rapier step instead of Rapier's limit
+    /// constraints: a DoF past its range is put back on it and its velocity into the limit is
+    /// removed by the generalised impulse along that DoF (through the inverse mass matrix, so the
+    /// rest of the chain reacts as to a hard, inelastic stop). Keeps the limits hard with one
+    /// solver iteration, where Rapier's own constraints give.
+    pub limit_projection: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -611,6 +617,9 @@ struct Dof {
     frame2: Pose,
     /// MJCF `ref` (qpos = Rapier coordinate + reference).
     reference: f64,
+    /// The DoF's link in its multibody, and the multibody's root body (which identifies it).
+    link: usize,
+    root: RigidBodyHandle,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -639,6 +648,8 @@ pub struct MjcfWorld {
     rest: WorldState,
     /// Trees nothing can set in motion (see `build`): their DoFs and dynamic links.
     still_trees: Vec<(Vec<usize>, Vec<RigidBodyHandle>)>,
+    /// Per DoF, its range when [`RapierSettings::limit_projection`] enforces it.
+    projected: Vec<Option<[f64; 2]>>,
 }
 
 impl MjcfWorld {
@@ -691,6 +702,7 @@ impl MjcfWorld {
             let locked = link.joint().data.locked_axes;
             let rank = (0..coord).filter(|i| !locked.contains(JointAxesMask::from_bits_truncate(1 << i))).count();
             let index = link.assembly_id() + rank;
+            let root = mb.root().rigid_body_handle();
             mb.damping_mut()[index] = spec.damping as Real;
             mb.armature_mut()[index] = spec.armature as Real;
             let child = handles.joints[spec.robot_joint].link2;
@@ -704,6 +716,8 @@ impl MjcfWorld {
                 parent,
                 frame2: frames[spec.robot_joint],
                 reference: spec.reference,
+                link: link_id,
+                root,
             });
         }
         // MuJoCo does not put bodies to sleep; neither do we, except a tree that nothing can move
@@ -792,8 +806,10 @@ impl MjcfWorld {
         } else {
             Vec::new()
         };
+        let projected: Vec<Option<[f64; 2]>> =
+            model.joints.iter().map(|j| if s.limit_projection { j.range } else { None }).collect();
         let rest = WorldState::capture(&world);
-        MjcfWorld {
+        let mut w = MjcfWorld {
             world,
             dofs,
             bodies,
@@ -803,7 +819,17 @@ impl MjcfWorld {
             viscosity: model.viscosity,
             rest,
             still_trees,
+            projected,
+        };
+        if w.projected.iter().any(Option::is_some) {
+            for k in 0..w.dofs.len() {
+                if w.projected[k].is_some() {
+                    w.set_limit_enabled(k, false);
+                }
+            }
+            w.rest = WorldState::capture(&w.world);
         }
+        w
     }
 
     /// Generalised positions (MuJoCo's qpos).
@@ -973,6 +999,92 @@ impl MjcfWorld {
             rb.add_torque(to_world(torque), false);
         }
         self.world.step();
+        if self.projected.iter().any(Option::is_some) {
+            self.project_limits();
+        }
+    }
+
+    /// Puts every DoF that passed its range back on it and stops its motion into the limit (see
+    /// [`RapierSettings::limit_projection`]). For the set A of DoFs at a limit, with C = M⁻¹ columns A
+    /// and S = its rows A: `Δq = C · S⁻¹ (limit − q)_A`, then `Δv = C · S⁻¹ (−v)_A` for those moving
+    /// into their limit: the positions and the inelastic impulse of hard constraints on A, jointly
+    /// (one at a time, two limits would push each other out again).
+    fn project_limits(&mut self) {
+        use rapier3d::na::{DMatrix, DVector};
+        let mut groups: Vec<(RigidBodyHandle, MultibodyJointHandle)> = Vec::new();
+        for (k, d) in self.dofs.iter().enumerate() {
+            if self.projected[k].is_some() && !groups.iter().any(|g| g.0 == d.root) {
+                groups.push((d.root, d.handle));
+            }
+        }
+        for (root, h) in groups {
+            let mine: Vec<(usize, Dof, [f64; 2])> = self
+                .dofs
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| d.root == root)
+                .filter_map(|(k, d)| self.projected[k].map(|r| (k, *d, r)))
+                .collect();
+            let (mb, _) = self.world.multibody_joints.get_mut(h).expect("multibody");
+            let n = mb.ndofs();
+            let q_of = |mb: &Multibody, d: &Dof| mb.link(d.link).expect("link").joint().coords()[d.coord] as f64 + d.reference;
+            // M⁻¹ columns and the rows of the set, from Rapier's factorisation of this step
+            let solve = |mb: &Multibody, set: &[usize]| -> Option<(DMatrix<Real>, DMatrix<Real>)> {
+                let mut c = DMatrix::<Real>::zeros(n, set.len());
+                for (col, &i) in set.iter().enumerate() {
+                    let mut e = DVector::<Real>::zeros(n);
+                    e[i] = 1.0;
+                    c.set_column(col, &mb.inv_augmented_mass().solve(&e)?);
+                }
+                let s = DMatrix::from_fn(set.len(), set.len(), |r, col| c[(set[r], col)]);
+                Some((c, s))
+            };
+            let mut touched = false;
+            for _ in 0..3 {
+                let out: Vec<(usize, Real)> = mine
+                    .iter()
+                    .filter_map(|(_, d, [lo, hi])| {
+                        let q = q_of(mb, d);
+                        (q > *hi).then_some((d.index, (hi - q) as Real)).or((q < *lo).then_some((d.index, (lo - q) as Real)))
+                    })
+                    .collect();
+                if out.is_empty() {
+                    break;
+                }
+                let set: Vec<usize> = out.iter().map(|o| o.0).collect();
+                let Some((c, s)) = solve(mb, &set) else { break };
+                let Some(lambda) = s.lu().solve(&DVector::from_iterator(out.len(), out.iter().map(|o| o.1))) else { break };
+                let disp = c * lambda;
+                mb.apply_displacements(disp.as_slice());
+                touched = true;
+            }
+            // velocities into a limit the DoF sits on
+            let v = mb.generalized_velocity().clone_owned();
+            let into: Vec<(usize, Real)> = mine
+                .iter()
+                .filter_map(|(_, d, [lo, hi])| {
+                    let q = q_of(mb, d);
+                    let vi = v[d.index];
+                    let tol = 1e-6 * (1.0 + hi.abs().max(lo.abs()));
+                    ((q >= hi - tol && vi > 0.0) || (q <= lo + tol && vi < 0.0)).then_some((d.index, -vi))
+                })
+                .collect();
+            if !into.is_empty() {
+                let set: Vec<usize> = into.iter().map(|o| o.0).collect();
+                if let Some((c, s)) = solve(mb, &set) {
+                    if let Some(mu) = s.lu().solve(&DVector::from_iterator(into.len(), into.iter().map(|o| o.1))) {
+                        let dv = c * mu;
+                        let mut gv = mb.generalized_velocity_mut();
+                        gv += dv;
+                        touched = true;
+                    }
+                }
+            }
+            if touched {
+                mb.forward_kinematics(&self.world.bodies, false);
+                mb.update_rigid_bodies(&mut self.world.bodies, true);
+            }
+        }
     }
 
     /// Capsules of [`MjcfModel::capsules`] in world coordinates: (end, end, radius).

@@ -216,6 +216,7 @@ impl Reacher {
             solver_iterations: cfg.solver_iterations,
             limit_natural_frequency: cfg.limit_natural_frequency,
             limit_damping_ratio: cfg.limit_damping_ratio,
+            limit_projection: false,
         };
         let mut sim = MjcfWorld::build(&model, &settings);
         sim.set_state(&[0.0, 0.0, TARGET_REF[0], TARGET_REF[1]], &[0.0; 4]);

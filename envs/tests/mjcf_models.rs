@@ -24,6 +24,7 @@ fn settings(m: &MjcfModel) -> RapierSettings {
         solver_iterations: 4,
         limit_natural_frequency: 1e6,
         limit_damping_ratio: 1.0,
+        limit_projection: false,
     }
 }
 

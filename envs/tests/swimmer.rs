@@ -259,3 +259,31 @@ fn physics_blow_up_ends_the_episode_with_an_error() {
     assert!(obs.iter().all(|v| v.is_finite()));
     assert!(env.step(&[0.5, 0.5]).unwrap().obs.iter().all(|v| v.is_finite()));
 }
+
+#[test]
+fn projected_limits_stay_hard_and_keep_the_fidelity_tolerances_at_two_solver_iterations() {
+    let fast = SwimmerConfig { solver_iterations: 2, limit_projection: true, ..SwimmerConfig::default() };
+    // qpos before the first limit contact, and whole-episode returns, within the tolerances above
+    for (name, steps) in [(B, None), (C1, None), (D, None), (C3, Some(600))] {
+        let r = compare(&fast, &table(name), steps).unwrap();
+        assert!(r.max_qpos_err_before_contact < 0.03, "{name}: {r:?}");
+        let tol = f64::max(10.0, 0.05 * r.return_mujoco.abs());
+        assert!((r.return_ours - r.return_mujoco).abs() <= tol, "{name}: ours {} vs MuJoCo {}", r.return_ours, r.return_mujoco);
+    }
+    // a square wave slams both joints into their limits: they never pass ±100° (f32 rounding aside)
+    let mut env = Swimmer::with_config(SwimmerConfig { reset_noise_scale: 0.0, ..fast }).unwrap();
+    env.reset(Some(0)).unwrap();
+    let mut at_limit = 0;
+    for k in 0..1000 {
+        let t = k as f64 * 0.04;
+        env.step(&[(2.9 * t).sin().signum() as f32, (2.9 * t - 0.44).sin().signum() as f32]).unwrap();
+        let q = env.qpos();
+        for j in [3, 4] {
+            assert!(q[j].abs() <= swimmer::JOINT_LIMIT + 1e-5, "step {k}: q[{j}] = {}", q[j]);
+            if q[j].abs() > swimmer::JOINT_LIMIT - 1e-4 {
+                at_limit += 1;
+            }
+        }
+    }
+    assert!(at_limit > 20, "the gait does reach the limits ({at_limit} joint-steps there)");
+}
