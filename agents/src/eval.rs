@@ -27,11 +27,14 @@ pub struct EvalSection {
     pub seed_base: u64,
     /// Reference policy for the win rate ("" = the initial policy of the run).
     pub reference: String,
+    /// Also evaluate with sampled actions (`eval/stochastic_return`): one more pass of `episodes`
+    /// episodes at every evaluation. Default false.
+    pub stochastic: bool,
 }
 
 impl Default for EvalSection {
     fn default() -> Self {
-        EvalSection { every_iters: 10, episodes: 10, seed_base: 1_000_000, reference: String::new() }
+        EvalSection { every_iters: 10, episodes: 10, seed_base: 1_000_000, reference: String::new(), stochastic: false }
     }
 }
 
@@ -48,36 +51,42 @@ pub struct EvalResult {
     pub returns: Vec<f64>,
     pub mean: f64,
     pub std: f64,
-    pub stochastic_mean: f64,
+    /// With `eval.stochastic`: the mean return with sampled actions.
+    pub stochastic_mean: Option<f64>,
     pub win_rate: f64,
 }
 
-/// Evaluates `policy` on the fixed seeds: mean-action returns, stochastic returns, and the win
-/// rate against `reference` (mean actions, same start states; ties count half).
+/// Evaluates `policy` on the fixed seeds: mean-action returns, (with `eval.stochastic`) sampled-
+/// action returns, and the win rate against the reference's mean-action returns on the same start
+/// states, `reference_returns` (ties count half; the reference is fixed, so they are computed once
+/// per run, [`episode_returns`] of the reference on `eval.seeds()`).
 pub fn evaluate(
     venv: &mut VecEnv,
     policy: &GaussianPolicy,
-    reference: &GaussianPolicy,
+    reference_returns: &[f64],
     eval: &EvalSection,
     seed: u64,
 ) -> Result<EvalResult, rebel_envs::EnvError> {
     let seeds = eval.seeds();
     let returns = episode_returns(venv, policy, &seeds, None)?;
-    let mut rng = stream(seed, Domain::Eval, 0);
-    let stochastic = episode_returns(venv, policy, &seeds, Some(&mut rng))?;
-    let reference_returns = episode_returns(venv, reference, &seeds, None)?;
+    let stochastic_mean = if eval.stochastic {
+        let mut rng = stream(seed, Domain::Eval, 0);
+        Some(mean_std(&episode_returns(venv, policy, &seeds, Some(&mut rng))?).0)
+    } else {
+        None
+    };
     let wins: f64 = returns
         .iter()
-        .zip(&reference_returns)
+        .zip(reference_returns)
         .map(|(a, b)| if a > b { 1.0 } else if a == b { 0.5 } else { 0.0 })
         .sum();
     let (mean, std) = mean_std(&returns);
-    Ok(EvalResult { mean, std, stochastic_mean: mean_std(&stochastic).0, win_rate: wins / seeds.len() as f64, returns })
+    Ok(EvalResult { mean, std, stochastic_mean, win_rate: wins / seeds.len() as f64, returns })
 }
 
-/// The mean-action true return of `reference` on the evaluation seeds.
-pub fn reference_return(venv: &mut VecEnv, reference: &GaussianPolicy, eval: &EvalSection) -> Result<f64, rebel_envs::EnvError> {
-    Ok(mean_std(&episode_returns(venv, reference, &eval.seeds(), None)?).0)
+/// The mean-action true returns of `reference` on the evaluation seeds.
+pub fn reference_returns(venv: &mut VecEnv, reference: &GaussianPolicy, eval: &EvalSection) -> Result<Vec<f64>, rebel_envs::EnvError> {
+    episode_returns(venv, reference, &eval.seeds(), None)
 }
 
 /// Loads the policy stored in a checkpoint file.

@@ -92,6 +92,23 @@ pub struct SegmentTensors {
 }
 
 impl SegmentTensors {
+    /// The segments cut to the steps whose actions enter the log-probability (`logp_mask`),
+    /// dropping a common-random-numbers tail, which only adds reward: all the learner's
+    /// log-probabilities need (REBEL's and REINFORCE's 250 + 250-step segments: half the work).
+    pub fn response(&self) -> SegmentTensors {
+        let l = self.logp_mask.size()[1];
+        let used = self.logp_mask.sum_dim_intlist([0i64].as_slice(), false, Kind::Float).gt(0.0).nonzero();
+        let n = if used.numel() == 0 { 0 } else { used.max().int64_value(&[]) + 1 };
+        let cut = |x: &Tensor| if n >= l { x.shallow_clone() } else { x.narrow(1, 0, n) };
+        SegmentTensors {
+            obs: cut(&self.obs),
+            act: cut(&self.act),
+            mask: cut(&self.mask),
+            rewards: cut(&self.rewards),
+            logp_mask: cut(&self.logp_mask),
+        }
+    }
+
     /// The segments at `idx` (a 1-D int64 tensor on the same device).
     pub fn select(&self, idx: &Tensor) -> SegmentTensors {
         SegmentTensors {

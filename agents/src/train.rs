@@ -22,7 +22,7 @@ use crate::adam::{Adam, AdamConfig};
 use crate::algorithm::{self, AlgoConfig, AlgoError, Algorithm, Batch, Collect, Ctx, Init, Update};
 use crate::checkpoint::Checkpoint;
 use crate::seeding::{stream, train_env_seed, Domain};
-use crate::eval::{evaluate, reference_return, EvalResult};
+use crate::eval::{evaluate, reference_returns, EvalResult};
 pub use crate::eval::{load_policy, EvalSection};
 use crate::logging::{write_summary, MetricsLogger};
 use crate::policy::{GaussianPolicy, PolicyConfig};
@@ -273,7 +273,8 @@ pub struct Summary {
     pub eval_true_return_mean: f64,
     pub eval_true_return_std: f64,
     pub eval_episodes: usize,
-    pub eval_stochastic_return_mean: f64,
+    /// With `eval.stochastic`; null otherwise.
+    pub eval_stochastic_return_mean: Option<f64>,
     pub win_rate: f64,
     pub initial_eval_true_return_mean: f64,
     /// The reference policy's eval true return under the same protocol (the win-rate opponent).
@@ -308,6 +309,8 @@ struct Parts {
     eval_env: VecEnv,
     policy: GaussianPolicy,
     reference: GaussianPolicy,
+    /// The reference's mean-action returns on the evaluation seeds (computed once per run).
+    reference_returns: Option<Vec<f64>>,
     adam: Adam,
     scorer: Box<dyn Scorer>,
     algo: Box<dyn Algorithm>,
@@ -341,7 +344,7 @@ impl Parts {
         let reference = if cfg.eval.reference.is_empty() { initial } else { load_policy(&resolve_path(&cfg.eval.reference), device)? };
         let adam = Adam::new(policy.named_parameters(), AdamConfig { lr: algo.lr(), ..AdamConfig::default() });
         let scorer = make_scorer(cfg, obs_dim, act_dim)?;
-        Ok(Parts { venv, eval_env, policy, reference, adam, scorer, algo, device })
+        Ok(Parts { venv, eval_env, policy, reference, reference_returns: None, adam, scorer, algo, device })
     }
 
     fn save(&self, run: &Run, p: Progress) -> Result<(), TrainError> {
@@ -366,7 +369,11 @@ impl Parts {
     }
 
     fn evaluate(&mut self, cfg: &TrainConfig) -> Result<EvalResult, TrainError> {
-        Ok(evaluate(&mut self.eval_env, &self.policy, &self.reference, &cfg.eval, cfg.seed)?)
+        if self.reference_returns.is_none() {
+            self.reference_returns = Some(reference_returns(&mut self.eval_env, &self.reference, &cfg.eval)?);
+        }
+        let reference = self.reference_returns.as_deref().expect("just computed");
+        Ok(evaluate(&mut self.eval_env, &self.policy, reference, &cfg.eval, cfg.seed)?)
     }
 
     /// Whether the budget is spent.
@@ -453,8 +460,13 @@ fn iteration_scalars(iteration: u64, up: &Update, episodes: &[f64], iter_s: f64,
     scalars
 }
 
-fn eval_scalars(e: &EvalResult) -> [(&'static str, f64); 4] {
-    [("eval/true_return", e.mean), ("eval/true_return_std", e.std), ("eval/stochastic_return", e.stochastic_mean), ("eval/win_rate", e.win_rate)]
+fn eval_scalars(e: &EvalResult) -> Vec<(&'static str, f64)> {
+    let mut v = vec![("eval/true_return", e.mean), ("eval/true_return_std", e.std)];
+    if let Some(m) = e.stochastic_mean {
+        v.push(("eval/stochastic_return", m));
+    }
+    v.push(("eval/win_rate", e.win_rate));
+    v
 }
 
 /// Runs (or resumes) training with `cfg` and returns its summary.
@@ -484,7 +496,10 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError
             p
         }
     };
-    let reference_eval = reference_return(&mut parts.eval_env, &parts.reference, &cfg.eval)?;
+    if parts.reference_returns.is_none() {
+        parts.reference_returns = Some(reference_returns(&mut parts.eval_env, &parts.reference, &cfg.eval)?);
+    }
+    let reference_eval = mean_std(parts.reference_returns.as_deref().expect("just computed")).0;
     let bar = opts.progress.then(|| progress_bar(cfg.env_steps, p.env_steps));
     let (t_start, steps_at_start) = (Instant::now(), p.env_steps);
     let mut last_eval: Option<EvalResult> = None;

@@ -1040,20 +1040,25 @@ impl MjcfWorld {
                 Some((c, s))
             };
             let mut touched = false;
+            // DoFs held on a limit: (position in `mine`, the limit); a pass that pushes another one
+            // out adds it, and the next pass holds all of them at once
+            let mut held: Vec<(usize, f64)> = Vec::new();
             for _ in 0..3 {
-                let out: Vec<(usize, Real)> = mine
-                    .iter()
-                    .filter_map(|(_, d, [lo, hi])| {
-                        let q = q_of(mb, d);
-                        (q > *hi).then_some((d.index, (hi - q) as Real)).or((q < *lo).then_some((d.index, (lo - q) as Real)))
-                    })
-                    .collect();
-                if out.is_empty() {
+                let mut grew = false;
+                for (m, (_, d, [lo, hi])) in mine.iter().enumerate() {
+                    let q = q_of(mb, d);
+                    if !held.iter().any(|h| h.0 == m) && (q > *hi || q < *lo) {
+                        held.push((m, if q > *hi { *hi } else { *lo }));
+                        grew = true;
+                    }
+                }
+                if !grew {
                     break;
                 }
-                let set: Vec<usize> = out.iter().map(|o| o.0).collect();
+                let set: Vec<usize> = held.iter().map(|(m, _)| mine[*m].1.index).collect();
+                let rhs = DVector::from_iterator(held.len(), held.iter().map(|(m, lim)| (lim - q_of(mb, &mine[*m].1)) as Real));
                 let Some((c, s)) = solve(mb, &set) else { break };
-                let Some(lambda) = s.lu().solve(&DVector::from_iterator(out.len(), out.iter().map(|o| o.1))) else { break };
+                let Some(lambda) = s.lu().solve(&rhs) else { break };
                 let disp = c * lambda;
                 mb.apply_displacements(disp.as_slice());
                 touched = true;

@@ -12,7 +12,7 @@ use rebel_agents::compare::{
     aggregate, mean_curve, plot_curves, prepare_seed, read_run, run_config, write_results, CompareConfig, Curve, RunRecord, Series,
 };
 use rebel_agents::runconfig::{load_config, to_toml_string};
-use rebel_agents::eval::{evaluate, load_policy};
+use rebel_agents::eval::{evaluate, reference_returns, load_policy};
 use rebel_agents::util::{peak_rss_mb, resolve_path};
 use rebel_envs::vec_env::VecEnv;
 
@@ -195,7 +195,8 @@ fn reference_runs(cfg: &CompareConfig, seeds: &[u64]) -> Result<Vec<RunRecord>> 
     let ref_path = resolve_path(&cfg.reference_policy);
     let reference = load_policy(&ref_path, tch::Device::Cpu)?;
     let mut venv = VecEnv::make(&cfg.train.env.id, &cfg.train.env.env_config().map_err(anyhow::Error::msg)?, cfg.train.eval.episodes.min(16), 1)?;
-    let e = evaluate(&mut venv, &reference, &reference, &cfg.train.eval, 0)?;
+    let own = reference_returns(&mut venv, &reference, &cfg.train.eval)?;
+    let e = evaluate(&mut venv, &reference, &own, &cfg.train.eval, 0)?;
     Ok(seeds
         .iter()
         .map(|&s| RunRecord {

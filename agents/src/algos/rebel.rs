@@ -142,6 +142,8 @@ pub fn update(
     cfg: &RebelConfig,
     rng: &mut ChaCha8Rng,
 ) -> Result<UpdateStats, String> {
+    // the log-probabilities need only the response steps, not the reward-only tail
+    let t = &t.response();
     let k = cfg.k as i64;
     let s = rewards.size()[0];
     if s == 0 || s % k != 0 {

@@ -106,6 +106,8 @@ pub fn update(
     cfg: &ReinforceConfig,
     rng: &mut ChaCha8Rng,
 ) -> Result<PgStats, String> {
+    // the log-probabilities need only the response steps, not the reward-only tail
+    let t = &t.response();
     let r = returns.to_kind(Kind::Float);
     let mean = f64::try_from(r.mean(Kind::Float)).unwrap_or(f64::NAN);
     let std = f64::try_from(r.std(true)).unwrap_or(0.0);

@@ -84,6 +84,8 @@ pub fn update(
     cfg: &RlooConfig,
     rng: &mut ChaCha8Rng,
 ) -> Result<PgStats, String> {
+    // the log-probabilities need only the response steps, not the reward-only tail
+    let t = &t.response();
     let k = cfg.k as i64;
     let s = returns.size()[0];
     if s % k != 0 {
