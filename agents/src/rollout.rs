@@ -99,7 +99,7 @@ impl SegmentTensors {
         let l = self.logp_mask.size()[1];
         let used = self.logp_mask.sum_dim_intlist([0i64].as_slice(), false, Kind::Float).gt(0.0).nonzero();
         let n = if used.numel() == 0 { 0 } else { used.max().int64_value(&[]) + 1 };
-        let cut = |x: &Tensor| if n >= l { x.shallow_clone() } else { x.narrow(1, 0, n) };
+        let cut = |x: &Tensor| if n >= l || x.dim() < 2 || x.size()[1] != l { x.shallow_clone() } else { x.narrow(1, 0, n) };
         SegmentTensors {
             obs: cut(&self.obs),
             act: cut(&self.act),

@@ -59,3 +59,20 @@ fn a_ragged_batch_is_an_error_not_a_panic() {
     let e = update(&policy, &mut adam, &t, &rewards, None, &cfg, &mut rng).unwrap_err();
     assert!(e.contains("groups of 3"), "{e}");
 }
+
+#[test]
+fn the_response_cut_keeps_every_log_probability() {
+    let policy = GaussianPolicy::new(PolicyConfig::new(3, 2), Device::Cpu, Kind::Float, 7);
+    let (mut t, _) = batch(&policy);
+    // a 2-step response followed by a 3-step reward-only tail
+    let l = t.logp_mask.size()[1];
+    t.logp_mask = Tensor::cat(&[Tensor::ones([32, 2], (Kind::Float, Device::Cpu)), Tensor::zeros([32, l - 2], (Kind::Float, Device::Cpu))], 1);
+    let r = t.response();
+    assert_eq!(r.obs.size(), vec![32, 2, 3]);
+    assert_eq!(r.act.size(), vec![32, 2, 2]);
+    let (full, cut) = (segment_log_prob(&policy, &t), segment_log_prob(&policy, &r));
+    assert!(full.allclose(&cut, 1e-6, 1e-6, false), "{full} vs {cut}");
+    // nothing to cut: the same tensors
+    t.logp_mask = Tensor::ones([32, l], (Kind::Float, Device::Cpu));
+    assert_eq!(t.response().obs.size(), t.obs.size());
+}
