@@ -162,6 +162,9 @@ fn err(e: impl std::fmt::Display) -> TrainError {
 /// `dir/prefs.safetensors` and trains the reward net (its seed = `seed`) into
 /// `dir/reward_model.safetensors`. Reuses both when `dir/seed_data.json` exists.
 pub fn prepare_seed(cfg: &CompareConfig, dir: &Path, seed: u64, threads: usize) -> Result<SeedData, TrainError> {
+    // one libtorch thread, as `experiment` and `rm train`: the reward net must not depend on how
+    // many cores this process sees (an MPI launcher binds each rank to one)
+    tch::set_num_threads(1);
     let record = dir.join("seed_data.json");
     if let Some(d) = std::fs::read_to_string(&record).ok().and_then(|s| serde_json::from_str::<SeedData>(&s).ok()) {
         if d.prefs.exists() && d.reward_model.exists() {

@@ -52,7 +52,7 @@ pub fn full_disk_hint(e: &std::io::Error) -> &'static str {
 }
 
 /// Writes `bytes` to `path` atomically (module docs); creates the parent folder if it does not exist. The
-/// temporary file is `{path}.tmp`, held as a [`tempfile::NamedTempFile`] (removed on any error) and renamed
+/// temporary file is `{path}.{pid}.tmp`, held as a [`tempfile::NamedTempFile`] (removed on any error) and renamed
 /// over `path` by `persist`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
     let err = |action: &'static str, p: &Path| {
@@ -66,8 +66,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
     if !parent.exists() {
         std::fs::create_dir_all(parent).map_err(err("create the folder", parent))?;
     }
+    // `{name}.{pid}.tmp`: processes writing the same file at once (ranks of one job on a shared
+    // folder) never share a temporary file; the last rename wins, whole
     let mut tmp_name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    tmp_name.push(".tmp");
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
     let tmp_path = path.with_file_name(tmp_name);
     let temp_path = tempfile::TempPath::try_from_path(&tmp_path).map_err(err("create", &tmp_path))?;
     let file = std::fs::File::create(&tmp_path).map_err(err("create", &tmp_path))?;
@@ -300,7 +302,7 @@ mod tests {
         assert!(write_atomic(dir.path(), b"z").is_err());
         // a file where the folder should be: the error names the temporary file
         let e = write_atomic(&p.join("y"), b"z").unwrap_err();
-        assert!(e.to_string().contains("x.bin/y.tmp"), "{e}");
+        assert!(e.to_string().contains(&format!("x.bin/y.{}.tmp", std::process::id())), "{e}");
     }
 
     #[test]

@@ -881,7 +881,7 @@ mod tests {
 
         let err = write_summary(&file, &serde_json::json!({"a": 1})).unwrap_err();
         assert!(
-            err.to_string().contains("a-regular-file/summary.json.tmp"),
+            err.to_string().contains(&format!("a-regular-file/summary.json.{}.tmp", std::process::id())),
             "{err}"
         );
         let err = write_config(&file, "a = 1").unwrap_err();
@@ -929,7 +929,7 @@ mod tests {
         );
 
         // summary.json whose temporary file lands on a full disk: error, and no summary.json appears.
-        std::os::unix::fs::symlink(dev_full, run.path().join("summary.json.tmp")).unwrap();
+        std::os::unix::fs::symlink(dev_full, run.path().join(format!("summary.json.{}.tmp", std::process::id()))).unwrap();
         let err = write_summary(run.path(), &serde_json::json!({"x": 1})).unwrap_err();
         assert!(err.to_string().contains("No space left"), "{err}");
         assert!(!run.summary_path().exists());

@@ -239,7 +239,7 @@ pub enum TrainError {
     #[error("run directory: {0}")]
     Log(#[from] crate::logging::LogError),
     /// Checkpoint failure.
-    #[error("checkpoint: {0}")]
+    #[error("{0}")]
     Checkpoint(#[from] crate::checkpoint::CheckpointError),
     /// A non-finite loss or gradient: the run stopped, the last good checkpoint is kept.
     #[error("training diverged at iteration {iteration}: {msg}. The last good checkpoint ({checkpoint}) is kept; resume from it with other hyperparameters")]

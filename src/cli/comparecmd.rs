@@ -91,37 +91,62 @@ fn spawn(exe: &Path, job: &Job) -> Result<Child> {
 pub fn compare_cmd(env: &EnvArgs, a: &CompareArgs) -> Result<()> {
     let t0 = Instant::now();
     let cfg = resolve_compare_config(env, a)?;
+    // Under mpirun/srun the (row × seed) jobs are spread over the ranks (rank r runs jobs r, r + N,
+    // ...); rank 0 gathers the finished runs and writes the same files as one process does.
+    let world = rebel_dist::from_env().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (rank, ranks) = (world.rank(), world.size());
     let out = a.out.clone().unwrap_or_else(|| {
         let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         PathBuf::from(format!("runs/compare__{t}"))
     });
+    // every rank writes where rank 0 chose (a default folder is named after rank 0's clock)
+    let mut out_bytes = out.to_string_lossy().into_owned().into_bytes();
+    world.broadcast(0, &mut out_bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let out = PathBuf::from(String::from_utf8(out_bytes).context("output folder name")?);
     std::fs::create_dir_all(out.join("configs")).with_context(|| format!("cannot create {}", out.display()))?;
-    std::fs::write(out.join("compare.toml"), to_toml_string(&cfg)?)?;
+    rebel_agents::io::write_atomic(&out.join("compare.toml"), to_toml_string(&cfg)?.as_bytes())?;
     let seeds = cfg.seed_list();
 
-    // shared data per seed: labels from the reference policy, the reward net
+    // shared data per seed: labels from the reference policy, the reward net (spread over the
+    // ranks, then each rank reads them, or makes those it cannot see: the same, deterministically)
+    for (i, &s) in seeds.iter().enumerate() {
+        if i % ranks == rank {
+            eprintln!("seed {s}: {} preference labels from the reference policy and the reward net ...", cfg.labels);
+            let d = prepare_seed(&cfg, &out.join("data").join(format!("seed{s}")), s, cfg.parallel.max(1))?;
+            eprintln!("  reward net held-out accuracy {:.3}", d.reward_model_holdout_accuracy);
+        }
+    }
+    world.barrier().map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut data = Vec::new();
     for &s in &seeds {
-        eprintln!("seed {s}: {} preference labels from the reference policy and the reward net ...", cfg.labels);
-        let d = prepare_seed(&cfg, &out.join("data").join(format!("seed{s}")), s, cfg.parallel.max(1))?;
-        eprintln!("  reward net held-out accuracy {:.3}", d.reward_model_holdout_accuracy);
-        data.push(d);
+        data.push(prepare_seed(&cfg, &out.join("data").join(format!("seed{s}")), s, cfg.parallel.max(1))?);
     }
-    let mut runs = reference_runs(&cfg, &seeds)?;
 
-    // the jobs
+    // the jobs: this rank's share
     let mut jobs = Vec::new();
+    let mut index = 0usize;
     for row in &cfg.rows {
         for d in &data {
-            let tc = run_config(&cfg, row, d).map_err(anyhow::Error::msg)?;
+            index += 1;
+            if (index - 1) % ranks != rank {
+                continue;
+            }
             let name = format!("{}__s{}", row.name, d.seed);
             let config = out.join("configs").join(format!("{name}.toml"));
-            std::fs::write(&config, to_toml_string(&tc)?)?;
+            let tc = run_config(&cfg, row, d).map_err(anyhow::Error::msg)?;
+            rebel_agents::io::write_atomic(&config, to_toml_string(&tc)?.as_bytes())?;
             jobs.push(Job { row: row.name.clone(), seed: d.seed, dir: out.join(&name), config });
         }
     }
-    let total = jobs.len();
+    let total = cfg.rows.len() * data.len();
+    let mine: Vec<PathBuf> = jobs.iter().map(|j| j.dir.clone()).collect();
     let failed = run_jobs(jobs, cfg.parallel)?;
+    let failed = gather_runs(world.as_ref(), &out, &mine, failed)?;
+    if rank != 0 {
+        eprintln!("rank {rank} of {ranks}: {} run(s) done; rank 0 writes the results", mine.len());
+        return Ok(());
+    }
+    let mut runs = reference_runs(&cfg, &seeds)?;
 
     // results
     for row in &cfg.rows {
@@ -158,6 +183,36 @@ pub fn compare_cmd(env: &EnvArgs, a: &CompareArgs) -> Result<()> {
         bail!("{} run(s) failed: {}", failed.len(), failed.join("; "));
     }
     Ok(())
+}
+
+/// Sends this rank's finished runs (`summary.json`, `metrics.jsonl`) and failures to rank 0,
+/// which writes the files it does not see yet (ranks on other nodes, without a shared folder);
+/// returns, on rank 0, every rank's failures.
+fn gather_runs(world: &dyn rebel_dist::Collective, out: &Path, mine: &[PathBuf], failed: Vec<String>) -> Result<Vec<String>> {
+    let mut files = Vec::new();
+    for dir in mine {
+        for f in ["summary.json", "metrics.jsonl"] {
+            if let Ok(text) = std::fs::read_to_string(dir.join(f)) {
+                let rel = dir.join(f).strip_prefix(out).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+                files.push((rel, text));
+            }
+        }
+    }
+    let bytes = serde_json::to_vec(&serde_json::json!({"files": files, "failed": failed}))?;
+    let Some(parts) = world.gather(0, &bytes).map_err(|e| anyhow::anyhow!("{e}"))? else { return Ok(Vec::new()) };
+    let mut all_failed = Vec::new();
+    for part in parts {
+        let v: serde_json::Value = serde_json::from_slice(&part).context("a rank's runs")?;
+        for f in v["files"].as_array().into_iter().flatten() {
+            let (Some(rel), Some(text)) = (f[0].as_str(), f[1].as_str()) else { continue };
+            let path = out.join(rel);
+            if !rel.is_empty() && !path.exists() {
+                rebel_agents::io::write_atomic(&path, text.as_bytes())?;
+            }
+        }
+        all_failed.extend(v["failed"].as_array().into_iter().flatten().filter_map(|x| x.as_str().map(str::to_string)));
+    }
+    Ok(all_failed)
 }
 
 /// The comparison's configuration: the shipped default, `--config`, the flags, `--set`s, `--only`.
