@@ -6,7 +6,6 @@
 mod common;
 use common::*;
 
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -14,17 +13,7 @@ use std::process::{Command, Output};
 fn swimmer_limited(limit: u64, args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_swimmer"));
     cmd.args(args);
-    // SAFETY: setrlimit and signal are async-signal-safe and act on the child only.
-    unsafe {
-        cmd.pre_exec(move || {
-            let lim = libc::rlimit { rlim_cur: limit, rlim_max: limit };
-            if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            Ok(())
-        });
-    }
+    limit_file_size(&mut cmd, limit);
     cmd.output().expect("run swimmer")
 }
 

@@ -71,3 +71,20 @@ pub fn tiny_compare(out: &std::path::Path, seeds: u32, env_steps: u64) -> Vec<St
 pub fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
+
+/// No file `cmd`'s process writes may pass `limit` bytes (RLIMIT_FSIZE, with SIGXFSZ ignored so
+/// that a write past it fails with EFBIG, as a write to a full disk fails with ENOSPC).
+pub fn limit_file_size(cmd: &mut Command, limit: u64) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setrlimit and signal are async-signal-safe and act on the child only.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+}

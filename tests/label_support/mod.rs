@@ -34,18 +34,7 @@ impl Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_swimmer"));
         cmd.args(["label", "serve", "--port", "0", "--out"]).arg(out).args(args).stdout(Stdio::piped()).stderr(Stdio::inherit());
         if let Some(limit) = limit {
-            use std::os::unix::process::CommandExt;
-            // SAFETY: setrlimit and signal are async-signal-safe and act on the child only.
-            unsafe {
-                cmd.pre_exec(move || {
-                    let lim = libc::rlimit { rlim_cur: limit, rlim_max: limit };
-                    if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-                    Ok(())
-                });
-            }
+            crate::common::limit_file_size(&mut cmd, limit);
         }
         let mut child = cmd.spawn().expect("start swimmer label serve");
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
