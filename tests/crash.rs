@@ -192,6 +192,16 @@ fn experiment_killed_in_each_phase_continues_to_the_uninterrupted_result() {
             assert!(std::fs::read(out.join(f)).unwrap() == std::fs::read(full.join(f)).unwrap(), "{f} after a kill while {what}");
         }
     }
+    // other labels into a folder whose REBEL run used the old reward net: refused, nothing touched
+    let before: Vec<Vec<u8>> =
+        ["rebel/metrics.jsonl", "prefs.safetensors", "reward_model.safetensors"].iter().map(|f| std::fs::read(full.join(f)).unwrap()).collect();
+    let mut other = run(&full);
+    other.extend(["--set".to_string(), "labels=120".to_string()]);
+    let o = swimmer(&strs(&other));
+    assert!(!o.status.success() && stderr(&o).contains("use a new --out"), "{}", stderr(&o));
+    let after: Vec<Vec<u8>> =
+        ["rebel/metrics.jsonl", "prefs.safetensors", "reward_model.safetensors"].iter().map(|f| std::fs::read(full.join(f)).unwrap()).collect();
+    assert!(after == before, "the folder's files are untouched");
 }
 
 #[test]

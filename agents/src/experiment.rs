@@ -130,6 +130,17 @@ pub fn run_experiment(cfg: &ExperimentConfig, folder: &Path, progress: bool) -> 
             && m.teacher == cfg.teacher
             && m.policy == source
     });
+    let run_dir = folder.join("rebel");
+    let refuse = |what: &str| {
+        err(format!(
+            "{} holds a REBEL run on this folder's reward net, but the {what} changed (they would be made again): use a new --out, or move {} away",
+            run_dir.display(),
+            run_dir.display()
+        ))
+    };
+    if kept.is_none() && run_dir.join("config.toml").is_file() {
+        return Err(refuse("labels"));
+    }
     let prefs = match kept {
         Some(d) => {
             eprintln!("reusing the {} labels in {}", d.pairs.len(), prefs_path.display());
@@ -153,6 +164,9 @@ pub fn run_experiment(cfg: &ExperimentConfig, folder: &Path, progress: bool) -> 
         .and_then(|t| serde_json::from_str::<RewardModelReport>(&t).ok())
         .filter(|r| r.prefs_hash == prefs_hash && r.check_pairs == cfg.check_pairs && r.config == cfg.reward_model)
         .filter(|_| reward_model::RewardEnsemble::load(&rm_path).is_ok());
+    if kept.is_none() && run_dir.join("config.toml").is_file() {
+        return Err(refuse("reward-net settings"));
+    }
     let rm_report = match kept {
         Some(r) => {
             eprintln!("reusing the reward net in {}", rm_path.display());
@@ -197,7 +211,6 @@ pub fn run_experiment(cfg: &ExperimentConfig, folder: &Path, progress: bool) -> 
     tc.reward_model = rm_path.display().to_string();
     tc.policy.init = reference_path.display().to_string();
     tc.eval.reference = reference_path.display().to_string();
-    let run_dir = folder.join("rebel");
     let opts = if run_dir.join("config.toml").is_file() {
         eprintln!("continuing the REBEL run in {}", run_dir.display());
         RunOptions { resume: Some(run_dir), progress, ..RunOptions::default() }
