@@ -650,6 +650,8 @@ pub struct MjcfWorld {
     still_trees: Vec<(Vec<usize>, Vec<RigidBodyHandle>)>,
     /// Per DoF, its range when [`RapierSettings::limit_projection`] enforces it.
     projected: Vec<Option<[f64; 2]>>,
+    /// The DoFs of `projected`, by multibody (projected jointly).
+    limit_groups: Vec<Vec<usize>>,
 }
 
 impl MjcfWorld {
@@ -726,24 +728,8 @@ impl MjcfWorld {
         // starts at rest (it then costs nothing per step and stays exactly where it is, as in
         // MuJoCo), and keeps it awake when it starts moving.
         let mut still_trees = Vec::new();
-        let mut roots: Vec<RigidBodyHandle> = Vec::new();
-        for d in &dofs {
-            let (mb, _) = world.multibody_joints.get(d.handle).expect("multibody");
-            let root = mb.root().rigid_body_handle();
-            if !roots.contains(&root) {
-                roots.push(root);
-            }
-        }
         let g = world.gravity;
-        for root in roots {
-            let tree: Vec<usize> = (0..dofs.len())
-                .filter(|k| {
-                    world
-                        .multibody_joints
-                        .get(dofs[*k].handle)
-                        .is_some_and(|(mb, _)| mb.root().rigid_body_handle() == root)
-                })
-                .collect();
+        for tree in trees(&dofs) {
             let (mb, _) = world.multibody_joints.get(dofs[tree[0]].handle).expect("multibody");
             let links: Vec<RigidBodyHandle> =
                 mb.links().map(|l| l.rigid_body_handle()).filter(|h| world.bodies[*h].is_dynamic()).collect();
@@ -808,8 +794,18 @@ impl MjcfWorld {
         };
         let projected: Vec<Option<[f64; 2]>> =
             model.joints.iter().map(|j| if s.limit_projection { j.range } else { None }).collect();
+        for (d, range) in dofs.iter().zip(&projected) {
+            if range.is_some() {
+                set_limit_axis(&mut world, d, false);
+            }
+        }
+        let limit_groups: Vec<Vec<usize>> = trees(&dofs)
+            .into_iter()
+            .map(|t| t.into_iter().filter(|k| projected[*k].is_some()).collect::<Vec<usize>>())
+            .filter(|t| !t.is_empty())
+            .collect();
         let rest = WorldState::capture(&world);
-        let mut w = MjcfWorld {
+        let w = MjcfWorld {
             world,
             dofs,
             bodies,
@@ -820,15 +816,8 @@ impl MjcfWorld {
             rest,
             still_trees,
             projected,
+            limit_groups,
         };
-        if w.projected.iter().any(Option::is_some) {
-            for k in 0..w.dofs.len() {
-                if w.projected[k].is_some() {
-                    w.set_limit_enabled(k, false);
-                }
-            }
-            w.rest = WorldState::capture(&w.world);
-        }
         w
     }
 
@@ -895,11 +884,7 @@ impl MjcfWorld {
 
     /// Switches the limit of DoF `dof` on or off (the joint's range is kept).
     pub fn set_limit_enabled(&mut self, dof: usize, enabled: bool) {
-        let d = self.dofs[dof];
-        let (mb, link) = self.world.multibody_joints.get_mut(d.handle).expect("multibody");
-        let link = mb.link_mut(link).expect("link");
-        let bit = JointAxesMask::from_bits_truncate(1 << d.coord);
-        link.joint.data.limit_axes.set(bit, enabled);
+        set_limit_axis(&mut self.world, &self.dofs[dof], enabled);
     }
 
     /// Joint-space mass matrix (armature included), nq × nq in MuJoCo's qvel order, as Rapier
@@ -999,7 +984,7 @@ impl MjcfWorld {
             rb.add_torque(to_world(torque), false);
         }
         self.world.step();
-        if self.projected.iter().any(Option::is_some) {
+        if !self.limit_groups.is_empty() {
             self.project_limits();
         }
     }
@@ -1011,20 +996,10 @@ impl MjcfWorld {
     /// (one at a time, two limits would push each other out again).
     fn project_limits(&mut self) {
         use rapier3d::na::{DMatrix, DVector};
-        let mut groups: Vec<(RigidBodyHandle, MultibodyJointHandle)> = Vec::new();
-        for (k, d) in self.dofs.iter().enumerate() {
-            if self.projected[k].is_some() && !groups.iter().any(|g| g.0 == d.root) {
-                groups.push((d.root, d.handle));
-            }
-        }
-        for (root, h) in groups {
-            let mine: Vec<(usize, Dof, [f64; 2])> = self
-                .dofs
-                .iter()
-                .enumerate()
-                .filter(|(_, d)| d.root == root)
-                .filter_map(|(k, d)| self.projected[k].map(|r| (k, *d, r)))
-                .collect();
+        for group in &self.limit_groups {
+            let mine: Vec<(usize, Dof, [f64; 2])> =
+                group.iter().filter_map(|&k| self.projected[k].map(|r| (k, self.dofs[k], r))).collect();
+            let h = self.dofs[group[0]].handle;
             let (mb, _) = self.world.multibody_joints.get_mut(h).expect("multibody");
             let n = mb.ndofs();
             let q_of = |mb: &Multibody, d: &Dof| mb.link(d.link).expect("link").joint().coords()[d.coord] as f64 + d.reference;
@@ -1112,6 +1087,30 @@ impl MjcfWorld {
     pub fn body_pose(&self, i: usize) -> Pose {
         *self.world.bodies[self.bodies[i]].position() * self.body_offsets[i]
     }
+}
+
+/// The DoF indices of each multibody (the tree hanging from one root body), in the order the
+/// DoFs first name it.
+fn trees(dofs: &[Dof]) -> Vec<Vec<usize>> {
+    let mut roots: Vec<RigidBodyHandle> = Vec::new();
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    for (k, d) in dofs.iter().enumerate() {
+        match roots.iter().position(|r| *r == d.root) {
+            Some(i) => out[i].push(k),
+            None => {
+                roots.push(d.root);
+                out.push(vec![k]);
+            }
+        }
+    }
+    out
+}
+
+/// Switches Rapier's limit of the DoF `d` on or off (its range is kept).
+fn set_limit_axis(world: &mut PhysicsWorld, d: &Dof, enabled: bool) {
+    let (mb, _) = world.multibody_joints.get_mut(d.handle).expect("multibody");
+    let link = mb.link_mut(d.link).expect("link");
+    link.joint.data.limit_axes.set(JointAxesMask::from_bits_truncate(1 << d.coord), enabled);
 }
 
 /// COM velocity and angular velocity (world frame) of every link of `mb`, from its current
