@@ -175,6 +175,16 @@ impl RunDir {
             .unwrap_or_default()
     }
 
+    /// Removes the TensorBoard event files in `tb/` (a missing folder is not an error).
+    pub fn remove_event_files(&self) -> Result<()> {
+        for e in fs::read_dir(self.tb_dir()).into_iter().flatten().flatten() {
+            if e.file_name().to_string_lossy().starts_with("events.out.tfevents.") {
+                fs::remove_file(e.path()).map_err(io_err("remove the stale event file", &e.path()))?;
+            }
+        }
+        Ok(())
+    }
+
     pub fn metrics_path(&self) -> PathBuf {
         self.path.join(METRICS_FILE)
     }
@@ -276,11 +286,7 @@ impl MetricsLogger {
             // The killed attempt's event files may hold points past the checkpoint; TensorBoard would
             // show them beside the repeated ones. They are replaced by one file rebuilt from the
             // (cut) metrics.jsonl, which holds the same tags and values.
-            for e in fs::read_dir(run.tb_dir()).into_iter().flatten().flatten() {
-                if e.file_name().to_string_lossy().starts_with("events.out.tfevents.") {
-                    fs::remove_file(e.path()).map_err(io_err("remove the stale event file", &e.path()))?;
-                }
-            }
+            run.remove_event_files()?;
         }
         let events = EventWriter::create(&run.tb_dir())?;
         let mut logger = MetricsLogger {

@@ -97,13 +97,7 @@ fn clear_logs(run: &RunDir) -> Result<(), TrainError> {
     };
     let m = run.metrics_path();
     gone(std::fs::remove_file(&m), &m)?;
-    if let Ok(entries) = std::fs::read_dir(run.tb_dir()) {
-        for e in entries.flatten() {
-            if e.file_name().to_string_lossy().starts_with("events.out.tfevents.") {
-                gone(std::fs::remove_file(e.path()), &e.path())?;
-            }
-        }
-    }
+    run.remove_event_files()?;
     Ok(())
 }
 
