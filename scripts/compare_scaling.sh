@@ -7,7 +7,8 @@ bin="$(cd "$(dirname "$0")/.." && pwd)/target/release/swimmer"
 args=(--seeds 2 --env-opt max_episode_steps=200 --set labels=100 --set segment_len=25 --set reward_model.epochs=5
       --set train.env_steps=20000 --set train.rebel.branch_len=50 --set train.rebel.tail_len=50
       --set train.reinforce.branch_len=50 --set train.reinforce.tail_len=50 --set train.rloo.branch_len=50
-      --set train.rloo.tail_len=50 --set train.dpo.iterations=20 --set train.eval.episodes=4)
+      --set train.rloo.tail_len=50 --set train.dpo.iterations=20 --set train.eval.episodes=4
+      --set protocol.tune_configs=1 --set 'protocol.tune_seeds=[101]' --set protocol.tune_env_steps=0)
 out="$(mktemp -d)"
 run() { local name="$1"; shift; local t0; t0=$(date +%s.%N); "$@" > "$out/$name.log" 2>&1; echo "$name: $(echo "$(date +%s.%N) - $t0" | bc) s"; }
 run "one process, parallel=1" "$bin" compare --out "$out/s1" "${args[@]}" --set parallel=1
@@ -17,7 +18,8 @@ python3 - "$out" <<'PY'
 import json, sys
 d = sys.argv[1]
 a, b, c = (json.load(open(f"{d}/{s}/results.json")) for s in ("s1", "s2", "s3"))
-timed = {"wall_time_s", "learner_s_per_iter", "peak_rss_mb"}
+a, b, c = (x["rows"] for x in (a, b, c))
+timed = {"wall_time_s", "learner_s_per_1k_steps", "learner_mem_mb", "peak_rss_mb"}
 diff = lambda x, y: sum(1 for r, q in zip(x, y) for k in r if k not in timed and r[k] != q.get(k))
 print("untimed fields differing from one process: two ranks", diff(a, b), ", parallel=2", diff(a, c))
 PY

@@ -108,45 +108,104 @@ fn ppo_resumes_exactly_with_its_value_net_and_statistics() {
 }
 
 #[test]
-fn compare_writes_results_curves_and_side_by_side_runs() {
+fn compare_tunes_then_reports_with_intervals_and_refuses_to_mix() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("cmp");
     let args = tiny_compare(&out, 2, 1500);
     let args = strs(&args);
     let o = swimmer(&args);
     assert!(o.status.success(), "{}", stderr(&o));
-    let rows: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
-    let names: Vec<&str> = rows.iter().map(|r| r["algo"].as_str().unwrap()).collect();
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let rows = v["rows"].as_array().unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["row"].as_str().unwrap()).collect();
     assert_eq!(
         names,
-        ["reference", "dpo", "dpo-square", "dpo-iterative", "reinforce", "rloo-k2", "rloo-k4", "ppo", "ppo-true", "rebel", "rebel-true"]
+        [
+            "reference", "dpo", "dpo-square", "dpo-iterative", "reinforce", "rloo-k2", "rloo-k4", "ppo", "ppo-true", "rebel",
+            "rebel-true", "rebel-episodes", "rebel-notail", "rloo-k2-epochs", "reinforce-epochs"
+        ]
     );
-    for r in &rows {
-        for k in ["labels_used", "env_steps", "eval_true_return_mean", "eval_true_return_sem", "win_rate", "wall_time_s", "learner_s_per_iter", "peak_rss_mb"] {
-            assert!(r.get(k).is_some(), "{} lacks {k}", r["algo"]);
+    for r in rows {
+        for k in ["mean", "iqm"] {
+            let (p, lo, hi) = (r[k]["point"].as_f64().unwrap(), r[k]["lo"].as_f64().unwrap(), r[k]["hi"].as_f64().unwrap());
+            assert!(lo <= p && p <= hi, "{} {k}: {lo} {p} {hi}", r["row"]);
         }
-        assert_eq!(r["seeds"], 2);
+        assert_eq!(r["final_return_per_seed"].as_array().unwrap().len(), 2, "every seed's final value");
+        assert_eq!(r["seeds"], serde_json::json!([1, 2]));
+        assert_eq!(r["reach"].as_array().unwrap().len(), 2);
     }
-    let row = |n: &str| rows.iter().find(|r| r["algo"] == n).unwrap();
+    let row = |n: &str| rows.iter().find(|r| r["row"] == n).unwrap();
     // equal budgets: every label-using row has the same labels, the oracle rows none
-    for n in ["dpo", "dpo-square", "dpo-iterative", "reinforce", "rloo-k2", "rloo-k4", "ppo", "rebel"] {
+    for n in ["dpo", "dpo-square", "dpo-iterative", "reinforce", "rloo-k2", "rloo-k4", "ppo", "rebel", "rebel-episodes"] {
         assert_eq!(row(n)["labels_used"], 40.0, "{n}");
+        assert!(row(n)["label_env_steps"].as_f64().unwrap() >= 40.0 * 2.0 * 25.0, "{n}: the labels' pieces and their trunks");
     }
     for n in ["reference", "ppo-true", "rebel-true"] {
         assert_eq!(row(n)["labels_used"], 0.0, "{n}");
+        assert_eq!(row(n)["label_env_steps"], 0.0, "{n}");
     }
-    assert_eq!(row("reference")["win_rate"], 0.5);
-    assert!(row("rebel")["env_steps"].as_f64().unwrap() >= 1500.0 && row("dpo")["env_steps"] == 0.0);
-    // one TensorBoard run per algorithm and seed, side by side
-    for n in ["ppo__s1", "rebel-true__s2", "dpo-iterative__s1"] {
-        assert!(std::fs::read_dir(out.join(n).join("tb")).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().starts_with("events.out.tfevents")), "{n}");
+    // every simulated env step is counted: the online rows spend their budget, iterative DPO its
+    // rollouts (more than its labelled pieces), offline DPO none; evaluation in its own column
+    for n in ["reinforce", "rloo-k2", "ppo", "rebel", "rebel-true", "rebel-episodes", "rloo-k2-epochs"] {
+        assert!(row(n)["env_steps"].as_f64().unwrap() >= 1500.0, "{n}");
+        assert!(row(n)["eval_env_steps"].as_f64().unwrap() > 0.0, "{n}");
+        assert!(row(n)["learner_s_per_1k_steps"].as_f64().unwrap() > 0.0, "{n}");
     }
-    let png = std::fs::read(out.join("learning_curves.png")).unwrap();
-    assert_eq!(&png[1..4], b"PNG");
+    assert!(row("dpo-iterative")["env_steps"].as_f64().unwrap() > 40.0 * 2.0 * 25.0);
+    assert_eq!(row("dpo")["env_steps"], 0.0);
+    // the probability of improvement of REBEL over each row of its reward source
+    let imps = v["improvement"].as_array().unwrap();
+    assert!(imps.iter().any(|i| i["row"] == "rebel" && i["over"] == "ppo"));
+    assert!(imps.iter().any(|i| i["row"] == "rebel-true" && i["over"] == "ppo-true"));
+    assert!(!imps.iter().any(|i| i["row"] == "rebel" && i["over"] == "ppo-true"), "only the same reward source");
+    // seeds and evaluation start states: tuning and report disjoint
+    let cfg = |p: std::path::PathBuf| -> toml::Value { toml::from_str(&std::fs::read_to_string(p).unwrap()).unwrap() };
+    let tune = cfg(out.join("tune/configs/rebel__c0__s101.toml"));
+    let rep = cfg(out.join("report/configs/rebel__s1.toml"));
+    assert_eq!((tune["seed"].as_integer(), tune["eval"]["seed_base"].as_integer()), (Some(101), Some(2_000_000)));
+    assert_eq!((rep["seed"].as_integer(), rep["eval"]["seed_base"].as_integer()), (Some(1), Some(1_000_000)));
+    for f in ["tuning.md", "tuning.json", "results.md", "learning_curves.png", "learning_curves.svg"] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
-    assert!(md.contains("| rebel-true | 2 |"), "{md}");
+    assert!(md.contains("| rebel | 2 | ") && md.contains("fewer than 10, not evidence"), "{md}");
+    // one TensorBoard run per row and seed, side by side
+    for n in ["ppo__s1", "rebel-true__s2", "dpo-iterative__s1"] {
+        assert!(std::fs::read_dir(out.join("report").join(n).join("tb")).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().starts_with("events.out.tfevents")), "{n}");
+    }
     // a second run into the same folder reuses the finished runs
     let o = swimmer(&args);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("already finished"), "{}", stderr(&o));
+    // another configuration (or a subset of the rows) into the same folder is refused, not mixed
+    for extra in [&["--set", "train.rebel.eta=3"][..], &["--only", "rebel,ppo"][..]] {
+        let mut a2 = args.clone();
+        a2.extend_from_slice(extra);
+        let o = swimmer(&a2);
+        assert!(!o.status.success());
+        assert!(stderr(&o).contains("another configuration") && stderr(&o).contains("new --out"), "{}", stderr(&o));
+    }
+    // a folder that is not a comparison is refused too
+    let o = swimmer(&strs(&tiny_compare(d.path(), 2, 1500)));
+    assert!(stderr(&o).contains("not a comparison folder"), "{}", stderr(&o));
+}
+
+#[test]
+fn compare_refuses_tuning_on_reported_seeds_and_unequal_budgets() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("cmp");
+    let base = tiny_compare(&out, 2, 1500);
+    let run = |extra: &[&str]| {
+        let mut a = strs(&base);
+        a.extend_from_slice(extra);
+        swimmer(&a)
+    };
+    let o = run(&["--set", "protocol.tune_seeds=[2, 101]"]);
+    assert!(!o.status.success() && stderr(&o).contains("seed 2 is both a tuning seed"), "{}", stderr(&o));
+    let o = run(&["--set", "protocol.tune_eval_seed_base=1000001"]);
+    assert!(!o.status.success() && stderr(&o).contains("overlap"), "{}", stderr(&o));
+    // a grid whose size differs from tune_configs would give the rows different budgets
+    let o = run(&["--set", "protocol.tune_configs=4", "--set", "protocol.search=\"grid\""]);
+    assert!(!o.status.success() && stderr(&o).contains("same budget"), "{}", stderr(&o));
+    assert!(!out.exists(), "nothing is written before the configuration is accepted");
 }

@@ -9,12 +9,12 @@ use std::process::Command;
 
 fn untimed_rows(path: &std::path::Path) -> Vec<serde_json::Value> {
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    v.as_array()
+    v["rows"].as_array()
         .unwrap()
         .iter()
         .map(|r| {
             let mut r = r.clone();
-            for k in ["wall_time_s", "learner_s_per_iter", "peak_rss_mb"] {
+            for k in ["wall_time_s", "learner_s_per_1k_steps", "learner_mem_mb", "peak_rss_mb"] {
                 r.as_object_mut().unwrap().remove(k);
             }
             r
@@ -41,5 +41,7 @@ fn two_mpi_ranks_give_the_results_of_one_process() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(err.contains("rank 1 of 2:"), "rank 1 ran its share: {err}");
+    let tuning = |p: &std::path::Path| std::fs::read_to_string(p.join("tuning.json")).unwrap();
+    assert_eq!(tuning(&two), tuning(&one), "the same tuning table");
     assert_eq!(untimed_rows(&two.join("results.json")), untimed_rows(&one.join("results.json")));
 }

@@ -45,7 +45,7 @@ fn json(p: &Path) -> serde_json::Value {
 
 /// A JSON value without the fields that measure time or memory (they differ run to run).
 fn untimed(v: &serde_json::Value) -> serde_json::Value {
-    const TIMED: [&str; 8] = [
+    const TIMED: [&str; 11] = [
         "wall_time_s",
         "charts/env_steps_per_sec",
         "charts/learner_s_per_iter",
@@ -54,6 +54,9 @@ fn untimed(v: &serde_json::Value) -> serde_json::Value {
         "folder",
         "run_dir",
         "learner_s_per_1k_env_steps",
+        "learner_s_per_1k_steps",
+        "learner_s_total",
+        "learner_mem_mb",
     ];
     match v {
         serde_json::Value::Object(m) => {
@@ -204,6 +207,19 @@ fn experiment_killed_in_each_phase_continues_to_the_uninterrupted_result() {
     assert!(after == before, "the folder's files are untouched");
 }
 
+/// The run folders (holding a `config.toml`) anywhere below `dir`.
+fn cells_below(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for p in std::fs::read_dir(dir).map(|r| r.flatten().map(|e| e.path()).collect::<Vec<_>>()).unwrap_or_default() {
+        if p.join("config.toml").exists() {
+            out.push(p);
+        } else if p.is_dir() {
+            out.extend(cells_below(&p));
+        }
+    }
+    out
+}
+
 #[test]
 fn compare_killed_mid_cell_continues_to_the_uninterrupted_table() {
     let d = tempfile::tempdir().unwrap();
@@ -214,9 +230,7 @@ fn compare_killed_mid_cell_continues_to_the_uninterrupted_table() {
     let killed = d.path().join("killed");
     // two cells finished and a third one part-way (its first lines logged, no summary yet)
     let point = || {
-        let cells: Vec<std::path::PathBuf> = std::fs::read_dir(&killed)
-            .map(|r| r.flatten().map(|e| e.path()).filter(|p| p.join("config.toml").exists()).collect())
-            .unwrap_or_default();
+        let cells: Vec<std::path::PathBuf> = cells_below(&killed);
         let done = cells.iter().filter(|c| c.join("summary.json").exists()).count();
         done >= 2 && cells.iter().any(|c| !c.join("summary.json").exists() && lines(&c.join("metrics.jsonl")) >= 2)
     };
@@ -225,4 +239,5 @@ fn compare_killed_mid_cell_continues_to_the_uninterrupted_table() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("already finished, reused"), "{}", stderr(&o));
     assert_eq!(untimed(&json(&killed.join("results.json"))), untimed(&json(&full.join("results.json"))));
+    assert_eq!(json(&killed.join("tuning.json")), json(&full.join("tuning.json")));
 }

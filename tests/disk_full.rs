@@ -103,7 +103,7 @@ fn compare_results_on_a_full_disk_fail_clearly_and_keep_the_previous_ones() {
     let rows = |f: &[(String, Vec<u8>)]| -> Vec<String> {
         let (_, b) = f.iter().find(|(n, _)| n == "results.json").unwrap();
         let v: serde_json::Value = serde_json::from_slice(b).unwrap();
-        v.as_array().unwrap().iter().map(|r| r["algo"].as_str().unwrap().to_string()).collect()
+        v["rows"].as_array().unwrap().iter().map(|r| r["row"].as_str().unwrap().to_string()).collect()
     };
     assert_eq!(rows(&before), rows(&after), "results.json is a complete table");
     assert!(!changed.iter().any(|f| f.as_str() == "learning_curves.png"));

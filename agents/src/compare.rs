@@ -8,13 +8,14 @@
 //! * [`prepare_seed`]: per seed, the preference dataset from the reference policy and the reward net
 //!   trained on it (shared by every row of that seed);
 //! * [`run_config`]: a row's resolved [`TrainConfig`] for a seed;
-//! * [`aggregate`], [`write_results`], [`plot_curves`]: `results.json`, `results.md` and
-//!   `learning_curves.png` from the run directories.
+//! * [`read_run`], [`plot_curves`]: a run directory's final value and curve, and the plot with
+//!   bootstrap bands; the protocol (tuning, report, statistics) is [`crate::protocol`].
 //!
 //! Equal budgets: every online row gets the same `env_steps`; every row that uses labels gets the
 //! same number (the reward net's dataset, offline DPO's dataset, and iterative DPO's
 //! `labels_per_round × iterations`, set by [`run_config`]).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -30,6 +31,7 @@ use crate::runconfig::{load_config, to_toml_string};
 use crate::algorithm::AlgoConfig;
 use crate::algos::dpo::DpoConfig;
 use crate::train::{RewardSource, TrainConfig, TrainError};
+use crate::protocol::{ProtocolConfig, Space};
 use crate::util::resolve_path;
 
 /// One row of the table: an algorithm, what scores it, and extra `--set`s.
@@ -71,6 +73,12 @@ pub fn default_rows() -> Vec<RowSpec> {
         row("ppo-true", "ppo", "true", &[]),
         row("rebel", "rebel", "model", &[]),
         row("rebel-true", "rebel", "true", &[]),
+        // confounds as rows: REBEL on whole episodes and without the tail; RLOO(2) and REINFORCE
+        // with REBEL's number of updates (importance-weighted)
+        row("rebel-episodes", "rebel", "model", &["rebel.branch_len=0", "rebel.tail_len=0"]),
+        row("rebel-notail", "rebel", "model", &["rebel.tail_len=0"]),
+        row("rloo-k2-epochs", "rloo", "model", &["rloo.k=2", "rloo.epochs=8", "rloo.minibatches=4", "rloo.importance_clip=2.0"]),
+        row("reinforce-epochs", "reinforce", "model", &["reinforce.epochs=8", "reinforce.minibatches=4", "reinforce.importance_clip=2.0"]),
     ]
 }
 
@@ -88,9 +96,9 @@ pub struct CompareConfig {
     pub segment_len: usize,
     /// Both pieces of a pair start from the same state.
     pub same_start: bool,
-    /// Seeds: `first_seed .. first_seed + seeds`. Default 3.
+    /// Report seeds: `first_seed .. first_seed + seeds`. Default 10.
     pub seeds: usize,
-    /// First seed. Default 1.
+    /// First report seed. Default 1.
     pub first_seed: u64,
     /// Training processes at a time (each with `threads = 1`). Default 2.
     pub parallel: usize,
@@ -102,6 +110,10 @@ pub struct CompareConfig {
     pub train: TrainConfig,
     /// The rows (default: [`default_rows`]).
     pub rows: Vec<RowSpec>,
+    /// Tuning and report settings.
+    pub protocol: ProtocolConfig,
+    /// Search spaces by algorithm name: full training key → values (`[search.rebel] "rebel.eta" = [1.0, 10.0]`).
+    pub search: BTreeMap<String, Space>,
 }
 
 impl Default for CompareConfig {
@@ -111,13 +123,15 @@ impl Default for CompareConfig {
             labels: 1000,
             segment_len: 50,
             same_start: false,
-            seeds: 3,
+            seeds: 10,
             first_seed: 1,
             parallel: 2,
             teacher: TeacherConfig { beta: Some(1.0), ..TeacherConfig::preset(TeacherKind::Bt) },
             reward_model: RewardModelConfig::default(),
             train: TrainConfig::default(),
             rows: default_rows(),
+            protocol: ProtocolConfig::default(),
+            search: BTreeMap::new(),
         }
     }
 }
@@ -138,6 +152,13 @@ impl CompareConfig {
         if names.windows(2).any(|w| w[0] == w[1]) || names.contains(&"reference") {
             return Err("row names must be unique and not `reference`".into());
         }
+        if let Some(r) = self.rows.iter().find(|r| r.name.is_empty() || r.name.contains(['/', '\\']) || r.name.starts_with('.')) {
+            return Err(format!("row name {:?} cannot name a folder", r.name));
+        }
+        self.protocol.check(&self.seed_list(), self.train.eval.seed_base, self.train.eval.episodes)?;
+        for row in &self.rows {
+            crate::protocol::candidates(&self.protocol, &row.name, self.search.get(&row.algo), &row.set)?;
+        }
         Ok(())
     }
 }
@@ -149,7 +170,7 @@ pub struct SeedData {
     pub prefs: PathBuf,
     pub reward_model: PathBuf,
     pub labels: u64,
-    /// Env steps in the labelled pieces.
+    /// Env steps simulated to collect the labels (trunks and discarded pieces included).
     pub label_env_steps: u64,
     pub reward_model_holdout_accuracy: f64,
 }
@@ -196,7 +217,7 @@ pub fn prepare_seed(cfg: &CompareConfig, dir: &Path, seed: u64, threads: usize) 
         prefs: prefs_path,
         reward_model: rm_path,
         labels: prefs.len() as u64,
-        label_env_steps: prefs.segment_batch().segments.iter().map(|s| s.len() as u64).sum(),
+        label_env_steps: prefs.meta.simulated_env_steps,
         reward_model_holdout_accuracy: report.holdout_accuracy,
     };
     crate::logging::write_atomic(&record, serde_json::to_string_pretty(&d).expect("json").as_bytes())?;
@@ -205,9 +226,10 @@ pub fn prepare_seed(cfg: &CompareConfig, dir: &Path, seed: u64, threads: usize) 
 
 /// The resolved training configuration of `row` for a seed: the base config, the row's algorithm
 /// and scorer, the seed's data, the reference policy as start and opponent, one thread, then the
-/// row's own `set`s. Iterative DPO gets `labels_per_round = labels / dpo.iterations` (the same label
-/// budget as the others; an error if it does not divide).
-pub fn run_config(cfg: &CompareConfig, row: &RowSpec, data: &SeedData) -> Result<TrainConfig, String> {
+/// row's own `set`s, then `extra` (the tuning configuration, the tuning horizon). Iterative DPO gets
+/// `labels_per_round = labels / dpo.iterations` (the same label budget as the others; an error if it
+/// does not divide).
+pub fn run_config(cfg: &CompareConfig, row: &RowSpec, data: &SeedData, extra: &[String]) -> Result<TrainConfig, String> {
     let base = to_toml_string(&cfg.train).map_err(|e| e.to_string())?;
     let q = |p: &Path| format!("{:?}", p.display().to_string());
     let reference = resolve_path(&cfg.reference_policy);
@@ -224,6 +246,7 @@ pub fn run_config(cfg: &CompareConfig, row: &RowSpec, data: &SeedData) -> Result
         sets.push(format!("reward_model={}", q(&data.reward_model)));
     }
     sets.extend(row.set.iter().cloned());
+    sets.extend(extra.iter().cloned());
     let mut tc: TrainConfig = load_config(&base, None, &sets).map_err(|e| format!("row {}: {e}", row.name))?;
     let mut dpo: DpoConfig = tc.algo_config().map_err(|e| format!("row {}: {e}", row.name))?;
     if tc.algo == DpoConfig::NAME && dpo.iterative {
@@ -237,152 +260,20 @@ pub fn run_config(cfg: &CompareConfig, row: &RowSpec, data: &SeedData) -> Result
     tc.resolve().map_err(|e| format!("row {}: {e}", row.name))
 }
 
-/// One evaluation point of a run.
+/// A run's learning curve.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Curve {
     /// `(env steps, eval true return)` in order.
     pub points: Vec<(f64, f64)>,
 }
 
-/// A finished run of a row.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RunRecord {
-    pub row: String,
-    pub seed: u64,
-    pub summary: serde_json::Value,
-    pub curve: Curve,
-}
-
-/// Reads `summary.json` and the eval points of `metrics.jsonl` of a run directory. Offline runs
-/// (summary `env_steps` = 0) get a flat curve at their final value.
-pub fn read_run(row: &str, seed: u64, dir: &Path) -> Result<RunRecord, String> {
-    let s = std::fs::read_to_string(dir.join("summary.json")).map_err(|e| format!("{}: {e}", dir.join("summary.json").display()))?;
-    let summary: serde_json::Value = serde_json::from_str(&s).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let m = std::fs::read_to_string(dir.join("metrics.jsonl")).map_err(|e| format!("{}: {e}", dir.join("metrics.jsonl").display()))?;
-    let mut points = Vec::new();
-    for line in m.lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { continue };
-        if let (Some(x), Some(y)) = (v.get("env_steps").and_then(|x| x.as_f64()), v.get("eval/true_return").and_then(|y| y.as_f64())) {
-            points.push((x, y));
-        }
-    }
-    if summary.get("env_steps").and_then(|v| v.as_u64()) == Some(0) {
-        let y = summary.get("eval_true_return_mean").and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
-        points = vec![(0.0, y)];
-    }
-    Ok(RunRecord { row: row.into(), seed, summary, curve: Curve { points } })
-}
-
-/// A row of `results.json`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ResultRow {
-    pub algo: String,
-    pub seeds: usize,
-    pub labels_used: f64,
-    pub env_steps: f64,
-    pub eval_true_return_mean: f64,
-    /// Standard error of the mean over seeds (sample standard deviation / √seeds; 0 for one seed).
-    pub eval_true_return_sem: f64,
-    pub eval_true_return_per_seed: Vec<f64>,
-    pub win_rate: f64,
-    pub wall_time_s: f64,
-    pub learner_s_per_iter: f64,
-    /// Largest peak RSS over the row's runs.
-    pub peak_rss_mb: f64,
-}
-
-/// Mean and standard error (sample std / √n; 0 when n < 2).
-pub fn mean_sem(x: &[f64]) -> (f64, f64) {
-    let n = x.len();
-    if n == 0 {
-        return (f64::NAN, f64::NAN);
-    }
-    let m = x.iter().sum::<f64>() / n as f64;
-    if n < 2 {
-        return (m, 0.0);
-    }
-    let var = x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n - 1) as f64;
-    (m, (var / n as f64).sqrt())
-}
-
-fn field(v: &serde_json::Value, k: &str) -> f64 {
-    v.get(k).and_then(|x| x.as_f64()).unwrap_or(f64::NAN)
-}
-
-/// One results row per row name, in the order of `order`, from the runs of all seeds.
-pub fn aggregate(order: &[String], runs: &[RunRecord]) -> Vec<ResultRow> {
-    order
-        .iter()
-        .filter_map(|name| {
-            let rs: Vec<&RunRecord> = runs.iter().filter(|r| &r.row == name).collect();
-            if rs.is_empty() {
-                return None;
-            }
-            let col = |k: &str| rs.iter().map(|r| field(&r.summary, k)).collect::<Vec<f64>>();
-            let mean = |k: &str| mean_sem(&col(k)).0;
-            let per_seed = col("eval_true_return_mean");
-            let (m, sem) = mean_sem(&per_seed);
-            Some(ResultRow {
-                algo: name.clone(),
-                seeds: rs.len(),
-                labels_used: mean("labels_used"),
-                env_steps: mean("env_steps"),
-                eval_true_return_mean: m,
-                eval_true_return_sem: sem,
-                eval_true_return_per_seed: per_seed,
-                win_rate: mean("win_rate"),
-                wall_time_s: mean("wall_time_s"),
-                learner_s_per_iter: mean("learner_s_per_iter"),
-                peak_rss_mb: col("peak_rss_mb").into_iter().fold(f64::NAN, f64::max),
-            })
-        })
-        .collect()
-}
-
-/// The markdown table of `rows`, with a header line of notes.
-pub fn results_markdown(rows: &[ResultRow], notes: &str) -> String {
-    let mut s = String::from("# Swimmer-v5: REBEL and its baselines\n\n");
-    s.push_str(notes);
-    s.push_str("\n\n| algo | seeds | labels | env steps | eval true return (mean ± s.e.) | win rate vs reference | wall time (s) | learner s/iter | peak RSS (MB) |\n");
-    s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-    let f = |x: f64, d: usize| if x.is_finite() { format!("{x:.d$}") } else { "-".into() };
-    for r in rows {
-        s.push_str(&format!(
-            "| {} | {} | {} | {} | {} ± {} | {} | {} | {} | {} |\n",
-            r.algo,
-            r.seeds,
-            f(r.labels_used, 0),
-            f(r.env_steps, 0),
-            f(r.eval_true_return_mean, 1),
-            f(r.eval_true_return_sem, 1),
-            f(r.win_rate, 2),
-            f(r.wall_time_s, 1),
-            f(r.learner_s_per_iter, 3),
-            f(r.peak_rss_mb, 0)
-        ));
-    }
-    s
-}
-
-/// Writes `dir/results.json` (the rows) and `dir/results.md` (the table).
-pub fn write_results(dir: &Path, rows: &[ResultRow], notes: &str) -> Result<(), TrainError> {
-    let json = serde_json::to_string_pretty(rows).expect("rows serialise");
-    crate::logging::write_atomic(&dir.join("results.json"), json.as_bytes())?;
-    crate::logging::write_atomic(&dir.join("results.md"), results_markdown(rows, notes).as_bytes())?;
-    Ok(())
-}
-
-/// Mean and standard error over seeds of the curves of one row, on the first seed's x grid (the
-/// others linearly interpolated, held constant outside their range): `(x, mean, sem)`.
-pub fn mean_curve(curves: &[&Curve]) -> Vec<(f64, f64, f64)> {
-    let Some(first) = curves.first() else { return Vec::new() };
-    let at = |c: &Curve, x: f64| -> f64 {
-        let p = &c.points;
-        if p.is_empty() {
-            return f64::NAN;
-        }
-        if x <= p[0].0 {
-            return p[0].1;
+impl Curve {
+    /// The value at `x`: linear between points, held constant outside them (NaN for no points).
+    pub fn at(&self, x: f64) -> f64 {
+        let p = &self.points;
+        let Some(first) = p.first() else { return f64::NAN };
+        if x <= first.0 {
+            return first.1;
         }
         for w in p.windows(2) {
             if x <= w[1].0 {
@@ -391,37 +282,80 @@ pub fn mean_curve(curves: &[&Curve]) -> Vec<(f64, f64, f64)> {
             }
         }
         p[p.len() - 1].1
+    }
+}
+
+/// A run of a row, finished or failed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunRecord {
+    pub row: String,
+    pub seed: u64,
+    /// `summary.json`; `null` for a run that failed.
+    pub summary: serde_json::Value,
+    pub curve: Curve,
+    /// The final eval return: the summary's, or a failed run's last evaluation (NaN if it had none).
+    pub final_return: f64,
+}
+
+impl RunRecord {
+    pub fn failed(&self) -> bool {
+        self.summary.is_null()
+    }
+}
+
+/// Reads a run directory: `summary.json` if it finished (with `eval_env_steps` added: the sum of the
+/// evaluations' `eval/env_steps` in `metrics.jsonl`), and the eval points of `metrics.jsonl`.
+/// Offline runs (summary `env_steps` = 0) get a flat curve at their final value.
+pub fn read_run(row: &str, seed: u64, dir: &Path) -> Result<RunRecord, String> {
+    let summary: serde_json::Value = match std::fs::read_to_string(dir.join("summary.json")) {
+        Ok(s) => serde_json::from_str(&s).map_err(|e| format!("{}: {e}", dir.join("summary.json").display()))?,
+        Err(_) => serde_json::Value::Null,
     };
-    first
-        .points
-        .iter()
-        .map(|&(x, _)| {
-            let ys: Vec<f64> = curves.iter().map(|c| at(c, x)).collect();
-            let (m, s) = mean_sem(&ys);
-            (x, m, s)
-        })
+    let m = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap_or_default();
+    let mut points = Vec::new();
+    let mut eval_steps = 0.0;
+    for line in m.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        eval_steps += v.get("eval/env_steps").and_then(|x| x.as_f64()).unwrap_or(0.0);
+        if let (Some(x), Some(y)) = (v.get("env_steps").and_then(|x| x.as_f64()), v.get("eval/true_return").and_then(|y| y.as_f64())) {
+            points.push((x, y));
+        }
+    }
+    let final_return = match summary.get("eval_true_return_mean").and_then(|v| v.as_f64()) {
+        Some(v) => v,
+        None => points.last().map(|p| p.1).unwrap_or(f64::NAN),
+    };
+    if summary.get("env_steps").and_then(|v| v.as_u64()) == Some(0) {
+        points = vec![(0.0, final_return)];
+    }
+    let mut summary = summary;
+    if let Some(m) = summary.as_object_mut() {
+        // the evaluations' env steps, from the metrics (exact across a resume)
+        m.insert("eval_env_steps".into(), serde_json::json!(eval_steps));
+    }
+    Ok(RunRecord { row: row.into(), seed, summary, curve: Curve { points }, final_return })
+}
+
+/// The mean curve over seeds with its 95 % bootstrap band at each point of the first seed's grid
+/// (the other seeds interpolated, [`Curve::at`]).
+pub fn mean_band(curves: &[&Curve], reps: usize) -> Vec<crate::plot::BandPoint> {
+    let Some(first) = curves.first() else { return Vec::new() };
+    let xs: Vec<f64> = first.points.iter().map(|p| p.0).collect();
+    let grid: Vec<Vec<f64>> = curves.iter().map(|c| xs.iter().map(|&x| c.at(x)).collect()).collect();
+    let b = crate::stats::Bootstrap { reps, size: 0.95, seed: 7 };
+    crate::stats::curve_bands(&grid, crate::stats::mean, b)
+        .into_iter()
+        .zip(xs)
+        .map(|(i, x)| crate::plot::BandPoint { x, mean: i.point, lower: i.lo, upper: i.hi })
         .collect()
 }
 
 // ───────────────────────────── the plot ─────────────────────────────
 
-/// One series of the plot: `(x, mean, sem)` points; a single point at x = 0 (offline rows and the
-/// reference) is drawn as a dashed horizontal line across the whole width.
-pub struct Series {
-    pub name: String,
-    pub points: Vec<(f64, f64, f64)>,
-}
-
-/// Draws true return against env steps, mean and a ±1 s.e. band per series, with a legend, into a
-/// `width × height` PNG at `path` and an SVG next to it ([`crate::plot`]).
-pub fn plot_curves(path: &Path, series: &[Series], title: &str, width: u32, height: u32) -> Result<(), TrainError> {
-    let series: Vec<crate::plot::Series> = series
-        .iter()
-        .map(|s| crate::plot::Series {
-            name: s.name.clone(),
-            points: s.points.iter().map(|&(x, m, e)| crate::plot::BandPoint { x, mean: m, lower: m - e, upper: m + e }).collect(),
-        })
-        .collect();
+/// Draws true return against env steps, mean and band per series, with a legend, into a
+/// `width × height` PNG at `path` and an SVG next to it ([`crate::plot`]). A single point at x = 0
+/// (offline rows, the reference) is drawn as a dashed line across the whole width.
+pub fn plot_curves(path: &Path, series: &[crate::plot::Series], title: &str, width: u32, height: u32) -> Result<(), TrainError> {
     let fig = crate::plot::Figure {
         title: title.into(),
         x_label: "env steps".into(),
@@ -429,7 +363,7 @@ pub fn plot_curves(path: &Path, series: &[Series], title: &str, width: u32, heig
         width,
         height,
     };
-    crate::plot::learning_curves(path, Some(&path.with_extension("svg")), &series, &fig).map_err(|e| TrainError::Output(e.to_string()))
+    crate::plot::learning_curves(path, Some(&path.with_extension("svg")), series, &fig).map_err(|e| TrainError::Output(e.to_string()))
 }
 
 #[cfg(test)]
@@ -437,23 +371,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn mean_sem_is_the_sample_standard_error() {
-        // 1, 2, 3, 6: mean 3, sample variance (4 + 1 + 0 + 9)/3 = 14/3, s.e. sqrt(14/3/4)
-        let (m, s) = mean_sem(&[1.0, 2.0, 3.0, 6.0]);
-        assert_eq!(m, 3.0);
-        assert!((s - (14.0f64 / 12.0).sqrt()).abs() < 1e-12);
-        assert_eq!(mean_sem(&[5.0]), (5.0, 0.0));
-    }
-
-    #[test]
-    fn mean_curve_interpolates_the_other_seeds_on_the_first_grid() {
+    fn curves_interpolate_and_bands_hold_the_mean() {
         let a = Curve { points: vec![(0.0, 10.0), (100.0, 20.0)] };
         let b = Curve { points: vec![(0.0, 20.0), (50.0, 30.0), (200.0, 60.0)] };
-        let m = mean_curve(&[&a, &b]);
-        // at x = 100, b interpolates to 30 + (50/150)·30 = 40
+        // b at 100: 30 + (50/150)·30 = 40; held outside its range
+        assert_eq!((b.at(100.0), b.at(-5.0), b.at(500.0)), (40.0, 20.0, 60.0));
+        let m = mean_band(&[&a, &b], 1000);
         assert_eq!(m.len(), 2);
-        assert!((m[0].1 - 15.0).abs() < 1e-12 && (m[1].1 - 30.0).abs() < 1e-12, "{m:?}");
-        assert!((m[1].2 - mean_sem(&[20.0, 40.0]).1).abs() < 1e-12);
+        assert_eq!((m[0].mean, m[1].mean), (15.0, 30.0));
+        assert!(m[1].lower >= 20.0 && m[1].upper <= 40.0 && m[1].lower < m[1].upper, "{m:?}");
     }
 
     #[test]
@@ -469,21 +395,21 @@ mod tests {
         };
         let rows = default_rows();
         let get = |name: &str| rows.iter().find(|r| r.name == name).unwrap();
-        let it = run_config(&cfg, get("dpo-iterative"), &data).unwrap();
+        let it = run_config(&cfg, get("dpo-iterative"), &data, &[]).unwrap();
         let d: DpoConfig = it.algo_config().unwrap();
         assert!(d.iterative && d.labels_per_round * d.iterations == 1000, "{d:?}");
         assert_eq!((it.seed, it.threads, d.dataset.as_str()), (7, 1, "/data/prefs.st"));
         assert_eq!(it.algos.keys().collect::<Vec<_>>(), ["dpo"], "a run's config holds only its algorithm's section");
-        let ppo = run_config(&cfg, get("ppo"), &data).unwrap();
+        let ppo = run_config(&cfg, get("ppo"), &data, &[]).unwrap();
         assert_eq!((ppo.algo.as_str(), ppo.reward, ppo.reward_model.as_str()), ("ppo", RewardSource::Model, "/data/rm.st"));
-        let oracle = run_config(&cfg, get("rebel-true"), &data).unwrap();
+        let oracle = run_config(&cfg, get("rebel-true"), &data, &[]).unwrap();
         assert_eq!((oracle.reward, oracle.reward_model.as_str()), (RewardSource::True, ""));
-        let k4 = run_config(&cfg, get("rloo-k4"), &data).unwrap();
+        let k4 = run_config(&cfg, get("rloo-k4"), &data, &[]).unwrap();
         let r: crate::algos::rloo::RlooConfig = k4.algo_config().unwrap();
         assert_eq!(r.k * r.groups, 8, "the same envs per iteration as k = 2");
         let odd = CompareConfig { labels: 1001, ..CompareConfig::default() };
-        assert!(run_config(&odd, get("dpo-iterative"), &data).unwrap_err().contains("multiple"));
+        assert!(run_config(&odd, get("dpo-iterative"), &data, &[]).unwrap_err().contains("multiple"));
         let bad = RowSpec { set: vec!["ppo.clip=3".into()], ..get("ppo").clone() };
-        assert!(run_config(&cfg, &bad, &data).unwrap_err().contains("ppo.clip"));
+        assert!(run_config(&cfg, &bad, &data, &[]).unwrap_err().contains("ppo.clip"));
     }
 }

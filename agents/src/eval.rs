@@ -54,6 +54,8 @@ pub struct EvalResult {
     /// With `eval.stochastic`: the mean return with sampled actions.
     pub stochastic_mean: Option<f64>,
     pub win_rate: f64,
+    /// Env steps this evaluation ran (with the reference's episodes when they were run for it).
+    pub env_steps: u64,
 }
 
 /// Evaluates `policy` on the fixed seeds: mean-action returns, (with `eval.stochastic`) sampled-
@@ -68,6 +70,7 @@ pub fn evaluate(
     seed: u64,
 ) -> Result<EvalResult, rebel_envs::EnvError> {
     let seeds = eval.seeds();
+    let steps_before = crate::rollout::eval_env_steps();
     let returns = episode_returns(venv, policy, &seeds, None)?;
     let stochastic_mean = if eval.stochastic {
         let mut rng = stream(seed, Domain::Eval, 0);
@@ -81,7 +84,8 @@ pub fn evaluate(
         .map(|(a, b)| if a > b { 1.0 } else if a == b { 0.5 } else { 0.0 })
         .sum();
     let (mean, std) = mean_std(&returns);
-    Ok(EvalResult { mean, std, stochastic_mean, win_rate: wins / seeds.len() as f64, returns })
+    let env_steps = crate::rollout::eval_env_steps() - steps_before;
+    Ok(EvalResult { mean, std, stochastic_mean, win_rate: wins / seeds.len() as f64, returns, env_steps })
 }
 
 /// The mean-action true returns of `reference` on the evaluation seeds.

@@ -23,3 +23,4 @@ pub mod io;
 pub mod seeding;
 pub mod plot;
 pub mod stats;
+pub mod protocol;

@@ -71,7 +71,7 @@ pub enum PlotError {
 }
 
 /// Twelve distinguishable colours (matplotlib's tab10 and two more).
-const PALETTE: [RGBColor; 12] = [
+const PALETTE: [RGBColor; 16] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -84,6 +84,10 @@ const PALETTE: [RGBColor; 12] = [
     RGBColor(23, 190, 207),
     RGBColor(0, 0, 0),
     RGBColor(120, 60, 0),
+    RGBColor(0, 90, 50),
+    RGBColor(100, 0, 140),
+    RGBColor(255, 200, 0),
+    RGBColor(0, 60, 160),
 ];
 
 fn ensure_font() -> Result<(), PlotError> {

@@ -394,6 +394,14 @@ fn restore_groups(venv: &mut VecEnv, k: usize, snaps: &[rebel_envs::Snapshot], a
 
 /// Runs one whole episode per seed with `policy` (mean action when `rng` is `None`) and returns
 /// the true returns, in seed order. Uses the first `min(seeds, num_envs)` envs in rounds.
+/// Env steps run by [`episode_returns`] in this process (evaluations), for the cost accounting.
+static EVAL_ENV_STEPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Env steps run by [`episode_returns`] so far in this process.
+pub fn eval_env_steps() -> u64 {
+    EVAL_ENV_STEPS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 pub fn episode_returns(
     venv: &mut VecEnv,
     policy: &GaussianPolicy,
@@ -421,6 +429,7 @@ pub fn episode_returns(
             for (i, r) in results.into_iter().enumerate() {
                 let Some(r) = r else { continue };
                 let s = r.map_err(|e| EnvError::InVecEnv { index: i, source: Box::new(e) })?;
+                EVAL_ENV_STEPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 ret[i] += s.reward;
                 obs[i * od..(i + 1) * od].copy_from_slice(&s.obs);
                 if s.done() {

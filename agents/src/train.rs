@@ -283,8 +283,14 @@ pub struct Summary {
     /// Mean seconds of the learner (scoring + update, not collection or evaluation) per iteration
     /// of this process.
     pub learner_s_per_iter: f64,
+    /// `learner_s_per_iter × iterations`: the learner's seconds over the whole run (estimated from
+    /// this process's mean for a resumed run).
+    pub learner_s_total: f64,
     /// Peak resident memory of the process (VmHWM), MiB; NaN where /proc is unavailable.
     pub peak_rss_mb: f64,
+    /// Peak RSS above the level once libtorch, the environments and the nets were up (MiB): the
+    /// memory that training itself (rollout buffers, the learner's tensors) added.
+    pub learner_mem_mb: f64,
     pub run_dir: String,
 }
 
@@ -369,11 +375,14 @@ impl Parts {
     }
 
     fn evaluate(&mut self, cfg: &TrainConfig) -> Result<EvalResult, TrainError> {
+        let before = crate::rollout::eval_env_steps();
         if self.reference_returns.is_none() {
             self.reference_returns = Some(reference_returns(&mut self.eval_env, &self.reference, &cfg.eval)?);
         }
         let reference = self.reference_returns.as_deref().expect("just computed");
-        Ok(evaluate(&mut self.eval_env, &self.policy, reference, &cfg.eval, cfg.seed)?)
+        let mut e = evaluate(&mut self.eval_env, &self.policy, reference, &cfg.eval, cfg.seed)?;
+        e.env_steps = crate::rollout::eval_env_steps() - before;
+        Ok(e)
     }
 
     /// Whether the budget is spent.
@@ -466,6 +475,7 @@ fn eval_scalars(e: &EvalResult) -> Vec<(&'static str, f64)> {
         v.push(("eval/stochastic_return", m));
     }
     v.push(("eval/win_rate", e.win_rate));
+    v.push(("eval/env_steps", e.env_steps as f64));
     v
 }
 
@@ -476,6 +486,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError
     tch::set_num_threads(cfg.learner_threads.max(1) as i32);
     let (run, resumed) = Run::open(cfg, opts)?;
     let mut parts = Parts::new(cfg, device)?;
+    let rss_start_mb = crate::util::current_rss_mb();
     let offline = parts.algo.collect() == Collect::Offline;
     let mut log;
     let mut p = match &resumed {
@@ -541,7 +552,8 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError
     };
     log.flush()?;
     let learner_s_per_iter = if learn_iters > 0 { learn_total_s / learn_iters as f64 } else { f64::NAN };
-    let summary = summary(cfg, &parts, p, e, reference_eval, learner_s_per_iter, log.wall_time_s(), &run);
+    let mut summary = summary(cfg, &parts, p, e, reference_eval, learner_s_per_iter, log.wall_time_s(), &run);
+    summary.learner_mem_mb = summary.peak_rss_mb - rss_start_mb;
     write_summary(run.dir.path(), &serde_json::to_value(&summary).expect("summary serialises"))?;
     Ok(summary)
 }
@@ -565,7 +577,9 @@ fn summary(cfg: &TrainConfig, parts: &Parts, p: Progress, e: EvalResult, referen
         reference_eval_true_return_mean: reference_eval,
         iterations: p.iteration,
         learner_s_per_iter,
+        learner_s_total: if learner_s_per_iter.is_finite() { learner_s_per_iter * p.iteration as f64 } else { 0.0 },
         peak_rss_mb: peak_rss_mb(),
+        learner_mem_mb: f64::NAN,
         run_dir: run.dir.path().display().to_string(),
     }
 }

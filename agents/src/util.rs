@@ -26,11 +26,20 @@ pub fn resolve_path(p: &str) -> PathBuf {
 
 /// Peak resident memory of this process (VmHWM of /proc/self/status) in MiB; NaN if unreadable.
 pub fn peak_rss_mb() -> f64 {
+    proc_status_mb("VmHWM:")
+}
+
+/// Resident memory of this process now (VmRSS) in MiB; NaN if unreadable.
+pub fn current_rss_mb() -> f64 {
+    proc_status_mb("VmRSS:")
+}
+
+fn proc_status_mb(key: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(key))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|kb| kb.parse::<f64>().ok())
         })

@@ -92,6 +92,34 @@ fn rloo_ignores_a_shift_shared_by_a_group_and_follows_the_differences() {
 }
 
 #[test]
+fn importance_weights_leave_a_first_step_unchanged_and_reweight_later_ones() {
+    let acts = [-0.5f32, 0.5, -0.3, 0.7];
+    let t = one_step_batch(&acts).to_tensors(Device::Cpu);
+    let returns = Tensor::from_slice(&[0.0f32, 1.0, 0.2, 1.0]);
+    let run = |cfg: &RlooConfig| {
+        let p = policy(3);
+        let mut opt = adam(&p, 1e-2);
+        rloo::update(&p, &mut opt, &t, &returns, cfg, &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
+        p.parameters().iter().map(|x| x.flatten(0, -1)).collect::<Vec<_>>()
+    };
+    let same = |a: &[Tensor], b: &[Tensor]| a.iter().zip(b).all(|(x, y)| x.equal(y));
+    let one = RlooConfig::default();
+    // one step: the ratio is exactly 1, so the weighted step is the plain one, bit for bit
+    assert!(same(&run(&one), &run(&RlooConfig { importance_clip: 2.0, ..one.clone() })));
+    // several steps: after the first, the ratios differ from 1 and the steps differ
+    let many = RlooConfig { epochs: 4, minibatches: 2, ..one.clone() };
+    let weighted = RlooConfig { importance_clip: 2.0, ..many.clone() };
+    assert!(!same(&run(&many), &run(&weighted)));
+    // and the weighted update still moves the mean towards the better actions
+    let p = policy(3);
+    let before = mean_action(&p);
+    rloo::update(&p, &mut adam(&p, 1e-2), &t, &returns, &weighted, &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
+    assert!(mean_action(&p) > before + 1e-3, "{before} → {}", mean_action(&p));
+    assert!(RlooConfig { importance_clip: f64::NAN, ..one.clone() }.validate().unwrap_err().contains("rloo.importance_clip"));
+    assert!(ReinforceConfig { importance_clip: -1.0, ..ReinforceConfig::default() }.validate().unwrap_err().contains("reinforce.importance_clip"));
+}
+
+#[test]
 fn ppo_raises_the_probability_of_advantaged_actions_and_fits_the_values() {
     let p = policy(2);
     let mut opt = adam(&p, 3e-3);
@@ -152,6 +180,7 @@ fn dataset(pairs: Vec<PreferencePair>) -> PreferenceDataset {
             segment_len: Some(2),
             same_start: false,
             queries: pairs.len() as u64,
+            simulated_env_steps: 0,
         },
         pairs,
     }

@@ -218,6 +218,7 @@ fn synthetic(n: usize) -> PreferenceDataset {
             segment_len: None,
             same_start: false,
             queries: n as u64 + 2,
+            simulated_env_steps: 0,
         },
         pairs,
     }

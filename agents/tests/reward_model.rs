@@ -61,6 +61,7 @@ fn linear_dataset(n: usize, seed: u64, teacher: &TeacherConfig) -> PreferenceDat
             segment_len: Some(8),
             same_start: false,
             queries: n as u64,
+            simulated_env_steps: 0,
         },
         pairs,
     }

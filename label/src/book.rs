@@ -258,6 +258,7 @@ impl Book {
                 segment_len: Some(p.segment_len),
                 same_start: p.same_start,
                 queries: self.counts().given as u64,
+                simulated_env_steps: 0,
             },
             pairs,
         })

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use rebel_agents::compare::{
-    aggregate, mean_curve, plot_curves, prepare_seed, read_run, run_config, write_results, CompareConfig, Curve, RunRecord, Series,
-};
+use rebel_agents::compare::{mean_band, plot_curves, prepare_seed, read_run, run_config, CompareConfig, Curve, RunRecord, SeedData};
+use rebel_agents::protocol::{candidates, pick, report, results_markdown, tuning_markdown, ReportRun, TuneEntry};
+use rebel_agents::train::RewardSource;
 use rebel_agents::runconfig::{load_config, to_toml_string};
 use rebel_agents::eval::{evaluate, reference_returns, load_policy};
 use rebel_agents::util::{peak_rss_mb, resolve_path};
@@ -27,7 +27,7 @@ pub struct CompareArgs {
     /// A TOML file merged over experiments/swimmer_compare.toml.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Number of seeds (sets `seeds`).
+    /// Number of report seeds (sets `seeds`).
     #[arg(long)]
     pub seeds: Option<usize>,
     /// Output folder (default: runs/compare__{unix time}); rerunning into it reuses finished runs.
@@ -39,9 +39,12 @@ pub struct CompareArgs {
     /// Only these rows (comma-separated names; `reference` is always included).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
-    /// Override any key: `--set labels=500 --set train.env_steps=300000 --set train.rebel.eta=5`.
+    /// Override any key: `--set labels=500 --set train.env_steps=300000 --set protocol.tune_configs=4`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
+    /// Which phases to run: tuning then report (`all`), or one of them.
+    #[arg(long, value_enum, default_value_t = Phase::All)]
+    pub phase: Phase,
 }
 
 struct Job {
@@ -87,14 +90,34 @@ fn spawn(exe: &Path, job: &Job) -> Result<Child> {
     cmd.spawn().with_context(|| format!("cannot start {}", exe.display()))
 }
 
-/// Runs `compare`; the last stdout line is JSON.
+/// Which phases `compare` runs.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Phase {
+    /// Tuning on the tuning seeds, then the report on the report seeds.
+    #[default]
+    All,
+    /// Only tuning (writes tuning.md and tuning.json).
+    Tune,
+    /// Only the report (needs the tuning phase's tuning.json in the folder).
+    Report,
+}
+
+/// The protocol's record in the output folder: what it was made from.
+#[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+struct Stamp {
+    /// Hash of the resolved configuration (without `parallel`) and of the source code.
+    hash: String,
+    /// `REBEL_SOURCE_HASH` of the binary that ran it.
+    source_hash: String,
+}
+
+/// Runs `compare` (tuning, then the report); the last stdout line is JSON.
 pub fn compare_cmd(env: &EnvArgs, a: &CompareArgs) -> Result<()> {
     let t0 = Instant::now();
     let cfg = resolve_compare_config(env, a)?;
-    // Under mpirun/srun the (row × seed) jobs are spread over the ranks (rank r runs jobs r, r + N,
-    // ...); rank 0 gathers the finished runs and writes the same files as one process does.
+    // Under mpirun/srun the jobs are spread over the ranks (rank r runs jobs r, r + N, ...); rank 0
+    // gathers the finished runs and writes the same files as one process does.
     let world = rebel_dist::from_env().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (rank, ranks) = (world.rank(), world.size());
     let out = a.out.clone().unwrap_or_else(|| {
         let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         PathBuf::from(format!("runs/compare__{t}"))
@@ -103,84 +126,217 @@ pub fn compare_cmd(env: &EnvArgs, a: &CompareArgs) -> Result<()> {
     let mut out_bytes = out.to_string_lossy().into_owned().into_bytes();
     world.broadcast(0, &mut out_bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
     let out = PathBuf::from(String::from_utf8(out_bytes).context("output folder name")?);
-    std::fs::create_dir_all(out.join("configs")).with_context(|| format!("cannot create {}", out.display()))?;
-    rebel_agents::io::write_atomic(&out.join("compare.toml"), to_toml_string(&cfg)?.as_bytes())?;
-    let seeds = cfg.seed_list();
+    // rank 0 checks and stamps the folder first; the others check it once it is stamped
+    let stamp = if world.rank() == 0 { Some(stamp_folder(&out, &cfg, true)?) } else { None };
+    world.barrier().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let stamp = match stamp {
+        Some(s) => s,
+        None => stamp_folder(&out, &cfg, false)?,
+    };
+    if a.phase != Phase::Report {
+        tune_phase(world.as_ref(), &cfg, &out)?;
+    }
+    if a.phase == Phase::Tune {
+        if world.rank() == 0 {
+            println!("{}", serde_json::json!({"out": out, "phase": "tune", "hash": stamp.hash, "wall_time_s": t0.elapsed().as_secs_f64()}));
+        }
+        return Ok(());
+    }
+    report_phase(world.as_ref(), &cfg, &out, &stamp, t0)
+}
 
-    // shared data per seed: labels from the reference policy, the reward net (spread over the
-    // ranks, then each rank reads them, or makes those it cannot see: the same, deterministically)
+/// Makes the output folder and records the protocol's hash in it; a folder holding another
+/// configuration's (or another code version's) runs is refused, never mixed.
+fn stamp_folder(out: &Path, cfg: &CompareConfig, write: bool) -> Result<Stamp> {
+    let mut hashed = cfg.clone();
+    hashed.parallel = 0;
+    let source_hash = env!("REBEL_SOURCE_HASH").to_string();
+    let text = format!("{}\nsource {source_hash}", to_toml_string(&hashed)?);
+    let stamp = Stamp { hash: rebel_agents::io::fnv1a_hex(text.as_bytes()), source_hash };
+    let path = out.join("protocol.json");
+    if let Ok(old) = std::fs::read_to_string(&path) {
+        let old: Stamp = serde_json::from_str(&old).with_context(|| format!("{} is corrupt", path.display()))?;
+        if old != stamp {
+            bail!(
+                "{} holds a comparison made with another configuration or code version (hash {}, source {}; this one: hash {}, \
+                 source {}); its runs are not mixed with these: use a new --out",
+                out.display(),
+                old.hash,
+                old.source_hash,
+                stamp.hash,
+                stamp.source_hash
+            );
+        }
+    } else if out.exists() && std::fs::read_dir(out).map(|mut d| d.next().is_some()).unwrap_or(false) {
+        bail!("{} exists and is not a comparison folder (no protocol.json): use a new --out", out.display());
+    }
+    if write {
+        std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+        rebel_agents::io::write_atomic(&out.join("compare.toml"), to_toml_string(cfg)?.as_bytes())?;
+        rebel_agents::io::write_atomic(&path, serde_json::to_string_pretty(&stamp)?.as_bytes())?;
+    }
+    Ok(stamp)
+}
+
+/// The labels and reward net of each seed (spread over the ranks; then each rank reads them, or makes
+/// those it cannot see: the same, deterministically).
+fn seed_data(world: &dyn rebel_dist::Collective, cfg: &CompareConfig, out: &Path, seeds: &[u64]) -> Result<Vec<SeedData>> {
+    let (rank, ranks) = (world.rank(), world.size());
+    let dir = |s: u64| out.join("data").join(format!("seed{s}"));
     for (i, &s) in seeds.iter().enumerate() {
-        if i % ranks == rank {
+        if i % ranks == rank && !dir(s).join("seed_data.json").exists() {
             eprintln!("seed {s}: {} preference labels from the reference policy and the reward net ...", cfg.labels);
-            let d = prepare_seed(&cfg, &out.join("data").join(format!("seed{s}")), s, cfg.parallel.max(1))?;
+            let d = prepare_seed(cfg, &dir(s), s, cfg.parallel.max(1))?;
             eprintln!("  reward net held-out accuracy {:.3}", d.reward_model_holdout_accuracy);
         }
     }
     world.barrier().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut data = Vec::new();
-    for &s in &seeds {
-        data.push(prepare_seed(&cfg, &out.join("data").join(format!("seed{s}")), s, cfg.parallel.max(1))?);
-    }
+    seeds.iter().map(|&s| Ok(prepare_seed(cfg, &dir(s), s, cfg.parallel.max(1))?)).collect()
+}
 
-    // the jobs: this rank's share
-    let mut jobs = Vec::new();
-    let mut index = 0usize;
-    for row in &cfg.rows {
-        for d in &data {
-            index += 1;
-            if (index - 1) % ranks != rank {
-                continue;
-            }
-            let name = format!("{}__s{}", row.name, d.seed);
-            let config = out.join("configs").join(format!("{name}.toml"));
-            let tc = run_config(&cfg, row, d).map_err(anyhow::Error::msg)?;
-            rebel_agents::io::write_atomic(&config, to_toml_string(&tc)?.as_bytes())?;
-            jobs.push(Job { row: row.name.clone(), seed: d.seed, dir: out.join(&name), config });
+/// Writes each job's configuration, runs this rank's share and gathers the runs on rank 0; returns
+/// the failures (on rank 0, every rank's).
+fn run_all(world: &dyn rebel_dist::Collective, out: &Path, jobs: Vec<(Job, rebel_agents::train::TrainConfig)>, parallel: usize) -> Result<Vec<String>> {
+    let (rank, ranks) = (world.rank(), world.size());
+    let mut mine = Vec::new();
+    for (i, (job, tc)) in jobs.into_iter().enumerate() {
+        if i % ranks == rank {
+            std::fs::create_dir_all(job.config.parent().expect("configs folder"))?;
+            rebel_agents::io::write_atomic(&job.config, to_toml_string(&tc)?.as_bytes())?;
+            mine.push(job);
         }
     }
-    let total = cfg.rows.len() * data.len();
-    let mine: Vec<PathBuf> = jobs.iter().map(|j| j.dir.clone()).collect();
-    let failed = run_jobs(jobs, cfg.parallel)?;
-    let failed = gather_runs(world.as_ref(), &out, &mine, failed)?;
-    if rank != 0 {
-        eprintln!("rank {rank} of {ranks}: {} run(s) done; rank 0 writes the results", mine.len());
+    let dirs: Vec<PathBuf> = mine.iter().map(|j| j.dir.clone()).collect();
+    let failed = run_jobs(mine, parallel)?;
+    gather_runs(world, out, &dirs, failed)
+}
+
+/// Tuning: every row × configuration × tuning seed; rank 0 writes tuning.json and tuning.md.
+fn tune_phase(world: &dyn rebel_dist::Collective, cfg: &CompareConfig, out: &Path) -> Result<()> {
+    let p = &cfg.protocol;
+    let data = seed_data(world, cfg, out, &p.tune_seeds)?;
+    let steps = if p.tune_env_steps > 0 { p.tune_env_steps } else { cfg.train.env_steps };
+    let mut jobs = Vec::new();
+    let mut cells = Vec::new();
+    for row in &cfg.rows {
+        let cands = candidates(p, &row.name, cfg.search.get(&row.algo), &row.set).map_err(anyhow::Error::msg)?;
+        for (k, sets) in cands.iter().enumerate() {
+            let mut extra = sets.clone();
+            extra.push(format!("env_steps={steps}"));
+            extra.push(format!("eval.seed_base={}", p.tune_eval_seed_base));
+            for d in &data {
+                let name = format!("{}/c{k}/s{}", row.name, d.seed);
+                let tc = run_config(cfg, row, d, &extra).map_err(anyhow::Error::msg)?;
+                let job = Job { row: format!("tune {} c{k}", row.name), seed: d.seed, dir: out.join("tune").join(&name), config: out.join("tune").join("configs").join(format!("{}__c{k}__s{}.toml", row.name, d.seed)) };
+                cells.push((row.name.clone(), k, sets.clone(), d.seed, job.dir.clone()));
+                jobs.push((job, tc));
+            }
+        }
+    }
+    eprintln!("tuning: {} rows × {} configurations × {} seeds = {} runs of {steps} env steps", cfg.rows.len(), p.tune_configs, data.len(), jobs.len());
+    let failed = run_all(world, out, jobs, cfg.parallel)?;
+    if world.rank() != 0 {
         return Ok(());
     }
-    let mut runs = reference_runs(&cfg, &seeds)?;
-
-    // results
-    for row in &cfg.rows {
-        for &s in &seeds {
-            let dir = out.join(format!("{}__s{s}", row.name));
-            if dir.join("summary.json").exists() {
-                runs.push(read_run(&row.name, s, &dir).map_err(anyhow::Error::msg)?);
+    let mut entries: Vec<TuneEntry> = Vec::new();
+    for (row, k, sets, seed, dir) in cells {
+        let r = read_run(&row, seed, &dir).map_err(anyhow::Error::msg)?;
+        match entries.iter_mut().find(|e| e.row == row && e.config == k) {
+            Some(e) => {
+                e.finals.push(r.final_return);
+                if r.failed() {
+                    e.failed.push(seed);
+                }
             }
+            None => entries.push(TuneEntry { row, config: k, sets, finals: vec![r.final_return], failed: if r.failed() { vec![seed] } else { vec![] }, mean: 0.0, picked: false }),
         }
     }
-    let mut order = vec!["reference".to_string()];
-    order.extend(cfg.rows.iter().map(|r| r.name.clone()));
-    let rows = aggregate(&order, &runs);
-    let notes = format!(
-        "Reference policy `{}`; {} labels per seed ({}-step pieces, teacher {:?}); online budget {} env steps; \
-         seeds {:?}; evaluation: mean action on {} fixed start states (seeds from {}), win rate against the reference \
-         policy on the same start states. Offline DPO spends no env steps. Written by `swimmer compare` in {:.0} s.",
-        cfg.reference_policy, cfg.labels, cfg.segment_len, cfg.teacher.kind, cfg.train.env_steps, seeds,
-        cfg.train.eval.episodes, cfg.train.eval.seed_base, t0.elapsed().as_secs_f64()
-    );
-    write_results(&out, &rows, &notes)?;
-    let series: Vec<Series> = order
+    for e in &mut entries {
+        e.mean = rebel_agents::stats::mean(&e.finals);
+    }
+    pick(&mut entries);
+    rebel_agents::io::write_atomic(&out.join("tuning.json"), serde_json::to_string_pretty(&entries)?.as_bytes())?;
+    let header = format!("Written by `swimmer compare` ({} failed run(s){}).", failed.len(), if failed.is_empty() { String::new() } else { format!(": {}", failed.join("; ")) });
+    rebel_agents::io::write_atomic(&out.join("tuning.md"), tuning_markdown(&entries, p, steps, &header).as_bytes())?;
+    eprintln!("tuning: {}", out.join("tuning.md").display());
+    Ok(())
+}
+
+/// The report: every row with its picked configuration on the report seeds; rank 0 writes results.md,
+/// results.json and the learning curves.
+fn report_phase(world: &dyn rebel_dist::Collective, cfg: &CompareConfig, out: &Path, stamp: &Stamp, t0: Instant) -> Result<()> {
+    let tuning_path = out.join("tuning.json");
+    let mut tuning_bytes = if world.rank() == 0 {
+        std::fs::read(&tuning_path).with_context(|| format!("{}: run the tuning phase first (`--phase tune` or `--phase all`)", tuning_path.display()))?
+    } else {
+        Vec::new()
+    };
+    world.broadcast(0, &mut tuning_bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let entries: Vec<TuneEntry> = serde_json::from_slice(&tuning_bytes).with_context(|| format!("{} is corrupt", tuning_path.display()))?;
+    let picked = |row: &str| -> Result<Vec<String>> {
+        entries.iter().find(|e| e.row == row && e.picked).map(|e| e.sets.clone()).with_context(|| format!("{}: no picked configuration for row {row}", tuning_path.display()))
+    };
+    let seeds = cfg.seed_list();
+    let data = seed_data(world, cfg, out, &seeds)?;
+    let mut jobs = Vec::new();
+    let mut order = vec![("reference".to_string(), "reference".to_string(), Vec::new())];
+    for row in &cfg.rows {
+        let sets = picked(&row.name)?;
+        order.push((row.name.clone(), row.algo.clone(), sets.clone()));
+        for d in &data {
+            let name = format!("{}__s{}", row.name, d.seed);
+            let tc = run_config(cfg, row, d, &sets).map_err(anyhow::Error::msg)?;
+            jobs.push((Job { row: row.name.clone(), seed: d.seed, dir: out.join("report").join(&name), config: out.join("report").join("configs").join(format!("{name}.toml")) }, tc));
+        }
+    }
+    let total = jobs.len();
+    eprintln!("report: {} rows × {} seeds = {total} runs", cfg.rows.len(), seeds.len());
+    let failed = run_all(world, out, jobs, cfg.parallel)?;
+    if world.rank() != 0 {
+        eprintln!("rank {} of {}: its runs are done; rank 0 writes the results", world.rank(), world.size());
+        return Ok(());
+    }
+    let mut runs: Vec<RunRecord> = reference_runs(cfg, &seeds)?;
+    for row in &cfg.rows {
+        for &s in &seeds {
+            runs.push(read_run(&row.name, s, &out.join("report").join(format!("{}__s{s}", row.name))).map_err(anyhow::Error::msg)?);
+        }
+    }
+    let uses_labels = |row: &str| cfg.rows.iter().find(|r| r.name == row).is_some_and(|r| r.algo == "dpo" || r.reward == RewardSource::Model);
+    let label_steps = |row: &str, seed: u64| if uses_labels(row) { data.iter().find(|d| d.seed == seed).map(|d| d.label_env_steps as f64).unwrap_or(0.0) } else { 0.0 };
+    let report_runs: Vec<ReportRun> = runs
         .iter()
-        .filter_map(|name| {
+        .map(|r| ReportRun { row: r.row.clone(), seed: r.seed, final_return: r.final_return, failed: r.failed(), summary: r.summary.clone(), label_env_steps: label_steps(&r.row, r.seed) })
+        .collect();
+    let reward_of = |row: &str| match cfg.rows.iter().find(|r| r.name == row) {
+        Some(r) if r.algo != "dpo" && r.reward == RewardSource::True => "true".to_string(),
+        _ => "model".to_string(),
+    };
+    let (rows, imps) = report(&order, &report_runs, &reward_of, &cfg.protocol);
+    let p = &cfg.protocol;
+    let header = format!(
+        "Reference policy `{}`; {} labels per seed ({}-step pieces, teacher {:?}); online budget {} env steps. Tuning: {} configuration(s) per row on seeds {:?} (see tuning.md). Report: seeds {:?}, evaluation with the mean action on {} fixed start states from {} (disjoint from tuning's, from {}). Intervals: 95% percentile stratified bootstrap, {} replications. Protocol hash {} (source {}). {} failed run(s){}. Written by `swimmer compare` in {:.0} s (this invocation).{}",
+        cfg.reference_policy, cfg.labels, cfg.segment_len, cfg.teacher.kind, cfg.train.env_steps, p.tune_configs, p.tune_seeds, seeds,
+        cfg.train.eval.episodes, cfg.train.eval.seed_base, p.tune_eval_seed_base, p.bootstrap_reps, stamp.hash, stamp.source_hash,
+        failed.len(), if failed.is_empty() { String::new() } else { format!(" ({})", failed.join("; ")) }, t0.elapsed().as_secs_f64(),
+        if seeds.len() < 10 { format!(" **{} report seed(s): fewer than 10, not evidence for any claim.**", seeds.len()) } else { String::new() }
+    );
+    let json = serde_json::json!({"protocol_hash": stamp.hash, "source_hash": stamp.source_hash, "rows": rows, "improvement": imps});
+    rebel_agents::io::write_atomic(&out.join("results.json"), serde_json::to_string_pretty(&json)?.as_bytes())?;
+    rebel_agents::io::write_atomic(&out.join("results.md"), results_markdown(&rows, &imps, &header).as_bytes())?;
+    let series: Vec<rebel_agents::plot::Series> = order
+        .iter()
+        .filter_map(|(name, _, _)| {
             let cs: Vec<&Curve> = runs.iter().filter(|r| &r.row == name).map(|r| &r.curve).collect();
-            (!cs.is_empty()).then(|| Series { name: name.clone(), points: mean_curve(&cs) })
+            (!cs.is_empty()).then(|| rebel_agents::plot::Series { name: name.clone(), points: mean_band(&cs, 2000) })
         })
         .collect();
-    plot_curves(&out.join("learning_curves.png"), &series, &format!("{} : eval true return, mean and s.e. over {} seeds", cfg.train.env.id, seeds.len()), 1100, 650)?;
+    plot_curves(&out.join("learning_curves.png"), &series, &format!("{}: eval true return, mean and 95% bootstrap band over {} seeds", cfg.train.env.id, seeds.len()), 1100, 650)?;
     print!("{}", std::fs::read_to_string(out.join("results.md"))?);
-    println!("results: {}  curves: {}\nTensorBoard: tensorboard --logdir {}", out.join("results.md").display(), out.join("learning_curves.png").display(), out.display());
-    println!("{}", serde_json::json!({"out": out, "rows": rows.len(), "runs": total, "failed": failed.len()}));
+    println!("results: {}  curves: {}\nTensorBoard: tensorboard --logdir {}", out.join("results.md").display(), out.join("learning_curves.png").display(), out.join("report").display());
+    println!("{}", serde_json::json!({"out": out, "rows": rows.len(), "runs": total, "failed": failed.len(), "hash": stamp.hash}));
     if !failed.is_empty() {
-        bail!("{} run(s) failed: {}", failed.len(), failed.join("; "));
+        bail!("{} run(s) failed (scored by their last evaluation in results.md; a rerun of this command starts them afresh): {}", failed.len(), failed.join("; "));
     }
     Ok(())
 }
@@ -262,9 +418,13 @@ fn reference_runs(cfg: &CompareConfig, seeds: &[u64]) -> Result<Vec<RunRecord>> 
                 "wall_time_s": 0.0, "learner_s_per_iter": f64::NAN, "peak_rss_mb": peak_rss_mb(),
             }),
             curve: Curve { points: vec![(0.0, e.mean)] },
+            final_return: e.mean,
         })
         .collect())
 }
+
+/// Marks a run whose process failed (a killed `compare` leaves none: its runs resume).
+const FAILED: &str = "FAILED";
 
 /// Runs the jobs as child processes, `parallel` at a time (finished ones reused); returns the failures.
 fn run_jobs(jobs: Vec<Job>, parallel: usize) -> Result<Vec<String>> {
@@ -282,6 +442,12 @@ fn run_jobs(jobs: Vec<Job>, parallel: usize) -> Result<Vec<String>> {
                 eprintln!("[{done}/{total}] {} seed {}: already finished, reused", job.row, job.seed);
                 continue;
             }
+            if job.dir.join(FAILED).exists() {
+                // a run that failed starts afresh in a clean folder; the failed one is kept aside
+                let aside = (1..).map(|n| job.dir.with_extension(format!("failed-{n}"))).find(|d| !d.exists()).expect("a free name");
+                std::fs::rename(&job.dir, &aside).with_context(|| format!("cannot move the failed run {} aside", job.dir.display()))?;
+                eprintln!("{} seed {}: the failed run is kept in {}; starting afresh", job.row, job.seed, aside.display());
+            }
             let child = spawn(&exe, &job)?;
             running.push((job, child, Instant::now()));
         }
@@ -295,6 +461,7 @@ fn run_jobs(jobs: Vec<Job>, parallel: usize) -> Result<Vec<String>> {
                         eprintln!("[{done}/{total}] {} seed {}: done in {:.0} s", job.row, job.seed, t.elapsed().as_secs_f64());
                     } else {
                         eprintln!("[{done}/{total}] {} seed {}: FAILED ({status}); see {}", job.row, job.seed, job.dir.join("train.log").display());
+                        std::fs::write(job.dir.join(FAILED), format!("{status}\n")).ok();
                         failed.push(format!("{} seed {} ({})", job.row, job.seed, job.dir.join("train.log").display()));
                     }
                 }

@@ -61,6 +61,9 @@ pub fn tiny_compare(out: &std::path::Path, seeds: u32, env_steps: u64) -> Vec<St
         "--set", "train.reinforce.branch_len=25", "--set", "train.reinforce.tail_len=25",
         "--set", "train.rloo.branch_len=25", "--set", "train.rloo.tail_len=25",
         "--set", "train.dpo.iterations=2", "--set", "train.eval.episodes=2", "--set", "train.eval.every_iters=2",
+        // the protocol at its smallest: one configuration per row (no search), one tuning seed
+        "--set", "protocol.tune_configs=1", "--set", "protocol.tune_seeds=[101]", "--set", "protocol.tune_env_steps=0",
+        "--set", "protocol.bootstrap_reps=1000",
     ] {
         v.push(a.to_string());
     }

@@ -288,8 +288,8 @@ impl Dpo {
             .map_err(|e| AlgoError::Failed(format!("iterative DPO, round {}: {e}", ctx.iteration)))?;
         up.collect_s = t_collect.elapsed().as_secs_f64();
         self.labels += ds.len() as u64;
-        // env steps of the labelled pieces (skipped queries and cut-off pieces not counted)
-        up.env_steps = ds.pairs.iter().map(|p| (p.a.len() + p.b.len()) as u64).sum();
+        // every env step simulated to make the round's pieces (trunks, skipped and cut-off pieces included)
+        up.env_steps = ds.meta.simulated_env_steps;
         up.segment_true = ds.pairs.iter().flat_map(|p| [p.a.true_return(), p.b.true_return()]).collect();
         let reference = match self.cfg.reference {
             DpoReference::Fixed => &self.initial,

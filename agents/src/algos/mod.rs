@@ -78,10 +78,15 @@ pub(crate) fn pg_steps(
     epochs: usize,
     minibatches: usize,
     max_grad_norm: f64,
+    importance_clip: f64,
     rng: &mut ChaCha8Rng,
     loss_fn: &dyn Fn(&Tensor, &Tensor) -> Tensor,
 ) -> Result<(f64, f64), String> {
     let s = t.obs.size()[0];
+    // with importance_clip > 0, each segment's log-probability is weighted by its truncated ratio
+    // min(π/π_old, c) (constant in the gradient), so that later steps of a multi-epoch update
+    // estimate the current policy's gradient from the old policy's samples
+    let lp_old = (importance_clip > 0.0).then(|| tch::no_grad(|| segment_log_prob(policy, t)));
     let mut units: Vec<i64> = (0..s / k).collect();
     let mb = units.len().div_ceil(minibatches).max(1);
     let (mut loss_sum, mut loss_n, mut gn_sum, mut gn_n) = (0.0, 0usize, 0.0, 0usize);
@@ -90,7 +95,12 @@ pub(crate) fn pg_steps(
         for chunk in units.chunks(mb) {
             let idx: Vec<i64> = chunk.iter().flat_map(|&u| (0..k).map(move |j| u * k + j)).collect();
             let idx = Tensor::from_slice(&idx).to_device(t.obs.device());
-            let loss = loss_fn(&segment_log_prob(policy, &t.select(&idx)), &idx);
+            let mut lp = segment_log_prob(policy, &t.select(&idx));
+            if let Some(old) = &lp_old {
+                let rho = tch::no_grad(|| (&lp - old.index_select(0, &idx)).exp().clamp_max(importance_clip));
+                lp = lp * rho;
+            }
+            let loss = loss_fn(&lp, &idx);
             let (lv, gn) = adam.minimize(&loss, max_grad_norm, "policy-gradient", epoch)?;
             gn_sum += gn;
             gn_n += 1;

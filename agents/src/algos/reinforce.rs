@@ -38,6 +38,11 @@ pub struct ReinforceConfig {
     pub minibatches: usize,
     /// Clip the gradient norm to this (0: off). Default 1.0.
     pub max_grad_norm: f64,
+    /// 0 (default): every step of a multi-epoch update is a plain score-function step. > 0: each
+    /// segment's term is weighted by its truncated importance ratio min(π/π_old, c) with this c, so
+    /// that `epochs × minibatches` steps follow the current policy's gradient (the confound rows that
+    /// give RLOO and REINFORCE as many updates as REBEL).
+    pub importance_clip: f64,
     /// Branch length L (0: whole episodes), as `rebel.branch_len`. Default 250.
     pub branch_len: usize,
     /// Common-random-numbers tail after each branch, as `rebel.tail_len`. Default 250.
@@ -55,6 +60,7 @@ impl Default for ReinforceConfig {
             epochs: 1,
             minibatches: 1,
             max_grad_norm: 1.0,
+            importance_clip: 0.0,
             branch_len: 250,
             tail_len: 250,
             groups: 8,
@@ -78,6 +84,9 @@ impl AlgoConfig for ReinforceConfig {
         }
         if !(self.baseline_decay > 0.0 && self.baseline_decay <= 1.0) {
             return Err(format!("reinforce.baseline_decay must be in (0, 1], got {}", self.baseline_decay));
+        }
+        if self.importance_clip.is_nan() || self.importance_clip < 0.0 {
+            return Err(format!("reinforce.importance_clip must be ≥ 0 (0: off), got {}", self.importance_clip));
         }
         if self.max_grad_norm.is_nan() || self.max_grad_norm < 0.0 {
             return Err("reinforce.max_grad_norm must be ≥ 0".into());
@@ -115,7 +124,7 @@ pub fn update(
     let scale = if cfg.normalize && std > 1e-8 { 1.0 / std } else { 1.0 };
     let rs = &r * scale;
     let step_logp_old = tch::no_grad(|| policy.log_prob(&t.obs, &t.act));
-    let (loss, grad_norm) = pg_steps(policy, adam, t, 1, cfg.epochs, cfg.minibatches, cfg.max_grad_norm, rng, &|lp, idx| {
+    let (loss, grad_norm) = pg_steps(policy, adam, t, 1, cfg.epochs, cfg.minibatches, cfg.max_grad_norm, cfg.importance_clip, rng, &|lp, idx| {
         reinforce_loss(lp, &rs.index_select(0, idx), b * scale)
     })?;
     *baseline = Some(next_baseline(*baseline, mean, cfg.baseline_decay));

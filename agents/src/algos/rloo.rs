@@ -35,6 +35,11 @@ pub struct RlooConfig {
     pub minibatches: usize,
     /// Clip the gradient norm to this (0: off). Default 1.0.
     pub max_grad_norm: f64,
+    /// 0 (default): every step of a multi-epoch update is a plain score-function step. > 0: each
+    /// segment's term is weighted by its truncated importance ratio min(π/π_old, c) with this c, so
+    /// that `epochs × minibatches` steps follow the current policy's gradient (the confound rows that
+    /// give RLOO and REINFORCE as many updates as REBEL).
+    pub importance_clip: f64,
     /// Branch length L (0: whole episodes), as `rebel.branch_len`. Default 250.
     pub branch_len: usize,
     /// Common-random-numbers tail after each branch, as `rebel.tail_len`. Default 250.
@@ -46,7 +51,7 @@ pub struct RlooConfig {
 
 impl Default for RlooConfig {
     fn default() -> Self {
-        RlooConfig { k: 2, lr: 1e-3, normalize: true, epochs: 1, minibatches: 1, max_grad_norm: 1.0, branch_len: 250, tail_len: 250, groups: 4 }
+        RlooConfig { k: 2, lr: 1e-3, normalize: true, epochs: 1, minibatches: 1, max_grad_norm: 1.0, importance_clip: 0.0, branch_len: 250, tail_len: 250, groups: 4 }
     }
 }
 
@@ -66,6 +71,9 @@ impl AlgoConfig for RlooConfig {
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(format!("rloo.lr must be > 0, got {}", self.lr));
+        }
+        if self.importance_clip.is_nan() || self.importance_clip < 0.0 {
+            return Err(format!("rloo.importance_clip must be ≥ 0 (0: off), got {}", self.importance_clip));
         }
         if self.max_grad_norm.is_nan() || self.max_grad_norm < 0.0 {
             return Err("rloo.max_grad_norm must be ≥ 0".into());
@@ -97,7 +105,7 @@ pub fn update(
     let rs = &r * scale;
     let step_logp_old = tch::no_grad(|| policy.log_prob(&t.obs, &t.act));
     let (loss, grad_norm) =
-        pg_steps(policy, adam, t, k, cfg.epochs, cfg.minibatches, cfg.max_grad_norm, rng, &|lp, idx| rloo_loss(lp, &rs.index_select(0, idx), k))?;
+        pg_steps(policy, adam, t, k, cfg.epochs, cfg.minibatches, cfg.max_grad_norm, cfg.importance_clip, rng, &|lp, idx| rloo_loss(lp, &rs.index_select(0, idx), k))?;
     // mean leave-one-out baseline, for the logs
     let g = r.view([s / k, k]);
     let loo = (g.sum_dim_intlist([1i64].as_slice(), true, Kind::Float) - &g) / ((k - 1) as f64);

@@ -44,6 +44,7 @@ pub fn collect_preferences(
     let mut queries = 0u64;
     let mut pool: Vec<(u64, Segment)> = Vec::new(); // not-same-start: (episode id, piece) awaiting a partner
     let mut round = 0u64;
+    let mut simulated = 0u64;
     while pairs.len() < cfg.n_labels {
         if round > 0 && round.is_multiple_of(200) && pairs.is_empty() {
             return Err(PreferenceError::Collect(format!(
@@ -55,6 +56,7 @@ pub fn collect_preferences(
         let mut rng = stream(cfg.seed, Domain::Preferences, 1000 + round);
         let seeds: Vec<u64> = (0..g_n).map(|_| env_seed(cfg.seed, Domain::Preferences, rng.random::<u64>() >> 8)).collect();
         let batch = collect_groups(venv, policy, &seeds, PairSpec { k, branch_len: cfg.segment_len, tail_len: 0 }, &mut rng)?;
+        simulated += batch.env_steps;
         let candidates = candidates(batch.segments, cfg, &mut pool, round * g_n as u64, &mut pair_rng);
         for (mut a, mut b) in candidates {
             if pairs.len() == cfg.n_labels {
@@ -84,6 +86,7 @@ pub fn collect_preferences(
             segment_len: cfg.segment_len,
             same_start: cfg.same_start,
             queries,
+            simulated_env_steps: simulated,
         },
         pairs,
     })

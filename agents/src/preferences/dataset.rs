@@ -122,6 +122,10 @@ pub struct DatasetMeta {
     pub same_start: bool,
     /// Pairs shown to the teacher, including skipped ones.
     pub queries: u64,
+    /// Env steps simulated to make the pieces (whole trunks up to each piece, discarded pieces
+    /// included); 0 in files written before it was recorded.
+    #[serde(default)]
+    pub simulated_env_steps: u64,
 }
 
 /// One labelled pair.
