@@ -11,7 +11,7 @@ use rebel_envs::vec_env::VecEnv;
 use crate::checkpoint::Checkpoint;
 use crate::seeding::{eval_env_seed, stream, Domain};
 use crate::policy::GaussianPolicy;
-use crate::rollout::episode_returns;
+use crate::rollout::{episode_returns, run_episodes};
 use crate::train::TrainError;
 use crate::util::mean_std;
 
@@ -70,11 +70,12 @@ pub fn evaluate(
     seed: u64,
 ) -> Result<EvalResult, rebel_envs::EnvError> {
     let seeds = eval.seeds();
-    let steps_before = crate::rollout::eval_env_steps();
-    let returns = episode_returns(venv, policy, &seeds, None)?;
+    let (returns, mut env_steps) = run_episodes(venv, policy, &seeds, None)?;
     let stochastic_mean = if eval.stochastic {
         let mut rng = stream(seed, Domain::Eval, 0);
-        Some(mean_std(&episode_returns(venv, policy, &seeds, Some(&mut rng))?).0)
+        let (sampled, steps) = run_episodes(venv, policy, &seeds, Some(&mut rng))?;
+        env_steps += steps;
+        Some(mean_std(&sampled).0)
     } else {
         None
     };
@@ -84,7 +85,6 @@ pub fn evaluate(
         .map(|(a, b)| if a > b { 1.0 } else if a == b { 0.5 } else { 0.0 })
         .sum();
     let (mean, std) = mean_std(&returns);
-    let env_steps = crate::rollout::eval_env_steps() - steps_before;
     Ok(EvalResult { mean, std, stochastic_mean, win_rate: wins / seeds.len() as f64, returns, env_steps })
 }
 

@@ -87,7 +87,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
 
 /// FNV-1a 64-bit hash of `bytes` as 16 hex digits (checksums, config and file hashes).
 pub fn fnv1a_hex(bytes: &[u8]) -> String {
-    format!("{:016x}", fnv1a(FNV_OFFSET, bytes))
+    format!("{:016x}", fnv1a_u64(bytes))
+}
+
+/// The 64-bit FNV-1a hash of `bytes` (the value [`fnv1a_hex`] prints).
+pub fn fnv1a_u64(bytes: &[u8]) -> u64 {
+    fnv1a(FNV_OFFSET, bytes)
 }
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;

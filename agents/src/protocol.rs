@@ -180,7 +180,7 @@ pub fn candidates(p: &ProtocolConfig, row: &str, space: Option<&Space>, fixed: &
 
 /// A stream index for a row name (< 2^56).
 fn name_index(name: &str) -> u64 {
-    u64::from_str_radix(&crate::io::fnv1a_hex(name.as_bytes())[2..], 16).unwrap_or(0)
+    crate::io::fnv1a_u64(name.as_bytes()) & ((1 << 56) - 1)
 }
 
 /// One tuning configuration's outcome.
@@ -226,7 +226,7 @@ pub fn pick(entries: &mut [TuneEntry]) -> Vec<TuneEntry> {
 }
 
 /// The markdown of the tuning phase.
-pub fn tuning_markdown(entries: &[TuneEntry], p: &ProtocolConfig, steps: u64, header: &str) -> String {
+pub fn tuning_markdown(entries: &[TuneEntry], p: &ProtocolConfig, steps: u64, episodes: usize, header: &str) -> String {
     let mut s = format!(
         "# Tuning\n\n{header}\n\nEvery row: {} configuration(s) ({:?} search, search seed {}), each on tuning seeds {:?}, {} env \
          steps, evaluated on start states {}..{}; the configuration with the best mean final eval return is picked (**bold**).\n\n",
@@ -236,7 +236,7 @@ pub fn tuning_markdown(entries: &[TuneEntry], p: &ProtocolConfig, steps: u64, he
         p.tune_seeds,
         steps,
         p.tune_eval_seed_base,
-        p.tune_eval_seed_base + 10
+        p.tune_eval_seed_base + episodes as u64
     );
     s.push_str("| row | config | settings | final eval return per seed | mean |\n|---|---:|---|---|---:|\n");
     for e in entries {

@@ -394,20 +394,23 @@ fn restore_groups(venv: &mut VecEnv, k: usize, snaps: &[rebel_envs::Snapshot], a
 
 /// Runs one whole episode per seed with `policy` (mean action when `rng` is `None`) and returns
 /// the true returns, in seed order. Uses the first `min(seeds, num_envs)` envs in rounds.
-/// Env steps run by [`episode_returns`] in this process (evaluations), for the cost accounting.
-static EVAL_ENV_STEPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// Env steps run by [`episode_returns`] so far in this process.
-pub fn eval_env_steps() -> u64 {
-    EVAL_ENV_STEPS.load(std::sync::atomic::Ordering::Relaxed)
-}
-
 pub fn episode_returns(
     venv: &mut VecEnv,
     policy: &GaussianPolicy,
     seeds: &[u64],
-    mut rng: Option<&mut ChaCha8Rng>,
+    rng: Option<&mut ChaCha8Rng>,
 ) -> Result<Vec<f64>, EnvError> {
+    Ok(run_episodes(venv, policy, seeds, rng)?.0)
+}
+
+/// [`episode_returns`], with the number of env steps the episodes took (for the cost accounting).
+pub fn run_episodes(
+    venv: &mut VecEnv,
+    policy: &GaussianPolicy,
+    seeds: &[u64],
+    mut rng: Option<&mut ChaCha8Rng>,
+) -> Result<(Vec<f64>, u64), EnvError> {
+    let mut env_steps = 0u64;
     let mut out = Vec::with_capacity(seeds.len());
     let (od, ad, n_env) = (venv.obs_dim(), venv.act_dim(), venv.num_envs());
     for chunk in seeds.chunks(n_env) {
@@ -429,7 +432,7 @@ pub fn episode_returns(
             for (i, r) in results.into_iter().enumerate() {
                 let Some(r) = r else { continue };
                 let s = r.map_err(|e| EnvError::InVecEnv { index: i, source: Box::new(e) })?;
-                EVAL_ENV_STEPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                env_steps += 1;
                 ret[i] += s.reward;
                 obs[i * od..(i + 1) * od].copy_from_slice(&s.obs);
                 if s.done() {
@@ -439,5 +442,5 @@ pub fn episode_returns(
         }
         out.extend(ret);
     }
-    Ok(out)
+    Ok((out, env_steps))
 }

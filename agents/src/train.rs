@@ -321,6 +321,8 @@ struct Parts {
     scorer: Box<dyn Scorer>,
     algo: Box<dyn Algorithm>,
     device: Device,
+    /// Resident memory once everything above was built (MiB).
+    rss_start_mb: f64,
 }
 
 /// Counters of a run (checkpointed).
@@ -350,7 +352,9 @@ impl Parts {
         let reference = if cfg.eval.reference.is_empty() { initial } else { load_policy(&resolve_path(&cfg.eval.reference), device)? };
         let adam = Adam::new(policy.named_parameters(), AdamConfig { lr: algo.lr(), ..AdamConfig::default() });
         let scorer = make_scorer(cfg, obs_dim, act_dim)?;
-        Ok(Parts { venv, eval_env, policy, reference, reference_returns: None, adam, scorer, algo, device })
+        // the memory floor (libtorch, the environments and the nets), against which the learner's is measured
+        let rss_start_mb = crate::util::current_rss_mb();
+        Ok(Parts { venv, eval_env, policy, reference, reference_returns: None, adam, scorer, algo, device, rss_start_mb })
     }
 
     fn save(&self, run: &Run, p: Progress) -> Result<(), TrainError> {
@@ -375,13 +379,14 @@ impl Parts {
     }
 
     fn evaluate(&mut self, cfg: &TrainConfig) -> Result<EvalResult, TrainError> {
-        let before = crate::rollout::eval_env_steps();
+        let mut reference_steps = 0;
         if self.reference_returns.is_none() {
-            self.reference_returns = Some(reference_returns(&mut self.eval_env, &self.reference, &cfg.eval)?);
+            let (returns, steps) = crate::rollout::run_episodes(&mut self.eval_env, &self.reference, &cfg.eval.seeds(), None)?;
+            (self.reference_returns, reference_steps) = (Some(returns), steps);
         }
         let reference = self.reference_returns.as_deref().expect("just computed");
         let mut e = evaluate(&mut self.eval_env, &self.policy, reference, &cfg.eval, cfg.seed)?;
-        e.env_steps = crate::rollout::eval_env_steps() - before;
+        e.env_steps += reference_steps;
         Ok(e)
     }
 
@@ -486,7 +491,6 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError
     tch::set_num_threads(cfg.learner_threads.max(1) as i32);
     let (run, resumed) = Run::open(cfg, opts)?;
     let mut parts = Parts::new(cfg, device)?;
-    let rss_start_mb = crate::util::current_rss_mb();
     let offline = parts.algo.collect() == Collect::Offline;
     let mut log;
     let mut p = match &resumed {
@@ -552,8 +556,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError
     };
     log.flush()?;
     let learner_s_per_iter = if learn_iters > 0 { learn_total_s / learn_iters as f64 } else { f64::NAN };
-    let mut summary = summary(cfg, &parts, p, e, reference_eval, learner_s_per_iter, log.wall_time_s(), &run);
-    summary.learner_mem_mb = summary.peak_rss_mb - rss_start_mb;
+    let summary = summary(cfg, &parts, p, e, reference_eval, learner_s_per_iter, log.wall_time_s(), &run);
     write_summary(run.dir.path(), &serde_json::to_value(&summary).expect("summary serialises"))?;
     Ok(summary)
 }
@@ -579,7 +582,7 @@ fn summary(cfg: &TrainConfig, parts: &Parts, p: Progress, e: EvalResult, referen
         learner_s_per_iter,
         learner_s_total: if learner_s_per_iter.is_finite() { learner_s_per_iter * p.iteration as f64 } else { 0.0 },
         peak_rss_mb: peak_rss_mb(),
-        learner_mem_mb: f64::NAN,
+        learner_mem_mb: peak_rss_mb() - parts.rss_start_mb,
         run_dir: run.dir.path().display().to_string(),
     }
 }

@@ -257,7 +257,7 @@ fn tune_phase(world: &dyn rebel_dist::Collective, cfg: &CompareConfig, out: &Pat
     pick(&mut entries);
     rebel_agents::io::write_atomic(&out.join("tuning.json"), serde_json::to_string_pretty(&entries)?.as_bytes())?;
     let header = format!("Written by `swimmer compare` ({} failed run(s){}).", failed.len(), if failed.is_empty() { String::new() } else { format!(": {}", failed.join("; ")) });
-    rebel_agents::io::write_atomic(&out.join("tuning.md"), tuning_markdown(&entries, p, steps, &header).as_bytes())?;
+    rebel_agents::io::write_atomic(&out.join("tuning.md"), tuning_markdown(&entries, p, steps, cfg.train.eval.episodes, &header).as_bytes())?;
     eprintln!("tuning: {}", out.join("tuning.md").display());
     Ok(())
 }
@@ -308,10 +308,8 @@ fn report_phase(world: &dyn rebel_dist::Collective, cfg: &CompareConfig, out: &P
         .iter()
         .map(|r| ReportRun { row: r.row.clone(), seed: r.seed, final_return: r.final_return, failed: r.failed(), summary: r.summary.clone(), label_env_steps: label_steps(&r.row, r.seed) })
         .collect();
-    let reward_of = |row: &str| match cfg.rows.iter().find(|r| r.name == row) {
-        Some(r) if r.algo != "dpo" && r.reward == RewardSource::True => "true".to_string(),
-        _ => "model".to_string(),
-    };
+    // a row found that uses no labels is scored by the true reward (the reference counts as "model")
+    let reward_of = |row: &str| if cfg.rows.iter().any(|r| r.name == row) && !uses_labels(row) { "true" } else { "model" }.to_string();
     let (rows, imps) = report(&order, &report_runs, &reward_of, &cfg.protocol);
     let p = &cfg.protocol;
     let header = format!(

@@ -28,6 +28,14 @@ pub(crate) fn check_branches(algo: &str, branch_len: usize, tail_len: usize) -> 
     Ok(())
 }
 
+/// `ALGO.importance_clip` must be ≥ 0 (0: off); shared by RLOO and REINFORCE.
+pub(crate) fn check_importance_clip(algo: &str, clip: f64) -> Result<(), String> {
+    if clip.is_nan() || clip < 0.0 {
+        return Err(format!("{algo}.importance_clip must be ≥ 0 (0: off), got {clip}"));
+    }
+    Ok(())
+}
+
 /// Segment scores `[S]` of the batch from the run's scorer, and their mean (logged as `charts/segment_score`).
 pub(crate) fn segment_scores(ctx: &Ctx, t: &SegmentTensors) -> (Tensor, f64) {
     let rewards = ctx.scorer.segment_scores(t);

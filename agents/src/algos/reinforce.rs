@@ -85,9 +85,7 @@ impl AlgoConfig for ReinforceConfig {
         if !(self.baseline_decay > 0.0 && self.baseline_decay <= 1.0) {
             return Err(format!("reinforce.baseline_decay must be in (0, 1], got {}", self.baseline_decay));
         }
-        if self.importance_clip.is_nan() || self.importance_clip < 0.0 {
-            return Err(format!("reinforce.importance_clip must be ≥ 0 (0: off), got {}", self.importance_clip));
-        }
+        super::check_importance_clip("reinforce", self.importance_clip)?;
         if self.max_grad_norm.is_nan() || self.max_grad_norm < 0.0 {
             return Err("reinforce.max_grad_norm must be ≥ 0".into());
         }

@@ -72,9 +72,7 @@ impl AlgoConfig for RlooConfig {
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(format!("rloo.lr must be > 0, got {}", self.lr));
         }
-        if self.importance_clip.is_nan() || self.importance_clip < 0.0 {
-            return Err(format!("rloo.importance_clip must be ≥ 0 (0: off), got {}", self.importance_clip));
-        }
+        super::check_importance_clip("rloo", self.importance_clip)?;
         if self.max_grad_norm.is_nan() || self.max_grad_norm < 0.0 {
             return Err("rloo.max_grad_norm must be ≥ 0".into());
         }
