@@ -136,6 +136,64 @@ impl Adam {
         Ok((lv, gn))
     }
 
+    /// [`Adam::minimize`] for data-parallel training: this rank's `loss` is the mean over its `n_local` items of
+    /// the minibatch (`None` when it holds none of them). The gradients are averaged over ranks weighted by
+    /// their item counts (an all-reduce in f64), so the step is the one a single process takes on the whole
+    /// minibatch; every rank then clips and steps the same bits. The loss and the norm reported, and the
+    /// finiteness checks, are global too, so every rank succeeds or fails together. On one rank, `minimize`.
+    pub fn minimize_shared(
+        &mut self,
+        world: &dyn rebel_dist::Collective,
+        loss: Option<&Tensor>,
+        n_local: usize,
+        max_grad_norm: f64,
+        what: &str,
+        epoch: usize,
+    ) -> Result<(f64, f64), String> {
+        if world.size() == 1 {
+            let loss = loss.ok_or_else(|| format!("the {what} minibatch is empty (epoch {epoch})"))?;
+            return self.minimize(loss, max_grad_norm, what, epoch);
+        }
+        // a zero term in every parameter defines every gradient, also on a rank without items (which then
+        // contributes zeros with weight 0)
+        let zero = self.slots.iter().map(|s| s.param.sum(s.param.kind()) * 0.0).reduce(|a, b| a + b).unwrap_or_else(|| Tensor::from(0.0f32));
+        let (total, lv, w) = match loss {
+            Some(l) if n_local > 0 => (l + &zero, f64::try_from(l).unwrap_or(f64::NAN), n_local as f64),
+            _ => (zero, 0.0, 0.0),
+        };
+        self.zero_grad();
+        total.backward();
+        let mut buf: Vec<f64> = Vec::new();
+        for s in &self.slots {
+            let flat = Vec::<f64>::try_from(s.param.grad().to_kind(tch::Kind::Double).reshape([-1]).to_device(tch::Device::Cpu))
+                .map_err(|e| format!("the {what} gradient cannot be read: {e}"))?;
+            buf.extend(flat.into_iter().map(|x| x * w));
+        }
+        buf.extend([lv * w, w]);
+        world.all_reduce_sum_f64(&mut buf).map_err(|e| format!("the {what} gradient all-reduce failed: {e}"))?;
+        let n = buf.pop().unwrap_or(0.0);
+        let lv = buf.pop().unwrap_or(f64::NAN) / n;
+        if !(n > 0.0 && lv.is_finite()) {
+            return Err(format!("the {what} loss is {lv} over {n} items of all ranks (epoch {epoch}); lower the learning rate"));
+        }
+        let mut off = 0;
+        tch::no_grad(|| {
+            for s in &mut self.slots {
+                let numel = s.param.numel();
+                let mean = Tensor::from_slice(&buf[off..off + numel]).to_kind(s.param.kind()).to_device(s.param.device()) / n;
+                off += numel;
+                let mut g = s.param.grad();
+                let _ = g.copy_(&mean.view_as(&s.param));
+            }
+        });
+        let gn = self.clip_grad_norm(if max_grad_norm > 0.0 { max_grad_norm } else { f64::INFINITY });
+        if !gn.is_finite() {
+            return Err(format!("the {what} gradient norm is {gn} (epoch {epoch}); lower the learning rate"));
+        }
+        self.step();
+        Ok((lv, gn))
+    }
+
     /// One Adam update from the current gradients (parameters without a gradient are skipped).
     pub fn step(&mut self) {
         self.step += 1;

@@ -74,8 +74,12 @@ pub struct Ctx<'a> {
     /// Master seed of the run and the iteration (from 1).
     pub seed: u64,
     pub iteration: u64,
-    /// This iteration's random stream (shuffles).
+    /// This iteration's random stream (shuffles); under data parallelism, this rank's.
     pub rng: &'a mut ChaCha8Rng,
+    /// The ranks of a data-parallel run (one process: [`rebel_dist::SingleProcess`]). With more than one, the
+    /// batch is this rank's share of the iteration's groups, and an algorithm that says it supports data
+    /// parallelism ([`Algorithm::data_parallel`]) reduces its gradients and batch statistics over them.
+    pub world: &'a dyn rebel_dist::Collective,
 }
 
 /// What an update reports.
@@ -114,6 +118,12 @@ pub trait Algorithm {
     /// A budget in iterations instead of `env_steps` (offline and iterative DPO).
     fn iterations(&self) -> Option<u64> {
         None
+    }
+    /// Whether the update supports data-parallel training: with [`Collect::Segments`], it computes every batch
+    /// statistic over `ctx.world`'s ranks and steps with [`Adam::minimize_shared`], so that the ranks' policies
+    /// stay equal (the loop checks it) and the step is the one of one process on all ranks' groups.
+    fn data_parallel(&self) -> bool {
+        false
     }
     /// One update. `batch` is `Some` exactly for [`Collect::Segments`].
     fn update(&mut self, ctx: &mut Ctx, batch: Option<&Batch>) -> Result<Update, AlgoError>;

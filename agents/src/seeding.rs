@@ -12,7 +12,7 @@
 //! | domain              | index                         | used for |
 //! |---------------------|-------------------------------|----------|
 //! | [`Domain::Init`]    | 0 policy, 1 value net         | network initialisation |
-//! | [`Domain::Train`]   | iteration                     | actions, minibatch order of one training iteration |
+//! | [`Domain::Train`]   | `rank << 40 \| iteration` ([`train_stream`]) | actions, minibatch order of one training iteration (rank 0 of a data-parallel run, or the only process: the iteration) |
 //! | [`Domain::Eval`]    | 0                             | stochastic evaluation actions |
 //! | [`Domain::Tune`]    | trial                         | hyper-parameter search (`pretrain`) |
 //! | [`Domain::Preferences`] | 1 teacher, 2 pairing, 1000 + round | preference collection |
@@ -81,6 +81,14 @@ pub fn env_seed(seed: u64, domain: Domain, index: u64) -> u64 {
     tagged(domain, absorb(absorb(splitmix(seed), domain as u64), index))
 }
 
+/// The training stream of `iteration` on `rank` of a data-parallel run: index `rank << 40 | iteration`, so rank 0
+/// (and a one-process run) draws what it always drew and the ranks' action noise never overlaps. Panics past
+/// 2^40 iterations or 2^16 ranks.
+pub fn train_stream(seed: u64, rank: usize, iteration: u64) -> ChaCha8Rng {
+    assert!(iteration < 1 << 40 && rank < 1 << 16, "training stream of iteration {iteration} on rank {rank} is out of range");
+    stream(seed, Domain::Train, ((rank as u64) << 40) | iteration)
+}
+
 /// Reset seed of training episode `group` of `iteration` (tag [`Domain::Train`]).
 pub fn train_env_seed(seed: u64, iteration: u64, group: u64) -> u64 {
     tagged(Domain::Train, absorb(absorb(absorb(splitmix(seed), Domain::Train as u64), iteration), group))
@@ -115,6 +123,8 @@ mod tests {
         assert_eq!(draw(stream(7, Domain::Train, 3)), draw(stream(7, Domain::Train, 3)));
         // pinned, so that a dependency update that changed the values fails here, not silently in a resumed run
         assert_eq!(draw(stream(1, Domain::Train, 0)), PINNED);
+        assert_eq!(draw(train_stream(7, 0, 3)), draw(stream(7, Domain::Train, 3)), "rank 0 draws the one-process stream");
+        assert_ne!(draw(train_stream(7, 1, 3)), draw(train_stream(7, 0, 3)));
         assert_eq!(train_env_seed(1, 0, 0), PINNED_ENV_SEED);
     }
 

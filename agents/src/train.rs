@@ -21,7 +21,8 @@ use rebel_envs::{ConfigValue, EnvConfig};
 use crate::adam::{Adam, AdamConfig};
 use crate::algorithm::{self, AlgoConfig, AlgoError, Algorithm, Batch, Collect, Ctx, Init, Update};
 use crate::checkpoint::Checkpoint;
-use crate::seeding::{stream, train_env_seed, Domain};
+use crate::seeding::{train_env_seed, train_stream};
+use rebel_dist::{share, Collective, SingleProcess};
 use crate::eval::{evaluate, reference_returns, EvalResult};
 pub use crate::eval::{load_policy, EvalSection};
 use crate::logging::{write_summary, MetricsLogger};
@@ -247,6 +248,9 @@ pub enum TrainError {
     /// A result file (a table, a picture) could not be written.
     #[error("{0}")]
     Output(String),
+    /// A collective of a data-parallel run failed (a rank left, the ranks diverged).
+    #[error("data-parallel training: {0}")]
+    Dist(#[from] rebel_dist::DistError),
     /// Resuming with a configuration that differs from the run's.
     #[error("cannot resume {run}: the configuration differs from the run's config.toml in {keys}; resume without --config/--set (or with the same values), or start a new run")]
     ResumeMismatch { run: String, keys: String },
@@ -334,7 +338,7 @@ struct Progress {
 }
 
 impl Parts {
-    fn new(cfg: &TrainConfig, device: Device) -> Result<Parts, TrainError> {
+    fn new(cfg: &TrainConfig, device: Device, world: &dyn Collective) -> Result<Parts, TrainError> {
         let config = |e: String| TrainError::Config(e);
         let env_cfg = cfg.env.env_config().map_err(config)?;
         let eval_env = VecEnv::make(&cfg.env.id, &env_cfg, cfg.eval.episodes.min(16), cfg.threads)?;
@@ -347,8 +351,13 @@ impl Parts {
         let initial = policy.try_clone().map_err(|e| config(e.to_string()))?;
         let init = Init { env_id: &cfg.env.id, obs_dim, act_dim, device, seed: cfg.seed, initial: &initial };
         let algo = algorithm::make_algorithm(&cfg.algo, &cfg.algo_section(), &init).map_err(config)?;
-        // an offline algorithm collects nothing; its env is never stepped
-        let venv = VecEnv::make(&cfg.env.id, &env_cfg, algo.collect().num_envs().max(1), cfg.threads)?;
+        check_data_parallel(cfg, algo.as_ref(), world)?;
+        // an offline algorithm collects nothing; its env is never stepped. A rank steps its share of the groups.
+        let envs = match algo.collect() {
+            Collect::Segments { groups, spec } => share(groups, world.rank(), world.size()).count() * spec.k,
+            other => other.num_envs(),
+        };
+        let venv = VecEnv::make(&cfg.env.id, &env_cfg, envs.max(1), cfg.threads)?;
         let reference = if cfg.eval.reference.is_empty() { initial } else { load_policy(&resolve_path(&cfg.eval.reference), device)? };
         let adam = Adam::new(policy.named_parameters(), AdamConfig { lr: algo.lr(), ..AdamConfig::default() });
         let scorer = make_scorer(cfg, obs_dim, act_dim)?;
@@ -358,6 +367,12 @@ impl Parts {
     }
 
     fn save(&self, run: &Run, p: Progress) -> Result<(), TrainError> {
+        let ck = self.checkpoint(run, p)?;
+        ck.save(run.dir.path().join(CHECKPOINT))?;
+        Ok(())
+    }
+
+    fn checkpoint(&self, run: &Run, p: Progress) -> Result<Checkpoint, TrainError> {
         let mut ck = run.new_checkpoint();
         ck.meta.counters.insert("iteration".into(), p.iteration);
         ck.meta.counters.insert("env_steps".into(), p.env_steps);
@@ -365,8 +380,7 @@ impl Parts {
         ck.add_policy("policy", &self.policy)?;
         ck.add_adam("adam", &self.adam)?;
         self.algo.save(&mut ck)?;
-        ck.save(run.dir.path().join(CHECKPOINT))?;
-        Ok(())
+        Ok(ck)
     }
 
     fn restore(&mut self, ck: &Checkpoint) -> Result<Progress, TrainError> {
@@ -401,11 +415,14 @@ impl Parts {
     /// One iteration: collect (unless the algorithm brings its data), then the update.
     /// Returns the update, the env steps spent, the returns of the episodes that ended, the true
     /// returns of the scored segments and the learner's seconds.
-    fn iterate(&mut self, cfg: &TrainConfig, iteration: u64) -> Result<(Update, Vec<f64>, f64), AlgoError> {
-        let mut rng = stream(cfg.seed, Domain::Train, iteration);
+    /// Under data parallelism, this rank collects its share of the groups (round robin, so the ranks together
+    /// start from the start states of a one-process run) with its own action stream.
+    fn iterate(&mut self, cfg: &TrainConfig, iteration: u64, world: &dyn Collective) -> Result<(Update, Vec<f64>, f64), AlgoError> {
+        let mut rng = train_stream(cfg.seed, world.rank(), iteration);
         let batch = match self.algo.collect() {
             Collect::Segments { groups, spec } => {
-                let seeds: Vec<u64> = (0..groups as u64).map(|g| train_env_seed(cfg.seed, iteration, g)).collect();
+                let seeds: Vec<u64> =
+                    share(groups, world.rank(), world.size()).map(|g| train_env_seed(cfg.seed, iteration, g as u64)).collect();
                 let segments = collect_groups(&mut self.venv, &self.policy, &seeds, spec, &mut rng)
                     .map_err(|e| AlgoError::Failed(format!("environment: {e}")))?;
                 Some(segments)
@@ -424,6 +441,7 @@ impl Parts {
             seed: cfg.seed,
             iteration,
             rng: &mut rng,
+            world,
         };
         let mut up = self.algo.update(&mut ctx, batch.as_ref())?;
         let learn_s = t_learn.elapsed().as_secs_f64() - up.collect_s;
@@ -486,79 +504,250 @@ fn eval_scalars(e: &EvalResult) -> Vec<(&'static str, f64)> {
 
 /// Runs (or resumes) training with `cfg` and returns its summary.
 pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError> {
+    train_in(cfg, opts, &SingleProcess)
+}
+
+/// [`train`] on one rank of `world` (data-parallel training when it has more than one): every rank collects
+/// its share of each iteration's groups and the update averages the gradients over the ranks; rank 0 alone
+/// opens the run directory, evaluates, logs and checkpoints, and sends its state (a new run's initial policy,
+/// or the checkpoint it resumes) to the others before the first iteration; the policies are checked equal
+/// every `eval.every_iters` iterations. Every rank returns rank 0's summary.
+pub fn train_in(cfg: &TrainConfig, opts: &RunOptions, world: &dyn Collective) -> Result<Summary, TrainError> {
     let cfg = &cfg.resolve().map_err(TrainError::Config)?;
     let device = crate::device::parse_device(&cfg.device).map_err(|e| TrainError::Config(e.to_string()))?;
     tch::set_num_threads(cfg.learner_threads.max(1) as i32);
-    let (run, resumed) = Run::open(cfg, opts)?;
-    let mut parts = Parts::new(cfg, device)?;
-    let offline = parts.algo.collect() == Collect::Offline;
-    let mut log;
-    let mut p = match &resumed {
-        Some(ck) => {
-            let p = parts.restore(ck)?;
-            // an offline algorithm logs against its iteration (it spends no env steps)
-            log = MetricsLogger::open_at(&run.dir, Some(if offline { p.iteration } else { p.env_steps }))?;
-            eprintln!("resuming {} at iteration {}, {} env steps", run.dir.path().display(), p.iteration, p.env_steps);
-            p
-        }
-        None => {
-            log = MetricsLogger::open(&run.dir)?;
-            log.log_config(&run.toml_text)?;
-            let e = parts.evaluate(cfg)?;
-            log.log(0, &eval_scalars(&e))?;
-            let p = Progress { iteration: 0, env_steps: 0, initial_eval: e.mean };
-            parts.save(&run, p)?;
-            p
-        }
-    };
-    if parts.reference_returns.is_none() {
-        parts.reference_returns = Some(reference_returns(&mut parts.eval_env, &parts.reference, &cfg.eval)?);
+    if world.size() > 1 {
+        let text = crate::runconfig::to_toml_string(cfg).map_err(|e| TrainError::Config(e.to_string()))?;
+        world.check_equal("the resolved configuration (start every rank with the same command)", text.as_bytes())?;
     }
-    let reference_eval = mean_std(parts.reference_returns.as_deref().expect("just computed")).0;
-    let bar = opts.progress.then(|| progress_bar(cfg.env_steps, p.env_steps));
-    let (t_start, steps_at_start) = (Instant::now(), p.env_steps);
-    let mut last_eval: Option<EvalResult> = None;
+    let mut parts = agree(world, Parts::new(cfg, device, world))?;
+    let opened = agree(world, if world.is_root() { Run::open(cfg, opts).map(Some) } else { Ok(None) })?;
+    let root = opened.map(|(run, resumed)| RootRun::start(cfg, opts, &mut parts, run, resumed)).transpose();
+    let mut root = agree(world, root)?;
+    let mut p = share_state(world, &mut parts, root.as_ref())?;
+    let checkpoint = match &root {
+        Some(r) => r.run.dir.path().join(CHECKPOINT).display().to_string(),
+        None => format!("rank 0's {CHECKPOINT}"),
+    };
     let (mut learn_total_s, mut learn_iters) = (0.0f64, 0u64);
     while !parts.finished(cfg, p) {
         p.iteration += 1;
         let t_iter = Instant::now();
-        let (up, episodes, learn_s) = parts.iterate(cfg, p.iteration).map_err(|e| match e {
-            AlgoError::Diverged(msg) => TrainError::Diverged { iteration: p.iteration, msg, checkpoint: run.dir.path().join(CHECKPOINT).display().to_string() },
+        let (mut up, mut episodes, learn_s) = parts.iterate(cfg, p.iteration, world).map_err(|e| match e {
+            AlgoError::Diverged(msg) => TrainError::Diverged { iteration: p.iteration, msg, checkpoint: checkpoint.clone() },
             other => other.into(),
         })?;
+        merge_ranks(world, &mut up, &mut episodes)?;
         p.env_steps += up.env_steps;
         (learn_total_s, learn_iters) = (learn_total_s + learn_s, learn_iters + 1);
-        let mut scalars = iteration_scalars(p.iteration, &up, &episodes, t_iter.elapsed().as_secs_f64(), learn_s);
-        if p.iteration % cfg.eval.every_iters as u64 == 0 || parts.finished(cfg, p) {
-            let e = parts.evaluate(cfg)?;
-            scalars.extend(eval_scalars(&e));
-            last_eval = Some(e);
+        let mut stop = false;
+        if let Some(r) = root.as_mut() {
+            stop = r.after_iteration(cfg, opts, &mut parts, p, (&up, &episodes), t_iter.elapsed().as_secs_f64(), learn_s)?;
         }
-        // an offline algorithm logs against its iteration (it spends no env steps)
-        log.log(if offline { p.iteration } else { p.env_steps }, &scalars)?;
-        parts.save(&run, p)?;
-        if let Some(b) = &bar {
-            b.set_position(p.env_steps.min(cfg.env_steps));
-            let sps = (p.env_steps - steps_at_start) as f64 / t_start.elapsed().as_secs_f64();
-            let ev = last_eval.as_ref().map(|e| format!("{:.1}", e.mean)).unwrap_or("-".into());
-            b.set_message(format!("{sps:.0} steps/s | return {:.1} | eval {ev}", mean_std(&episodes).0));
+        if world.size() > 1 {
+            let mut flag = vec![stop as u8];
+            world.broadcast(0, &mut flag)?;
+            stop = flag.first() == Some(&1);
+            if p.iteration % cfg.eval.every_iters as u64 == 0 || stop || parts.finished(cfg, p) {
+                world.check_equal("the policy parameters", &policy_bytes(&parts.policy))?;
+            }
         }
-        if matches!((&last_eval, opts.stop_at_eval), (Some(e), Some(t)) if e.mean >= t) {
+        if stop {
             break;
         }
     }
-    if let Some(b) = bar {
-        b.finish();
-    }
-    let e = match last_eval {
-        Some(e) => e,
-        None => parts.evaluate(cfg)?,
-    };
-    log.flush()?;
     let learner_s_per_iter = if learn_iters > 0 { learn_total_s / learn_iters as f64 } else { f64::NAN };
-    let summary = summary(cfg, &parts, p, e, reference_eval, learner_s_per_iter, log.wall_time_s(), &run);
-    write_summary(run.dir.path(), &serde_json::to_value(&summary).expect("summary serialises"))?;
-    Ok(summary)
+    let mut summary_json = match root {
+        Some(r) => {
+            let s = r.finish(cfg, &mut parts, p, learner_s_per_iter)?;
+            serde_json::to_vec(&s).expect("summary serialises")
+        }
+        None => Vec::new(),
+    };
+    world.broadcast(0, &mut summary_json)?;
+    serde_json::from_slice(&summary_json).map_err(|e| TrainError::Output(format!("rank 0's summary does not parse: {e}")))
+}
+
+/// What only rank 0 holds: the run directory, its logs, the progress bar and the evaluation state.
+struct RootRun {
+    run: Run,
+    log: MetricsLogger,
+    bar: Option<indicatif::ProgressBar>,
+    reference_eval: f64,
+    last_eval: Option<EvalResult>,
+    progress: Progress,
+    t_start: Instant,
+    steps_at_start: u64,
+}
+
+impl RootRun {
+    /// Resumes the checkpoint, or starts a new run with its initial evaluation and checkpoint.
+    fn start(cfg: &TrainConfig, opts: &RunOptions, parts: &mut Parts, run: Run, resumed: Option<Checkpoint>) -> Result<RootRun, TrainError> {
+        let offline = parts.algo.collect() == Collect::Offline;
+        let (log, p) = match &resumed {
+            Some(ck) => {
+                let p = parts.restore(ck)?;
+                // an offline algorithm logs against its iteration (it spends no env steps)
+                let log = MetricsLogger::open_at(&run.dir, Some(if offline { p.iteration } else { p.env_steps }))?;
+                eprintln!("resuming {} at iteration {}, {} env steps", run.dir.path().display(), p.iteration, p.env_steps);
+                (log, p)
+            }
+            None => {
+                let mut log = MetricsLogger::open(&run.dir)?;
+                log.log_config(&run.toml_text)?;
+                let e = parts.evaluate(cfg)?;
+                log.log(0, &eval_scalars(&e))?;
+                let p = Progress { iteration: 0, env_steps: 0, initial_eval: e.mean };
+                parts.save(&run, p)?;
+                (log, p)
+            }
+        };
+        if parts.reference_returns.is_none() {
+            parts.reference_returns = Some(reference_returns(&mut parts.eval_env, &parts.reference, &cfg.eval)?);
+        }
+        let reference_eval = mean_std(parts.reference_returns.as_deref().expect("just computed")).0;
+        let bar = opts.progress.then(|| progress_bar(cfg.env_steps, p.env_steps));
+        Ok(RootRun { run, log, bar, reference_eval, last_eval: None, progress: p, t_start: Instant::now(), steps_at_start: p.env_steps })
+    }
+
+    /// Logs an iteration, evaluates when due, checkpoints; returns whether to stop early (`stop_at_eval`).
+    #[allow(clippy::too_many_arguments)]
+    fn after_iteration(
+        &mut self,
+        cfg: &TrainConfig,
+        opts: &RunOptions,
+        parts: &mut Parts,
+        p: Progress,
+        (up, episodes): (&Update, &[f64]),
+        iter_s: f64,
+        learn_s: f64,
+    ) -> Result<bool, TrainError> {
+        let offline = parts.algo.collect() == Collect::Offline;
+        let mut scalars = iteration_scalars(p.iteration, up, episodes, iter_s, learn_s);
+        if p.iteration % cfg.eval.every_iters as u64 == 0 || parts.finished(cfg, p) {
+            let e = parts.evaluate(cfg)?;
+            scalars.extend(eval_scalars(&e));
+            self.last_eval = Some(e);
+        }
+        // an offline algorithm logs against its iteration (it spends no env steps)
+        self.log.log(if offline { p.iteration } else { p.env_steps }, &scalars)?;
+        parts.save(&self.run, p)?;
+        self.progress = p;
+        if let Some(b) = &self.bar {
+            b.set_position(p.env_steps.min(cfg.env_steps));
+            let sps = (p.env_steps - self.steps_at_start) as f64 / self.t_start.elapsed().as_secs_f64();
+            let ev = self.last_eval.as_ref().map(|e| format!("{:.1}", e.mean)).unwrap_or("-".into());
+            b.set_message(format!("{sps:.0} steps/s | return {:.1} | eval {ev}", mean_std(episodes).0));
+        }
+        Ok(matches!((&self.last_eval, opts.stop_at_eval), (Some(e), Some(t)) if e.mean >= t))
+    }
+
+    /// The final evaluation (unless the last iteration had one) and `summary.json`.
+    fn finish(self, cfg: &TrainConfig, parts: &mut Parts, p: Progress, learner_s_per_iter: f64) -> Result<Summary, TrainError> {
+        if let Some(b) = &self.bar {
+            b.finish();
+        }
+        let e = match self.last_eval {
+            Some(e) => e,
+            None => parts.evaluate(cfg)?,
+        };
+        let mut log = self.log;
+        log.flush()?;
+        let summary = summary(cfg, parts, p, e, self.reference_eval, learner_s_per_iter, log.wall_time_s(), &self.run);
+        write_summary(self.run.dir.path(), &serde_json::to_value(&summary).expect("summary serialises"))?;
+        Ok(summary)
+    }
+}
+
+/// Refuses data-parallel training where it would not be the update of one process on all ranks' data.
+fn check_data_parallel(cfg: &TrainConfig, algo: &dyn Algorithm, world: &dyn Collective) -> Result<(), TrainError> {
+    if world.size() == 1 {
+        return Ok(());
+    }
+    let Collect::Segments { groups, .. } = algo.collect() else {
+        return Err(TrainError::Config(format!("algo = {:?} collects its own data or none, so it cannot be trained data-parallel; run it without mpirun", cfg.algo)));
+    };
+    if !algo.data_parallel() {
+        return Err(TrainError::Config(format!(
+            "algo = {:?} does not support data-parallel training yet (its update keeps per-process batch statistics); \
+             the built-ins that do: \"rebel\", \"rloo\", \"reinforce\". Run it without mpirun (mpirun does serve \
+             `compare` sweeps of every algorithm)",
+            cfg.algo
+        )));
+    }
+    if groups < world.size() {
+        return Err(TrainError::Config(format!(
+            "{}.groups = {groups} start states per iteration cannot be shared by {} ranks; set {}.groups to at least {} (a multiple of the ranks gives equal shares)",
+            cfg.algo, world.size(), cfg.algo, world.size()
+        )));
+    }
+    Ok(())
+}
+
+/// `r` on every rank, or on every rank an error when any rank failed (its own, or the first failing rank's).
+fn agree<T>(world: &dyn Collective, r: Result<T, TrainError>) -> Result<T, TrainError> {
+    if world.size() == 1 {
+        return r;
+    }
+    let mine = r.as_ref().err().map(|e| e.to_string()).unwrap_or_default();
+    let all = world.all_gather(mine.as_bytes())?;
+    match (r, all.iter().position(|m| !m.is_empty())) {
+        (Err(e), _) => Err(e),
+        (Ok(_), Some(rank)) => Err(TrainError::Config(format!("rank {rank} failed: {}", String::from_utf8_lossy(&all[rank])))),
+        (Ok(v), None) => Ok(v),
+    }
+}
+
+/// Rank 0's state (policy, Adam, the algorithm's state and the counters, as its checkpoint) on every rank.
+fn share_state(world: &dyn Collective, parts: &mut Parts, root: Option<&RootRun>) -> Result<Progress, TrainError> {
+    let here = root.map(|r| r.progress);
+    if world.size() == 1 {
+        return Ok(here.expect("one process is rank 0"));
+    }
+    let mut bytes = match root {
+        Some(r) => {
+            let ck = parts.checkpoint(&r.run, r.progress)?;
+            let tmp = tempfile::NamedTempFile::new().map_err(|e| TrainError::Output(format!("cannot stage the state sent to the ranks: {e}")))?;
+            ck.save(tmp.path())?;
+            std::fs::read(tmp.path()).map_err(|e| TrainError::Output(format!("cannot read the staged state: {e}")))?
+        }
+        None => Vec::new(),
+    };
+    world.broadcast(0, &mut bytes)?;
+    let p = match here {
+        Some(p) => Ok(p),
+        None => Checkpoint::from_bytes(&bytes, std::path::Path::new("<rank 0's state>")).map_err(TrainError::from).and_then(|ck| parts.restore(&ck)),
+    };
+    let p = agree(world, p)?;
+    world.check_equal("the policy parameters", &policy_bytes(&parts.policy))?;
+    Ok(p)
+}
+
+fn policy_bytes(policy: &GaussianPolicy) -> Vec<u8> {
+    let v = Vec::<f32>::try_from(policy.flat_params().to_kind(Kind::Float).to_device(Device::Cpu)).unwrap_or_default();
+    rebel_dist::f32_bytes(&v)
+}
+
+/// The iteration of all ranks on every rank: env steps summed, the ended episodes' returns and the scored
+/// segments' true returns in rank order, the segment score averaged over segments.
+fn merge_ranks(world: &dyn Collective, up: &mut Update, episodes: &mut Vec<f64>) -> Result<(), TrainError> {
+    if world.size() == 1 {
+        return Ok(());
+    }
+    let mine = serde_json::json!([up.env_steps, episodes, up.segment_true, up.segment_score]);
+    let all = world.all_gather(&serde_json::to_vec(&mine).expect("serialises"))?;
+    let (mut steps, mut eps, mut seg, mut score_sum) = (0u64, Vec::new(), Vec::new(), 0.0);
+    for (rank, b) in all.iter().enumerate() {
+        let bad = || TrainError::Output(format!("rank {rank} sent an iteration report that does not parse"));
+        let (s, e, t, sc): (u64, Vec<f64>, Vec<f64>, Option<f64>) = serde_json::from_slice(b).map_err(|_| bad())?;
+        steps += s;
+        score_sum += sc.unwrap_or(f64::NAN) * t.len() as f64;
+        eps.extend(e);
+        seg.extend(t);
+    }
+    (up.env_steps, *episodes, up.segment_score) = (steps, eps, score_sum / seg.len().max(1) as f64);
+    up.segment_true = seg;
+    Ok(())
 }
 
 /// The summary of a finished run.

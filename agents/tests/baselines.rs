@@ -10,6 +10,7 @@ use rebel_agents::algos::dpo::{self, DpoConfig, DpoData, DpoLoss};
 use rebel_agents::algos::ppo::{self, PpoConfig, RewardScaler, ValueNet};
 use rebel_agents::algos::reinforce::{self, ReinforceConfig};
 use rebel_agents::algos::rloo::{self, RlooConfig};
+use rebel_dist::Collective;
 use rebel_agents::policy::{GaussianPolicy, PolicyConfig};
 use rebel_agents::preferences::{DatasetMeta, PolicySource, PreferenceDataset, PreferencePair, TeacherConfig};
 use rebel_agents::rollout::{collect_groups, segment_log_prob, PairSpec, Segment, SegmentBatch};
@@ -219,4 +220,46 @@ fn configs_reject_bad_values_by_key() {
     assert!(DpoConfig::default().validate().unwrap_err().contains("dpo.dataset"));
     let hinge: toml::Table = toml::from_str("dataset = \"x\"\nloss = \"hinge\"").unwrap();
     assert!(parse_section::<DpoConfig>(&hinge).unwrap_err().contains("dpo.loss"));
+}
+
+/// Data parallelism for the policy-gradient baselines: two ranks with half the groups each take one process's
+/// full-batch update (RLOO with normalised returns; REINFORCE with its moving baseline, equal on both ranks).
+#[test]
+fn rloo_and_reinforce_on_two_ranks_update_like_one_process() {
+    let acts: Vec<f32> = (0..16).map(|i| ((i * 7) % 16) as f32 / 8.0 - 1.0).collect();
+    let returns: Vec<f32> = acts.iter().map(|a| a * 2.0 + 0.3).collect();
+    // groups of 2 consecutive segments; rank r holds groups r, r + 2, … (as `train` shares them)
+    let shard = |rank: usize| -> (Vec<f32>, Vec<f32>) {
+        (0..8).filter(|g| g % 2 == rank).flat_map(|g| [2 * g, 2 * g + 1]).map(|i| (acts[i], returns[i])).unzip()
+    };
+    fn params(p: &GaussianPolicy) -> Vec<f32> {
+        Vec::<f32>::try_from(p.flat_params()).unwrap()
+    }
+    fn run(acts: &[f32], rets: &[f32], world: &dyn rebel_dist::Collective) -> (Vec<f32>, Vec<f32>) {
+        let t = one_step_batch(acts).to_tensors(Device::Cpu);
+        let r = Tensor::from_slice(rets);
+        let (a, b) = (policy(3), policy(3));
+        let cfg = RlooConfig { k: 2, epochs: 3, minibatches: 1, ..RlooConfig::default() };
+        rloo::update_shared(&a, &mut adam(&a, 1e-2), &t, &r, &cfg, &mut ChaCha8Rng::seed_from_u64(world.rank() as u64), world).unwrap();
+        let cfg = ReinforceConfig { epochs: 3, minibatches: 1, ..ReinforceConfig::default() };
+        let mut baseline = Some(0.1);
+        reinforce::update_shared(&b, &mut adam(&b, 1e-2), &t, &r, &mut baseline, &cfg, &mut ChaCha8Rng::seed_from_u64(0), world).unwrap();
+        (params(&a), params(&b))
+    }
+    let one = run(&acts, &returns, &rebel_dist::SingleProcess);
+    let handles: Vec<_> = rebel_dist::ThreadGroup::new(2)
+        .into_iter()
+        .map(|w| {
+            let (a, r) = shard(w.rank());
+            std::thread::spawn(move || run(&a, &r, &w))
+        })
+        .collect();
+    let ranks: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(ranks[0], ranks[1], "both ranks hold the same bits");
+    let start = params(&policy(3));
+    let d = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    for (name, got, want) in [("RLOO", &ranks[0].0, &one.0), ("REINFORCE", &ranks[0].1, &one.1)] {
+        let (err, moved) = (d(got, want), d(want, &start));
+        assert!(moved > 1e-2 && err < 1e-5, "{name}: two ranks vs one process max |Δθ| = {err}, the update moved θ by {moved}");
+    }
 }

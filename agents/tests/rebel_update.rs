@@ -3,7 +3,7 @@
 
 use rand::SeedableRng;
 use rebel_agents::adam::{Adam, AdamConfig};
-use rebel_agents::algos::rebel::{update, RebelConfig};
+use rebel_agents::algos::rebel::{update, update_shared, RebelConfig};
 use rebel_agents::policy::{GaussianPolicy, PolicyConfig};
 use rebel_agents::rollout::{segment_log_prob, SegmentTensors};
 use tch::{Device, Kind, Tensor};
@@ -75,4 +75,93 @@ fn the_response_cut_keeps_every_log_probability() {
     // nothing to cut: the same tensors
     t.logp_mask = Tensor::ones([32, l], (Kind::Float, Device::Cpu));
     assert_eq!(t.response().obs.size(), t.obs.size());
+}
+
+/// Runs `f(rank)` on each rank of an `n`-rank thread group; results in rank order.
+fn on_ranks<T: Send + 'static>(n: usize, f: impl Fn(&dyn rebel_dist::Collective) -> T + Send + Sync + Clone + 'static) -> Vec<T> {
+    let handles: Vec<_> = rebel_dist::ThreadGroup::new(n)
+        .into_iter()
+        .map(|r| {
+            let f = f.clone();
+            std::thread::spawn(move || f(&r))
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().expect("rank thread panicked")).collect()
+}
+
+/// Rank `rank` of `n`'s share of the batch's 16 pairs: pairs `rank, rank + n, …` (round robin, as `train` shares
+/// the groups of an iteration).
+fn shard(t: &SegmentTensors, rewards: &Tensor, rank: usize, n: usize) -> (SegmentTensors, Tensor) {
+    let idx: Vec<i64> = (rank as i64..16).step_by(n).flat_map(|g| [2 * g, 2 * g + 1]).collect();
+    let idx = Tensor::from_slice(&idx);
+    (t.select(&idx), rewards.index_select(0, &idx))
+}
+
+fn params(p: &GaussianPolicy) -> Vec<f32> {
+    Vec::<f32>::try_from(p.flat_params()).unwrap()
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// Issue 14's test: two ranks holding half the pairs each take the update one process takes on all pairs (full
+/// batch, standardised rewards: the reward statistics and the gradients are reduced over the ranks).
+#[test]
+fn two_ranks_with_half_the_pairs_each_update_like_one_process_with_all() {
+    let cfg = RebelConfig { epochs: 3, minibatches: 1, ..RebelConfig::default() };
+    let p0 = GaussianPolicy::new(PolicyConfig::new(3, 2), Device::Cpu, Kind::Float, 7);
+    let (t, rewards) = batch(&p0);
+    let start = params(&p0);
+    let one = p0.try_clone().unwrap();
+    let mut adam = Adam::new(one.named_parameters(), AdamConfig { lr: 1e-2, ..AdamConfig::default() });
+    let mut rng = rebel_agents::seeding::ChaCha8Rng::seed_from_u64(2);
+    update(&one, &mut adam, &t, &rewards, None, &cfg, &mut rng).unwrap();
+    let one = params(&one);
+
+    let shards: Vec<_> = (0..2).map(|r| Some(shard(&t, &rewards, r, 2))).collect();
+    let (c, sh) = (cfg.clone(), std::sync::Arc::new(std::sync::Mutex::new(shards)));
+    let ranks = on_ranks(2, move |w| {
+        let (t, r) = sh.lock().unwrap()[w.rank()].take().unwrap();
+        let p = GaussianPolicy::new(PolicyConfig::new(3, 2), Device::Cpu, Kind::Float, 7);
+        let mut adam = Adam::new(p.named_parameters(), AdamConfig { lr: 1e-2, ..AdamConfig::default() });
+        let mut rng = rebel_agents::seeding::ChaCha8Rng::seed_from_u64(10 + w.rank() as u64);
+        update_shared(&p, &mut adam, &t, &r, None, &c, &mut rng, w).unwrap();
+        params(&p)
+    });
+    assert_eq!(ranks[0], ranks[1], "both ranks hold the same bits");
+    let moved = max_abs_diff(&one, &start);
+    let err = max_abs_diff(&ranks[0], &one);
+    assert!(moved > 1e-2, "the update moves the policy: {moved}");
+    assert!(err < 1e-5, "two ranks vs one process: max |Δθ| = {err} (the update moved θ by {moved})");
+
+    // the control: a rank alone on its half (no reduction) takes a visibly different step
+    let (t0, r0) = shard(&t, &rewards, 0, 2);
+    let alone = GaussianPolicy::new(PolicyConfig::new(3, 2), Device::Cpu, Kind::Float, 7);
+    let mut adam = Adam::new(alone.named_parameters(), AdamConfig { lr: 1e-2, ..AdamConfig::default() });
+    update(&alone, &mut adam, &t0, &r0, None, &cfg, &mut rng).unwrap();
+    let apart = max_abs_diff(&params(&alone), &one);
+    assert!(apart > 100.0 * err.max(1e-7), "half the pairs alone: {apart}, two ranks: {err}");
+}
+
+/// With several minibatches, uneven shares and `target_kl`, the ranks still take the same number of steps
+/// (a rank may hold none of a minibatch) and end with the same bits.
+#[test]
+fn three_ranks_with_uneven_shares_stay_equal() {
+    let p0 = GaussianPolicy::new(PolicyConfig::new(3, 2), Device::Cpu, Kind::Float, 7);
+    let (t, rewards) = batch(&p0);
+    let shards: Vec<_> = (0..3).map(|r| Some(shard(&t, &rewards, r, 3))).collect(); // 6, 5 and 5 pairs
+    let sh = std::sync::Arc::new(std::sync::Mutex::new(shards));
+    let out = on_ranks(3, move |w| {
+        let (t, r) = sh.lock().unwrap()[w.rank()].take().unwrap();
+        let cfg = RebelConfig { epochs: 6, minibatches: 8, target_kl: 1e-4, ..RebelConfig::default() };
+        let p = GaussianPolicy::new(PolicyConfig::new(3, 2), Device::Cpu, Kind::Float, 7);
+        let mut adam = Adam::new(p.named_parameters(), AdamConfig { lr: 1e-2, ..AdamConfig::default() });
+        let mut rng = rebel_agents::seeding::ChaCha8Rng::seed_from_u64(w.rank() as u64);
+        update_shared(&p, &mut adam, &t, &r, None, &cfg, &mut rng, w).unwrap();
+        (params(&p), adam.step_count())
+    });
+    assert!(out.iter().all(|o| o == &out[0]), "every rank holds the same parameters and step count");
+    // 16 pairs in minibatches of 2: 8 steps per epoch; target_kl stops after the first epochs
+    assert!(out[0].1 % 8 == 0 && out[0].1 >= 8 && out[0].1 < 48, "{} steps", out[0].1);
 }

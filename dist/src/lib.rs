@@ -68,35 +68,13 @@ pub trait Collective {
     /// Element-wise sum over ranks, in place, summed in rank order: the same bits on every rank.
     /// Every rank must pass a buffer of the same length (a different length is [`DistError::Mismatch`]).
     fn all_reduce_sum(&self, buf: &mut [f32]) -> Result<(), DistError> {
-        if self.size() == 1 {
-            return Ok(());
-        }
-        let parts = self.gather(0, &f32_bytes(buf))?;
-        let mut out = Vec::new();
-        if let Some(parts) = parts {
-            let bad: Vec<usize> = (0..parts.len()).filter(|&r| parts[r].len() != buf.len() * 4).collect();
-            if bad.is_empty() {
-                let mut sum = vec![0.0f32; buf.len()];
-                for p in &parts {
-                    for (s, x) in sum.iter_mut().zip(f32_values(p)) {
-                        *s += x;
-                    }
-                }
-                out = f32_bytes(&sum);
-            } else {
-                out = encode_ranks(&bad);
-                out.insert(0, 1);
-            }
-        }
-        self.broadcast(0, &mut out)?;
-        if out.len() != buf.len() * 4 {
-            let ranks = decode_ranks(out.get(1..).unwrap_or(&[]));
-            return Err(DistError::Mismatch { what: format!("all-reduce buffer length ({} here)", buf.len()), ranks });
-        }
-        for (b, x) in buf.iter_mut().zip(f32_values(&out)) {
-            *b = x;
-        }
-        Ok(())
+        reduce_sum(self, buf)
+    }
+
+    /// [`Collective::all_reduce_sum`] in double precision (gradients and batch statistics of data-parallel
+    /// training are reduced in f64, so that the sum over ranks adds no rounding of its own worth measuring).
+    fn all_reduce_sum_f64(&self, buf: &mut [f64]) -> Result<(), DistError> {
+        reduce_sum(self, buf)
     }
 
     /// Element-wise mean over ranks, in place ([`Collective::all_reduce_sum`] divided by the number of ranks).
@@ -120,6 +98,73 @@ pub trait Collective {
             Err(DistError::Mismatch { what: what.to_string(), ranks })
         }
     }
+}
+
+/// A number an all-reduce can sum: little-endian bytes of a fixed width.
+trait Elem: Copy + Default + std::ops::AddAssign {
+    const WIDTH: usize;
+    fn put(self, out: &mut Vec<u8>);
+    fn get(b: &[u8]) -> Self;
+}
+
+impl Elem for f32 {
+    const WIDTH: usize = 4;
+    fn put(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+    fn get(b: &[u8]) -> Self {
+        f32::from_le_bytes(b.try_into().expect("4 bytes"))
+    }
+}
+
+impl Elem for f64 {
+    const WIDTH: usize = 8;
+    fn put(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+    fn get(b: &[u8]) -> Self {
+        f64::from_le_bytes(b.try_into().expect("8 bytes"))
+    }
+}
+
+/// The all-reduce of every implementation: gather to rank 0, sum in rank order, broadcast (or broadcast the
+/// ranks whose buffer length differs from rank 0's, flagged by a leading byte, so that every rank fails alike).
+fn reduce_sum<C: Collective + ?Sized, E: Elem>(c: &C, buf: &mut [E]) -> Result<(), DistError> {
+    if c.size() == 1 {
+        return Ok(());
+    }
+    let encode = |x: &[E]| {
+        let mut out = Vec::with_capacity(x.len() * E::WIDTH);
+        x.iter().for_each(|v| v.put(&mut out));
+        out
+    };
+    let want = buf.len() * E::WIDTH;
+    let parts = c.gather(0, &encode(buf))?;
+    let mut out = Vec::new();
+    if let Some(parts) = parts {
+        let bad: Vec<usize> = (0..parts.len()).filter(|&r| parts[r].len() != want).collect();
+        if bad.is_empty() {
+            let mut sum = vec![E::default(); buf.len()];
+            for p in &parts {
+                for (s, x) in sum.iter_mut().zip(p.chunks_exact(E::WIDTH)) {
+                    *s += E::get(x);
+                }
+            }
+            out = encode(&sum);
+        } else {
+            out = encode_ranks(&bad);
+            out.insert(0, 1);
+        }
+    }
+    c.broadcast(0, &mut out)?;
+    if out.len() != want {
+        let ranks = decode_ranks(out.get(1..).unwrap_or(&[]));
+        return Err(DistError::Mismatch { what: format!("all-reduce buffer length ({} here)", buf.len()), ranks });
+    }
+    for (b, x) in buf.iter_mut().zip(out.chunks_exact(E::WIDTH)) {
+        *b = E::get(x);
+    }
+    Ok(())
 }
 
 /// The collectives for this process: MPI when an MPI launcher started it (`mpirun`, `srun` with PMI/PMIx), one

@@ -67,6 +67,10 @@ impl Collective for MpiWorld {
         let mut counts = vec![0 as Count; self.size()];
         self.world.all_gather_into(&mine, &mut counts[..]);
         let (displs, total) = displacements(&counts);
+        if total == 0 {
+            // every message empty (every rank knows it): Open MPI rejects a zero-length Allgatherv buffer
+            return Ok(vec![Vec::new(); self.size()]);
+        }
         let mut buf = vec![0u8; total];
         {
             let mut part = PartitionMut::new(&mut buf[..], &counts[..], &displs[..]);
@@ -84,7 +88,9 @@ impl Collective for MpiWorld {
             bytes.clear();
             bytes.resize(len as usize, 0);
         }
-        root_process.broadcast_into(&mut bytes[..]);
+        if len > 0 {
+            root_process.broadcast_into(&mut bytes[..]);
+        }
         Ok(())
     }
 

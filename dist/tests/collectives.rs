@@ -45,6 +45,22 @@ fn all_reduce_sums_in_rank_order_and_every_rank_gets_the_same_bits() {
 }
 
 #[test]
+fn f64_all_reduce_keeps_double_precision_and_refuses_other_lengths() {
+    let out = on_ranks(2, |c| {
+        // 1 + 1e-12 is exact in f64 and lost in f32
+        let mut v = vec![[1.0f64, 1e-12][c.rank()], 0.25];
+        c.all_reduce_sum_f64(&mut v).unwrap();
+        let mut bad = vec![0.0f64; 1 + c.rank()];
+        let refused = matches!(c.all_reduce_sum_f64(&mut bad), Err(DistError::Mismatch { .. }));
+        (v, refused)
+    });
+    for (v, refused) in out {
+        assert_eq!(v, vec![1.0 + 1e-12, 0.5]);
+        assert!(refused);
+    }
+}
+
+#[test]
 fn all_reduce_refuses_buffers_of_different_lengths_on_every_rank() {
     let out = on_ranks(2, |c| {
         let mut v = vec![0.0f32; 2 + c.rank()];

@@ -83,7 +83,14 @@ pub fn train_cmd(env: &EnvArgs, a: &TrainArgs) -> Result<()> {
         progress: !a.quiet,
         stop_at_eval: None,
     };
-    let s = train::train(&cfg, &opts)?;
+    // under mpirun/srun (built with the feature `mpi`): data-parallel training over the ranks
+    let world = rebel_dist::from_env().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let opts = RunOptions { progress: opts.progress && world.is_root(), ..opts };
+    let s = train::train_in(&cfg, &opts, world.as_ref())?;
+    if !world.is_root() {
+        eprintln!("rank {} of {}: done", world.rank(), world.size());
+        return Ok(());
+    }
     println!(
         "{} on {}: eval true return {:.1} ± {:.1} over {} episodes (start {:.1}), win rate {:.2}, {} env steps, {:.0} s\nrun: {}\nTensorBoard: tensorboard --logdir {}",
         s.algo, s.env, s.eval_true_return_mean, s.eval_true_return_std, s.eval_episodes,

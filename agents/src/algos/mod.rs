@@ -16,6 +16,44 @@ use crate::algorithm::Ctx;
 use crate::losses::k3_kl;
 use crate::policy::GaussianPolicy;
 use crate::rollout::{segment_log_prob, SegmentTensors};
+use rebel_dist::Collective;
+
+/// Element-wise sums over the ranks of a data-parallel run (f64; the identity on one process).
+pub(crate) fn global_sum(world: &dyn Collective, local: &[f64]) -> Result<Vec<f64>, String> {
+    let mut v = local.to_vec();
+    world.all_reduce_sum_f64(&mut v).map_err(|e| format!("the batch statistics' all-reduce failed: {e}"))?;
+    Ok(v)
+}
+
+/// Mean and unbiased standard deviation of `x` over the values of every rank.
+pub(crate) fn global_mean_std(world: &dyn Collective, x: &Tensor) -> Result<(f64, f64), String> {
+    let x = x.to_kind(Kind::Double);
+    let local = [x.numel() as f64, f64::try_from(x.sum(Kind::Double)).unwrap_or(f64::NAN), f64::try_from(x.square().sum(Kind::Double)).unwrap_or(f64::NAN)];
+    let [n, s, ss] = global_sum(world, &local)?[..] else { unreachable!("three sums") };
+    let mean = s / n.max(1.0);
+    let var = if n > 1.0 { ((ss - n * mean * mean) / (n - 1.0)).max(0.0) } else { 0.0 };
+    Ok((mean, var.sqrt()))
+}
+
+/// This rank's minibatches of one epoch over its shuffled `units`, as many and as large as one process
+/// holding all ranks' units cuts them into (`⌈U/minibatches⌉` each): the ranks' units interleaved (rank r's
+/// i-th at position r + i·ranks, which numbers 0..U when the units are shared round robin, as `train` shares
+/// the groups) and cut into chunks. A rank may hold none of a minibatch. One process: `units.chunks(mb)`.
+pub(crate) fn minibatches_of(world: &dyn Collective, units: &[i64], minibatches: usize) -> Result<Vec<Vec<i64>>, String> {
+    if world.size() == 1 {
+        let mb = units.len().div_ceil(minibatches).max(1);
+        return Ok(units.chunks(mb).map(<[i64]>::to_vec).collect());
+    }
+    let total = global_sum(world, &[units.len() as f64])?[0] as usize;
+    let mb = total.div_ceil(minibatches).max(1);
+    let steps = total.div_ceil(mb).max(1);
+    let (rank, n) = (world.rank(), world.size());
+    let mut parts = vec![Vec::new(); steps];
+    for (i, &u) in units.iter().enumerate() {
+        parts[((rank + i * n) / mb).min(steps - 1)].push(u);
+    }
+    Ok(parts)
+}
 
 /// Checks an algorithm's pair scheme: a common-random-numbers tail follows a branch, so it needs
 /// branches (`branch_len > 0`); whole episodes (`branch_len = 0`) have no tail.
@@ -75,7 +113,8 @@ impl PgStats {
 }
 
 /// Gradient steps of `loss_fn(logp [B], idx)` over shuffled minibatches of `units` groups of `k`
-/// consecutive segments; shared by REINFORCE (`k = 1`) and RLOO. Returns
+/// consecutive segments; shared by REINFORCE (`k = 1`) and RLOO. On the ranks of a data-parallel run, the
+/// minibatches are [`minibatches_of`]'s and every step averages the gradient over the ranks. Returns
 /// `(mean loss of the last pass, mean gradient norm)`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn pg_steps(
@@ -88,6 +127,7 @@ pub(crate) fn pg_steps(
     max_grad_norm: f64,
     importance_clip: f64,
     rng: &mut ChaCha8Rng,
+    world: &dyn Collective,
     loss_fn: &dyn Fn(&Tensor, &Tensor) -> Tensor,
 ) -> Result<(f64, f64), String> {
     let s = t.obs.size()[0];
@@ -96,20 +136,21 @@ pub(crate) fn pg_steps(
     // estimate the current policy's gradient from the old policy's samples
     let lp_old = (importance_clip > 0.0).then(|| tch::no_grad(|| segment_log_prob(policy, t)));
     let mut units: Vec<i64> = (0..s / k).collect();
-    let mb = units.len().div_ceil(minibatches).max(1);
     let (mut loss_sum, mut loss_n, mut gn_sum, mut gn_n) = (0.0, 0usize, 0.0, 0usize);
     for epoch in 0..epochs {
         units.shuffle(rng);
-        for chunk in units.chunks(mb) {
-            let idx: Vec<i64> = chunk.iter().flat_map(|&u| (0..k).map(move |j| u * k + j)).collect();
-            let idx = Tensor::from_slice(&idx).to_device(t.obs.device());
-            let mut lp = segment_log_prob(policy, &t.select(&idx));
-            if let Some(old) = &lp_old {
-                let rho = tch::no_grad(|| (&lp - old.index_select(0, &idx)).exp().clamp_max(importance_clip));
-                lp = lp * rho;
-            }
-            let loss = loss_fn(&lp, &idx);
-            let (lv, gn) = adam.minimize(&loss, max_grad_norm, "policy-gradient", epoch)?;
+        for chunk in minibatches_of(world, &units, minibatches)? {
+            let loss = (!chunk.is_empty()).then(|| {
+                let idx: Vec<i64> = chunk.iter().flat_map(|&u| (0..k).map(move |j| u * k + j)).collect();
+                let idx = Tensor::from_slice(&idx).to_device(t.obs.device());
+                let mut lp = segment_log_prob(policy, &t.select(&idx));
+                if let Some(old) = &lp_old {
+                    let rho = tch::no_grad(|| (&lp - old.index_select(0, &idx)).exp().clamp_max(importance_clip));
+                    lp = lp * rho;
+                }
+                loss_fn(&lp, &idx)
+            });
+            let (lv, gn) = adam.minimize_shared(world, loss.as_ref(), chunk.len(), max_grad_norm, "policy-gradient", epoch)?;
             gn_sum += gn;
             gn_n += 1;
             if epoch + 1 == epochs {

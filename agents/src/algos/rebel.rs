@@ -20,6 +20,9 @@ use crate::algorithm::{AlgoConfig, AlgoError, Algorithm, Batch, Collect, Ctx, In
 use crate::losses::{k3_kl, rebel_loss_grouped};
 use crate::policy::GaussianPolicy;
 use crate::rollout::{segment_log_prob, PairSpec, SegmentTensors};
+use rebel_dist::{Collective, SingleProcess};
+
+use super::{global_mean_std, global_sum, minibatches_of};
 
 /// REBEL's hyperparameters. Every field has a default (shown) and can be set with `--set rebel.KEY=V`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -142,11 +145,34 @@ pub fn update(
     cfg: &RebelConfig,
     rng: &mut ChaCha8Rng,
 ) -> Result<UpdateStats, String> {
+    update_shared(policy, adam, t, rewards, reference, cfg, rng, &SingleProcess)
+}
+
+/// [`update`] on this rank's shard of a batch spread over the ranks of `world` (data-parallel training): every
+/// batch statistic the update depends on (the reward mean and standard deviation, the `target_kl` estimate,
+/// the number of groups) is computed over all ranks, each minibatch's gradient is the all-ranks average
+/// weighted by groups ([`Adam::minimize_shared`]), and every rank takes the same number of steps (that of one
+/// process holding all `G` groups; a rank may hold none of a minibatch's). With one minibatch per epoch the
+/// result equals one process's update on the union of the shards, up to float rounding; with several, each
+/// minibatch is a chunk of the ranks' shuffled groups interleaved, of one process's size and number but not
+/// from one process's shuffle. The statistics returned (`loss` and `grad_norm` aside) are this rank's.
+#[allow(clippy::too_many_arguments)]
+pub fn update_shared(
+    policy: &GaussianPolicy,
+    adam: &mut Adam,
+    t: &SegmentTensors,
+    rewards: &Tensor,
+    reference: Option<&GaussianPolicy>,
+    cfg: &RebelConfig,
+    rng: &mut ChaCha8Rng,
+    world: &dyn Collective,
+) -> Result<UpdateStats, String> {
+    let shared = world.size() > 1;
     // the log-probabilities need only the response steps, not the reward-only tail
     let t = &t.response();
     let k = cfg.k as i64;
     let s = rewards.size()[0];
-    if s == 0 || s % k != 0 {
+    if (s == 0 && !shared) || s % k != 0 {
         return Err(format!("a batch of {s} segments is not made of groups of {k}"));
     }
     let g = s / k;
@@ -160,32 +186,43 @@ pub fn update(
             r = r - (&logp_old - logp_ref) * cfg.kl_coef;
         }
     }
-    let reward_std = f64::try_from(r.std(true)).unwrap_or(0.0);
+    let (reward_mean, reward_std) = if shared {
+        global_mean_std(world, &r)?
+    } else {
+        (f64::NAN, f64::try_from(r.std(true)).unwrap_or(0.0))
+    };
     if cfg.standardize_rewards {
-        r = (&r - r.mean(Kind::Float)) / (reward_std + 1e-8);
+        r = if shared { (&r - reward_mean) / (reward_std + 1e-8) } else { (&r - r.mean(Kind::Float)) / (reward_std + 1e-8) };
     }
     let mut groups: Vec<i64> = (0..g).collect();
-    let mb = (g as usize).div_ceil(cfg.minibatches).max(1);
     let (mut loss_sum, mut loss_n, mut gn_sum, mut gn_n) = (0.0, 0usize, 0.0, 0usize);
     // per-step k3 estimate of KL(π_t‖π_θ) on the batch's response steps
-    let kl_now = || -> f64 {
+    let kl_now = || -> Result<f64, String> {
         tch::no_grad(|| {
             let rho = policy.log_prob(&t.obs, &t.act) * &t.logp_mask - &step_logp_old;
-            k3_kl(&rho, &t.logp_mask)
+            if !shared {
+                return Ok(k3_kl(&rho, &t.logp_mask));
+            }
+            let kl = ((rho.exp() - 1.0) - &rho) * &t.logp_mask;
+            let local = [f64::try_from(kl.sum(Kind::Double)).unwrap_or(f64::NAN), f64::try_from(t.logp_mask.sum(Kind::Double)).unwrap_or(0.0)];
+            let all = global_sum(world, &local)?;
+            Ok(all[0] / all[1])
         })
     };
     for epoch in 0..cfg.epochs {
-        if cfg.target_kl > 0.0 && epoch > 0 && kl_now() > cfg.target_kl {
+        if cfg.target_kl > 0.0 && epoch > 0 && kl_now()? > cfg.target_kl {
             break; // trust region reached: stop this iteration's epochs early
         }
         (loss_sum, loss_n) = (0.0, 0); // report the last epoch run
         groups.shuffle(rng);
-        for chunk in groups.chunks(mb) {
-            let idx: Vec<i64> = chunk.iter().flat_map(|&gi| (0..k).map(move |j| gi * k + j)).collect();
-            let idx = Tensor::from_slice(&idx).to_device(rewards.device());
-            let logp_new = segment_log_prob(policy, &t.select(&idx));
-            let loss = rebel_loss_grouped(&logp_new, &logp_old.index_select(0, &idx), &r.index_select(0, &idx), cfg.eta, k);
-            let (lv, gn) = adam.minimize(&loss, cfg.max_grad_norm, "REBEL", epoch)?;
+        for chunk in minibatches_of(world, &groups, cfg.minibatches)? {
+            let loss = (!chunk.is_empty()).then(|| {
+                let idx: Vec<i64> = chunk.iter().flat_map(|&gi| (0..k).map(move |j| gi * k + j)).collect();
+                let idx = Tensor::from_slice(&idx).to_device(rewards.device());
+                let logp_new = segment_log_prob(policy, &t.select(&idx));
+                rebel_loss_grouped(&logp_new, &logp_old.index_select(0, &idx), &r.index_select(0, &idx), cfg.eta, k)
+            });
+            let (lv, gn) = adam.minimize_shared(world, loss.as_ref(), chunk.len(), cfg.max_grad_norm, "REBEL", epoch)?;
             gn_sum += gn;
             gn_n += 1;
             loss_sum += lv;
@@ -231,10 +268,15 @@ impl Algorithm for Rebel {
         self.0.lr
     }
 
+    fn data_parallel(&self) -> bool {
+        true
+    }
+
     fn update(&mut self, ctx: &mut Ctx, batch: Option<&Batch>) -> Result<Update, AlgoError> {
         let t = &batch.expect("REBEL collects segments").tensors;
         let (rewards, segment_score) = super::segment_scores(ctx, t);
-        let st = update(ctx.policy, ctx.adam, t, &rewards, Some(ctx.reference), &self.0, ctx.rng).map_err(AlgoError::Diverged)?;
+        let st = update_shared(ctx.policy, ctx.adam, t, &rewards, Some(ctx.reference), &self.0, ctx.rng, ctx.world)
+            .map_err(AlgoError::Diverged)?;
         let stats = vec![
             ("losses/rebel", st.loss),
             ("losses/logratio_mean", st.logratio_mean),

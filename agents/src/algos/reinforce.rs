@@ -13,7 +13,9 @@ use crate::seeding::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
-use super::{kl_entropy, pg_steps, segment_scores};
+use rebel_dist::{Collective, SingleProcess};
+
+use super::{global_mean_std, kl_entropy, pg_steps, segment_scores};
 pub use super::PgStats;
 use crate::adam::Adam;
 use crate::algorithm::{AlgoConfig, AlgoError, Algorithm, Batch, Collect, Ctx, Init, Update};
@@ -113,16 +115,36 @@ pub fn update(
     cfg: &ReinforceConfig,
     rng: &mut ChaCha8Rng,
 ) -> Result<PgStats, String> {
+    update_shared(policy, adam, t, returns, baseline, cfg, rng, &SingleProcess)
+}
+
+/// [`update`] on this rank's shard of a batch spread over the ranks of `world` (data-parallel training): the
+/// returns' mean (hence the moving baseline, equal on every rank) and standard deviation and the gradients
+/// are reduced over the ranks, and every rank takes one process's number of steps.
+#[allow(clippy::too_many_arguments)]
+pub fn update_shared(
+    policy: &GaussianPolicy,
+    adam: &mut Adam,
+    t: &SegmentTensors,
+    returns: &Tensor,
+    baseline: &mut Option<f64>,
+    cfg: &ReinforceConfig,
+    rng: &mut ChaCha8Rng,
+    world: &dyn Collective,
+) -> Result<PgStats, String> {
     // the log-probabilities need only the response steps, not the reward-only tail
     let t = &t.response();
     let r = returns.to_kind(Kind::Float);
-    let mean = f64::try_from(r.mean(Kind::Float)).unwrap_or(f64::NAN);
-    let std = f64::try_from(r.std(true)).unwrap_or(0.0);
+    let (mean, std) = if world.size() > 1 {
+        global_mean_std(world, &r)?
+    } else {
+        (f64::try_from(r.mean(Kind::Float)).unwrap_or(f64::NAN), f64::try_from(r.std(true)).unwrap_or(0.0))
+    };
     let b = baseline.unwrap_or(mean);
     let scale = if cfg.normalize && std > 1e-8 { 1.0 / std } else { 1.0 };
     let rs = &r * scale;
     let step_logp_old = tch::no_grad(|| policy.log_prob(&t.obs, &t.act));
-    let (loss, grad_norm) = pg_steps(policy, adam, t, 1, cfg.epochs, cfg.minibatches, cfg.max_grad_norm, cfg.importance_clip, rng, &|lp, idx| {
+    let (loss, grad_norm) = pg_steps(policy, adam, t, 1, cfg.epochs, cfg.minibatches, cfg.max_grad_norm, cfg.importance_clip, rng, world, &|lp, idx| {
         reinforce_loss(lp, &rs.index_select(0, idx), b * scale)
     })?;
     *baseline = Some(next_baseline(*baseline, mean, cfg.baseline_decay));
@@ -142,6 +164,10 @@ impl Algorithm for Reinforce {
         Collect::Segments { groups: c.groups, spec: PairSpec::new(1, c.branch_len, c.tail_len) }
     }
 
+    fn data_parallel(&self) -> bool {
+        true
+    }
+
     fn lr(&self) -> f64 {
         self.cfg.lr
     }
@@ -149,7 +175,8 @@ impl Algorithm for Reinforce {
     fn update(&mut self, ctx: &mut Ctx, batch: Option<&Batch>) -> Result<Update, AlgoError> {
         let t = &batch.expect("REINFORCE collects segments").tensors;
         let (rewards, segment_score) = segment_scores(ctx, t);
-        let st = update(ctx.policy, ctx.adam, t, &rewards, &mut self.baseline, &self.cfg, ctx.rng).map_err(AlgoError::Diverged)?;
+        let st = update_shared(ctx.policy, ctx.adam, t, &rewards, &mut self.baseline, &self.cfg, ctx.rng, ctx.world)
+            .map_err(AlgoError::Diverged)?;
         Ok(Update { stats: st.scalars("losses/reinforce"), segment_score, ..Update::default() })
     }
 

@@ -12,7 +12,9 @@ use crate::seeding::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
-use super::{kl_entropy, pg_steps, segment_scores, PgStats};
+use rebel_dist::{Collective, SingleProcess};
+
+use super::{global_mean_std, kl_entropy, pg_steps, segment_scores, PgStats};
 use crate::adam::Adam;
 use crate::algorithm::{AlgoConfig, AlgoError, Algorithm, Batch, Collect, Ctx, Init, Update};
 use crate::losses::rloo_loss;
@@ -90,6 +92,21 @@ pub fn update(
     cfg: &RlooConfig,
     rng: &mut ChaCha8Rng,
 ) -> Result<PgStats, String> {
+    update_shared(policy, adam, t, returns, cfg, rng, &SingleProcess)
+}
+
+/// [`update`] on this rank's shard of a batch spread over the ranks of `world` (data-parallel training): the
+/// returns' standard deviation and the gradients are reduced over the ranks, and every rank takes one
+/// process's number of steps (the leave-one-out baselines are within a group, which a rank holds whole).
+pub fn update_shared(
+    policy: &GaussianPolicy,
+    adam: &mut Adam,
+    t: &SegmentTensors,
+    returns: &Tensor,
+    cfg: &RlooConfig,
+    rng: &mut ChaCha8Rng,
+    world: &dyn Collective,
+) -> Result<PgStats, String> {
     // the log-probabilities need only the response steps, not the reward-only tail
     let t = &t.response();
     let k = cfg.k as i64;
@@ -98,12 +115,13 @@ pub fn update(
         return Err(format!("a batch of {s} segments is not made of groups of {k}"));
     }
     let r = returns.to_kind(Kind::Float);
-    let std = f64::try_from(r.std(true)).unwrap_or(0.0);
+    let std = if world.size() > 1 { global_mean_std(world, &r)?.1 } else { f64::try_from(r.std(true)).unwrap_or(0.0) };
     let scale = if cfg.normalize && std > 1e-8 { 1.0 / std } else { 1.0 };
     let rs = &r * scale;
     let step_logp_old = tch::no_grad(|| policy.log_prob(&t.obs, &t.act));
-    let (loss, grad_norm) =
-        pg_steps(policy, adam, t, k, cfg.epochs, cfg.minibatches, cfg.max_grad_norm, cfg.importance_clip, rng, &|lp, idx| rloo_loss(lp, &rs.index_select(0, idx), k))?;
+    let (loss, grad_norm) = pg_steps(policy, adam, t, k, cfg.epochs, cfg.minibatches, cfg.max_grad_norm, cfg.importance_clip, rng, world, &|lp, idx| {
+        rloo_loss(lp, &rs.index_select(0, idx), k)
+    })?;
     // mean leave-one-out baseline, for the logs
     let g = r.view([s / k, k]);
     let loo = (g.sum_dim_intlist([1i64].as_slice(), true, Kind::Float) - &g) / ((k - 1) as f64);
@@ -121,6 +139,10 @@ impl Algorithm for Rloo {
         Collect::Segments { groups: c.groups, spec: PairSpec::new(c.k, c.branch_len, c.tail_len) }
     }
 
+    fn data_parallel(&self) -> bool {
+        true
+    }
+
     fn lr(&self) -> f64 {
         self.0.lr
     }
@@ -128,7 +150,7 @@ impl Algorithm for Rloo {
     fn update(&mut self, ctx: &mut Ctx, batch: Option<&Batch>) -> Result<Update, AlgoError> {
         let t = &batch.expect("RLOO collects segments").tensors;
         let (rewards, segment_score) = segment_scores(ctx, t);
-        let st = update(ctx.policy, ctx.adam, t, &rewards, &self.0, ctx.rng).map_err(AlgoError::Diverged)?;
+        let st = update_shared(ctx.policy, ctx.adam, t, &rewards, &self.0, ctx.rng, ctx.world).map_err(AlgoError::Diverged)?;
         Ok(Update { stats: st.scalars("losses/rloo"), segment_score, ..Update::default() })
     }
 }

@@ -36,6 +36,21 @@ fn check(c: &dyn Collective) -> Result<(), String> {
     if c.all_reduce_sum(&mut short).is_ok() {
         return Err("all_reduce_sum accepted buffers of different lengths".into());
     }
+    // every message empty (data-parallel train's "no rank failed" round), and an empty broadcast
+    let empties = c.all_gather(&[]).map_err(|e| e.to_string())?;
+    if empties != vec![Vec::<u8>::new(); size] {
+        return Err(format!("all_gather of empty messages gave {empties:?}"));
+    }
+    let mut nothing = if rank == 0 { Vec::new() } else { vec![1u8] };
+    c.broadcast(0, &mut nothing).map_err(|e| e.to_string())?;
+    if !nothing.is_empty() {
+        return Err("an empty broadcast left bytes behind".into());
+    }
+    let mut f = vec![rank as f64 + 0.5];
+    c.all_reduce_sum_f64(&mut f).map_err(|e| e.to_string())?;
+    if f[0] != (0..size).map(|r| r as f64 + 0.5).sum::<f64>() {
+        return Err(format!("all_reduce_sum_f64 gave {f:?}"));
+    }
     c.barrier().map_err(|e| e.to_string())
 }
 
