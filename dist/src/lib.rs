@@ -198,6 +198,13 @@ pub fn launcher_size() -> Option<usize> {
         .find_map(|k| std::env::var(k).ok()?.trim().parse::<usize>().ok())
 }
 
+/// Whether the environment variable `name` is one an MPI launcher sets for its ranks (Open MPI, PMI, PMIx,
+/// Hydra). A rank that spawns a one-process child (`compare` runs `train` in child processes) removes them from
+/// the child's environment, or the child would take itself for a rank of the job ([`from_env`]).
+pub fn is_launcher_var(name: &str) -> bool {
+    ["OMPI_", "PMI_", "PMIX_", "HYDRA_", "MPI_LOCALNRANKS", "MPI_LOCALRANKID"].iter().any(|p| name.starts_with(p))
+}
+
 /// The items of `0..n` that `rank` of `size` handles: round robin, so that ranks get equal shares (±1) whatever the
 /// order of the jobs.
 pub fn share(n: usize, rank: usize, size: usize) -> impl Iterator<Item = usize> {

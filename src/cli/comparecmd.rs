@@ -72,6 +72,13 @@ fn spawn(exe: &Path, job: &Job) -> Result<Child> {
         cmd.arg("--run-dir").arg(&job.dir);
     }
     cmd.stdin(Stdio::null()).stdout(log).stderr(log2);
+    // a run is one process, also when this compare is a rank of an MPI job: hide the launcher's variables,
+    // or `train` would take itself for a rank of a data-parallel job
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(rebel_dist::is_launcher_var) {
+            cmd.env_remove(&name);
+        }
+    }
     #[cfg(target_os = "linux")]
     {
         use std::os::unix::process::CommandExt;
