@@ -229,13 +229,17 @@ impl Checkpoint {
     /// Creates the parent folder if needed.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), CheckpointError> {
         let path = path.as_ref();
+        let bytes = self.to_bytes(path)?;
+        io::write_atomic(path, &bytes).map_err(|e| CheckpointError::Io { action: e.action, path: e.path, source: e.source })
+    }
+
+    /// The bytes [`Checkpoint::save`] writes (what [`Checkpoint::from_bytes`] reads); `path` names it in errors.
+    pub fn to_bytes(&self, path: &Path) -> Result<Vec<u8>, CheckpointError> {
         let meta_json = serde_json::to_string(&self.meta).map_err(|e| CheckpointError::Corrupt {
             path: path.to_path_buf(),
             reason: format!("metadata does not serialise: {e}"),
         })?;
-        let bytes = io::encode(FORMAT_NAME, &meta_json, &self.tensors)
-            .map_err(|reason| CheckpointError::Corrupt { path: path.to_path_buf(), reason })?;
-        io::write_atomic(path, &bytes).map_err(|e| CheckpointError::Io { action: e.action, path: e.path, source: e.source })
+        io::encode(FORMAT_NAME, &meta_json, &self.tensors).map_err(|reason| CheckpointError::Corrupt { path: path.to_path_buf(), reason })
     }
 
     /// Reads and validates a checkpoint: file present and complete, safetensors structure, rebel-rs metadata,

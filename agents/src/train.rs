@@ -705,12 +705,7 @@ fn share_state(world: &dyn Collective, parts: &mut Parts, root: Option<&RootRun>
         return Ok(here.expect("one process is rank 0"));
     }
     let mut bytes = match root {
-        Some(r) => {
-            let ck = parts.checkpoint(&r.run, r.progress)?;
-            let tmp = tempfile::NamedTempFile::new().map_err(|e| TrainError::Output(format!("cannot stage the state sent to the ranks: {e}")))?;
-            ck.save(tmp.path())?;
-            std::fs::read(tmp.path()).map_err(|e| TrainError::Output(format!("cannot read the staged state: {e}")))?
-        }
+        Some(r) => parts.checkpoint(&r.run, r.progress)?.to_bytes(std::path::Path::new("<rank 0's state>"))?,
         None => Vec::new(),
     };
     world.broadcast(0, &mut bytes)?;
