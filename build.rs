@@ -1,4 +1,4 @@
-//! Embeds libtorch's library folder as an rpath (and keeps libtorch_cuda linked) in the `rebel-rs` binaries.
+//! Embeds libtorch's library folder as an rpath in the `rebel-rs` binaries.
 //! The logic is shared with `agents/build.rs`.
 //!
 //! Also sets `REBEL_SOURCE_HASH`: a hash of every source file that decides what a training run computes

@@ -1,4 +1,4 @@
-//! Embeds libtorch's library folder as an rpath (and keeps libtorch_cuda linked) in this crate's test and
+//! Embeds libtorch's library folder as an rpath in this crate's test and
 //! example binaries. The logic is shared with the root package's build script.
 include!("../build_support/libtorch_rpath.rs");
 

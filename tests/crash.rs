@@ -207,6 +207,43 @@ fn experiment_killed_in_each_phase_continues_to_the_uninterrupted_result() {
     assert!(after == before, "the folder's files are untouched");
 }
 
+#[test]
+fn active_querying_killed_between_rounds_continues_to_the_uninterrupted_result() {
+    let d = tempfile::tempdir().unwrap();
+    let run = |out: &Path| -> Vec<String> {
+        [
+            "experiment", "--quiet", "--out", out.to_str().unwrap(), "--query", "entropy", "--rounds", "2", "--labels-per-round", "40",
+            "--set", "check_pairs=50", "--set", "reward_model.epochs=5",
+            "--set", "train.env_steps=4000", "--set", "train.threads=1",
+            "--set", "train.rebel.groups=2", "--set", "train.rebel.branch_len=25", "--set", "train.rebel.tail_len=25",
+            "--set", "train.eval.episodes=2", "--set", "train.env.options.max_episode_steps=100",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let full = d.path().join("full");
+    let o = swimmer(&strs(&run(&full)));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = d.path().join("killed");
+    // killed once round 1 has its labels (its net in training, or REBEL's second part under way)
+    assert!(kill_at(&strs(&run(&out)), || out.join("round1/prefs.safetensors").exists()));
+    let o = swimmer(&strs(&run(&out)));
+    assert!(o.status.success(), "rerun after a kill in round 1: {}", stderr(&o));
+    let (a, b) = (json(&out.join("experiment.json")), json(&full.join("experiment.json")));
+    for r in 0..2 {
+        for k in ["labels_total", "env_steps", "eval_true_return_mean", "prefs_hash"] {
+            assert_eq!(a["rounds"][r][k], b["rounds"][r][k], "round {r}: {k}");
+        }
+    }
+    assert_eq!(untimed(&a["rebel"]), untimed(&b["rebel"]));
+    assert_eq!(metrics(&out.join("rebel")), metrics(&full.join("rebel")));
+    // (round 1's own file names its folder's policy copy, so its bytes differ between folders; prefs_hash covers its pairs)
+    for f in ["round0/prefs.safetensors", "round1/reward_model.safetensors", "prefs.safetensors"] {
+        assert!(std::fs::read(out.join(f)).unwrap() == std::fs::read(full.join(f)).unwrap(), "{f} after a kill");
+    }
+}
+
 /// The run folders (holding a `config.toml`) anywhere below `dir`.
 fn cells_below(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();

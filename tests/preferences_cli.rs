@@ -61,3 +61,74 @@ fn the_default_experiment_runs_end_to_end_at_a_tiny_scale() {
     let m = std::fs::read_to_string(out.join("rebel/metrics.jsonl")).unwrap();
     assert!(m.contains("charts/segment_score") && m.contains("charts/segment_true_return"), "both returns are logged");
 }
+
+/// `experiment --query MODE --rounds 2 --labels-per-round 40` at a tiny scale.
+fn active(out: &std::path::Path, mode: &str) -> std::process::Output {
+    swimmer(&[
+        "experiment", "--quiet", "--out", out.to_str().unwrap(), "--query", mode, "--rounds", "2", "--labels-per-round", "40",
+        "--set", "check_pairs=50", "--set", "reward_model.epochs=5",
+        "--set", "train.env_steps=4000", "--set", "train.threads=1",
+        "--set", "train.rebel.groups=2", "--set", "train.rebel.branch_len=25", "--set", "train.rebel.tail_len=25",
+        "--set", "train.eval.episodes=2", "--set", "train.env.options.max_episode_steps=100",
+    ])
+}
+
+#[test]
+fn active_querying_runs_its_rounds_and_a_rerun_reuses_them() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("dis");
+    let o = active(&out, "disagreement");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j = last_json(&o);
+    assert_eq!(j["labels_used"], 80);
+    assert_eq!(j["query"]["mode"], "disagreement");
+    let rounds = j["rounds"].as_array().unwrap();
+    assert_eq!(rounds.len(), 2);
+    assert_eq!((rounds[0]["mode"].as_str(), rounds[1]["mode"].as_str()), (Some("uniform"), Some("disagreement")));
+    assert_eq!((rounds[0]["labels_total"].as_u64(), rounds[1]["labels_total"].as_u64()), (Some(40), Some(80)));
+    assert_eq!((rounds[0]["pool"].as_u64(), rounds[1]["queries"].as_u64()), (Some(400), Some(40)));
+    let (s0, s1) = (rounds[0]["env_steps"].as_u64().unwrap(), rounds[1]["env_steps"].as_u64().unwrap());
+    assert!((2000..4000).contains(&s0) && s1 >= 4000, "REBEL's budget is split over the rounds: {s0}, {s1}");
+    assert_eq!(rounds[1]["reward_net"]["train_pairs"].as_u64().unwrap() + rounds[1]["reward_net"]["holdout_pairs"].as_u64().unwrap(), 80);
+    for f in ["prefs.safetensors", "reward_model.safetensors", "experiment.json", "rebel/summary.json", "round0/prefs.safetensors",
+        "round0/reward_model.safetensors", "round1/policy.safetensors", "round1/prefs.safetensors", "round1/round.json"] {
+        assert!(out.join(f).exists(), "missing {f}");
+    }
+    // the folder's prefs.safetensors holds every label so far: a reward net trains on it
+    let o = swimmer(&["rm", "train", "--prefs", out.join("prefs.safetensors").to_str().unwrap(), "--out", d.path().join("rm.st").to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // a rerun reuses every round: same labels, same nets, same returns
+    let files = |p: &std::path::Path| -> Vec<Vec<u8>> {
+        ["round0/prefs.safetensors", "round1/prefs.safetensors", "round1/reward_model.safetensors", "rebel/metrics.jsonl"]
+            .iter().map(|f| std::fs::read(p.join(f)).unwrap()).collect()
+    };
+    let before = files(&out);
+    let o = active(&out, "disagreement");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j2 = last_json(&o);
+    assert!(files(&out) == before);
+    for k in ["labels_total", "env_steps", "eval_true_return_mean", "prefs_hash"] {
+        assert_eq!(j2["rounds"][1][k], j["rounds"][1][k], "{k}");
+        assert_eq!(j2["rounds"][0][k], j["rounds"][0][k], "{k}");
+    }
+
+    // the mode decides round 1's pairs (round 0 is uniform either way)
+    let uni = d.path().join("uni");
+    let o = active(&uni, "uniform");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let read = |p: &std::path::Path, f: &str| std::fs::read(p.join(f)).unwrap();
+    assert!(read(&uni, "round0/prefs.safetensors") == read(&out, "round0/prefs.safetensors"));
+    assert!(read(&uni, "round1/prefs.safetensors") != read(&out, "round1/prefs.safetensors"));
+
+    // another mode into a folder whose REBEL run went past round 1's start: refused, nothing touched
+    let o = active(&out, "entropy");
+    assert!(!o.status.success() && stderr(&o).contains("use a new --out"), "{}", stderr(&o));
+    assert!(files(&out) == before);
+    // settings that do not add up, and an unknown mode: errors that say what to set
+    let o = swimmer(&["experiment", "--out", d.path().join("x").to_str().unwrap(), "--query", "entropy", "--rounds", "3", "--set", "labels=100"]);
+    assert!(!o.status.success() && stderr(&o).contains("set labels = 99"), "{}", stderr(&o));
+    let o = swimmer(&["experiment", "--out", d.path().join("x").to_str().unwrap(), "--query", "smart"]);
+    assert!(!o.status.success() && stderr(&o).contains("disagreement"), "{}", stderr(&o));
+    assert!(!d.path().join("x").exists());
+}

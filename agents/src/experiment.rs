@@ -18,8 +18,10 @@ use tch::{Device, Kind};
 
 use rebel_envs::vec_env::VecEnv;
 
+use crate::active::{run_rounds, RoundReport, Setup};
 use crate::checkpoint::Checkpoint;
 use crate::io::fnv1a_hex;
+use crate::preferences::query::{QueryConfig, QueryMode};
 use crate::preferences::{collect_preferences, CollectConfig, PolicySource, PreferenceDataset, TeacherConfig};
 use crate::reward_model::{self, RewardModelConfig, TrainReport};
 use crate::train::{train, RewardSource, RunOptions, Summary, TrainConfig, TrainError};
@@ -48,6 +50,9 @@ pub struct ExperimentConfig {
     /// The REBEL run (its `reward`, `reward_model`, `policy.init` and `eval.reference` are set by
     /// the experiment).
     pub train: TrainConfig,
+    /// Active querying: `mode = "fixed"` (default) is one set of `labels` from the reference policy; the other
+    /// modes run rounds of querying, retraining and REBEL ([`crate::active`]).
+    pub query: QueryConfig,
 }
 
 impl Default for ExperimentConfig {
@@ -62,6 +67,7 @@ impl Default for ExperimentConfig {
             teacher: TeacherConfig::default(),
             reward_model: RewardModelConfig::default(),
             train: TrainConfig::default(),
+            query: QueryConfig::default(),
         }
     }
 }
@@ -79,6 +85,12 @@ pub struct ExperimentReport {
     pub label_env_steps: u64,
     pub rebel: Summary,
     pub wall_time_s: f64,
+    /// The querying settings (absent for the fixed set of labels).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<QueryConfig>,
+    /// Each round of active querying (empty for the fixed set of labels).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rounds: Vec<RoundReport>,
 }
 
 fn err(e: impl std::fmt::Display) -> TrainError {
@@ -103,6 +115,8 @@ pub struct RewardModelReport {
 /// whose output is there with the same inputs are reused, the REBEL run is resumed.
 pub fn run_experiment(cfg: &ExperimentConfig, folder: &Path, progress: bool) -> Result<ExperimentReport, TrainError> {
     let t0 = Instant::now();
+    // the device first: CUDA must be loaded before the reward net's first backward pass (see crate::device)
+    crate::device::parse_device(&cfg.train.device).map_err(|e| err(e.to_string()))?;
     std::fs::create_dir_all(folder).map_err(|e| err(format!("cannot create {}: {e}", folder.display())))?;
     let reference_path = resolve_path(&cfg.reference_policy);
     let bytes = std::fs::read(&reference_path)
@@ -114,6 +128,10 @@ pub fn run_experiment(cfg: &ExperimentConfig, folder: &Path, progress: bool) -> 
     let env_cfg = cfg.train.env.env_config().map_err(err)?;
     let mut venv = VecEnv::make(&cfg.train.env.id, &env_cfg, 16, cfg.train.threads)?;
     let source = PolicySource { path: reference_path.display().to_string(), hash: fnv1a_hex(&bytes) };
+    if cfg.query.mode != QueryMode::Fixed {
+        let setup = Setup { cfg, folder, reference: &reference, reference_path: &reference_path, reference_source: source, progress };
+        return run_rounds(&setup, &mut venv, t0);
+    }
     let segment_len = (cfg.segment_len > 0).then_some(cfg.segment_len);
     let collect = CollectConfig { n_labels: cfg.labels, segment_len, same_start: cfg.same_start, seed: cfg.label_seed };
     let prefs_path = folder.join("prefs.safetensors");
@@ -229,6 +247,8 @@ pub fn run_experiment(cfg: &ExperimentConfig, folder: &Path, progress: bool) -> 
         label_env_steps,
         rebel: summary,
         wall_time_s: t0.elapsed().as_secs_f64(),
+        query: None,
+        rounds: Vec::new(),
     };
     crate::logging::write_atomic(&folder.join("experiment.json"), serde_json::to_string_pretty(&out).expect("json").as_bytes())?;
     Ok(out)

@@ -13,6 +13,7 @@ pub mod train;
 pub mod preferences;
 pub mod reward_model;
 pub mod experiment;
+pub mod active;
 pub mod compare;
 pub mod mlp;
 pub mod algorithm;

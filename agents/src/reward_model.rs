@@ -480,6 +480,17 @@ impl RewardEnsemble {
         }
     }
 
+    /// Each member's raw segment returns `[M, S]`: sums over the real steps of its unnormalised per-step
+    /// outputs, the quantities its Bradley–Terry loss compares (`P_m(a ≻ b) = σ(R_m(a) − R_m(b))`).
+    pub fn member_returns(&self, t: &SegmentTensors) -> Tensor {
+        tch::no_grad(|| {
+            let x = inputs(&t.obs.to_device(self.device), &t.act.to_device(self.device), &self.in_mean, &self.in_std);
+            let mask = t.mask.to_device(self.device).to_kind(Kind::Float);
+            let rs: Vec<Tensor> = (0..self.members.len()).map(|m| masked_sum(&self.raw(m, &x), &mask)).collect();
+            Tensor::stack(&rs, 0)
+        })
+    }
+
     /// Sets the pessimism coefficient `c` of the scores: mean − c·std over members (0: the mean).
     pub fn with_pessimism(mut self, c: f64) -> Self {
         self.pessimism = c.max(0.0);

@@ -15,7 +15,7 @@
 //! | [`Domain::Train`]   | `rank << 40 \| iteration` ([`train_stream`]) | actions, minibatch order of one training iteration (rank 0 of a data-parallel run, or the only process: the iteration) |
 //! | [`Domain::Eval`]    | 0                             | stochastic evaluation actions |
 //! | [`Domain::Tune`]    | trial                         | hyper-parameter search (`pretrain`) |
-//! | [`Domain::Preferences`] | 1 teacher, 2 pairing, 1000 + round | preference collection |
+//! | [`Domain::Preferences`] | 1 teacher, 2 pairing, 3 uniform query choice, 1000 + round | preference collection (a query round's master seed: [`query_round_seed`]) |
 //! | [`Domain::RewardModel`] | 1 split, 100 + m init, 200 + m training of member m | reward-net ensemble |
 //!
 //! ## Environment reset seeds
@@ -98,6 +98,13 @@ pub fn train_env_seed(seed: u64, iteration: u64, group: u64) -> u64 {
 /// every run and every algorithm, whatever its master seed.
 pub fn eval_env_seed(seed_base: u64, i: u64) -> u64 {
     tagged(Domain::Eval, seed_base.wrapping_add(i))
+}
+
+/// Master seed of round `round` of active querying under the experiment's `label_seed`: a hash, so the rounds of
+/// one experiment and of experiments with other label seeds (`label_seed`, and the reward net's check on
+/// `label_seed + 1`) draw unrelated pieces.
+pub fn query_round_seed(label_seed: u64, round: u64) -> u64 {
+    absorb(absorb(splitmix(label_seed), 0x5155_4552_59), round) // "QUERY"
 }
 
 /// The domain tag of an env seed made by this module.

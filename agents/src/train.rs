@@ -265,7 +265,8 @@ impl From<AlgoError> for TrainError {
     }
 }
 
-/// What a finished run reports (also written to `summary.json`).
+/// What a finished run reports (also written to `summary.json`; a number that is not defined, such as the learner's
+/// time of a resumed run that had no iteration left, is written as null and read back as NaN).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     pub algo: String,
@@ -273,27 +274,37 @@ pub struct Summary {
     pub seed: u64,
     pub env_steps: u64,
     pub labels_used: u64,
+    #[serde(deserialize_with = "crate::util::f64_or_null")]
     pub wall_time_s: f64,
+    #[serde(deserialize_with = "crate::util::f64_or_null")]
     pub eval_true_return_mean: f64,
+    #[serde(deserialize_with = "crate::util::f64_or_null")]
     pub eval_true_return_std: f64,
     pub eval_episodes: usize,
     /// With `eval.stochastic`; null otherwise.
     pub eval_stochastic_return_mean: Option<f64>,
+    #[serde(deserialize_with = "crate::util::f64_or_null")]
     pub win_rate: f64,
+    #[serde(deserialize_with = "crate::util::f64_or_null")]
     pub initial_eval_true_return_mean: f64,
     /// The reference policy's eval true return under the same protocol (the win-rate opponent).
+    #[serde(deserialize_with = "crate::util::f64_or_null")]
     pub reference_eval_true_return_mean: f64,
     pub iterations: u64,
     /// Mean seconds of the learner (scoring + update, not collection or evaluation) per iteration
     /// of this process.
+    #[serde(deserialize_with = "crate::util::f64_or_null")]
     pub learner_s_per_iter: f64,
     /// `learner_s_per_iter × iterations`: the learner's seconds over the whole run (estimated from
     /// this process's mean for a resumed run).
+    #[serde(deserialize_with = "crate::util::f64_or_null")]
     pub learner_s_total: f64,
     /// Peak resident memory of the process (VmHWM), MiB; NaN where /proc is unavailable.
+    #[serde(deserialize_with = "crate::util::f64_or_null")]
     pub peak_rss_mb: f64,
     /// Peak RSS above the level once libtorch, the environments and the nets were up (MiB): the
     /// memory that training itself (rollout buffers, the learner's tensors) added.
+    #[serde(deserialize_with = "crate::util::f64_or_null")]
     pub learner_mem_mb: f64,
     pub run_dir: String,
 }

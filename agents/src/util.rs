@@ -96,3 +96,8 @@ impl RunningMeanStd {
         self.count = tot;
     }
 }
+
+/// Reads an f64 written by serde_json, where a NaN or infinity was written as `null`: `null` reads as NaN.
+pub fn f64_or_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}

@@ -4,6 +4,7 @@
 //! what was wrong and what to do, and exits non-zero.
 
 mod comparecmd;
+mod curvescmd;
 mod envcmds;
 mod labelcmd;
 mod prefcmds;
@@ -14,6 +15,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 pub use comparecmd::{compare_cmd, CompareArgs, COMPARE_CONFIG};
+pub use curvescmd::{curves_cmd, CurvesArgs};
 pub use labelcmd::{label_cmd, LabelCommand};
 pub use envcmds::{bench, render, replay, BenchArgs, RenderArgs, ReplayArgs};
 pub use prefcmds::{prefs_cmd, rm_cmd, PrefsCommand, RmCommand};
@@ -48,6 +50,8 @@ enum Command {
     Pretrain(PretrainArgs),
     /// Compare REBEL with its baselines (reference, DPO, REINFORCE, RLOO, PPO) over seeds.
     Compare(CompareArgs),
+    /// Plot learning curves of any runs, grouped into series (mean and 95 % bootstrap band).
+    Curves(CurvesArgs),
     /// List the registered environments.
     Envs,
     /// Preference datasets: `prefs collect`.
@@ -98,6 +102,7 @@ pub fn main(fixed_env: Option<&str>) -> ExitCode {
         Some(Command::Rm { cmd }) => rm_cmd(&cli.env, &cmd),
         Some(Command::Label { cmd }) => label_cmd(&cli.env, &cmd),
         Some(Command::Compare(a)) => compare_cmd(&cli.env, &a),
+        Some(Command::Curves(a)) => curves_cmd(&a),
         Some(Command::Envs) => {
             for id in rebel_envs::registry::registered() {
                 println!("{id}");

@@ -217,6 +217,17 @@ pub struct ExperimentArgs {
     /// Output folder (default: runs/{env}__preferences__{seed}__{time}).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Active querying: fixed (one set of labels from the reference policy, the default), uniform,
+    /// disagreement or entropy (sets `query.mode`).
+    #[arg(long, value_name = "MODE")]
+    pub query: Option<String>,
+    /// Rounds of querying, retraining the reward net and continuing REBEL (sets `query.rounds`).
+    #[arg(long)]
+    pub rounds: Option<usize>,
+    /// Labels per round (sets `query.labels_per_round`, and `labels` to rounds × this unless `--set labels=` is
+    /// given).
+    #[arg(long)]
+    pub labels_per_round: Option<usize>,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -229,8 +240,17 @@ pub fn experiment_cmd(env: &EnvArgs, a: &ExperimentArgs) -> Result<()> {
     if env.env != "Swimmer-v5" {
         sets.push(format!("train.env.id={:?}", env.env));
     }
+    if let Some(x) = &a.query { sets.push(format!("query.mode={x:?}")); }
+    if let Some(x) = a.rounds { sets.push(format!("query.rounds={x}")); }
+    if let Some(x) = a.labels_per_round { sets.push(format!("query.labels_per_round={x}")); }
     sets.extend(a.sets.iter().cloned());
-    let cfg: ExperimentConfig = load_config(EXPERIMENT_CONFIG, a.config.as_deref(), &sets)?;
+    let mut cfg: ExperimentConfig = load_config(EXPERIMENT_CONFIG, a.config.as_deref(), &sets)?;
+    if a.labels_per_round.is_some() && !a.sets.iter().any(|s| s.trim_start().starts_with("labels=")) {
+        cfg.labels = cfg.query.rounds * cfg.query.labels_per_round;
+    }
+    if cfg.query.mode != rebel_agents::preferences::query::QueryMode::Fixed {
+        cfg.query.per_round(cfg.labels).map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
     let folder = a.out.clone().unwrap_or_else(|| new_folder(std::path::Path::new("runs"), &cfg.train.env.id, cfg.train.seed));
     let r = run_experiment(&cfg, &folder, !a.quiet)?;
     let s = &r.rebel;
@@ -238,6 +258,15 @@ pub fn experiment_cmd(env: &EnvArgs, a: &ExperimentArgs) -> Result<()> {
     println!("  reference policy eval true return  {:8.1}", r.reference_eval_true_return_mean);
     println!("  after REBEL on the reward net       {:8.1} ± {:.1} ({} episodes, win rate {:.2} vs reference)", s.eval_true_return_mean, s.eval_true_return_std, s.eval_episodes, s.win_rate);
     println!("  labels used                         {:8}", r.labels_used);
+    if let Some(q) = &r.query {
+        println!("  querying                            {} over {} rounds (round 0 uniform)", q.mode.name(), r.rounds.len());
+        for x in &r.rounds {
+            println!(
+                "    round {}: {:4} labels ({}), reward net held-out accuracy {:.3}, REBEL at {} env steps: eval {:.1}",
+                x.round, x.labels_total, x.mode, x.reward_net.holdout_accuracy, x.env_steps, x.eval_true_return_mean
+            );
+        }
+    }
     println!("  reward net accuracy / spearman      {} / {} on fresh pairs", r.reward_model_check_accuracy.map(|v| format!("{v:.3}")).unwrap_or("-".into()), r.reward_model_check_spearman.map(|v| format!("{v:.3}")).unwrap_or("-".into()));
     println!("  env steps (REBEL)                   {:8}", s.env_steps);
     println!("  wall time                           {:8.0} s", r.wall_time_s);

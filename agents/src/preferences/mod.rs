@@ -62,8 +62,9 @@
 
 mod collect;
 mod dataset;
+pub mod query;
 mod teachers;
 
-pub use collect::{collect_preferences, CollectConfig};
+pub use collect::{collect_candidates, collect_preferences, label_pairs, CollectConfig};
 pub use dataset::{DatasetMeta, PolicySource, PreferenceDataset, PreferenceError, PreferencePair, DATASET_FORMAT, DATASET_VERSION};
 pub use teachers::{sigmoid, TeacherConfig, TeacherKind};

@@ -1,0 +1,374 @@
+//! The preference experiment with active querying and a reward net that keeps learning (`[query]` with a
+//! `mode` other than `fixed`; [`crate::preferences::query`] for the modes).
+//!
+//! Round `r` of `R`, `K` labels each:
+//! 1. the policy of the pool: the reference policy in round 0, else the REBEL run's checkpoint, copied to
+//!    `round{r}/policy.safetensors`;
+//! 2. `pool_factor × K` candidate pairs of pieces from its fresh rollouts (seed
+//!    [`crate::seeding::query_round_seed`]); the first `K` the teacher answers, in the order of
+//!    [`crate::preferences::query::select`] (round 0 uniform: there is no reward net yet), are this round's
+//!    labels, `round{r}/prefs.safetensors`;
+//! 3. the reward net trained afresh on every label so far (`prefs.safetensors` holds them all), saved as
+//!    `round{r}/reward_model.safetensors` and copied to `reward_model.safetensors`, the file REBEL scores with;
+//! 4. REBEL continues its run in `rebel/` (same optimiser state and curves) up to `(r + 1)/R` of
+//!    `train.env_steps`, scored by the new net.
+//!
+//! Each round's outputs are kept and reused by a rerun whose inputs match, so a killed experiment rerun with the
+//! same command continues where it stopped and ends with the uninterrupted result. `round{r}/round.json`
+//! records the round ([`RoundReport`]).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind};
+
+use rebel_envs::vec_env::VecEnv;
+
+use crate::checkpoint::Checkpoint;
+use crate::experiment::{ExperimentConfig, ExperimentReport};
+use crate::io::fnv1a_hex;
+use crate::policy::GaussianPolicy;
+use crate::preferences::query::{select, QueryMode};
+use crate::preferences::{collect_candidates, collect_preferences, label_pairs, CollectConfig, PolicySource, PreferenceDataset};
+use crate::reward_model::{self, RewardEnsemble, TrainReport};
+use crate::run_dir::CHECKPOINT;
+use crate::seeding::{query_round_seed, stream, Domain};
+use crate::train::{train, RewardSource, RunOptions, Summary, TrainError};
+
+/// What one round did (`round{r}/round.json`, and `rounds` of `experiment.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RoundReport {
+    /// Round index (0-based).
+    pub round: usize,
+    /// How this round's pairs were chosen (`uniform` in round 0).
+    pub mode: String,
+    /// Labels this round, and all labels so far.
+    pub labels: usize,
+    pub labels_total: usize,
+    /// Pairs shown to the teacher this round (skipped ones included), out of `pool` candidates.
+    pub queries: u64,
+    pub pool: usize,
+    /// Env steps simulated for the candidates.
+    pub candidate_env_steps: u64,
+    /// FNV-1a of `prefs.safetensors` (all labels so far) the reward net was trained on.
+    pub prefs_hash: String,
+    /// The reward net's training report.
+    pub reward_net: TrainReport,
+    /// The REBEL run after this round: env steps, evaluation (true return, deterministic policy).
+    pub env_steps: u64,
+    pub eval_true_return_mean: f64,
+}
+
+/// How a round's pairs were chosen (`round{r}/labels.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct LabelChoice {
+    mode: String,
+    pool: usize,
+}
+
+/// The inputs the rounds share.
+pub(crate) struct Setup<'a> {
+    pub cfg: &'a ExperimentConfig,
+    pub folder: &'a Path,
+    pub reference: &'a GaussianPolicy,
+    pub reference_path: &'a Path,
+    pub reference_source: PolicySource,
+    pub progress: bool,
+}
+
+fn err(e: impl std::fmt::Display) -> TrainError {
+    TrainError::Config(e.to_string())
+}
+
+fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<(), TrainError> {
+    crate::logging::write_atomic(path, serde_json::to_string_pretty(v).expect("json").as_bytes())?;
+    Ok(())
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
+/// Runs every round (module docs) and returns the experiment's report.
+pub(crate) fn run_rounds(s: &Setup, venv: &mut VecEnv, t0: std::time::Instant) -> Result<ExperimentReport, TrainError> {
+    let cfg = s.cfg;
+    let q = &cfg.query;
+    let k = q.per_round(cfg.labels).map_err(err)?;
+    let run_dir = s.folder.join("rebel");
+    let mut parts: Vec<PreferenceDataset> = Vec::new();
+    let mut model: Option<RewardEnsemble> = None;
+    let mut rounds = Vec::new();
+    let mut summary: Option<Summary> = None;
+    let mut last_train = None;
+    for r in 0..q.rounds {
+        let rdir = s.folder.join(format!("round{r}"));
+        std::fs::create_dir_all(&rdir).map_err(|e| err(format!("cannot create {}: {e}", rdir.display())))?;
+        let (own, source) = round_policy(s, r, &rdir, &run_dir)?;
+        let policy = own.as_ref().unwrap_or(s.reference);
+        let mode = if r == 0 { QueryMode::Uniform } else { q.mode };
+        let (labels, simulated) = round_labels(s, venv, r, k, mode, model.as_ref(), policy, source, &rdir, &run_dir)?;
+        parts.push(labels);
+        let all = concat(&parts);
+        let all_path = s.folder.join("prefs.safetensors");
+        all.save(&all_path).map_err(err)?;
+        let prefs_hash = fnv1a_hex(&std::fs::read(&all_path).map_err(|e| err(format!("{}: {e}", all_path.display())))?);
+        let (m, report) = round_reward_net(s, r, &rdir, &all, &prefs_hash, &run_dir)?;
+        let rm_bytes = std::fs::read(rdir.join("reward_model.safetensors")).map_err(|e| err(format!("{}: {e}", rdir.display())))?;
+        crate::logging::write_atomic(&s.folder.join("reward_model.safetensors"), &rm_bytes)?;
+        // a round whose REBEL part finished on these labels and this net is reused as it was (the last round's
+        // run is still opened, to report its summary)
+        let done = read_json::<RoundReport>(&rdir.join("round.json"))
+            .filter(|x| x.prefs_hash == prefs_hash && x.reward_net == report && x.labels == parts[r].len());
+        let sm = match done {
+            Some(x) if r + 1 < q.rounds => {
+                rounds.push(x);
+                model = Some(m);
+                last_train = Some(report);
+                continue;
+            }
+            _ => continue_rebel(s, &run_dir, round_end(cfg, r))?,
+        };
+        if s.progress {
+            eprintln!(
+                "round {}/{}: {} labels ({}), reward net held-out accuracy {:.3}, REBEL at {} env steps: eval {:.1}",
+                r + 1,
+                q.rounds,
+                all.len(),
+                mode.name(),
+                report.holdout_accuracy,
+                sm.env_steps,
+                sm.eval_true_return_mean
+            );
+        }
+        let rr = RoundReport {
+            round: r,
+            mode: mode.name().into(),
+            labels: parts[r].len(),
+            labels_total: all.len(),
+            queries: parts[r].meta.queries,
+            pool: q.pool_factor * k,
+            candidate_env_steps: simulated,
+            prefs_hash,
+            reward_net: report.clone(),
+            env_steps: sm.env_steps,
+            eval_true_return_mean: sm.eval_true_return_mean,
+        };
+        write_json(&rdir.join("round.json"), &rr)?;
+        rounds.push(rr);
+        model = Some(m);
+        summary = Some(sm);
+        last_train = Some(report);
+    }
+    let (summary, report, model) = (summary.expect("≥ 1 round"), last_train.expect("≥ 1 round"), model.expect("≥ 1 round"));
+    let (check_accuracy, check_spearman) = check(s, venv, &model)?;
+    let all = concat(&parts);
+    let out = ExperimentReport {
+        folder: s.folder.display().to_string(),
+        reference_eval_true_return_mean: summary.reference_eval_true_return_mean,
+        labels_used: summary.labels_used,
+        reward_model_holdout_accuracy: report.holdout_accuracy,
+        reward_model_check_accuracy: check_accuracy,
+        reward_model_check_spearman: check_spearman,
+        label_env_steps: all.pairs.iter().map(|p| (p.a.len() + p.b.len()) as u64).sum(),
+        rebel: summary,
+        wall_time_s: t0.elapsed().as_secs_f64(),
+        query: Some(cfg.query.clone()),
+        rounds,
+    };
+    write_json(&s.folder.join("experiment.json"), &out)?;
+    Ok(out)
+}
+
+/// REBEL's env-step budget at the end of round `r`: `(r + 1)/R` of `train.env_steps`.
+fn round_end(cfg: &ExperimentConfig, r: usize) -> u64 {
+    let rounds = cfg.query.rounds.max(1) as u64;
+    if r as u64 + 1 >= rounds { cfg.train.env_steps } else { cfg.train.env_steps * (r as u64 + 1) / rounds }
+}
+
+/// Refuses to make round `r`'s labels or reward net again when the REBEL run in `run_dir` has gone past the
+/// round's start: that run was scored by the old ones, and continuing it would mix two experiments.
+/// The round's start is the env steps of the policy its candidates came from (`round{r}/policy.safetensors`).
+fn refuse_if_past(r: usize, rdir: &Path, run_dir: &Path, what: &str) -> Result<(), TrainError> {
+    let done = checkpoint_env_steps(&run_dir.join(CHECKPOINT));
+    let start = if r == 0 { 0 } else { checkpoint_env_steps(&rdir.join("policy.safetensors")) };
+    if done > start || (r == 0 && run_dir.join("config.toml").is_file()) {
+        return Err(err(format!(
+            "{} holds a REBEL run at {done} env steps, past the start of round {r} ({start}), but round {r}'s {what} \
+             changed (they would be made again): use a new --out, or move {} away",
+            run_dir.display(),
+            run_dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The env steps a training checkpoint records (0 when it cannot be read).
+fn checkpoint_env_steps(path: &Path) -> u64 {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| Checkpoint::from_bytes(&b, path).ok())
+        .and_then(|c| c.meta.counters.get("env_steps").copied())
+        .unwrap_or(0)
+}
+
+/// The policy whose rollouts make round `r`'s candidates, and its provenance: the reference policy in round 0;
+/// later, `round{r}/policy.safetensors`, a copy of the REBEL run's checkpoint made when the round first started
+/// (reused on a rerun, so the round's candidates do not depend on how far a killed run had gone since).
+/// `None` stands for the reference policy.
+fn round_policy(s: &Setup, r: usize, rdir: &Path, run_dir: &Path) -> Result<(Option<GaussianPolicy>, PolicySource), TrainError> {
+    if r == 0 {
+        return Ok((None, s.reference_source.clone()));
+    }
+    let copy = rdir.join("policy.safetensors");
+    let bytes = match std::fs::read(&copy) {
+        Ok(b) if Checkpoint::from_bytes(&b, &copy).is_ok() => b,
+        _ => {
+            let src = run_dir.join(CHECKPOINT);
+            let b = std::fs::read(&src).map_err(|e| err(format!("the REBEL checkpoint {}: {e}", src.display())))?;
+            crate::logging::write_atomic(&copy, &b)?;
+            b
+        }
+    };
+    let policy = Checkpoint::from_bytes(&bytes, &copy)?.build_policy("policy", Device::Cpu, Kind::Float)?;
+    Ok((Some(policy), PolicySource { path: copy.display().to_string(), hash: fnv1a_hex(&bytes) }))
+}
+
+/// Round `r`'s labels (reused from `round{r}/prefs.safetensors` when they were made from the same policy,
+/// seed, teacher and settings) and the env steps the candidates cost.
+#[allow(clippy::too_many_arguments)]
+fn round_labels(
+    s: &Setup,
+    venv: &mut VecEnv,
+    r: usize,
+    k: usize,
+    mode: QueryMode,
+    model: Option<&RewardEnsemble>,
+    policy: &GaussianPolicy,
+    source: PolicySource,
+    rdir: &Path,
+    run_dir: &Path,
+) -> Result<(PreferenceDataset, u64), TrainError> {
+    let cfg = s.cfg;
+    let path = rdir.join("prefs.safetensors");
+    let seed = query_round_seed(cfg.label_seed, r as u64);
+    let segment_len = (cfg.segment_len > 0).then_some(cfg.segment_len);
+    let collect = CollectConfig { n_labels: k, segment_len, same_start: cfg.same_start, seed };
+    // how the labels were chosen, which the dataset's own metadata does not say
+    let choice = LabelChoice { mode: mode.name().into(), pool: cfg.query.pool_factor * k };
+    let choice_path = rdir.join("labels.json");
+    let kept = PreferenceDataset::load(&path).ok().filter(|d| {
+        let m = &d.meta;
+        d.pairs.len() == k
+            && m.env_id == cfg.train.env.id
+            && m.seed == seed
+            && m.segment_len == segment_len
+            && m.same_start == cfg.same_start
+            && m.teacher == cfg.teacher
+            && m.policy == source
+            && read_json::<LabelChoice>(&choice_path).as_ref() == Some(&choice)
+    });
+    let d = match kept {
+        Some(d) => d,
+        None => {
+            refuse_if_past(r, rdir, run_dir, "labels")?;
+            let (pool, simulated) = collect_candidates(venv, policy, &collect, cfg.query.pool_factor * k).map_err(err)?;
+            let order = select(mode, model, &pool, &mut stream(seed, Domain::Preferences, 3));
+            let mut slots: Vec<Option<_>> = pool.into_iter().map(Some).collect();
+            let ranked: Vec<_> = order.into_iter().filter_map(|i| slots[i].take()).collect();
+            let d = label_pairs(venv, ranked, source, &collect, &cfg.teacher, simulated).map_err(err)?;
+            if d.len() < k {
+                return Err(err(format!(
+                    "round {r}: the teacher answered only {} of the {} candidates (skip threshold {:?}); raise \
+                     query.pool_factor or lower the threshold",
+                    d.len(),
+                    cfg.query.pool_factor * k,
+                    cfg.teacher.skip_threshold
+                )));
+            }
+            d.save(&path).map_err(err)?;
+            write_json(&choice_path, &choice)?;
+            d
+        }
+    };
+    let simulated = d.meta.simulated_env_steps;
+    Ok((d, simulated))
+}
+
+/// The reward net of round `r`, trained afresh on all labels so far (reused when `round.json` says it was
+/// trained on the same labels with the same settings and the file is whole).
+fn round_reward_net(
+    s: &Setup,
+    r: usize,
+    rdir: &Path,
+    all: &PreferenceDataset,
+    prefs_hash: &str,
+    run_dir: &Path,
+) -> Result<(RewardEnsemble, TrainReport), TrainError> {
+    let path = rdir.join("reward_model.safetensors");
+    let report_path = rdir.join("reward_model_report.json");
+    #[derive(Serialize, Deserialize)]
+    struct Kept {
+        prefs_hash: String,
+        config: reward_model::RewardModelConfig,
+        train: TrainReport,
+    }
+    if let Some(k) = read_json::<Kept>(&report_path).filter(|k| k.prefs_hash == prefs_hash && k.config == s.cfg.reward_model) {
+        if let Ok((m, _)) = RewardEnsemble::load(&path) {
+            return Ok((m, k.train));
+        }
+    }
+    refuse_if_past(r, rdir, run_dir, "reward-net settings")?;
+    let (m, report) = reward_model::train(all, &s.cfg.reward_model).map_err(err)?;
+    m.save(&path, &s.cfg.train.env.id).map_err(err)?;
+    write_json(&report_path, &Kept { prefs_hash: prefs_hash.into(), config: s.cfg.reward_model.clone(), train: report.clone() })?;
+    Ok((m, report))
+}
+
+/// REBEL from the reference policy (first round) or from where its run stopped, up to `target` env steps,
+/// scored by the folder's `reward_model.safetensors`.
+fn continue_rebel(s: &Setup, run_dir: &Path, target: u64) -> Result<Summary, TrainError> {
+    let mut tc = s.cfg.train.clone();
+    tc.reward = RewardSource::Model;
+    tc.reward_model = s.folder.join("reward_model.safetensors").display().to_string();
+    tc.policy.init = s.reference_path.display().to_string();
+    tc.eval.reference = s.reference_path.display().to_string();
+    tc.env_steps = target;
+    let opts = if run_dir.join("config.toml").is_file() {
+        RunOptions { resume: Some(PathBuf::from(run_dir)), progress: s.progress, ..RunOptions::default() }
+    } else {
+        RunOptions { run_dir: Some(PathBuf::from(run_dir)), progress: s.progress, ..RunOptions::default() }
+    };
+    train(&tc, &opts)
+}
+
+/// The final reward net's accuracy and Spearman on `check_pairs` fresh pairs of the reference policy (seed
+/// `label_seed + 1`), as the fixed-label experiment checks its net.
+fn check(s: &Setup, venv: &mut VecEnv, model: &RewardEnsemble) -> Result<(Option<f64>, Option<f64>), TrainError> {
+    let cfg = s.cfg;
+    if cfg.check_pairs == 0 {
+        return Ok((None, None));
+    }
+    let segment_len = (cfg.segment_len > 0).then_some(cfg.segment_len);
+    let check_cfg = CollectConfig { n_labels: cfg.check_pairs, segment_len, same_start: cfg.same_start, seed: cfg.label_seed + 1 };
+    let check = collect_preferences(venv, s.reference, s.reference_source.clone(), &check_cfg, &cfg.teacher).map_err(err)?;
+    let ev = reward_model::evaluate(model, &check);
+    Ok((Some(ev.accuracy), Some(ev.spearman)))
+}
+
+/// The labels of several rounds as one dataset: pairs in order, queries and simulated steps summed, the
+/// provenance (policy, seed) of the first part; each part's own file keeps its own.
+fn concat(parts: &[PreferenceDataset]) -> PreferenceDataset {
+    let mut meta = parts[0].meta.clone();
+    meta.queries = parts.iter().map(|p| p.meta.queries).sum();
+    meta.simulated_env_steps = parts.iter().map(|p| p.meta.simulated_env_steps).sum();
+    let mut pairs = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        for pair in &p.pairs {
+            let mut pair = pair.clone();
+            pair.a.group = pairs.len();
+            pair.b.group = pairs.len();
+            pairs.push(pair);
+        }
+    }
+    PreferenceDataset { meta, pairs }
+}
