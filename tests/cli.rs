@@ -207,6 +207,21 @@ fn resume_continues_a_run_exactly_and_refuses_another_config() {
     let o = swimmer(&["train", "--resume", part.to_str().unwrap(), "--set", "rebel.eta=3", "--quiet"]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("rebel.eta"), "{}", stderr(&o));
+    // resuming a run already at its budget (a rerun of a finished experiment does) reports it again: its
+    // learner time, undefined with no iteration, is null in summary.json and read back
+    let o = swimmer(&["train", "--resume", full.to_str().unwrap(), "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j = last_json(&o);
+    assert!(j["learner_s_per_iter"].is_null() && j["env_steps"].as_u64().unwrap() >= 4000, "{j}");
+    // `curves` draws both runs as one series, and a folder without metrics is an error
+    let png = d.path().join("c.png");
+    let runs = format!("rebel={},{}", full.display(), part.display());
+    let o = swimmer(&["curves", "--out", png.to_str().unwrap(), "--series", &runs]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(last_json(&o)["rebel"]["runs"], 2);
+    assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG") && png.with_extension("svg").exists());
+    let o = swimmer(&["curves", "--out", png.to_str().unwrap(), "--series", &format!("x={}", d.path().display())]);
+    assert!(!o.status.success() && stderr(&o).contains("no metrics.jsonl"), "{}", stderr(&o));
 }
 
 #[test]
