@@ -15,6 +15,14 @@ SEEDS = [1, 2, 3, 4, 5]
 GOAL = 340.0
 
 
+def simulated(path):
+    """The env steps simulated to make a preference dataset's pieces (its header's meta)."""
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(n))
+    return json.loads(header["__metadata__"]["meta"])["simulated_env_steps"]
+
+
 def boot_ci(x, reps=10000, seed=7):
     if len(x) < 2:
         return (float("nan"), float("nan"))
@@ -40,7 +48,7 @@ def main(out):
                 finals.append(f)
                 per_seed[s] = round(f, 1)
                 rounds = e.get("rounds", [])
-                cand.append(sum(r["candidate_env_steps"] for r in rounds) if rounds else e["label_env_steps"])
+                cand.append(sum(r["candidate_env_steps"] for r in rounds) if rounds else simulated(os.path.join(d, "prefs.safetensors")))
                 wall.append(e["wall_time_s"])
                 dirs.append(d)
             if not finals:
@@ -58,7 +66,7 @@ def main(out):
             })
     json.dump({"rows": rows, "missing": missing}, open(os.path.join(out, "results.json"), "w"), indent=1)
     lines = [
-        "| labels | querying | seeds | final true return, mean [95 % CI] | min – max | seeds ≥ 340 | per seed (1–5) | env steps to pick labels | wall time (s) |",
+        "| labels | querying | seeds | final true return, mean [95 % CI] | min – max | seeds ≥ 340 | per seed (1–5) | env steps simulated for the labels | wall time (s) |",
         "|---:|---|---:|---|---|---:|---|---:|---:|",
     ]
     for r in rows:
