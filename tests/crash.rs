@@ -164,16 +164,11 @@ fn prefs_collect_killed_leaves_no_partial_file_and_the_rerun_is_byte_identical()
 fn experiment_killed_in_each_phase_continues_to_the_uninterrupted_result() {
     let d = tempfile::tempdir().unwrap();
     let run = |out: &Path| -> Vec<String> {
-        [
-            "experiment", "--quiet", "--out", out.to_str().unwrap(),
-            "--set", "labels=150", "--set", "check_pairs=50", "--set", "reward_model.epochs=5",
-            "--set", "train.env_steps=3000", "--set", "train.threads=1",
-            "--set", "train.rebel.groups=2", "--set", "train.rebel.branch_len=25", "--set", "train.rebel.tail_len=25",
-            "--set", "train.eval.episodes=2", "--set", "train.env.options.max_episode_steps=100",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+        ["experiment", "--out", out.to_str().unwrap(), "--set", "labels=150", "--set", "train.env_steps=3000"]
+            .iter()
+            .chain(TINY_EXPERIMENT)
+            .map(|s| s.to_string())
+            .collect()
     };
     let full = d.path().join("full");
     let o = swimmer(&strs(&run(&full)));
@@ -212,13 +207,11 @@ fn active_querying_killed_between_rounds_continues_to_the_uninterrupted_result()
     let d = tempfile::tempdir().unwrap();
     let run = |out: &Path| -> Vec<String> {
         [
-            "experiment", "--quiet", "--out", out.to_str().unwrap(), "--query", "entropy", "--rounds", "2", "--labels-per-round", "40",
-            "--set", "check_pairs=50", "--set", "reward_model.epochs=5",
-            "--set", "train.env_steps=4000", "--set", "train.threads=1",
-            "--set", "train.rebel.groups=2", "--set", "train.rebel.branch_len=25", "--set", "train.rebel.tail_len=25",
-            "--set", "train.eval.episodes=2", "--set", "train.env.options.max_episode_steps=100",
+            "experiment", "--out", out.to_str().unwrap(), "--query", "entropy", "--rounds", "2", "--labels-per-round", "40",
+            "--set", "train.env_steps=4000",
         ]
         .iter()
+        .chain(TINY_EXPERIMENT)
         .map(|s| s.to_string())
         .collect()
     };

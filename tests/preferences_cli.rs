@@ -41,13 +41,9 @@ fn collect_train_and_evaluate_a_reward_model() {
 fn the_default_experiment_runs_end_to_end_at_a_tiny_scale() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("exp");
-    let o = swimmer(&[
-        "experiment", "--quiet", "--out", out.to_str().unwrap(),
-        "--set", "labels=100", "--set", "check_pairs=50", "--set", "reward_model.epochs=5",
-        "--set", "train.env_steps=2000", "--set", "train.threads=1",
-        "--set", "train.rebel.groups=2", "--set", "train.rebel.branch_len=25", "--set", "train.rebel.tail_len=25",
-        "--set", "train.eval.episodes=2", "--set", "train.env.options.max_episode_steps=100",
-    ]);
+    let mut args = vec!["experiment", "--out", out.to_str().unwrap(), "--set", "labels=100", "--set", "train.env_steps=2000"];
+    args.extend_from_slice(TINY_EXPERIMENT);
+    let o = swimmer(&args);
     assert!(o.status.success(), "{}", stderr(&o));
     let j = last_json(&o);
     assert_eq!(j["labels_used"], 100);
@@ -64,13 +60,12 @@ fn the_default_experiment_runs_end_to_end_at_a_tiny_scale() {
 
 /// `experiment --query MODE --rounds 2 --labels-per-round 40` at a tiny scale.
 fn active(out: &std::path::Path, mode: &str) -> std::process::Output {
-    swimmer(&[
-        "experiment", "--quiet", "--out", out.to_str().unwrap(), "--query", mode, "--rounds", "2", "--labels-per-round", "40",
-        "--set", "check_pairs=50", "--set", "reward_model.epochs=5",
-        "--set", "train.env_steps=4000", "--set", "train.threads=1",
-        "--set", "train.rebel.groups=2", "--set", "train.rebel.branch_len=25", "--set", "train.rebel.tail_len=25",
-        "--set", "train.eval.episodes=2", "--set", "train.env.options.max_episode_steps=100",
-    ])
+    let mut args = vec![
+        "experiment", "--out", out.to_str().unwrap(), "--query", mode, "--rounds", "2", "--labels-per-round", "40",
+        "--set", "train.env_steps=4000",
+    ];
+    args.extend_from_slice(TINY_EXPERIMENT);
+    swimmer(&args)
 }
 
 #[test]

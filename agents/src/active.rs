@@ -17,7 +17,7 @@
 //! same command continues where it stopped and ends with the uninterrupted result. `round{r}/round.json`
 //! records the round ([`RoundReport`]).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind};
@@ -25,15 +25,15 @@ use tch::{Device, Kind};
 use rebel_envs::vec_env::VecEnv;
 
 use crate::checkpoint::Checkpoint;
-use crate::experiment::{ExperimentConfig, ExperimentReport};
+use crate::experiment::{check_net, err, run_rebel, ExperimentConfig, ExperimentReport};
 use crate::io::fnv1a_hex;
 use crate::policy::GaussianPolicy;
 use crate::preferences::query::{select, QueryMode};
-use crate::preferences::{collect_candidates, collect_preferences, label_pairs, CollectConfig, PolicySource, PreferenceDataset};
+use crate::preferences::{collect_candidates, label_pairs, CollectConfig, PolicySource, PreferenceDataset};
 use crate::reward_model::{self, RewardEnsemble, TrainReport};
 use crate::run_dir::CHECKPOINT;
 use crate::seeding::{query_round_seed, stream, Domain};
-use crate::train::{train, RewardSource, RunOptions, Summary, TrainError};
+use crate::train::{Summary, TrainError};
 
 /// What one round did (`round{r}/round.json`, and `rounds` of `experiment.json`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -76,10 +76,6 @@ pub(crate) struct Setup<'a> {
     pub progress: bool,
 }
 
-fn err(e: impl std::fmt::Display) -> TrainError {
-    TrainError::Config(e.to_string())
-}
-
 fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<(), TrainError> {
     crate::logging::write_atomic(path, serde_json::to_string_pretty(v).expect("json").as_bytes())?;
     Ok(())
@@ -106,12 +102,11 @@ pub(crate) fn run_rounds(s: &Setup, venv: &mut VecEnv, t0: std::time::Instant) -
         let (own, source) = round_policy(s, r, &rdir, &run_dir)?;
         let policy = own.as_ref().unwrap_or(s.reference);
         let mode = if r == 0 { QueryMode::Uniform } else { q.mode };
-        let (labels, simulated) = round_labels(s, venv, r, k, mode, model.as_ref(), policy, source, &rdir, &run_dir)?;
-        parts.push(labels);
+        parts.push(round_labels(s, venv, r, k, mode, model.as_ref(), policy, source, &rdir, &run_dir)?);
         let all = concat(&parts);
-        let all_path = s.folder.join("prefs.safetensors");
-        all.save(&all_path).map_err(err)?;
-        let prefs_hash = fnv1a_hex(&std::fs::read(&all_path).map_err(|e| err(format!("{}: {e}", all_path.display())))?);
+        let all_bytes = all.to_bytes().map_err(err)?;
+        crate::logging::write_atomic(&s.folder.join("prefs.safetensors"), &all_bytes)?;
+        let prefs_hash = fnv1a_hex(&all_bytes);
         let (m, report) = round_reward_net(s, r, &rdir, &all, &prefs_hash, &run_dir)?;
         let rm_bytes = std::fs::read(rdir.join("reward_model.safetensors")).map_err(|e| err(format!("{}: {e}", rdir.display())))?;
         crate::logging::write_atomic(&s.folder.join("reward_model.safetensors"), &rm_bytes)?;
@@ -126,7 +121,7 @@ pub(crate) fn run_rounds(s: &Setup, venv: &mut VecEnv, t0: std::time::Instant) -
                 last_train = Some(report);
                 continue;
             }
-            _ => continue_rebel(s, &run_dir, round_end(cfg, r))?,
+            _ => run_rebel(cfg, &s.folder.join("reward_model.safetensors"), s.reference_path, &run_dir, round_end(cfg, r), s.progress)?,
         };
         if s.progress {
             eprintln!(
@@ -147,7 +142,7 @@ pub(crate) fn run_rounds(s: &Setup, venv: &mut VecEnv, t0: std::time::Instant) -
             labels_total: all.len(),
             queries: parts[r].meta.queries,
             pool: q.pool_factor * k,
-            candidate_env_steps: simulated,
+            candidate_env_steps: parts[r].meta.simulated_env_steps,
             prefs_hash,
             reward_net: report.clone(),
             env_steps: sm.env_steps,
@@ -160,8 +155,7 @@ pub(crate) fn run_rounds(s: &Setup, venv: &mut VecEnv, t0: std::time::Instant) -
         last_train = Some(report);
     }
     let (summary, report, model) = (summary.expect("≥ 1 round"), last_train.expect("≥ 1 round"), model.expect("≥ 1 round"));
-    let (check_accuracy, check_spearman) = check(s, venv, &model)?;
-    let all = concat(&parts);
+    let (check_accuracy, check_spearman) = check_net(cfg, venv, s.reference, s.reference_source.clone(), &model)?;
     let out = ExperimentReport {
         folder: s.folder.display().to_string(),
         reference_eval_true_return_mean: summary.reference_eval_true_return_mean,
@@ -169,7 +163,7 @@ pub(crate) fn run_rounds(s: &Setup, venv: &mut VecEnv, t0: std::time::Instant) -
         reward_model_holdout_accuracy: report.holdout_accuracy,
         reward_model_check_accuracy: check_accuracy,
         reward_model_check_spearman: check_spearman,
-        label_env_steps: all.pairs.iter().map(|p| (p.a.len() + p.b.len()) as u64).sum(),
+        label_env_steps: parts.iter().flat_map(|d| &d.pairs).map(|p| (p.a.len() + p.b.len()) as u64).sum(),
         rebel: summary,
         wall_time_s: t0.elapsed().as_secs_f64(),
         query: Some(cfg.query.clone()),
@@ -234,7 +228,7 @@ fn round_policy(s: &Setup, r: usize, rdir: &Path, run_dir: &Path) -> Result<(Opt
 }
 
 /// Round `r`'s labels (reused from `round{r}/prefs.safetensors` when they were made from the same policy,
-/// seed, teacher and settings) and the env steps the candidates cost.
+/// seed, teacher and settings; its `simulated_env_steps` are the candidates' cost).
 #[allow(clippy::too_many_arguments)]
 fn round_labels(
     s: &Setup,
@@ -247,11 +241,11 @@ fn round_labels(
     source: PolicySource,
     rdir: &Path,
     run_dir: &Path,
-) -> Result<(PreferenceDataset, u64), TrainError> {
+) -> Result<PreferenceDataset, TrainError> {
     let cfg = s.cfg;
     let path = rdir.join("prefs.safetensors");
     let seed = query_round_seed(cfg.label_seed, r as u64);
-    let segment_len = (cfg.segment_len > 0).then_some(cfg.segment_len);
+    let segment_len = cfg.piece_len();
     let collect = CollectConfig { n_labels: k, segment_len, same_start: cfg.same_start, seed };
     // how the labels were chosen, which the dataset's own metadata does not say
     let choice = LabelChoice { mode: mode.name().into(), pool: cfg.query.pool_factor * k };
@@ -267,8 +261,8 @@ fn round_labels(
             && m.policy == source
             && read_json::<LabelChoice>(&choice_path).as_ref() == Some(&choice)
     });
-    let d = match kept {
-        Some(d) => d,
+    match kept {
+        Some(d) => Ok(d),
         None => {
             refuse_if_past(r, rdir, run_dir, "labels")?;
             let (pool, simulated) = collect_candidates(venv, policy, &collect, cfg.query.pool_factor * k).map_err(err)?;
@@ -287,11 +281,9 @@ fn round_labels(
             }
             d.save(&path).map_err(err)?;
             write_json(&choice_path, &choice)?;
-            d
+            Ok(d)
         }
-    };
-    let simulated = d.meta.simulated_env_steps;
-    Ok((d, simulated))
+    }
 }
 
 /// The reward net of round `r`, trained afresh on all labels so far (reused when `round.json` says it was
@@ -322,37 +314,6 @@ fn round_reward_net(
     m.save(&path, &s.cfg.train.env.id).map_err(err)?;
     write_json(&report_path, &Kept { prefs_hash: prefs_hash.into(), config: s.cfg.reward_model.clone(), train: report.clone() })?;
     Ok((m, report))
-}
-
-/// REBEL from the reference policy (first round) or from where its run stopped, up to `target` env steps,
-/// scored by the folder's `reward_model.safetensors`.
-fn continue_rebel(s: &Setup, run_dir: &Path, target: u64) -> Result<Summary, TrainError> {
-    let mut tc = s.cfg.train.clone();
-    tc.reward = RewardSource::Model;
-    tc.reward_model = s.folder.join("reward_model.safetensors").display().to_string();
-    tc.policy.init = s.reference_path.display().to_string();
-    tc.eval.reference = s.reference_path.display().to_string();
-    tc.env_steps = target;
-    let opts = if run_dir.join("config.toml").is_file() {
-        RunOptions { resume: Some(PathBuf::from(run_dir)), progress: s.progress, ..RunOptions::default() }
-    } else {
-        RunOptions { run_dir: Some(PathBuf::from(run_dir)), progress: s.progress, ..RunOptions::default() }
-    };
-    train(&tc, &opts)
-}
-
-/// The final reward net's accuracy and Spearman on `check_pairs` fresh pairs of the reference policy (seed
-/// `label_seed + 1`), as the fixed-label experiment checks its net.
-fn check(s: &Setup, venv: &mut VecEnv, model: &RewardEnsemble) -> Result<(Option<f64>, Option<f64>), TrainError> {
-    let cfg = s.cfg;
-    if cfg.check_pairs == 0 {
-        return Ok((None, None));
-    }
-    let segment_len = (cfg.segment_len > 0).then_some(cfg.segment_len);
-    let check_cfg = CollectConfig { n_labels: cfg.check_pairs, segment_len, same_start: cfg.same_start, seed: cfg.label_seed + 1 };
-    let check = collect_preferences(venv, s.reference, s.reference_source.clone(), &check_cfg, &cfg.teacher).map_err(err)?;
-    let ev = reward_model::evaluate(model, &check);
-    Ok((Some(ev.accuracy), Some(ev.spearman)))
 }
 
 /// The labels of several rounds as one dataset: pairs in order, queries and simulated steps summed, the

@@ -93,8 +93,59 @@ pub struct ExperimentReport {
     pub rounds: Vec<RoundReport>,
 }
 
-fn err(e: impl std::fmt::Display) -> TrainError {
+pub(crate) fn err(e: impl std::fmt::Display) -> TrainError {
     TrainError::Config(e.to_string())
+}
+
+impl ExperimentConfig {
+    /// The piece length as [`CollectConfig`] takes it (`None`: whole episodes).
+    pub(crate) fn piece_len(&self) -> Option<usize> {
+        (self.segment_len > 0).then_some(self.segment_len)
+    }
+}
+
+/// The reward net's accuracy and Spearman on `check_pairs` fresh pairs of the reference policy (seed
+/// `label_seed + 1`); `None` when `check_pairs` is 0.
+pub(crate) fn check_net(
+    cfg: &ExperimentConfig,
+    venv: &mut VecEnv,
+    reference: &crate::policy::GaussianPolicy,
+    source: PolicySource,
+    model: &reward_model::RewardEnsemble,
+) -> Result<(Option<f64>, Option<f64>), TrainError> {
+    if cfg.check_pairs == 0 {
+        return Ok((None, None));
+    }
+    let check_cfg =
+        CollectConfig { n_labels: cfg.check_pairs, segment_len: cfg.piece_len(), same_start: cfg.same_start, seed: cfg.label_seed + 1 };
+    let check = collect_preferences(venv, reference, source, &check_cfg, &cfg.teacher).map_err(err)?;
+    let ev = reward_model::evaluate(model, &check);
+    Ok((Some(ev.accuracy), Some(ev.spearman)))
+}
+
+/// REBEL from the reference policy on the reward net in `reward_model`, new in `run_dir` or continued from
+/// where that run stopped, up to `env_steps`.
+pub(crate) fn run_rebel(
+    cfg: &ExperimentConfig,
+    reward_model: &Path,
+    reference_path: &Path,
+    run_dir: &Path,
+    env_steps: u64,
+    progress: bool,
+) -> Result<Summary, TrainError> {
+    let mut tc = cfg.train.clone();
+    tc.reward = RewardSource::Model;
+    tc.reward_model = reward_model.display().to_string();
+    tc.policy.init = reference_path.display().to_string();
+    tc.eval.reference = reference_path.display().to_string();
+    tc.env_steps = env_steps;
+    let opts = if run_dir.join("config.toml").is_file() {
+        eprintln!("continuing the REBEL run in {}", run_dir.display());
+        RunOptions { resume: Some(run_dir.to_path_buf()), progress, ..RunOptions::default() }
+    } else {
+        RunOptions { run_dir: Some(run_dir.to_path_buf()), progress, ..RunOptions::default() }
+    };
+    train(&tc, &opts)
 }
 
 /// `reward_model_report.json`: the reward net's training report and its check on fresh pairs,
@@ -117,6 +168,9 @@ pub fn run_experiment(cfg: &ExperimentConfig, folder: &Path, progress: bool) -> 
     let t0 = Instant::now();
     // the device first: CUDA must be loaded before the reward net's first backward pass (see crate::device)
     crate::device::parse_device(&cfg.train.device).map_err(|e| err(e.to_string()))?;
+    if cfg.query.mode != QueryMode::Fixed {
+        cfg.query.per_round(cfg.labels).map_err(err)?;
+    }
     std::fs::create_dir_all(folder).map_err(|e| err(format!("cannot create {}: {e}", folder.display())))?;
     let reference_path = resolve_path(&cfg.reference_policy);
     let bytes = std::fs::read(&reference_path)
@@ -132,7 +186,7 @@ pub fn run_experiment(cfg: &ExperimentConfig, folder: &Path, progress: bool) -> 
         let setup = Setup { cfg, folder, reference: &reference, reference_path: &reference_path, reference_source: source, progress };
         return run_rounds(&setup, &mut venv, t0);
     }
-    let segment_len = (cfg.segment_len > 0).then_some(cfg.segment_len);
+    let segment_len = cfg.piece_len();
     let collect = CollectConfig { n_labels: cfg.labels, segment_len, same_start: cfg.same_start, seed: cfg.label_seed };
     let prefs_path = folder.join("prefs.safetensors");
     // A rerun into the same folder (after a kill, or to extend the REBEL budget) reuses each
@@ -194,14 +248,7 @@ pub fn run_experiment(cfg: &ExperimentConfig, folder: &Path, progress: bool) -> 
             eprintln!("training the reward net ...");
             let (model, report) = reward_model::train(&prefs, &cfg.reward_model).map_err(err)?;
             model.save(&rm_path, &cfg.train.env.id).map_err(err)?;
-            let (mut check_accuracy, mut check_spearman) = (None, None);
-            if cfg.check_pairs > 0 {
-                let check_cfg = CollectConfig { n_labels: cfg.check_pairs, seed: cfg.label_seed + 1, ..collect.clone() };
-                let check = collect_preferences(&mut venv, &reference, source, &check_cfg, &cfg.teacher).map_err(err)?;
-                let ev = reward_model::evaluate(&model, &check);
-                check_accuracy = Some(ev.accuracy);
-                check_spearman = Some(ev.spearman);
-            }
+            let (check_accuracy, check_spearman) = check_net(cfg, &mut venv, &reference, source, &model)?;
             let r = RewardModelReport {
                 train: report,
                 check_accuracy,
@@ -224,18 +271,7 @@ pub fn run_experiment(cfg: &ExperimentConfig, folder: &Path, progress: bool) -> 
     );
 
     // 4: REBEL on fresh rollouts scored by the reward net, from the reference policy
-    let mut tc = cfg.train.clone();
-    tc.reward = RewardSource::Model;
-    tc.reward_model = rm_path.display().to_string();
-    tc.policy.init = reference_path.display().to_string();
-    tc.eval.reference = reference_path.display().to_string();
-    let opts = if run_dir.join("config.toml").is_file() {
-        eprintln!("continuing the REBEL run in {}", run_dir.display());
-        RunOptions { resume: Some(run_dir), progress, ..RunOptions::default() }
-    } else {
-        RunOptions { run_dir: Some(run_dir), progress, ..RunOptions::default() }
-    };
-    let summary = train(&tc, &opts)?;
+    let summary = run_rebel(cfg, &rm_path, &reference_path, &run_dir, cfg.train.env_steps, progress)?;
 
     let out = ExperimentReport {
         folder: folder.display().to_string(),

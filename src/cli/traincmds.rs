@@ -248,9 +248,6 @@ pub fn experiment_cmd(env: &EnvArgs, a: &ExperimentArgs) -> Result<()> {
     if a.labels_per_round.is_some() && !a.sets.iter().any(|s| s.trim_start().starts_with("labels=")) {
         cfg.labels = cfg.query.rounds * cfg.query.labels_per_round;
     }
-    if cfg.query.mode != rebel_agents::preferences::query::QueryMode::Fixed {
-        cfg.query.per_round(cfg.labels).map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
     let folder = a.out.clone().unwrap_or_else(|| new_folder(std::path::Path::new("runs"), &cfg.train.env.id, cfg.train.seed));
     let r = run_experiment(&cfg, &folder, !a.quiet)?;
     let s = &r.rebel;

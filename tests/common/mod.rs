@@ -50,6 +50,15 @@ pub const TINY_TRAIN: &[&str] = &[
     "--set", "threads=1",
 ];
 
+/// A tiny `experiment` configuration (add `--out`, the labels and `train.env_steps`): 100-step episodes, 2
+/// groups, 25-step branches and tails, 50 check pairs, 5 reward-net epochs, one thread.
+pub const TINY_EXPERIMENT: &[&str] = &[
+    "--quiet",
+    "--set", "check_pairs=50", "--set", "reward_model.epochs=5", "--set", "train.threads=1",
+    "--set", "train.rebel.groups=2", "--set", "train.rebel.branch_len=25", "--set", "train.rebel.tail_len=25",
+    "--set", "train.eval.episodes=2", "--set", "train.env.options.max_episode_steps=100",
+];
+
 /// `compare` at a tiny scale into `out`: 100-step episodes, 40 labels, `env_steps` per run.
 pub fn tiny_compare(out: &std::path::Path, seeds: u32, env_steps: u64) -> Vec<String> {
     let mut v: Vec<String> = vec!["compare".into(), "--out".into(), out.display().to_string(), "--seeds".into(), seeds.to_string()];
