@@ -7,6 +7,9 @@
 #
 #   bash scripts/query_table.sh [OUT] [JOBS]      (after `cargo build --release`)
 #
+# LABELS="1000" and MODES="uniform entropy" (environment) limit the cells run; the table is
+# always built from every cell found in OUT.
+#
 # Resumable: a finished cell (its experiment.json) is skipped, a killed one continues where it
 # stopped (`experiment` reuses its rounds). Cells run JOBS at a time (default 2), each on one env
 # thread. At the end, scripts/query_table.py writes OUT/results.json, OUT/table.md and the curves.
@@ -18,8 +21,8 @@ BIN=${SWIMMER_BIN:-$PWD/target/release/swimmer}
 [ -x "$BIN" ] || { echo "build first: cargo build --release" >&2; exit 1; }
 mkdir -p "$OUT"
 cells=()
-for labels in 200 500 1000; do
-  for mode in fixed uniform disagreement entropy; do
+for labels in ${LABELS:-200 500 1000}; do
+  for mode in ${MODES:-fixed uniform disagreement entropy}; do
     for seed in 1 2 3 4 5; do
       cells+=("$mode $labels $seed")
     done

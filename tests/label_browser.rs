@@ -222,3 +222,51 @@ async fn two_browser_sessions_at_once_never_get_the_same_pair() {
     assert_eq!(ds.len(), 8);
     assert_eq!(ds.labels().iter().filter(|l| **l == 1.0).count(), a.len());
 }
+
+/// `experiment --teacher page` on a fixed port: the page opened once follows the rounds. After round 0's last
+/// answer it says done, the server goes away while REBEL trains, and round 1's pairs appear on the same page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_follows_an_experiments_rounds() {
+    let Some((chromium, driver)) = browser_tools() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("exp");
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let mut args = vec![
+        "experiment", "--out", out.to_str().unwrap(), "--query", "entropy", "--rounds", "2", "--labels-per-round", "3",
+        "--teacher", "page", "--port", &port, "--test-hook", "--set", "train.env_steps=4000", "--set", "query.pool_factor=2",
+    ];
+    args.extend_from_slice(common::TINY_EXPERIMENT);
+    let mut s = Server::start_swimmer(&args);
+    let mut d = Driver::start(chromium, driver);
+    let c = d.session().await;
+    c.goto(&s.page()).await.unwrap();
+    for round in 0..2 {
+        let returns = true_returns(&s).await;
+        let mut prev = String::new();
+        for _ in 0..3 {
+            // round 1's first pair comes after REBEL's part of round 0: the page polls for it
+            let t0 = Instant::now();
+            let pair = loop {
+                let p = current(&c).await;
+                if !p.is_empty() && p != prev && p != "done" && p != "wait" {
+                    break p;
+                }
+                assert!(t0.elapsed() < Duration::from_secs(180), "round {round}: the page shows '{p}'");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
+            let (ra, rb) = returns[pair.parse::<usize>().unwrap()];
+            c.find(Locator::Id(if ra > rb { "left" } else { "right" })).await.unwrap().click().await.unwrap();
+            prev = pair;
+        }
+        assert_eq!(shown_pair(&c, &prev).await, "done", "round {round} ends with its last answer");
+        if round == 0 {
+            assert!(s.wait_listening(), "round 1 serves its pairs");
+        }
+    }
+    let (ok, stdout) = s.finish();
+    assert!(ok, "{stdout}");
+    c.close().await.unwrap();
+    let e: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("experiment.json")).unwrap()).unwrap();
+    assert_eq!(e["rounds"][1]["labels_total"], 6);
+    assert_eq!(PreferenceDataset::load(out.join("prefs.safetensors")).unwrap().len(), 6);
+}

@@ -249,3 +249,72 @@ async fn a_full_disk_while_labelling_refuses_clearly_and_loses_nothing() {
     assert_eq!(answer(&s).await.0, 200);
     assert_eq!(dataset_by_pair(&out).len(), 8);
 }
+
+/// Answers up to `n` of the pairs the server `s` leases to labeller `who`, each by the higher true return
+/// (`returns`), the first `skips` of them "can't tell"; returns `pair → label` of the labelled ones.
+async fn answer_by_return(s: &Server, returns: &[(f64, f64)], n: usize, skips: usize, who: &str) -> BTreeMap<usize, f32> {
+    let mut labels = BTreeMap::new();
+    for k in 0..n {
+        let (st, q) = get(&s.url("/api/next", &format!("labeller={who}"))).await;
+        assert_eq!(st, 200, "{q}");
+        let Some(pair) = q["pair"].as_u64() else { break };
+        let (ra, rb) = returns[pair as usize];
+        let (v, l) = if k < skips { ("skip", None) } else if ra > rb { ("left", Some(1.0)) } else { ("right", Some(0.0)) };
+        let (st, r) = post(&s.url("/api/answer", ""), &json!({"pair": pair, "lease": q["lease"], "value": v, "labeller": who})).await;
+        assert_eq!(st, 200, "{r}");
+        if let Some(l) = l {
+            labels.insert(pair as usize, l);
+        }
+    }
+    labels
+}
+
+/// `experiment --teacher page`: each round serves its top-ranked pairs on the page until every one is answered
+/// (here by HTTP requests that pick the higher true return); a `kill -9` in the middle of round 0 loses no answer
+/// and the same command continues the round; "can't tell" gives no label; a rerun of the finished experiment asks
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn experiment_rounds_ask_a_person_on_the_page_and_a_killed_round_continues() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("exp");
+    let mut args = vec![
+        "experiment", "--out", out.to_str().unwrap(), "--query", "disagreement", "--rounds", "2", "--labels-per-round", "4",
+        "--teacher", "page", "--port", "0", "--test-hook", "--set", "train.env_steps=4000", "--set", "query.pool_factor=3",
+    ];
+    args.extend_from_slice(common::TINY_EXPERIMENT);
+    let mut s = Server::start_swimmer(&args);
+    let r0 = true_returns(&s).await;
+    assert_eq!(r0.len(), 4, "the round's K pairs are served");
+    let mut want0 = answer_by_return(&s, &r0, 2, 0, "a").await;
+    s.kill9();
+    let ds0 = out.join("round0/prefs.safetensors");
+    assert_eq!(dataset_by_pair(&ds0), want0, "every acknowledged answer is in the round's dataset after kill -9");
+
+    let mut s = Server::start_swimmer(&args);
+    let c = status(&s).await;
+    assert_eq!((c["given"].as_u64(), c["left"].as_u64()), (Some(2), Some(2)), "the round continues: {c}");
+    assert_eq!(true_returns(&s).await, r0, "same pairs after the restart");
+    want0.extend(answer_by_return(&s, &r0, 2, 1, "b").await);
+    assert!(s.wait_listening(), "round 1 serves its pairs");
+    let r1 = true_returns(&s).await;
+    assert_eq!(r1.len(), 4);
+    let want1 = answer_by_return(&s, &r1, 4, 0, "a").await;
+    let (ok, stdout) = s.finish();
+    assert!(ok, "{stdout}");
+    assert_eq!(dataset_by_pair(&ds0), want0);
+    assert_eq!(dataset_by_pair(&out.join("round1/prefs.safetensors")), want1);
+    let e: Value = serde_json::from_slice(&std::fs::read(out.join("experiment.json")).unwrap()).unwrap();
+    assert_eq!(e["query"]["teacher"], "page");
+    let rounds = e["rounds"].as_array().unwrap();
+    assert_eq!((rounds[0]["labels"].as_u64(), rounds[0]["queries"].as_u64()), (Some(3), Some(4)), "one can't tell");
+    assert_eq!((rounds[1]["labels_total"].as_u64(), rounds[1]["mode"].as_str()), (Some(7), Some("disagreement")));
+    assert_eq!(PreferenceDataset::load(out.join("prefs.safetensors")).unwrap().len(), 7);
+
+    // the finished experiment rerun: every round's labels are reused, no page is served
+    let o = common::swimmer(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("listening on"));
+    // the page teacher needs rounds
+    let o = common::swimmer(&["experiment", "--out", dir.path().join("f").to_str().unwrap(), "--teacher", "page"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--query uniform"), "{o:?}");
+}

@@ -120,6 +120,15 @@ fn active_querying_runs_its_rounds_and_a_rerun_reuses_them() {
     let o = active(&out, "entropy");
     assert!(!o.status.success() && stderr(&o).contains("use a new --out"), "{}", stderr(&o));
     assert!(files(&out) == before);
+
+    // a damaged round file behind a REBEL run that went past it: refused, saying which file and why
+    let r1 = out.join("round1/prefs.safetensors");
+    let good = std::fs::read(&r1).unwrap();
+    std::fs::write(&r1, &good[..good.len() / 2]).unwrap();
+    let o = active(&out, "disagreement");
+    assert!(!o.status.success() && stderr(&o).contains("is unreadable") && stderr(&o).contains("round1/prefs.safetensors"), "{}", stderr(&o));
+    std::fs::write(&r1, &good).unwrap();
+    assert!(files(&out) == before);
     // settings that do not add up, and an unknown mode: errors that say what to set
     let o = swimmer(&["experiment", "--out", d.path().join("x").to_str().unwrap(), "--query", "entropy", "--rounds", "3", "--set", "labels=100"]);
     assert!(!o.status.success() && stderr(&o).contains("set labels = 99"), "{}", stderr(&o));

@@ -13,6 +13,10 @@
 //! 4. REBEL continues its run in `rebel/` (same optimiser state and curves) up to `(r + 1)/R` of
 //!    `train.env_steps`, scored by the new net.
 //!
+//! With `query.teacher = "page"` a person answers instead of the simulated teacher: steps 2's pool, ranking and
+//! asking are the [`PersonTeacher`]'s (the command line's serves the labelling page of crate `rebel-label` with
+//! the round's `K` top-ranked pairs and returns once every one is answered; "can't tell" answers give no label).
+//!
 //! Each round's outputs are kept and reused by a rerun whose inputs match, so a killed experiment rerun with the
 //! same command continues where it stopped and ends with the uninterrupted result. `round{r}/round.json`
 //! records the round ([`RoundReport`]).
@@ -76,6 +80,42 @@ pub(crate) struct Setup<'a> {
     pub progress: bool,
 }
 
+/// What a round asks a person about.
+pub struct RoundQuery<'a> {
+    /// Round index (0-based).
+    pub round: usize,
+    /// Pairs to ask about (the round's `K`).
+    pub labels: usize,
+    /// Candidate pairs to rank before asking (`pool_factor × K`).
+    pub pool: usize,
+    /// How to rank them ([`select`]; round 0 is uniform).
+    pub mode: QueryMode,
+    /// The reward net so far (none in round 0).
+    pub model: Option<&'a RewardEnsemble>,
+    /// The policy whose rollouts make the candidates, and its provenance.
+    pub policy: &'a GaussianPolicy,
+    pub source: PolicySource,
+    /// Seed of the candidates and of the uniform ranking.
+    pub seed: u64,
+    /// Piece length in steps.
+    pub segment_len: usize,
+    /// Both pieces of a pair start from the same state.
+    pub same_start: bool,
+    /// The round's dataset file (`round{r}/prefs.safetensors`); a person teacher keeps its session beside it.
+    pub dataset: std::path::PathBuf,
+}
+
+/// A person answering the rounds' queries (`query.teacher = "page"`); the command line's serves the labelling
+/// page. Errors are messages for the user.
+pub trait PersonTeacher {
+    /// The round's labels when a session of the same pairs is there and every pair is answered (a rerun), without
+    /// asking; `None` when there is something left to ask.
+    fn answered(&mut self, q: &RoundQuery<'_>) -> Result<Option<PreferenceDataset>, String>;
+    /// Asks about the round's pairs (continuing a session that is there) and returns the labels once every pair
+    /// is answered.
+    fn ask(&mut self, q: &RoundQuery<'_>) -> Result<PreferenceDataset, String>;
+}
+
 fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<(), TrainError> {
     crate::logging::write_atomic(path, serde_json::to_string_pretty(v).expect("json").as_bytes())?;
     Ok(())
@@ -86,7 +126,12 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {
 }
 
 /// Runs every round (module docs) and returns the experiment's report.
-pub(crate) fn run_rounds(s: &Setup, venv: &mut VecEnv, t0: std::time::Instant) -> Result<ExperimentReport, TrainError> {
+pub(crate) fn run_rounds(
+    s: &Setup,
+    venv: &mut VecEnv,
+    mut person: Option<&mut dyn PersonTeacher>,
+    t0: std::time::Instant,
+) -> Result<ExperimentReport, TrainError> {
     let cfg = s.cfg;
     let q = &cfg.query;
     let k = q.per_round(cfg.labels).map_err(err)?;
@@ -102,7 +147,24 @@ pub(crate) fn run_rounds(s: &Setup, venv: &mut VecEnv, t0: std::time::Instant) -
         let (own, source) = round_policy(s, r, &rdir, &run_dir)?;
         let policy = own.as_ref().unwrap_or(s.reference);
         let mode = if r == 0 { QueryMode::Uniform } else { q.mode };
-        parts.push(round_labels(s, venv, r, k, mode, model.as_ref(), policy, source, &rdir, &run_dir)?);
+        let ctx = RoundQuery {
+            round: r,
+            labels: k,
+            pool: q.pool_factor * k,
+            mode,
+            model: model.as_ref(),
+            policy,
+            source,
+            seed: query_round_seed(cfg.label_seed, r as u64),
+            segment_len: cfg.segment_len,
+            same_start: cfg.same_start,
+            dataset: rdir.join("prefs.safetensors"),
+        };
+        let labels = match person.as_deref_mut() {
+            Some(p) => person_labels(p, &ctx, &rdir, &run_dir)?,
+            None => round_labels(s, venv, &ctx, &rdir, &run_dir)?,
+        };
+        parts.push(labels);
         let all = concat(&parts);
         let all_bytes = all.to_bytes().map_err(err)?;
         crate::logging::write_atomic(&s.folder.join("prefs.safetensors"), &all_bytes)?;
@@ -227,63 +289,65 @@ fn round_policy(s: &Setup, r: usize, rdir: &Path, run_dir: &Path) -> Result<(Opt
     Ok((Some(policy), PolicySource { path: copy.display().to_string(), hash: fnv1a_hex(&bytes) }))
 }
 
-/// Round `r`'s labels (reused from `round{r}/prefs.safetensors` when they were made from the same policy,
-/// seed, teacher and settings; its `simulated_env_steps` are the candidates' cost).
-#[allow(clippy::too_many_arguments)]
-fn round_labels(
-    s: &Setup,
-    venv: &mut VecEnv,
-    r: usize,
-    k: usize,
-    mode: QueryMode,
-    model: Option<&RewardEnsemble>,
-    policy: &GaussianPolicy,
-    source: PolicySource,
-    rdir: &Path,
-    run_dir: &Path,
-) -> Result<PreferenceDataset, TrainError> {
-    let cfg = s.cfg;
-    let path = rdir.join("prefs.safetensors");
-    let seed = query_round_seed(cfg.label_seed, r as u64);
+/// Round `r`'s labels from the simulated teacher (reused from `round{r}/prefs.safetensors` when they were made from
+/// the same policy, seed, teacher and settings; its `simulated_env_steps` are the candidates' cost).
+fn round_labels(s: &Setup, venv: &mut VecEnv, q: &RoundQuery<'_>, rdir: &Path, run_dir: &Path) -> Result<PreferenceDataset, TrainError> {
+    let (cfg, r, k) = (s.cfg, q.round, q.labels);
+    let path = &q.dataset;
     let segment_len = cfg.piece_len();
-    let collect = CollectConfig { n_labels: k, segment_len, same_start: cfg.same_start, seed };
+    let collect = CollectConfig { n_labels: k, segment_len, same_start: cfg.same_start, seed: q.seed };
     // how the labels were chosen, which the dataset's own metadata does not say
-    let choice = LabelChoice { mode: mode.name().into(), pool: cfg.query.pool_factor * k };
+    let choice = LabelChoice { mode: q.mode.name().into(), pool: q.pool };
     let choice_path = rdir.join("labels.json");
-    let kept = PreferenceDataset::load(&path).ok().filter(|d| {
+    let loaded = PreferenceDataset::load(path);
+    let unreadable = match (&loaded, path.exists()) {
+        (Err(e), true) => Some(format!("labels ({} is unreadable: {e})", path.display())),
+        _ => None,
+    };
+    let kept = loaded.ok().filter(|d| {
         let m = &d.meta;
         d.pairs.len() == k
             && m.env_id == cfg.train.env.id
-            && m.seed == seed
+            && m.seed == q.seed
             && m.segment_len == segment_len
             && m.same_start == cfg.same_start
             && m.teacher == cfg.teacher
-            && m.policy == source
+            && m.policy == q.source
             && read_json::<LabelChoice>(&choice_path).as_ref() == Some(&choice)
     });
-    match kept {
-        Some(d) => Ok(d),
-        None => {
-            refuse_if_past(r, rdir, run_dir, "labels")?;
-            let (pool, simulated) = collect_candidates(venv, policy, &collect, cfg.query.pool_factor * k).map_err(err)?;
-            let order = select(mode, model, &pool, &mut stream(seed, Domain::Preferences, 3));
-            let mut slots: Vec<Option<_>> = pool.into_iter().map(Some).collect();
-            let ranked: Vec<_> = order.into_iter().filter_map(|i| slots[i].take()).collect();
-            let d = label_pairs(venv, ranked, source, &collect, &cfg.teacher, simulated).map_err(err)?;
-            if d.len() < k {
-                return Err(err(format!(
-                    "round {r}: the teacher answered only {} of the {} candidates (skip threshold {:?}); raise \
-                     query.pool_factor or lower the threshold",
-                    d.len(),
-                    cfg.query.pool_factor * k,
-                    cfg.teacher.skip_threshold
-                )));
-            }
-            d.save(&path).map_err(err)?;
-            write_json(&choice_path, &choice)?;
-            Ok(d)
-        }
+    if let Some(d) = kept {
+        return Ok(d);
     }
+    refuse_if_past(r, rdir, run_dir, unreadable.as_deref().unwrap_or("labels"))?;
+    let (pool, simulated) = collect_candidates(venv, q.policy, &collect, q.pool).map_err(err)?;
+    let order = select(q.mode, q.model, &pool, &mut stream(q.seed, Domain::Preferences, 3));
+    let mut slots: Vec<Option<_>> = pool.into_iter().map(Some).collect();
+    let ranked: Vec<_> = order.into_iter().filter_map(|i| slots[i].take()).collect();
+    let d = label_pairs(venv, ranked, q.source.clone(), &collect, &cfg.teacher, simulated).map_err(err)?;
+    if d.len() < k {
+        return Err(err(format!(
+            "round {r}: the teacher answered only {} of the {} candidates (skip threshold {:?}); raise \
+             query.pool_factor or lower the threshold",
+            d.len(),
+            q.pool,
+            cfg.teacher.skip_threshold
+        )));
+    }
+    d.save(path).map_err(err)?;
+    write_json(&choice_path, &choice)?;
+    Ok(d)
+}
+
+/// Round `r`'s labels from a person: those of a finished session, else (after the same refusal as the simulated
+/// teacher's when REBEL already went past the round) the person's answers.
+fn person_labels(p: &mut dyn PersonTeacher, q: &RoundQuery<'_>, rdir: &Path, run_dir: &Path) -> Result<PreferenceDataset, TrainError> {
+    if let Some(d) = p.answered(q).map_err(err)? {
+        return Ok(d);
+    }
+    refuse_if_past(q.round, rdir, run_dir, "labels")?;
+    let d = p.ask(q).map_err(err)?;
+    write_json(&rdir.join("labels.json"), &LabelChoice { mode: q.mode.name().into(), pool: q.pool })?;
+    Ok(d)
 }
 
 /// The reward net of round `r`, trained afresh on all labels so far (reused when `round.json` says it was

@@ -18,10 +18,10 @@ use tch::{Device, Kind};
 
 use rebel_envs::vec_env::VecEnv;
 
-use crate::active::{run_rounds, RoundReport, Setup};
+use crate::active::{run_rounds, PersonTeacher, RoundReport, Setup};
 use crate::checkpoint::Checkpoint;
 use crate::io::fnv1a_hex;
-use crate::preferences::query::{QueryConfig, QueryMode};
+use crate::preferences::query::{QueryConfig, QueryMode, RoundTeacher};
 use crate::preferences::{collect_preferences, CollectConfig, PolicySource, PreferenceDataset, TeacherConfig};
 use crate::reward_model::{self, RewardModelConfig, TrainReport};
 use crate::train::{train, RewardSource, RunOptions, Summary, TrainConfig, TrainError};
@@ -165,7 +165,31 @@ pub struct RewardModelReport {
 /// Runs the experiment into `folder` (created). Rerun into the same folder, it continues: steps
 /// whose output is there with the same inputs are reused, the REBEL run is resumed.
 pub fn run_experiment(cfg: &ExperimentConfig, folder: &Path, progress: bool) -> Result<ExperimentReport, TrainError> {
+    run_experiment_with(cfg, folder, progress, None)
+}
+
+/// [`run_experiment`] with a person answering the rounds' queries, as `query.teacher = "page"` asks (the command
+/// line passes the labelling page); `person` must be given exactly when the configuration says `page`.
+pub fn run_experiment_with(
+    cfg: &ExperimentConfig,
+    folder: &Path,
+    progress: bool,
+    person: Option<&mut dyn PersonTeacher>,
+) -> Result<ExperimentReport, TrainError> {
     let t0 = Instant::now();
+    match (cfg.query.teacher, person.is_some()) {
+        (RoundTeacher::Page, false) => {
+            return Err(err("query.teacher = \"page\" needs the labelling page: run `swimmer experiment --teacher page`"))
+        }
+        (RoundTeacher::Simulated, true) => return Err(err("a person teacher was given but query.teacher is \"simulated\"")),
+        _ => {}
+    }
+    if cfg.query.teacher == RoundTeacher::Page && (cfg.query.mode == QueryMode::Fixed || cfg.segment_len == 0) {
+        return Err(err(
+            "a person answers in rounds of active querying, on pieces: use --query uniform|disagreement|entropy \
+             (--query uniform --rounds 1 is one set from the reference policy) and segment_len ≥ 1",
+        ));
+    }
     // the device first: CUDA must be loaded before the reward net's first backward pass (see crate::device)
     crate::device::parse_device(&cfg.train.device).map_err(|e| err(e.to_string()))?;
     if cfg.query.mode != QueryMode::Fixed {
@@ -184,7 +208,7 @@ pub fn run_experiment(cfg: &ExperimentConfig, folder: &Path, progress: bool) -> 
     let source = PolicySource { path: reference_path.display().to_string(), hash: fnv1a_hex(&bytes) };
     if cfg.query.mode != QueryMode::Fixed {
         let setup = Setup { cfg, folder, reference: &reference, reference_path: &reference_path, reference_source: source, progress };
-        return run_rounds(&setup, &mut venv, t0);
+        return run_rounds(&setup, &mut venv, person, t0);
     }
     let segment_len = cfg.piece_len();
     let collect = CollectConfig { n_labels: cfg.labels, segment_len, same_start: cfg.same_start, seed: cfg.label_seed };

@@ -16,4 +16,4 @@ pub mod server;
 pub use book::{journal_path, pairs_path, ApiError, Book, Counts};
 pub use journal::Value;
 pub use pairs::{make_pairs, PairClip, PairFile, PairSpec, Piece};
-pub use server::{check_options, router, serve, ServeOptions};
+pub use server::{check_options, router, serve, serve_until_answered, ServeOptions};

@@ -25,6 +25,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use rebel_agents::preferences::PreferenceDataset;
 use serde_json::{json, Value as J};
 
 use crate::book::{ApiError, Book};
@@ -50,6 +51,8 @@ struct App {
     book: Mutex<Book>,
     token: Option<String>,
     test_hook: bool,
+    /// Woken by the answer that leaves no pair unanswered.
+    all_answered: tokio::sync::Notify,
 }
 
 type Q = Query<HashMap<String, String>>;
@@ -161,6 +164,9 @@ async fn answer(State(app): State<Arc<App>>, Query(q): Q, body: Bytes) -> Respon
             .ok_or_else(|| err(400, "`value` must be one of left, right, equal, skip"))?;
         let mut book = app.lock();
         let counts = book.answer(pair, lease, value, &labeller).map_err(api_err)?;
+        if counts.left == 0 {
+            app.all_answered.notify_one();
+        }
         Ok(Json(json!({"counts": counts, "undo_pair": book.undo_pair(&labeller)})).into_response())
     };
     run().unwrap_or_else(|r| r)
@@ -234,7 +240,14 @@ pub fn check_options(o: &ServeOptions) -> Result<()> {
 
 /// The router of a session (module docs).
 pub fn router(book: Book, token: Option<String>, test_hook: bool) -> Router {
-    let app = Arc::new(App { book: Mutex::new(book), token, test_hook });
+    app_router(new_app(book, token, test_hook))
+}
+
+fn new_app(book: Book, token: Option<String>, test_hook: bool) -> Arc<App> {
+    Arc::new(App { book: Mutex::new(book), token, test_hook, all_answered: tokio::sync::Notify::new() })
+}
+
+fn app_router(app: Arc<App>) -> Router {
     Router::new()
         .route("/", get(page))
         .route("/api/next", get(next))
@@ -248,8 +261,33 @@ pub fn router(book: Book, token: Option<String>, test_hook: bool) -> Router {
 
 /// Serves the session until Ctrl-C. Prints `listening on URL` (with the token, if any) once bound.
 pub fn serve(book: Book, o: &ServeOptions) -> Result<()> {
-    check_options(o)?;
+    run(new_app(book, o.token.clone(), o.test_hook), o, false).map(|_| ())
+}
+
+/// Serves the session until every pair is answered, then returns its dataset (`None` when every answer was
+/// "can't tell"); an error when it is stopped with Ctrl-C first (the answers given are in the journal and the
+/// dataset, and a session opened again on them continues). A session with nothing left returns at once.
+pub fn serve_until_answered(book: Book, o: &ServeOptions) -> Result<Option<PreferenceDataset>> {
     let counts = book.counts();
+    if counts.left == 0 {
+        return Ok(book.dataset());
+    }
+    let app = new_app(book, o.token.clone(), o.test_hook);
+    if !run(app.clone(), o, true)? {
+        bail!(
+            "stopped with {} of {} pairs answered (they are saved): run the same command again to answer the rest",
+            app.lock().counts().given,
+            counts.total
+        );
+    }
+    let book = app.lock();
+    Ok(book.dataset())
+}
+
+/// Runs the server until Ctrl-C (→ false) or, with `until_answered`, until no pair is left (→ true).
+fn run(app: Arc<App>, o: &ServeOptions, until_answered: bool) -> Result<bool> {
+    check_options(o)?;
+    let counts = app.lock().counts();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -274,11 +312,19 @@ pub fn serve(book: Book, o: &ServeOptions) -> Result<()> {
         println!("listening on http://{host}:{}/{q}", addr.port());
         use std::io::Write;
         let _ = std::io::stdout().flush();
-        axum::serve(listener, router(book, o.token.clone(), o.test_hook))
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
+        let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (flag, waiter) = (finished.clone(), app.clone());
+        axum::serve(listener, app_router(app))
+            .with_graceful_shutdown(async move {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = waiter.all_answered.notified(), if until_answered => {
+                        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
             })
             .await
-            .context("the server stopped")
+            .context("the server stopped")?;
+        Ok(finished.load(std::sync::atomic::Ordering::SeqCst))
     })
 }

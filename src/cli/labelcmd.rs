@@ -5,9 +5,12 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
+use rebel_agents::active::{PersonTeacher, RoundQuery};
 use rebel_agents::io::fnv1a_hex;
 use rebel_agents::policy::{GaussianPolicy, PolicyConfig};
-use rebel_agents::preferences::PolicySource;
+use rebel_agents::preferences::query::select;
+use rebel_agents::preferences::{PolicySource, PreferenceDataset};
+use rebel_agents::seeding::{stream, Domain};
 use rebel_agents::train;
 use rebel_label::{make_pairs, pairs_path, Book, PairFile, PairSpec, ServeOptions};
 
@@ -55,6 +58,13 @@ pub struct ServeArgs {
     /// a later `serve` with the same --out resumes the session.
     #[arg(long)]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub page: PageArgs,
+}
+
+/// How the labelling page is served (`label serve`, and `experiment --teacher page`).
+#[derive(Args, Debug, Clone)]
+pub struct PageArgs {
     /// Address to listen on. Anything but loopback needs --token.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
@@ -70,6 +80,113 @@ pub struct ServeArgs {
     /// For tests: serve GET /api/test/returns, the true return of every piece. Never use it with people.
     #[arg(long)]
     pub test_hook: bool,
+}
+
+impl Default for PageArgs {
+    fn default() -> Self {
+        PageArgs { host: "127.0.0.1".into(), port: 8080, token: None, lease_secs: 600, test_hook: false }
+    }
+}
+
+impl PageArgs {
+    /// The server options, checked (token, host, lease).
+    pub fn options(&self) -> Result<ServeOptions> {
+        let opts = ServeOptions { host: self.host.clone(), port: self.port, token: self.token.clone(), test_hook: self.test_hook };
+        rebel_label::check_options(&opts)?;
+        if self.lease_secs == 0 {
+            bail!("--lease-secs must be ≥ 1");
+        }
+        Ok(opts)
+    }
+}
+
+/// A person answering an experiment's rounds on the labelling page (`experiment --teacher page`): each round's
+/// pool is made by `label pairs`' generator (pieces with their body poses) from the round's policy and seed,
+/// ranked by the round's mode, and its top `K` pairs are served until every one is answered. The session lives
+/// beside the round's dataset (`round{r}/prefs.safetensors.pairs.json` and `.journal`), so a killed experiment
+/// rerun with the same command continues the round with every answer given before.
+pub struct PageTeacher {
+    pub opts: ServeOptions,
+    pub lease: Duration,
+    pub env_id: String,
+    pub env_config: rebel_envs::EnvConfig,
+}
+
+impl PageTeacher {
+    /// The round's session: opened from its pair file when there is one (it must hold the pairs this round asks
+    /// about), else made when `make` (else `None`).
+    fn session(&self, q: &RoundQuery<'_>, make: bool) -> Result<Option<Book>> {
+        let session = pairs_path(&q.dataset);
+        if session.exists() {
+            let f = PairFile::load(&session)?;
+            if f.policy != q.source || f.seed != q.seed || f.segment_len != q.segment_len || f.same_start != q.same_start
+                || f.pairs.len() != q.labels || f.env_id != self.env_id
+            {
+                bail!(
+                    "{} holds a labelling session of other pairs than round {} asks about now (policy {}, seed {}, \
+                     {} pairs of {} steps on {}): move {}* away to ask again, or use a new --out",
+                    session.display(),
+                    q.round,
+                    q.source.path,
+                    q.seed,
+                    q.labels,
+                    q.segment_len,
+                    self.env_id,
+                    q.dataset.display()
+                );
+            }
+            return Ok(Some(Book::open(f, &q.dataset, self.lease)?));
+        }
+        if !make {
+            return Ok(None);
+        }
+        eprintln!(
+            "round {}: making {} candidate pairs ({}-step pieces) and ranking them by {} ...",
+            q.round,
+            q.pool,
+            q.segment_len,
+            q.mode.name()
+        );
+        let mut env = rebel_envs::make(&self.env_id, &self.env_config)?;
+        let spec = PairSpec { pairs: q.pool, segment_len: q.segment_len, same_start: q.same_start, seed: q.seed };
+        let mut f = make_pairs(env.as_mut(), q.policy, q.source.clone(), &spec)?;
+        let segments: Vec<_> = f.pairs.iter().enumerate().map(|(i, c)| (c.a.segment(i), c.b.segment(i))).collect();
+        let order = select(q.mode, q.model, &segments, &mut stream(q.seed, Domain::Preferences, 3));
+        let mut slots: Vec<_> = std::mem::take(&mut f.pairs).into_iter().map(Some).collect();
+        f.pairs = order.into_iter().filter_map(|i| slots[i].take()).take(q.labels).collect();
+        f.save(&session)?;
+        // read back, as `label serve` does, so that a resumed session sees exactly the same pairs
+        Ok(Some(Book::open(PairFile::load(&session)?, &q.dataset, self.lease)?))
+    }
+}
+
+fn no_label(q: &RoundQuery<'_>) -> String {
+    format!(
+        "round {}: every pair was answered \"can't tell\", so the round has no label: move {}* away and run the \
+         same command again to be asked about new pairs",
+        q.round,
+        q.dataset.display()
+    )
+}
+
+impl PersonTeacher for PageTeacher {
+    fn answered(&mut self, q: &RoundQuery<'_>) -> std::result::Result<Option<PreferenceDataset>, String> {
+        match self.session(q, false).map_err(|e| format!("{e:#}"))? {
+            Some(book) if book.counts().left == 0 => book.dataset().map(Some).ok_or_else(|| no_label(q)),
+            _ => Ok(None),
+        }
+    }
+
+    fn ask(&mut self, q: &RoundQuery<'_>) -> std::result::Result<PreferenceDataset, String> {
+        let book = self.session(q, true).map_err(|e| format!("{e:#}"))?.expect("made");
+        let c = book.counts();
+        eprintln!(
+            "round {}: label the {} pairs left of {} on the page (the round ends with the last answer; keep the page \
+             open on a fixed --port and it follows to the next round)",
+            q.round, c.left, c.total
+        );
+        rebel_label::serve_until_answered(book, &self.opts).map_err(|e| format!("{e:#}"))?.ok_or_else(|| no_label(q))
+    }
 }
 
 /// `label pairs`
@@ -126,11 +243,7 @@ fn generate(env: &EnvArgs, policy: &str, s: &SourceArgs) -> Result<PairFile> {
 }
 
 fn serve_cmd(env: &EnvArgs, a: &ServeArgs) -> Result<()> {
-    let opts = ServeOptions { host: a.host.clone(), port: a.port, token: a.token.clone(), test_hook: a.test_hook };
-    rebel_label::check_options(&opts)?;
-    if a.lease_secs == 0 {
-        bail!("--lease-secs must be ≥ 1");
-    }
+    let opts = a.page.options()?;
     let session = pairs_path(&a.out);
     let pairs = if session.exists() {
         // resume: the session's own pairs, whatever --policy says
@@ -161,6 +274,6 @@ fn serve_cmd(env: &EnvArgs, a: &ServeArgs) -> Result<()> {
         // generated values in the last bit), so that a resumed session sees exactly the same pairs
         PairFile::load(&session)?
     };
-    let book = Book::open(pairs, &a.out, Duration::from_secs(a.lease_secs))?;
+    let book = Book::open(pairs, &a.out, Duration::from_secs(a.page.lease_secs))?;
     rebel_label::serve(book, &opts)
 }

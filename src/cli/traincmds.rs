@@ -228,6 +228,13 @@ pub struct ExperimentArgs {
     /// given).
     #[arg(long)]
     pub labels_per_round: Option<usize>,
+    /// Who answers the rounds' queries: `simulated` (the `[teacher]` of the config, from the true reward) or
+    /// `page` (you, in the browser: each round serves its pairs on the labelling page; sets `query.teacher`).
+    #[arg(long, value_name = "TEACHER")]
+    pub teacher: Option<String>,
+    /// The labelling page's settings, with --teacher page.
+    #[command(flatten)]
+    pub page: super::labelcmd::PageArgs,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -235,7 +242,7 @@ pub struct ExperimentArgs {
 
 /// Runs `experiment` and prints the report; the last stdout line is JSON.
 pub fn experiment_cmd(env: &EnvArgs, a: &ExperimentArgs) -> Result<()> {
-    use rebel_agents::experiment::{new_folder, run_experiment, ExperimentConfig};
+    use rebel_agents::experiment::{new_folder, ExperimentConfig};
     let mut sets = Vec::new();
     if env.env != "Swimmer-v5" {
         sets.push(format!("train.env.id={:?}", env.env));
@@ -243,13 +250,24 @@ pub fn experiment_cmd(env: &EnvArgs, a: &ExperimentArgs) -> Result<()> {
     if let Some(x) = &a.query { sets.push(format!("query.mode={x:?}")); }
     if let Some(x) = a.rounds { sets.push(format!("query.rounds={x}")); }
     if let Some(x) = a.labels_per_round { sets.push(format!("query.labels_per_round={x}")); }
+    if let Some(x) = &a.teacher { sets.push(format!("query.teacher={x:?}")); }
     sets.extend(a.sets.iter().cloned());
     let mut cfg: ExperimentConfig = load_config(EXPERIMENT_CONFIG, a.config.as_deref(), &sets)?;
     if a.labels_per_round.is_some() && !a.sets.iter().any(|s| s.trim_start().starts_with("labels=")) {
         cfg.labels = cfg.query.rounds * cfg.query.labels_per_round;
     }
     let folder = a.out.clone().unwrap_or_else(|| new_folder(std::path::Path::new("runs"), &cfg.train.env.id, cfg.train.seed));
-    let r = run_experiment(&cfg, &folder, !a.quiet)?;
+    let mut page = match cfg.query.teacher {
+        rebel_agents::preferences::query::RoundTeacher::Page => Some(super::labelcmd::PageTeacher {
+            opts: a.page.options()?,
+            lease: std::time::Duration::from_secs(a.page.lease_secs),
+            env_id: cfg.train.env.id.clone(),
+            env_config: cfg.train.env.env_config().map_err(anyhow::Error::msg)?,
+        }),
+        rebel_agents::preferences::query::RoundTeacher::Simulated => None,
+    };
+    let person = page.as_mut().map(|p| p as &mut dyn rebel_agents::active::PersonTeacher);
+    let r = rebel_agents::experiment::run_experiment_with(&cfg, &folder, !a.quiet, person)?;
     let s = &r.rebel;
     println!("REBEL from preferences on {}", s.env);
     println!("  reference policy eval true return  {:8.1}", r.reference_eval_true_return_mean);

@@ -36,26 +36,55 @@ impl Server {
         if let Some(limit) = limit {
             crate::common::limit_file_size(&mut cmd, limit);
         }
-        let mut child = cmd.spawn().expect("start swimmer label serve");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        Self::spawn(cmd)
+    }
+
+    /// Starts `swimmer ARGS…` (a command that serves the page, e.g. `experiment --teacher page --port 0`) and
+    /// waits for its first `listening on` line.
+    pub fn start_swimmer(args: &[&str]) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_swimmer"));
+        cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        Self::spawn(cmd)
+    }
+
+    fn spawn(mut cmd: Command) -> Server {
+        let mut child = cmd.spawn().expect("start swimmer");
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut s = Server { child, base: String::new(), query: String::new(), _stdout: stdout };
+        if !s.wait_listening() {
+            let status = s.child.wait().unwrap();
+            panic!("the server exited ({status}) before listening");
+        }
+        s
+    }
+
+    /// Reads the process's stdout up to its next `listening on URL` line (a new server: an experiment's next
+    /// round) and takes its address; false when stdout ends first.
+    pub fn wait_listening(&mut self) -> bool {
         let t0 = Instant::now();
         let mut line = String::new();
         loop {
             line.clear();
-            let n = stdout.read_line(&mut line).expect("read the server's stdout");
+            let n = self._stdout.read_line(&mut line).expect("read the server's stdout");
             if n == 0 {
-                let status = child.wait().unwrap();
-                panic!("the server exited ({status}) before listening");
+                return false;
             }
             if let Some(url) = line.trim().strip_prefix("listening on ") {
                 // http://HOST:PORT/ or http://HOST:PORT/?token=T
                 let i = url.find("://").expect("a URL") + 3;
                 let j = url[i..].find('/').map_or(url.len(), |j| i + j);
-                let (base, query) = (url[..j].to_string(), url[j..].trim_start_matches('/').to_string());
-                return Server { child, base, query, _stdout: stdout };
+                (self.base, self.query) = (url[..j].to_string(), url[j..].trim_start_matches('/').to_string());
+                return true;
             }
-            assert!(t0.elapsed() < Duration::from_secs(120), "the server did not start");
+            assert!(t0.elapsed() < Duration::from_secs(300), "the server did not start");
         }
+    }
+
+    /// The rest of the process's stdout, once it has exited, and whether it succeeded.
+    pub fn finish(&mut self) -> (bool, String) {
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut self._stdout, &mut rest).expect("read stdout");
+        (self.child.wait().unwrap().success(), rest)
     }
 
     /// The page's URL.

@@ -58,11 +58,25 @@ pub struct QueryConfig {
     pub labels_per_round: usize,
     /// Candidate pairs per round, as a multiple of the labels asked for.
     pub pool_factor: usize,
+    /// Who answers the rounds' queries: the experiment's simulated `teacher` (default), or a person on the
+    /// labelling page (`swimmer experiment --teacher page`).
+    pub teacher: RoundTeacher,
+}
+
+/// Who answers the rounds' queries (`query.teacher`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoundTeacher {
+    /// The experiment's simulated teacher (`[teacher]`), from the true reward.
+    #[default]
+    Simulated,
+    /// A person, on the labelling page served for each round (crate `rebel-label`).
+    Page,
 }
 
 impl Default for QueryConfig {
     fn default() -> Self {
-        QueryConfig { mode: QueryMode::Fixed, rounds: 4, labels_per_round: 0, pool_factor: 10 }
+        QueryConfig { mode: QueryMode::Fixed, rounds: 4, labels_per_round: 0, pool_factor: 10, teacher: RoundTeacher::Simulated }
     }
 }
 
