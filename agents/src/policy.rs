@@ -320,6 +320,101 @@ impl GaussianPolicy {
     }
 }
 
+/// A plain-Rust f32 copy of a policy for acting: the mean network's layers and the standard deviation,
+/// copied once (per collection) with [`GaussianPolicy::actor`], so that a rollout step runs no libtorch op.
+/// The learner still recomputes log-probabilities of the stored actions with libtorch, so the numbers the
+/// update sees are exact; the actions agree with [`GaussianPolicy::sample`] / [`GaussianPolicy::mean`] to
+/// float rounding (summation order), from the same draws of `rng` in the same order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Actor {
+    /// `(weight [out × in] row-major, bias [out])`, input first; tanh between layers, none after the last.
+    layers: Vec<(Vec<f32>, Vec<f32>)>,
+    /// `exp(log_std)`, `[act_dim]`.
+    std: Vec<f32>,
+    obs_dim: usize,
+}
+
+/// `Σ w_i x_i` in eight lanes (which the compiler vectorises; a single running sum would not be).
+fn dot(w: &[f32], x: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (wc, xc) = (w.chunks_exact(8), x.chunks_exact(8));
+    let (wr, xr) = (wc.remainder(), xc.remainder());
+    for (a, b) in wc.zip(xc) {
+        for l in 0..8 {
+            acc[l] += a[l] * b[l];
+        }
+    }
+    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (a, b) in wr.iter().zip(xr) {
+        s += a * b;
+    }
+    s
+}
+
+impl Actor {
+    /// Observation size.
+    pub fn obs_dim(&self) -> usize {
+        self.obs_dim
+    }
+
+    /// Action size.
+    pub fn act_dim(&self) -> usize {
+        self.std.len()
+    }
+
+    /// The standard deviation `exp(log_std)`, `[act_dim]`.
+    pub fn std(&self) -> &[f32] {
+        &self.std
+    }
+
+    /// Mean actions of `n` stacked observations: `obs [n·obs_dim] → [n·act_dim]`. Panics when `obs` has
+    /// another length (a programming error).
+    pub fn mean(&self, obs: &[f32], n: usize) -> Vec<f32> {
+        assert_eq!(obs.len(), n * self.obs_dim, "actor: {n} observations of {} values expected", self.obs_dim);
+        let mut h = obs.to_vec();
+        let last = self.layers.len() - 1;
+        for (i, (w, b)) in self.layers.iter().enumerate() {
+            let (fan_out, fan_in) = (b.len(), w.len() / b.len());
+            let mut next = vec![0f32; n * fan_out];
+            for (x, y) in h.chunks_exact(fan_in).zip(next.chunks_exact_mut(fan_out)) {
+                for (j, yj) in y.iter_mut().enumerate() {
+                    let v = dot(&w[j * fan_in..(j + 1) * fan_in], x) + b[j];
+                    *yj = if i < last { v.tanh() } else { v };
+                }
+            }
+            h = next;
+        }
+        h
+    }
+
+    /// Actions of `n` stacked observations: `mu + std·eps`, `eps ~ N(0, I)` drawn from `rng` in row-major order
+    /// as f64 and rounded to f32 (as [`GaussianPolicy::sample`] draws them), or the mean when `rng` is `None`.
+    pub fn act(&self, obs: &[f32], n: usize, rng: Option<&mut ChaCha8Rng>) -> Vec<f32> {
+        let mut a = self.mean(obs, n);
+        if let Some(rng) = rng {
+            let d = self.std.len();
+            for (i, v) in a.iter_mut().enumerate() {
+                let eps: f64 = StandardNormal.sample(rng);
+                *v += self.std[i % d] * eps as f32;
+            }
+        }
+        a
+    }
+}
+
+impl GaussianPolicy {
+    /// A plain-Rust f32 copy of the policy for acting ([`Actor`]); a later change of the policy does not
+    /// reach it.
+    pub fn actor(&self) -> Actor {
+        let cpu = |t: &Tensor| -> Vec<f32> {
+            Vec::try_from(t.detach().to_kind(Kind::Float).to_device(Device::Cpu).reshape([-1])).expect("a float tensor")
+        };
+        let params = self.mlp.named_parameters("");
+        let layers = params.chunks_exact(2).map(|wb| (cpu(&wb[0].1), cpu(&wb[1].1))).collect();
+        Actor { layers, std: cpu(&self.log_std.exp()), obs_dim: self.config.obs_dim }
+    }
+}
+
 /// Standard-normal noise with the shape, kind and device of `like`, drawn from `rng` in row-major order.
 pub fn standard_normal_like(like: &Tensor, rng: &mut ChaCha8Rng) -> Tensor {
     let n = like.numel();
@@ -409,5 +504,38 @@ mod tests {
         let (a, b) = (p.sample(&o, &mut r1), p.sample(&o, &mut r2));
         assert!(a.equal(&b), "the same rng state gives the same actions");
         assert_eq!(p.act_mean(&obs).len(), 2);
+    }
+
+    #[test]
+    fn the_plain_rust_actor_acts_as_the_libtorch_policy() {
+        // float weights made large enough that every layer matters (the mean head starts at gain 0.01)
+        let cfg = PolicyConfig { obs_dim: 5, act_dim: 3, hidden: vec![64, 32], log_std_init: -0.3 };
+        let mut p = GaussianPolicy::new(cfg, Device::Cpu, Kind::Float, 3);
+        let n_par = p.num_params() as i64;
+        let mut g = ChaCha8Rng::seed_from_u64(1);
+        let flat = standard_normal_like(&Tensor::zeros([n_par], (Kind::Float, Device::Cpu)), &mut g) * 0.3;
+        p.set_flat_params(&flat).unwrap();
+        let actor = p.actor();
+        assert_eq!((actor.obs_dim(), actor.act_dim()), (5, 3));
+        let n = 7;
+        let obs: Vec<f32> = (0..n * 5).map(|i| ((i * 37 % 11) as f32 - 5.0) * 0.4).collect();
+        let o = Tensor::from_slice(&obs).view([n as i64, 5]);
+        let torch = |t: Tensor| Vec::<f32>::try_from(t.reshape([-1])).unwrap();
+        let close = |a: &[f32], b: &[f32]| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-5 * (1.0 + y.abs()));
+        let mean = torch(tch::no_grad(|| p.mean(&o)));
+        assert!(mean.iter().any(|m| m.abs() > 0.1), "a test of a non-trivial mean: {mean:?}");
+        assert!(close(&actor.mean(&obs, n), &mean));
+        assert!(close(&actor.act(&obs, n, None), &mean));
+        // the same draws from the same rng, and the rng left in the same state
+        let (mut r1, mut r2) = (ChaCha8Rng::seed_from_u64(5), ChaCha8Rng::seed_from_u64(5));
+        let sampled = torch(p.sample(&o, &mut r1));
+        let acted = actor.act(&obs, n, Some(&mut r2));
+        assert!(close(&acted, &sampled), "{acted:?} vs {sampled:?}");
+        assert!(!close(&acted, &mean));
+        assert_eq!(rand::Rng::next_u64(&mut r1), rand::Rng::next_u64(&mut r2));
+        // a copy: changing the policy afterwards does not change the actor
+        p.set_flat_params(&(flat * 2.0)).unwrap();
+        assert!(close(&actor.mean(&obs, n), &mean));
+        assert!(!close(&p.actor().mean(&obs, n), &mean));
     }
 }

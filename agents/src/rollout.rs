@@ -18,7 +18,7 @@ use rebel_envs::vec_env::VecEnv;
 use rebel_envs::{EnvError, Step};
 use tch::{Device, Kind, Tensor};
 
-use crate::policy::GaussianPolicy;
+use crate::policy::{Actor, GaussianPolicy};
 
 /// One trajectory piece of one environment.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -175,17 +175,6 @@ pub fn segment_log_prob(policy: &GaussianPolicy, t: &SegmentTensors) -> Tensor {
     (policy.log_prob(&t.obs, &t.act) * &t.logp_mask).sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
 }
 
-/// Samples actions for the stacked observations `[N*obs_dim]` of all envs: `(unclipped actions
-/// [N*act_dim])`. Stochastic with `rng`, or the mean when `rng` is `None`.
-pub fn policy_actions(policy: &GaussianPolicy, obs: &[f32], n: usize, rng: Option<&mut ChaCha8Rng>) -> Vec<f32> {
-    let o = Tensor::from_slice(obs).view([n as i64, policy.obs_dim() as i64]).to_device(policy.device());
-    let a = tch::no_grad(|| match rng {
-        Some(r) => policy.sample(&o, r),
-        None => policy.mean(&o),
-    });
-    Vec::<f32>::try_from(a.to_kind(Kind::Float).to_device(Device::Cpu).view([-1])).expect("float actions")
-}
-
 /// How [`collect_groups`] builds its segments.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PairSpec {
@@ -267,6 +256,7 @@ pub fn collect_groups(
         return Err(EnvError::BadOption { env: "rollout".into(), key: "branch_len".into(), msg: "must be ≥ 1".into() });
     }
     let (od, ad) = (venv.obs_dim(), venv.act_dim());
+    let actor = policy.actor();
     let mut obs = reset_groups(venv, seeds, k)?;
     let mut batch = SegmentBatch { obs_dim: od, act_dim: ad, k, segments: Vec::new(), env_steps: 0, episode_returns: Vec::new() };
     let mut episode_return = vec![0f64; g_n];
@@ -278,7 +268,7 @@ pub fn collect_groups(
         let mut alive: Vec<bool> = (0..n).map(|i| group_alive[i / k]).collect();
         let mut t = 0usize;
         while alive.iter().any(|a| *a) && branch_len.is_none_or(|l| t < l) {
-            let actions = policy_actions(policy, &obs, n, Some(rng));
+            let actions = actor.act(&obs, n, Some(rng));
             let r = step_recording(venv, &actions, &mut alive, &mut obs, &mut cur, &mut batch.env_steps)?;
             for g in 0..g_n {
                 if let Some(r) = r[g * k] {
@@ -302,7 +292,7 @@ pub fn collect_groups(
         let trunk_obs: Vec<Vec<f32>> = (0..g_n).map(|g| obs[g * k * od..(g * k + 1) * od].to_vec()).collect();
         if tail_len > 0 && branch_len.is_some() {
             let mut state = Recording { alive: &mut alive, obs: &mut obs, cur: &mut cur, env_steps: &mut batch.env_steps };
-            run_tail(venv, policy, k, tail_len, &mut state, rng)?;
+            run_tail(venv, &actor, k, tail_len, &mut state, rng)?;
         }
         for g in 0..g_n {
             if group_alive[g] && trunk_done[g] {
@@ -337,15 +327,15 @@ struct Recording<'a> {
 
 /// Tail phase: `tail_len` more steps of every live member, with noise shared within each group
 /// (common random numbers).
-fn run_tail(venv: &mut VecEnv, policy: &GaussianPolicy, k: usize, tail_len: usize, st: &mut Recording, rng: &mut ChaCha8Rng) -> Result<(), EnvError> {
+fn run_tail(venv: &mut VecEnv, actor: &Actor, k: usize, tail_len: usize, st: &mut Recording, rng: &mut ChaCha8Rng) -> Result<(), EnvError> {
     let (n, ad) = (venv.num_envs(), venv.act_dim());
     let g_n = n / k;
-    let std = Vec::<f32>::try_from(policy.log_std().exp().to_kind(Kind::Float).to_device(Device::Cpu)).expect("std");
+    let std = actor.std();
     for _ in 0..tail_len {
         if !st.alive.iter().any(|a| *a) {
             break;
         }
-        let mut actions = policy_actions(policy, st.obs, n, None);
+        let mut actions = actor.act(st.obs, n, None);
         let eps: Vec<f32> = (0..g_n * ad).map(|_| rand_distr::Distribution::<f64>::sample(&rand_distr::StandardNormal, rng) as f32).collect();
         for i in 0..n {
             for d in 0..ad {
@@ -413,6 +403,7 @@ pub fn run_episodes(
     let mut env_steps = 0u64;
     let mut out = Vec::with_capacity(seeds.len());
     let (od, ad, n_env) = (venv.obs_dim(), venv.act_dim(), venv.num_envs());
+    let actor = policy.actor();
     for chunk in seeds.chunks(n_env) {
         let m = chunk.len();
         let res: Vec<Option<Result<Vec<f32>, EnvError>>> =
@@ -425,7 +416,7 @@ pub fn run_episodes(
         let mut alive: Vec<bool> = (0..n_env).map(|i| i < m).collect();
         let mut ret = vec![0f64; m];
         while alive.iter().any(|a| *a) {
-            let actions = policy_actions(policy, &obs, n_env, rng.as_deref_mut());
+            let actions = actor.act(&obs, n_env, rng.as_deref_mut());
             let alive_now = alive.clone();
             let results: Vec<Option<Result<Step, EnvError>>> =
                 venv.par_map(|i, env| alive_now[i].then(|| env.step(&actions[i * ad..(i + 1) * ad])));

@@ -20,9 +20,9 @@ use anyhow::{bail, Context, Result};
 use rand::seq::SliceRandom;
 use rand::RngExt;
 use rebel_agents::seeding::{env_seed, stream, ChaCha8Rng, Domain};
-use rebel_agents::policy::GaussianPolicy;
+use rebel_agents::policy::{Actor, GaussianPolicy};
 use rebel_agents::preferences::PolicySource;
-use rebel_agents::rollout::{policy_actions, Segment};
+use rebel_agents::rollout::Segment;
 use rebel_envs::{Env, PlanarScene};
 use serde::{Deserialize, Serialize};
 
@@ -158,7 +158,7 @@ pub struct PairSpec {
 /// ended before `len` steps (the piece is then too short to use). Returns the observation after the piece.
 fn run_piece(
     env: &mut dyn Env,
-    policy: &GaussianPolicy,
+    actor: &Actor,
     obs: &[f32],
     len: usize,
     rng: &mut ChaCha8Rng,
@@ -180,7 +180,7 @@ fn run_piece(
     };
     let mut o = obs.to_vec();
     for _ in 0..len {
-        let a = policy_actions(policy, &o, 1, Some(&mut *rng));
+        let a = actor.act(&o, 1, Some(&mut *rng));
         let s = env.step(&a)?;
         p.obs.extend_from_slice(&o);
         p.act.extend_from_slice(&a);
@@ -216,6 +216,7 @@ pub fn make_pairs(env: &mut dyn Env, policy: &GaussianPolicy, source: PolicySour
         );
     }
     let l = spec.segment_len;
+    let actor = policy.actor();
     let mut pairs: Vec<PairClip> = Vec::with_capacity(spec.pairs);
     let mut pool: Vec<(u64, Piece)> = Vec::new();
     let mut pair_rng = stream(spec.seed, Domain::Preferences, 2);
@@ -238,10 +239,10 @@ pub fn make_pairs(env: &mut dyn Env, policy: &GaussianPolicy, source: PolicySour
                     break;
                 }
                 let start = env.snapshot();
-                let (a, obs_a, done_a) = run_piece(env, policy, &obs, l, &mut rng)?;
+                let (a, obs_a, done_a) = run_piece(env, &actor, &obs, l, &mut rng)?;
                 let after_a = env.snapshot();
                 env.restore(&start)?;
-                let (b, _, _) = run_piece(env, policy, &obs, l, &mut rng)?;
+                let (b, _, _) = run_piece(env, &actor, &obs, l, &mut rng)?;
                 env.restore(&after_a)?;
                 if let (Some(a), Some(b)) = (a, b) {
                     pairs.push(PairClip { a, b });
@@ -251,7 +252,7 @@ pub fn make_pairs(env: &mut dyn Env, policy: &GaussianPolicy, source: PolicySour
                     break;
                 }
             } else {
-                let (p, o, done) = run_piece(env, policy, &obs, l, &mut rng)?;
+                let (p, o, done) = run_piece(env, &actor, &obs, l, &mut rng)?;
                 if let Some(p) = p {
                     pool.push((episode, p));
                     pieces += 1;
