@@ -134,7 +134,7 @@ pub(crate) fn run_rounds(
 ) -> Result<ExperimentReport, TrainError> {
     let cfg = s.cfg;
     let q = &cfg.query;
-    let k = q.per_round(cfg.labels).map_err(err)?;
+    q.per_round(cfg.labels).map_err(err)?;
     let run_dir = s.folder.join("rebel");
     let mut parts: Vec<PreferenceDataset> = Vec::new();
     let mut model: Option<RewardEnsemble> = None;
@@ -144,26 +144,8 @@ pub(crate) fn run_rounds(
     for r in 0..q.rounds {
         let rdir = s.folder.join(format!("round{r}"));
         std::fs::create_dir_all(&rdir).map_err(|e| err(format!("cannot create {}: {e}", rdir.display())))?;
-        let (own, source) = round_policy(s, r, &rdir, &run_dir)?;
-        let policy = own.as_ref().unwrap_or(s.reference);
         let mode = if r == 0 { QueryMode::Uniform } else { q.mode };
-        let ctx = RoundQuery {
-            round: r,
-            labels: k,
-            pool: q.pool_factor * k,
-            mode,
-            model: model.as_ref(),
-            policy,
-            source,
-            seed: query_round_seed(cfg.label_seed, r as u64),
-            segment_len: cfg.segment_len,
-            same_start: cfg.same_start,
-            dataset: rdir.join("prefs.safetensors"),
-        };
-        let labels = match person.as_deref_mut() {
-            Some(p) => person_labels(p, &ctx, &rdir, &run_dir)?,
-            None => round_labels(s, venv, &ctx, &rdir, &run_dir)?,
-        };
+        let labels = labels_of_round(s, venv, person.as_deref_mut(), r, mode, model.as_ref(), &rdir, &run_dir)?;
         parts.push(labels);
         let all = concat(&parts);
         let all_bytes = all.to_bytes().map_err(err)?;
@@ -185,31 +167,7 @@ pub(crate) fn run_rounds(
             }
             _ => run_rebel(cfg, &s.folder.join("reward_model.safetensors"), s.reference_path, &run_dir, round_end(cfg, r), s.progress)?,
         };
-        if s.progress {
-            eprintln!(
-                "round {}/{}: {} labels ({}), reward net held-out accuracy {:.3}, REBEL at {} env steps: eval {:.1}",
-                r + 1,
-                q.rounds,
-                all.len(),
-                mode.name(),
-                report.holdout_accuracy,
-                sm.env_steps,
-                sm.eval_true_return_mean
-            );
-        }
-        let rr = RoundReport {
-            round: r,
-            mode: mode.name().into(),
-            labels: parts[r].len(),
-            labels_total: all.len(),
-            queries: parts[r].meta.queries,
-            pool: q.pool_factor * k,
-            candidate_env_steps: parts[r].meta.simulated_env_steps,
-            prefs_hash,
-            reward_net: report.clone(),
-            env_steps: sm.env_steps,
-            eval_true_return_mean: sm.eval_true_return_mean,
-        };
+        let rr = round_report(s, r, mode, &parts[r], all.len(), prefs_hash, &report, &sm);
         write_json(&rdir.join("round.json"), &rr)?;
         rounds.push(rr);
         model = Some(m);
@@ -233,6 +191,81 @@ pub(crate) fn run_rounds(
     };
     write_json(&s.folder.join("experiment.json"), &out)?;
     Ok(out)
+}
+
+/// Round `r`'s labels, asked about the round's policy's rollouts: from the person when there is one, else from the
+/// simulated teacher.
+#[allow(clippy::too_many_arguments)]
+fn labels_of_round(
+    s: &Setup,
+    venv: &mut VecEnv,
+    person: Option<&mut (dyn PersonTeacher + '_)>,
+    r: usize,
+    mode: QueryMode,
+    model: Option<&RewardEnsemble>,
+    rdir: &Path,
+    run_dir: &Path,
+) -> Result<PreferenceDataset, TrainError> {
+    let (cfg, q) = (s.cfg, &s.cfg.query);
+    let k = q.per_round(cfg.labels).map_err(err)?;
+    let (own, source) = round_policy(s, r, rdir, run_dir)?;
+    let ctx = RoundQuery {
+        round: r,
+        labels: k,
+        pool: q.pool_factor * k,
+        mode,
+        model,
+        policy: own.as_ref().unwrap_or(s.reference),
+        source,
+        seed: query_round_seed(cfg.label_seed, r as u64),
+        segment_len: cfg.segment_len,
+        same_start: cfg.same_start,
+        dataset: rdir.join("prefs.safetensors"),
+    };
+    match person {
+        Some(p) => person_labels(p, &ctx, rdir, run_dir),
+        None => round_labels(s, venv, &ctx, rdir, run_dir),
+    }
+}
+
+/// What round `r` did (its labels `part`, `labels_total` so far, the net's `report`, REBEL's summary `sm`), also
+/// printed as a progress line.
+#[allow(clippy::too_many_arguments)]
+fn round_report(
+    s: &Setup,
+    r: usize,
+    mode: QueryMode,
+    part: &PreferenceDataset,
+    labels_total: usize,
+    prefs_hash: String,
+    report: &TrainReport,
+    sm: &Summary,
+) -> RoundReport {
+    let q = &s.cfg.query;
+    if s.progress {
+        eprintln!(
+            "round {}/{}: {labels_total} labels ({}), reward net held-out accuracy {:.3}, REBEL at {} env steps: eval {:.1}",
+            r + 1,
+            q.rounds,
+            mode.name(),
+            report.holdout_accuracy,
+            sm.env_steps,
+            sm.eval_true_return_mean
+        );
+    }
+    RoundReport {
+        round: r,
+        mode: mode.name().into(),
+        labels: part.len(),
+        labels_total,
+        queries: part.meta.queries,
+        pool: q.pool_factor * q.per_round(s.cfg.labels).unwrap_or(0),
+        candidate_env_steps: part.meta.simulated_env_steps,
+        prefs_hash,
+        reward_net: report.clone(),
+        env_steps: sm.env_steps,
+        eval_true_return_mean: sm.eval_true_return_mean,
+    }
 }
 
 /// REBEL's env-step budget at the end of round `r`: `(r + 1)/R` of `train.env_steps`.

@@ -177,7 +177,31 @@ pub fn run_experiment_with(
     person: Option<&mut dyn PersonTeacher>,
 ) -> Result<ExperimentReport, TrainError> {
     let t0 = Instant::now();
-    match (cfg.query.teacher, person.is_some()) {
+    check_teacher(cfg, person.is_some())?;
+    // the device first: CUDA must be loaded before the reward net's first backward pass (see crate::device)
+    crate::device::parse_device(&cfg.train.device).map_err(|e| err(e.to_string()))?;
+    if cfg.query.mode != QueryMode::Fixed {
+        cfg.query.per_round(cfg.labels).map_err(err)?;
+    }
+    std::fs::create_dir_all(folder).map_err(|e| err(format!("cannot create {}: {e}", folder.display())))?;
+    let reference_path = resolve_path(&cfg.reference_policy);
+    let bytes = std::fs::read(&reference_path)
+        .map_err(|e| err(format!("reference policy {}: {e} (make one with `swimmer pretrain`)", reference_path.display())))?;
+    let reference = Checkpoint::from_bytes(&bytes, &reference_path)?.build_policy("policy", Device::Cpu, Kind::Float)?;
+    tch::set_num_threads(1);
+    let env_cfg = cfg.train.env.env_config().map_err(err)?;
+    let mut venv = VecEnv::make(&cfg.train.env.id, &env_cfg, 16, cfg.train.threads)?;
+    let reference_source = PolicySource { path: reference_path.display().to_string(), hash: fnv1a_hex(&bytes) };
+    let setup = Setup { cfg, folder, reference: &reference, reference_path: &reference_path, reference_source, progress };
+    if cfg.query.mode != QueryMode::Fixed {
+        return run_rounds(&setup, &mut venv, person, t0);
+    }
+    run_fixed(&setup, &mut venv, t0)
+}
+
+/// The teacher the configuration names must be the one given, and a person answers in rounds, on pieces.
+fn check_teacher(cfg: &ExperimentConfig, person: bool) -> Result<(), TrainError> {
+    match (cfg.query.teacher, person) {
         (RoundTeacher::Page, false) => {
             return Err(err("query.teacher = \"page\" needs the labelling page: run `swimmer experiment --teacher page`"))
         }
@@ -190,101 +214,26 @@ pub fn run_experiment_with(
              (--query uniform --rounds 1 is one set from the reference policy) and segment_len ≥ 1",
         ));
     }
-    // the device first: CUDA must be loaded before the reward net's first backward pass (see crate::device)
-    crate::device::parse_device(&cfg.train.device).map_err(|e| err(e.to_string()))?;
-    if cfg.query.mode != QueryMode::Fixed {
-        cfg.query.per_round(cfg.labels).map_err(err)?;
-    }
-    std::fs::create_dir_all(folder).map_err(|e| err(format!("cannot create {}: {e}", folder.display())))?;
-    let reference_path = resolve_path(&cfg.reference_policy);
-    let bytes = std::fs::read(&reference_path)
-        .map_err(|e| err(format!("reference policy {}: {e} (make one with `swimmer pretrain`)", reference_path.display())))?;
-    let reference = Checkpoint::from_bytes(&bytes, &reference_path)?.build_policy("policy", Device::Cpu, Kind::Float)?;
-    tch::set_num_threads(1);
+    Ok(())
+}
 
-    // 1–2: labels from the reference policy
-    let env_cfg = cfg.train.env.env_config().map_err(err)?;
-    let mut venv = VecEnv::make(&cfg.train.env.id, &env_cfg, 16, cfg.train.threads)?;
-    let source = PolicySource { path: reference_path.display().to_string(), hash: fnv1a_hex(&bytes) };
-    if cfg.query.mode != QueryMode::Fixed {
-        let setup = Setup { cfg, folder, reference: &reference, reference_path: &reference_path, reference_source: source, progress };
-        return run_rounds(&setup, &mut venv, person, t0);
-    }
-    let segment_len = cfg.piece_len();
-    let collect = CollectConfig { n_labels: cfg.labels, segment_len, same_start: cfg.same_start, seed: cfg.label_seed };
-    let prefs_path = folder.join("prefs.safetensors");
-    // A rerun into the same folder (after a kill, or to extend the REBEL budget) reuses each
-    // finished step whose inputs are unchanged; everything is deterministic, so the result is the
-    // uninterrupted run's.
-    let kept = PreferenceDataset::load(&prefs_path).ok().filter(|d| {
-        let m = &d.meta;
-        d.pairs.len() == cfg.labels
-            && m.env_id == cfg.train.env.id
-            && m.seed == cfg.label_seed
-            && m.segment_len == segment_len
-            && m.same_start == cfg.same_start
-            && m.teacher == cfg.teacher
-            && m.policy == source
-    });
+/// The refusal to make a step's output again under a REBEL run that was scored by the old one.
+fn refuse(run_dir: &Path, what: &str) -> TrainError {
+    err(format!(
+        "{} holds a REBEL run on this folder's reward net, but the {what} changed (they would be made again): use a new --out, or move {} away",
+        run_dir.display(),
+        run_dir.display()
+    ))
+}
+
+/// The experiment with one fixed set of labels from the reference policy (module docs, steps 2–5).
+fn run_fixed(s: &Setup, venv: &mut VecEnv, t0: Instant) -> Result<ExperimentReport, TrainError> {
+    let (cfg, folder) = (s.cfg, s.folder);
     let run_dir = folder.join("rebel");
-    let refuse = |what: &str| {
-        err(format!(
-            "{} holds a REBEL run on this folder's reward net, but the {what} changed (they would be made again): use a new --out, or move {} away",
-            run_dir.display(),
-            run_dir.display()
-        ))
-    };
-    if kept.is_none() && run_dir.join("config.toml").is_file() {
-        return Err(refuse("labels"));
-    }
-    let prefs = match kept {
-        Some(d) => {
-            eprintln!("reusing the {} labels in {}", d.pairs.len(), prefs_path.display());
-            d
-        }
-        None => {
-            eprintln!("collecting {} preference labels from the reference policy ...", cfg.labels);
-            let prefs = collect_preferences(&mut venv, &reference, source.clone(), &collect, &cfg.teacher).map_err(err)?;
-            prefs.save(&prefs_path).map_err(err)?;
-            prefs
-        }
-    };
+    let prefs = fixed_labels(s, venv, &run_dir)?;
     let label_env_steps: u64 = prefs.segment_batch().segments.iter().map(|s| s.len() as u64).sum();
-
-    // 3: the reward net (reused when the model, its report and the labels it was fitted on are there)
     let rm_path = folder.join("reward_model.safetensors");
-    let report_path = folder.join("reward_model_report.json");
-    let prefs_hash = fnv1a_hex(&std::fs::read(&prefs_path).map_err(|e| err(format!("{}: {e}", prefs_path.display())))?);
-    let kept = std::fs::read_to_string(&report_path)
-        .ok()
-        .and_then(|t| serde_json::from_str::<RewardModelReport>(&t).ok())
-        .filter(|r| r.prefs_hash == prefs_hash && r.check_pairs == cfg.check_pairs && r.config == cfg.reward_model)
-        .filter(|_| reward_model::RewardEnsemble::load(&rm_path).is_ok());
-    if kept.is_none() && run_dir.join("config.toml").is_file() {
-        return Err(refuse("reward-net settings"));
-    }
-    let rm_report = match kept {
-        Some(r) => {
-            eprintln!("reusing the reward net in {}", rm_path.display());
-            r
-        }
-        None => {
-            eprintln!("training the reward net ...");
-            let (model, report) = reward_model::train(&prefs, &cfg.reward_model).map_err(err)?;
-            model.save(&rm_path, &cfg.train.env.id).map_err(err)?;
-            let (check_accuracy, check_spearman) = check_net(cfg, &mut venv, &reference, source, &model)?;
-            let r = RewardModelReport {
-                train: report,
-                check_accuracy,
-                check_spearman,
-                check_pairs: cfg.check_pairs,
-                config: cfg.reward_model.clone(),
-                prefs_hash,
-            };
-            crate::logging::write_atomic(&report_path, serde_json::to_string_pretty(&r).expect("json").as_bytes())?;
-            r
-        }
-    };
+    let rm_report = fixed_reward_net(s, venv, &prefs, &rm_path, &run_dir)?;
     let (report, check_acc, check_rho) = (rm_report.train, rm_report.check_accuracy, rm_report.check_spearman);
     eprintln!(
         "reward net: held-out accuracy {:.3}; on {} fresh pairs: accuracy {}, spearman {}",
@@ -295,7 +244,7 @@ pub fn run_experiment_with(
     );
 
     // 4: REBEL on fresh rollouts scored by the reward net, from the reference policy
-    let summary = run_rebel(cfg, &rm_path, &reference_path, &run_dir, cfg.train.env_steps, progress)?;
+    let summary = run_rebel(cfg, &rm_path, s.reference_path, &run_dir, cfg.train.env_steps, s.progress)?;
 
     let out = ExperimentReport {
         folder: folder.display().to_string(),
@@ -312,6 +261,83 @@ pub fn run_experiment_with(
     };
     crate::logging::write_atomic(&folder.join("experiment.json"), serde_json::to_string_pretty(&out).expect("json").as_bytes())?;
     Ok(out)
+}
+
+/// Steps 1–2: the labels from the reference policy. A rerun into the same folder (after a kill, or to extend the
+/// REBEL budget) reuses each finished step whose inputs are unchanged; everything is deterministic, so the result
+/// is the uninterrupted run's.
+fn fixed_labels(s: &Setup, venv: &mut VecEnv, run_dir: &Path) -> Result<PreferenceDataset, TrainError> {
+    let cfg = s.cfg;
+    let segment_len = cfg.piece_len();
+    let collect = CollectConfig { n_labels: cfg.labels, segment_len, same_start: cfg.same_start, seed: cfg.label_seed };
+    let prefs_path = s.folder.join("prefs.safetensors");
+    let kept = PreferenceDataset::load(&prefs_path).ok().filter(|d| {
+        let m = &d.meta;
+        d.pairs.len() == cfg.labels
+            && m.env_id == cfg.train.env.id
+            && m.seed == cfg.label_seed
+            && m.segment_len == segment_len
+            && m.same_start == cfg.same_start
+            && m.teacher == cfg.teacher
+            && m.policy == s.reference_source
+    });
+    if kept.is_none() && run_dir.join("config.toml").is_file() {
+        return Err(refuse(run_dir, "labels"));
+    }
+    Ok(match kept {
+        Some(d) => {
+            eprintln!("reusing the {} labels in {}", d.pairs.len(), prefs_path.display());
+            d
+        }
+        None => {
+            eprintln!("collecting {} preference labels from the reference policy ...", cfg.labels);
+            let source = s.reference_source.clone();
+            let prefs = collect_preferences(venv, s.reference, source, &collect, &cfg.teacher).map_err(err)?;
+            prefs.save(&prefs_path).map_err(err)?;
+            prefs
+        }
+    })
+}
+
+/// Step 3: the reward net, and its check on fresh pairs (reused when the model, its report and the labels it was
+/// fitted on are there).
+fn fixed_reward_net(
+    s: &Setup,
+    venv: &mut VecEnv,
+    prefs: &PreferenceDataset,
+    rm_path: &Path,
+    run_dir: &Path,
+) -> Result<RewardModelReport, TrainError> {
+    let cfg = s.cfg;
+    let prefs_path = s.folder.join("prefs.safetensors");
+    let report_path = s.folder.join("reward_model_report.json");
+    let prefs_hash = fnv1a_hex(&std::fs::read(&prefs_path).map_err(|e| err(format!("{}: {e}", prefs_path.display())))?);
+    let kept = std::fs::read_to_string(&report_path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<RewardModelReport>(&t).ok())
+        .filter(|r| r.prefs_hash == prefs_hash && r.check_pairs == cfg.check_pairs && r.config == cfg.reward_model)
+        .filter(|_| reward_model::RewardEnsemble::load(rm_path).is_ok());
+    if kept.is_none() && run_dir.join("config.toml").is_file() {
+        return Err(refuse(run_dir, "reward-net settings"));
+    }
+    if let Some(r) = kept {
+        eprintln!("reusing the reward net in {}", rm_path.display());
+        return Ok(r);
+    }
+    eprintln!("training the reward net ...");
+    let (model, report) = reward_model::train(prefs, &cfg.reward_model).map_err(err)?;
+    model.save(rm_path, &cfg.train.env.id).map_err(err)?;
+    let (check_accuracy, check_spearman) = check_net(cfg, venv, s.reference, s.reference_source.clone(), &model)?;
+    let r = RewardModelReport {
+        train: report,
+        check_accuracy,
+        check_spearman,
+        check_pairs: cfg.check_pairs,
+        config: cfg.reward_model.clone(),
+        prefs_hash,
+    };
+    crate::logging::write_atomic(&report_path, serde_json::to_string_pretty(&r).expect("json").as_bytes())?;
+    Ok(r)
 }
 
 /// A fresh experiment folder `{base}/{env}__preferences__{seed}__{unix time}` (suffixed if taken).
