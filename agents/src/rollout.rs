@@ -232,6 +232,23 @@ fn step_recording(
     Ok(rewards)
 }
 
+/// `g_n` groups of `spec.k` need exactly `g_n·k` envs; branches are at least one step long.
+fn check_groups(venv: &VecEnv, g_n: usize, spec: PairSpec) -> Result<(), EnvError> {
+    let PairSpec { k, branch_len, .. } = spec;
+    let n = g_n * k;
+    if k == 0 || n != venv.num_envs() {
+        return Err(EnvError::BadOption {
+            env: "rollout".into(),
+            key: "num_envs".into(),
+            msg: format!("{g_n} groups × {k} members need {} envs, the vectorised env has {}", g_n * k, venv.num_envs()),
+        });
+    }
+    if branch_len == Some(0) {
+        return Err(EnvError::BadOption { env: "rollout".into(), key: "branch_len".into(), msg: "must be ≥ 1".into() });
+    }
+    Ok(())
+}
+
 /// Collects `seeds.len()` groups of `spec.k` same-start segments with `policy` (see the module
 /// docs). `venv` must have exactly `seeds.len() * k` environments; group g uses envs
 /// `g*k .. g*k+k` and starts its episode with `reset(Some(seeds[g]))`.
@@ -245,16 +262,7 @@ pub fn collect_groups(
     let PairSpec { k, branch_len, tail_len } = spec;
     let g_n = seeds.len();
     let n = g_n * k;
-    if k == 0 || n != venv.num_envs() {
-        return Err(EnvError::BadOption {
-            env: "rollout".into(),
-            key: "num_envs".into(),
-            msg: format!("{g_n} groups × {k} members need {} envs, the vectorised env has {}", g_n * k, venv.num_envs()),
-        });
-    }
-    if branch_len == Some(0) {
-        return Err(EnvError::BadOption { env: "rollout".into(), key: "branch_len".into(), msg: "must be ≥ 1".into() });
-    }
+    check_groups(venv, g_n, spec)?;
     let (od, ad) = (venv.obs_dim(), venv.act_dim());
     let actor = policy.actor();
     let mut obs = reset_groups(venv, seeds, k)?;

@@ -198,8 +198,7 @@ fn run_piece(
     Ok((Some(p), o, false))
 }
 
-/// Makes `spec.pairs` pairs of pieces of `policy`'s rollouts in `env` (module docs).
-pub fn make_pairs(env: &mut dyn Env, policy: &GaussianPolicy, source: PolicySource, spec: &PairSpec) -> Result<PairFile> {
+fn check_spec(env: &dyn Env, policy: &GaussianPolicy, spec: &PairSpec) -> Result<()> {
     if spec.pairs == 0 {
         bail!("--pairs must be ≥ 1");
     }
@@ -215,6 +214,33 @@ pub fn make_pairs(env: &mut dyn Env, policy: &GaussianPolicy, source: PolicySour
             env.id()
         );
     }
+    Ok(())
+}
+
+/// Pairs pieces of `pool` (tagged with their episode) from different episodes, in a shuffled order, until `pairs`
+/// holds `want`; returns the pieces left unpaired.
+fn pair_across_episodes(mut pool: Vec<(u64, Piece)>, pairs: &mut Vec<PairClip>, want: usize, rng: &mut ChaCha8Rng) -> Vec<(u64, Piece)> {
+    pool.shuffle(rng);
+    let mut rest = Vec::new();
+    while let Some((ea, a)) = pool.pop() {
+        if pairs.len() == want {
+            break;
+        }
+        match pool.iter().rposition(|(e, _)| *e != ea) {
+            Some(j) => {
+                let (_, b) = pool.remove(j);
+                pairs.push(PairClip { a, b });
+            }
+            None => rest.push((ea, a)),
+        }
+    }
+    rest
+}
+
+/// Makes `spec.pairs` pairs of pieces of `policy`'s rollouts in `env` (module docs).
+pub fn make_pairs(env: &mut dyn Env, policy: &GaussianPolicy, source: PolicySource, spec: &PairSpec) -> Result<PairFile> {
+    check_spec(env, policy, spec)?;
+    let (od, ad) = (env.observation_space().dim(), env.action_space().dim());
     let l = spec.segment_len;
     let actor = policy.actor();
     let mut pairs: Vec<PairClip> = Vec::with_capacity(spec.pairs);
@@ -265,21 +291,7 @@ pub fn make_pairs(env: &mut dyn Env, policy: &GaussianPolicy, source: PolicySour
         }
         episode += 1;
         if !spec.same_start && (pool.len() >= 2 * (spec.pairs - pairs.len()) || episode % EPISODES == 0) {
-            pool.shuffle(&mut pair_rng);
-            let mut rest = Vec::new();
-            while let Some((ea, a)) = pool.pop() {
-                if pairs.len() == spec.pairs {
-                    break;
-                }
-                match pool.iter().rposition(|(e, _)| *e != ea) {
-                    Some(j) => {
-                        let (_, b) = pool.remove(j);
-                        pairs.push(PairClip { a, b });
-                    }
-                    None => rest.push((ea, a)),
-                }
-            }
-            pool = rest;
+            pool = pair_across_episodes(pool, &mut pairs, spec.pairs, &mut pair_rng);
         }
     }
     Ok(PairFile {

@@ -229,29 +229,48 @@ pub fn update_shared(
             loss_n += 1;
         }
     }
+    let (loss, grad_norm) = (loss_sum / loss_n.max(1) as f64, gn_sum / gn_n.max(1) as f64);
+    Ok(after_update(policy, t, &step_logp_old, &r, cfg, loss, grad_norm, reward_std))
+}
+
+/// The update's statistics, from the policy after it: the log-ratios ln π_new/π_t per segment (mean, std, largest
+/// magnitude), the k3 estimate of KL(π_t‖π_new) on the visited steps, the entropy, and how much of the variance of
+/// the pairs' reward differences (0 vs 1 of each group) the scaled log-ratio differences explain.
+#[allow(clippy::too_many_arguments)]
+fn after_update(
+    policy: &GaussianPolicy,
+    t: &SegmentTensors,
+    step_logp_old: &Tensor,
+    r: &Tensor,
+    cfg: &RebelConfig,
+    loss: f64,
+    grad_norm: f64,
+    reward_std: f64,
+) -> UpdateStats {
+    let k = cfg.k as i64;
     tch::no_grad(|| {
         let step_logp_new = policy.log_prob(&t.obs, &t.act) * &t.logp_mask;
-        let rho = &step_logp_new - &step_logp_old; // per-step ln π_new/π_t, 0 on padding
+        let rho = &step_logp_new - step_logp_old; // per-step ln π_new/π_t, 0 on padding
         let lr = rho.sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
         // per-step k3 estimator of KL(π_t‖π_new) on the visited states (samples of π_t)
         let approx_kl = k3_kl(&rho, &t.logp_mask);
-        let x = (&lr / cfg.eta).view([g, k]);
-        let target = r.view([g, k]);
+        let x = (&lr / cfg.eta).view([-1, k]);
+        let target = r.view([-1, k]);
         let resid = (&x - &target).select(1, 0) - (&x - &target).select(1, 1);
         let dtarget = target.select(1, 0) - target.select(1, 1); // pairs (0, 1) of each group
         let explained = 1.0 - f64::try_from(resid.var(false)).unwrap_or(f64::NAN)
             / f64::try_from(dtarget.var(false)).unwrap_or(f64::NAN).max(1e-12);
-        Ok(UpdateStats {
-            loss: loss_sum / loss_n.max(1) as f64,
+        UpdateStats {
+            loss,
             logratio_mean: f64::try_from(lr.mean(Kind::Float)).unwrap_or(f64::NAN),
             logratio_std: f64::try_from(lr.std(true)).unwrap_or(f64::NAN),
             logratio_absmax: f64::try_from(lr.abs().max()).unwrap_or(f64::NAN),
             approx_kl,
             entropy: f64::try_from(policy.entropy()).unwrap_or(f64::NAN),
-            grad_norm: gn_sum / gn_n.max(1) as f64,
+            grad_norm,
             reward_std,
             explained,
-        })
+        }
     })
 }
 
