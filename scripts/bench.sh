@@ -7,10 +7,11 @@
 #    vectorised-env step of the same 8 envs on one thread;
 # 4. the learner: REBEL's seconds per 1,000 env steps and its memory (peak RSS above the level once
 #    libtorch, the envs and the nets are up) against PPO's, both `train --reward true` on one thread.
+# REBEL_BIN_DIR=DIR takes swimmer and rebel from DIR (e.g. an older build) instead of target/release.
 # Single-threaded parts run pinned to CPU 1 (`taskset -c 1`); run it with nothing else on the machine.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-bin="$root/target/release"
+bin="${REBEL_BIN_DIR:-$root/target/release}"   # REBEL_BIN_DIR: the binaries of another build, to compare builds
 steps="${1:-100000}"
 [[ -x "$bin/swimmer" && -x "$bin/rebel" ]] || { echo "build first: cargo build --release" >&2; exit 2; }
 out="$(mktemp -d)"

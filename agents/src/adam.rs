@@ -183,7 +183,7 @@ impl Adam {
                 let mean = Tensor::from_slice(&buf[off..off + numel]).to_kind(s.param.kind()).to_device(s.param.device()) / n;
                 off += numel;
                 let mut g = s.param.grad();
-                let _ = g.copy_(&mean.view_as(&s.param));
+                g.copy_(&mean.view_as(&s.param));
             }
         });
         let gn = self.clip_grad_norm(if max_grad_norm > 0.0 { max_grad_norm } else { f64::INFINITY });

@@ -360,7 +360,7 @@ pub fn report(
             let x = vec![f.final_return_per_seed.clone()];
             let y = vec![o.final_return_per_seed.clone()];
             let seed = 1_000_000 + (fi as u64) * 1000 + oi as u64;
-            let probability = stats::bootstrap_two(&x, &y, |a, b| stats::avg_prob_improvement(a, b), b(seed));
+            let probability = stats::bootstrap_two(&x, &y, stats::avg_prob_improvement, b(seed));
             imps.push(Improvement { row: focus.clone(), over: o.row.clone(), probability });
         }
     }

@@ -635,7 +635,7 @@ impl RootRun {
     ) -> Result<bool, TrainError> {
         let offline = parts.algo.collect() == Collect::Offline;
         let mut scalars = iteration_scalars(p.iteration, up, episodes, iter_s, learn_s);
-        if p.iteration % cfg.eval.every_iters as u64 == 0 || parts.finished(cfg, p) {
+        if p.iteration.is_multiple_of(cfg.eval.every_iters as u64) || parts.finished(cfg, p) {
             let e = parts.evaluate(cfg)?;
             scalars.extend(eval_scalars(&e));
             self.last_eval = Some(e);

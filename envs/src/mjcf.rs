@@ -164,11 +164,10 @@ pub fn check_supported(xml: &str, source: &str) -> Result<(), EnvError> {
                     }
                 }
             }
-            "motor" if parent == "actuator" => {
-                if n.attribute("joint").is_none() {
+            "motor" if parent == "actuator"
+                && n.attribute("joint").is_none() => {
                     return fail("must name a joint (joint=\"...\"): tendon, site and body transmissions are not supported".into());
                 }
-            }
             "option" => {
                 for a in ["wind", "magnetic"] {
                     if let Some(v) = n.attribute(a) {
@@ -178,11 +177,10 @@ pub fn check_supported(xml: &str, source: &str) -> Result<(), EnvError> {
                     }
                 }
             }
-            "geom" => {
-                if n.attribute("fluidshape").is_some_and(|v| v != "none") {
+            "geom"
+                if n.attribute("fluidshape").is_some_and(|v| v != "none") => {
                     return fail("fluidshape (MuJoCo's ellipsoid fluid model) is not supported: the inertia-box model (<option density viscosity>) is; remove fluidshape".into());
                 }
-            }
             _ => {}
         }
     }
@@ -805,7 +803,8 @@ impl MjcfWorld {
             .filter(|t| !t.is_empty())
             .collect();
         let rest = WorldState::capture(&world);
-        let w = MjcfWorld {
+        
+        MjcfWorld {
             world,
             dofs,
             bodies,
@@ -817,8 +816,7 @@ impl MjcfWorld {
             still_trees,
             projected,
             limit_groups,
-        };
-        w
+        }
     }
 
     /// Generalised positions (MuJoCo's qpos).
@@ -855,7 +853,7 @@ impl MjcfWorld {
     pub fn set_state(&mut self, qpos: &[f64], qvel: &[f64]) {
         for (k, d) in self.dofs.iter().enumerate() {
             let (mb, _) = self.world.multibody_joints.get_mut(d.handle).expect("multibody");
-            let mut disp = vec![0.0 as Real; mb.ndofs()];
+            let mut disp = vec![0.0_f32; mb.ndofs()];
             disp[d.index] = (qpos[k] - d.reference) as Real;
             mb.apply_displacements(&disp);
             mb.generalized_velocity_mut()[d.index] = qvel[k] as Real;

@@ -290,7 +290,7 @@ pub fn make_pairs(env: &mut dyn Env, policy: &GaussianPolicy, source: PolicySour
             }
         }
         episode += 1;
-        if !spec.same_start && (pool.len() >= 2 * (spec.pairs - pairs.len()) || episode % EPISODES == 0) {
+        if !spec.same_start && (pool.len() >= 2 * (spec.pairs - pairs.len()) || episode.is_multiple_of(EPISODES)) {
             pool = pair_across_episodes(pool, &mut pairs, spec.pairs, &mut pair_rng);
         }
     }
