@@ -70,6 +70,12 @@ struct LabelChoice {
     pool: usize,
 }
 
+impl LabelChoice {
+    fn of(q: &RoundQuery<'_>) -> Self {
+        LabelChoice { mode: q.mode.name().into(), pool: q.pool }
+    }
+}
+
 /// The inputs the rounds share.
 pub(crate) struct Setup<'a> {
     pub cfg: &'a ExperimentConfig,
@@ -330,7 +336,7 @@ fn round_labels(s: &Setup, venv: &mut VecEnv, q: &RoundQuery<'_>, rdir: &Path, r
     let segment_len = cfg.piece_len();
     let collect = CollectConfig { n_labels: k, segment_len, same_start: cfg.same_start, seed: q.seed };
     // how the labels were chosen, which the dataset's own metadata does not say
-    let choice = LabelChoice { mode: q.mode.name().into(), pool: q.pool };
+    let choice = LabelChoice::of(q);
     let choice_path = rdir.join("labels.json");
     let loaded = PreferenceDataset::load(path);
     let unreadable = match (&loaded, path.exists()) {
@@ -379,7 +385,7 @@ fn person_labels(p: &mut dyn PersonTeacher, q: &RoundQuery<'_>, rdir: &Path, run
     }
     refuse_if_past(q.round, rdir, run_dir, "labels")?;
     let d = p.ask(q).map_err(err)?;
-    write_json(&rdir.join("labels.json"), &LabelChoice { mode: q.mode.name().into(), pool: q.pool })?;
+    write_json(&rdir.join("labels.json"), &LabelChoice::of(q))?;
     Ok(d)
 }
 

@@ -261,7 +261,7 @@ fn app_router(app: Arc<App>) -> Router {
 
 /// Serves the session until Ctrl-C. Prints `listening on URL` (with the token, if any) once bound.
 pub fn serve(book: Book, o: &ServeOptions) -> Result<()> {
-    run(new_app(book, o.token.clone(), o.test_hook), o, false).map(|_| ())
+    run(new_app(book, o.token.clone(), o.test_hook), o, false)
 }
 
 /// Serves the session until every pair is answered, then returns its dataset (`None` when every answer was
@@ -273,19 +273,21 @@ pub fn serve_until_answered(book: Book, o: &ServeOptions) -> Result<Option<Prefe
         return Ok(book.dataset());
     }
     let app = new_app(book, o.token.clone(), o.test_hook);
-    if !run(app.clone(), o, true)? {
+    run(app.clone(), o, true)?;
+    let book = app.lock();
+    let now = book.counts();
+    if now.left > 0 {
         bail!(
             "stopped with {} of {} pairs answered (they are saved): run the same command again to answer the rest",
-            app.lock().counts().given,
-            counts.total
+            now.given,
+            now.total
         );
     }
-    let book = app.lock();
     Ok(book.dataset())
 }
 
-/// Runs the server until Ctrl-C (→ false) or, with `until_answered`, until no pair is left (→ true).
-fn run(app: Arc<App>, o: &ServeOptions, until_answered: bool) -> Result<bool> {
+/// Runs the server until Ctrl-C or, with `until_answered`, until no pair is left.
+fn run(app: Arc<App>, o: &ServeOptions, until_answered: bool) -> Result<()> {
     check_options(o)?;
     let counts = app.lock().counts();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -312,19 +314,15 @@ fn run(app: Arc<App>, o: &ServeOptions, until_answered: bool) -> Result<bool> {
         println!("listening on http://{host}:{}/{q}", addr.port());
         use std::io::Write;
         let _ = std::io::stdout().flush();
-        let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (flag, waiter) = (finished.clone(), app.clone());
+        let waiter = app.clone();
         axum::serve(listener, app_router(app))
             .with_graceful_shutdown(async move {
                 tokio::select! {
                     _ = tokio::signal::ctrl_c() => {}
-                    _ = waiter.all_answered.notified(), if until_answered => {
-                        flag.store(true, std::sync::atomic::Ordering::SeqCst);
-                    }
+                    _ = waiter.all_answered.notified(), if until_answered => {}
                 }
             })
             .await
-            .context("the server stopped")?;
-        Ok(finished.load(std::sync::atomic::Ordering::SeqCst))
+            .context("the server stopped")
     })
 }
