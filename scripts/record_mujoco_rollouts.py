@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Reference rollouts of the real MuJoCo Reacher-v5, InvertedPendulum-v5 and InvertedDoublePendulum-v5
-(Gymnasium 1.4.0).
+"""Reference rollouts of the real MuJoCo Reacher-v5, InvertedPendulum-v5, InvertedDoublePendulum-v5 and
+HalfCheetah-v5 (Gymnasium 1.4.0).
 
 Run with the venv that holds gymnasium[mujoco]==1.4.0 (scripts/bench_vs_mujoco.sh makes it):
 
-    ~/.cache/rebel-rs/mujoco-venv/bin/python scripts/record_mujoco_rollouts.py [--out DIR] [--print-model]
+    ~/.cache/rebel-rs/mujoco-venv/bin/python scripts/record_mujoco_rollouts.py [--out DIR] [--print-model] [--env ID]
+
+(--env records one environment's files only; the default records all.)
 
 Writes DIR/<env>_<name>.csv (default DIR: envs/tests/data/mujoco), one file per action sequence,
 for the tests in envs/tests/reacher.rs, inverted_pendulum.rs and inverted_double_pendulum.rs. Every number is
@@ -13,8 +15,9 @@ written with 17 significant digits (round-trips a float64).
 File layout
 * Columns: step, time, action0.., qpos0.., qvel0.., obs0.., reward, terminated, truncated, then
   the reward terms of `info` (Reacher: reward_dist, reward_ctrl; InvertedPendulum: reward_survive;
-  InvertedDoublePendulum: reward_survive, distance_penalty, velocity_penalty), then (InvertedDoublePendulum)
-  qfrc_constraint0.
+  InvertedDoublePendulum: reward_survive, distance_penalty, velocity_penalty; HalfCheetah: x_position,
+  x_velocity, reward_forward, reward_ctrl), then (InvertedDoublePendulum) qfrc_constraint0, (HalfCheetah) ncon,
+  the number of contacts after the step.
 * The first row has step = -1: the state right after `reset` (actions, reward and flags 0; obs is
   the reset observation). Rows step = 0, 1, ... hold the action given at that step and the state,
   observation, reward and flags after it. A file ends at the first terminated or truncated step
@@ -44,6 +47,30 @@ Action sequences (t = step * dt):
   d_uniform_random   a ~ U(-1, 1) from numpy.random.default_rng(ACTION_SEED)
   e_feedback         a = clip(FEEDBACK_IDP . (qpos, qvel), -1, 1) from a seeded noisy reset (scale 0.1):
                      a discrete LQR of MuJoCo's linearisation (rounded), survives 1000 steps
+* HalfCheetah-v5 (dt 0.05), 1000 steps (TimeLimit), from the exact rest pose (reset_noise_scale 0: the
+  torso at 0.7 m, falling onto the floor) except e:
+  a_zeros            a = 0: falls, lands and comes to rest
+  b_const            a = (0.5, -0.5, 0.5, -0.5, 0.5, -0.5): legs driven against springs and limits
+  c_gait             a_i = sin(2 pi 3 t + phase_i), phases (-1.3, 1.13, 1.3, 1.14, 1.68, -2.64): an open-loop
+                     gallop that runs forward (the best of 150 random phase sets over 300 steps in MuJoCo)
+  d_uniform_random   a ~ U(-1, 1)^6 from numpy.random.default_rng(ACTION_SEED)
+  e_gait_noisy       c_gait from a seeded noisy reset (reset_noise_scale 0.1, seed RESET_SEED)
+  f_air_gait         c_gait with the torso dropped from 3.7 m (qpos rootz = 3, at rest), 14 steps: the whole
+                     fall happens before the first contact (springs, damping, armature, limits, motors alone)
+  g_slide            zero action from the a_zeros end state (resting on the floor) with qvel rootx = 2 m/s,
+                     40 steps: friction and contacts alone
+  Also half_cheetah_v5_fullM.csv (mj_fullM at the rest pose, 9 x 9) and half_cheetah_v5_random_returns.csv:
+  returns of 30 episodes of uniform random actions from seeded noisy resets (the default env), for the
+  distribution test.
+* Hopper-v5 and Walker2d-v5 (dt 0.008), from the exact rest pose (reset_noise_scale 0), each file ending where
+  the env terminates (or at 1000 steps):
+  a_zeros            a = 0
+  b_const            a = (0.3, -0.3, 0.3, ...)
+  c_wave             a_i = 0.5 sin(2 pi 2 t + 2 pi i / nu)
+  d_uniform_random   a ~ U(-1, 1)^nu from numpy.random.default_rng(ACTION_SEED)
+  f_air              dropped 1 m (qpos rootz = 2.25, at rest), a = c_wave / 10, 40 steps (Walker2d made with
+                     healthy_z_range (0.8, 10) so that the height does not end it)
+  Also *_fullM.csv and *_random_returns.csv (returns and lengths) as for HalfCheetah.
 """
 import argparse
 import os
@@ -64,17 +91,27 @@ def g17(v):
     return format(float(v), ".17g")
 
 
-def rollout(env_id, kwargs, policy, reset_seed, path):
+def rollout(env_id, kwargs, policy, reset_seed, path, init=None, max_steps=None):
     import gymnasium as gym
 
     env = gym.make(env_id, **kwargs)
     u = env.unwrapped
     obs, _ = env.reset(seed=reset_seed)
+    if init is not None:
+        u.set_state(*init)
+        obs = u._get_obs()
     nu, nq, nv = u.model.nu, u.model.nq, u.model.nv
     terms = {"Reacher-v5": ["reward_dist", "reward_ctrl"], "InvertedPendulum-v5": ["reward_survive"],
-             "InvertedDoublePendulum-v5": ["reward_survive", "distance_penalty", "velocity_penalty"]}[env_id]
-    extra = (lambda: [u.data.qfrc_constraint[0]]) if env_id.startswith("InvertedDouble") else (lambda: [])
-    extra_names = ["qfrc_constraint0"] if env_id.startswith("InvertedDouble") else []
+             "InvertedDoublePendulum-v5": ["reward_survive", "distance_penalty", "velocity_penalty"],
+             "HalfCheetah-v5": ["x_position", "x_velocity", "reward_forward", "reward_ctrl"],
+             "Hopper-v5": ["x_position", "x_velocity", "reward_forward", "reward_ctrl", "reward_survive"],
+             "Walker2d-v5": ["x_position", "x_velocity", "reward_forward", "reward_ctrl", "reward_survive"]}[env_id]
+    if env_id.startswith("InvertedDouble"):
+        extra, extra_names = (lambda: [u.data.qfrc_constraint[0]]), ["qfrc_constraint0"]
+    elif env_id in ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5"):
+        extra, extra_names = (lambda: [int(u.data.ncon)]), ["ncon"]
+    else:
+        extra, extra_names = (lambda: []), []
     header = (["step", "time"] + [f"action{i}" for i in range(nu)] + [f"qpos{i}" for i in range(nq)]
               + [f"qvel{i}" for i in range(nv)] + [f"obs{i}" for i in range(len(obs))]
               + ["reward", "terminated", "truncated"] + terms + extra_names)
@@ -87,7 +124,7 @@ def rollout(env_id, kwargs, policy, reset_seed, path):
         rows.append([k, (k + 1) * u.dt] + list(a.astype(np.float64)) + list(u.data.qpos) + list(u.data.qvel)
                     + list(obs) + [r, int(term), int(trunc)] + [info[t] for t in terms] + extra())
         k += 1
-        if term or trunc:
+        if term or trunc or (max_steps is not None and k >= max_steps):
             break
     env.close()
     tmp = path + ".tmp"
@@ -128,11 +165,102 @@ def print_model():
         print("qfrc_bias at qpos0:", d.qfrc_bias)
 
 
+def full_m_and_random_returns(env_id, prefix, out, nu):
+    """mj_fullM at the rest pose, and the returns (and lengths) of 30 episodes of uniform random actions
+    from seeded noisy resets (episode i resets with seed RESET_SEED + i)."""
+    import gymnasium as gym
+    import mujoco
+
+    env = gym.make(env_id)
+    m, d = env.unwrapped.model, env.unwrapped.data
+    mujoco.mj_resetData(m, d)
+    mujoco.mj_forward(m, d)
+    full = np.zeros((m.nv, m.nv))
+    mujoco.mj_fullM(m, d, full)
+    with open(out(f"{prefix}_fullM"), "w") as f:
+        f.write(",".join(f"m{j}" for j in range(m.nv)) + "\n")
+        for row in full:
+            f.write(",".join(g17(x) for x in row) + "\n")
+    rng = np.random.default_rng(ACTION_SEED + 1)
+    rets, lens = [], []
+    for i in range(30):
+        env.reset(seed=RESET_SEED + i)
+        ret, done, n = 0.0, False, 0
+        while not done:
+            _, r, term, trunc, _ = env.step(rng.uniform(-1.0, 1.0, size=nu).astype(np.float32))
+            ret += r
+            n += 1
+            done = term or trunc
+        rets.append(ret)
+        lens.append(n)
+    with open(out(f"{prefix}_random_returns"), "w") as f:
+        f.write("episode,return,length\n")
+        for i, (r, n) in enumerate(zip(rets, lens)):
+            f.write(f"{i},{g17(r)},{n}\n")
+    print(f"{prefix}_random_returns.csv: mean {np.mean(rets):.3f}, std {np.std(rets):.3f}, "
+          f"mean length {np.mean(lens):.1f}")
+    env.close()
+
+
+def half_cheetah(out):
+    two_pi = 2.0 * np.pi
+    rng = np.random.default_rng(ACTION_SEED)
+    random_actions = rng.uniform(-1.0, 1.0, size=(1000, 6))
+    phases = np.array([-1.3, 1.13, 1.3, 1.14, 1.68, -2.64])
+    gait = lambda k, t, q, v: np.sin(two_pi * 3.0 * t + phases)
+    seqs = {
+        "a_zeros": (lambda k, t, q, v: np.zeros(6), 0.0),
+        "b_const": (lambda k, t, q, v: np.array([0.5, -0.5, 0.5, -0.5, 0.5, -0.5]), 0.0),
+        "c_gait": (gait, 0.0),
+        "d_uniform_random": (lambda k, t, q, v: random_actions[k], 0.0),
+        "e_gait_noisy": (gait, 0.1),
+    }
+    for name, (policy, noise) in seqs.items():
+        rollout("HalfCheetah-v5", {"reset_noise_scale": noise}, policy, RESET_SEED, out(f"half_cheetah_v5_{name}"))
+    q0 = np.zeros(9)
+    q0[1] = 3.0
+    rollout("HalfCheetah-v5", {"reset_noise_scale": 0.0}, gait, RESET_SEED, out("half_cheetah_v5_f_air_gait"),
+            init=(q0, np.zeros(9)), max_steps=14)
+    # resting on the floor (the a_zeros end state), pushed forward at 2 m/s: friction and contacts alone
+    rest = np.loadtxt(out("half_cheetah_v5_a_zeros"), delimiter=",", skiprows=1)[-1]
+    v0 = np.zeros(9)
+    v0[0] = 2.0
+    rollout("HalfCheetah-v5", {"reset_noise_scale": 0.0}, lambda k, t, q, v: np.zeros(6), RESET_SEED,
+            out("half_cheetah_v5_g_slide"), init=(rest[8:17], v0), max_steps=40)
+    full_m_and_random_returns("HalfCheetah-v5", "half_cheetah_v5", out, 6)
+
+
+def biped(env_id, prefix, nq, nu, out):
+    """Hopper-v5 and Walker2d-v5: the same sequences (a rollout stops where the env terminates)."""
+    two_pi = 2.0 * np.pi
+    rng = np.random.default_rng(ACTION_SEED)
+    random_actions = rng.uniform(-1.0, 1.0, size=(1000, nu))
+    phases = np.arange(nu) * (2.0 * np.pi / nu)
+    wave = lambda k, t, q, v: 0.5 * np.sin(two_pi * 2.0 * t + phases)
+    seqs = {
+        "a_zeros": (lambda k, t, q, v: np.zeros(nu), 0.0),
+        "b_const": (lambda k, t, q, v: np.array([0.3, -0.3, 0.3, -0.3, 0.3, -0.3][:nu]), 0.0),
+        "c_wave": (wave, 0.0),
+        "d_uniform_random": (lambda k, t, q, v: random_actions[k], 0.0),
+    }
+    for name, (policy, noise) in seqs.items():
+        rollout(env_id, {"reset_noise_scale": noise}, policy, RESET_SEED, out(f"{prefix}_{name}"))
+    # dropped 1 m from its rest pose, the wave at a tenth of its amplitude: 40 steps in the air
+    q0 = np.zeros(nq)
+    q0[1] = 2.25
+    air = {"reset_noise_scale": 0.0, "healthy_z_range": (0.8, 10.0)} if env_id == "Walker2d-v5" else {"reset_noise_scale": 0.0}
+    rollout(env_id, air, lambda k, t, q, v: 0.1 * wave(k, t, q, v), RESET_SEED,
+            out(f"{prefix}_f_air"), init=(q0, np.zeros(nq)), max_steps=40)
+    full_m_and_random_returns(env_id, prefix, out, nu)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     here = os.path.dirname(os.path.abspath(__file__))
     p.add_argument("--out", default=os.path.join(here, "..", "envs", "tests", "data", "mujoco"))
     p.add_argument("--print-model", action="store_true", help="also print the compiled model values")
+    p.add_argument("--env", help="record this environment only (Reacher-v5, InvertedPendulum-v5, "
+                   "InvertedDoublePendulum-v5, HalfCheetah-v5, Hopper-v5, Walker2d-v5)")
     args = p.parse_args()
     try:
         import gymnasium
@@ -147,6 +275,16 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     out = lambda name: os.path.join(args.out, name + ".csv")
 
+    want = lambda env_id: args.env is None or args.env == env_id
+    if args.env is not None and args.env not in ("Reacher-v5", "InvertedPendulum-v5", "InvertedDoublePendulum-v5",
+                                                 "HalfCheetah-v5", "Hopper-v5", "Walker2d-v5"):
+        sys.exit(f"record_mujoco_rollouts.py: unknown --env {args.env!r}")
+    if want("HalfCheetah-v5"):
+        half_cheetah(out)
+    if want("Hopper-v5"):
+        biped("Hopper-v5", "hopper_v5", 6, 3, out)
+    if want("Walker2d-v5"):
+        biped("Walker2d-v5", "walker2d_v5", 9, 6, out)
     two_pi = 2.0 * np.pi
     rng = np.random.default_rng(ACTION_SEED)
     reacher_random = rng.uniform(-1.0, 1.0, size=(50, 2))
@@ -156,7 +294,7 @@ def main():
         "c_sin": lambda k, t, q, v: (0.5 * np.sin(two_pi * t), 0.5 * np.sin(two_pi * t + np.pi / 2)),
         "d_uniform_random": lambda k, t, q, v: reacher_random[k],
     }
-    for name, policy in reacher.items():
+    for name, policy in reacher.items() if want("Reacher-v5") else []:
         rollout("Reacher-v5", {}, policy, RESET_SEED, out(f"reacher_v5_{name}"))
 
     rng = np.random.default_rng(ACTION_SEED)
@@ -169,7 +307,7 @@ def main():
         "d_uniform_random": (lambda k, t, q, v: pend_random[k], 0.0),
         "e_feedback": (lambda k, t, q, v: (np.clip(fb @ np.concatenate([q, v]), -3.0, 3.0),), 0.01),
     }
-    for name, (policy, noise) in pendulum.items():
+    for name, (policy, noise) in pendulum.items() if want("InvertedPendulum-v5") else []:
         rollout("InvertedPendulum-v5", {"reset_noise_scale": noise}, policy, RESET_SEED,
                 out(f"inverted_pendulum_v5_{name}"))
 
@@ -183,7 +321,7 @@ def main():
         "d_uniform_random": (lambda k, t, q, v: idp_random[k], 0.0),
         "e_feedback": (lambda k, t, q, v: (np.clip(fbd @ np.concatenate([q, v]), -1.0, 1.0),), 0.1),
     }
-    for name, (policy, noise) in double.items():
+    for name, (policy, noise) in double.items() if want("InvertedDoublePendulum-v5") else []:
         rollout("InvertedDoublePendulum-v5", {"reset_noise_scale": noise}, policy, RESET_SEED,
                 out(f"inverted_double_pendulum_v5_{name}"))
 

@@ -156,6 +156,21 @@ impl ConfigReader<'_> {
         }
     }
 
+    /// A range `lo,hi` given as text (`"0.7,inf"`; `inf` and `-inf` allowed), with `lo < hi`.
+    pub fn range(&mut self, key: &'static str, default: (f64, f64)) -> Result<(f64, f64), EnvError> {
+        self.known.push(key);
+        let text = match self.config.values.get(key) {
+            None => return Ok(default),
+            Some(ConfigValue::Str(s)) => s.clone(),
+            Some(other) => return Err(self.bad(key, format!("expected \"lo,hi\" (e.g. \"0.7,inf\"), got {other:?}"))),
+        };
+        let parts: Vec<Option<f64>> = text.split(',').map(|p| p.trim().parse::<f64>().ok()).collect();
+        match parts.as_slice() {
+            [Some(lo), Some(hi)] if !lo.is_nan() && !hi.is_nan() && lo < hi => Ok((*lo, *hi)),
+            _ => Err(self.bad(key, format!("expected \"lo,hi\" with lo < hi (e.g. \"0.7,inf\"), got {text:?}"))),
+        }
+    }
+
     /// Fails on any key that was not read, listing the valid ones.
     pub fn finish(self) -> Result<(), EnvError> {
         for k in self.config.values.keys() {

@@ -171,6 +171,7 @@ impl InvertedDoublePendulum {
             limit_natural_frequency: cfg.limit_natural_frequency,
             limit_damping_ratio: cfg.limit_damping_ratio,
             limit_projection: false,
+            contact: None,
         };
         let [lo, hi] = model.actuators[0].ctrl_range.unwrap_or([-1.0, 1.0]);
         let sim = MjcfWorld::build(&model, &settings);

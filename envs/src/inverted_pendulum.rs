@@ -192,6 +192,7 @@ impl InvertedPendulum {
             limit_natural_frequency: cfg.limit_natural_frequency,
             limit_damping_ratio: cfg.limit_damping_ratio,
             limit_projection: false,
+            contact: None,
         };
         let [lo, hi] = model.actuators[0].ctrl_range.unwrap_or([-CTRL_LIMIT, CTRL_LIMIT]);
         let sim = MjcfWorld::build(&model, &settings);

@@ -5,6 +5,8 @@
 //! * [`swimmer::Swimmer`]: MuJoCo's Swimmer-v5 on Rapier, with MuJoCo's fluid forces ([`fluid`]).
 //! * [`reacher::Reacher`], [`inverted_pendulum::InvertedPendulum`]: Reacher-v5 and
 //!   InvertedPendulum-v5 on Rapier multibodies.
+//! * [`locomotion::Locomotion`]: MuJoCo's planar runners with contacts (floor, friction):
+//!   [`half_cheetah`] (HalfCheetah-v5), [`hopper`] (Hopper-v5), [`walker2d`] (Walker2d-v5).
 //! * [`vec_env::VecEnv`]: many environments stepped on a thread pool, with auto-reset.
 //! * [`render`]: top-down pictures of planar environments, PNG and animated GIF.
 
@@ -17,6 +19,9 @@ pub mod fluid;
 pub mod rapier_world;
 #[cfg(feature = "gymnasium")]
 pub mod gymnasium;
+pub mod half_cheetah;
+pub mod locomotion;
+pub mod hopper;
 pub mod inverted_double_pendulum;
 pub mod inverted_pendulum;
 pub mod mjcf;
@@ -25,6 +30,7 @@ pub mod swimmer;
 pub mod registry;
 pub mod render;
 pub mod vec_env;
+pub mod walker2d;
 pub mod wrappers;
 
 pub use config::{ConfigValue, EnvConfig};

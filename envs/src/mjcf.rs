@@ -14,6 +14,11 @@
 //! | `<option density viscosity>` | this module | MuJoCo's inertia-box fluid model on every body ([`crate::fluid`]) |
 //! | `<option integrator>` (RK4, Euler) | — | Rapier integrates with semi-implicit Euler; refine with `substeps` |
 //! | joint `solref`/`solimp` (soft limits) | — | Rapier limits, softness from `limit_natural_frequency` |
+//! | joint `stiffness`, `springref` | this module | MuJoCo's explicit passive force `-stiffness · (qpos − springref)` per physics step (the loader's implicit multibody spring is switched off) |
+//! | `plane` and body geoms, `contype`/`conaffinity` | loader + this module | colliders (the loader keeps planes only when asked); MuJoCo's OR rule through Rapier's `Or` group test; bodies jointed to the world touch the world's geoms; the world's geoms move to a fixed body of their own |
+//! | geom `friction`, `condim` 1 or 3 | loader + this module | Coulomb friction, the larger coefficient of the two geoms (MuJoCo's rule; a contact's condim is the larger of the two, so a condim-1 geom on a condim-3 floor has friction); two condim-1 geoms touching get friction too (not MuJoCo's frictionless contact); rolling and torsional friction (condim 4, 6) refused |
+//! | geom `solref`/`solimp` (soft contacts) | — | Rapier's contact softness, [`RapierSettings::contact`] |
+//! | (no MJCF element) | this module | with contacts, a world-rooted joint's locked linear axes across gravity are freed (not model DoFs): the workaround for a Rapier friction defect, see [`hidden_linear_freedom`] |
 //!
 //! | several joints in one body, bodies without joints | this module ([`simplify_robot`]) | joints at one anchor along the body's axes (slides, then at most one hinge) become one Rapier joint with several free axes instead of a chain of massless links; a jointless body is welded into its parent (mass and colliders move there); each tree hanging from the world is its own multibody; a tree that nothing can move (unactuated slides across gravity, the Reacher's target) sleeps while at rest |
 //!
@@ -32,11 +37,14 @@ use crate::fluid::inertia_box_force_torque;
 use crate::rapier_world::{configure_integration, WorldState};
 
 /// The MJCF files this crate ships, by the name Gymnasium gives them.
-pub const STOCK_FILES: [(&str, &str); 4] = [
+pub const STOCK_FILES: [(&str, &str); 7] = [
     ("swimmer.xml", include_str!("../models/swimmer.xml")),
     ("reacher.xml", include_str!("../models/reacher.xml")),
     ("inverted_pendulum.xml", include_str!("../models/inverted_pendulum.xml")),
     ("inverted_double_pendulum.xml", include_str!("../models/inverted_double_pendulum.xml")),
+    ("half_cheetah.xml", include_str!("../models/half_cheetah.xml")),
+    ("hopper.xml", include_str!("../models/hopper.xml")),
+    ("walker2d_v5.xml", include_str!("../models/walker2d_v5.xml")),
 ];
 
 /// Kind of a joint's single degree of freedom.
@@ -59,6 +67,10 @@ pub struct JointSpec {
     pub damping: f64,
     /// MJCF `ref`: qpos of the joint when the body is at its declared pose.
     pub reference: f64,
+    /// MJCF `stiffness`: the passive spring's generalised force is `-stiffness · (qpos − springref)`.
+    pub stiffness: f64,
+    /// MJCF `springref` (qpos at which the spring is relaxed).
+    pub springref: f64,
     /// Index of the Rapier joint that carries this DoF (after [`simplify_robot`]).
     robot_joint: usize,
     /// The DoF's coordinate in that joint (0..3 linear, 3..6 angular).
@@ -155,11 +167,11 @@ pub fn check_supported(xml: &str, source: &str) -> Result<(), EnvError> {
                         return fail(format!("type=\"{t}\" is not supported: use hinge or slide joints (three slides and a hinge make a planar root)"));
                     }
                 }
-                for a in ["springref", "stiffness", "frictionloss", "springdamper"] {
+                for a in ["frictionloss", "springdamper"] {
                     if let Some(v) = n.attribute(a) {
                         let zero = v.split_whitespace().all(|x| x.parse::<f64>().map(|f| f == 0.0).unwrap_or(false));
                         if !zero {
-                            return fail(format!("{a}=\"{v}\" is not supported (joint springs, friction loss and reference positions are not simulated faithfully); remove it or set it to 0"));
+                            return fail(format!("{a}=\"{v}\" is not supported (joint friction loss and spring-damper time constants are not simulated faithfully); remove it or set it to 0 (plain `stiffness` and `springref` are supported)"));
                         }
                     }
                 }
@@ -176,6 +188,16 @@ pub fn check_supported(xml: &str, source: &str) -> Result<(), EnvError> {
                         }
                     }
                 }
+            }
+            "pair" | "exclude" if parent == "contact" => {
+                return fail("(an explicit contact pair or exclusion) is not supported: contacts follow contype/conaffinity only; remove it".into())
+            }
+            "geom"
+                if n.attribute("condim").is_some_and(|v| v.trim() != "3" && v.trim() != "1")
+                    // a geom that touches nothing (contype = conaffinity = 0) may say anything
+                    && !(n.attribute("contype") == Some("0") && n.attribute("conaffinity") == Some("0")) =>
+            {
+                return fail(format!("condim=\"{}\" is not supported: contacts have sliding friction (condim 3) or none (condim 1), no torsional or rolling friction; set it to 3", n.attribute("condim").unwrap_or("")));
             }
             "geom"
                 if n.attribute("fluidshape").is_some_and(|v| v != "none") => {
@@ -221,7 +243,15 @@ impl MjcfModel {
     /// Parses MJCF text (`<include>`s resolve against `base_dir`).
     pub fn from_str(xml: &str, base_dir: &Path, source: &str) -> Result<Self, EnvError> {
         check_supported(xml, source)?;
-        let opts = MjcfLoaderOptions { disable_joint_motors: true, ..MjcfLoaderOptions::default() };
+        // Asymmetric: each collider keeps its geom's contype as memberships and conaffinity as
+        // filter, from which `MjcfWorld::build` makes MuJoCo's OR rule exactly.
+        let opts = MjcfLoaderOptions {
+            disable_joint_motors: true,
+            contact_filter_mode: rapier3d_mjcf::ContactFilterMode::Asymmetric,
+            // the loader drops planes by default (for callers that bring their own ground)
+            skip_plane_geoms: false,
+            ..MjcfLoaderOptions::default()
+        };
         let (mut robot, model) = MjcfRobot::from_str(xml, opts, base_dir)
             .map_err(|e| mjcf_err(source, format!("the MJCF loader refused it: {e:#}")))?;
         let (density, viscosity) = fluid_options(xml);
@@ -256,6 +286,8 @@ impl MjcfModel {
                 armature: j.armature_per_dof as f64,
                 damping: j.damping_per_dof as f64,
                 reference: d.reference as f64,
+                stiffness: j.spring_stiffness_per_dof as f64,
+                springref: (j.spring_ref + d.reference) as f64,
                 robot_joint: ji,
                 coord: axis,
             });
@@ -524,15 +556,19 @@ fn simplify_robot(robot: &mut MjcfRobot, weld: bool) -> Simplified {
 /// coordinate of each original joint in it; `None` when the chain does not qualify.
 fn merge_chain(chain: &[MjcfJoint]) -> Option<(MjcfJoint, Vec<usize>)> {
     const EPS: Real = 1e-6;
-    let anchor = chain[0].joint.local_frame2.translation;
+    // Where a slide sits does not change its motion (MuJoCo's Hopper puts its root slides at the
+    // foot): the merged joint turns about the hinge's anchor, or sits at the first joint's anchor.
+    let hinge = chain.iter().find(|j| single_free_axis(&j.joint).is_some_and(|a| a >= 3));
+    let anchor = hinge.unwrap_or(&chain[0]).joint.local_frame2.translation;
     let mut coords = Vec::with_capacity(chain.len());
     for (k, j) in chain.iter().enumerate() {
         let a = single_free_axis(&j.joint)?;
-        // Each joint after the first starts where the previous one ends (the same body frame).
-        if k > 0 && (j.joint.local_frame1.translation - chain[k - 1].joint.local_frame2.translation).length() > EPS {
+        // Each joint after the first sits in the same body frame (an intermediate body at the
+        // body's pose): its two frames have the same anchor.
+        if k > 0 && (j.joint.local_frame1.translation - j.joint.local_frame2.translation).length() > EPS {
             return None;
         }
-        if (j.joint.local_frame2.translation - anchor).length() > EPS {
+        if a >= 3 && (j.joint.local_frame2.translation - anchor).length() > EPS {
             return None;
         }
         let dir = j.joint.local_frame2.rotation * [Vector::X, Vector::Y, Vector::Z][a % 3];
@@ -553,7 +589,10 @@ fn merge_chain(chain: &[MjcfJoint]) -> Option<(MjcfJoint, Vec<usize>)> {
     }
     let first = &chain[0];
     let last = &chain[chain.len() - 1];
-    let frame1 = first.joint.local_frame1 * Pose::from_rotation(first.joint.local_frame2.rotation.inverse());
+    // the anchor's pose in the parent: the first joint's anchor there, moved to the merged anchor
+    let frame1 = first.joint.local_frame1
+        * Pose::from_rotation(first.joint.local_frame2.rotation.inverse())
+        * Pose::from_translation(anchor - first.joint.local_frame2.translation);
     let frame2 = Pose::from_translation(anchor);
     let mut joint = GenericJointBuilder::new(locked)
         .local_frame1(frame1)
@@ -585,6 +624,66 @@ fn merge_chain(chain: &[MjcfJoint]) -> Option<(MjcfJoint, Vec<usize>)> {
     ))
 }
 
+/// Frees the linear axes a planar root leaves locked, where nothing pushes (across gravity), for
+/// models with contacts. Works around a Rapier 0.36.1 solver defect: in a contact's friction
+/// constraint along a direction no DoF can move (the y of a planar x–z model), rounding leaves a
+/// Jacobian of about 1e-9 instead of 0 (the hinge axes are f32 rotations of +x), the effective mass
+/// becomes about 1e14, and that direction's meaningless impulse takes the whole friction cone the two
+/// tangent directions share: the real friction vanishes (a hinged link sliding at 2 m/s kept 1.99 m/s
+/// where Coulomb friction with μ = 0.4 stops it in 0.5 s; `examples/friction_probe.rs`). With the
+/// direction free, its effective mass is the body's and friction holds it still, as the locked axis
+/// would: no force acts along it (gravity, motors and joint forces all lie in the plane), so the
+/// motion in the plane is unchanged. The freed axis is not a model DoF (not in qpos or qvel).
+fn hidden_linear_freedom(j: &mut MjcfJoint, pose1: Pose, g: Vector) {
+    let locked = j.joint.locked_axes;
+    let lin = [JointAxesMask::LIN_X, JointAxesMask::LIN_Y, JointAxesMask::LIN_Z];
+    if lin.iter().all(|a| locked.contains(*a)) {
+        return; // a root fixed in place (a hinge on the world) stays so
+    }
+    let frame = pose1 * j.joint.local_frame1;
+    for (i, a) in lin.iter().enumerate() {
+        let dir = frame.rotation * [Vector::X, Vector::Y, Vector::Z][i];
+        if locked.contains(*a) && dir.dot(g).abs() <= 1e-6 * g.length().max(1.0) {
+            j.joint.locked_axes.remove(*a);
+        }
+    }
+}
+
+/// MuJoCo's contact rules on the colliders the loader made (each carrying its geom's contype as
+/// memberships and conaffinity as filter): two geoms touch when `contype₁ & conaffinity₂` or
+/// `contype₂ & conaffinity₁` is non-zero (Rapier's `Or` test); friction combines by the larger
+/// coefficient (MuJoCo's rule for geoms of equal priority); contact softness from `contact` (see
+/// [`RapierSettings::contact`]).
+fn mujoco_contacts(world: &mut PhysicsWorld, contact: Option<[f64; 2]>) {
+    for (_, c) in world.colliders.iter_mut() {
+        let g = c.collision_groups();
+        c.set_collision_groups(InteractionGroups::new(g.memberships, g.filter, InteractionTestMode::Or));
+        c.set_friction_combine_rule(CoefficientCombineRule::Max);
+    }
+    if let Some([f, z]) = contact {
+        let soft = SpringCoefficients::new(f as Real, z as Real);
+        world.integration_parameters.contact_softness = soft;
+        world.integration_parameters.static_contact_softness = soft;
+    }
+}
+
+/// Moves the world's own geoms (the floor) onto a fixed body of their own. Rapier makes the world
+/// body the root of every multibody jointed to it, and a contact between a deeper link and its own
+/// multibody's root goes through the self-contact path, whose friction barely acts (measured: a box
+/// on a hinged link sliding at 2 m/s lost 0.03 m/s in 0.3 s instead of 1.2 m/s); against a separate
+/// fixed body friction is Coulomb's.
+fn ground_apart(world: &mut PhysicsWorld, world_body: RigidBodyHandle) {
+    let Some(rb) = world.bodies.get(world_body) else { return };
+    let on_world: Vec<ColliderHandle> = rb.colliders().to_vec();
+    if on_world.is_empty() {
+        return;
+    }
+    let ground = world.bodies.insert(RigidBodyBuilder::fixed().pose(*rb.position()).build());
+    for h in on_world {
+        world.colliders.set_parent(h, Some(ground), &mut world.bodies);
+    }
+}
+
 /// Rapier settings of a world (the env options `timestep`, `substeps`, ...).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RapierSettings {
@@ -599,6 +698,10 @@ pub struct RapierSettings {
     /// rest of the chain reacts as to a hard, inelastic stop). Keeps the limits hard with one
     /// solver iteration, where Rapier's own constraints give.
     pub limit_projection: bool,
+    /// Softness of contacts, `[natural frequency (Hz), damping ratio]`, for contacts between two
+    /// moving bodies and with the ground alike; `None`: Rapier's defaults (30 Hz and 60 Hz against
+    /// fixed bodies, ratio 10). Models without contacts ignore it.
+    pub contact: Option<[f64; 2]>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -650,6 +753,8 @@ pub struct MjcfWorld {
     projected: Vec<Option<[f64; 2]>>,
     /// The DoFs of `projected`, by multibody (projected jointly).
     limit_groups: Vec<Vec<usize>>,
+    /// Joint springs: (DoF, stiffness, springref in qpos).
+    springs: Vec<(usize, f64, f64)>,
 }
 
 impl MjcfWorld {
@@ -660,7 +765,20 @@ impl MjcfWorld {
         configure_integration(&mut world.integration_parameters, s.timestep, s.substeps, s.solver_iterations);
         let mut robot = (*model.robot).clone();
         let softness = SpringCoefficients::new(s.limit_natural_frequency as Real, s.limit_damping_ratio as Real);
+        let g = Vector::new(model.gravity[0] as Real, model.gravity[1] as Real, model.gravity[2] as Real);
+        for k in 0..robot.joints.len() {
+            let world_rooted = robot.bodies[robot.joints[k].link1].body.is_fixed();
+            if world_rooted && s.contact.is_some() {
+                let pose1 = *robot.bodies[robot.joints[k].link1].body.position();
+                hidden_linear_freedom(&mut robot.joints[k], pose1, g);
+            }
+        }
         for j in &mut robot.joints {
+            // MuJoCo filters contacts between a parent and its child body, except when the parent is
+            // the world: a body jointed to the world still lands on the floor.
+            if j.link1 == 0 {
+                j.joint.contacts_enabled = true;
+            }
             j.joint.softness = softness;
             // Armature and damping are written per DoF below (MuJoCo's joint-space values).
             j.armature_per_dof = 0.0;
@@ -672,8 +790,13 @@ impl MjcfWorld {
             &mut world.colliders,
             &mut world.multibody_joints,
             &mut world.impulse_joints,
-            MjcfMultibodyOptions::SKIP_JOINT_MOTORS,
+            // springs are MuJoCo's explicit passive force, applied in `step` (the loader's are implicit)
+            MjcfMultibodyOptions::SKIP_JOINT_MOTORS | MjcfMultibodyOptions::SKIP_JOINT_SPRINGS,
         );
+        mujoco_contacts(&mut world, s.contact);
+        if let Some(w) = handles.bodies.first().and_then(|b| b.as_ref()) {
+            ground_apart(&mut world, w.body);
+        }
         for b in handles.bodies.iter().flatten() {
             if let Some(rb) = world.bodies.get_mut(b.body) {
                 rb.enable_ccd(false);
@@ -803,7 +926,13 @@ impl MjcfWorld {
             .filter(|t| !t.is_empty())
             .collect();
         let rest = WorldState::capture(&world);
-        
+        let springs = model
+            .joints
+            .iter()
+            .enumerate()
+            .filter(|(_, j)| j.stiffness != 0.0)
+            .map(|(k, j)| (k, j.stiffness, j.springref))
+            .collect();
         MjcfWorld {
             world,
             dofs,
@@ -816,7 +945,29 @@ impl MjcfWorld {
             still_trees,
             projected,
             limit_groups,
+            springs,
         }
+    }
+
+    /// Contact points where two geoms overlap (distance ≤ 0), as MuJoCo's `ncon` counts them
+    /// (Rapier also keeps predicted contacts of nearby geoms, not counted here).
+    pub fn contact_count(&self) -> usize {
+        self.world
+            .contact_pairs()
+            .filter_map(|p| match &p.contacts {
+                PairContacts::Rigid(r) => Some(r),
+                PairContacts::Soft { .. } => None,
+            })
+            .flat_map(|r| r.manifolds.iter())
+            .map(|m| m.points.iter().filter(|pt| pt.dist <= 0.0).count())
+            .sum()
+    }
+
+    /// qpos of DoF `k`.
+    fn q(&self, k: usize) -> f64 {
+        let d = &self.dofs[k];
+        let (mb, link) = self.world.multibody_joints.get(d.handle).expect("multibody");
+        mb.link(link).expect("link").joint().coords()[d.coord] as f64 + d.reference
     }
 
     /// Generalised positions (MuJoCo's qpos).
@@ -923,6 +1074,17 @@ impl MjcfWorld {
     /// One Rapier step with generalised forces `tau` (one per DoF, MuJoCo's qfrc) and the
     /// fluid forces of the model.
     pub fn step(&mut self, tau: &[f64]) {
+        if !self.springs.is_empty() {
+            let mut tau = tau.to_vec();
+            for &(k, stiffness, springref) in &self.springs {
+                tau[k] -= stiffness * (self.q(k) - springref);
+            }
+            return self.step_with(&tau);
+        }
+        self.step_with(tau)
+    }
+
+    fn step_with(&mut self, tau: &[f64]) {
         for d in &self.dofs {
             for h in [Some(d.child), d.parent].into_iter().flatten() {
                 let rb = &mut self.world.bodies[h];

@@ -217,6 +217,7 @@ impl Reacher {
             limit_natural_frequency: cfg.limit_natural_frequency,
             limit_damping_ratio: cfg.limit_damping_ratio,
             limit_projection: false,
+            contact: None,
         };
         let mut sim = MjcfWorld::build(&model, &settings);
         sim.set_state(&[0.0, 0.0, TARGET_REF[0], TARGET_REF[1]], &[0.0; 4]);

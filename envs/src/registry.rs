@@ -7,6 +7,9 @@
 //! | `Reacher-v5` | [`crate::reacher::Reacher::new`]     | 50                |
 //! | `InvertedPendulum-v5` | [`crate::inverted_pendulum::InvertedPendulum::new`] | 1000 |
 //! | `InvertedDoublePendulum-v5` | [`crate::inverted_double_pendulum::InvertedDoublePendulum::new`] | 1000 |
+//! | `HalfCheetah-v5` | [`crate::half_cheetah::SPEC`] | 1000 |
+//! | `Hopper-v5` | [`crate::hopper::SPEC`] | 1000 |
+//! | `Walker2d-v5` | [`crate::walker2d::SPEC`] | 1000 |
 //!
 //! The built-in ids are registered the first time the registry is used. Other crates add their
 //! own with [`register`]. [`make`] wraps every environment that has a limit in a
@@ -50,6 +53,18 @@ fn inverted_double_pendulum_ctor(config: &EnvConfig) -> Result<Box<dyn Env>, Env
     Ok(Box::new(crate::inverted_double_pendulum::InvertedDoublePendulum::new(config)?))
 }
 
+fn half_cheetah_ctor(config: &EnvConfig) -> Result<Box<dyn Env>, EnvError> {
+    Ok(Box::new(crate::half_cheetah::SPEC.make(config)?))
+}
+
+fn hopper_ctor(config: &EnvConfig) -> Result<Box<dyn Env>, EnvError> {
+    Ok(Box::new(crate::hopper::SPEC.make(config)?))
+}
+
+fn walker2d_ctor(config: &EnvConfig) -> Result<Box<dyn Env>, EnvError> {
+    Ok(Box::new(crate::walker2d::SPEC.make(config)?))
+}
+
 fn table() -> &'static RwLock<BTreeMap<String, Entry>> {
     static TABLE: OnceLock<RwLock<BTreeMap<String, Entry>>> = OnceLock::new();
     TABLE.get_or_init(|| {
@@ -75,6 +90,18 @@ fn table() -> &'static RwLock<BTreeMap<String, Entry>> {
                 max_episode_steps: Some(crate::inverted_double_pendulum::MAX_EPISODE_STEPS),
                 ctor: inverted_double_pendulum_ctor,
             },
+        );
+        m.insert(
+            crate::half_cheetah::ID.to_string(),
+            Entry { max_episode_steps: Some(crate::half_cheetah::MAX_EPISODE_STEPS), ctor: half_cheetah_ctor },
+        );
+        m.insert(
+            crate::hopper::ID.to_string(),
+            Entry { max_episode_steps: Some(crate::hopper::MAX_EPISODE_STEPS), ctor: hopper_ctor },
+        );
+        m.insert(
+            crate::walker2d::ID.to_string(),
+            Entry { max_episode_steps: Some(crate::walker2d::MAX_EPISODE_STEPS), ctor: walker2d_ctor },
         );
         RwLock::new(m)
     })

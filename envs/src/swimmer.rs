@@ -206,6 +206,7 @@ impl Swimmer {
             limit_natural_frequency: cfg.limit_natural_frequency,
             limit_damping_ratio: cfg.limit_damping_ratio,
             limit_projection: cfg.limit_projection,
+            contact: None,
         };
         let nq = model.nq();
         let obs_dim = if cfg.exclude_current_positions_from_observation { 2 * nq - 2 } else { 2 * nq };

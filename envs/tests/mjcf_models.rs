@@ -25,6 +25,7 @@ fn settings(m: &MjcfModel) -> RapierSettings {
         limit_natural_frequency: 1e6,
         limit_damping_ratio: 1.0,
         limit_projection: false,
+        contact: None,
     }
 }
 
@@ -168,8 +169,12 @@ fn unsupported_mjcf_is_refused_naming_the_element() {
     assert!(e.contains("<freejoint>") && e.contains("line 1"), "{e}");
     let e = load_err(&d, &body("<joint type=\"ball\"/>", ""));
     assert!(e.contains("<joint>") && e.contains("ball") && e.contains("hinge or slide"), "{e}");
-    let e = load_err(&d, &body("<joint name=\"j\" type=\"hinge\" stiffness=\"10\"/>", ""));
-    assert!(e.contains("stiffness") && e.contains("remove it"), "{e}");
+    let e = load_err(&d, &body("<joint name=\"j\" type=\"hinge\" frictionloss=\"10\"/>", ""));
+    assert!(e.contains("frictionloss") && e.contains("remove it"), "{e}");
+    let e = load_err(&d, &body("<geom type=\"sphere\" size=\"0.1\" condim=\"6\"/>", ""));
+    assert!(e.contains("condim=\"6\"") && e.contains("condim 3") && e.contains("rolling"), "{e}");
+    let e = load_err(&d, &body("", "<contact><exclude body1=\"b\" body2=\"b\"/></contact>"));
+    assert!(e.contains("<exclude>") && e.contains("contype/conaffinity"), "{e}");
     let e = load_err(&d, &body("<joint name=\"j\"/>", "<actuator><position joint=\"j\" kp=\"10\"/></actuator>"));
     assert!(e.contains("<position>") && e.contains("<motor"), "{e}");
     let e = load_err(
@@ -295,4 +300,85 @@ fn a_target_at_rest_sleeps_and_a_moving_one_still_moves() {
         (q[2] - (0.05 + 0.3 * 20.0 * m.timestep)).abs() < 1e-4 && (v[2] - 0.3).abs() < 1e-5,
         "a moving target keeps its speed: {q:?} {v:?}"
     );
+}
+
+/// A joint spring is MuJoCo's explicit passive force `-stiffness · (q − springref)`: with one Rapier
+/// substep per timestep the motion is the semi-implicit Euler recurrence of MuJoCo's Euler integrator.
+#[test]
+fn joint_springs_follow_mujocos_euler_recurrence() {
+    let d = tempfile::tempdir().unwrap();
+    let xml = "<mujoco><option gravity=\"0 0 0\" timestep=\"0.01\"/><worldbody><body name=\"b\">\
+               <joint name=\"s\" type=\"slide\" axis=\"1 0 0\" stiffness=\"50\" springref=\"0.05\" armature=\"0.5\"/>\
+               <geom type=\"sphere\" size=\"0.1\" mass=\"2\"/></body></worldbody></mujoco>";
+    let m = MjcfModel::load(&write(&d, xml)).unwrap();
+    assert_eq!((m.joints[0].stiffness, m.joints[0].springref), (50.0, 0.05_f32 as f64));
+    let mut w = MjcfWorld::build(&m, &RapierSettings { solver_iterations: 1, ..settings(&m) });
+    w.set_state(&[0.3], &[0.0]);
+    let (mass, h, k, r) = (2.5, 0.01, 50.0, m.joints[0].springref);
+    let (mut q, mut v) = (0.3_f64, 0.0_f64);
+    for step in 0..300 {
+        w.step(&[0.0]);
+        v += h * (-k * (q - r)) / mass;
+        q += h * v;
+        let got = w.qpos()[0];
+        assert!((got - q).abs() < 1e-4, "step {step}: q = {got}, recurrence {q}");
+    }
+    // it oscillates about springref (period 2π·sqrt(2.5/50) ≈ 1.4 s: 300 steps are two periods)
+    assert!(w.qpos()[0] < 0.3 && w.qpos()[0] > -0.2);
+}
+
+/// Contacts follow MuJoCo's contype/conaffinity rule: a geom with conaffinity 0 rests on a floor
+/// with conaffinity 1 (contype₁ & conaffinity₂), and two such geoms pass through each other.
+#[test]
+fn contact_filtering_is_mujocos_or_rule() {
+    let d = tempfile::tempdir().unwrap();
+    let xml = |ca: u32| {
+        format!(
+            "<mujoco><option timestep=\"0.01\"/><worldbody><geom name=\"floor\" type=\"plane\" size=\"5 5 1\" contype=\"1\" conaffinity=\"{ca}\"/>\
+             <body name=\"b\" pos=\"0 0 0.5\"><joint name=\"z\" type=\"slide\" axis=\"0 0 1\"/>\
+             <geom type=\"sphere\" size=\"0.1\" mass=\"1\" contype=\"1\" conaffinity=\"0\"/></body></worldbody></mujoco>"
+        )
+    };
+    for (ca, rests) in [(1, true), (0, false)] {
+        let m = MjcfModel::load(&write(&d, &xml(ca))).unwrap();
+        let mut w = MjcfWorld::build(&m, &RapierSettings { contact: Some([30.0, 1.0]), ..settings(&m) });
+        for _ in 0..200 {
+            w.step(&[0.0]);
+        }
+        let z = 0.5 + w.qpos()[0];
+        if rests {
+            assert!((z - 0.1).abs() < 0.01, "floor conaffinity 1: the ball rests on it, z = {z}");
+            assert!(w.contact_count() > 0);
+        } else {
+            assert!(z < -1.0, "floor conaffinity 0 and ball conaffinity 0: no contact, it falls through, z = {z}");
+            assert_eq!(w.contact_count(), 0);
+        }
+    }
+}
+
+/// Friction reaches links on hinges: a planar body (slides x, z and a hinge on the world) carrying a
+/// box on a hinge, pushed at 2 m/s on a floor with μ = 0.4, stops as Coulomb friction says (μg =
+/// 3.92 m/s²: about 0.5 s), not after sliding on (Rapier 0.36.1 alone keeps 2 m/s, see
+/// `examples/friction_probe.rs`). The root's freed y axis is not a DoF of the model.
+#[test]
+fn friction_acts_through_hinged_links() {
+    let d = tempfile::tempdir().unwrap();
+    let xml = "<mujoco><option timestep=\"0.01\"/><worldbody><geom name=\"floor\" type=\"plane\" size=\"5 5 1\" conaffinity=\"1\" friction=\"0.4\"/>\
+        <body name=\"b\" pos=\"0 0 0.1\"><joint name=\"x\" type=\"slide\" axis=\"1 0 0\"/><joint name=\"z\" type=\"slide\" axis=\"0 0 1\"/>\
+        <joint name=\"r\" type=\"hinge\" axis=\"0 1 0\"/><geom type=\"sphere\" size=\"0.3\" mass=\"5\" contype=\"0\" conaffinity=\"0\"/>\
+        <body name=\"c\"><joint name=\"h\" type=\"hinge\" axis=\"0 1 0\"/><geom type=\"box\" size=\"0.1 0.1 0.1\" mass=\"1\" conaffinity=\"0\" friction=\"0.4\"/></body></body></worldbody></mujoco>";
+    let m = MjcfModel::load(&write(&d, xml)).unwrap();
+    let mut w = MjcfWorld::build(&m, &RapierSettings { solver_iterations: 1, contact: Some([15.0, 1.0]), ..settings(&m) });
+    w.set_state(&[0.0; 4], &[2.0, 0.0, 0.0, 0.0]);
+    let mut stopped_at = None;
+    for k in 0..100 {
+        w.step(&[0.0; 4]);
+        assert_eq!((w.qpos().len(), w.qvel().len()), (4, 4));
+        if stopped_at.is_none() && w.qvel()[0].abs() < 0.05 {
+            stopped_at = Some(k);
+        }
+    }
+    let k = stopped_at.expect("it never stopped: no friction");
+    assert!((40..=62).contains(&k), "stopped after {k} steps of 0.01 s, Coulomb friction: about 51");
+    assert!((w.qpos()[0] - 0.51).abs() < 0.1, "slid {} m, Coulomb friction: 2²/(2·3.92) = 0.51 m", w.qpos()[0]);
 }

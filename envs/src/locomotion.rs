@@ -1,0 +1,494 @@
+//! What MuJoCo's planar runners share (Gymnasium 1.4.0's HalfCheetah-v5, Hopper-v5, Walker2d-v5): a
+//! body on a planar root (slides `rootx`, `rootz`, hinge `rooty`) over a floor, rewarded for forward
+//! velocity, charged for control, and (Hopper, Walker2d) kept healthy or ended. Each environment's
+//! file holds its [`Spec`] and documents its model; this file holds the environment itself.
+//!
+//! * observation: qpos[1..] then qvel (clipped to ±10 where the spec says so); with
+//!   `exclude_current_positions_from_observation = false`, qpos[0] leads;
+//! * reward: `forward_reward_weight · x_velocity + healthy_reward · healthy − ctrl_cost_weight · |a|²`,
+//!   with `x_velocity` = (rootx after − rootx before) / dt; info: `x_position`, `x_velocity`,
+//!   `reward_forward`, `reward_ctrl`, and with health `z_distance_from_origin`, `reward_survive`;
+//! * health: rootz in `healthy_z_range`, rooty in `healthy_angle_range` and (Hopper) every entry of
+//!   `state_vector()[2..]` (qpos[2..], qvel) in `healthy_state_range`, all as open intervals;
+//!   `terminated` when unhealthy and `terminate_when_unhealthy`;
+//! * reset: qpos = init_qpos + U(−s, s), qvel = init_qvel + s·N(0, 1) (HalfCheetah) or U(−s, s)
+//!   (Hopper, Walker2d), `s = reset_noise_scale`.
+//!
+//! Contacts and limits on Rapier: see [`crate::mjcf`] and the README's HalfCheetah-v5 section
+//! (softness options `contact_natural_frequency`, `contact_damping_ratio`, `limit_natural_frequency`,
+//! `limit_damping_ratio`, chosen per environment against MuJoCo).
+
+use rand::rngs::Xoshiro256PlusPlus as StdRng;
+use rand::{RngExt, SeedableRng};
+use rand_distr::StandardNormal;
+
+use crate::config::EnvConfig;
+use crate::env::{check_action, BoxSpace, Capsule2, Env, Info, PlanarScene, Snapshot, Step};
+use crate::error::EnvError;
+use crate::mjcf::{actuator_forces, JointKind, MjcfModel, MjcfWorld, RapierSettings};
+use crate::rapier_world::{validate_rapier_options, WorldState};
+
+/// How the reset draws qvel's noise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VelocityNoise {
+    /// `s · N(0, 1)` (HalfCheetah).
+    Normal,
+    /// `U(−s, s)` (Hopper, Walker2d).
+    Uniform,
+}
+
+/// The health terms of Hopper and Walker2d.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Health {
+    pub healthy_reward: f64,
+    pub terminate_when_unhealthy: bool,
+    /// Bounds of `state_vector()[2..]` (`None`: not checked, as in Walker2d).
+    pub healthy_state_range: Option<(f64, f64)>,
+    pub healthy_z_range: (f64, f64),
+    pub healthy_angle_range: (f64, f64),
+}
+
+/// Constructor options of a planar runner (the keys of `make(id, config)`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LocomotionConfig {
+    pub xml_file: String,
+    pub frame_skip: usize,
+    pub forward_reward_weight: f64,
+    pub ctrl_cost_weight: f64,
+    pub reset_noise_scale: f64,
+    pub exclude_current_positions_from_observation: bool,
+    /// Health terms (`None` for HalfCheetah, which has none).
+    pub health: Option<Health>,
+    pub timestep: f64,
+    pub substeps: usize,
+    pub solver_iterations: usize,
+    pub limit_natural_frequency: f64,
+    pub limit_damping_ratio: f64,
+    pub contact_natural_frequency: f64,
+    pub contact_damping_ratio: f64,
+}
+
+/// What makes one planar runner: its id, shape and defaults.
+#[derive(Clone, Copy, Debug)]
+pub struct Spec {
+    pub id: &'static str,
+    /// DoFs (rootx, rootz, rooty first) and actuators.
+    pub nq: usize,
+    pub nu: usize,
+    pub max_episode_steps: usize,
+    pub velocity_noise: VelocityNoise,
+    /// `Some(c)`: the observation's qvel is clipped to ±c.
+    pub clip_qvel: Option<f64>,
+    /// Gymnasium's defaults, and the contact and limit settings chosen against MuJoCo.
+    pub defaults: fn() -> LocomotionConfig,
+}
+
+impl Spec {
+    /// The environment with the options of `config` (what `make(id, config)` calls).
+    pub fn make(&self, config: &EnvConfig) -> Result<Locomotion, EnvError> {
+        self.build(self.config(config)?)
+    }
+
+    /// The environment from typed options.
+    pub fn build(&self, cfg: LocomotionConfig) -> Result<Locomotion, EnvError> {
+        Locomotion::with_config(*self, cfg)
+    }
+
+    /// Reads the options from `config`; unknown keys and bad values are errors.
+    pub fn config(&self, config: &EnvConfig) -> Result<LocomotionConfig, EnvError> {
+        let d = (self.defaults)();
+        let mut r = config.reader(self.id);
+        let health = match &d.health {
+            None => None,
+            Some(h) => Some(Health {
+                healthy_reward: r.f64("healthy_reward", h.healthy_reward)?,
+                terminate_when_unhealthy: r.bool("terminate_when_unhealthy", h.terminate_when_unhealthy)?,
+                healthy_state_range: match h.healthy_state_range {
+                    Some(range) => Some(r.range("healthy_state_range", range)?),
+                    None => None,
+                },
+                healthy_z_range: r.range("healthy_z_range", h.healthy_z_range)?,
+                healthy_angle_range: r.range("healthy_angle_range", h.healthy_angle_range)?,
+            }),
+        };
+        let c = LocomotionConfig {
+            xml_file: r.string("xml_file", &d.xml_file)?,
+            frame_skip: r.usize_in("frame_skip", d.frame_skip, 1, 1000)?,
+            forward_reward_weight: r.f64("forward_reward_weight", d.forward_reward_weight)?,
+            ctrl_cost_weight: r.f64("ctrl_cost_weight", d.ctrl_cost_weight)?,
+            reset_noise_scale: r.nonneg_f64("reset_noise_scale", d.reset_noise_scale)?,
+            exclude_current_positions_from_observation: r.bool(
+                "exclude_current_positions_from_observation",
+                d.exclude_current_positions_from_observation,
+            )?,
+            health,
+            timestep: r.nonneg_f64("timestep", d.timestep)?,
+            substeps: r.usize_in("substeps", d.substeps, 1, 100)?,
+            solver_iterations: r.usize_in("solver_iterations", d.solver_iterations, 1, 100)?,
+            limit_natural_frequency: r.nonneg_f64("limit_natural_frequency", d.limit_natural_frequency)?,
+            limit_damping_ratio: r.nonneg_f64("limit_damping_ratio", d.limit_damping_ratio)?,
+            contact_natural_frequency: r.nonneg_f64("contact_natural_frequency", d.contact_natural_frequency)?,
+            contact_damping_ratio: r.nonneg_f64("contact_damping_ratio", d.contact_damping_ratio)?,
+        };
+        r.finish()?;
+        validate_rapier_options(self.id, c.timestep, c.limit_natural_frequency)?;
+        if c.contact_natural_frequency <= 0.0 {
+            return Err(EnvError::BadOption {
+                env: self.id.into(),
+                key: "contact_natural_frequency".into(),
+                msg: "must be > 0 Hz (larger is stiffer)".into(),
+            });
+        }
+        Ok(c)
+    }
+}
+
+#[derive(Clone)]
+struct State {
+    world: WorldState,
+    rng: StdRng,
+    steps: Option<usize>,
+}
+
+/// A planar runner (see the module docs); the `SPEC`s of [`crate::half_cheetah`], [`crate::hopper`] and
+/// [`crate::walker2d`] make them ([`Spec::make`]).
+pub struct Locomotion {
+    spec: Spec,
+    cfg: LocomotionConfig,
+    pub(crate) model: MjcfModel,
+    obs_space: BoxSpace,
+    act_space: BoxSpace,
+    pub(crate) sim: MjcfWorld,
+    /// qpos when every body is at its declared pose (MuJoCo's `init_qpos`: the joints' `ref`).
+    init_qpos: Vec<f64>,
+    rng: StdRng,
+    steps: Option<usize>,
+}
+
+impl Locomotion {
+    /// The environment of `spec` with options `cfg`; the state is the rest pose until `reset`.
+    pub fn with_config(spec: Spec, cfg: LocomotionConfig) -> Result<Self, EnvError> {
+        let model = MjcfModel::load(&cfg.xml_file)?;
+        model.expect_shape(spec.id, Some(spec.nq), spec.nu)?;
+        let kinds: Vec<JointKind> = model.joints.iter().take(3).map(|j| j.kind).collect();
+        if kinds != [JointKind::Slide, JointKind::Slide, JointKind::Hinge] {
+            return Err(EnvError::BadOption {
+                env: spec.id.into(),
+                key: "xml_file".into(),
+                msg: format!(
+                    "{}: the root must be slides rootx, rootz then hinge rooty (a planar root), got {kinds:?}",
+                    model.source
+                ),
+            });
+        }
+        let settings = RapierSettings {
+            timestep: cfg.timestep,
+            substeps: cfg.substeps,
+            solver_iterations: cfg.solver_iterations,
+            limit_natural_frequency: cfg.limit_natural_frequency,
+            limit_damping_ratio: cfg.limit_damping_ratio,
+            limit_projection: false,
+            contact: Some([cfg.contact_natural_frequency, cfg.contact_damping_ratio]),
+        };
+        let act_space = BoxSpace::new(
+            model.actuators.iter().map(|a| a.ctrl_range.map_or(f32::NEG_INFINITY, |r| r[0] as f32)).collect(),
+            model.actuators.iter().map(|a| a.ctrl_range.map_or(f32::INFINITY, |r| r[1] as f32)).collect(),
+        );
+        let obs_dim = 2 * spec.nq - usize::from(cfg.exclude_current_positions_from_observation);
+        let sim = MjcfWorld::build(&model, &settings);
+        let init_qpos = model.joints.iter().map(|j| j.reference).collect();
+        Ok(Locomotion {
+            spec,
+            obs_space: BoxSpace::uniform(obs_dim, f32::NEG_INFINITY, f32::INFINITY),
+            act_space,
+            sim,
+            init_qpos,
+            model,
+            rng: StdRng::seed_from_u64(rand::random()),
+            steps: None,
+            cfg,
+        })
+    }
+
+    /// The options in force.
+    pub fn config(&self) -> &LocomotionConfig {
+        &self.cfg
+    }
+
+    /// The MJCF model.
+    pub fn model(&self) -> &MjcfModel {
+        &self.model
+    }
+
+    /// Generalised positions (MuJoCo's qpos: rootx, rootz, rooty, then the legs).
+    pub fn qpos(&self) -> Vec<f64> {
+        self.sim.qpos()
+    }
+
+    /// Generalised velocities (MuJoCo's qvel).
+    pub fn qvel(&self) -> Vec<f64> {
+        self.sim.qvel()
+    }
+
+    /// Joint-space mass matrix (armature included, damping excluded), ordered like qvel.
+    pub fn mass_matrix(&self) -> Option<Vec<Vec<f64>>> {
+        self.sim.mass_matrix()
+    }
+
+    /// Contact points where a geom overlaps another (MuJoCo's `ncon`).
+    pub fn contact_count(&self) -> usize {
+        self.sim.contact_count()
+    }
+
+    /// Sets the state to MuJoCo's `qpos`, `qvel` (a fresh simulator state).
+    pub fn set_state(&mut self, qpos: &[f64], qvel: &[f64]) -> Result<(), EnvError> {
+        let n = self.spec.nq;
+        if qpos.len() != n || qvel.len() != n {
+            return Err(EnvError::BadOption {
+                env: self.spec.id.into(),
+                key: "state".into(),
+                msg: format!("qpos and qvel need {n} values each, got {} and {}", qpos.len(), qvel.len()),
+            });
+        }
+        self.sim.reset_state(qpos, qvel);
+        Ok(())
+    }
+
+    /// The observation of the current state.
+    pub fn observe(&self) -> Vec<f32> {
+        let skip = usize::from(self.cfg.exclude_current_positions_from_observation);
+        let clip = self.spec.clip_qvel.unwrap_or(f64::INFINITY);
+        let q = self.qpos();
+        let v = self.qvel().into_iter().map(|x| x.clamp(-clip, clip));
+        q[skip..].iter().copied().chain(v).map(|x| x as f32).collect()
+    }
+
+    /// Whether the state is healthy (always, without health terms).
+    pub fn is_healthy(&self) -> bool {
+        let Some(h) = &self.cfg.health else { return true };
+        let (q, v) = (self.qpos(), self.qvel());
+        let inside = |x: f64, (lo, hi): (f64, f64)| lo < x && x < hi;
+        let state_ok = h.healthy_state_range.is_none_or(|r| q[2..].iter().chain(&v).all(|x| inside(*x, r)));
+        state_ok && inside(q[1], h.healthy_z_range) && inside(q[2], h.healthy_angle_range)
+    }
+
+    fn state(&self) -> State {
+        State { world: WorldState::capture(&self.sim.world), rng: self.rng.clone(), steps: self.steps }
+    }
+}
+
+impl Env for Locomotion {
+    fn id(&self) -> &str {
+        self.spec.id
+    }
+    fn observation_space(&self) -> &BoxSpace {
+        &self.obs_space
+    }
+    fn action_space(&self) -> &BoxSpace {
+        &self.act_space
+    }
+    fn dt(&self) -> f64 {
+        self.cfg.timestep * self.cfg.frame_skip as f64
+    }
+
+    fn reset(&mut self, seed: Option<u64>) -> Result<(Vec<f32>, Info), EnvError> {
+        if let Some(s) = seed {
+            self.rng = StdRng::seed_from_u64(s);
+        }
+        let s = self.cfg.reset_noise_scale;
+        let uniform = |rng: &mut StdRng| if s > 0.0 { rng.random_range(-s..s) } else { 0.0 };
+        let qpos: Vec<f64> = self.init_qpos.iter().map(|q| q + uniform(&mut self.rng)).collect();
+        let qvel: Vec<f64> = (0..self.spec.nq)
+            .map(|_| match self.spec.velocity_noise {
+                VelocityNoise::Normal => s * self.rng.sample::<f64, _>(StandardNormal),
+                VelocityNoise::Uniform => uniform(&mut self.rng),
+            })
+            .collect();
+        self.sim.reset_state(&qpos, &qvel);
+        self.steps = Some(0);
+        let mut info = Info::new();
+        let q = self.sim.qpos();
+        info.insert("x_position".into(), q[0]);
+        if self.cfg.health.is_some() {
+            info.insert("z_distance_from_origin".into(), q[1] - self.init_qpos[1]);
+        }
+        Ok((self.observe(), info))
+    }
+
+    fn step(&mut self, action: &[f32]) -> Result<Step, EnvError> {
+        check_action(&self.act_space, action)?;
+        let Some(steps) = self.steps else {
+            return Err(EnvError::NeedsReset("before reset() or after a non-finite state"));
+        };
+        let ctrl: Vec<f64> = action.iter().map(|a| *a as f64).collect();
+        let tau = actuator_forces(&self.model, &ctrl);
+        let x_before = self.sim.qpos()[0];
+        for _ in 0..self.cfg.frame_skip * self.cfg.substeps {
+            self.sim.step(&tau);
+        }
+        let (q, v) = (self.qpos(), self.qvel());
+        if !q.iter().chain(v.iter()).all(|x| x.is_finite()) {
+            self.steps = None;
+            return Err(EnvError::PhysicsBlowUp { step: steps, what: format!("qpos = {q:?}, qvel = {v:?}") });
+        }
+        self.steps = Some(steps + 1);
+        let x_velocity = (q[0] - x_before) / self.dt();
+        let forward = self.cfg.forward_reward_weight * x_velocity;
+        let ctrl_cost = self.cfg.ctrl_cost_weight * ctrl.iter().map(|a| a * a).sum::<f64>();
+        let mut info = Info::new();
+        info.insert("x_position".into(), q[0]);
+        info.insert("x_velocity".into(), x_velocity);
+        info.insert("reward_forward".into(), forward);
+        info.insert("reward_ctrl".into(), -ctrl_cost);
+        let mut reward = forward - ctrl_cost;
+        let mut terminated = false;
+        if let Some(h) = &self.cfg.health {
+            let healthy = self.is_healthy();
+            let survive = if healthy { h.healthy_reward } else { 0.0 };
+            info.insert("z_distance_from_origin".into(), q[1] - self.init_qpos[1]);
+            info.insert("reward_survive".into(), survive);
+            reward += survive;
+            terminated = !healthy && h.terminate_when_unhealthy;
+        }
+        Ok(Step { obs: self.observe(), reward, terminated, truncated: false, info })
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot::new(self.spec.id, self.state())
+    }
+
+    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), EnvError> {
+        let s: &State = snapshot.get(self.spec.id)?;
+        let s = s.clone();
+        s.world.restore_into(&mut self.sim.world);
+        self.rng = s.rng;
+        self.steps = s.steps;
+        Ok(())
+    }
+
+    /// Side view (MuJoCo's x–z plane) following the torso, with the floor.
+    fn planar_scene(&self) -> Option<PlanarScene> {
+        let x = self.qpos()[0];
+        let mut capsules = vec![Capsule2 { a: [x - 4.0, -0.02], b: [x + 4.0, -0.02], radius: 0.02 }];
+        capsules.extend(
+            self.sim
+                .capsules(&self.model)
+                .into_iter()
+                .map(|(a, b, radius)| Capsule2 { a: [a[0], a[2]], b: [b[0], b[2]], radius }),
+        );
+        let top = capsules.iter().flat_map(|c| [c.a[1], c.b[1]]).fold(0.0, f64::max);
+        Some(PlanarScene { capsules, markers: vec![], focus: [x, 0.5 * top.max(1.0)], view_half_width: (0.8 * top).max(1.6) })
+    }
+
+    fn max_episode_steps(&self) -> Option<usize> {
+        None
+    }
+
+    fn qpos_qvel(&self) -> Option<(Vec<f64>, Vec<f64>)> {
+        Some((self.qpos(), self.qvel()))
+    }
+}
+
+/// How a replay of a MuJoCo reference rollout went (see [`replay`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Replay {
+    /// Steps replayed (up to MuJoCo's end or ours, whichever comes first).
+    pub steps: usize,
+    /// First step after which MuJoCo had a contact (`ncon > 0`), if any.
+    pub first_contact_mujoco: Option<usize>,
+    /// First step after which we had a contact (a geom overlapping another), if any.
+    pub first_contact_ours: Option<usize>,
+    /// Largest |qpos − qpos_MuJoCo| over all coordinates, before MuJoCo's first contact.
+    pub max_qpos_err_before_contact: f64,
+    /// Our return and MuJoCo's.
+    pub return_ours: f64,
+    pub return_mujoco: f64,
+    /// The step (0-based) at which each terminated, if it did.
+    pub terminated_ours: Option<usize>,
+    pub terminated_mujoco: Option<usize>,
+    /// Mean torso height (rootz) over the last quarter of the replay, ours and MuJoCo's.
+    pub late_height_ours: f64,
+    pub late_height_mujoco: f64,
+    /// Final x position, ours and MuJoCo's.
+    pub final_x_ours: f64,
+    pub final_x_mujoco: f64,
+    /// (joint, step) pairs with a joint past its range, and the largest excess, ours and MuJoCo's:
+    /// how far the soft joint limits give.
+    pub past_limit_ours: (usize, f64),
+    pub past_limit_mujoco: (usize, f64),
+}
+
+fn past_limit(model: &MjcfModel, q: &[f64], acc: &mut (usize, f64)) {
+    for (j, qj) in model.joints.iter().zip(q) {
+        if let Some([lo, hi]) = j.range {
+            let over = (lo - qj).max(qj - hi);
+            if over > 0.0 {
+                acc.0 += 1;
+                acc.1 = acc.1.max(over);
+            }
+        }
+    }
+}
+
+/// Replays a reference rollout of `scripts/record_mujoco_rollouts.py` (its `step = -1` row is the
+/// start state; its actions are applied in order) with the options `cfg`; stops where either
+/// simulator terminates.
+pub fn replay(spec: Spec, cfg: &LocomotionConfig, table: &crate::csvio::Table) -> Result<Replay, EnvError> {
+    let (nq, nu) = (spec.nq, spec.nu);
+    let col = |name: String| table.column(&name);
+    let qref: Vec<Vec<f64>> = (0..nq).map(|i| col(format!("qpos{i}"))).collect::<Result<_, _>>()?;
+    let vref: Vec<Vec<f64>> = (0..nq).map(|i| col(format!("qvel{i}"))).collect::<Result<_, _>>()?;
+    let acts: Vec<Vec<f64>> = (0..nu).map(|i| col(format!("action{i}"))).collect::<Result<_, _>>()?;
+    let (rewards, ncon, term) = (col("reward".into())?, col("ncon".into())?, col("terminated".into())?);
+    let n = rewards.len() - 1;
+    let mut env = Locomotion::with_config(spec, LocomotionConfig { reset_noise_scale: 0.0, ..cfg.clone() })?;
+    env.reset(Some(0))?;
+    env.set_state(&qref.iter().map(|c| c[0]).collect::<Vec<_>>(), &vref.iter().map(|c| c[0]).collect::<Vec<_>>())?;
+    let first_contact_mujoco = (1..=n).find(|&k| ncon[k] > 0.0).map(|k| k - 1);
+    let late = n - n / 4;
+    let mut late_count = 0usize;
+    let mut r = Replay {
+        steps: 0,
+        first_contact_mujoco,
+        first_contact_ours: None,
+        max_qpos_err_before_contact: 0.0,
+        return_ours: 0.0,
+        return_mujoco: rewards[1..].iter().sum(),
+        terminated_ours: None,
+        terminated_mujoco: (1..=n).find(|&k| term[k] != 0.0).map(|k| k - 1),
+        late_height_ours: 0.0,
+        late_height_mujoco: qref[1][late + 1..].iter().sum::<f64>() / (n - late) as f64,
+        final_x_ours: 0.0,
+        final_x_mujoco: qref[0][n],
+        past_limit_ours: (0, 0.0),
+        past_limit_mujoco: (0, 0.0),
+    };
+    for k in 0..n {
+        let a: Vec<f32> = acts.iter().map(|c| c[k + 1] as f32).collect();
+        let s = env.step(&a)?;
+        r.return_ours += s.reward;
+        r.steps = k + 1;
+        let q = env.qpos();
+        if first_contact_mujoco.is_none_or(|c| k < c) {
+            let err = (0..nq).map(|i| (q[i] - qref[i][k + 1]).abs()).fold(0.0, f64::max);
+            r.max_qpos_err_before_contact = r.max_qpos_err_before_contact.max(err);
+        }
+        if r.first_contact_ours.is_none() && env.contact_count() > 0 {
+            r.first_contact_ours = Some(k);
+        }
+        if k >= late {
+            r.late_height_ours += q[1];
+            late_count += 1;
+        }
+        r.final_x_ours = q[0];
+        past_limit(&env.model, &q, &mut r.past_limit_ours);
+        let qm: Vec<f64> = (0..nq).map(|i| qref[i][k + 1]).collect();
+        past_limit(&env.model, &qm, &mut r.past_limit_mujoco);
+        if s.terminated {
+            r.terminated_ours = Some(k);
+            break;
+        }
+    }
+    r.late_height_ours /= late_count.max(1) as f64;
+    Ok(r)
+}

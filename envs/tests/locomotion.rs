@@ -1,0 +1,177 @@
+//! Hopper-v5 and Walker2d-v5 against the real MuJoCo (Gymnasium 1.4.0 + MuJoCo 4.0.1): reference rollouts
+//! `tests/data/mujoco/{hopper,walker2d}_v5_*.csv`, mass matrices `*_fullM.csv` and random-policy returns
+//! `*_random_returns.csv`, written by `scripts/record_mujoco_rollouts.py --env ID`.
+//!
+//! Pinned, with the tolerance's reason:
+//! * the mass matrix at the rest pose equals `mj_fullM` within 1e-4 relative (f32 geometry);
+//! * the fall from 1 m with a small wave (no contact) within 0.02 of MuJoCo in every qpos coordinate
+//!   (MuJoCo integrates these models with RK4 at 0.002 s, Rapier with semi-implicit Euler);
+//! * landing with zero action: the first contact in MuJoCo's step;
+//! * the random-policy returns (30 episodes each, seeded noisy resets): means within 2.5 standard errors
+//!   of their difference (the episodes end after about 22 steps, so this checks the early contacts
+//!   and the health terms);
+//! * health and termination as Gymnasium defines them, reward terms, observation layout and clipping,
+//!   option errors.
+//!
+//! Not pinned (README): how long the zero-action and open-loop episodes stay healthy after landing (the
+//! Hopper stands 140+ steps in both, the Walker2d falls a few steps apart) and where the bodies end.
+
+use std::path::PathBuf;
+
+use rand::{RngExt, SeedableRng};
+use rebel_envs::csvio::read_table;
+use rebel_envs::locomotion::{replay, Health, Locomotion, LocomotionConfig, Spec};
+use rebel_envs::{hopper, make, walker2d, ConfigValue, Env, EnvConfig};
+
+fn data(prefix: &str, name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/mujoco").join(format!("{prefix}_{name}.csv"))
+}
+
+fn cases() -> [(Spec, &'static str); 2] {
+    [(hopper::SPEC, "hopper_v5"), (walker2d::SPEC, "walker2d_v5")]
+}
+
+#[test]
+fn mass_matrices_at_rest_are_mujocos() {
+    for (spec, prefix) in cases() {
+        let t = read_table(&data(prefix, "fullM")).unwrap();
+        let env = Locomotion::with_config(spec, (spec.defaults)()).unwrap();
+        let m = env.mass_matrix().unwrap();
+        assert_eq!(t.rows.len(), spec.nq);
+        for (i, row) in t.rows.iter().enumerate() {
+            for (j, want) in row.iter().enumerate() {
+                let got = m[i][j];
+                assert!((got - want).abs() < 1e-4 * (1.0 + want.abs()), "{}: M[{i}][{j}] = {got} vs MuJoCo {want}", spec.id);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_fall_without_contact_follows_mujoco() {
+    for (spec, prefix) in cases() {
+        let mut cfg = (spec.defaults)();
+        if let Some(h) = &mut cfg.health {
+            h.healthy_z_range = (0.8, 10.0); // as the reference was made (Walker2d's default ends above 2 m)
+        }
+        let r = replay(spec, &cfg, &read_table(&data(prefix, "f_air")).unwrap()).unwrap();
+        assert_eq!((r.steps, r.first_contact_mujoco, r.first_contact_ours), (40, None, None), "{}", spec.id);
+        assert!(r.max_qpos_err_before_contact < 0.02, "{}: qpos error {}", spec.id, r.max_qpos_err_before_contact);
+        assert!((r.return_ours - r.return_mujoco).abs() < 0.5, "{}: {} vs {}", spec.id, r.return_ours, r.return_mujoco);
+    }
+}
+
+#[test]
+fn landing_happens_in_mujocos_step() {
+    for (spec, prefix) in cases() {
+        let r = replay(spec, &(spec.defaults)(), &read_table(&data(prefix, "a_zeros")).unwrap()).unwrap();
+        assert!(r.first_contact_mujoco.is_some());
+        assert_eq!(r.first_contact_ours, r.first_contact_mujoco, "{}", spec.id);
+        assert!(r.max_qpos_err_before_contact < 1e-3, "{}: {}", spec.id, r.max_qpos_err_before_contact);
+    }
+}
+
+fn random_returns(env: &mut Locomotion, nu: usize) -> Vec<f64> {
+    let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(7);
+    (0..30)
+        .map(|i| {
+            env.reset(Some(1000 + i)).unwrap();
+            let mut ret = 0.0;
+            for _ in 0..1000 {
+                let a: Vec<f32> = (0..nu).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+                let s = env.step(&a).unwrap();
+                ret += s.reward;
+                if s.terminated {
+                    break;
+                }
+            }
+            ret
+        })
+        .collect()
+}
+
+#[test]
+fn random_policy_returns_are_distributed_like_mujocos() {
+    let ms = |v: &[f64]| {
+        let m = v.iter().sum::<f64>() / v.len() as f64;
+        (m, v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64)
+    };
+    for (spec, prefix) in cases() {
+        let mj = read_table(&data(prefix, "random_returns")).unwrap().column("return").unwrap();
+        let mut env = Locomotion::with_config(spec, (spec.defaults)()).unwrap();
+        let ours = random_returns(&mut env, spec.nu);
+        let ((mo, vo), (mm, vm)) = (ms(&ours), ms(&mj));
+        let se = (vo / 30.0 + vm / 30.0).sqrt();
+        assert!((mo - mm).abs() < 2.5 * se, "{}: mean {mo:.2} vs MuJoCo {mm:.2} (standard error {se:.2})", spec.id);
+    }
+}
+
+#[test]
+fn health_ends_episodes_as_gymnasium_does() {
+    let mut env = hopper::SPEC.make(&EnvConfig::new()).unwrap();
+    env.reset(Some(1)).unwrap();
+    let (q, v) = env.qpos_qvel().unwrap();
+    assert!((q[1] - 1.25).abs() <= 5e-3 && v.iter().all(|x| x.abs() <= 5e-3), "reset near rest: {q:?} {v:?}");
+    let s = env.step(&[0.0; 3]).unwrap();
+    assert!(!s.terminated && s.info["reward_survive"] == 1.0);
+    assert!((s.reward - (s.info["x_velocity"] + 1.0)).abs() < 1e-9);
+    assert!((s.info["z_distance_from_origin"] - (env.qpos()[1] - 1.25)).abs() < 1e-12);
+    // tipped past 0.2 rad: unhealthy, terminated, no survival reward
+    let mut tipped = vec![0.0, 1.25, 0.3, 0.0, 0.0, 0.0];
+    env.set_state(&tipped, &[0.0; 6]).unwrap();
+    assert!(!env.is_healthy());
+    let s = env.step(&[0.0; 3]).unwrap();
+    assert!(s.terminated && s.info["reward_survive"] == 0.0);
+    // a state entry past 100 is unhealthy too (Hopper checks the state vector)
+    tipped[2] = 0.0;
+    env.set_state(&tipped, &[0.0, 0.0, 0.0, 150.0, 0.0, 0.0]).unwrap();
+    assert!(!env.is_healthy());
+    // the observation clips qvel to ±10
+    let obs = env.observe();
+    assert_eq!(obs.len(), 11);
+    assert_eq!(obs[8], 10.0);
+    // without termination the episode goes on, unrewarded
+    let cfg = EnvConfig::new().with("terminate_when_unhealthy", ConfigValue::Bool(false));
+    let mut env = hopper::SPEC.make(&cfg).unwrap();
+    env.reset(Some(1)).unwrap();
+    env.set_state(&[0.0, 0.5, 0.0, 0.0, 0.0, 0.0], &[0.0; 6]).unwrap();
+    let s = env.step(&[0.0; 3]).unwrap();
+    assert!(!s.terminated && s.info["reward_survive"] == 0.0);
+    // Walker2d checks height (0.8, 2) and angle (-1, 1) only
+    let mut w = walker2d::SPEC.make(&EnvConfig::new()).unwrap();
+    w.reset(Some(1)).unwrap();
+    w.set_state(&[0.0, 1.25, 0.9, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], &[0.0, 0.0, 0.0, 150.0, 0.0, 0.0, 0.0, 0.0, 0.0]).unwrap();
+    assert!(w.is_healthy());
+    w.set_state(&[0.0, 2.1, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], &[0.0; 9]).unwrap();
+    assert!(!w.is_healthy());
+}
+
+#[test]
+fn registered_with_gymnasiums_shapes_and_options() {
+    for (id, obs, act) in [("Hopper-v5", 11, 3), ("Walker2d-v5", 17, 6)] {
+        let env = make(id, &EnvConfig::new()).unwrap();
+        assert_eq!((env.observation_space().dim(), env.action_space().dim()), (obs, act));
+        assert_eq!(env.max_episode_steps(), Some(1000));
+        assert!((env.dt() - 0.008).abs() < 1e-12);
+    }
+    let e = make("Hopper-v5", &EnvConfig::new().with("healthy_z_range", ConfigValue::Str("1,0".into()))).err().unwrap();
+    assert!(e.to_string().contains("healthy_z_range") && e.to_string().contains("lo < hi"), "{e}");
+    let e = make("Walker2d-v5", &EnvConfig::new().with("healthy_state_range", ConfigValue::Str("-1,1".into()))).err().unwrap();
+    assert!(e.to_string().contains("healthy_state_range"), "Walker2d has no state range: {e}");
+    let cfg = EnvConfig::new().with("healthy_angle_range", ConfigValue::Str("-0.5,0.5".into()));
+    let env = hopper::SPEC.make(&cfg).unwrap();
+    let h: &Health = env.config().health.as_ref().unwrap();
+    assert_eq!(h.healthy_angle_range, (-0.5, 0.5));
+    let c: &LocomotionConfig = env.config();
+    assert_eq!(c.xml_file, "hopper.xml");
+}
+
+#[test]
+fn gymnasiums_own_files_give_the_same_models() {
+    for (spec, file) in [(hopper::SPEC, "hopper.xml"), (walker2d::SPEC, "walker2d_v5.xml")] {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/gymnasium").join(file);
+        let theirs = Locomotion::with_config(spec, LocomotionConfig { xml_file: path.display().to_string(), ..(spec.defaults)() }).unwrap();
+        let ours = Locomotion::with_config(spec, (spec.defaults)()).unwrap();
+        assert_eq!(theirs.mass_matrix(), ours.mass_matrix(), "{}", spec.id);
+    }
+}
