@@ -15,7 +15,7 @@
 //! | `<option integrator>` (RK4, Euler) | — | Rapier integrates with semi-implicit Euler; refine with `substeps` |
 //! | joint `solref`/`solimp` (soft limits) | — | Rapier limits, softness from `limit_natural_frequency` |
 //! | joint `stiffness`, `springref` | this module | MuJoCo's explicit passive force `-stiffness · (qpos − springref)` per physics step (the loader's implicit multibody spring is switched off) |
-//! | `plane` and body geoms, `contype`/`conaffinity` | loader + this module | colliders (the loader keeps planes only when asked); MuJoCo's OR rule through Rapier's `Or` group test; bodies jointed to the world touch the world's geoms; the world's geoms move to a fixed body of their own |
+//! | `plane` and body geoms, `contype`/`conaffinity` | loader + this module | colliders (the loader keeps planes only when asked); MuJoCo's OR rule through Rapier's `Or` group test; bodies jointed to the world touch the world's geoms |
 //! | geom `friction`, `condim` 1 or 3 | loader + this module | Coulomb friction, the larger coefficient of the two geoms (MuJoCo's rule; a contact's condim is the larger of the two, so a condim-1 geom on a condim-3 floor has friction); two condim-1 geoms touching get friction too (not MuJoCo's frictionless contact); rolling and torsional friction (condim 4, 6) refused |
 //! | geom `solref`/`solimp` (soft contacts) | — | Rapier's contact softness, [`RapierSettings::contact`] |
 //! | (no MJCF element) | this module | with contacts, a world-rooted joint's locked linear axes across gravity are freed (not model DoFs): the workaround for a Rapier friction defect, see [`hidden_linear_freedom`] |
@@ -667,23 +667,6 @@ fn mujoco_contacts(world: &mut PhysicsWorld, contact: Option<[f64; 2]>) {
     }
 }
 
-/// Moves the world's own geoms (the floor) onto a fixed body of their own. Rapier makes the world
-/// body the root of every multibody jointed to it, and a contact between a deeper link and its own
-/// multibody's root goes through the self-contact path, whose friction barely acts (measured: a box
-/// on a hinged link sliding at 2 m/s lost 0.03 m/s in 0.3 s instead of 1.2 m/s); against a separate
-/// fixed body friction is Coulomb's.
-fn ground_apart(world: &mut PhysicsWorld, world_body: RigidBodyHandle) {
-    let Some(rb) = world.bodies.get(world_body) else { return };
-    let on_world: Vec<ColliderHandle> = rb.colliders().to_vec();
-    if on_world.is_empty() {
-        return;
-    }
-    let ground = world.bodies.insert(RigidBodyBuilder::fixed().pose(*rb.position()).build());
-    for h in on_world {
-        world.colliders.set_parent(h, Some(ground), &mut world.bodies);
-    }
-}
-
 /// Rapier settings of a world (the env options `timestep`, `substeps`, ...).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RapierSettings {
@@ -766,14 +749,11 @@ impl MjcfWorld {
         let mut robot = (*model.robot).clone();
         let softness = SpringCoefficients::new(s.limit_natural_frequency as Real, s.limit_damping_ratio as Real);
         let g = Vector::new(model.gravity[0] as Real, model.gravity[1] as Real, model.gravity[2] as Real);
-        for k in 0..robot.joints.len() {
-            let world_rooted = robot.bodies[robot.joints[k].link1].body.is_fixed();
-            if world_rooted && s.contact.is_some() {
-                let pose1 = *robot.bodies[robot.joints[k].link1].body.position();
-                hidden_linear_freedom(&mut robot.joints[k], pose1, g);
-            }
-        }
         for j in &mut robot.joints {
+            let parent = &robot.bodies[j.link1].body;
+            if s.contact.is_some() && parent.is_fixed() {
+                hidden_linear_freedom(j, *parent.position(), g);
+            }
             // MuJoCo filters contacts between a parent and its child body, except when the parent is
             // the world: a body jointed to the world still lands on the floor.
             if j.link1 == 0 {
@@ -794,9 +774,6 @@ impl MjcfWorld {
             MjcfMultibodyOptions::SKIP_JOINT_MOTORS | MjcfMultibodyOptions::SKIP_JOINT_SPRINGS,
         );
         mujoco_contacts(&mut world, s.contact);
-        if let Some(w) = handles.bodies.first().and_then(|b| b.as_ref()) {
-            ground_apart(&mut world, w.body);
-        }
         for b in handles.bodies.iter().flatten() {
             if let Some(rb) = world.bodies.get_mut(b.body) {
                 rb.enable_ccd(false);
