@@ -11,10 +11,9 @@
 
 use std::path::PathBuf;
 
-use rand::{RngExt, SeedableRng};
 use rebel_envs::csvio::read_table;
-use rebel_envs::locomotion::{replay, Locomotion, Spec};
-use rebel_envs::{half_cheetah, hopper, walker2d, Env, EnvConfig};
+use rebel_envs::locomotion::{random_action_returns, replay, Locomotion, Spec};
+use rebel_envs::{half_cheetah, hopper, walker2d, EnvConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
@@ -82,7 +81,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let mj = read_table(&data.join(format!("{prefix}_random_returns.csv")))?.column("return")?;
     let mut env = Locomotion::with_config(spec, cfg)?;
-    let (ours, lens) = random_returns(&mut env, spec.nu);
+    let (ours, lens): (Vec<f64>, Vec<usize>) = random_action_returns(&mut env, 30)?.into_iter().unzip();
     let ms = |v: &[f64]| {
         let m = v.iter().sum::<f64>() / v.len() as f64;
         (m, (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt())
@@ -91,25 +90,4 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mean_len = lens.iter().sum::<usize>() as f64 / lens.len() as f64;
     println!("random policy, 30 episodes: ours {mo:.1} ± {so:.1} (mean length {mean_len:.1}), MuJoCo {mm:.1} ± {sm:.1}");
     Ok(())
-}
-
-/// Returns and lengths of 30 episodes of uniform random actions (the tests' draws).
-fn random_returns(env: &mut Locomotion, nu: usize) -> (Vec<f64>, Vec<usize>) {
-    let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(7);
-    (0..30)
-        .map(|i| {
-            env.reset(Some(1000 + i)).unwrap();
-            let (mut ret, mut n) = (0.0, 0);
-            while n < 1000 {
-                let a: Vec<f32> = (0..nu).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-                let s = env.step(&a).unwrap();
-                ret += s.reward;
-                n += 1;
-                if s.terminated {
-                    break;
-                }
-            }
-            (ret, n)
-        })
-        .unzip()
 }

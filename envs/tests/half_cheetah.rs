@@ -27,7 +27,7 @@ use std::path::PathBuf;
 
 use rebel_envs::csvio::{columns_map, read_table};
 use rebel_envs::half_cheetah::{defaults, ID, SPEC};
-use rebel_envs::locomotion::{replay, LocomotionConfig};
+use rebel_envs::locomotion::{random_action_returns, replay, LocomotionConfig};
 use rebel_envs::{make, ConfigValue, Env, EnvConfig, EnvError};
 
 fn data(name: &str) -> PathBuf {
@@ -166,21 +166,9 @@ fn friction_stops_a_sliding_cheetah_like_mujocos() {
 
 #[test]
 fn random_policy_returns_are_distributed_like_mujocos() {
-    use rand::{RngExt, SeedableRng};
     let mj = read_table(&data("random_returns")).unwrap().column("return").unwrap();
     let mut env = SPEC.build(defaults()).unwrap();
-    let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(7);
-    let ours: Vec<f64> = (0..30)
-        .map(|i| {
-            env.reset(Some(1000 + i)).unwrap();
-            (0..1000)
-                .map(|_| {
-                    let a: Vec<f32> = (0..6).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-                    env.step(&a).unwrap().reward
-                })
-                .sum()
-        })
-        .collect();
+    let ours: Vec<f64> = random_action_returns(&mut env, 30).unwrap().into_iter().map(|(r, _)| r).collect();
     let ms = |v: &[f64]| {
         let m = v.iter().sum::<f64>() / v.len() as f64;
         (m, (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt())

@@ -18,9 +18,8 @@
 
 use std::path::PathBuf;
 
-use rand::{RngExt, SeedableRng};
 use rebel_envs::csvio::read_table;
-use rebel_envs::locomotion::{replay, Health, Locomotion, LocomotionConfig, Spec};
+use rebel_envs::locomotion::{random_action_returns, replay, Health, Locomotion, LocomotionConfig, Spec};
 use rebel_envs::{hopper, make, walker2d, ConfigValue, Env, EnvConfig};
 
 fn data(prefix: &str, name: &str) -> PathBuf {
@@ -71,25 +70,6 @@ fn landing_happens_in_mujocos_step() {
     }
 }
 
-fn random_returns(env: &mut Locomotion, nu: usize) -> Vec<f64> {
-    let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(7);
-    (0..30)
-        .map(|i| {
-            env.reset(Some(1000 + i)).unwrap();
-            let mut ret = 0.0;
-            for _ in 0..1000 {
-                let a: Vec<f32> = (0..nu).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-                let s = env.step(&a).unwrap();
-                ret += s.reward;
-                if s.terminated {
-                    break;
-                }
-            }
-            ret
-        })
-        .collect()
-}
-
 #[test]
 fn random_policy_returns_are_distributed_like_mujocos() {
     let ms = |v: &[f64]| {
@@ -99,7 +79,7 @@ fn random_policy_returns_are_distributed_like_mujocos() {
     for (spec, prefix) in cases() {
         let mj = read_table(&data(prefix, "random_returns")).unwrap().column("return").unwrap();
         let mut env = Locomotion::with_config(spec, (spec.defaults)()).unwrap();
-        let ours = random_returns(&mut env, spec.nu);
+        let ours: Vec<f64> = random_action_returns(&mut env, 30).unwrap().into_iter().map(|(r, _)| r).collect();
         let ((mo, vo), (mm, vm)) = (ms(&ours), ms(&mj));
         let se = (vo / 30.0 + vm / 30.0).sqrt();
         assert!((mo - mm).abs() < 2.5 * se, "{}: mean {mo:.2} vs MuJoCo {mm:.2} (standard error {se:.2})", spec.id);
