@@ -1,6 +1,6 @@
 //! Data-parallel `train` with ranks as threads (the MPI launch is `tests/mpi_ranks.rs`): rank 0 alone writes the
-//! run, the ranks share each iteration's start states and end equal, the run resumes, and an algorithm whose
-//! update keeps per-process statistics is refused on every rank.
+//! run, the ranks share each iteration's start states and end equal, the run resumes, PPO and DPO (offline and
+//! iterative) train data-parallel, and too few start states are refused on every rank.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -64,16 +64,61 @@ fn two_ranks_share_the_iterations_of_one_process_and_resume() {
 }
 
 #[test]
-fn unsupported_algorithms_and_too_few_groups_are_refused_on_every_rank() {
+fn too_few_start_states_are_refused_on_every_rank() {
     let d = tempfile::tempdir().unwrap();
-    let opts = RunOptions { run_dir: Some(d.path().join("ppo")), ..RunOptions::default() };
-    for r in on_ranks(2, &config(&["algo=\"ppo\""]), &opts) {
-        let e = r.unwrap_err();
-        assert!(e.contains("does not support data-parallel") && e.contains("\"rebel\""), "{e}");
-    }
-    assert!(!d.path().join("ppo").exists(), "nothing is written before the ranks agree");
+    let opts = RunOptions { run_dir: Some(d.path().join("run")), ..RunOptions::default() };
     for r in on_ranks(3, &config(&[]), &opts) {
         let e = r.unwrap_err();
         assert!(e.contains("rebel.groups = 2") && e.contains("at least 3"), "{e}");
+    }
+    // PPO's start states are its environments, and the message names its key
+    for r in on_ranks(3, &config(&["algo=\"ppo\"", "ppo.n_envs=2"]), &opts) {
+        let e = r.unwrap_err();
+        assert!(e.contains("ppo.n_envs = 2") && e.contains("set ppo.n_envs to at least 3"), "{e}");
+    }
+    assert!(!d.path().join("run").exists(), "nothing is written before the ranks agree");
+}
+
+/// PPO, offline DPO and iterative DPO train data-parallel: two ranks reach one process's iterations, env steps
+/// and labels, one run folder is written, and the policies stay equal (checked by the loop every iteration).
+#[test]
+fn ppo_and_dpo_train_on_two_ranks() {
+    use rebel_agents::policy::{GaussianPolicy, PolicyConfig};
+    use rebel_agents::preferences::{collect_preferences, CollectConfig, PolicySource, TeacherConfig};
+    let d = tempfile::tempdir().unwrap();
+    let prefs = d.path().join("prefs.safetensors");
+    let mut env_cfg = rebel_envs::EnvConfig::new();
+    env_cfg.set("max_episode_steps", rebel_envs::ConfigValue::Int(100));
+    let mut venv = rebel_envs::vec_env::VecEnv::make("Swimmer-v5", &env_cfg, 4, 1).unwrap();
+    let p = GaussianPolicy::new(PolicyConfig::new(8, 2), tch::Device::Cpu, tch::Kind::Float, 3);
+    let ccfg = CollectConfig { n_labels: 12, segment_len: Some(25), same_start: false, seed: 9 };
+    let src = PolicySource { path: "test".into(), hash: String::new() };
+    collect_preferences(&mut venv, &p, src, &ccfg, &TeacherConfig::default()).unwrap().save(&prefs).unwrap();
+    let ds = format!("dpo.dataset={:?}", prefs.display().to_string());
+    for (name, sets, labels) in [
+        ("ppo", vec!["algo=\"ppo\"", "ppo.n_envs=2", "ppo.batch=128", "env.options.max_episode_steps=200", "env_steps=1600"], 0),
+        ("dpo", vec!["algo=\"dpo\"", ds.as_str(), "dpo.iterations=2", "dpo.batch=4"], 12),
+        ("dpo-iterative", vec!["algo=\"dpo\"", ds.as_str(), "dpo.iterations=2", "dpo.iterative=true", "dpo.labels_per_round=5", "dpo.collect_envs=4"], 10),
+    ] {
+        let cfg = config(&sets);
+        let one = train(&cfg, &RunOptions { run_dir: Some(d.path().join(format!("{name}-one"))), ..RunOptions::default() }).unwrap();
+        let run = d.path().join(format!("{name}-two"));
+        let out: Vec<Summary> = on_ranks(2, &cfg, &RunOptions { run_dir: Some(run.clone()), ..RunOptions::default() }).into_iter().map(|r| r.unwrap()).collect();
+        assert_eq!(out[0], out[1], "{name}: every rank returns rank 0's summary");
+        assert_eq!(out[0].iterations, one.iterations, "{name}");
+        assert!(out[0].iterations >= 2, "{name}: {} iterations", out[0].iterations);
+        assert_eq!(out[0].labels_used, one.labels_used, "{name}: the labels of all ranks are counted");
+        if labels > 0 {
+            assert_eq!(out[0].labels_used, labels, "{name}");
+        }
+        if name == "dpo" {
+            assert_eq!((out[0].env_steps, one.env_steps), (0, 0), "offline DPO simulates nothing");
+        } else {
+            assert!(out[0].env_steps > 0 && one.env_steps > 0, "{name}: {} vs {}", out[0].env_steps, one.env_steps);
+        }
+        if name == "ppo" {
+            assert_eq!(out[0].env_steps, one.env_steps, "PPO: the ranks' episodes are one process's episodes");
+        }
+        assert_eq!(metrics_steps(&run).len() as u64, out[0].iterations + 1, "{name}: one metrics line per iteration, by rank 0");
     }
 }

@@ -100,3 +100,25 @@ fn an_algorithm_registered_from_outside_trains_end_to_end() {
         s.eval_true_return_mean
     );
 }
+
+/// An algorithm that does not say it reduces its statistics over the ranks (`Algorithm::data_parallel`, false by
+/// default) is refused on every rank of a data-parallel run, with the reason, before anything is written.
+#[test]
+fn an_algorithm_without_data_parallel_support_is_refused_on_every_rank() {
+    algorithm::register::<PairwiseConfig>();
+    let cfg: TrainConfig = load_config("algo = \"pairwise\"\nenv_steps = 10000\nthreads = 1\n", None, &[]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = RunOptions { run_dir: Some(dir.path().join("run")), ..RunOptions::default() };
+    let handles: Vec<_> = rebel_dist::ThreadGroup::new(2)
+        .into_iter()
+        .map(|r| {
+            let (cfg, opts) = (cfg.clone(), opts.clone());
+            std::thread::spawn(move || rebel_agents::train::train_in(&cfg, &opts, &r).map_err(|e| e.to_string()))
+        })
+        .collect();
+    for h in handles {
+        let e = h.join().unwrap().unwrap_err();
+        assert!(e.contains("\"pairwise\" does not support data-parallel") && e.contains("without mpirun"), "{e}");
+    }
+    assert!(!dir.path().join("run").exists(), "nothing is written before the ranks agree");
+}

@@ -1,6 +1,6 @@
 //! Under `mpirun -np 2`: `swimmer compare` spreads its runs over the two ranks and rank 0 writes the
 //! same results as one process; `swimmer train` trains data-parallel, rank 0 alone writes the run, and
-//! `--resume` continues it. Built only with the `mpi` feature (`.ci/run` runs it).
+//! `--resume` continues it; PPO trains data-parallel as well. Built only with the `mpi` feature (`.ci/run` runs it).
 #![cfg(feature = "mpi")]
 
 mod common;
@@ -82,8 +82,11 @@ fn mpirun_train_is_data_parallel_and_resumes() {
     assert!(resumed["iterations"].as_u64().unwrap() > first["iterations"].as_u64().unwrap(), "{resumed}");
     assert!(resumed["env_steps"].as_u64().unwrap() >= 20000, "{resumed}");
 
-    // PPO keeps per-process statistics: refused on both ranks, with the reason
-    let o = mpirun(&["train", "--quiet", "--algo", "ppo", "--env-steps", "10000", "--run-dir", d.path().join("ppo").to_str().unwrap()]);
-    assert!(!o.status.success());
-    assert!(stderr(&o).contains("does not support data-parallel"), "{}", stderr(&o));
+    // PPO trains data-parallel too: each rank runs one of the two episodes of an iteration
+    let ppo = d.path().join("ppo");
+    let o = mpirun(&["train", "--quiet", "--algo", "ppo", "--env-steps", "1600", "--set", "ppo.n_envs=2", "--set", "env.options.max_episode_steps=200", "--set", "threads=1", "--set", "eval.episodes=2", "--run-dir", ppo.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = last_json(&o);
+    assert_eq!((s["algo"].as_str(), s["env_steps"].as_u64(), s["iterations"].as_u64()), (Some("ppo"), Some(1600), Some(4)), "{s}");
+    assert!(stderr(&o).contains("rank 1 of 2: done"), "{}", stderr(&o));
 }

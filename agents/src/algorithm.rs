@@ -125,6 +125,10 @@ pub trait Algorithm {
     fn data_parallel(&self) -> bool {
         false
     }
+    /// The key of its section that sets [`Collect::Segments`]'s `groups` (named in error messages).
+    fn groups_key(&self) -> &'static str {
+        "groups"
+    }
     /// One update. `batch` is `Some` exactly for [`Collect::Segments`].
     fn update(&mut self, ctx: &mut Ctx, batch: Option<&Batch>) -> Result<Update, AlgoError>;
     /// Adds its state besides the policy and its Adam to a checkpoint.

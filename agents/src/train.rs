@@ -675,22 +675,22 @@ fn check_data_parallel(cfg: &TrainConfig, algo: &dyn Algorithm, world: &dyn Coll
     if world.size() == 1 {
         return Ok(());
     }
-    let Collect::Segments { groups, .. } = algo.collect() else {
-        return Err(TrainError::Config(format!("algo = {:?} collects its own data or none, so it cannot be trained data-parallel; run it without mpirun", cfg.algo)));
-    };
     if !algo.data_parallel() {
         return Err(TrainError::Config(format!(
-            "algo = {:?} does not support data-parallel training yet (its update keeps per-process batch statistics); \
-             the built-ins that do: \"rebel\", \"rloo\", \"reinforce\". Run it without mpirun (mpirun does serve \
-             `compare` sweeps of every algorithm)",
+            "algo = {:?} does not support data-parallel training (its update does not reduce its batch statistics and \
+             gradients over the ranks; see `Algorithm::data_parallel`); every built-in algorithm does. Run it without \
+             mpirun (mpirun does serve `compare` sweeps of every algorithm)",
             cfg.algo
         )));
     }
-    if groups < world.size() {
-        return Err(TrainError::Config(format!(
-            "{}.groups = {groups} start states per iteration cannot be shared by {} ranks; set {}.groups to at least {} (a multiple of the ranks gives equal shares)",
-            cfg.algo, world.size(), cfg.algo, world.size()
-        )));
+    if let Collect::Segments { groups, .. } = algo.collect() {
+        if groups < world.size() {
+            let key = algo.groups_key();
+            return Err(TrainError::Config(format!(
+                "{}.{key} = {groups} start states per iteration cannot be shared by {} ranks; set {}.{key} to at least {} (a multiple of the ranks gives equal shares)",
+                cfg.algo, world.size(), cfg.algo, world.size()
+            )));
+        }
     }
     Ok(())
 }

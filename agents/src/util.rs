@@ -85,11 +85,20 @@ impl RunningMeanStd {
             }
         }
         bv.iter_mut().for_each(|v| *v /= n as f64);
-        let (na, nb) = (self.count, n as f64);
+        self.merge(&bm, &bv, n as f64);
+    }
+
+    /// Merges a batch given by its per-dimension mean, population variance and number of rows `n`
+    /// (the rows of every rank of a data-parallel run, for example). `n = 0` changes nothing.
+    pub fn merge(&mut self, batch_mean: &[f64], batch_var: &[f64], n: f64) {
+        if n <= 0.0 {
+            return;
+        }
+        let (na, nb) = (self.count, n);
         let tot = na + nb;
-        for j in 0..d {
-            let delta = bm[j] - self.mean[j];
-            let m2 = self.var[j] * na + bv[j] * nb + delta * delta * na * nb / tot;
+        for j in 0..self.mean.len() {
+            let delta = batch_mean[j] - self.mean[j];
+            let m2 = self.var[j] * na + batch_var[j] * nb + delta * delta * na * nb / tot;
             self.mean[j] += delta * nb / tot;
             self.var[j] = m2 / tot;
         }

@@ -263,3 +263,141 @@ fn rloo_and_reinforce_on_two_ranks_update_like_one_process() {
         assert!(moved > 1e-2 && err < 1e-5, "{name}: two ranks vs one process max |Δθ| = {err}, the update moved θ by {moved}");
     }
 }
+
+/// Terminating Hopper episodes of different lengths (whole episodes, as PPO collects them).
+fn hopper_episodes(n: usize) -> SegmentBatch {
+    let mut cfg = EnvConfig::new();
+    cfg.set("max_episode_steps", rebel_envs::ConfigValue::Int(80));
+    let mut venv = VecEnv::make("Hopper-v5", &cfg, n, 1).unwrap();
+    let p = GaussianPolicy::new(PolicyConfig::new(11, 3), Device::Cpu, Kind::Float, 0);
+    let starts: Vec<u64> = (1..=n as u64).collect();
+    collect_groups(&mut venv, &p, &starts, PairSpec { k: 1, branch_len: None, tail_len: 0 }, &mut ChaCha8Rng::seed_from_u64(0)).unwrap()
+}
+
+/// Episodes `rank, rank + n, …` of the batch (round robin, as `train` shares an iteration's start states).
+fn episodes_of(b: &SegmentBatch, rank: usize, n: usize) -> SegmentBatch {
+    let segments: Vec<Segment> = b.segments.iter().skip(rank).step_by(n).cloned().collect();
+    SegmentBatch { env_steps: segments.iter().map(|s| s.len() as u64).sum(), segments, ..b.clone() }
+}
+
+/// After one PPO update from the same start on `batch`: the policy's and the value net's parameters, the
+/// observation and return statistics, the approximate KL, the explained variance and the Adam step count.
+fn ppo_run(batch: &SegmentBatch, cfg: &PpoConfig, world: &dyn rebel_dist::Collective) -> (Vec<f32>, Vec<f32>, Vec<f64>, [f64; 4]) {
+    let t = batch.to_tensors(Device::Cpu);
+    let r = t.rewards.shallow_clone();
+    let p = GaussianPolicy::new(PolicyConfig::new(11, 3), Device::Cpu, Kind::Float, 5);
+    let mut opt = adam(&p, 1e-2);
+    let mut value = ValueNet::new(11, &[16], true, Device::Cpu, 1);
+    let mut vopt = Adam::new(value.named_parameters(), AdamConfig { lr: 1e-2, ..AdamConfig::default() });
+    let mut scaler = RewardScaler::default();
+    let mut rng = ChaCha8Rng::seed_from_u64(world.rank() as u64);
+    let nets = ppo::Nets { policy: &p, adam: &mut opt, value: &mut value, vadam: &mut vopt, scaler: &mut scaler };
+    let st = ppo::update_shared(nets, batch, &t, &r, None, cfg, &mut rng, world).unwrap();
+    let flat = |ps: Vec<(String, Tensor)>| ps.iter().flat_map(|(_, x)| Vec::<f32>::try_from(x.reshape([-1])).unwrap()).collect::<Vec<f32>>();
+    let mut stats = value.obs_rms.mean.clone();
+    stats.extend(&value.obs_rms.var);
+    stats.extend([value.obs_rms.count, scaler.ret_rms.var[0], scaler.ret_rms.count]);
+    (flat(p.named_parameters()), flat(value.named_parameters()), stats, [st.approx_kl, st.explained_variance, st.clip_fraction, opt.step_count() as f64])
+}
+
+type PpoOut = (Vec<f32>, Vec<f32>, Vec<f64>, [f64; 4]);
+
+fn ppo_on_ranks(batch: &SegmentBatch, cfg: &PpoConfig, n: usize) -> Vec<PpoOut> {
+    let handles: Vec<_> = rebel_dist::ThreadGroup::new(n)
+        .into_iter()
+        .map(|w| {
+            let (b, c) = (episodes_of(batch, w.rank(), n), cfg.clone());
+            std::thread::spawn(move || ppo_run(&b, &c, &w))
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
+/// Issue 14 for PPO: two ranks holding every other episode (of different lengths, some terminated) take the update
+/// one process takes on all of them when an epoch is one minibatch: observation and return statistics, advantage
+/// standardisation and both nets' gradients are reduced over the ranks.
+#[test]
+fn ppo_on_two_ranks_updates_like_one_process() {
+    let batch = hopper_episodes(4);
+    let lens: Vec<usize> = batch.segments.iter().map(|s| s.len()).collect();
+    assert!(lens.iter().any(|&l| l != lens[0]) && batch.segments.iter().any(|s| s.terminated), "uneven, terminating episodes: {lens:?}");
+    let cfg = PpoConfig { epochs: 3, batch: 10_000, vf_hidden: vec![16], ..PpoConfig::default() };
+    let one = ppo_run(&batch, &cfg, &rebel_dist::SingleProcess);
+    let ranks = ppo_on_ranks(&batch, &cfg, 2);
+    assert_eq!(ranks[0], ranks[1], "both ranks hold the same bits");
+    let d = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    let start = ppo_run(&batch, &PpoConfig { epochs: 0, ..cfg.clone() }, &rebel_dist::SingleProcess);
+    let (moved, err) = (d(&one.0, &start.0), d(&ranks[0].0, &one.0));
+    assert!(moved > 1e-2 && err < 1e-5, "policy: two ranks vs one process max |Δθ| = {err}, the update moved θ by {moved}");
+    let (vmoved, verr) = (d(&one.1, &start.1), d(&ranks[0].1, &one.1));
+    assert!(vmoved > 1e-2 && verr < 1e-5, "value net: max |Δ| = {verr}, moved {vmoved}");
+    for (a, b) in ranks[0].2.iter().zip(&one.2) {
+        assert!((a - b).abs() <= 1e-9 * b.abs().max(1.0), "running statistics: {:?} vs {:?}", ranks[0].2, one.2);
+    }
+    for (a, b) in ranks[0].3.iter().zip(&one.3) {
+        assert!((a - b).abs() <= 1e-4 * b.abs().max(1e-3), "KL, explained variance, clip fraction, steps: {:?} vs {:?}", ranks[0].3, one.3);
+    }
+    // the control: a rank alone on its episodes takes a visibly different step
+    let alone = ppo_run(&episodes_of(&batch, 0, 2), &cfg, &rebel_dist::SingleProcess);
+    let apart = d(&alone.0, &one.0);
+    assert!(apart > 100.0 * err.max(1e-7), "half the episodes alone: {apart}, two ranks: {err}");
+}
+
+/// With minibatches of `batch` steps, uneven shares (5 episodes on 3 ranks) and `target_kl`, every rank takes the
+/// same steps (a rank may hold none of a minibatch) and ends with the same bits.
+#[test]
+fn ppo_on_three_uneven_ranks_stays_equal() {
+    let batch = hopper_episodes(5);
+    let cfg = PpoConfig { epochs: 8, batch: 32, target_kl: 2e-3, vf_hidden: vec![16], ..PpoConfig::default() };
+    let out = ppo_on_ranks(&batch, &cfg, 3);
+    assert!(out.iter().all(|o| o == &out[0]), "every rank holds the same parameters, statistics and step count");
+    let total: usize = batch.segments.iter().map(|s| s.len()).sum();
+    let per_epoch = total.div_ceil(32) as f64;
+    let steps = out[0].3[3];
+    assert!(steps % per_epoch == 0.0 && steps >= per_epoch && steps < 8.0 * per_epoch, "{steps} steps, {per_epoch} per epoch: target_kl stops early");
+}
+
+/// Issue 14 for DPO: ranks holding every other (winner, loser) pair take one process's update on all pairs when an
+/// epoch is one minibatch, and report the statistics of all pairs; with several minibatches and uneven shares
+/// every rank still ends with the same bits.
+#[test]
+fn dpo_on_ranks_updates_like_one_process() {
+    let pairs: Vec<PreferencePair> = (0..7).map(|i| pair(0.1 * i as f32 - 0.2, 0.35 - 0.12 * i as f32, (i % 3 != 1) as u8 as f32)).collect();
+    let ds = dataset(pairs);
+    let p0 = policy(4);
+    let data = DpoData::new(&ds, &p0, Device::Cpu).unwrap();
+    fn run(data: Option<&DpoData>, cfg: &DpoConfig, world: &dyn rebel_dist::Collective) -> (Vec<f32>, [f64; 4]) {
+        let p = policy(4);
+        let mut rng = ChaCha8Rng::seed_from_u64(world.rank() as u64);
+        let st = dpo::update_shared(&p, &mut adam(&p, 1e-2), data, cfg, &mut rng, world).unwrap();
+        (Vec::<f32>::try_from(p.flat_params()).unwrap(), [st.accuracy, st.margin, st.logratio_w, st.loss])
+    }
+    let on_ranks = |n: usize, cfg: &DpoConfig| -> Vec<(Vec<f32>, [f64; 4])> {
+        let handles: Vec<_> = rebel_dist::ThreadGroup::new(n)
+            .into_iter()
+            .map(|w| {
+                let (shard, c) = (data.shard(w.rank(), n), cfg.clone());
+                std::thread::spawn(move || run(shard.as_ref(), &c, &w))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    };
+    let cfg = DpoConfig { dataset: "x".into(), beta: 1.0, epochs: 3, batch: 100, ..DpoConfig::default() };
+    let one = run(Some(&data), &cfg, &rebel_dist::SingleProcess);
+    let ranks = on_ranks(2, &cfg);
+    assert_eq!(ranks[0], ranks[1], "both ranks hold the same bits");
+    let d = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    let start = Vec::<f32>::try_from(p0.flat_params()).unwrap();
+    let (moved, err) = (d(&one.0, &start), d(&ranks[0].0, &one.0));
+    assert!(moved > 1e-2 && err < 1e-5, "two ranks vs one process max |Δθ| = {err}, the update moved θ by {moved}");
+    for (a, b) in ranks[0].1.iter().zip(&one.1) {
+        assert!((a - b).abs() < 1e-5, "accuracy, margin, log-ratio, loss over all pairs: {:?} vs {:?}", ranks[0].1, one.1);
+    }
+    let alone = run(data.shard(0, 2).as_ref(), &cfg, &rebel_dist::SingleProcess);
+    assert!(d(&alone.0, &one.0) > 100.0 * err.max(1e-7), "half the pairs alone differ");
+    // 7 pairs on 4 ranks in minibatches of 2: rank 3 holds one, and none of most minibatches
+    assert_eq!(data.len(), 7);
+    let out = on_ranks(4, &DpoConfig { batch: 2, ..cfg });
+    assert!(out.iter().all(|o| o == &out[0]), "every rank holds the same bits");
+    assert!(data.shard(7, 8).is_none(), "a rank beyond the pairs holds none");
+}

@@ -22,6 +22,9 @@ use crate::losses::{dpo_logistic_loss, dpo_square_loss};
 use crate::policy::GaussianPolicy;
 use crate::preferences::PreferenceDataset;
 use crate::rollout::{segment_log_prob, SegmentTensors};
+use rebel_dist::{share, Collective, SingleProcess};
+
+use super::{global_sum, minibatches_sized};
 
 /// DPO's loss on the margin `h` of log-ratios.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,6 +177,16 @@ impl DpoData {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Rank `rank` of `ranks`' share: pairs `rank, rank + ranks, …` (`None` when that is none).
+    pub fn shard(&self, rank: usize, ranks: usize) -> Option<DpoData> {
+        let idx: Vec<i64> = share(self.len(), rank, ranks).map(|i| i as i64).collect();
+        if idx.is_empty() {
+            return None;
+        }
+        let idx = Tensor::from_slice(&idx).to_device(self.ref_w.device());
+        Some(DpoData { w: self.w.select(&idx), l: self.l.select(&idx), ref_w: self.ref_w.index_select(0, &idx), ref_l: self.ref_l.index_select(0, &idx) })
+    }
 }
 
 /// What one update did (all logged).
@@ -204,17 +217,34 @@ pub fn dpo_loss(cfg: &DpoConfig, lp_w: &Tensor, lp_l: &Tensor, ref_w: &Tensor, r
 
 /// One DPO iteration: `cfg.epochs` passes of shuffled minibatches over `data`.
 pub fn update(policy: &GaussianPolicy, adam: &mut Adam, data: &DpoData, cfg: &DpoConfig, rng: &mut ChaCha8Rng) -> Result<DpoStats, String> {
-    let dev = data.ref_w.device();
-    let mut order: Vec<i64> = (0..data.len() as i64).collect();
+    update_shared(policy, adam, Some(data), cfg, rng, &SingleProcess)
+}
+
+/// [`update`] on this rank's pairs (`None`: it holds none) of data spread over the ranks of `world` (data-parallel
+/// training): every minibatch's gradient is averaged over the ranks, weighted by their pairs in it, so that every
+/// rank takes the same steps; each rank shuffles its own pairs, and the minibatches interleave the ranks' pairs,
+/// one process's `⌈P/batch⌉` of `batch` pairs each (with one minibatch per epoch: one process's update on all
+/// pairs). The statistics are over all ranks' pairs.
+pub fn update_shared(
+    policy: &GaussianPolicy,
+    adam: &mut Adam,
+    data: Option<&DpoData>,
+    cfg: &DpoConfig,
+    rng: &mut ChaCha8Rng,
+    world: &dyn Collective,
+) -> Result<DpoStats, String> {
+    let mut order: Vec<i64> = (0..data.map_or(0, DpoData::len) as i64).collect();
     let (mut loss_sum, mut loss_n, mut gn_sum, mut gn_n) = (0.0, 0usize, 0.0, 0usize);
     for epoch in 0..cfg.epochs {
         order.shuffle(rng);
-        for chunk in order.chunks(cfg.batch) {
-            let idx = Tensor::from_slice(chunk).to_device(dev);
-            let lp_w = segment_log_prob(policy, &data.w.select(&idx));
-            let lp_l = segment_log_prob(policy, &data.l.select(&idx));
-            let loss = dpo_loss(cfg, &lp_w, &lp_l, &data.ref_w.index_select(0, &idx), &data.ref_l.index_select(0, &idx));
-            let (lv, gn) = adam.minimize(&loss, cfg.max_grad_norm, "DPO", epoch)?;
+        for chunk in minibatches_sized(world, &order, cfg.batch)? {
+            let loss = data.filter(|_| !chunk.is_empty()).map(|data| {
+                let idx = Tensor::from_slice(&chunk).to_device(data.ref_w.device());
+                let lp_w = segment_log_prob(policy, &data.w.select(&idx));
+                let lp_l = segment_log_prob(policy, &data.l.select(&idx));
+                dpo_loss(cfg, &lp_w, &lp_l, &data.ref_w.index_select(0, &idx), &data.ref_l.index_select(0, &idx))
+            });
+            let (lv, gn) = adam.minimize_shared(world, loss.as_ref(), chunk.len(), cfg.max_grad_norm, "DPO", epoch)?;
             gn_sum += gn;
             gn_n += 1;
             if epoch + 1 == cfg.epochs {
@@ -223,21 +253,40 @@ pub fn update(policy: &GaussianPolicy, adam: &mut Adam, data: &DpoData, cfg: &Dp
             }
         }
     }
-    tch::no_grad(|| {
-        let rw = segment_log_prob(policy, &data.w) - &data.ref_w;
-        let rl = segment_log_prob(policy, &data.l) - &data.ref_l;
-        let h = &rw - &rl;
-        let f = |t: Tensor| f64::try_from(t).unwrap_or(f64::NAN);
-        Ok(DpoStats {
-            loss: loss_sum / loss_n.max(1) as f64,
-            accuracy: f(h.gt(0.0).to_kind(Kind::Float).mean(Kind::Float)),
-            margin: f(h.mean(Kind::Float)),
-            logratio_w: f(rw.mean(Kind::Float)),
-            logratio_l: f(rl.mean(Kind::Float)),
-            entropy: f(policy.entropy()),
-            grad_norm: gn_sum / gn_n.max(1) as f64,
-        })
+    let [accuracy, margin, logratio_w, logratio_l] = margins(policy, data, world)?;
+    Ok(DpoStats {
+        loss: loss_sum / loss_n.max(1) as f64,
+        accuracy,
+        margin,
+        logratio_w,
+        logratio_l,
+        entropy: f64::try_from(policy.entropy()).unwrap_or(f64::NAN),
+        grad_norm: gn_sum / gn_n.max(1) as f64,
     })
+}
+
+/// Over the pairs of every rank: the fraction with a positive margin h, the mean margin, and the mean log-ratios
+/// `ln π_θ/π_ref` of winners and of losers.
+fn margins(policy: &GaussianPolicy, data: Option<&DpoData>, world: &dyn Collective) -> Result<[f64; 4], String> {
+    let f = |t: Tensor| f64::try_from(t).unwrap_or(f64::NAN);
+    let local = tch::no_grad(|| {
+        data.map(|data| {
+            let rw = segment_log_prob(policy, &data.w) - &data.ref_w;
+            let rl = segment_log_prob(policy, &data.l) - &data.ref_l;
+            let h = &rw - &rl;
+            [f(h.gt(0.0).to_kind(Kind::Float).mean(Kind::Float)), f(h.mean(Kind::Float)), f(rw.mean(Kind::Float)), f(rl.mean(Kind::Float))]
+        })
+    });
+    if world.size() == 1 {
+        return Ok(local.unwrap_or([f64::NAN; 4]));
+    }
+    // the ranks' means weighted by their pairs
+    let n = data.map_or(0, DpoData::len) as f64;
+    let mut sums: Vec<f64> = local.map_or([0.0; 4], |m| m.map(|x| x * n)).to_vec();
+    sums.push(n);
+    let sums = global_sum(world, &sums)?;
+    let total = sums[4].max(1.0);
+    Ok([sums[0] / total, sums[1] / total, sums[2] / total, sums[3] / total])
 }
 
 /// The DPO learner. `data`: the offline dataset as tensors (None for iterative DPO, which labels
@@ -246,6 +295,9 @@ pub fn update(policy: &GaussianPolicy, adam: &mut Adam, data: &DpoData, cfg: &Dp
 struct Dpo {
     cfg: DpoConfig,
     data: Option<DpoData>,
+    /// The pairs this rank trains on when they are not `data`: iterative DPO's round, or offline DPO's share of
+    /// `data` on the ranks of a data-parallel run (made at the first update); `Some(None)`: none.
+    local: Option<Option<DpoData>>,
     dataset: PreferenceDataset,
     initial: GaussianPolicy,
     labels: u64,
@@ -269,25 +321,30 @@ impl Dpo {
                 .ok_or_else(|| format!("dpo.dataset {} has no strict preference", path.display()))?;
             (Some(d), dataset.len() as u64)
         };
-        Ok(Dpo { cfg: cfg.clone(), data, dataset, initial, labels })
+        Ok(Dpo { cfg: cfg.clone(), data, local: None, dataset, initial, labels })
     }
 
     /// Iterative DPO's round: fresh pairs of the current policy labelled by the dataset's teacher
-    /// (`None` when no pair has a strict preference).
+    /// (`None` when no pair has a strict preference). On the ranks of a data-parallel run, each rank labels its
+    /// share of `labels_per_round` from start states of its own (rank 0's are one process's).
     fn round_data(&mut self, ctx: &mut Ctx, up: &mut Update) -> Result<Option<DpoData>, AlgoError> {
         let t_collect = std::time::Instant::now();
+        let (rank, ranks) = (ctx.world.rank(), ctx.world.size());
+        let n_labels = share(self.cfg.labels_per_round, rank, ranks).count();
+        if n_labels == 0 {
+            return Ok(None);
+        }
         let m = &self.dataset.meta;
         let ccfg = crate::preferences::CollectConfig {
-            n_labels: self.cfg.labels_per_round,
+            n_labels,
             segment_len: m.segment_len,
             same_start: m.same_start,
-            seed: crate::seeding::train_env_seed(ctx.seed, ctx.iteration, u64::MAX),
+            seed: crate::seeding::train_env_seed(ctx.seed, ctx.iteration, u64::MAX - rank as u64),
         };
         let src = crate::preferences::PolicySource { path: format!("iteration:{}", ctx.iteration), hash: String::new() };
         let ds = crate::preferences::collect_preferences(ctx.venv, ctx.policy, src, &ccfg, &m.teacher)
             .map_err(|e| AlgoError::Failed(format!("iterative DPO, round {}: {e}", ctx.iteration)))?;
         up.collect_s = t_collect.elapsed().as_secs_f64();
-        self.labels += ds.len() as u64;
         // every env step simulated to make the round's pieces (trunks, skipped and cut-off pieces included)
         up.env_steps = ds.meta.simulated_env_steps;
         up.segment_true = ds.pairs.iter().flat_map(|p| [p.a.true_return(), p.b.true_return()]).collect();
@@ -296,6 +353,40 @@ impl Dpo {
             DpoReference::Round => ctx.policy,
         };
         Ok(DpoData::new(&ds, reference, ctx.device))
+    }
+
+    /// Makes this rank's pairs for the update: a fresh round (iterative DPO) or, on the ranks of a data-parallel
+    /// run, its share of the dataset. Every rank learns whether any rank failed (none is left alone in the
+    /// update's collectives) and how many labels the round spent on all ranks; `false` on every rank when no
+    /// rank has a strict preference.
+    fn prepare(&mut self, ctx: &mut Ctx, up: &mut Update) -> Result<bool, AlgoError> {
+        let world = ctx.world;
+        if !self.cfg.iterative {
+            if world.size() > 1 && self.local.is_none() {
+                let data = self.data.as_ref().expect("offline DPO has its data");
+                self.local = Some(data.shard(world.rank(), world.size()));
+            }
+            return Ok(true);
+        }
+        let round = self.round_data(ctx, up);
+        let strict = round.as_ref().map_or(0, |d| d.as_ref().map_or(0, DpoData::len));
+        let labelled = up.segment_true.len() / 2;
+        let all = global_sum(world, &[round.is_err() as u8 as f64, strict as f64, labelled as f64]).map_err(AlgoError::Failed)?;
+        let round = round?;
+        if all[0] > 0.0 {
+            return Err(AlgoError::Failed(format!("iterative DPO, round {}: another rank failed to collect its pairs", ctx.iteration)));
+        }
+        self.labels += all[2] as u64;
+        self.local = Some(round);
+        Ok(all[1] > 0.0)
+    }
+
+    /// The pairs this rank trains on.
+    fn pairs(&self) -> Option<&DpoData> {
+        match &self.local {
+            Some(local) => local.as_ref(),
+            None => self.data.as_ref(),
+        }
     }
 }
 
@@ -312,21 +403,16 @@ impl Algorithm for Dpo {
         Some(self.cfg.iterations as u64)
     }
 
+    fn data_parallel(&self) -> bool {
+        true
+    }
+
     fn update(&mut self, ctx: &mut Ctx, _batch: Option<&Batch>) -> Result<Update, AlgoError> {
         let mut up = Update { segment_score: f64::NAN, ..Update::default() };
-        let round;
-        let data = if self.cfg.iterative {
-            match self.round_data(ctx, &mut up)? {
-                Some(d) => {
-                    round = d;
-                    &round
-                }
-                None => return Ok(up),
-            }
-        } else {
-            self.data.as_ref().expect("offline DPO has its data")
-        };
-        let st = update(ctx.policy, ctx.adam, data, &self.cfg, ctx.rng).map_err(AlgoError::Diverged)?;
+        if !self.prepare(ctx, &mut up)? {
+            return Ok(up);
+        }
+        let st = update_shared(ctx.policy, ctx.adam, self.pairs(), &self.cfg, ctx.rng, ctx.world).map_err(AlgoError::Diverged)?;
         up.stats = vec![
             ("losses/dpo", st.loss),
             ("losses/dpo_accuracy", st.accuracy),

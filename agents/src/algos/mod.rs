@@ -27,12 +27,37 @@ pub(crate) fn global_sum(world: &dyn Collective, local: &[f64]) -> Result<Vec<f6
 
 /// Mean and unbiased standard deviation of `x` over the values of every rank.
 pub(crate) fn global_mean_std(world: &dyn Collective, x: &Tensor) -> Result<(f64, f64), String> {
+    global_count_mean_std(world, x).map(|(_, mean, std)| (mean, std))
+}
+
+/// Number, mean and unbiased standard deviation of `x` over the values of every rank (a rank may hold none).
+pub(crate) fn global_count_mean_std(world: &dyn Collective, x: &Tensor) -> Result<(f64, f64, f64), String> {
     let x = x.to_kind(Kind::Double);
     let local = [x.numel() as f64, f64::try_from(x.sum(Kind::Double)).unwrap_or(f64::NAN), f64::try_from(x.square().sum(Kind::Double)).unwrap_or(f64::NAN)];
     let [n, s, ss] = global_sum(world, &local)?[..] else { unreachable!("three sums") };
     let mean = s / n.max(1.0);
     let var = if n > 1.0 { ((ss - n * mean * mean) / (n - 1.0)).max(0.0) } else { 0.0 };
-    Ok((mean, var.sqrt()))
+    Ok((n, mean, var.sqrt()))
+}
+
+/// Per-dimension mean and population variance of the rows `x [n·dim]` of every rank, and their number (two
+/// passes, each one all-reduce: the mean first, then the squared deviations from it), for running statistics
+/// such as [`crate::util::RunningMeanStd::merge`].
+pub(crate) fn global_moments(world: &dyn Collective, x: &[f64], dim: usize) -> Result<(Vec<f64>, Vec<f64>, f64), String> {
+    let mut sums = vec![0.0; dim + 1];
+    for row in x.chunks(dim) {
+        sums.iter_mut().zip(row).for_each(|(s, v)| *s += v);
+        sums[dim] += 1.0;
+    }
+    let sums = global_sum(world, &sums)?;
+    let n = sums[dim];
+    let mean: Vec<f64> = sums[..dim].iter().map(|s| s / n.max(1.0)).collect();
+    let mut dev = vec![0.0; dim];
+    for row in x.chunks(dim) {
+        dev.iter_mut().zip(row.iter().zip(&mean)).for_each(|(d, (v, m))| *d += (v - m).powi(2));
+    }
+    let var = global_sum(world, &dev)?.into_iter().map(|d| d / n.max(1.0)).collect();
+    Ok((mean, var, n))
 }
 
 /// This rank's minibatches of one epoch over its shuffled `units`, as many and as large as one process
@@ -45,7 +70,17 @@ pub(crate) fn minibatches_of(world: &dyn Collective, units: &[i64], minibatches:
         return Ok(units.chunks(mb).map(<[i64]>::to_vec).collect());
     }
     let total = global_sum(world, &[units.len() as f64])?[0] as usize;
-    let mb = total.div_ceil(minibatches).max(1);
+    minibatches_sized(world, units, total.div_ceil(minibatches).max(1))
+}
+
+/// [`minibatches_of`] for minibatches of a given size `mb` (PPO's `batch` of steps): `⌈U/mb⌉` of them
+/// over all ranks' units (the last one takes what a rank holding more than its share has left over).
+pub(crate) fn minibatches_sized(world: &dyn Collective, units: &[i64], mb: usize) -> Result<Vec<Vec<i64>>, String> {
+    let mb = mb.max(1);
+    if world.size() == 1 {
+        return Ok(units.chunks(mb).map(<[i64]>::to_vec).collect());
+    }
+    let total = global_sum(world, &[units.len() as f64])?[0] as usize;
     let steps = total.div_ceil(mb).max(1);
     let (rank, n) = (world.rank(), world.size());
     let mut parts = vec![Vec::new(); steps];

@@ -31,6 +31,9 @@ use crate::losses::{gae, ppo_clip_loss, ppo_diagnostics, value_loss};
 use crate::policy::GaussianPolicy;
 use crate::rollout::{PairSpec, SegmentBatch, SegmentTensors};
 pub use crate::util::RunningMeanStd;
+use rebel_dist::{Collective, SingleProcess};
+
+use super::{global_count_mean_std, global_moments, global_sum, minibatches_sized};
 
 /// PPO's hyperparameters (`--set ppo.KEY=V`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -182,17 +185,36 @@ impl RewardScaler {
     /// `rewards [S][len_s]` (every row starts an episode at G = 0) and returns the factor
     /// `1/sqrt(var + 1e-8)` to multiply the rewards with.
     pub fn update(&mut self, rewards: &[Vec<f64>], gamma: f64) -> f64 {
-        let mut g_all = Vec::new();
-        for row in rewards {
-            let mut g = 0.0;
-            for r in row {
-                g = gamma * g + r;
-                g_all.push(g);
-            }
+        self.ret_rms.update(&discounted_returns(rewards, gamma));
+        self.factor()
+    }
+
+    /// [`RewardScaler::update`] with the rows of every rank of `world` (the same statistics on every rank).
+    pub fn update_shared(&mut self, rewards: &[Vec<f64>], gamma: f64, world: &dyn Collective) -> Result<f64, String> {
+        if world.size() == 1 {
+            return Ok(self.update(rewards, gamma));
         }
-        self.ret_rms.update(&g_all);
+        let (mean, var, n) = global_moments(world, &discounted_returns(rewards, gamma), 1)?;
+        self.ret_rms.merge(&mean, &var, n);
+        Ok(self.factor())
+    }
+
+    fn factor(&self) -> f64 {
         1.0 / (self.ret_rms.var[0] + 1e-8).sqrt()
     }
+}
+
+/// The running discounted returns of each row, every row from G = 0.
+fn discounted_returns(rewards: &[Vec<f64>], gamma: f64) -> Vec<f64> {
+    let mut g_all = Vec::new();
+    for row in rewards {
+        let mut g = 0.0;
+        for r in row {
+            g = gamma * g + r;
+            g_all.push(g);
+        }
+    }
+    g_all
 }
 
 /// What one update did (all logged).
@@ -283,14 +305,54 @@ pub fn update(
     cfg: &PpoConfig,
     rng: &mut ChaCha8Rng,
 ) -> Result<PpoStats, String> {
+    let nets = Nets { policy, adam, value, vadam, scaler };
+    update_shared(nets, batch, t, step_rewards, reference, cfg, rng, &SingleProcess)
+}
+
+/// What a PPO update trains: the policy and the value net with their Adams, and the return scaler.
+pub struct Nets<'a> {
+    pub policy: &'a GaussianPolicy,
+    pub adam: &'a mut Adam,
+    pub value: &'a mut ValueNet,
+    pub vadam: &'a mut Adam,
+    pub scaler: &'a mut RewardScaler,
+}
+
+/// [`update`] on this rank's episodes of a batch spread over the ranks of `world` (data-parallel training, as
+/// OpenAI's baselines scale PPO): the observation and return statistics, every minibatch's advantage
+/// standardisation, both nets' gradients (averaged with an all-reduce weighted by each rank's steps), the
+/// early-stopping KL and the logged diagnostics are reduced over the ranks, so every rank takes the same steps
+/// and ends with the same bits. GAE runs per episode, which a rank holds whole. Each rank shuffles its own
+/// steps; the minibatches interleave the ranks' steps, one process's `⌈steps/batch⌉` of `batch` steps each.
+/// With one minibatch per epoch this is one process's update on all ranks' episodes.
+#[allow(clippy::too_many_arguments)]
+pub fn update_shared(
+    nets: Nets,
+    batch: &SegmentBatch,
+    t: &SegmentTensors,
+    step_rewards: &Tensor,
+    reference: Option<&GaussianPolicy>,
+    cfg: &PpoConfig,
+    rng: &mut ChaCha8Rng,
+    world: &dyn Collective,
+) -> Result<PpoStats, String> {
+    let Nets { policy, adam, value, vadam, scaler } = nets;
     let od = batch.obs_dim;
-    if let Some(seg) = batch.segments.iter().find(|s| s.final_obs.len() != od) {
-        return Err(format!("PPO needs whole episodes with their final observation; a segment of {} steps has none", seg.len()));
+    // every rank learns whether any rank lacks a final observation (no rank may leave the collectives alone)
+    let missing = batch.segments.iter().find(|s| s.final_obs.len() != od).map(|s| s.len());
+    if global_sum(world, &[missing.is_some() as u8 as f64])?[0] > 0.0 {
+        let len = missing.map_or_else(|| "another rank's".to_string(), |l| format!("a {l}-step"));
+        return Err(format!("PPO needs whole episodes with their final observation; {len} segment has none"));
     }
     // statistics first (SB3 normalises with statistics that include the current batch)
     if cfg.normalize_obs {
         let obs: Vec<f64> = batch.segments.iter().flat_map(|s| s.obs.iter().map(|&x| x as f64)).collect();
-        value.obs_rms.update(&obs);
+        if world.size() == 1 {
+            value.obs_rms.update(&obs);
+        } else {
+            let (mean, var, n) = global_moments(world, &obs, od)?;
+            value.obs_rms.merge(&mean, &var, n);
+        }
     }
     let step_logp_old = tch::no_grad(|| policy.log_prob(&t.obs, &t.act));
     let mut r = step_rewards.to_kind(Kind::Float) * &t.mask;
@@ -305,18 +367,18 @@ pub fn update(
         let rv = Vec::<f64>::try_from(r.to_kind(Kind::Double).to_device(Device::Cpu).reshape([-1])).expect("f64");
         let rows: Vec<Vec<f64>> =
             (0..s as usize).map(|i| rv[i * l as usize..i * l as usize + batch.segments[i].len()].to_vec()).collect();
-        scaler.update(&rows, cfg.gamma)
+        scaler.update_shared(&rows, cfg.gamma, world)?
     } else {
         1.0
     };
     let r = r * reward_scale;
     let flat = flatten(value, batch, t, &r, &step_logp_old, cfg);
-    let mut st = epochs(policy, adam, value, vadam, &flat, cfg, rng)?;
-    st.explained_variance = tch::no_grad(|| {
-        let var_ret = f64::try_from(flat.ret.var(false)).unwrap_or(f64::NAN);
-        let var_res = f64::try_from((&flat.ret - &flat.v_old).var(false)).unwrap_or(f64::NAN);
-        if var_ret > 0.0 { 1.0 - var_res / var_ret } else { f64::NAN }
-    });
+    let mut st = epochs(Nets { policy, adam, value, vadam, scaler }, &flat, cfg, rng, world)?;
+    st.explained_variance = {
+        let (_, _, sd_ret) = global_count_mean_std(world, &flat.ret)?;
+        let (_, _, sd_res) = global_count_mean_std(world, &(&flat.ret - &flat.v_old))?;
+        if sd_ret > 0.0 { 1.0 - (sd_res / sd_ret).powi(2) } else { f64::NAN }
+    };
     st.reward_scale = reward_scale;
     st.entropy = f64::try_from(policy.entropy()).unwrap_or(f64::NAN);
     Ok(st)
@@ -343,64 +405,42 @@ fn flatten(value: &ValueNet, batch: &SegmentBatch, t: &SegmentTensors, r: &Tenso
     }
 }
 
-/// `cfg.epochs` passes of shuffled minibatches (fewer when `target_kl` is reached).
-fn epochs(
-    policy: &GaussianPolicy,
-    adam: &mut Adam,
-    value: &mut ValueNet,
-    vadam: &mut Adam,
-    flat: &Flat,
-    cfg: &PpoConfig,
-    rng: &mut ChaCha8Rng,
-) -> Result<PpoStats, String> {
+/// `cfg.epochs` passes of shuffled minibatches (fewer when `target_kl` is reached), on the ranks of `world`
+/// as [`update_shared`] says.
+fn epochs(nets: Nets, flat: &Flat, cfg: &PpoConfig, rng: &mut ChaCha8Rng, world: &dyn Collective) -> Result<PpoStats, String> {
+    let Nets { policy, adam, value, vadam, .. } = nets;
     let dev = flat.obs.device();
     let n = flat.adv.size()[0] as usize;
     let mut idx: Vec<i64> = (0..n as i64).collect();
     let (mut pl_sum, mut vl_sum, mut cnt, mut gn_sum, mut gn_n) = (0.0, 0.0, 0usize, 0.0, 0usize);
     let (mut kl, mut clip_frac) = (0.0, 0.0);
     let mut epochs_run = 0;
-    let clip_or_inf = |x: f64| if x > 0.0 { x } else { f64::INFINITY };
     'epochs: for epoch in 0..cfg.epochs {
         idx.shuffle(rng);
         epochs_run += 1;
         let (mut ep_pl, mut ep_vl, mut ep_n) = (0.0, 0.0, 0usize);
-        for chunk in idx.chunks(cfg.batch) {
-            let bi = Tensor::from_slice(chunk).to_device(dev);
+        for chunk in minibatches_sized(world, &idx, cfg.batch)? {
+            let bi = Tensor::from_slice(&chunk).to_device(dev);
             let obs = flat.obs.index_select(0, &bi);
-            let lp_old = flat.logp_old.index_select(0, &bi);
-            let mut a = flat.adv.index_select(0, &bi);
-            if cfg.normalize_advantages && chunk.len() > 1 {
-                a = (&a - a.mean(Kind::Float)) / (a.std(true) + 1e-8);
-            }
-            let lp_new = policy.log_prob(&obs, &flat.act.index_select(0, &bi));
-            let pl = ppo_clip_loss(&lp_new, &lp_old, &a, cfg.clip);
-            let v = value.forward(&obs);
-            let v_old = flat.v_old.index_select(0, &bi);
-            let vl = value_loss(&v, &flat.ret.index_select(0, &bi), (cfg.vf_clip > 0.0).then_some((&v_old, cfg.vf_clip)));
-            let (plv, vlv) = (f64::try_from(&pl).unwrap_or(f64::NAN), f64::try_from(&vl).unwrap_or(f64::NAN));
-            if !plv.is_finite() || !vlv.is_finite() {
-                return Err(format!("the PPO loss is not finite (policy {plv}, value {vlv}, epoch {epoch}); lower ppo.lr"));
-            }
-            adam.zero_grad();
-            pl.backward();
-            let gn = adam.clip_grad_norm(clip_or_inf(cfg.max_grad_norm));
-            vadam.zero_grad();
-            vl.backward();
-            let vgn = vadam.clip_grad_norm(clip_or_inf(cfg.max_grad_norm));
-            if !gn.is_finite() || !vgn.is_finite() {
-                return Err(format!("the PPO gradient norm is not finite (epoch {epoch}); lower ppo.lr"));
-            }
-            adam.step();
-            vadam.step();
+            let a = standardised(world, flat.adv.index_select(0, &bi), cfg.normalize_advantages)?;
+            let losses = (!chunk.is_empty()).then(|| {
+                let lp_new = policy.log_prob(&obs, &flat.act.index_select(0, &bi));
+                let pl = ppo_clip_loss(&lp_new, &flat.logp_old.index_select(0, &bi), &a, cfg.clip);
+                let v_old = flat.v_old.index_select(0, &bi);
+                let vl = value_loss(&value.forward(&obs), &flat.ret.index_select(0, &bi), (cfg.vf_clip > 0.0).then_some((&v_old, cfg.vf_clip)));
+                (pl, vl)
+            });
+            let (pl, vl) = losses.unzip();
+            let (plv, gn) = adam.minimize_shared(world, pl.as_ref(), chunk.len(), cfg.max_grad_norm, "PPO policy", epoch)?;
+            vadam.minimize_shared(world, vl.as_ref(), chunk.len(), cfg.max_grad_norm, "PPO value", epoch).map(|(vlv, _)| ep_vl += vlv)?;
             gn_sum += gn;
             gn_n += 1;
             ep_pl += plv;
-            ep_vl += vlv;
             ep_n += 1;
         }
         (pl_sum, vl_sum, cnt) = (ep_pl, ep_vl, ep_n);
         let lp_new = tch::no_grad(|| policy.log_prob(&flat.obs, &flat.act));
-        (kl, clip_frac) = ppo_diagnostics(&lp_new, &flat.logp_old, cfg.clip);
+        (kl, clip_frac) = diagnostics(world, &lp_new, &flat.logp_old, cfg.clip)?;
         if cfg.target_kl > 0.0 && kl > cfg.target_kl {
             break 'epochs;
         }
@@ -414,6 +454,31 @@ fn epochs(
         epochs: epochs_run,
         ..PpoStats::default()
     })
+}
+
+/// A minibatch's advantages standardised (when `on`) by the mean and standard deviation of the minibatch over
+/// every rank; unchanged when the minibatch holds a single step.
+fn standardised(world: &dyn Collective, a: Tensor, on: bool) -> Result<Tensor, String> {
+    if !on {
+        return Ok(a);
+    }
+    if world.size() == 1 {
+        return Ok(if a.size()[0] > 1 { (&a - a.mean(Kind::Float)) / (a.std(true) + 1e-8) } else { a });
+    }
+    let (n, mean, std) = global_count_mean_std(world, &a)?;
+    Ok(if n > 1.0 { (a - mean) / (std + 1e-8) } else { a })
+}
+
+/// [`ppo_diagnostics`] over the steps of every rank.
+fn diagnostics(world: &dyn Collective, lp_new: &Tensor, lp_old: &Tensor, clip: f64) -> Result<(f64, f64), String> {
+    if world.size() == 1 {
+        return Ok(ppo_diagnostics(lp_new, lp_old, clip));
+    }
+    let (kl, frac) = ppo_diagnostics(lp_new, lp_old, clip);
+    let n = lp_new.numel() as f64;
+    let (kl, frac) = if n > 0.0 { (kl * n, frac * n) } else { (0.0, 0.0) };
+    let [kl, frac, n] = global_sum(world, &[kl, frac, n])?[..] else { unreachable!("three sums") };
+    Ok((kl / n.max(1.0), frac / n.max(1.0)))
 }
 
 /// The PPO learner: the value net, its Adam and the normalisation statistics (all checkpointed).
@@ -433,15 +498,22 @@ impl Algorithm for Ppo {
         self.cfg.lr
     }
 
+    fn data_parallel(&self) -> bool {
+        true
+    }
+
+    fn groups_key(&self) -> &'static str {
+        "n_envs"
+    }
+
     fn update(&mut self, ctx: &mut Ctx, batch: Option<&Batch>) -> Result<Update, AlgoError> {
         let b = batch.expect("PPO collects whole episodes");
         let t = &b.tensors;
         let step = ctx.scorer.step_scores(t).to_kind(Kind::Float) * &t.mask;
         let seg = step.sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
         let segment_score = f64::try_from(seg.mean(Kind::Float)).unwrap_or(f64::NAN);
-        let (value, vadam, scaler) = (&mut self.value, &mut self.vadam, &mut self.scaler);
-        let st = update(ctx.policy, ctx.adam, value, vadam, scaler, &b.segments, t, &step, Some(ctx.reference), &self.cfg, ctx.rng)
-            .map_err(AlgoError::Diverged)?;
+        let nets = Nets { policy: ctx.policy, adam: ctx.adam, value: &mut self.value, vadam: &mut self.vadam, scaler: &mut self.scaler };
+        let st = update_shared(nets, &b.segments, t, &step, Some(ctx.reference), &self.cfg, ctx.rng, ctx.world).map_err(AlgoError::Diverged)?;
         let stats = vec![
             ("losses/policy_loss", st.policy_loss),
             ("losses/value_loss", st.value_loss),
