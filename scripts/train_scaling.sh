@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Data-parallel `train` (REBEL, 8 start states per iteration) on one process against two MPI ranks, and against
-# one process stepping its environments on two threads: wall time, env steps per second and the ratio to one
-# process, and each run's final eval return. Usage: bash scripts/train_scaling.sh [ENV_STEPS] (default 300000).
+# Data-parallel `train` on one process against two MPI ranks, and against one process stepping its environments
+# on two threads: wall time, env steps per second and the ratio to one process, and each run's final eval return.
+# Usage: [ALGO=rebel|ppo] bash scripts/train_scaling.sh [ENV_STEPS] (default 300000). REBEL runs 8 start states
+# per iteration (rebel.groups=8), PPO its default 4 episodes (ppo.n_envs=4, two per rank).
 # Needs a release build with the MPI feature: cargo build --release --features mpi
 set -euo pipefail
 steps="${1:-300000}"
@@ -9,7 +10,13 @@ bin="$(cd "$(dirname "$0")/.." && pwd)/target/release/swimmer"
 [[ -x "$bin" ]] || { echo "build first: cargo build --release --features mpi" >&2; exit 1; }
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
-common=(train --quiet --env-steps "$steps" --set learner_threads=1 --set rebel.groups=8 --set eval.every_iters=1000)
+algo="${ALGO:-rebel}"
+case "$algo" in
+    rebel) share=(--set rebel.groups=8) ;;
+    ppo) share=(--set ppo.n_envs=4) ;;
+    *) echo "ALGO must be rebel or ppo, got '$algo'" >&2; exit 2 ;;
+esac
+common=(train --quiet --algo "$algo" --env-steps "$steps" --set learner_threads=1 "${share[@]}" --set eval.every_iters=1000)
 run() {
     local name="$1"; shift
     local t0 t1
