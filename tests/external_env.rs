@@ -120,8 +120,8 @@ impl Env for Puck {
         let o = self.obs();
         let dist = ((o[0] as f64).powi(2) + (o[1] as f64).powi(2)).sqrt();
         let mut info = Info::new();
-        info.insert("reward_distance".into(), -dist);
-        info.insert("reward_ctrl".into(), -0.01 * (a[0] * a[0] + a[1] * a[1]));
+        info.insert("reward_distance", -dist);
+        info.insert("reward_ctrl", -0.01 * (a[0] * a[0] + a[1] * a[1]));
         let reward = info["reward_distance"] + info["reward_ctrl"];
         Ok(Step { obs: o, reward, terminated: false, truncated: false, info })
     }

@@ -43,7 +43,7 @@ fn to_space(b: &BoxSpace) -> Space {
 }
 
 fn to_info(info: &Info) -> GymInfo {
-    info.iter().map(|(k, v)| (k.clone(), Value::from(*v))).collect()
+    info.iter().map(|(k, v)| (k.to_string(), Value::from(v))).collect()
 }
 
 impl GymnasiumAdapter {
@@ -166,7 +166,7 @@ mod tests {
             assert_eq!(r, s.reward as f32);
             assert_eq!((term, trunc), (s.terminated, s.truncated));
             for (k, v) in &s.info {
-                assert_eq!(info[k].as_f64(), Some(*v), "{k}");
+                assert_eq!(info[k].as_f64(), Some(v), "{k}");
             }
         }
         let img = g.render().expect("swimmer renders");

@@ -336,10 +336,10 @@ impl Env for InvertedDoublePendulum {
         let dist_penalty = 0.01 * x * x + (y - 2.0).powi(2);
         let vel_penalty = 1e-3 * v[1] * v[1] + 5e-3 * v[2] * v[2];
         let alive = if terminated { 0.0 } else { self.cfg.healthy_reward };
-        let mut info = Info::new();
-        info.insert("reward_survive".into(), alive);
-        info.insert("distance_penalty".into(), -dist_penalty);
-        info.insert("velocity_penalty".into(), -vel_penalty);
+        let mut info = Info::with_capacity(8);
+        info.insert("reward_survive", alive);
+        info.insert("distance_penalty", -dist_penalty);
+        info.insert("velocity_penalty", -vel_penalty);
         Ok(Step { obs, reward: alive - dist_penalty - vel_penalty, terminated, truncated: false, info })
     }
 

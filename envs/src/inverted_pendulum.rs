@@ -303,8 +303,8 @@ impl Env for InvertedPendulum {
         let terminated = !finite || qpos[1].abs() > HEALTHY_ANGLE;
         self.steps = if finite { Some(steps + 1) } else { None };
         let reward = if terminated { 0.0 } else { 1.0 };
-        let mut info = Info::new();
-        info.insert("reward_survive".into(), reward);
+        let mut info = Info::with_capacity(8);
+        info.insert("reward_survive", reward);
         Ok(Step { obs, reward, terminated, truncated: false, info })
     }
 

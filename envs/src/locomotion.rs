@@ -306,11 +306,11 @@ impl Env for Locomotion {
             .collect();
         self.sim.reset_state(&qpos, &qvel);
         self.steps = Some(0);
-        let mut info = Info::new();
+        let mut info = Info::with_capacity(8);
         let q = self.sim.qpos();
-        info.insert("x_position".into(), q[0]);
+        info.insert("x_position", q[0]);
         if self.cfg.health.is_some() {
-            info.insert("z_distance_from_origin".into(), q[1] - self.init_qpos[1]);
+            info.insert("z_distance_from_origin", q[1] - self.init_qpos[1]);
         }
         Ok((self.observe(), info))
     }
@@ -335,18 +335,18 @@ impl Env for Locomotion {
         let x_velocity = (q[0] - x_before) / self.dt();
         let forward = self.cfg.forward_reward_weight * x_velocity;
         let ctrl_cost = self.cfg.ctrl_cost_weight * ctrl.iter().map(|a| a * a).sum::<f64>();
-        let mut info = Info::new();
-        info.insert("x_position".into(), q[0]);
-        info.insert("x_velocity".into(), x_velocity);
-        info.insert("reward_forward".into(), forward);
-        info.insert("reward_ctrl".into(), -ctrl_cost);
+        let mut info = Info::with_capacity(8);
+        info.insert("x_position", q[0]);
+        info.insert("x_velocity", x_velocity);
+        info.insert("reward_forward", forward);
+        info.insert("reward_ctrl", -ctrl_cost);
         let mut reward = forward - ctrl_cost;
         let mut terminated = false;
         if let Some(h) = &self.cfg.health {
             let healthy = self.is_healthy();
             let survive = if healthy { h.healthy_reward } else { 0.0 };
-            info.insert("z_distance_from_origin".into(), q[1] - self.init_qpos[1]);
-            info.insert("reward_survive".into(), survive);
+            info.insert("z_distance_from_origin", q[1] - self.init_qpos[1]);
+            info.insert("reward_survive", survive);
             reward += survive;
             terminated = !healthy && h.terminate_when_unhealthy;
         }

@@ -380,9 +380,9 @@ impl Env for Reacher {
         let reward_dist = -self.cfg.reward_dist_weight * dist;
         let ctrl: f64 = action.iter().map(|a| (*a as f64) * (*a as f64)).sum();
         let reward_ctrl = -self.cfg.reward_control_weight * ctrl;
-        let mut info = Info::new();
-        info.insert("reward_dist".into(), reward_dist);
-        info.insert("reward_ctrl".into(), reward_ctrl);
+        let mut info = Info::with_capacity(8);
+        info.insert("reward_dist", reward_dist);
+        info.insert("reward_ctrl", reward_ctrl);
         Ok(Step {
             obs: self.observation(&qpos, &qvel),
             reward: reward_dist + reward_ctrl,

@@ -295,10 +295,10 @@ impl Env for Swimmer {
         self.set_state(&qpos, &qvel);
         self.steps = Some(0);
         let (qpos, qvel) = (self.qpos(), self.qvel());
-        let mut info = Info::new();
-        info.insert("x_position".into(), qpos[0]);
-        info.insert("y_position".into(), qpos[1]);
-        info.insert("distance_from_origin".into(), qpos[0].hypot(qpos[1]));
+        let mut info = Info::with_capacity(8);
+        info.insert("x_position", qpos[0]);
+        info.insert("y_position", qpos[1]);
+        info.insert("distance_from_origin", qpos[0].hypot(qpos[1]));
         Ok((self.observation(&qpos, &qvel), info))
     }
 
@@ -331,14 +331,14 @@ impl Env for Swimmer {
         let reward_forward = self.cfg.forward_reward_weight * x_velocity;
         let ctrl: f64 = action.iter().map(|a| (*a as f64) * (*a as f64)).sum();
         let reward_ctrl = -self.cfg.ctrl_cost_weight * ctrl;
-        let mut info = Info::new();
-        info.insert("x_position".into(), qpos[0]);
-        info.insert("y_position".into(), qpos[1]);
-        info.insert("distance_from_origin".into(), qpos[0].hypot(qpos[1]));
-        info.insert("x_velocity".into(), x_velocity);
-        info.insert("y_velocity".into(), y_velocity);
-        info.insert("reward_forward".into(), reward_forward);
-        info.insert("reward_ctrl".into(), reward_ctrl);
+        let mut info = Info::with_capacity(8);
+        info.insert("x_position", qpos[0]);
+        info.insert("y_position", qpos[1]);
+        info.insert("distance_from_origin", qpos[0].hypot(qpos[1]));
+        info.insert("x_velocity", x_velocity);
+        info.insert("y_velocity", y_velocity);
+        info.insert("reward_forward", reward_forward);
+        info.insert("reward_ctrl", reward_ctrl);
         Ok(Step {
             obs: self.observation(&qpos, &qvel),
             reward: reward_forward + reward_ctrl,

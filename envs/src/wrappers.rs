@@ -296,10 +296,10 @@ pub(crate) mod test_support {
             self.v += a * self.dt();
             self.x += self.v * self.dt();
             self.steps += 1;
-            let mut info = Info::new();
-            info.insert("reward_dist".into(), -self.x * self.x);
-            info.insert("reward_ctrl".into(), -0.1 * a * a);
-            info.insert("x_position".into(), self.x);
+            let mut info = Info::with_capacity(8);
+            info.insert("reward_dist", -self.x * self.x);
+            info.insert("reward_ctrl", -0.1 * a * a);
+            info.insert("x_position", self.x);
             Ok(Step {
                 obs: self.obs(),
                 reward: -self.x * self.x - 0.1 * a * a,

@@ -59,8 +59,8 @@ impl Env for Spring {
         self.v += (a - self.k * self.x) * self.dt();
         self.x += self.v * self.dt();
         let mut info = Info::new();
-        info.insert("reward_pos".into(), -self.x * self.x);
-        info.insert("reward_ctrl".into(), -0.01 * a * a);
+        info.insert("reward_pos", -self.x * self.x);
+        info.insert("reward_ctrl", -0.01 * a * a);
         Ok(Step {
             obs: vec![self.x as f32, self.v as f32],
             reward: -self.x * self.x - 0.01 * a * a,
