@@ -18,8 +18,14 @@ pub enum EnvError {
     #[error("step() called {0}: call reset() first")]
     NeedsReset(&'static str),
     /// `make` was asked for an id that is not registered.
-    #[error("unknown environment '{name}'; registered environments: {known}")]
-    UnknownEnv { name: String, known: String },
+    #[error("unknown environment '{name}'{hint}; registered environments: {known}")]
+    UnknownEnv {
+        name: String,
+        known: String,
+        /// What the name is closest to, with a leading space (or empty): Gymnasium's environment that is not
+        /// built yet and why, the version that is, or a near spelling.
+        hint: String,
+    },
     /// A configuration key this environment does not take.
     #[error("unknown option '{key}' for {env}; valid options: {valid}")]
     UnknownOption { env: String, key: String, valid: String },

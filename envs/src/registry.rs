@@ -152,10 +152,54 @@ pub fn registered_max_episode_steps(id: &str) -> Result<Option<usize>, EnvError>
 
 fn lookup(id: &str) -> Result<Entry, EnvError> {
     let t = read();
-    t.get(id).copied().ok_or_else(|| EnvError::UnknownEnv {
-        name: id.to_string(),
-        known: t.keys().cloned().collect::<Vec<_>>().join(", "),
+    t.get(id).copied().ok_or_else(|| {
+        let known: Vec<&str> = t.keys().map(String::as_str).collect();
+        EnvError::UnknownEnv { name: id.to_string(), known: known.join(", "), hint: unknown_hint(id, &known) }
     })
+}
+
+/// Gymnasium's MuJoCo environments that are not built here, and why.
+const NOT_BUILT: [(&str, &str); 4] = [
+    ("Ant", "needs a free-floating root (a free joint), which rebel-rs's MJCF layer does not simulate yet"),
+    ("Humanoid", "needs a free-floating root (a free joint), which rebel-rs's MJCF layer does not simulate yet"),
+    ("HumanoidStandup", "needs a free-floating root (a free joint), which rebel-rs's MJCF layer does not simulate yet"),
+    ("Pusher", "is not built in rebel-rs yet"),
+];
+
+/// Why `id` is unknown, when a reason is close at hand: one of Gymnasium's environments not built here,
+/// another version of a registered one, or a near spelling of a registered id (edit distance ≤ 2).
+fn unknown_hint(id: &str, known: &[&str]) -> String {
+    let family = id.rsplit_once("-v").map_or(id, |(f, _)| f);
+    if let Some((name, why)) = NOT_BUILT.iter().find(|(n, _)| n.eq_ignore_ascii_case(family)) {
+        return format!(" (Gymnasium's {name} {why})");
+    }
+    if let Some(k) = known.iter().find(|k| k.eq_ignore_ascii_case(id)) {
+        return format!(" (did you mean '{k}'? ids are case-sensitive)");
+    }
+    if let Some(k) = known.iter().find(|k| k.rsplit_once("-v").is_some_and(|(f, _)| f.eq_ignore_ascii_case(family))) {
+        return format!(" (rebel-rs has {k}, the version Gymnasium 1.4 defines)");
+    }
+    let near = known.iter().map(|k| (edit_distance(&id.to_ascii_lowercase(), &k.to_ascii_lowercase()), *k)).min();
+    match near {
+        Some((d, k)) if d <= 2 => format!(" (did you mean '{k}'?)"),
+        _ => String::new(),
+    }
+}
+
+/// Levenshtein distance between two strings, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
 
 /// Makes the environment `id` with options `config`, wrapped in a [`TimeLimit`] when it has a
@@ -249,15 +293,30 @@ mod tests {
     #[test]
     fn unknown_id_lists_known_ids() {
         match make("Swimer-v5", &EnvConfig::new()) {
-            Err(EnvError::UnknownEnv { name, known }) => {
+            Err(EnvError::UnknownEnv { name, known, hint }) => {
                 assert_eq!(name, "Swimer-v5");
                 assert!(known.contains("Swimmer-v5"), "{known}");
+                assert_eq!(hint, " (did you mean 'Swimmer-v5'?)");
             }
             Err(e) => panic!("wrong error {e}"),
             Ok(_) => panic!("made an unknown env"),
         }
         assert!(matches!(register("", None, point_mass), Err(EnvError::BadOption { .. })));
         assert!(matches!(register("PointMass-zero", Some(0), point_mass), Err(EnvError::BadOption { .. })));
+    }
+
+    #[test]
+    fn unknown_ids_say_what_they_are_closest_to() {
+        let msg = |id: &str| make(id, &EnvConfig::new()).err().expect("unknown").to_string();
+        let ant = msg("Ant-v5");
+        assert!(ant.contains("Gymnasium's Ant needs a free-floating root") && ant.contains("registered environments: "), "{ant}");
+        assert!(msg("humanoid-v4").contains("Gymnasium's Humanoid needs"), "{}", msg("humanoid-v4"));
+        assert!(msg("Hopper-v4").contains("(rebel-rs has Hopper-v5, the version Gymnasium 1.4 defines)"), "{}", msg("Hopper-v4"));
+        assert!(msg("halfcheetah-v5").contains("did you mean 'HalfCheetah-v5'? ids are case-sensitive"), "{}", msg("halfcheetah-v5"));
+        assert!(msg("Walker-v5").contains("did you mean 'Walker2d-v5'?"), "{}", msg("Walker-v5"));
+        let far = msg("CartPole-v1");
+        assert!(!far.contains('(') && far.starts_with("unknown environment 'CartPole-v1'; registered"), "{far}");
+        assert_eq!((edit_distance("kitten", "sitting"), edit_distance("", "ab"), edit_distance("same", "same")), (3, 2, 0));
     }
 
     #[test]
