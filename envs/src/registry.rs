@@ -158,13 +158,11 @@ fn lookup(id: &str) -> Result<Entry, EnvError> {
     })
 }
 
+const FREE_ROOT: &str = "needs a free-floating root (a free joint), which rebel-rs's MJCF layer does not simulate yet";
+
 /// Gymnasium's MuJoCo environments that are not built here, and why.
-const NOT_BUILT: [(&str, &str); 4] = [
-    ("Ant", "needs a free-floating root (a free joint), which rebel-rs's MJCF layer does not simulate yet"),
-    ("Humanoid", "needs a free-floating root (a free joint), which rebel-rs's MJCF layer does not simulate yet"),
-    ("HumanoidStandup", "needs a free-floating root (a free joint), which rebel-rs's MJCF layer does not simulate yet"),
-    ("Pusher", "is not built in rebel-rs yet"),
-];
+const NOT_BUILT: [(&str, &str); 4] =
+    [("Ant", FREE_ROOT), ("Humanoid", FREE_ROOT), ("HumanoidStandup", FREE_ROOT), ("Pusher", "is not built in rebel-rs yet")];
 
 /// Why `id` is unknown, when a reason is close at hand: one of Gymnasium's environments not built here,
 /// another version of a registered one, or a near spelling of a registered id (edit distance ≤ 2).

@@ -16,6 +16,7 @@ use crate::algorithm::Ctx;
 use crate::losses::k3_kl;
 use crate::policy::GaussianPolicy;
 use crate::rollout::{segment_log_prob, SegmentTensors};
+use crate::util::RunningMeanStd;
 use rebel_dist::Collective;
 
 /// Element-wise sums over the ranks of a data-parallel run (f64; the identity on one process).
@@ -40,10 +41,16 @@ pub(crate) fn global_count_mean_std(world: &dyn Collective, x: &Tensor) -> Resul
     Ok((n, mean, var.sqrt()))
 }
 
-/// Per-dimension mean and population variance of the rows `x [n·dim]` of every rank, and their number (two
-/// passes, each one all-reduce: the mean first, then the squared deviations from it), for running statistics
-/// such as [`crate::util::RunningMeanStd::merge`].
-pub(crate) fn global_moments(world: &dyn Collective, x: &[f64], dim: usize) -> Result<(Vec<f64>, Vec<f64>, f64), String> {
+/// [`RunningMeanStd::update`] with the rows `x [n·dim]` of every rank of `world`. One process merges its rows
+/// as `update` does; several ranks merge the per-dimension mean and population variance of all ranks' rows,
+/// in two passes of one all-reduce each (the mean first, then the squared deviations from it), so that every
+/// rank holds the same statistics.
+pub(crate) fn update_running(world: &dyn Collective, rms: &mut RunningMeanStd, x: &[f64]) -> Result<(), String> {
+    if world.size() == 1 {
+        rms.update(x);
+        return Ok(());
+    }
+    let dim = rms.mean.len();
     let mut sums = vec![0.0; dim + 1];
     for row in x.chunks(dim) {
         sums.iter_mut().zip(row).for_each(|(s, v)| *s += v);
@@ -56,8 +63,9 @@ pub(crate) fn global_moments(world: &dyn Collective, x: &[f64], dim: usize) -> R
     for row in x.chunks(dim) {
         dev.iter_mut().zip(row.iter().zip(&mean)).for_each(|(d, (v, m))| *d += (v - m).powi(2));
     }
-    let var = global_sum(world, &dev)?.into_iter().map(|d| d / n.max(1.0)).collect();
-    Ok((mean, var, n))
+    let var: Vec<f64> = global_sum(world, &dev)?.into_iter().map(|d| d / n.max(1.0)).collect();
+    rms.merge(&mean, &var, n);
+    Ok(())
 }
 
 /// This rank's minibatches of one epoch over its shuffled `units`, as many and as large as one process

@@ -33,7 +33,7 @@ use crate::rollout::{PairSpec, SegmentBatch, SegmentTensors};
 pub use crate::util::RunningMeanStd;
 use rebel_dist::{Collective, SingleProcess};
 
-use super::{global_count_mean_std, global_moments, global_sum, minibatches_sized};
+use super::{global_count_mean_std, global_sum, minibatches_sized, update_running};
 
 /// PPO's hyperparameters (`--set ppo.KEY=V`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -191,11 +191,7 @@ impl RewardScaler {
 
     /// [`RewardScaler::update`] with the rows of every rank of `world` (the same statistics on every rank).
     pub fn update_shared(&mut self, rewards: &[Vec<f64>], gamma: f64, world: &dyn Collective) -> Result<f64, String> {
-        if world.size() == 1 {
-            return Ok(self.update(rewards, gamma));
-        }
-        let (mean, var, n) = global_moments(world, &discounted_returns(rewards, gamma), 1)?;
-        self.ret_rms.merge(&mean, &var, n);
+        update_running(world, &mut self.ret_rms, &discounted_returns(rewards, gamma))?;
         Ok(self.factor())
     }
 
@@ -347,12 +343,7 @@ pub fn update_shared(
     // statistics first (SB3 normalises with statistics that include the current batch)
     if cfg.normalize_obs {
         let obs: Vec<f64> = batch.segments.iter().flat_map(|s| s.obs.iter().map(|&x| x as f64)).collect();
-        if world.size() == 1 {
-            value.obs_rms.update(&obs);
-        } else {
-            let (mean, var, n) = global_moments(world, &obs, od)?;
-            value.obs_rms.merge(&mean, &var, n);
-        }
+        update_running(world, &mut value.obs_rms, &obs)?;
     }
     let step_logp_old = tch::no_grad(|| policy.log_prob(&t.obs, &t.act));
     let mut r = step_rewards.to_kind(Kind::Float) * &t.mask;
@@ -432,7 +423,8 @@ fn epochs(nets: Nets, flat: &Flat, cfg: &PpoConfig, rng: &mut ChaCha8Rng, world:
             });
             let (pl, vl) = losses.unzip();
             let (plv, gn) = adam.minimize_shared(world, pl.as_ref(), chunk.len(), cfg.max_grad_norm, "PPO policy", epoch)?;
-            vadam.minimize_shared(world, vl.as_ref(), chunk.len(), cfg.max_grad_norm, "PPO value", epoch).map(|(vlv, _)| ep_vl += vlv)?;
+            let (vlv, _) = vadam.minimize_shared(world, vl.as_ref(), chunk.len(), cfg.max_grad_norm, "PPO value", epoch)?;
+            ep_vl += vlv;
             gn_sum += gn;
             gn_n += 1;
             ep_pl += plv;
