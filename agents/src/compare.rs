@@ -48,15 +48,37 @@ pub struct RowSpec {
     /// Extra `KEY=VALUE` overrides of the row's training configuration.
     #[serde(default)]
     pub set: Vec<String>,
+    /// Where the row's policy starts: the reference policy (default) or a fresh random policy
+    /// (`scratch`: `policy.*` of the base configuration, initialised from the run's seed).
+    #[serde(default)]
+    pub start: Start,
+}
+
+/// Where a row's policy starts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Start {
+    /// The reference policy (`reference_policy`).
+    #[default]
+    Reference,
+    /// A random policy drawn from the run's seed.
+    Scratch,
 }
 
 fn model() -> RewardSource {
     RewardSource::Model
 }
 
+impl RowSpec {
+    /// The row needs the seed's labels: DPO trains on them, a `model` row on the reward net fitted to them.
+    pub fn uses_labels(&self) -> bool {
+        self.algo == DpoConfig::NAME || self.reward == RewardSource::Model
+    }
+}
+
 fn row(name: &str, algo: &str, reward: &str, set: &[&str]) -> RowSpec {
     let reward = if reward == "true" { RewardSource::True } else { RewardSource::Model };
-    RowSpec { name: name.into(), algo: algo.into(), reward, set: set.iter().map(|s| s.to_string()).collect() }
+    RowSpec { name: name.into(), algo: algo.into(), reward, set: set.iter().map(|s| s.to_string()).collect(), start: Start::Reference }
 }
 
 /// The rows of the lecture's table (the `reference` row is always added).
@@ -112,7 +134,8 @@ pub struct CompareConfig {
     pub rows: Vec<RowSpec>,
     /// Tuning and report settings.
     pub protocol: ProtocolConfig,
-    /// Search spaces by algorithm name: full training key → values (`[search.rebel] "rebel.eta" = [1.0, 10.0]`).
+    /// Search spaces by row or algorithm name: full training key → values (`[search.rebel] "rebel.eta" =
+    /// [1.0, 10.0]`). A row's own entry (`[search."rebel-scratch"]`) wins over its algorithm's.
     pub search: BTreeMap<String, Space>,
 }
 
@@ -142,10 +165,24 @@ impl CompareConfig {
         (0..self.seeds as u64).map(|i| self.first_seed + i).collect()
     }
 
+    /// Some row needs labels (and so the reward net).
+    pub fn needs_labels(&self) -> bool {
+        self.rows.iter().any(RowSpec::uses_labels)
+    }
+
+    /// The search space of `row`: its own (`[search."ROW"]`), else its algorithm's.
+    pub fn space(&self, row: &RowSpec) -> Option<&Space> {
+        self.search.get(&row.name).or_else(|| self.search.get(&row.algo))
+    }
+
     /// Checks what the rows need.
     pub fn validate(&self) -> Result<(), String> {
-        if self.labels == 0 || self.seeds == 0 || self.parallel == 0 {
-            return Err("labels, seeds and parallel must be ≥ 1".into());
+        if self.seeds == 0 || self.parallel == 0 {
+            return Err("seeds and parallel must be ≥ 1".into());
+        }
+        if self.labels == 0 && self.needs_labels() {
+            let r = self.rows.iter().find(|r| r.uses_labels()).expect("a row with labels");
+            return Err(format!("labels = 0, but row {} needs labels (DPO, or reward = \"model\")", r.name));
         }
         let mut names: Vec<&str> = self.rows.iter().map(|r| r.name.as_str()).collect();
         names.sort();
@@ -157,7 +194,7 @@ impl CompareConfig {
         }
         self.protocol.check(&self.seed_list(), self.train.eval.seed_base, self.train.eval.episodes)?;
         for row in &self.rows {
-            crate::protocol::candidates(&self.protocol, &row.name, self.search.get(&row.algo), &row.set)?;
+            crate::protocol::candidates(&self.protocol, &row.name, self.space(row), &row.set)?;
         }
         Ok(())
     }
@@ -181,8 +218,12 @@ fn err(e: impl std::fmt::Display) -> TrainError {
 
 /// Collects `cfg.labels` labelled pairs from the reference policy (collection seed = `seed`) into
 /// `dir/prefs.safetensors` and trains the reward net (its seed = `seed`) into
-/// `dir/reward_model.safetensors`. Reuses both when `dir/seed_data.json` exists.
+/// `dir/reward_model.safetensors`. Reuses both when `dir/seed_data.json` exists. When no row uses labels,
+/// nothing is collected or written (empty paths, no labels).
 pub fn prepare_seed(cfg: &CompareConfig, dir: &Path, seed: u64, threads: usize) -> Result<SeedData, TrainError> {
+    if !cfg.needs_labels() {
+        return Ok(SeedData { seed, prefs: PathBuf::new(), reward_model: PathBuf::new(), labels: 0, label_env_steps: 0, reward_model_holdout_accuracy: f64::NAN });
+    }
     // one libtorch thread, as `experiment` and `rm train`: the reward net must not depend on how
     // many cores this process sees (an MPI launcher binds each rank to one)
     tch::set_num_threads(1);
@@ -225,7 +266,8 @@ pub fn prepare_seed(cfg: &CompareConfig, dir: &Path, seed: u64, threads: usize) 
 }
 
 /// The resolved training configuration of `row` for a seed: the base config, the row's algorithm
-/// and scorer, the seed's data, the reference policy as start and opponent, one thread, then the
+/// and scorer, the seed's data, the reference policy as start (unless the row starts from scratch) and
+/// as the win-rate opponent, one thread, then the
 /// row's own `set`s, then `extra` (the tuning configuration, the tuning horizon). Iterative DPO gets
 /// `labels_per_round = labels / dpo.iterations` (the same label budget as the others; an error if it
 /// does not divide).
@@ -238,10 +280,14 @@ pub fn run_config(cfg: &CompareConfig, row: &RowSpec, data: &SeedData, extra: &[
         format!("reward={}", toml::Value::try_from(row.reward).map_err(|e| e.to_string())?),
         format!("seed={}", data.seed),
         "threads=1".to_string(),
-        format!("policy.init={}", q(&reference)),
         format!("eval.reference={}", q(&reference)),
-        format!("dpo.dataset={}", q(&data.prefs)),
     ];
+    if row.start == Start::Reference {
+        sets.push(format!("policy.init={}", q(&reference)));
+    }
+    if row.algo == DpoConfig::NAME {
+        sets.push(format!("dpo.dataset={}", q(&data.prefs)));
+    }
     if row.reward == RewardSource::Model {
         sets.push(format!("reward_model={}", q(&data.reward_model)));
     }
@@ -411,5 +457,43 @@ mod tests {
         assert!(run_config(&odd, get("dpo-iterative"), &data, &[]).unwrap_err().contains("multiple"));
         let bad = RowSpec { set: vec!["ppo.clip=3".into()], ..get("ppo").clone() };
         assert!(run_config(&cfg, &bad, &data, &[]).unwrap_err().contains("ppo.clip"));
+    }
+
+    #[test]
+    fn scratch_rows_start_random_and_need_no_labels() {
+        let text = include_str!("../../experiments/swimmer_scratch.toml");
+        let dir = std::env::temp_dir().join(format!("rebel-scratch-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("scratch.toml");
+        std::fs::write(&file, text).unwrap();
+        let shipped = include_str!("../../experiments/swimmer_compare.toml");
+        let cfg: CompareConfig = load_config(shipped, Some(&file), &[]).unwrap();
+        cfg.validate().unwrap();
+        assert!(!cfg.needs_labels() && cfg.rows.iter().all(|r| r.start == Start::Scratch && !r.uses_labels()));
+        // no labels, no reward net, nothing written
+        let data = prepare_seed(&cfg, &dir.join("seed201"), 201, 1).unwrap();
+        assert_eq!((data.labels, data.label_env_steps, data.prefs.as_os_str().is_empty()), (0, 0, true));
+        assert!(!dir.join("seed201").exists());
+        let nokl = cfg.rows.iter().find(|r| r.name == "rebel-scratch-nokl").unwrap();
+        let tc = run_config(&cfg, nokl, &data, &[]).unwrap();
+        assert_eq!(tc.policy.init, "", "a scratch row starts from a random policy");
+        assert!(tc.eval.reference.ends_with("reference_policy.safetensors"), "the reference stays the win-rate opponent");
+        assert_eq!(tc.algos.keys().collect::<Vec<_>>(), ["rebel"]);
+        let r: crate::algos::rebel::RebelConfig = tc.algo_config().unwrap();
+        assert_eq!(r.target_kl, 0.0);
+        // a row's own search space wins over its algorithm's
+        let with_kl = cfg.rows.iter().find(|r| r.name == "rebel-scratch").unwrap();
+        assert!(cfg.space(with_kl).unwrap().contains_key("rebel.target_kl"));
+        assert!(!cfg.space(nokl).unwrap().contains_key("rebel.target_kl"));
+        let ppo = cfg.rows.iter().find(|r| r.name == "ppo-scratch").unwrap();
+        assert_eq!(cfg.space(ppo), cfg.search.get("ppo"));
+        // a reference row still starts from the reference policy
+        let from_ref = RowSpec { start: Start::Reference, ..nokl.clone() };
+        assert!(run_config(&cfg, &from_ref, &data, &[]).unwrap().policy.init.ends_with("reference_policy.safetensors"));
+        // labels = 0 with a row that needs them is refused, naming the row
+        let mut needs = cfg.clone();
+        needs.rows.push(RowSpec { name: "ppo-model".into(), reward: RewardSource::Model, ..ppo.clone() });
+        assert!(needs.validate().unwrap_err().contains("ppo-model needs labels"));
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

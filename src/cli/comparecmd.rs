@@ -8,9 +8,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use rebel_agents::compare::{mean_band, plot_curves, prepare_seed, read_run, run_config, CompareConfig, Curve, RunRecord, SeedData};
+use rebel_agents::compare::{mean_band, plot_curves, prepare_seed, read_run, run_config, CompareConfig, Curve, RunRecord, SeedData, Start};
 use rebel_agents::protocol::{candidates, pick, report, results_markdown, tuning_markdown, ReportRun, TuneEntry};
-use rebel_agents::train::RewardSource;
 use rebel_agents::runconfig::{load_config, to_toml_string};
 use rebel_agents::eval::{evaluate, reference_returns, load_policy};
 use rebel_agents::util::{peak_rss_mb, resolve_path};
@@ -191,7 +190,7 @@ fn seed_data(world: &dyn rebel_dist::Collective, cfg: &CompareConfig, out: &Path
     let (rank, ranks) = (world.rank(), world.size());
     let dir = |s: u64| out.join("data").join(format!("seed{s}"));
     for (i, &s) in seeds.iter().enumerate() {
-        if i % ranks == rank && !dir(s).join("seed_data.json").exists() {
+        if cfg.needs_labels() && i % ranks == rank && !dir(s).join("seed_data.json").exists() {
             eprintln!("seed {s}: {} preference labels from the reference policy and the reward net ...", cfg.labels);
             let d = prepare_seed(cfg, &dir(s), s, cfg.parallel.max(1))?;
             eprintln!("  reward net held-out accuracy {:.3}", d.reward_model_holdout_accuracy);
@@ -226,7 +225,7 @@ fn tune_phase(world: &dyn rebel_dist::Collective, cfg: &CompareConfig, out: &Pat
     let mut jobs = Vec::new();
     let mut cells = Vec::new();
     for row in &cfg.rows {
-        let cands = candidates(p, &row.name, cfg.search.get(&row.algo), &row.set).map_err(anyhow::Error::msg)?;
+        let cands = candidates(p, &row.name, cfg.space(row), &row.set).map_err(anyhow::Error::msg)?;
         for (k, sets) in cands.iter().enumerate() {
             let mut extra = sets.clone();
             extra.push(format!("env_steps={steps}"));
@@ -309,7 +308,7 @@ fn report_phase(world: &dyn rebel_dist::Collective, cfg: &CompareConfig, out: &P
             runs.push(read_run(&row.name, s, &out.join("report").join(format!("{}__s{s}", row.name))).map_err(anyhow::Error::msg)?);
         }
     }
-    let uses_labels = |row: &str| cfg.rows.iter().find(|r| r.name == row).is_some_and(|r| r.algo == "dpo" || r.reward == RewardSource::Model);
+    let uses_labels = |row: &str| cfg.rows.iter().find(|r| r.name == row).is_some_and(|r| r.uses_labels());
     let label_steps = |row: &str, seed: u64| if uses_labels(row) { data.iter().find(|d| d.seed == seed).map(|d| d.label_env_steps as f64).unwrap_or(0.0) } else { 0.0 };
     let report_runs: Vec<ReportRun> = runs
         .iter()
@@ -320,8 +319,8 @@ fn report_phase(world: &dyn rebel_dist::Collective, cfg: &CompareConfig, out: &P
     let (rows, imps) = report(&order, &report_runs, &reward_of, &cfg.protocol);
     let p = &cfg.protocol;
     let header = format!(
-        "Reference policy `{}`; {} labels per seed ({}-step pieces, teacher {:?}); online budget {} env steps. Tuning: {} configuration(s) per row on seeds {:?} (see tuning.md). Report: seeds {:?}, evaluation with the mean action on {} fixed start states from {} (disjoint from tuning's, from {}). Intervals: 95% percentile stratified bootstrap, {} replications. Protocol hash {} (source {}). {} failed run(s){}. Written by `swimmer compare` in {:.0} s (this invocation).{}",
-        cfg.reference_policy, cfg.labels, cfg.segment_len, cfg.teacher.kind, cfg.train.env_steps, p.tune_configs, p.tune_seeds, seeds,
+        "Reference policy `{}`; {}; online budget {} env steps. Tuning: {} configuration(s) per row on seeds {:?} (see tuning.md). Report: seeds {:?}, evaluation with the mean action on {} fixed start states from {} (disjoint from tuning's, from {}). Intervals: 95% percentile stratified bootstrap, {} replications. Protocol hash {} (source {}). {} failed run(s){}. Written by `swimmer compare` in {:.0} s (this invocation).{}",
+        cfg.reference_policy, start_and_labels(cfg), cfg.train.env_steps, p.tune_configs, p.tune_seeds, seeds,
         cfg.train.eval.episodes, cfg.train.eval.seed_base, p.tune_eval_seed_base, p.bootstrap_reps, stamp.hash, stamp.source_hash,
         failed.len(), if failed.is_empty() { String::new() } else { format!(" ({})", failed.join("; ")) }, t0.elapsed().as_secs_f64(),
         if seeds.len() < 10 { format!(" **{} report seed(s): fewer than 10, not evidence for any claim.**", seeds.len()) } else { String::new() }
@@ -344,6 +343,22 @@ fn report_phase(world: &dyn rebel_dist::Collective, cfg: &CompareConfig, out: &P
         bail!("{} run(s) failed (scored by their last evaluation in results.md; a rerun of this command starts them afresh): {}", failed.len(), failed.join("; "));
     }
     Ok(())
+}
+
+/// The header's words on where the rows start and what labels they use.
+fn start_and_labels(cfg: &CompareConfig) -> String {
+    let scratch: Vec<&str> = cfg.rows.iter().filter(|r| r.start == Start::Scratch).map(|r| r.name.as_str()).collect();
+    let start = match scratch.len() {
+        0 => "every row starts from it".to_string(),
+        n if n == cfg.rows.len() => "every row starts from a random policy (the reference is only the win-rate opponent)".to_string(),
+        _ => format!("rows {} start from a random policy, the others from it", scratch.join(", ")),
+    };
+    let labels = if cfg.needs_labels() {
+        format!("{} labels per seed ({}-step pieces, teacher {:?})", cfg.labels, cfg.segment_len, cfg.teacher.kind)
+    } else {
+        "no labels (every row is trained on the true reward)".to_string()
+    };
+    format!("{start}; {labels}")
 }
 
 /// Sends this rank's finished runs (`summary.json`, `metrics.jsonl`) and failures to rank 0,
