@@ -5,8 +5,10 @@
 # 2. the vectorised env, 8 envs: 2 threads against 1 thread;
 # 3. a rollout step (REBEL's collection: the policy's actions, branches, snapshots) against a bare
 #    vectorised-env step of the same 8 envs on one thread;
-# 4. the learner: REBEL's seconds per 1,000 env steps and its memory (peak RSS above the level once
-#    libtorch, the envs and the nets are up) against PPO's, both `train --reward true` on one thread.
+# 4. the learner: REBEL's seconds per 1,000 env steps and its memory against PPO's, both `train --reward
+#    true` on one thread; memory two ways: the most RSS rose in one learner phase (batch tensors, scoring,
+#    update) above its level just before it, and the whole run's peak RSS above the level once libtorch,
+#    the envs and the nets are up (rollout buffers and snapshots included).
 # REBEL_BIN_DIR=DIR takes swimmer and rebel from DIR (e.g. an older build) instead of target/release.
 # Single-threaded parts run pinned to CPU 1 (`taskset -c 1`); run it with nothing else on the machine.
 set -euo pipefail
@@ -47,8 +49,12 @@ rows = [
     ("REBEL rollout step (policy, branches, snapshots), per env step", f"{rollout_s * 1e6:.1f} µs", f"{rollout_s * 1e6 / us(vec1['env_steps_per_sec']):.2f} of the bare vectorised-env step"),
     ("PPO learner, s per 1,000 env steps (baseline)", f"{per1k(ppo):.4f} s", "1.00"),
     ("REBEL learner, s per 1,000 env steps", f"{per1k(rebel):.4f} s", f"{per1k(rebel) / per1k(ppo):.2f} of PPO's"),
-    ("PPO learner memory (peak RSS above start)", f"{ppo['learner_mem_mb']:.1f} MiB", "1.00"),
-    ("REBEL learner memory (peak RSS above start)", f"{rebel['learner_mem_mb']:.1f} MiB", f"{rebel['learner_mem_mb'] / ppo['learner_mem_mb']:.2f} of PPO's"),
+    ("PPO learner memory, largest rise of RSS in any learner phase (the first holds libtorch's one-time setup)", f"{ppo['learner_update_mem_mb']:.1f} MiB", "1.00"),
+    ("REBEL learner memory, largest rise of RSS in any learner phase (the first holds libtorch's one-time setup)", f"{rebel['learner_update_mem_mb']:.1f} MiB", f"{rebel['learner_update_mem_mb'] / ppo['learner_update_mem_mb']:.2f} of PPO's"),
+    ("PPO learner memory, later phases (largest rise of RSS in one)", f"{ppo['learner_update_mem_later_mb']:.1f} MiB", "1.00"),
+    ("REBEL learner memory, later phases (largest rise of RSS in one)", f"{rebel['learner_update_mem_later_mb']:.1f} MiB", f"{rebel['learner_update_mem_later_mb'] / ppo['learner_update_mem_later_mb']:.2f} of PPO's"),
+    ("PPO training memory (peak RSS above start)", f"{ppo['learner_mem_mb']:.1f} MiB", "1.00"),
+    ("REBEL training memory (peak RSS above start)", f"{rebel['learner_mem_mb']:.1f} MiB", f"{rebel['learner_mem_mb'] / ppo['learner_mem_mb']:.2f} of PPO's"),
     ("peak RSS of the training process, REBEL / PPO", f"{rebel['peak_rss_mb']:.0f} / {ppo['peak_rss_mb']:.0f} MiB", ""),
 ]
 print("| what | cost | ratio |\n|---|---:|---:|")
@@ -56,6 +62,8 @@ for r in rows:
     print(f"| {r[0]} | {r[1]} | {r[2]} |")
 print(json.dumps({"env_step_us": us(env1["env_steps_per_sec"]), "vec_2_over_1_threads": vec2["env_steps_per_sec"] / vec1["env_steps_per_sec"],
                   "rebel_rollout_us": rollout_s * 1e6, "rebel_learner_s_per_1k": per1k(rebel), "ppo_learner_s_per_1k": per1k(ppo),
+                  "rebel_learner_update_mem_mb": rebel["learner_update_mem_mb"], "ppo_learner_update_mem_mb": ppo["learner_update_mem_mb"],
+                  "rebel_learner_update_mem_later_mb": rebel["learner_update_mem_later_mb"], "ppo_learner_update_mem_later_mb": ppo["learner_update_mem_later_mb"],
                   "rebel_learner_mem_mb": rebel["learner_mem_mb"], "ppo_learner_mem_mb": ppo["learner_mem_mb"]}))
 PY
 rm -rf "$out"

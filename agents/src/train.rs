@@ -306,6 +306,15 @@ pub struct Summary {
     /// memory that training itself (rollout buffers, the learner's tensors) added.
     #[serde(deserialize_with = "crate::util::f64_or_null")]
     pub learner_mem_mb: f64,
+    /// The most the resident memory rose during one learner phase (the batch's tensors, scoring and the
+    /// update) above its level just before it, over this process's iterations (MiB; NaN where the
+    /// kernel does not let a process reset its peak): the learner's own memory, without the rollout's.
+    #[serde(default = "crate::util::nan", deserialize_with = "crate::util::f64_or_null")]
+    pub learner_update_mem_mb: f64,
+    /// The same over the learner phases after this process's first (which holds libtorch's one-time
+    /// setup), MiB: the learner's memory in steady state.
+    #[serde(default = "crate::util::nan", deserialize_with = "crate::util::f64_or_null")]
+    pub learner_update_mem_later_mb: f64,
     pub run_dir: String,
 }
 
@@ -338,6 +347,33 @@ struct Parts {
     device: Device,
     /// Resident memory once everything above was built (MiB).
     rss_start_mb: f64,
+    /// The largest rise of resident memory in one learner phase (MiB).
+    learner_rise_mb: PhasePeaks,
+}
+
+/// The largest rise of resident memory in one learner phase: in the process's first phase (which holds
+/// libtorch's one-time setup: its thread pools, the first autograd graph, Adam's state) and in the later
+/// ones (NaN: none measured).
+#[derive(Clone, Copy, Debug)]
+struct PhasePeaks {
+    first: f64,
+    later: f64,
+}
+
+impl PhasePeaks {
+    const NONE: PhasePeaks = PhasePeaks { first: f64::NAN, later: f64::NAN };
+
+    fn record(&mut self, rise: f64) {
+        if self.first.is_nan() {
+            self.first = rise;
+        } else if !(self.later >= rise) {
+            self.later = rise;
+        }
+    }
+
+    fn all(&self) -> f64 {
+        if self.later > self.first { self.later } else { self.first }
+    }
 }
 
 /// Counters of a run (checkpointed).
@@ -374,7 +410,7 @@ impl Parts {
         let scorer = make_scorer(cfg, obs_dim, act_dim)?;
         // the memory floor (libtorch, the environments and the nets), against which the learner's is measured
         let rss_start_mb = crate::util::current_rss_mb();
-        Ok(Parts { venv, eval_env, policy, reference, reference_returns: None, adam, scorer, algo, device, rss_start_mb })
+        Ok(Parts { venv, eval_env, policy, reference, reference_returns: None, adam, scorer, algo, device, rss_start_mb, learner_rise_mb: PhasePeaks::NONE })
     }
 
     fn save(&self, run: &Run, p: Progress) -> Result<(), TrainError> {
@@ -440,6 +476,7 @@ impl Parts {
             }
             Collect::Own { .. } | Collect::Offline => None,
         };
+        let window = crate::util::PeakWindow::open();
         let t_learn = Instant::now();
         let batch = batch.map(|segments| Batch { tensors: segments.to_tensors(self.device), segments });
         let mut ctx = Ctx {
@@ -456,6 +493,9 @@ impl Parts {
         };
         let mut up = self.algo.update(&mut ctx, batch.as_ref())?;
         let learn_s = t_learn.elapsed().as_secs_f64() - up.collect_s;
+        if let Some(w) = window {
+            self.learner_rise_mb.record(w.rise_mb());
+        }
         let mut episodes = Vec::new();
         if let Some(b) = batch {
             up.env_steps = b.segments.env_steps;
@@ -778,6 +818,8 @@ fn summary(cfg: &TrainConfig, parts: &Parts, p: Progress, e: EvalResult, referen
         learner_s_total: if learner_s_per_iter.is_finite() { learner_s_per_iter * p.iteration as f64 } else { 0.0 },
         peak_rss_mb: peak_rss_mb(),
         learner_mem_mb: peak_rss_mb() - parts.rss_start_mb,
+        learner_update_mem_mb: parts.learner_rise_mb.all(),
+        learner_update_mem_later_mb: parts.learner_rise_mb.later,
         run_dir: run.dir.path().display().to_string(),
     }
 }
@@ -790,4 +832,23 @@ fn progress_bar(total: u64, pos: u64) -> indicatif::ProgressBar {
     );
     b.set_position(pos);
     b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PhasePeaks;
+
+    #[test]
+    fn phase_peaks_split_the_first_phase_from_the_later_ones() {
+        let mut p = PhasePeaks::NONE;
+        assert!(p.all().is_nan() && p.later.is_nan());
+        p.record(12.0);
+        assert!(p.later.is_nan() && p.all() == 12.0);
+        for r in [3.0, 5.5, 4.0] {
+            p.record(r);
+        }
+        assert_eq!((p.first, p.later, p.all()), (12.0, 5.5, 12.0));
+        p.record(20.0);
+        assert_eq!(p.all(), 20.0);
+    }
 }

@@ -24,9 +24,38 @@ pub fn resolve_path(p: &str) -> PathBuf {
     if repo.exists() { repo } else { given }
 }
 
-/// Peak resident memory of this process (VmHWM of /proc/self/status) in MiB; NaN if unreadable.
+/// The process's peak before the last [`PeakWindow::open`] reset the kernel's (KiB).
+static PEAK_BEFORE_RESET_KB: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Peak resident memory of this process (VmHWM of /proc/self/status, and the peak before any
+/// [`PeakWindow`] reset it) in MiB; NaN if unreadable.
 pub fn peak_rss_mb() -> f64 {
-    proc_status_mb("VmHWM:")
+    let before = PEAK_BEFORE_RESET_KB.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1024.0;
+    let now = proc_status_mb("VmHWM:");
+    if before > now { before } else { now }
+}
+
+/// A window in which the process's peak resident memory is measured on its own: opening it records
+/// the peak so far (so [`peak_rss_mb`] still gives the whole process's) and resets the kernel's
+/// high-water mark to the current RSS (`/proc/self/clear_refs`, value 5; Linux ≥ 4.0).
+pub struct PeakWindow {
+    start_mb: f64,
+}
+
+impl PeakWindow {
+    /// Opens a window; `None` where the kernel does not let this process reset its high-water mark.
+    pub fn open() -> Option<PeakWindow> {
+        let peak_kb = (proc_status_mb("VmHWM:") * 1024.0) as u64;
+        PEAK_BEFORE_RESET_KB.fetch_max(peak_kb, std::sync::atomic::Ordering::Relaxed);
+        std::fs::write("/proc/self/clear_refs", "5").ok()?;
+        let start_mb = current_rss_mb();
+        start_mb.is_finite().then_some(PeakWindow { start_mb })
+    }
+
+    /// The most the resident memory rose above its level at the opening, in MiB.
+    pub fn rise_mb(&self) -> f64 {
+        (proc_status_mb("VmHWM:") - self.start_mb).max(0.0)
+    }
 }
 
 /// Resident memory of this process now (VmRSS) in MiB; NaN if unreadable.
@@ -106,7 +135,13 @@ impl RunningMeanStd {
     }
 }
 
+/// NaN (a serde default for a number older files lack).
+pub fn nan() -> f64 {
+    f64::NAN
+}
+
 /// Reads an f64 written by serde_json, where a NaN or infinity was written as `null`: `null` reads as NaN.
 pub fn f64_or_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
+
