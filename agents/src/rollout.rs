@@ -175,6 +175,27 @@ pub fn segment_log_prob(policy: &GaussianPolicy, t: &SegmentTensors) -> Tensor {
     (policy.log_prob(&t.obs, &t.act) * &t.logp_mask).sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
 }
 
+/// Per-step `ln π(a|s)` times `logp_mask`, `[S, L]`, without a gradient, `chunk` segments at a time: the
+/// learner's peak memory is one chunk's activations instead of the whole batch's, and every row is the
+/// one a single pass gives (libtorch computes rows independently; `chunked_step_log_prob_equals_one_pass`).
+pub fn step_log_prob_nograd(policy: &GaussianPolicy, t: &SegmentTensors, chunk: i64) -> Tensor {
+    tch::no_grad(|| {
+        let s = t.obs.size()[0];
+        let chunk = chunk.max(1);
+        if s <= chunk {
+            return policy.log_prob(&t.obs, &t.act) * &t.logp_mask;
+        }
+        let parts: Vec<Tensor> = (0..s)
+            .step_by(chunk as usize)
+            .map(|i| {
+                let n = chunk.min(s - i);
+                policy.log_prob(&t.obs.narrow(0, i, n), &t.act.narrow(0, i, n))
+            })
+            .collect();
+        Tensor::cat(&parts, 0) * &t.logp_mask
+    })
+}
+
 /// How [`collect_groups`] builds its segments.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PairSpec {
@@ -442,4 +463,37 @@ pub fn run_episodes(
         out.extend(ret);
     }
     Ok((out, env_steps))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::PolicyConfig;
+    use tch::Device;
+
+    #[test]
+    fn chunked_step_log_prob_equals_one_pass() {
+        let policy = GaussianPolicy::new(PolicyConfig::new(8, 2), Device::Cpu, Kind::Float, 3);
+        let (s, l) = (7i64, 120i64);
+        tch::manual_seed(5);
+        let full = SegmentTensors {
+            obs: Tensor::randn([s, 2 * l, 8], (Kind::Float, Device::Cpu)),
+            act: Tensor::randn([s, 2 * l, 2], (Kind::Float, Device::Cpu)),
+            mask: Tensor::ones([s, 2 * l], (Kind::Float, Device::Cpu)),
+            rewards: Tensor::zeros([s, 2 * l], (Kind::Float, Device::Cpu)),
+            logp_mask: Tensor::cat(&[Tensor::ones([s, l], (Kind::Float, Device::Cpu)), Tensor::zeros([s, l], (Kind::Float, Device::Cpu))], 1),
+        };
+        // on the response view (non-contiguous), as REBEL calls it
+        let t = full.response();
+        assert_eq!(t.obs.size(), [s, l, 8]);
+        let one = tch::no_grad(|| policy.log_prob(&t.obs, &t.act) * &t.logp_mask);
+        for chunk in [1, 2, 3, 7, 100] {
+            let c = step_log_prob_nograd(&policy, &t, chunk);
+            assert_eq!(c.size(), one.size());
+            assert!(c.equal(&one), "chunk {chunk}: not the same bits as one pass");
+        }
+        // and it differs when the policy does (the check can fail)
+        let other = GaussianPolicy::new(PolicyConfig::new(8, 2), Device::Cpu, Kind::Float, 4);
+        assert!(!step_log_prob_nograd(&other, &t, 2).equal(&one));
+    }
 }

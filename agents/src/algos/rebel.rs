@@ -19,7 +19,7 @@ use crate::adam::Adam;
 use crate::algorithm::{AlgoConfig, AlgoError, Algorithm, Batch, Collect, Ctx, Init, Update};
 use crate::losses::{k3_kl, rebel_loss_grouped};
 use crate::policy::GaussianPolicy;
-use crate::rollout::{segment_log_prob, PairSpec, SegmentTensors};
+use crate::rollout::{segment_log_prob, step_log_prob_nograd, PairSpec, SegmentTensors};
 use rebel_dist::{Collective, SingleProcess};
 
 use super::{global_mean_std, global_sum, minibatches_of};
@@ -177,7 +177,7 @@ pub fn update_shared(
     }
     let g = s / k;
     // ln π_t once, per step and per segment, with the training code path
-    let step_logp_old = tch::no_grad(|| policy.log_prob(&t.obs, &t.act) * &t.logp_mask);
+    let step_logp_old = step_log_prob_nograd(policy, t, k);
     let logp_old = step_logp_old.sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
     let mut r = rewards.to_kind(Kind::Float);
     if cfg.kl_coef > 0.0 {
@@ -199,7 +199,7 @@ pub fn update_shared(
     // per-step k3 estimate of KL(π_t‖π_θ) on the batch's response steps
     let kl_now = || -> Result<f64, String> {
         tch::no_grad(|| {
-            let rho = policy.log_prob(&t.obs, &t.act) * &t.logp_mask - &step_logp_old;
+            let rho = step_log_prob_nograd(policy, t, k) - &step_logp_old;
             if !shared {
                 return Ok(k3_kl(&rho, &t.logp_mask));
             }
@@ -249,7 +249,7 @@ fn after_update(
 ) -> UpdateStats {
     let k = cfg.k as i64;
     tch::no_grad(|| {
-        let step_logp_new = policy.log_prob(&t.obs, &t.act) * &t.logp_mask;
+        let step_logp_new = step_log_prob_nograd(policy, t, k);
         let rho = &step_logp_new - step_logp_old; // per-step ln π_new/π_t, 0 on padding
         let lr = rho.sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
         // per-step k3 estimator of KL(π_t‖π_new) on the visited states (samples of π_t)
