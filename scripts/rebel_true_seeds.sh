@@ -3,12 +3,13 @@
 # initial noise levels (issue 9's robustness question): prints the final mean-action eval return and
 # the policy entropy at the start and the end of each run.
 #   bash scripts/rebel_true_seeds.sh "2 5 8" "-0.5 -1.0 -1.5" [OUT]     (needs a release build)
-# SET="rebel.target_kl=0.02" adds one more `--set` to every run (its runs go to folders of their own).
+# SET="rebel.target_kl=0.02" adds `--set`s to every run (several: space-separated, "rebel.eta=10 rebel.lr=0.001");
+# its runs go to folders of their own.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 seeds="${1:-2 5 8}"; noise="${2:--0.5}"; out="${3:-$(mktemp -d)}"
 extra=(); tag=""
-if [[ -n "${SET:-}" ]]; then extra=(--set "$SET"); tag="_${SET//[^A-Za-z0-9.=_-]/_}"; fi
+if [[ -n "${SET:-}" ]]; then for kv in $SET; do extra+=(--set "$kv"); done; tag="_${SET//[^A-Za-z0-9.=_-]/_}"; fi
 for ls in $noise; do
     for s in $seeds; do
         d="$out/ls${ls}${tag}_s$s"
