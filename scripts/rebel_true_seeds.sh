@@ -7,7 +7,7 @@
 # its runs go to folders of their own.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-seeds="${1:-2 5 8}"; noise="${2:--0.5}"; out="${3:-$(mktemp -d)}"
+seeds="${1:-2 5 8}"; noise="${2:--0.5}"; out="${3:-$(mktemp -d)}"; mkdir -p "$out"
 extra=(); tag=""
 if [[ -n "${SET:-}" ]]; then for kv in $SET; do extra+=(--set "$kv"); done; tag="_${SET//[^A-Za-z0-9.=_-]/_}"; fi
 for ls in $noise; do
