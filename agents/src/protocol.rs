@@ -287,8 +287,13 @@ pub struct ReportRow {
     pub wall_time_s: f64,
     /// Learner seconds (scoring + update) per 1,000 env steps.
     pub learner_s_per_1k_steps: f64,
-    /// Peak RSS above the level once libtorch, the envs and the nets are up (MiB): the learner's memory.
+    /// Peak RSS above the level once libtorch, the envs and the nets are up (MiB): what training added
+    /// (rollout buffers and snapshots included).
     pub learner_mem_mb: f64,
+    /// The learner's own memory: the largest rise of RSS in one learner phase after the first (MiB;
+    /// `learner_update_mem_later_mb` of the runs' summaries; NaN for runs that do not record it).
+    #[serde(default = "crate::util::nan", deserialize_with = "crate::util::f64_or_null")]
+    pub learner_phase_mem_mb: f64,
     pub peak_rss_mb: f64,
 }
 
@@ -347,6 +352,7 @@ pub fn report(
             wall_time_s: summary_mean(&rs, "wall_time_s"),
             learner_s_per_1k_steps: if env_steps > 0.0 { learner_s / env_steps * 1000.0 } else { f64::NAN },
             learner_mem_mb: summary_mean(&rs, "learner_mem_mb"),
+            learner_phase_mem_mb: summary_mean(&rs, "learner_update_mem_later_mb"),
             peak_rss_mb: rs.iter().filter_map(|r| r.summary.get("peak_rss_mb").and_then(|x| x.as_f64())).fold(f64::NAN, f64::max),
         });
     }
@@ -406,11 +412,12 @@ pub fn results_markdown(rows: &[ReportRow], imps: &[Improvement], header: &str) 
     }
     s.push_str(
         "\n## Cost (means over seeds)\n\n| row | labels | env steps (algorithm) | env steps (labels) | env steps (eval) | wall time (s) | \
-         learner s per 1k env steps | learner memory (MiB) | peak RSS (MiB) | win rate |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+         learner s per 1k env steps | learner memory per update (MiB) | run memory above start (MiB) | peak RSS (MiB) | win rate |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in rows {
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             r.row,
             f(r.labels_used, 0),
             f(r.env_steps, 0),
@@ -418,6 +425,7 @@ pub fn results_markdown(rows: &[ReportRow], imps: &[Improvement], header: &str) 
             f(r.eval_env_steps, 0),
             f(r.wall_time_s, 1),
             f(r.learner_s_per_1k_steps, 3),
+            f(r.learner_phase_mem_mb, 1),
             f(r.learner_mem_mb, 0),
             f(r.peak_rss_mb, 0),
             f(r.win_rate, 2)
@@ -513,7 +521,11 @@ mod tests {
             seed,
             final_return: v,
             failed: false,
-            summary: serde_json::json!({"env_steps": 1000.0, "learner_s_total": 2.0, "labels_used": 10}),
+            summary: if row == "rebel" {
+                serde_json::json!({"env_steps": 1000.0, "learner_s_total": 2.0, "labels_used": 10, "learner_update_mem_later_mb": 2.5})
+            } else {
+                serde_json::json!({"env_steps": 1000.0, "learner_s_total": 2.0, "labels_used": 10})
+            },
             label_env_steps: 0.0,
         };
         // rebel: 1..=8 (mean 4.5, IQM of 3..=6 = 4.5); ppo: all 100 → P(rebel > ppo) = 0 exactly
@@ -529,11 +541,15 @@ mod tests {
         assert!(r.mean.lo < 4.5 && r.mean.hi > 4.5 && r.mean.lo > 1.0 && r.mean.hi < 8.0, "{:?}", r.mean);
         assert_eq!(r.reach, [(5.0, 0.5)]);
         assert_eq!(r.learner_s_per_1k_steps, 2.0);
+        // the learner's own memory where the runs record it, NaN (shown as "-") where they do not
+        assert_eq!(r.learner_phase_mem_mb, 2.5);
+        assert!(rows[1].learner_phase_mem_mb.is_nan());
         assert_eq!((rows[1].mean.lo, rows[1].mean.hi), (100.0, 100.0), "a constant sample has a point interval");
         // only the same reward source is compared
         assert_eq!(imps.len(), 1);
         assert_eq!((imps[0].over.as_str(), imps[0].probability.point, imps[0].probability.hi), ("ppo", 0.0, 0.0));
         let md = results_markdown(&rows, &imps, "h");
         assert!(md.contains("| rebel | 8 | 4.5 [") && md.contains(" 4/8 |") && md.contains("| rebel | ppo | 0.00 [0.00, 0.00] |"), "{md}");
+        assert!(md.contains("| 2.000 | 2.5 | -") && md.contains("| 2.000 | - | -"), "{md}");
     }
 }
