@@ -24,7 +24,7 @@ last_json() { tail -n 1 "$1"; }
 "${pin1[@]}" "$bin/rebel" --env Swimmer-v5 bench --steps 200000 --envs 8 --threads 1 > "$out/vec1.txt"
 "$bin/rebel" --env Swimmer-v5 bench --steps 200000 --envs 8 --threads 2 > "$out/vec2.txt"
 for algo in rebel ppo; do
-    "${pin1[@]}" "$bin/swimmer" train --algo "$algo" --reward true --env-steps "$steps" --seed 1 --set threads=1 \
+    REBEL_LEARNER_MEMORY=1 "${pin1[@]}" "$bin/swimmer" train --algo "$algo" --reward true --env-steps "$steps" --seed 1 --set threads=1 \
         --set eval.every_iters=1000000 --run-dir "$out/$algo" --quiet > "$out/$algo.txt" 2>&1
 done
 python3 - "$out" <<'PY'

@@ -307,8 +307,9 @@ pub struct Summary {
     #[serde(deserialize_with = "crate::util::f64_or_null")]
     pub learner_mem_mb: f64,
     /// The most the resident memory rose during one learner phase (the batch's tensors, scoring and the
-    /// update) above its level just before it, over this process's iterations (MiB; NaN where the
-    /// kernel does not let a process reset its peak): the learner's own memory, without the rollout's.
+    /// update) above its level just before it, over this process's iterations (MiB): the learner's own
+    /// memory, without the rollout's. NaN unless `REBEL_LEARNER_MEMORY=1` (see
+    /// [`crate::util::learner_memory_measured`]) or where the kernel does not let a process reset its peak.
     #[serde(default = "crate::util::nan", deserialize_with = "crate::util::f64_or_null")]
     pub learner_update_mem_mb: f64,
     /// The same over the learner phases after this process's first (which holds libtorch's one-time
@@ -476,7 +477,7 @@ impl Parts {
             }
             Collect::Own { .. } | Collect::Offline => None,
         };
-        let window = crate::util::PeakWindow::open();
+        let window = if crate::util::learner_memory_measured() { crate::util::PeakWindow::open() } else { None };
         let t_learn = Instant::now();
         let batch = batch.map(|segments| Batch { tensors: segments.to_tensors(self.device), segments });
         let mut ctx = Ctx {

@@ -35,6 +35,15 @@ pub fn peak_rss_mb() -> f64 {
     if before > now { before } else { now }
 }
 
+/// Whether training measures its learner phases' memory (environment variable `REBEL_LEARNER_MEMORY=1`;
+/// `scripts/bench.sh` and `compare` set it). Off by default, because [`PeakWindow`] resets the kernel's
+/// high-water mark, after which outside tools (`/usr/bin/time -v`, `getrusage`) see only the peak since the
+/// last reset; [`peak_rss_mb`] still gives the whole process's.
+pub fn learner_memory_measured() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("REBEL_LEARNER_MEMORY").is_some_and(|v| v == "1"))
+}
+
 /// A window in which the process's peak resident memory is measured on its own: opening it records
 /// the peak so far (so [`peak_rss_mb`] still gives the whole process's) and resets the kernel's
 /// high-water mark to the current RSS (`/proc/self/clear_refs`, value 5; Linux ≥ 4.0).
