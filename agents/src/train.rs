@@ -308,14 +308,14 @@ pub struct Summary {
     pub learner_mem_mb: f64,
     /// The most the resident memory rose during one learner phase (the batch's tensors, scoring and the
     /// update) above its level just before it, over this process's iterations (MiB): the learner's own
-    /// memory, without the rollout's. NaN unless `REBEL_LEARNER_MEMORY=1` (see
-    /// [`crate::util::learner_memory_measured`]) or where the kernel does not let a process reset its peak.
-    #[serde(default = "crate::util::nan", deserialize_with = "crate::util::f64_or_null")]
-    pub learner_update_mem_mb: f64,
+    /// memory, without the rollout's. None unless `REBEL_LEARNER_MEMORY=1` (see
+    /// [`crate::util::learner_memory_measured`]) and the kernel lets a process reset its peak.
+    #[serde(default)]
+    pub learner_update_mem_mb: Option<f64>,
     /// The same over the learner phases after this process's first (which holds libtorch's one-time
-    /// setup), MiB: the learner's memory in steady state.
-    #[serde(default = "crate::util::nan", deserialize_with = "crate::util::f64_or_null")]
-    pub learner_update_mem_later_mb: f64,
+    /// setup), MiB: the learner's memory in steady state (None: no later phase measured).
+    #[serde(default)]
+    pub learner_update_mem_later_mb: Option<f64>,
     pub run_dir: String,
 }
 
@@ -354,26 +354,27 @@ struct Parts {
 
 /// The largest rise of resident memory in one learner phase: in the process's first phase (which holds
 /// libtorch's one-time setup: its thread pools, the first autograd graph, Adam's state) and in the later
-/// ones (NaN: none measured).
-#[derive(Clone, Copy, Debug)]
+/// ones (None: none measured).
+#[derive(Clone, Copy, Debug, Default)]
 struct PhasePeaks {
-    first: f64,
-    later: f64,
+    first: Option<f64>,
+    later: Option<f64>,
 }
 
 impl PhasePeaks {
-    const NONE: PhasePeaks = PhasePeaks { first: f64::NAN, later: f64::NAN };
-
     fn record(&mut self, rise: f64) {
-        if self.first.is_nan() {
-            self.first = rise;
-        } else if !(self.later >= rise) {
-            self.later = rise;
+        if self.first.is_none() {
+            self.first = Some(rise);
+        } else {
+            self.later = Some(self.later.map_or(rise, |l| l.max(rise)));
         }
     }
 
-    fn all(&self) -> f64 {
-        if self.later > self.first { self.later } else { self.first }
+    fn all(&self) -> Option<f64> {
+        match (self.first, self.later) {
+            (Some(f), Some(l)) => Some(f.max(l)),
+            (f, l) => f.or(l),
+        }
     }
 }
 
@@ -411,7 +412,7 @@ impl Parts {
         let scorer = make_scorer(cfg, obs_dim, act_dim)?;
         // the memory floor (libtorch, the environments and the nets), against which the learner's is measured
         let rss_start_mb = crate::util::current_rss_mb();
-        Ok(Parts { venv, eval_env, policy, reference, reference_returns: None, adam, scorer, algo, device, rss_start_mb, learner_rise_mb: PhasePeaks::NONE })
+        Ok(Parts { venv, eval_env, policy, reference, reference_returns: None, adam, scorer, algo, device, rss_start_mb, learner_rise_mb: PhasePeaks::default() })
     }
 
     fn save(&self, run: &Run, p: Progress) -> Result<(), TrainError> {
@@ -841,15 +842,15 @@ mod tests {
 
     #[test]
     fn phase_peaks_split_the_first_phase_from_the_later_ones() {
-        let mut p = PhasePeaks::NONE;
-        assert!(p.all().is_nan() && p.later.is_nan());
+        let mut p = PhasePeaks::default();
+        assert_eq!((p.all(), p.later), (None, None));
         p.record(12.0);
-        assert!(p.later.is_nan() && p.all() == 12.0);
+        assert_eq!((p.all(), p.later), (Some(12.0), None));
         for r in [3.0, 5.5, 4.0] {
             p.record(r);
         }
-        assert_eq!((p.first, p.later, p.all()), (12.0, 5.5, 12.0));
+        assert_eq!((p.first, p.later, p.all()), (Some(12.0), Some(5.5), Some(12.0)));
         p.record(20.0);
-        assert_eq!(p.all(), 20.0);
+        assert_eq!(p.all(), Some(20.0));
     }
 }
