@@ -292,7 +292,6 @@ pub struct ReportRow {
     pub learner_mem_mb: f64,
     /// The learner's own memory: the largest rise of RSS in one learner phase after the first (MiB;
     /// `learner_update_mem_later_mb` of the runs' summaries; NaN for runs that do not record it).
-    #[serde(default = "crate::util::nan", deserialize_with = "crate::util::f64_or_null")]
     pub learner_phase_mem_mb: f64,
     pub peak_rss_mb: f64,
 }

@@ -371,10 +371,8 @@ impl PhasePeaks {
     }
 
     fn all(&self) -> Option<f64> {
-        match (self.first, self.later) {
-            (Some(f), Some(l)) => Some(f.max(l)),
-            (f, l) => f.or(l),
-        }
+        // `later` is only set once `first` is
+        self.first.map(|f| self.later.map_or(f, |l| f.max(l)))
     }
 }
 

@@ -144,13 +144,7 @@ impl RunningMeanStd {
     }
 }
 
-/// NaN (a serde default for a number older files lack).
-pub fn nan() -> f64 {
-    f64::NAN
-}
-
 /// Reads an f64 written by serde_json, where a NaN or infinity was written as `null`: `null` reads as NaN.
 pub fn f64_or_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
-
