@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""Reference rollouts of the real MuJoCo Reacher-v5, InvertedPendulum-v5, InvertedDoublePendulum-v5 and
-HalfCheetah-v5 (Gymnasium 1.4.0).
+"""Reference rollouts of the real MuJoCo Reacher-v5, InvertedPendulum-v5, InvertedDoublePendulum-v5,
+HalfCheetah-v5, Hopper-v5, Walker2d-v5 and Ant-v5 (Gymnasium 1.4.0).
 
 Run with the venv that holds gymnasium[mujoco]==1.4.0 (scripts/bench_vs_mujoco.sh makes it):
 
     ~/.cache/rebel-rs/mujoco-venv/bin/python scripts/record_mujoco_rollouts.py [--out DIR] [--print-model] [--env ID]
 
-(--env records one environment's files only; the default records all.)
+(--env records one environment's files only; the default records all. --print-model prints the compiled
+models of Reacher, the pendulums and Ant, with --env only that one's.)
 
 Writes DIR/<env>_<name>.csv (default DIR: envs/tests/data/mujoco), one file per action sequence,
 for the tests in envs/tests/reacher.rs, inverted_pendulum.rs and inverted_double_pendulum.rs. Every number is
@@ -16,8 +17,12 @@ File layout
 * Columns: step, time, action0.., qpos0.., qvel0.., obs0.., reward, terminated, truncated, then
   the reward terms of `info` (Reacher: reward_dist, reward_ctrl; InvertedPendulum: reward_survive;
   InvertedDoublePendulum: reward_survive, distance_penalty, velocity_penalty; HalfCheetah: x_position,
-  x_velocity, reward_forward, reward_ctrl), then (InvertedDoublePendulum) qfrc_constraint0, (HalfCheetah) ncon,
-  the number of contacts after the step.
+  x_velocity, reward_forward, reward_ctrl; Hopper and Walker2d: those and reward_survive; Ant: x_position,
+  y_position, x_velocity, y_velocity, reward_forward, reward_ctrl, reward_contact, reward_survive), then
+  (InvertedDoublePendulum) qfrc_constraint0, (HalfCheetah, Hopper, Walker2d, Ant) ncon, the number of contacts
+  after the step. Ant's obs is its default 105-dim observation: qpos[2:], qvel, then cfrc_ext[1:] clipped to
+  [-1, 1] (13 bodies x 6); Gymnasium computes cfrc_ext in `step` only, so the step = -1 row of a file that
+  starts from a set state holds the cfrc_ext of the reset before it (0 here).
 * The first row has step = -1: the state right after `reset` (actions, reward and flags 0; obs is
   the reset observation). Rows step = 0, 1, ... hold the action given at that step and the state,
   observation, reward and flags after it. A file ends at the first terminated or truncated step
@@ -71,6 +76,26 @@ Action sequences (t = step * dt):
   f_air              dropped 1 m (qpos rootz = 2.25, at rest), a = c_wave / 10, 40 steps (Walker2d made with
                      healthy_z_range (0.8, 10) so that the height does not end it)
   Also *_fullM.csv and *_random_returns.csv (returns and lengths) as for HalfCheetah.
+* Ant-v5 (dt 0.05), from the exact rest pose (reset_noise_scale 0: the torso at 0.75 m, every hinge at 0, so
+  the ankles start outside their ranges (+-30..70 deg) and the joint limits act from the first step) except e,
+  each file ending where the env terminates or at 300 steps (max_steps; the TimeLimit is 1000):
+  a_zeros            a = 0: falls onto the floor and comes to rest
+  b_const            a = (0.3, -0.3, 0.3, -0.3, 0.3, -0.3, 0.3, -0.3)
+  c_gait             a_i = sin(2 pi ANT_GAIT_F t + ANT_GAIT_PHASES_i): an open-loop gait that bounds forward 2.7 m
+                     in 200 steps, then turns over onto its back (step 215) and stays there (the best of 150 random
+                     sets over 200 steps in MuJoCo, see ANT_GAIT_F)
+  d_uniform_random   a ~ U(-1, 1)^8 from numpy.random.default_rng(ACTION_SEED)
+  e_gait_noisy       c_gait from a seeded noisy reset (reset_noise_scale 0.1, seed RESET_SEED): terminates
+                     at step 93 (the torso above 1 m)
+  f_air              the torso dropped with qpos z = 3 (rest orientation, every hinge at 0, at rest), a = 0,
+                     8 steps, all before the first contact: limits, damping and armature alone (made with
+                     healthy_z_range (0.2, 10) so that the height does not end it)
+  f2_air_inrange     as f_air but every ankle starts at the middle of its range (+-50 deg, hips 0) and
+                     a = c_gait / 10, 4 steps: free flight with motors, no joint limit active in any substep
+                     (the first limit engages in the 5th step)
+  g_settled_push     zero action from the a_zeros end state (resting on the floor) with qvel x = 1 m/s,
+                     40 steps: contacts and friction alone
+  Also ant_v5_fullM.csv (mj_fullM at the rest pose, 14 x 14) and ant_v5_random_returns.csv as for HalfCheetah.
 """
 import argparse
 import os
@@ -85,6 +110,14 @@ FEEDBACK = (0.7, 7.0, 0.9, 1.1)
 # LQR gains of the double pendulum (Q = diag(1, 10, 10, .1, .1, .1), R = 1, 5-step held control,
 # from mjd_transitionFD of the Euler variant of the model), rounded.
 FEEDBACK_IDP = (-0.21, -1.82, -5.59, -0.31, -0.9, -0.82)
+# Ant-v5's open-loop gait a_i = sin(2 pi ANT_GAIT_F t + ANT_GAIT_PHASES_i): of 150 sets drawn from
+# numpy.random.default_rng(20240607) (per set f = round(uniform(0.5, 3), 1), then 8 phases
+# round(uniform(-pi, pi), 2)), the one with the largest qpos x after 200 steps from the exact rest pose in
+# MuJoCo among the 18 that do not terminate within them (most lift the torso above 1 m): x = 2.67 m at 200
+# steps; it turns over onto its back at step 215 (of those that stay upright for 300 steps the best
+# reaches 0.56 m).
+ANT_GAIT_F = 1.4
+ANT_GAIT_PHASES = (1.87, 2.47, -2.64, -3.1, -2.21, 2.6, 1.66, -1.95)
 
 
 def g17(v):
@@ -105,10 +138,12 @@ def rollout(env_id, kwargs, policy, reset_seed, path, init=None, max_steps=None)
              "InvertedDoublePendulum-v5": ["reward_survive", "distance_penalty", "velocity_penalty"],
              "HalfCheetah-v5": ["x_position", "x_velocity", "reward_forward", "reward_ctrl"],
              "Hopper-v5": ["x_position", "x_velocity", "reward_forward", "reward_ctrl", "reward_survive"],
-             "Walker2d-v5": ["x_position", "x_velocity", "reward_forward", "reward_ctrl", "reward_survive"]}[env_id]
+             "Walker2d-v5": ["x_position", "x_velocity", "reward_forward", "reward_ctrl", "reward_survive"],
+             "Ant-v5": ["x_position", "y_position", "x_velocity", "y_velocity", "reward_forward", "reward_ctrl",
+                        "reward_contact", "reward_survive"]}[env_id]
     if env_id.startswith("InvertedDouble"):
         extra, extra_names = (lambda: [u.data.qfrc_constraint[0]]), ["qfrc_constraint0"]
-    elif env_id in ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5"):
+    elif env_id in ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5"):
         extra, extra_names = (lambda: [int(u.data.ncon)]), ["ncon"]
     else:
         extra, extra_names = (lambda: []), []
@@ -139,12 +174,14 @@ def rollout(env_id, kwargs, policy, reset_seed, path, init=None, max_steps=None)
           f"terminated={bool(rows[-1][ri + 1])}")
 
 
-def print_model():
+def print_model(want=lambda env_id: True):
     import gymnasium as gym
     import mujoco
 
     np.set_printoptions(precision=17, linewidth=160)
-    for env_id in ("Reacher-v5", "InvertedPendulum-v5", "InvertedDoublePendulum-v5"):
+    for env_id in ("Reacher-v5", "InvertedPendulum-v5", "InvertedDoublePendulum-v5", "Ant-v5"):
+        if not want(env_id):
+            continue
         env = gym.make(env_id)
         u = env.unwrapped
         m, d = u.model, u.data
@@ -157,12 +194,27 @@ def print_model():
         print("dof_armature", m.dof_armature, "dof_damping", m.dof_damping)
         print("actuator_gear", m.actuator_gear[:, 0], "ctrlrange", m.actuator_ctrlrange.tolist())
         print("geom_contype", m.geom_contype, "geom_conaffinity", m.geom_conaffinity)
+        if env_id == "Ant-v5":
+            print(f"total mass {mujoco.mj_getTotalmass(m)!r}")
+            for g in range(m.ngeom):
+                print(f"geom {mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_GEOM, g)}: type {m.geom_type[g]}, "
+                      f"size {m.geom_size[g]}, contype {m.geom_contype[g]}, conaffinity {m.geom_conaffinity[g]}, "
+                      f"condim {m.geom_condim[g]}, margin {float(m.geom_margin[g])!r}, friction {m.geom_friction[g]}, "
+                      f"solref {m.geom_solref[g]}, solimp {m.geom_solimp[g]}")
         mujoco.mj_resetData(m, d)
         mujoco.mj_forward(m, d)
         full = np.zeros((m.nv, m.nv))
         mujoco.mj_fullM(m, d, full)
         print("mj_fullM at qpos0:\n", full)
         print("qfrc_bias at qpos0:", d.qfrc_bias)
+        if env_id == "Ant-v5":
+            # the a_zeros end state: 300 zero-action steps from the exact rest pose
+            env = gym.make(env_id, reset_noise_scale=0.0)
+            env.reset(seed=RESET_SEED)
+            for _ in range(300):
+                env.step(np.zeros(m.nu, dtype=np.float32))
+            print("qpos after 300 zero-action steps from rest (settled):", env.unwrapped.data.qpos,
+                  "max |qvel|", np.abs(env.unwrapped.data.qvel).max())
 
 
 def full_m_and_random_returns(env_id, prefix, out, nu):
@@ -254,13 +306,49 @@ def biped(env_id, prefix, nq, nu, out):
     full_m_and_random_returns(env_id, prefix, out, nu)
 
 
+def ant(out):
+    two_pi = 2.0 * np.pi
+    rng = np.random.default_rng(ACTION_SEED)
+    random_actions = rng.uniform(-1.0, 1.0, size=(1000, 8))
+    phases = np.array(ANT_GAIT_PHASES)
+    gait = lambda k, t, q, v: np.sin(two_pi * ANT_GAIT_F * t + phases)
+    zero = lambda k, t, q, v: np.zeros(8)
+    seqs = {
+        "a_zeros": (zero, 0.0),
+        "b_const": (lambda k, t, q, v: np.array([0.3, -0.3, 0.3, -0.3, 0.3, -0.3, 0.3, -0.3]), 0.0),
+        "c_gait": (gait, 0.0),
+        "d_uniform_random": (lambda k, t, q, v: random_actions[k], 0.0),
+        "e_gait_noisy": (gait, 0.1),
+    }
+    for name, (policy, noise) in seqs.items():
+        rollout("Ant-v5", {"reset_noise_scale": noise}, policy, RESET_SEED, out(f"ant_v5_{name}"), max_steps=300)
+    # dropped with the torso at 3 m, at rest: 8 steps in the air (the first contact comes later)
+    air = {"reset_noise_scale": 0.0, "healthy_z_range": (0.2, 10.0)}
+    q0 = np.zeros(15)
+    q0[2], q0[3] = 3.0, 1.0
+    rollout("Ant-v5", air, zero, RESET_SEED, out("ant_v5_f_air"), init=(q0, np.zeros(14)), max_steps=8)
+    # the same with every ankle at the middle of its range (qpos 8, 10, 12, 14: +-50 deg) and a tenth of the
+    # gait: 4 steps of free flight before the first joint limit engages
+    q1 = q0.copy()
+    q1[[8, 10, 12, 14]] = np.radians([50.0, -50.0, -50.0, 50.0])
+    rollout("Ant-v5", air, lambda k, t, q, v: 0.1 * gait(k, t, q, v), RESET_SEED, out("ant_v5_f2_air_inrange"),
+            init=(q1, np.zeros(14)), max_steps=4)
+    # resting on the floor (the a_zeros end state), pushed forward at 1 m/s: contacts and friction alone
+    rest = np.loadtxt(out("ant_v5_a_zeros"), delimiter=",", skiprows=1)[-1]
+    v0 = np.zeros(14)
+    v0[0] = 1.0
+    rollout("Ant-v5", {"reset_noise_scale": 0.0}, zero, RESET_SEED, out("ant_v5_g_settled_push"),
+            init=(rest[10:25], v0), max_steps=40)
+    full_m_and_random_returns("Ant-v5", "ant_v5", out, 8)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     here = os.path.dirname(os.path.abspath(__file__))
     p.add_argument("--out", default=os.path.join(here, "..", "envs", "tests", "data", "mujoco"))
     p.add_argument("--print-model", action="store_true", help="also print the compiled model values")
     p.add_argument("--env", help="record this environment only (Reacher-v5, InvertedPendulum-v5, "
-                   "InvertedDoublePendulum-v5, HalfCheetah-v5, Hopper-v5, Walker2d-v5)")
+                   "InvertedDoublePendulum-v5, HalfCheetah-v5, Hopper-v5, Walker2d-v5, Ant-v5)")
     args = p.parse_args()
     try:
         import gymnasium
@@ -270,21 +358,23 @@ def main():
     if gymnasium.__version__ != "1.4.0":
         sys.exit(f"record_mujoco_rollouts.py: needs gymnasium 1.4.0, found {gymnasium.__version__}")
     print(f"gymnasium {gymnasium.__version__}, mujoco {mujoco.__version__}")
+    want = lambda env_id: args.env is None or args.env == env_id
+    if args.env is not None and args.env not in ("Reacher-v5", "InvertedPendulum-v5", "InvertedDoublePendulum-v5",
+                                                 "HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5"):
+        sys.exit(f"record_mujoco_rollouts.py: unknown --env {args.env!r}")
     if args.print_model:
-        print_model()
+        print_model(want)
     os.makedirs(args.out, exist_ok=True)
     out = lambda name: os.path.join(args.out, name + ".csv")
 
-    want = lambda env_id: args.env is None or args.env == env_id
-    if args.env is not None and args.env not in ("Reacher-v5", "InvertedPendulum-v5", "InvertedDoublePendulum-v5",
-                                                 "HalfCheetah-v5", "Hopper-v5", "Walker2d-v5"):
-        sys.exit(f"record_mujoco_rollouts.py: unknown --env {args.env!r}")
     if want("HalfCheetah-v5"):
         half_cheetah(out)
     if want("Hopper-v5"):
         biped("Hopper-v5", "hopper_v5", 6, 3, out)
     if want("Walker2d-v5"):
         biped("Walker2d-v5", "walker2d_v5", 9, 6, out)
+    if want("Ant-v5"):
+        ant(out)
     two_pi = 2.0 * np.pi
     rng = np.random.default_rng(ACTION_SEED)
     reacher_random = rng.uniform(-1.0, 1.0, size=(50, 2))

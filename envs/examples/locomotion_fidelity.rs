@@ -81,7 +81,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let mj = read_table(&data.join(format!("{prefix}_random_returns.csv")))?.column("return")?;
     let mut env = Locomotion::with_config(spec, cfg)?;
-    let (ours, lens): (Vec<f64>, Vec<usize>) = random_action_returns(&mut env, 30)?.into_iter().unzip();
+    let (ours, lens): (Vec<f64>, Vec<usize>) = random_action_returns(&mut env, spec.max_episode_steps, 30)?.into_iter().unzip();
     let ms = |v: &[f64]| {
         let m = v.iter().sum::<f64>() / v.len() as f64;
         (m, (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt())

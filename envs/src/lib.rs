@@ -10,6 +10,7 @@
 //! * [`vec_env::VecEnv`]: many environments stepped on a thread pool, with auto-reset.
 //! * [`render`]: top-down pictures of planar environments, PNG and animated GIF.
 
+pub mod ant;
 pub mod config;
 pub mod csvio;
 pub mod env;

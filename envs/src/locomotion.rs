@@ -496,14 +496,19 @@ pub fn replay(spec: Spec, cfg: &LocomotionConfig, table: &crate::csvio::Table) -
 /// Returns and lengths of `episodes` episodes of uniform random actions in [−1, 1] (episode i reset with
 /// seed 1000 + i, the actions drawn from one stream seeded 7; at most 1000 steps, the registered limit):
 /// the draws the fidelity example and tests compare with MuJoCo's `*_random_returns.csv`.
-pub fn random_action_returns(env: &mut Locomotion, episodes: u64) -> Result<Vec<(f64, usize)>, EnvError> {
+/// Any environment works (Ant-v5 uses it too); `max_episode_steps` is the registered limit.
+pub fn random_action_returns(
+    env: &mut dyn Env,
+    max_episode_steps: usize,
+    episodes: u64,
+) -> Result<Vec<(f64, usize)>, EnvError> {
     let mut rng = StdRng::seed_from_u64(7);
-    let nu = env.spec.nu;
+    let nu = env.action_space().dim();
     (0..episodes)
         .map(|i| {
             env.reset(Some(1000 + i))?;
             let (mut ret, mut n) = (0.0, 0);
-            while n < env.spec.max_episode_steps {
+            while n < max_episode_steps {
                 let a: Vec<f32> = (0..nu).map(|_| rng.random_range(-1.0f32..1.0)).collect();
                 let s = env.step(&a)?;
                 ret += s.reward;

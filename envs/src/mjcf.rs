@@ -37,7 +37,7 @@ use crate::fluid::inertia_box_force_torque;
 use crate::rapier_world::{configure_integration, WorldState};
 
 /// The MJCF files this crate ships, by the name Gymnasium gives them.
-pub const STOCK_FILES: [(&str, &str); 7] = [
+pub const STOCK_FILES: [(&str, &str); 8] = [
     ("swimmer.xml", include_str!("../models/swimmer.xml")),
     ("reacher.xml", include_str!("../models/reacher.xml")),
     ("inverted_pendulum.xml", include_str!("../models/inverted_pendulum.xml")),
@@ -45,6 +45,7 @@ pub const STOCK_FILES: [(&str, &str); 7] = [
     ("half_cheetah.xml", include_str!("../models/half_cheetah.xml")),
     ("hopper.xml", include_str!("../models/hopper.xml")),
     ("walker2d_v5.xml", include_str!("../models/walker2d_v5.xml")),
+    ("ant.xml", include_str!("../models/ant.xml")),
 ];
 
 /// Kind of a joint's single degree of freedom.
@@ -97,6 +98,8 @@ pub struct BodySpec {
     /// or the parent it is welded to), and this body's frame in it.
     carrier: usize,
     offset: Pose,
+    /// Index into the loader's body list of the body itself.
+    loader: usize,
 }
 
 /// A loaded MJCF model: the loader's description (not yet in a world) and what the environments
@@ -114,8 +117,13 @@ pub struct MjcfModel {
     pub density: f64,
     /// `<option viscosity>` (fluid), 0 when absent.
     pub viscosity: f64,
-    /// Degrees of freedom in MuJoCo's qpos (= qvel) order.
+    /// The hinge and slide degrees of freedom in MuJoCo's qpos (= qvel) order, after the free
+    /// joint's if there is one.
     pub joints: Vec<JointSpec>,
+    /// Index into [`MjcfModel::bodies`] of the floating base (a free joint), if any. qpos then starts
+    /// with its position and orientation (quaternion w, x, y, z: 7 values) and qvel with its linear
+    /// velocity (world frame) and angular velocity (body frame: 6 values), as in MuJoCo.
+    pub free_root: Option<usize>,
     /// Actuators in MuJoCo's order (the action's order).
     pub actuators: Vec<ActuatorSpec>,
     /// Bodies in MuJoCo's order, world excluded.
@@ -149,7 +157,7 @@ pub fn check_supported(xml: &str, source: &str) -> Result<(), EnvError> {
             "extension" | "plugin" | "flexcomp" | "flex" | "skin" | "composite" | "replicate" => {
                 return fail("is not supported by rebel-rs's MJCF environments; remove it (plugins, deformables and procedural bodies have no Rapier counterpart here)".into())
             }
-            "freejoint" => return fail("(a free-floating body) is not supported yet: attach the root with slide/hinge joints (as the Swimmer does)".into()),
+            "freejoint" => free_joint_supported(&n, line, source)?,
             "spatial" | "fixed" if parent == "tendon" => {
                 return fail("(a tendon) is not supported: drive the joints with <motor joint=...> instead".into())
             }
@@ -162,10 +170,12 @@ pub fn check_supported(xml: &str, source: &str) -> Result<(), EnvError> {
                 return fail("is not supported: only <motor> actuators (torque or force = gear · ctrl) are; write the actuator as <motor joint=... gear=... ctrlrange=...>".into())
             }
             "joint" if parent == "body" || parent == "default" => {
-                if let Some(t) = n.attribute("type") {
-                    if t != "hinge" && t != "slide" {
-                        return fail(format!("type=\"{t}\" is not supported: use hinge or slide joints (three slides and a hinge make a planar root)"));
+                match n.attribute("type") {
+                    Some("free") if parent == "body" => free_joint_supported(&n, line, source)?,
+                    Some(t) if t != "hinge" && t != "slide" => {
+                        return fail(format!("type=\"{t}\" is not supported: use hinge or slide joints (three slides and a hinge make a planar root), or one free joint on a body directly under <worldbody>"));
                     }
+                    _ => {}
                 }
                 for a in ["frictionloss", "springdamper"] {
                     if let Some(v) = n.attribute(a) {
@@ -204,6 +214,30 @@ pub fn check_supported(xml: &str, source: &str) -> Result<(), EnvError> {
                     return fail("fluidshape (MuJoCo's ellipsoid fluid model) is not supported: the inertia-box model (<option density viscosity>) is; remove fluidshape".into());
                 }
             _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// A free joint is simulated on a body directly under `<worldbody>` (a floating base, the multibody's
+/// root), without passive forces of its own.
+fn free_joint_supported(n: &roxmltree::Node, line: u32, source: &str) -> Result<(), EnvError> {
+    let body = n.parent_element();
+    let top = body.and_then(|b| b.parent_element()).is_some_and(|w| w.has_tag_name("worldbody"));
+    if !body.is_some_and(|b| b.has_tag_name("body")) || !top {
+        return Err(mjcf_err(
+            source,
+            format!("line {line}: <{}> (a free joint) is supported only on a body directly under <worldbody> (the floating base of a robot)", n.tag_name().name()),
+        ));
+    }
+    for a in ["armature", "damping", "stiffness", "frictionloss"] {
+        if let Some(v) = n.attribute(a) {
+            if v.trim().parse::<f64>().map_or(true, |x| x != 0.0) {
+                return Err(mjcf_err(
+                    source,
+                    format!("line {line}: <{}> {a}=\"{v}\" on a free joint is not supported (the floating base has no passive forces here); set it to 0", n.tag_name().name()),
+                ));
+            }
         }
     }
     Ok(())
@@ -257,10 +291,21 @@ impl MjcfModel {
         let (density, viscosity) = fluid_options(xml);
 
         let mut joints = Vec::new();
+        let mut free_body = None;
         for d in &robot.qpos_dofs {
             let kind = match d.kind {
                 MjcfDofKind::Hinge => JointKind::Hinge,
                 MjcfDofKind::Slide => JointKind::Slide,
+                MjcfDofKind::Free if joints.is_empty() && free_body.is_none() => {
+                    free_body = Some(d.body);
+                    continue;
+                }
+                MjcfDofKind::Free => {
+                    return Err(mjcf_err(
+                        source,
+                        "a free joint is supported only as the first joint of the model (one floating base, first in qpos)",
+                    ))
+                }
                 k => {
                     return Err(mjcf_err(source, format!("a {k:?} joint is not supported: use hinge or slide joints")))
                 }
@@ -331,10 +376,20 @@ impl MjcfModel {
             .map(|(i, b)| BodySpec {
                 name: b.name.clone().unwrap_or_default(),
                 mass: b.mass as f64,
+                loader: i,
                 carrier: i,
                 offset: Pose::IDENTITY,
             })
             .collect();
+        let free_root = free_body.map(|fb| bodies.iter().position(|b| b.loader == fb).expect("the free body is a body"));
+        // Each collider remembers its MJCF body (welding moves colliders to another rigid body):
+        // 1 + index into `bodies`, 0 for the world's.
+        for (i, b) in robot.bodies.iter_mut().enumerate() {
+            let tag = bodies.iter().position(|s| s.loader == i).map_or(0, |k| k as u128 + 1);
+            for c in &mut b.colliders {
+                c.user_data = tag;
+            }
+        }
         let mut capsules = Vec::new();
         for (bi, b) in bodies.iter().enumerate() {
             let rb: &rapier3d_mjcf::MjcfBody = &robot.bodies[b.carrier];
@@ -372,15 +427,21 @@ impl MjcfModel {
             density,
             viscosity,
             joints,
+            free_root,
             actuators,
             bodies,
             robot: Arc::new(robot),
         })
     }
 
-    /// Number of generalised coordinates (= velocities: hinge and slide joints only).
+    /// Number of generalised coordinates (MuJoCo's `nq`: 7 for a free joint, 1 per hinge or slide).
     pub fn nq(&self) -> usize {
-        self.joints.len()
+        self.joints.len() + if self.free_root.is_some() { 7 } else { 0 }
+    }
+
+    /// Number of generalised velocities (MuJoCo's `nv`: 6 for a free joint, 1 per hinge or slide).
+    pub fn nv(&self) -> usize {
+        self.joints.len() + if self.free_root.is_some() { 6 } else { 0 }
     }
 
     /// Number of actuators.
@@ -401,6 +462,16 @@ impl MjcfModel {
     /// Error unless the model has `nq` coordinates and `nu` actuators (what environment `env`
     /// needs to interpret it).
     pub fn expect_shape(&self, env: &str, nq: Option<usize>, nu: usize) -> Result<(), EnvError> {
+        if self.free_root.is_some() {
+            return Err(EnvError::BadOption {
+                env: env.into(),
+                key: "xml_file".into(),
+                msg: format!(
+                    "{} has a free-floating root (a free joint); {env} needs its root attached by hinge/slide joints (start from the shipped model, docs/adding-an-environment.md)",
+                    self.source
+                ),
+            });
+        }
         let ok_nq = nq.is_none_or(|n| n == self.nq());
         if !ok_nq || self.nu() != nu {
             let want_nq = nq.map(|n| n.to_string()).unwrap_or_else(|| "any number of".into());
@@ -738,6 +809,41 @@ pub struct MjcfWorld {
     limit_groups: Vec<Vec<usize>>,
     /// Joint springs: (DoF, stiffness, springref in qpos).
     springs: Vec<(usize, f64, f64)>,
+    /// The floating base, if the model has one.
+    free: Option<FreeBase>,
+    /// Contacts push from this distance on (MuJoCo's geom `margin`; see [`MjcfWorld::set_contact_margin`]).
+    margin: f64,
+    /// MuJoCo's soft joint limits in place of Rapier's (see [`MjcfWorld::set_mujoco_limits`]).
+    soft_limits: Option<SoftLimits>,
+}
+
+/// MuJoCo's soft joint limits (`solreflimit`, `solimplimit`), per DoF range.
+#[derive(Clone, Debug)]
+struct SoftLimits {
+    ranges: Vec<Option<[f64; 2]>>,
+    /// Stiffness and damping of the reference acceleration: `aref = −b·v − k·imp·pos`.
+    k: f64,
+    b: f64,
+    solimp: [f64; 5],
+}
+
+/// MuJoCo's constraint impedance at violation `x ≥ 0` (`solimp` = dmin, dmax, width, midpoint, power).
+fn impedance(x: f64, [dmin, dmax, width, mid, power]: [f64; 5]) -> f64 {
+    if x >= width || width <= 0.0 {
+        return dmax;
+    }
+    let x = x / width;
+    let y = if x <= mid { x.powf(power) / mid.powf(power - 1.0) } else { 1.0 - (1.0 - x).powf(power) / (1.0 - mid).powf(power - 1.0) };
+    dmin + y * (dmax - dmin)
+}
+
+/// A floating base: the root rigid body of its multibody (whose first six generalised velocities
+/// are the base's: centre-of-mass velocity and angular velocity, both in the world frame), or a
+/// free rigid body of its own when nothing is jointed to it.
+#[derive(Clone, Copy, Debug)]
+struct FreeBase {
+    body: RigidBodyHandle,
+    multibody: Option<MultibodyJointHandle>,
 }
 
 impl MjcfWorld {
@@ -910,6 +1016,11 @@ impl MjcfWorld {
             .filter(|(_, j)| j.stiffness != 0.0)
             .map(|(k, j)| (k, j.stiffness, j.springref))
             .collect();
+        let free = model.free_root.map(|b| {
+            let body = bodies[b];
+            let multibody = dofs.iter().find(|d| d.root == body).map(|d| d.handle);
+            FreeBase { body, multibody }
+        });
         MjcfWorld {
             world,
             dofs,
@@ -923,11 +1034,118 @@ impl MjcfWorld {
             projected,
             limit_groups,
             springs,
+            free,
+            margin: 0.0,
+            soft_limits: None,
         }
     }
 
-    /// Contact points where two geoms overlap (distance ≤ 0), as MuJoCo's `ncon` counts them
-    /// (Rapier also keeps predicted contacts of nearby geoms, not counted here).
+    /// Replaces Rapier's joint limits by MuJoCo's soft ones, as explicit generalised forces before
+    /// each Rapier step: a DoF past its range (violation `pos < 0`, velocity `v` into the range's
+    /// direction) gets the force MuJoCo's solver gives one soft constraint,
+    /// `f = max(0, imp · (aref − a0) / A)`, with `aref = −b·v − k·imp·pos`, `k = 1/(dmax²·τ²·ζ²)`,
+    /// `b = 2/(dmax·τ)` (`solref` = τ, ζ; `imp` from `solimp`), `A` the DoF's inverse inertia (M⁻¹'s
+    /// diagonal) and `a0` the acceleration the applied forces give it (gravity, contacts and other
+    /// limits left out of `a0`: they are small beside `aref` wherever the limit pushes hard). Unlike
+    /// Rapier's limits, which correct the position without leaving velocity, this throws a joint
+    /// started far outside its range back in as MuJoCo does (the Ant's ankles start at 0, 30° outside
+    /// theirs, at every reset). `timeconst` should already be at least twice MuJoCo's timestep
+    /// (MuJoCo's own safety clamp).
+    pub fn set_mujoco_limits(&mut self, model: &MjcfModel, [timeconst, dampratio]: [f64; 2], solimp: [f64; 5]) {
+        let ranges: Vec<Option<[f64; 2]>> = model.joints.iter().map(|j| j.range).collect();
+        for (d, r) in self.dofs.iter().zip(&ranges) {
+            if r.is_some() {
+                set_limit_axis(&mut self.world, d, false);
+            }
+        }
+        let dmax = solimp[1];
+        let k = 1.0 / (dmax * dmax * timeconst * timeconst * dampratio * dampratio);
+        self.soft_limits = Some(SoftLimits { ranges, k, b: 2.0 / (dmax * timeconst), solimp });
+        self.rest = WorldState::capture(&self.world);
+    }
+
+    /// Adds the soft limits' forces (see [`MjcfWorld::set_mujoco_limits`]) to `tau`.
+    fn add_limit_forces(&self, s: &SoftLimits, tau: &mut [f64]) {
+        use rapier3d::na::DVector;
+        let applied = tau.to_vec();
+        for (k, (d, range)) in self.dofs.iter().zip(&s.ranges).enumerate() {
+            let Some([lo, hi]) = *range else { continue };
+            let q = self.q(k);
+            let (mb, _) = self.world.multibody_joints.get(d.handle).expect("multibody");
+            let v = mb.generalized_velocity()[d.index] as f64;
+            let (pos, vel, sign) = if q < lo {
+                (q - lo, v, 1.0)
+            } else if q > hi {
+                (hi - q, -v, -1.0)
+            } else {
+                continue;
+            };
+            let mut e = DVector::<Real>::zeros(mb.ndofs());
+            e[d.index] = 1.0;
+            // Rapier's factorisation of its last step; none yet on a world fresh from a build or a
+            // restore (its zero-length step makes none): then one of the current pose
+            let fresh;
+            let lu = if mb.inv_augmented_mass().p().len() == mb.ndofs() {
+                mb.inv_augmented_mass()
+            } else {
+                let mut m = mb.clone();
+                m.dof_inverse_inertia(&self.world.bodies);
+                fresh = m;
+                fresh.inv_augmented_mass()
+            };
+            let Some(col) = lu.solve(&e) else { continue };
+            let a = col[d.index] as f64;
+            if a <= 0.0 {
+                continue;
+            }
+            let a0: f64 = sign
+                * self
+                    .dofs
+                    .iter()
+                    .zip(&applied)
+                    .filter(|(o, _)| o.root == d.root)
+                    .map(|(o, t)| col[o.index] as f64 * t)
+                    .sum::<f64>();
+            let imp = impedance(-pos, s.solimp);
+            let aref = -s.b * vel - s.k * imp * pos;
+            tau[k] += sign * (imp * (aref - a0) / a).max(0.0);
+        }
+    }
+
+    /// MuJoCo's geom `margin` (the larger of a pair's, here one value for all): contacts push from
+    /// this distance on, so bodies rest that much (less the contacts' softness) above what they
+    /// touch. Rapier's contact skin on every collider of the model's bodies (the world's geoms keep
+    /// none, so a pair's skin is the margin, not twice it); [`MjcfWorld::contact_count`] counts the
+    /// points within it, as MuJoCo's `ncon` does.
+    pub fn set_contact_margin(&mut self, margin: f64) {
+        for (_, c) in self.world.colliders.iter_mut() {
+            if c.user_data != 0 {
+                c.set_contact_skin(margin as Real);
+            }
+        }
+        self.margin = margin;
+        self.rest = WorldState::capture(&self.world);
+    }
+
+    /// Error unless the floating base (if any) has its centre of mass at its body frame's origin
+    /// (within 1e-5 m): Rapier moves a free multibody root's frame origin with the velocity it
+    /// treats as the centre of mass's, so the two must coincide (the Ant's torso, with its four
+    /// welded hip pieces, does by symmetry).
+    pub fn check_free_base(&self) -> Result<(), String> {
+        let Some(f) = &self.free else { return Ok(()) };
+        let com = self.world.bodies[f.body].mass_properties().local_mprops.local_com;
+        if com.length() > 1e-5 {
+            return Err(format!(
+                "the floating base's centre of mass is {:.3e} m from its body frame origin; rebel-rs supports a free joint only where the two coincide (move the body frame to the centre of mass)",
+                com.length()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Contact points where two geoms overlap (distance ≤ 0, or within the contact margin when there
+    /// is one), as MuJoCo's `ncon` counts them (Rapier also keeps predicted contacts of nearby geoms,
+    /// not counted here).
     pub fn contact_count(&self) -> usize {
         self.world
             .contact_pairs()
@@ -936,7 +1154,7 @@ impl MjcfWorld {
                 PairContacts::Soft { .. } => None,
             })
             .flat_map(|r| r.manifolds.iter())
-            .map(|m| m.points.iter().filter(|pt| pt.dist <= 0.0).count())
+            .map(|m| m.points.iter().filter(|pt| pt.dist as f64 <= 0.0f64.max(self.margin - 1e-9)).count())
             .sum()
     }
 
@@ -947,26 +1165,56 @@ impl MjcfWorld {
         mb.link(link).expect("link").joint().coords()[d.coord] as f64 + d.reference
     }
 
-    /// Generalised positions (MuJoCo's qpos).
+    /// Generalised positions (MuJoCo's qpos: the floating base's position and orientation
+    /// quaternion (w, x, y, z) first if there is one).
     pub fn qpos(&self) -> Vec<f64> {
-        self.dofs
-            .iter()
-            .map(|d| {
-                let (mb, link) = self.world.multibody_joints.get(d.handle).expect("multibody");
-                mb.link(link).expect("link").joint().coords()[d.coord] as f64 + d.reference
-            })
-            .collect()
+        let mut out = Vec::with_capacity(self.dofs.len() + 7);
+        if let Some(f) = &self.free {
+            let p = self.world.bodies[f.body].position();
+            let (t, r) = (p.translation, p.rotation);
+            out.extend([t.x, t.y, t.z, r.w, r.x, r.y, r.z].map(|x| x as f64));
+        }
+        out.extend(self.dofs.iter().map(|d| {
+            let (mb, link) = self.world.multibody_joints.get(d.handle).expect("multibody");
+            mb.link(link).expect("link").joint().coords()[d.coord] as f64 + d.reference
+        }));
+        out
     }
 
-    /// Generalised velocities (MuJoCo's qvel).
+    /// The floating base's linear velocity (world frame) and angular velocity (world frame).
+    fn free_velocity(&self, f: &FreeBase) -> (Vector, Vector) {
+        match f.multibody {
+            Some(h) => {
+                let (mb, _) = self.world.multibody_joints.get(h).expect("multibody");
+                let v = mb.generalized_velocity();
+                (Vector::new(v[0], v[1], v[2]), Vector::new(v[3], v[4], v[5]))
+            }
+            None => {
+                let rb = &self.world.bodies[f.body];
+                (rb.linvel(), rb.angvel())
+            }
+        }
+    }
+
+    /// Generalised velocities (MuJoCo's qvel: the floating base's linear velocity in the world frame
+    /// and angular velocity in its body frame first if there is one).
     pub fn qvel(&self) -> Vec<f64> {
-        self.dofs
-            .iter()
-            .map(|d| {
-                let (mb, _) = self.world.multibody_joints.get(d.handle).expect("multibody");
-                mb.generalized_velocity()[d.index] as f64
-            })
-            .collect()
+        let mut out = Vec::with_capacity(self.dofs.len() + 6);
+        if let Some(f) = &self.free {
+            let (lin, ang) = self.free_velocity(f);
+            let local = self.world.bodies[f.body].position().rotation.inverse() * ang;
+            out.extend([lin.x, lin.y, lin.z, local.x, local.y, local.z].map(|x| x as f64));
+        }
+        out.extend(self.dofs.iter().map(|d| {
+            let (mb, _) = self.world.multibody_joints.get(d.handle).expect("multibody");
+            mb.generalized_velocity()[d.index] as f64
+        }));
+        out
+    }
+
+    /// The world pose of the floating base, if any.
+    pub fn free_pose(&self) -> Option<Pose> {
+        self.free.map(|f| *self.world.bodies[f.body].position())
     }
 
     /// Puts the world back to the state [`MjcfWorld::build`] made (qpos = `ref`, at rest, all
@@ -977,8 +1225,35 @@ impl MjcfWorld {
         self.set_state(qpos, qvel);
     }
 
-    /// Sets qpos and qvel on a world fresh from [`MjcfWorld::build`] (where qpos = `ref`).
+    /// Sets qpos and qvel on a world fresh from [`MjcfWorld::build`] (where qpos = `ref`). A floating
+    /// base's quaternion is normalised (MuJoCo normalises it when it integrates).
     pub fn set_state(&mut self, qpos: &[f64], qvel: &[f64]) {
+        let (qpos, qvel) = match self.free {
+            Some(f) => {
+                let r = |i: usize| qpos[i] as Real;
+                let rot = Rotation::from_xyzw(r(4), r(5), r(6), r(3)).normalize();
+                let rb = &mut self.world.bodies[f.body];
+                rb.set_position(Pose::from_parts(Vector::new(r(0), r(1), r(2)), rot), true);
+                let v = |i: usize| qvel[i] as Real;
+                let (lin, ang) = (Vector::new(v(0), v(1), v(2)), rot * Vector::new(v(3), v(4), v(5)));
+                match f.multibody {
+                    Some(h) => {
+                        let (mb, _) = self.world.multibody_joints.get_mut(h).expect("multibody");
+                        let mut gv = mb.generalized_velocity_mut();
+                        for i in 0..3 {
+                            gv[i] = lin[i];
+                            gv[3 + i] = ang[i];
+                        }
+                    }
+                    None => {
+                        rb.set_linvel(lin, true);
+                        rb.set_angvel(ang, true);
+                    }
+                }
+                (&qpos[7..], &qvel[6..])
+            }
+            None => (qpos, qvel),
+        };
         for (k, d) in self.dofs.iter().enumerate() {
             let (mb, _) = self.world.multibody_joints.get_mut(d.handle).expect("multibody");
             let mut disp = vec![0.0_f32; mb.ndofs()];
@@ -986,9 +1261,10 @@ impl MjcfWorld {
             mb.apply_displacements(&disp);
             mb.generalized_velocity_mut()[d.index] = qvel[k] as Real;
         }
+        let free_body = self.free.map(|f| f.body);
         for d in &self.dofs {
             let (mb, _) = self.world.multibody_joints.get_mut(d.handle).expect("multibody");
-            mb.forward_kinematics(&self.world.bodies, false);
+            mb.forward_kinematics(&self.world.bodies, free_body == Some(d.root));
             mb.update_rigid_bodies(&mut self.world.bodies, true);
         }
         for (tree, links) in &self.still_trees {
@@ -1013,10 +1289,12 @@ impl MjcfWorld {
         set_limit_axis(&mut self.world, &self.dofs[dof], enabled);
     }
 
-    /// Joint-space mass matrix (armature included), nq × nq in MuJoCo's qvel order, as Rapier
-    /// assembles it now (dt = 0: without damping terms); zero between separate multibodies.
+    /// Joint-space mass matrix (armature included), nv × nv in MuJoCo's qvel order, as Rapier
+    /// assembles it now (dt = 0: without damping terms); zero between separate multibodies. A
+    /// floating base's rows are MuJoCo's (angular velocity in the body frame).
     pub fn mass_matrix(&self) -> Option<Vec<Vec<f64>>> {
-        let n = self.dofs.len();
+        let base = if self.free.is_some() { 6 } else { 0 };
+        let n = self.dofs.len() + base;
         let mut out = vec![vec![0.0; n]; n];
         let mut done: Vec<RigidBodyHandle> = Vec::new();
         for d in &self.dofs {
@@ -1029,7 +1307,7 @@ impl MjcfWorld {
             let mut mb = mb.clone();
             mb.dof_inverse_inertia(&self.world.bodies);
             let m = mb.inv_augmented_mass().try_inverse()?.try_inverse()?;
-            let mine: Vec<(usize, usize)> = self
+            let mut mine: Vec<(usize, usize)> = self
                 .dofs
                 .iter()
                 .enumerate()
@@ -1037,24 +1315,120 @@ impl MjcfWorld {
                     let (mbe, _) = self.world.multibody_joints.get(e.handle).expect("multibody");
                     mbe.root().rigid_body_handle() == root
                 })
-                .map(|(k, e)| (k, e.index))
+                .map(|(k, e)| (base + k, e.index))
                 .collect();
+            // Rapier's base velocities are (v, ω) in the world frame, MuJoCo's (v, R⁻¹ω): with
+            // T = diag(I, R), MuJoCo's matrix is Tᵀ M T.
+            let mut m = m.map(|x| x as f64);
+            if let Some(f) = self.free.filter(|f| f.body == root) {
+                let r = self.world.bodies[f.body].position().rotation;
+                let mut t = rapier3d::na::DMatrix::<f64>::identity(m.nrows(), m.ncols());
+                for c in 0..3 {
+                    let col = r * [Vector::X, Vector::Y, Vector::Z][c];
+                    for i in 0..3 {
+                        t[(3 + i, 3 + c)] = col[i] as f64;
+                    }
+                }
+                m = t.transpose() * m * t;
+                mine.splice(0..0, (0..6).map(|i| (i, i)));
+            }
             for &(i, ii) in &mine {
                 for &(j, jj) in &mine {
-                    out[i][j] = m[(ii, jj)] as f64;
+                    out[i][j] = m[(ii, jj)];
                 }
             }
         }
         Some(out)
     }
 
+    /// The contact forces on every body of the model over the last Rapier step, as MuJoCo's
+    /// `cfrc_ext` (what `mj_rnePostConstraint` computes): per body, `[torque; force]` in the world
+    /// frame, the torque about the centre of mass of the body's whole tree (MuJoCo's
+    /// `subtree_com` of its root body). Each contact's total impulse of the step (normal and
+    /// friction) over the step's length; the force on a body is what the other geom exerts on it.
+    pub fn contact_wrenches(&self, model: &MjcfModel) -> Vec<[f64; 6]> {
+        use rapier3d::utils::OrthonormalBasis;
+        let mut out = vec![[0.0; 6]; model.bodies.len()];
+        let dt = self.world.integration_parameters.dt;
+        if dt <= 0.0 {
+            return out;
+        }
+        let mut tree_com: Vec<(RigidBodyHandle, Vector)> = Vec::new();
+        let mut com_of = |world: &PhysicsWorld, h: RigidBodyHandle| -> Vector {
+            let root = world.multibody_joints.rigid_body_link(h).map_or(h, |l| {
+                world.multibody_joints.get_multibody(l.multibody).expect("multibody").root().rigid_body_handle()
+            });
+            if let Some((_, c)) = tree_com.iter().find(|(r, _)| *r == root) {
+                return *c;
+            }
+            let links: Vec<RigidBodyHandle> = match world.multibody_joints.rigid_body_link(root) {
+                Some(l) => world
+                    .multibody_joints
+                    .get_multibody(l.multibody)
+                    .expect("multibody")
+                    .links()
+                    .map(|k| k.rigid_body_handle())
+                    .collect(),
+                None => vec![root],
+            };
+            let (mut m, mut mc) = (0.0, Vector::ZERO);
+            for k in links {
+                let mp = world.bodies[k].mass_properties();
+                m += mp.local_mprops.mass();
+                mc += mp.world_com * mp.local_mprops.mass();
+            }
+            let c = if m > 0.0 { mc / m } else { Vector::ZERO };
+            tree_com.push((root, c));
+            c
+        };
+        for pair in self.world.contact_pairs() {
+            let PairContacts::Rigid(r) = &pair.contacts else { continue };
+            let body_of = |c: ColliderHandle| {
+                self.world.colliders.get(c).and_then(|c| c.user_data.checked_sub(1)).map(|b| b as usize)
+            };
+            let (b1, b2) = (body_of(pair.collider1), body_of(pair.collider2));
+            if b1.is_none() && b2.is_none() {
+                continue;
+            }
+            let Some(pos1) = self.world.colliders.get(pair.collider1).map(|c| *c.position()) else { continue };
+            for manifold in &r.manifolds {
+                let dir1 = -manifold.data.normal;
+                let t1 = dir1.orthonormal_vector();
+                let t2 = dir1.cross(t1);
+                let frame1 = manifold.subshape_pos1().map_or(pos1, |p| pos1 * *p);
+                for pt in &manifold.points {
+                    let d = &pt.data;
+                    if d.impulse == 0.0 && d.tangent_impulse[0] == 0.0 && d.tangent_impulse[1] == 0.0 {
+                        continue;
+                    }
+                    // the impulse on collider 1's body; collider 2's gets the opposite
+                    let f1 = (dir1 * d.impulse + t1 * d.tangent_impulse[0] + t2 * d.tangent_impulse[1]) / dt;
+                    let p = frame1.transform_point(pt.local_p1) + manifold.data.normal * (0.5 * pt.dist);
+                    for (b, f) in [(b1, f1), (b2, -f1)] {
+                        let Some(b) = b else { continue };
+                        let c = com_of(&self.world, self.bodies[b]);
+                        let tq = (p - c).cross(f);
+                        for i in 0..3 {
+                            out[b][i] += tq[i] as f64;
+                            out[b][3 + i] += f[i] as f64;
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// One Rapier step with generalised forces `tau` (one per DoF, MuJoCo's qfrc) and the
     /// fluid forces of the model.
     pub fn step(&mut self, tau: &[f64]) {
-        if !self.springs.is_empty() {
+        if !self.springs.is_empty() || self.soft_limits.is_some() {
             let mut tau = tau.to_vec();
             for &(k, stiffness, springref) in &self.springs {
                 tau[k] -= stiffness * (self.q(k) - springref);
+            }
+            if let Some(s) = &self.soft_limits {
+                self.add_limit_forces(s, &mut tau);
             }
             return self.step_with(&tau);
         }
@@ -1277,7 +1651,7 @@ fn link_velocities(mb: &Multibody, bodies: &RigidBodySet) -> Vec<(Vector, Vector
 /// Generalised forces (one per DoF) of the actuators for `ctrl` (one per actuator):
 /// `gear · clip(ctrl, ctrlrange)`, summed per joint.
 pub fn actuator_forces(model: &MjcfModel, ctrl: &[f64]) -> Vec<f64> {
-    let mut tau = vec![0.0; model.nq()];
+    let mut tau = vec![0.0; model.joints.len()];
     for (a, c) in model.actuators.iter().zip(ctrl) {
         let c = match a.ctrl_range {
             Some([lo, hi]) => c.clamp(lo, hi),

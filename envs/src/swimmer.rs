@@ -187,6 +187,9 @@ impl Swimmer {
     /// hinge: qpos[0..3]) and at least one actuator; any number of segments works.
     pub fn with_config(cfg: SwimmerConfig) -> Result<Self, EnvError> {
         let model = MjcfModel::load(&cfg.xml_file)?;
+        if model.free_root.is_some() {
+            model.expect_shape(ID, None, model.nu())?; // refuses it, saying why
+        }
         if model.nq() < 3 || model.nu() == 0 {
             return Err(EnvError::BadOption {
                 env: ID.into(),

@@ -168,7 +168,7 @@ fn friction_stops_a_sliding_cheetah_like_mujocos() {
 fn random_policy_returns_are_distributed_like_mujocos() {
     let mj = read_table(&data("random_returns")).unwrap().column("return").unwrap();
     let mut env = SPEC.build(defaults()).unwrap();
-    let ours: Vec<f64> = random_action_returns(&mut env, 30).unwrap().into_iter().map(|(r, _)| r).collect();
+    let ours: Vec<f64> = random_action_returns(&mut env, SPEC.max_episode_steps, 30).unwrap().into_iter().map(|(r, _)| r).collect();
     let ms = |v: &[f64]| {
         let m = v.iter().sum::<f64>() / v.len() as f64;
         (m, (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt())

@@ -79,7 +79,7 @@ fn random_policy_returns_are_distributed_like_mujocos() {
     for (spec, prefix) in cases() {
         let mj = read_table(&data(prefix, "random_returns")).unwrap().column("return").unwrap();
         let mut env = Locomotion::with_config(spec, (spec.defaults)()).unwrap();
-        let ours: Vec<f64> = random_action_returns(&mut env, 30).unwrap().into_iter().map(|(r, _)| r).collect();
+        let ours: Vec<f64> = random_action_returns(&mut env, spec.max_episode_steps, 30).unwrap().into_iter().map(|(r, _)| r).collect();
         let ((mo, vo), (mm, vm)) = (ms(&ours), ms(&mj));
         let se = (vo / 30.0 + vm / 30.0).sqrt();
         assert!((mo - mm).abs() < 2.5 * se, "{}: mean {mo:.2} vs MuJoCo {mm:.2} (standard error {se:.2})", spec.id);

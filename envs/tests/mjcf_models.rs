@@ -165,8 +165,16 @@ fn unsupported_mjcf_is_refused_naming_the_element() {
     let body = |inner: &str, extra: &str| {
         format!("<mujoco><worldbody><body name=\"b\"><geom type=\"sphere\" size=\"0.1\"/>{inner}</body></worldbody>{extra}</mujoco>")
     };
-    let e = load_err(&d, &body("<freejoint/>", ""));
-    assert!(e.contains("<freejoint>") && e.contains("line 1"), "{e}");
+    // a free joint: only on a body directly under <worldbody>, without passive forces
+    let e = load_err(&d, &body("<body name=\"c\"><geom type=\"sphere\" size=\"0.1\"/><freejoint/></body>", ""));
+    assert!(e.contains("<freejoint>") && e.contains("line 1") && e.contains("directly under <worldbody>"), "{e}");
+    let e = load_err(&d, &body("<joint type=\"free\" damping=\"2\"/>", ""));
+    assert!(e.contains("damping=\"2\" on a free joint") && e.contains("set it to 0"), "{e}");
+    let free = MjcfModel::load(&write(&d, &body("<freejoint/>", ""))).unwrap();
+    assert_eq!((free.free_root, free.nq(), free.nv()), (Some(0), 7, 6));
+    let cfg = EnvConfig::new().with("xml_file", ConfigValue::Str(write(&d, &body("<freejoint/>", ""))));
+    let e = make("Swimmer-v5", &cfg).err().unwrap().to_string();
+    assert!(e.contains("has a free-floating root"), "{e}");
     let e = load_err(&d, &body("<joint type=\"ball\"/>", ""));
     assert!(e.contains("<joint>") && e.contains("ball") && e.contains("hinge or slide"), "{e}");
     let e = load_err(&d, &body("<joint name=\"j\" type=\"hinge\" frictionloss=\"10\"/>", ""));
