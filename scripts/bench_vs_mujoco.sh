@@ -3,9 +3,9 @@
 #
 #   scripts/bench_vs_mujoco.sh [--env ID] [--steps N] [--raw-steps N] [--gym-steps N] [--no-scaling]
 #
-# ID: Swimmer-v5 (default), Reacher-v5, InvertedPendulum-v5, InvertedDoublePendulum-v5, HalfCheetah-v5, Hopper-v5
-# or Walker2d-v5; `--env all`
-# runs the seven in turn.
+# ID: Swimmer-v5 (default), Reacher-v5, InvertedPendulum-v5, InvertedDoublePendulum-v5, HalfCheetah-v5, Hopper-v5,
+# Walker2d-v5 or Ant-v5; `--env all`
+# runs the eight in turn.
 #
 # * Makes (once) a venv at ${REBEL_CACHE:-$HOME/.cache/rebel-rs}/mujoco-venv holding
 #   gymnasium[mujoco]==1.4.0 (MuJoCo from PyPI); skipped when it already imports.
@@ -56,9 +56,9 @@ if ! "$py" -c 'import gymnasium, mujoco, numpy; assert gymnasium.__version__ == 
 fi
 
 case "$env_id" in
-    Swimmer-v5|Reacher-v5|InvertedPendulum-v5|InvertedDoublePendulum-v5|HalfCheetah-v5|Hopper-v5|Walker2d-v5) envs=("$env_id") ;;
-    all) envs=(Swimmer-v5 Reacher-v5 InvertedPendulum-v5 InvertedDoublePendulum-v5 HalfCheetah-v5 Hopper-v5 Walker2d-v5) ;;
-    *) die "--env must be Swimmer-v5, Reacher-v5, InvertedPendulum-v5, InvertedDoublePendulum-v5, HalfCheetah-v5, Hopper-v5, Walker2d-v5 or all, got '$env_id'" ;;
+    Swimmer-v5|Reacher-v5|InvertedPendulum-v5|InvertedDoublePendulum-v5|HalfCheetah-v5|Hopper-v5|Walker2d-v5|Ant-v5) envs=("$env_id") ;;
+    all) envs=(Swimmer-v5 Reacher-v5 InvertedPendulum-v5 InvertedDoublePendulum-v5 HalfCheetah-v5 Hopper-v5 Walker2d-v5 Ant-v5) ;;
+    *) die "--env must be Swimmer-v5, Reacher-v5, InvertedPendulum-v5, InvertedDoublePendulum-v5, HalfCheetah-v5, Hopper-v5, Walker2d-v5, Ant-v5 or all, got '$env_id'" ;;
 esac
 
 pin1=()

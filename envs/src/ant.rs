@@ -253,9 +253,7 @@ impl Ant {
         sim.check_free_base().map_err(|e| bad(format!("{}: {e}", model.source)))?;
         sim.set_contact_margin(cfg.contact_margin);
         if cfg.mujoco_limits {
-            // MuJoCo's defaults (ant.xml sets neither): solreflimit (0.02, 1), clamped to at least two
-            // of MuJoCo's timesteps; solimplimit (0.9, 0.95, 0.001, 0.5, 2)
-            sim.set_mujoco_limits(&model, [0.02f64.max(2.0 * cfg.timestep), 1.0], [0.9, 0.95, 0.001, 0.5, 2.0]);
+            sim.set_mujoco_limits(&model, cfg.timestep);
         }
         let act_space = BoxSpace::new(
             model.actuators.iter().map(|a| a.ctrl_range.map_or(f32::NEG_INFINITY, |r| r[0] as f32)).collect(),

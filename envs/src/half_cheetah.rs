@@ -44,6 +44,7 @@
 //! | `limit_damping_ratio` | 1.0 | damping ratio of the limit softness |
 //! | `contact_natural_frequency` | 15 | Hz, softness of the floor contacts (MuJoCo: `solref` .02 1, `solimp` 0 .8 .01) |
 //! | `contact_damping_ratio` | 1.0 | damping ratio of the contact softness |
+//! | `mujoco_limits` | false | MuJoCo's soft-limit law (solreflimit, solimplimit) as explicit forces instead of Rapier's limits (`MjcfWorld::set_mujoco_limits`) |
 //!
 //! The environment is a [`crate::locomotion::Locomotion`] (shared with Hopper-v5 and Walker2d-v5);
 //! `SPEC.make(config)` makes it.
@@ -87,5 +88,6 @@ pub fn defaults() -> LocomotionConfig {
         limit_damping_ratio: 1.0,
         contact_natural_frequency: 15.0,
         contact_damping_ratio: 1.0,
+        mujoco_limits: false,
     }
 }

@@ -39,6 +39,7 @@
 //! | `timestep`, `substeps`, `solver_iterations` | 0.002, 1, 1 | Rapier's step |
 //! | `limit_natural_frequency`, `limit_damping_ratio` | 30, 1.0 | softness of the joint limits (MuJoCo's default `solimp` makes them nearly hard; 30 Hz matched the reference rollouts' time past the limits, README) |
 //! | `contact_natural_frequency`, `contact_damping_ratio` | 15, 1.0 | softness of the contacts |
+//! | `mujoco_limits` | false | MuJoCo's soft-limit law (MuJoCo's default solreflimit, solimplimit) instead of Rapier's limits |
 
 use crate::locomotion::{Health, LocomotionConfig, Spec, VelocityNoise};
 
@@ -82,5 +83,6 @@ pub fn defaults() -> LocomotionConfig {
         limit_damping_ratio: 1.0,
         contact_natural_frequency: 15.0,
         contact_damping_ratio: 1.0,
+        mujoco_limits: false,
     }
 }

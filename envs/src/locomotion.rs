@@ -16,7 +16,9 @@
 //!
 //! Contacts and limits on Rapier: see [`crate::mjcf`] and the README's HalfCheetah-v5 section
 //! (softness options `contact_natural_frequency`, `contact_damping_ratio`, `limit_natural_frequency`,
-//! `limit_damping_ratio`, chosen per environment against MuJoCo).
+//! `limit_damping_ratio`, chosen per environment against MuJoCo; `mujoco_limits = true` replaces Rapier's
+//! limits by MuJoCo's soft-limit law from the model's `solreflimit`/`solimplimit`, off by default: on
+//! HalfCheetah it moves the open-loop gallop towards MuJoCo's and the random-action returns away).
 
 use rand::rngs::Xoshiro256PlusPlus as StdRng;
 use rand::{RngExt, SeedableRng};
@@ -66,6 +68,8 @@ pub struct LocomotionConfig {
     pub limit_damping_ratio: f64,
     pub contact_natural_frequency: f64,
     pub contact_damping_ratio: f64,
+    /// MuJoCo's soft joint limits instead of Rapier's (see [`MjcfWorld::set_mujoco_limits`]).
+    pub mujoco_limits: bool,
 }
 
 /// What makes one planar runner: its id, shape and defaults.
@@ -129,6 +133,7 @@ impl Spec {
             limit_damping_ratio: r.nonneg_f64("limit_damping_ratio", d.limit_damping_ratio)?,
             contact_natural_frequency: r.nonneg_f64("contact_natural_frequency", d.contact_natural_frequency)?,
             contact_damping_ratio: r.nonneg_f64("contact_damping_ratio", d.contact_damping_ratio)?,
+            mujoco_limits: r.bool("mujoco_limits", d.mujoco_limits)?,
         };
         r.finish()?;
         validate_rapier_options(self.id, c.timestep, c.limit_natural_frequency)?;
@@ -195,7 +200,10 @@ impl Locomotion {
             model.actuators.iter().map(|a| a.ctrl_range.map_or(f32::INFINITY, |r| r[1] as f32)).collect(),
         );
         let obs_dim = 2 * spec.nq - usize::from(cfg.exclude_current_positions_from_observation);
-        let sim = MjcfWorld::build(&model, &settings);
+        let mut sim = MjcfWorld::build(&model, &settings);
+        if cfg.mujoco_limits {
+            sim.set_mujoco_limits(&model, cfg.timestep);
+        }
         let init_qpos = model.joints.iter().map(|j| j.reference).collect();
         Ok(Locomotion {
             spec,

@@ -113,6 +113,11 @@ pub struct MjcfModel {
     pub timestep: f64,
     /// `<option gravity>`.
     pub gravity: [f64; 3],
+    /// The joint limits' `solreflimit` (time constant, damping ratio) and `solimplimit` (dmin, dmax,
+    /// width, midpoint, power), from the top-level `<default><joint>` or MuJoCo's defaults: what
+    /// [`MjcfWorld::set_mujoco_limits`] simulates.
+    pub limit_solref: [f64; 2],
+    pub limit_solimp: [f64; 5],
     /// `<option density>` (fluid), 0 when absent.
     pub density: f64,
     /// `<option viscosity>` (fluid), 0 when absent.
@@ -243,6 +248,32 @@ fn free_joint_supported(n: &roxmltree::Node, line: u32, source: &str) -> Result<
     Ok(())
 }
 
+/// The joint limits' `solreflimit` and `solimplimit` of the top-level `<default><joint>` (MuJoCo's
+/// defaults (0.02, 1) and (0.9, 0.95, 0.001, 0.5, 2) where absent; missing trailing `solimp` values take
+/// MuJoCo's). Values given per joint or per default class are not read.
+fn limit_solver_options(xml: &str) -> ([f64; 2], [f64; 5]) {
+    let mut solref = [0.02, 1.0];
+    let mut solimp = [0.9, 0.95, 0.001, 0.5, 2.0];
+    let Ok(doc) = roxmltree::Document::parse(xml) else { return (solref, solimp) };
+    let joint = doc
+        .root_element()
+        .children()
+        .find(|n| n.has_tag_name("default"))
+        .and_then(|d| d.children().find(|n| n.has_tag_name("joint")));
+    let read = |attr: &str, out: &mut [f64]| {
+        if let Some(v) = joint.and_then(|j| j.attribute(attr)) {
+            for (o, x) in out.iter_mut().zip(v.split_whitespace()) {
+                if let Ok(x) = x.parse::<f64>() {
+                    *o = x;
+                }
+            }
+        }
+    };
+    read("solreflimit", &mut solref);
+    read("solimplimit", &mut solimp);
+    (solref, solimp)
+}
+
 /// `<option density viscosity>` (0 when absent).
 fn fluid_options(xml: &str) -> (f64, f64) {
     let Ok(doc) = roxmltree::Document::parse(xml) else {
@@ -289,6 +320,7 @@ impl MjcfModel {
         let (mut robot, model) = MjcfRobot::from_str(xml, opts, base_dir)
             .map_err(|e| mjcf_err(source, format!("the MJCF loader refused it: {e:#}")))?;
         let (density, viscosity) = fluid_options(xml);
+        let (limit_solref, limit_solimp) = limit_solver_options(xml);
 
         let mut joints = Vec::new();
         let mut free_body = None;
@@ -424,6 +456,8 @@ impl MjcfModel {
             source: source.to_string(),
             timestep: model.option.timestep,
             gravity: [g.x as f64, g.y as f64, g.z as f64],
+            limit_solref,
+            limit_solimp,
             density,
             viscosity,
             joints,
@@ -1049,9 +1083,12 @@ impl MjcfWorld {
     /// limits left out of `a0`: they are small beside `aref` wherever the limit pushes hard). Unlike
     /// Rapier's limits, which correct the position without leaving velocity, this throws a joint
     /// started far outside its range back in as MuJoCo does (the Ant's ankles start at 0, 30° outside
-    /// theirs, at every reset). `timeconst` should already be at least twice MuJoCo's timestep
-    /// (MuJoCo's own safety clamp).
-    pub fn set_mujoco_limits(&mut self, model: &MjcfModel, [timeconst, dampratio]: [f64; 2], solimp: [f64; 5]) {
+    /// theirs, at every reset). `solref` and `solimp` are the model's ([`MjcfModel::limit_solref`]); the
+    /// time constant is at least twice `mujoco_timestep` (MuJoCo's own safety clamp).
+    pub fn set_mujoco_limits(&mut self, model: &MjcfModel, mujoco_timestep: f64) {
+        let [timeconst, dampratio] = model.limit_solref;
+        let timeconst = timeconst.max(2.0 * mujoco_timestep);
+        let solimp = model.limit_solimp;
         let ranges: Vec<Option<[f64; 2]>> = model.joints.iter().map(|j| j.range).collect();
         for (d, r) in self.dofs.iter().zip(&ranges) {
             if r.is_some() {

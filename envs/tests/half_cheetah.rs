@@ -177,3 +177,16 @@ fn random_policy_returns_are_distributed_like_mujocos() {
     assert!((mo - mm).abs() < 45.0, "mean return {mo:.1} vs MuJoCo {mm:.1}");
     assert!(so < 1.5 * sm && sm < 1.5 * so, "spread {so:.1} vs MuJoCo {sm:.1}");
 }
+
+#[test]
+fn mujoco_soft_limits_move_the_gallop_towards_mujocos() {
+    // README, "Ant-v5 against the real MuJoCo": the open-loop gallop returns 762.3 in MuJoCo, −115.7 with
+    // Rapier's limits (the default) and 114.7 with MuJoCo's soft-limit law; how often the joints are past
+    // a limit moves towards MuJoCo's (754 joint-steps) too
+    let t = read_table(&data("c_gait")).unwrap();
+    let rapier = replay(SPEC, &defaults(), &t).unwrap();
+    let soft = replay(SPEC, &LocomotionConfig { mujoco_limits: true, ..defaults() }, &t).unwrap();
+    assert!(soft.return_ours > rapier.return_ours + 100.0, "{} vs {}", soft.return_ours, rapier.return_ours);
+    let off = |r: &rebel_envs::locomotion::Replay| r.past_limit_ours.0.abs_diff(r.past_limit_mujoco.0);
+    assert!(off(&soft) < off(&rapier), "steps past a limit {:?} vs {:?} (MuJoCo {:?})", soft.past_limit_ours, rapier.past_limit_ours, soft.past_limit_mujoco);
+}

@@ -146,6 +146,15 @@ fn four_segment_swimmer_matches_mujocos_mass_matrix_and_swims() {
     assert!(ret > 1.0, "a travelling wave moves the four-segment swimmer forward: {ret}");
 }
 
+#[test]
+fn limit_solver_parameters_come_from_the_top_level_joint_default() {
+    let cheetah = MjcfModel::load("half_cheetah.xml").unwrap();
+    assert_eq!((cheetah.limit_solref, cheetah.limit_solimp), ([0.02, 1.0], [0.0, 0.8, 0.03, 0.5, 2.0]));
+    // none given: MuJoCo's defaults
+    let ant = MjcfModel::load("ant.xml").unwrap();
+    assert_eq!((ant.limit_solref, ant.limit_solimp), ([0.02, 1.0], [0.9, 0.95, 0.001, 0.5, 2.0]));
+}
+
 fn write(dir: &tempfile::TempDir, body: &str) -> String {
     let p = dir.path().join("m.xml");
     std::fs::write(&p, body).unwrap();
