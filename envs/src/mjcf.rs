@@ -866,7 +866,7 @@ fn impedance(x: f64, [dmin, dmax, width, mid, power]: [f64; 5]) -> f64 {
     if x >= width || width <= 0.0 {
         return dmax;
     }
-    let x = x / width;
+    let (x, mid, power) = (x / width, mid.clamp(1e-4, 1.0 - 1e-4), power.max(1.0));
     let y = if x <= mid { x.powf(power) / mid.powf(power - 1.0) } else { 1.0 - (1.0 - x).powf(power) / (1.0 - mid).powf(power - 1.0) };
     dmin + y * (dmax - dmin)
 }
@@ -1697,4 +1697,21 @@ pub fn actuator_forces(model: &MjcfModel, ctrl: &[f64]) -> Vec<f64> {
         tau[a.joint] += a.gear * c;
     }
     tau
+}
+
+#[cfg(test)]
+mod tests {
+    use super::impedance;
+
+    #[test]
+    fn impedance_is_mujocos_sigmoid() {
+        let s = [0.9, 0.95, 0.001, 0.5, 2.0];
+        assert_eq!(impedance(0.0, s), 0.9);
+        assert!((impedance(0.0005, s) - 0.925).abs() < 1e-12, "the midpoint is halfway");
+        assert!((impedance(0.00025, s) - (0.9 + 0.05 * 0.125)).abs() < 1e-12, "x^p / mid^(p-1) below it");
+        assert!((impedance(0.00075, s) - (0.9 + 0.05 * 0.875)).abs() < 1e-12, "mirrored above it");
+        assert_eq!(impedance(0.5, s), 0.95);
+        assert_eq!(impedance(1.0, [0.0, 0.8, 0.03, 0.5, 2.0]), 0.8);
+        assert!(impedance(0.0, [0.9, 0.95, 0.001, 0.0, 2.0]).is_finite(), "a midpoint of 0 is clamped");
+    }
 }
