@@ -302,7 +302,7 @@ impl Ant {
         self.sim.mass_matrix()
     }
 
-    /// Contact points where a geom overlaps another (MuJoCo's `ncon`, without its margin).
+    /// Contact points within the contact margin of another geom (MuJoCo's `ncon`).
     pub fn contact_count(&self) -> usize {
         self.sim.contact_count()
     }
