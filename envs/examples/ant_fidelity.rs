@@ -30,10 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(name) = trace {
         // our qpos (and MuJoCo's below it) at every step of one sequence
         let t = read_table(&data.join(format!("ant_v5_{name}.csv")))?;
-        let col = |s: String| t.column(&s);
-        let q: Vec<Vec<f64>> = (0..15).map(|i| col(format!("qpos{i}"))).collect::<Result<_, _>>()?;
-        let v: Vec<Vec<f64>> = (0..14).map(|i| col(format!("qvel{i}"))).collect::<Result<_, _>>()?;
-        let a: Vec<Vec<f64>> = (0..8).map(|i| col(format!("action{i}"))).collect::<Result<_, _>>()?;
+        let (q, v, a) = (t.columns("qpos", 0..15)?, t.columns("qvel", 0..14)?, t.columns("action", 0..8)?);
         let mut env = Ant::with_config(AntConfig { reset_noise_scale: 0.0, healthy_z_range: (0.2, 10.0), ..cfg })?;
         rebel_envs::Env::reset(&mut env, Some(0))?;
         env.set_state(&q.iter().map(|c| c[0]).collect::<Vec<_>>(), &v.iter().map(|c| c[0]).collect::<Vec<_>>())?;

@@ -341,9 +341,12 @@ impl Ant {
 
     /// Whether the state is healthy: all finite, torso z in the closed `healthy_z_range`.
     pub fn is_healthy(&self) -> bool {
-        let (q, v) = (self.qpos(), self.qvel());
+        self.healthy(&self.qpos(), &self.qvel())
+    }
+
+    fn healthy(&self, q: &[f64], v: &[f64]) -> bool {
         let (lo, hi) = self.cfg.healthy_z_range;
-        q.iter().chain(&v).all(|x| x.is_finite()) && lo <= q[2] && q[2] <= hi
+        q.iter().chain(v).all(|x| x.is_finite()) && lo <= q[2] && q[2] <= hi
     }
 
     /// x–y position of the main body's frame origin.
@@ -418,7 +421,7 @@ impl Env for Ant {
         self.cfrc = self.sim.contact_wrenches(&self.model);
         let after = self.main_xy();
         let (vx, vy) = ((after[0] - before[0]) / self.dt(), (after[1] - before[1]) / self.dt());
-        let healthy = self.is_healthy();
+        let healthy = self.healthy(&q, &v);
         let forward = self.cfg.forward_reward_weight * vx;
         let survive = if healthy { self.cfg.healthy_reward } else { 0.0 };
         let ctrl_cost = self.cfg.ctrl_cost_weight * ctrl.iter().map(|a| a * a).sum::<f64>();
@@ -510,12 +513,9 @@ pub struct AntReplay {
 /// state; its actions are applied in order) with the options `cfg`; stops where either simulator
 /// terminates.
 pub fn replay(cfg: &AntConfig, table: &crate::csvio::Table) -> Result<AntReplay, EnvError> {
-    let col = |name: String| table.column(&name);
-    let qref: Vec<Vec<f64>> = (0..15).map(|i| col(format!("qpos{i}"))).collect::<Result<_, _>>()?;
-    let vref: Vec<Vec<f64>> = (0..14).map(|i| col(format!("qvel{i}"))).collect::<Result<_, _>>()?;
-    let acts: Vec<Vec<f64>> = (0..8).map(|i| col(format!("action{i}"))).collect::<Result<_, _>>()?;
-    let cref: Vec<Vec<f64>> = (27..105).map(|i| col(format!("obs{i}"))).collect::<Result<_, _>>()?;
-    let (rewards, ncon, term) = (col("reward".into())?, col("ncon".into())?, col("terminated".into())?);
+    let (qref, vref, acts) = (table.columns("qpos", 0..15)?, table.columns("qvel", 0..14)?, table.columns("action", 0..8)?);
+    let cref = table.columns("obs", 27..105)?;
+    let (rewards, ncon, term) = (table.column("reward")?, table.column("ncon")?, table.column("terminated")?);
     let n = rewards.len() - 1;
     let mut env = Ant::with_config(AntConfig {
         reset_noise_scale: 0.0,

@@ -27,6 +27,12 @@ impl Table {
         })?;
         Ok(self.rows.iter().map(|r| r[i]).collect())
     }
+
+    /// Columns `{prefix}{i}` for each `i` in `range` (`qpos0`, `qpos1`, ...), or an error naming the
+    /// first one missing.
+    pub fn columns(&self, prefix: &str, range: std::ops::Range<usize>) -> Result<Vec<Vec<f64>>, EnvError> {
+        range.map(|i| self.column(&format!("{prefix}{i}"))).collect()
+    }
 }
 
 /// Parses numeric CSV text (the `csv` crate); `origin` names the source in errors. Blank lines are skipped;

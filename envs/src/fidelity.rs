@@ -36,7 +36,7 @@ pub fn compare(cfg: &SwimmerConfig, table: &Table, steps: Option<usize>) -> Resu
     env.reset(Some(0))?;
     let a0 = table.column("action0")?;
     let a1 = table.column("action1")?;
-    let qref: Vec<Vec<f64>> = (0..5).map(|i| table.column(&format!("qpos{i}"))).collect::<Result<_, _>>()?;
+    let qref = table.columns("qpos", 0..5)?;
     let rref = table.column("reward")?;
     let n = steps.unwrap_or(a0.len()).min(a0.len());
     let first_limit_contact =

@@ -443,11 +443,8 @@ fn past_limit(model: &MjcfModel, q: &[f64], acc: &mut (usize, f64)) {
 /// simulator terminates.
 pub fn replay(spec: Spec, cfg: &LocomotionConfig, table: &crate::csvio::Table) -> Result<Replay, EnvError> {
     let (nq, nu) = (spec.nq, spec.nu);
-    let col = |name: String| table.column(&name);
-    let qref: Vec<Vec<f64>> = (0..nq).map(|i| col(format!("qpos{i}"))).collect::<Result<_, _>>()?;
-    let vref: Vec<Vec<f64>> = (0..nq).map(|i| col(format!("qvel{i}"))).collect::<Result<_, _>>()?;
-    let acts: Vec<Vec<f64>> = (0..nu).map(|i| col(format!("action{i}"))).collect::<Result<_, _>>()?;
-    let (rewards, ncon, term) = (col("reward".into())?, col("ncon".into())?, col("terminated".into())?);
+    let (qref, vref, acts) = (table.columns("qpos", 0..nq)?, table.columns("qvel", 0..nq)?, table.columns("action", 0..nu)?);
+    let (rewards, ncon, term) = (table.column("reward")?, table.column("ncon")?, table.column("terminated")?);
     let n = rewards.len() - 1;
     let mut env = Locomotion::with_config(spec, LocomotionConfig { reset_noise_scale: 0.0, ..cfg.clone() })?;
     env.reset(Some(0))?;

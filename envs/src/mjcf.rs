@@ -162,7 +162,11 @@ pub fn check_supported(xml: &str, source: &str) -> Result<(), EnvError> {
             "extension" | "plugin" | "flexcomp" | "flex" | "skin" | "composite" | "replicate" => {
                 return fail("is not supported by rebel-rs's MJCF environments; remove it (plugins, deformables and procedural bodies have no Rapier counterpart here)".into())
             }
-            "freejoint" => free_joint_supported(&n, line, source)?,
+            "freejoint" => {
+                if let Some(why) = free_joint_problem(&n) {
+                    return fail(why);
+                }
+            }
             "spatial" | "fixed" if parent == "tendon" => {
                 return fail("(a tendon) is not supported: drive the joints with <motor joint=...> instead".into())
             }
@@ -176,7 +180,11 @@ pub fn check_supported(xml: &str, source: &str) -> Result<(), EnvError> {
             }
             "joint" if parent == "body" || parent == "default" => {
                 match n.attribute("type") {
-                    Some("free") if parent == "body" => free_joint_supported(&n, line, source)?,
+                    Some("free") if parent == "body" => {
+                        if let Some(why) = free_joint_problem(&n) {
+                            return fail(why);
+                        }
+                    }
                     Some(t) if t != "hinge" && t != "slide" => {
                         return fail(format!("type=\"{t}\" is not supported: use hinge or slide joints (three slides and a hinge make a planar root), or one free joint on a body directly under <worldbody>"));
                     }
@@ -224,37 +232,30 @@ pub fn check_supported(xml: &str, source: &str) -> Result<(), EnvError> {
     Ok(())
 }
 
-/// A free joint is simulated on a body directly under `<worldbody>` (a floating base, the multibody's
-/// root), without passive forces of its own.
-fn free_joint_supported(n: &roxmltree::Node, line: u32, source: &str) -> Result<(), EnvError> {
+/// Why a free joint cannot be simulated, if it cannot: it must sit on a body directly under
+/// `<worldbody>` (a floating base, the multibody's root), without passive forces of its own.
+fn free_joint_problem(n: &roxmltree::Node) -> Option<String> {
     let body = n.parent_element();
     let top = body.and_then(|b| b.parent_element()).is_some_and(|w| w.has_tag_name("worldbody"));
     if !body.is_some_and(|b| b.has_tag_name("body")) || !top {
-        return Err(mjcf_err(
-            source,
-            format!("line {line}: <{}> (a free joint) is supported only on a body directly under <worldbody> (the floating base of a robot)", n.tag_name().name()),
-        ));
+        return Some(
+            "(a free joint) is supported only on a body directly under <worldbody> (the floating base of a robot)".into(),
+        );
     }
-    for a in ["armature", "damping", "stiffness", "frictionloss"] {
-        if let Some(v) = n.attribute(a) {
-            if v.trim().parse::<f64>().map_or(true, |x| x != 0.0) {
-                return Err(mjcf_err(
-                    source,
-                    format!("line {line}: <{}> {a}=\"{v}\" on a free joint is not supported (the floating base has no passive forces here); set it to 0", n.tag_name().name()),
-                ));
-            }
-        }
-    }
-    Ok(())
+    ["armature", "damping", "stiffness", "frictionloss"].iter().find_map(|a| {
+        let v = n.attribute(*a)?;
+        (v.trim().parse::<f64>() != Ok(0.0)).then(|| {
+            format!("{a}=\"{v}\" on a free joint is not supported (the floating base has no passive forces here); set it to 0")
+        })
+    })
 }
 
 /// The joint limits' `solreflimit` and `solimplimit` of the top-level `<default><joint>` (MuJoCo's
 /// defaults (0.02, 1) and (0.9, 0.95, 0.001, 0.5, 2) where absent; missing trailing `solimp` values take
 /// MuJoCo's). Values given per joint or per default class are not read.
-fn limit_solver_options(xml: &str) -> ([f64; 2], [f64; 5]) {
+fn limit_solver_options(doc: &roxmltree::Document) -> ([f64; 2], [f64; 5]) {
     let mut solref = [0.02, 1.0];
     let mut solimp = [0.9, 0.95, 0.001, 0.5, 2.0];
-    let Ok(doc) = roxmltree::Document::parse(xml) else { return (solref, solimp) };
     let joint = doc
         .root_element()
         .children()
@@ -275,10 +276,7 @@ fn limit_solver_options(xml: &str) -> ([f64; 2], [f64; 5]) {
 }
 
 /// `<option density viscosity>` (0 when absent).
-fn fluid_options(xml: &str) -> (f64, f64) {
-    let Ok(doc) = roxmltree::Document::parse(xml) else {
-        return (0.0, 0.0);
-    };
+fn fluid_options(doc: &roxmltree::Document) -> (f64, f64) {
     let opt = doc.root_element().children().find(|n| n.has_tag_name("option"));
     let get = |a: &str| opt.and_then(|o| o.attribute(a)).and_then(|v| v.trim().parse::<f64>().ok()).unwrap_or(0.0);
     (get("density"), get("viscosity"))
@@ -319,8 +317,10 @@ impl MjcfModel {
         };
         let (mut robot, model) = MjcfRobot::from_str(xml, opts, base_dir)
             .map_err(|e| mjcf_err(source, format!("the MJCF loader refused it: {e:#}")))?;
-        let (density, viscosity) = fluid_options(xml);
-        let (limit_solref, limit_solimp) = limit_solver_options(xml);
+        // valid XML: check_supported parsed it
+        let doc = roxmltree::Document::parse(xml).map_err(|e| mjcf_err(source, format!("not valid XML: {e}")))?;
+        let (density, viscosity) = fluid_options(&doc);
+        let (limit_solref, limit_solimp) = limit_solver_options(&doc);
 
         let mut joints = Vec::new();
         let mut free_body = None;
@@ -1211,10 +1211,7 @@ impl MjcfWorld {
             let (t, r) = (p.translation, p.rotation);
             out.extend([t.x, t.y, t.z, r.w, r.x, r.y, r.z].map(|x| x as f64));
         }
-        out.extend(self.dofs.iter().map(|d| {
-            let (mb, link) = self.world.multibody_joints.get(d.handle).expect("multibody");
-            mb.link(link).expect("link").joint().coords()[d.coord] as f64 + d.reference
-        }));
+        out.extend((0..self.dofs.len()).map(|k| self.q(k)));
         out
     }
 
@@ -1392,22 +1389,15 @@ impl MjcfWorld {
         }
         let mut tree_com: Vec<(RigidBodyHandle, Vector)> = Vec::new();
         let mut com_of = |world: &PhysicsWorld, h: RigidBodyHandle| -> Vector {
-            let root = world.multibody_joints.rigid_body_link(h).map_or(h, |l| {
-                world.multibody_joints.get_multibody(l.multibody).expect("multibody").root().rigid_body_handle()
-            });
+            let mb = world
+                .multibody_joints
+                .rigid_body_link(h)
+                .map(|l| world.multibody_joints.get_multibody(l.multibody).expect("multibody"));
+            let root = mb.map_or(h, |m| m.root().rigid_body_handle());
             if let Some((_, c)) = tree_com.iter().find(|(r, _)| *r == root) {
                 return *c;
             }
-            let links: Vec<RigidBodyHandle> = match world.multibody_joints.rigid_body_link(root) {
-                Some(l) => world
-                    .multibody_joints
-                    .get_multibody(l.multibody)
-                    .expect("multibody")
-                    .links()
-                    .map(|k| k.rigid_body_handle())
-                    .collect(),
-                None => vec![root],
-            };
+            let links: Vec<RigidBodyHandle> = mb.map_or_else(|| vec![h], |m| m.links().map(|k| k.rigid_body_handle()).collect());
             let (mut m, mut mc) = (0.0, Vector::ZERO);
             for k in links {
                 let mp = world.bodies[k].mass_properties();
