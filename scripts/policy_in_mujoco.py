@@ -6,8 +6,10 @@
 
 CHECKPOINT is a `.safetensors` file written by `rebel train` (or `pretrain`). It is read here without
 torch: the 8-byte header length, the JSON header, then the raw little-endian float32 tensors.
-The policy (agents/src/policy.rs) is an MLP `policy.layer{i}.weight/bias` with tanh after every
-hidden layer and none after the last; it sees the raw observation (no normalisation). By default
+The policy (agents/src/policy.rs) is an MLP `policy.layer{i}.weight/bias` with tanh (or ReLU: the
+stored config's `activation`) after every hidden layer and none after the last; it sees the raw
+observation, or, when the config says `normalize_obs`, the observation standardised with the
+stored statistics `policy.obs_mean`/`policy.obs_var` and clipped to ±10. By default
 the mean action is taken (as `rebel eval` does); `--stochastic` samples mean + exp(log_std)·N(0, 1).
 Actions are given unclipped: MuJoCo's ctrlrange clips them, as in rebel-rs.
 
@@ -39,7 +41,15 @@ def read_safetensors(path):
 
 
 class Policy:
-    def __init__(self, tensors, prefix="policy."):
+    def __init__(self, tensors, config, prefix="policy."):
+        self.activation = config.get("activation", "tanh")
+        if self.activation not in ("tanh", "relu", "leaky_relu"):
+            sys.exit(f"policy_in_mujoco.py: unknown activation {self.activation!r} in the checkpoint's policy config")
+        self.norm = None
+        if config.get("normalize_obs", False):
+            if f"{prefix}obs_mean" not in tensors or f"{prefix}obs_var" not in tensors:
+                sys.exit("policy_in_mujoco.py: the policy config says normalize_obs but the checkpoint holds no obs_mean/obs_var")
+            self.norm = (tensors[f"{prefix}obs_mean"], np.sqrt(tensors[f"{prefix}obs_var"] + 1e-8))
         self.layers = []
         i = 0
         while f"{prefix}layer{i}.weight" in tensors:
@@ -51,10 +61,17 @@ class Policy:
 
     def mean(self, obs):
         x = np.asarray(obs, dtype=np.float32).astype(np.float64)
+        if self.norm is not None:
+            x = np.clip((x - self.norm[0]) / self.norm[1], -10.0, 10.0)
         for k, (w, b) in enumerate(self.layers):
             x = w @ x + b
             if k + 1 < len(self.layers):
-                x = np.tanh(x)
+                if self.activation == "tanh":
+                    x = np.tanh(x)
+                elif self.activation == "relu":
+                    x = np.maximum(x, 0.0)
+                else:
+                    x = np.where(x < 0.0, 0.01 * x, x)
         return x
 
 
@@ -76,7 +93,7 @@ def main():
     env_id = args.env or info.get("env_id")
     if not env_id:
         sys.exit("policy_in_mujoco.py: the checkpoint names no env_id; pass --env")
-    policy = Policy(tensors)
+    policy = Policy(tensors, info.get("policy") or {})
     kwargs = {"xml_file": args.xml_file} if args.xml_file else {}
     env = gym.make(env_id, **kwargs)
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]

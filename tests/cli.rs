@@ -301,3 +301,43 @@ fn a_run_dir_holding_a_run_is_refused_and_a_run_killed_before_its_first_checkpoi
     let o = swimmer(&["eval", "--checkpoint", d.path().join("none.safetensors").to_str().unwrap()]);
     assert!(stderr(&o).contains("<run dir>/checkpoint.safetensors"), "{}", stderr(&o));
 }
+
+/// RL Zoo's PPO settings (experiments/zoo): a ReLU policy with its own observation statistics trains, resumes
+/// to the same bits (the statistics travel in the checkpoint), and evaluates from its checkpoint; a REBEL run
+/// cannot start such a policy from scratch (nothing would update the statistics), and a bad activation is named.
+#[test]
+fn ppo_with_a_normalising_relu_policy_resumes_exactly() {
+    let d = tmp();
+    let zoo = [
+        "--set", "algo=\"ppo\"", "--set", "ppo.n_envs=1", "--set", "ppo.epochs=2", "--set", "ppo.batch=50",
+        "--set", "ppo.ent_coef=0.001", "--set", "ppo.vf_activation=\"relu\"",
+        "--set", "policy.activation=\"relu\"", "--set", "policy.normalize_obs=true", "--set", "policy.ortho_init=false",
+        "--set", "policy.hidden=[32, 32]", "--set", "eval.every_iters=1",
+    ];
+    let (full, part) = (d.path().join("full"), d.path().join("part"));
+    let o = train(&full, 400, &zoo);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(train(&part, 200, &zoo).status.success());
+    let o = swimmer(&["train", "--resume", part.to_str().unwrap(), "--env-steps", "400", "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (mf, mp) = (untimed(&metrics(&full)), untimed(&metrics(&part)));
+    let losses = |m: &[serde_json::Value]| m.iter().filter_map(|v| v.get("losses/policy_loss").cloned()).collect::<Vec<_>>();
+    assert!(losses(&mf).len() >= 4 && losses(&mf) == losses(&mp), "{mf:?}\n{mp:?}");
+    let last_eval = |m: &[serde_json::Value]| m.iter().rev().find_map(|v| v.get("eval/true_return").cloned()).unwrap();
+    assert_eq!(last_eval(&mf), last_eval(&mp));
+    // ppo.min_steps: whole 100-step episodes until a batch holds at least 250 steps, 300 per iteration
+    let run = d.path().join("min_steps");
+    let o = train(&run, 900, &[&zoo[..], &["--set", "ppo.min_steps=250"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let steps: Vec<u64> = metrics(&run).iter().filter(|v| v.get("losses/policy_loss").is_some()).map(|v| v["env_steps"].as_u64().unwrap()).collect();
+    assert_eq!(steps, vec![300, 600, 900]);
+    let o = swimmer(&["eval", "--checkpoint", full.join("checkpoint.safetensors").to_str().unwrap(), "--episodes", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let o = train(&d.path().join("rebel"), 400, &["--set", "policy.normalize_obs=true"]);
+    let e = stderr(&o);
+    assert!(!o.status.success() && e.contains("policy.normalize_obs") && e.contains("ppo"), "{e}");
+    let o = train(&d.path().join("sigmoid"), 400, &["--set", "policy.activation=\"sigmoid\""]);
+    let e = stderr(&o);
+    assert!(!o.status.success() && e.contains("sigmoid") && e.contains("relu"), "{e}");
+}

@@ -251,7 +251,7 @@ mod tests {
     #[test]
     fn matches_libtorch_adam() {
         tch::set_num_threads(1);
-        let cfg = PolicyConfig { obs_dim: 3, act_dim: 2, hidden: vec![8], log_std_init: -0.5 };
+        let cfg = PolicyConfig { hidden: vec![8], log_std_init: -0.5, ..PolicyConfig::new(3, 2) };
         let a = GaussianPolicy::new(cfg.clone(), Device::Cpu, Kind::Double, 3);
         let b = a.try_clone().unwrap();
         let mut ours = Adam::new(a.named_parameters(), AdamConfig { lr: 1e-2, ..Default::default() });

@@ -125,6 +125,18 @@ pub trait Algorithm {
     fn data_parallel(&self) -> bool {
         false
     }
+    /// With [`Collect::Segments`]: the fewest env steps a batch holds. When a round of `groups` start states
+    /// gives fewer (early episodes that terminate quickly), the loop collects further rounds, with further
+    /// start states, until the batch holds at least this many (SB3's fixed `n_steps` rollouts, made of whole
+    /// episodes). 0 (the default): one round. Single-process only.
+    fn min_steps(&self) -> usize {
+        0
+    }
+    /// Whether its update keeps the policy's observation statistics (`policy.normalize_obs`) up to date; a
+    /// policy that standardises its input can be trained from scratch only by such an algorithm.
+    fn updates_obs_norm(&self) -> bool {
+        false
+    }
     /// The key of its section that sets [`Collect::Segments`]'s `groups` (named in error messages).
     fn groups_key(&self) -> &'static str {
         "groups"

@@ -216,7 +216,7 @@ impl Checkpoint {
     /// Stores the policy's parameters under `prefix` and its architecture in `meta.policy`.
     pub fn add_policy(&mut self, prefix: &str, policy: &GaussianPolicy) -> Result<(), CheckpointError> {
         self.meta.policy = Some(policy.config().clone());
-        self.add_tensors(prefix, &policy.named_parameters())
+        self.add_tensors(prefix, &policy.named_tensors())
     }
 
     /// Stores Adam's moments under `prefix` and its step count as the counter `<prefix>.adam_step`.
@@ -310,7 +310,7 @@ impl Checkpoint {
     }
 
     /// Restores a policy stored under `prefix`, after checking that `meta.policy` has the policy's
-    /// obs_dim, act_dim and hidden sizes.
+    /// architecture ([`PolicyConfig::same_architecture`]).
     pub fn restore_policy(&self, prefix: &str, policy: &mut GaussianPolicy) -> Result<(), CheckpointError> {
         let stored = self
             .meta
@@ -318,14 +318,15 @@ impl Checkpoint {
             .as_ref()
             .ok_or_else(|| self.arch_err("the checkpoint holds no policy config".to_string()))?;
         let cur = policy.config();
-        if stored.obs_dim != cur.obs_dim || stored.act_dim != cur.act_dim || stored.hidden != cur.hidden {
+        if !stored.same_architecture(cur) {
             return Err(self.arch_err(format!(
-                "stored policy has obs_dim {}, act_dim {}, hidden {:?}; the current one has obs_dim {}, act_dim {}, \
-                 hidden {:?}",
-                stored.obs_dim, stored.act_dim, stored.hidden, cur.obs_dim, cur.act_dim, cur.hidden
+                "stored policy has {}; the current one has {} (set policy.hidden, policy.activation and \
+                 policy.normalize_obs to the stored ones)",
+                stored.describe(),
+                cur.describe()
             )));
         }
-        self.restore_tensors(prefix, &policy.named_parameters())
+        self.restore_tensors(prefix, &policy.named_tensors())
     }
 
     /// Builds a new policy from `meta.policy` and restores its parameters from `prefix`.
@@ -364,5 +365,8 @@ pub fn policy_shapes(cfg: &PolicyConfig) -> Vec<(String, Vec<usize>)> {
     sizes.push(cfg.act_dim);
     let mut out = io::mlp_shapes("", &sizes);
     out.push(("log_std".to_string(), vec![cfg.act_dim]));
+    if cfg.normalize_obs {
+        out.extend([("obs_mean".to_string(), vec![cfg.obs_dim]), ("obs_var".to_string(), vec![cfg.obs_dim]), ("obs_count".to_string(), vec![1])]);
+    }
     out
 }

@@ -137,6 +137,10 @@ pub(crate) fn run_rebel(
     tc.reward = RewardSource::Model;
     tc.reward_model = reward_model.display().to_string();
     tc.policy.init = reference_path.display().to_string();
+    // the policy is the reference's: its sizes, activation and observation statistics
+    if let Some(stored) = &Checkpoint::load(reference_path)?.meta.policy {
+        tc.policy.adopt_architecture(stored);
+    }
     tc.eval.reference = reference_path.display().to_string();
     tc.env_steps = env_steps;
     let opts = if run_dir.join("config.toml").is_file() {

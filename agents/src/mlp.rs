@@ -2,12 +2,17 @@
 
 use crate::seeding::ChaCha8Rng;
 use rand::RngExt;
+use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
 
-/// Hidden-layer nonlinearity.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Hidden-layer nonlinearity (`"tanh"`, `"relu"`, `"leaky_relu"` in configs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Activation {
+    #[default]
     Tanh,
+    /// max(0, x).
+    Relu,
     /// LeakyReLU with slope 0.01.
     LeakyRelu,
 }
@@ -40,6 +45,7 @@ impl Mlp {
             if i + 1 < n {
                 h = match self.activation {
                     Activation::Tanh => h.tanh(),
+                    Activation::Relu => h.relu(),
                     Activation::LeakyRelu => h.leaky_relu(),
                 };
             }

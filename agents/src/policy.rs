@@ -1,9 +1,10 @@
 //! The Gaussian MLP policy: `a ~ N(mu_theta(s), diag(exp(log_std))^2)`.
 //!
-//! * Mean: an MLP `obs_dim → hidden[0] → … → hidden[n-1] → act_dim`, tanh after every hidden layer, none after
-//!   the output (`hidden = []` gives a linear-Gaussian policy). Hidden weights are orthogonally initialised
-//!   with gain √2, the output layer with gain 0.01 (so the initial mean is close to 0), biases 0 — as in
-//!   CleanRL/SB3.
+//! * Mean: an MLP `obs_dim → hidden[0] → … → hidden[n-1] → act_dim`, tanh (or ReLU: `activation`) after every
+//!   hidden layer, none after the output (`hidden = []` gives a linear-Gaussian policy). Hidden weights are
+//!   orthogonally initialised with gain √2, the output layer with gain 0.01 (so the initial mean is close to
+//!   0), biases 0 — as in CleanRL/SB3 (`ortho_init = false`: PyTorch's `nn.Linear` default instead).
+//!   Optionally (`normalize_obs`) the input is standardised with running statistics held by the policy.
 //! * Standard deviation: a learned, state-independent `log_std` vector of length `act_dim`. Default init
 //!   **−0.5** (std ≈ 0.61): with the environment clipping actions to [−1, 1], std 1 (SB3's 0.0) would clip about
 //!   a third of the initial actions of each dimension, std 0.61 about a tenth, while still exploring broadly.
@@ -45,12 +46,29 @@ pub struct PolicyConfig {
     pub obs_dim: usize,
     /// Action size (Swimmer-v5: 2).
     pub act_dim: usize,
-    /// Hidden layer widths, tanh activations. Default `[64, 64]`; `[]` gives a linear mean.
+    /// Hidden layer widths. Default `[64, 64]`; `[]` gives a linear mean.
     #[serde(default = "default_hidden")]
     pub hidden: Vec<usize>,
     /// Initial value of every entry of `log_std`. Default −0.5 (std ≈ 0.61), see the module docs.
     #[serde(default = "default_log_std_init")]
     pub log_std_init: f64,
+    /// Nonlinearity after every hidden layer. Default tanh.
+    #[serde(default)]
+    pub activation: Activation,
+    /// Orthogonal initialisation (hidden gain √2, mean head 0.01, biases 0; the default) or, when false,
+    /// PyTorch's `nn.Linear` default U(±1/√fan_in) for weights and biases (SB3's `ortho_init=False`).
+    #[serde(default = "default_true")]
+    pub ortho_init: bool,
+    /// Standardise the input with running observation statistics (mean, variance, count: buffers of the
+    /// policy, saved with it, not trained), clipped to ±10, as SB3's `VecNormalize` does. The statistics
+    /// are updated by the algorithms that say so ([`crate::algorithm::Algorithm::updates_obs_norm`]: PPO)
+    /// and kept fixed by the others. Default false (the raw observation).
+    #[serde(default)]
+    pub normalize_obs: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// `log_std_init` must be finite and in [−20, 20].
@@ -79,7 +97,29 @@ impl PolicyConfig {
 
     /// `obs_dim`, `act_dim` with the default hidden sizes `[64, 64]` and `log_std_init = -0.5`.
     pub fn new(obs_dim: usize, act_dim: usize) -> Self {
-        Self { obs_dim, act_dim, hidden: default_hidden(), log_std_init: default_log_std_init() }
+        Self {
+            obs_dim,
+            act_dim,
+            hidden: default_hidden(),
+            log_std_init: default_log_std_init(),
+            activation: Activation::Tanh,
+            ortho_init: true,
+            normalize_obs: false,
+        }
+    }
+
+    /// What must agree for one policy's tensors to fit another's: sizes, activation and normalisation.
+    pub fn same_architecture(&self, other: &PolicyConfig) -> bool {
+        (self.obs_dim, self.act_dim, &self.hidden, self.activation, self.normalize_obs)
+            == (other.obs_dim, other.act_dim, &other.hidden, other.activation, other.normalize_obs)
+    }
+
+    /// The architecture in words, for errors.
+    pub fn describe(&self) -> String {
+        format!(
+            "obs_dim {}, act_dim {}, hidden {:?}, activation {:?}, normalize_obs {}",
+            self.obs_dim, self.act_dim, self.hidden, self.activation, self.normalize_obs
+        )
     }
 }
 
@@ -88,10 +128,17 @@ impl PolicyConfig {
 pub struct GaussianPolicy {
     config: PolicyConfig,
     vs: VarStore,
-    /// Hidden layers (tanh) followed by the output (mean) layer.
+    /// Hidden layers followed by the output (mean) layer.
     mlp: Mlp,
     log_std: Tensor,
+    /// Observation statistics `(mean [obs_dim], var [obs_dim], count [1])` when `normalize_obs`.
+    obs_norm: Option<(Tensor, Tensor, Tensor)>,
 }
+
+/// Clip of standardised observations (SB3's `clip_obs`).
+pub const OBS_CLIP: f64 = 10.0;
+/// ε under the square root of the observation variance (SB3's `VecNormalize` epsilon).
+pub const OBS_EPS: f64 = 1e-8;
 
 /// Orthogonal `[rows, cols]` matrix times `gain`, from a seeded Gaussian matrix (QR with sign correction).
 fn orthogonal(rows: usize, cols: usize, gain: f64, rng: &mut ChaCha8Rng) -> Tensor {
@@ -123,20 +170,32 @@ impl GaussianPolicy {
         sizes.push(config.act_dim);
         let n_layers = sizes.len() - 1;
         let mut layers = Vec::with_capacity(n_layers);
+        let uniform = (!config.ortho_init).then(|| crate::mlp::linear_layers(&sizes, &mut rng, Device::Cpu));
         for i in 0..n_layers {
             let (fan_in, fan_out) = (sizes[i], sizes[i + 1]);
-            let gain = if i + 1 == n_layers { 0.01 } else { 2f64.sqrt() };
-            let w0 = orthogonal(fan_out, fan_in, gain, &mut rng).to_kind(kind).to_device(device);
             let p = &root / format!("layer{i}");
-            let weight = p.var_copy("weight", &w0);
-            let bias = p.zeros("bias", &[fan_out as i64]);
+            let (weight, bias) = match &uniform {
+                Some(u) => (p.var_copy("weight", &u[i].0.to_kind(kind).to_device(device)), p.var_copy("bias", &u[i].1.to_kind(kind).to_device(device))),
+                None => {
+                    let gain = if i + 1 == n_layers { 0.01 } else { 2f64.sqrt() };
+                    let w0 = orthogonal(fan_out, fan_in, gain, &mut rng).to_kind(kind).to_device(device);
+                    (p.var_copy("weight", &w0), p.zeros("bias", &[fan_out as i64]))
+                }
+            };
             layers.push((weight, bias));
         }
         let log_std = root.var_copy(
             "log_std",
             &Tensor::full([config.act_dim as i64], config.log_std_init, (kind, device)),
         );
-        Self { config, vs, mlp: Mlp::from_layers(layers, Activation::Tanh), log_std }
+        let obs_norm = config.normalize_obs.then(|| {
+            let d = config.obs_dim as i64;
+            let (mean, var, count) = (root.zeros_no_train("obs_mean", &[d]), root.ones_no_train("obs_var", &[d]), root.zeros_no_train("obs_count", &[1]));
+            tch::no_grad(|| { let _ = count.shallow_clone().fill_(crate::util::RunningMeanStd::new(1).count); });
+            (mean, var, count)
+        });
+        let mlp = Mlp::from_layers(layers, config.activation);
+        Self { config, vs, mlp, log_std, obs_norm }
     }
 
     /// A new policy with the same config, device, kind and parameter values (independent storage), e.g. to
@@ -150,19 +209,11 @@ impl GaussianPolicy {
     /// Copies all parameter values from `other` (same architecture required; an error otherwise, never a
     /// panic). Gradients are not copied.
     pub fn copy_from(&mut self, other: &GaussianPolicy) -> Result<(), tch::TchError> {
-        if self.config.obs_dim != other.config.obs_dim
-            || self.config.act_dim != other.config.act_dim
-            || self.config.hidden != other.config.hidden
-        {
+        if !self.config.same_architecture(&other.config) {
             return Err(tch::TchError::Shape(format!(
-                "cannot copy a policy with obs_dim {}, act_dim {}, hidden {:?} into one with obs_dim {}, \
-                 act_dim {}, hidden {:?}",
-                other.config.obs_dim,
-                other.config.act_dim,
-                other.config.hidden,
-                self.config.obs_dim,
-                self.config.act_dim,
-                self.config.hidden
+                "cannot copy a policy with {} into one with {}",
+                other.config.describe(),
+                self.config.describe()
             )));
         }
         self.vs.copy(&other.vs)
@@ -209,6 +260,56 @@ impl GaussianPolicy {
         let mut out = self.mlp.named_parameters("");
         out.push(("log_std".to_string(), self.log_std.shallow_clone()));
         out
+    }
+
+    /// The observation-statistics buffers by name (`obs_mean`, `obs_var`, `obs_count`; none without
+    /// `normalize_obs`), shallow clones. Saved in checkpoints with the parameters, never trained.
+    pub fn named_buffers(&self) -> Vec<(String, Tensor)> {
+        match &self.obs_norm {
+            Some((m, v, c)) => vec![
+                ("obs_mean".to_string(), m.shallow_clone()),
+                ("obs_var".to_string(), v.shallow_clone()),
+                ("obs_count".to_string(), c.shallow_clone()),
+            ],
+            None => Vec::new(),
+        }
+    }
+
+    /// [`Self::named_parameters`] then [`Self::named_buffers`]: everything a checkpoint holds of the policy.
+    pub fn named_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut out = self.named_parameters();
+        out.extend(self.named_buffers());
+        out
+    }
+
+    /// The observation statistics, when the policy standardises its input.
+    pub fn obs_rms(&self) -> Option<crate::util::RunningMeanStd> {
+        let (m, v, c) = self.obs_norm.as_ref()?;
+        let cpu = |t: &Tensor| Vec::<f64>::try_from(t.detach().to_kind(Kind::Double).to_device(Device::Cpu)).expect("1-D");
+        Some(crate::util::RunningMeanStd { mean: cpu(m), var: cpu(v), count: cpu(c)[0] })
+    }
+
+    /// Overwrites the observation statistics (an error when the policy has none or the sizes differ).
+    pub fn set_obs_rms(&self, rms: &crate::util::RunningMeanStd) -> Result<(), String> {
+        let (m, v, c) = self.obs_norm.as_ref().ok_or("this policy does not standardise its observations (policy.normalize_obs = false)")?;
+        if rms.mean.len() != self.config.obs_dim || rms.var.len() != self.config.obs_dim {
+            return Err(format!("observation statistics of {} values for a policy of obs_dim {}", rms.mean.len(), self.config.obs_dim));
+        }
+        let to = |x: &[f64]| Tensor::from_slice(x).to_kind(self.kind()).to_device(self.device());
+        tch::no_grad(|| {
+            m.shallow_clone().copy_(&to(&rms.mean));
+            v.shallow_clone().copy_(&to(&rms.var));
+            c.shallow_clone().copy_(&to(&[rms.count]));
+        });
+        Ok(())
+    }
+
+    /// The policy's input: `obs` standardised and clipped when `normalize_obs`, else `obs` itself.
+    pub fn normalized(&self, obs: &Tensor) -> Tensor {
+        match &self.obs_norm {
+            Some((m, v, _)) => ((obs - m) / (v + OBS_EPS).sqrt()).clamp(-OBS_CLIP, OBS_CLIP),
+            None => obs.shallow_clone(),
+        }
     }
 
     /// Parameters in the order of [`Self::named_parameters`], without names.
@@ -275,7 +376,7 @@ impl GaussianPolicy {
     /// Mean action `mu_theta(obs)`: `obs [..., obs_dim] → [..., act_dim]` (any leading dims, e.g. `[B]` or
     /// `[T, B]`).
     pub fn mean(&self, obs: &Tensor) -> Tensor {
-        self.mlp.forward(obs)
+        self.mlp.forward(&self.normalized(obs))
     }
 
     /// Log-density of the unclipped actions, summed over action dimensions:
@@ -327,8 +428,11 @@ impl GaussianPolicy {
 /// float rounding (summation order), from the same draws of `rng` in the same order.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Actor {
-    /// `(weightᵀ [in × out] row-major, bias [out])`, input first; tanh between layers, none after the last.
+    /// `(weightᵀ [in × out] row-major, bias [out])`, input first; `activation` between layers, none after the last.
     layers: Vec<(Vec<f32>, Vec<f32>)>,
+    activation: Activation,
+    /// `(mean, 1/√(var + ε))` of the observations when the policy standardises them.
+    obs_norm: Option<(Vec<f32>, Vec<f32>)>,
     /// `exp(log_std)`, `[act_dim]`.
     std: Vec<f32>,
     obs_dim: usize,
@@ -374,6 +478,13 @@ impl Actor {
     pub fn mean(&self, obs: &[f32], n: usize) -> Vec<f32> {
         assert_eq!(obs.len(), n * self.obs_dim, "actor: {n} observations of {} values expected", self.obs_dim);
         let mut h = obs.to_vec();
+        if let Some((m, inv_sd)) = &self.obs_norm {
+            for row in h.chunks_exact_mut(self.obs_dim) {
+                for ((x, m), s) in row.iter_mut().zip(m).zip(inv_sd) {
+                    *x = ((*x - m) * s).clamp(-OBS_CLIP as f32, OBS_CLIP as f32);
+                }
+            }
+        }
         let last = self.layers.len() - 1;
         for (i, (wt, b)) in self.layers.iter().enumerate() {
             let (fan_out, fan_in) = (b.len(), wt.len() / b.len());
@@ -389,7 +500,11 @@ impl Actor {
                     }
                 }
                 if i < last {
-                    y.iter_mut().for_each(|v| *v = fast_tanh(*v));
+                    match self.activation {
+                        Activation::Tanh => y.iter_mut().for_each(|v| *v = fast_tanh(*v)),
+                        Activation::Relu => y.iter_mut().for_each(|v| *v = v.max(0.0)),
+                        Activation::LeakyRelu => y.iter_mut().for_each(|v| *v = if *v < 0.0 { 0.01 * *v } else { *v }),
+                    }
                 }
                 next.extend_from_slice(&y);
             }
@@ -422,7 +537,8 @@ impl GaussianPolicy {
         };
         let params = self.mlp.named_parameters("");
         let layers = params.chunks_exact(2).map(|wb| (cpu(&wb[0].1.tr().contiguous()), cpu(&wb[1].1))).collect();
-        Actor { layers, std: cpu(&self.log_std.exp()), obs_dim: self.config.obs_dim }
+        let obs_norm = self.obs_norm.as_ref().map(|(m, v, _)| (cpu(m), cpu(&(v + OBS_EPS).sqrt().reciprocal())));
+        Actor { layers, activation: self.config.activation, obs_norm, std: cpu(&self.log_std.exp()), obs_dim: self.config.obs_dim }
     }
 }
 
@@ -498,7 +614,7 @@ mod tests {
 
     #[test]
     fn linear_policy_when_no_hidden() {
-        let cfg = PolicyConfig { obs_dim: 2, act_dim: 1, hidden: vec![], log_std_init: 0.0 };
+        let cfg = PolicyConfig { hidden: vec![], log_std_init: 0.0, ..PolicyConfig::new(2, 1) };
         let mut p = GaussianPolicy::new(cfg, Device::Cpu, Kind::Double, 0);
         p.set_flat_params(&Tensor::from_slice(&[2.0f64, -1.0, 0.5, 0.0])).unwrap(); // W=[2,-1], b=0.5
         let m = p.mean(&Tensor::from_slice(&[1.0f64, 3.0]).view([1, 2]));
@@ -520,7 +636,7 @@ mod tests {
     #[test]
     fn the_plain_rust_actor_acts_as_the_libtorch_policy() {
         // float weights made large enough that every layer matters (the mean head starts at gain 0.01)
-        let cfg = PolicyConfig { obs_dim: 5, act_dim: 3, hidden: vec![64, 32], log_std_init: -0.3 };
+        let cfg = PolicyConfig { hidden: vec![64, 32], log_std_init: -0.3, ..PolicyConfig::new(5, 3) };
         let mut p = GaussianPolicy::new(cfg, Device::Cpu, Kind::Float, 3);
         let n_par = p.num_params() as i64;
         let mut g = ChaCha8Rng::seed_from_u64(1);
@@ -548,6 +664,53 @@ mod tests {
         p.set_flat_params(&(flat * 2.0)).unwrap();
         assert!(close(&actor.mean(&obs, n), &mean));
         assert!(!close(&p.actor().mean(&obs, n), &mean));
+    }
+
+    #[test]
+    fn relu_policy_with_observation_statistics_acts_alike_in_rust_and_libtorch() {
+        let cfg = PolicyConfig { hidden: vec![32, 16], activation: Activation::Relu, normalize_obs: true, ..PolicyConfig::new(4, 2) };
+        let p = GaussianPolicy::new(cfg, Device::Cpu, Kind::Float, 9);
+        let names: Vec<String> = p.named_tensors().into_iter().map(|(n, _)| n).collect();
+        assert!(names.ends_with(&["log_std".into(), "obs_mean".into(), "obs_var".into(), "obs_count".into()]), "{names:?}");
+        assert_eq!(p.named_parameters().len() + 3, names.len(), "the statistics are not parameters (Adam never sees them)");
+        // fresh statistics are the identity: mean 0, variance 1
+        let fresh = p.obs_rms().unwrap();
+        assert_eq!((fresh.mean, fresh.var), (vec![0.0; 4], vec![1.0; 4]));
+        let rms = crate::util::RunningMeanStd { mean: vec![1.0, -2.0, 0.5, 100.0], var: vec![4.0, 0.25, 1.0, 1e-6], count: 50.0 };
+        p.set_obs_rms(&rms).unwrap();
+        let obs: Vec<f32> = vec![3.0, -2.5, 0.5, 101.0, -1.0, -1.0, 2.0, 99.9];
+        let o = Tensor::from_slice(&obs).view([2, 4]);
+        // the input the MLP sees: (x − m)/√(v + 1e-8), clipped to ±10 (the 4th: ±1/1e-3 → ±10)
+        let z = Vec::<f32>::try_from(p.normalized(&o).reshape([-1])).unwrap();
+        let want = [1.0, -1.0, 0.0, 10.0, -1.0, 2.0, 1.5, -10.0];
+        assert!(z.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-3), "{z:?}");
+        let torch = Vec::<f32>::try_from(tch::no_grad(|| p.mean(&o)).reshape([-1])).unwrap();
+        let direct = Vec::<f32>::try_from(tch::no_grad(|| p.mlp.forward(&Tensor::from_slice(&want).view([2, 4]))).reshape([-1])).unwrap();
+        let rust = p.actor().mean(&obs, 2);
+        for ((a, b), c) in torch.iter().zip(&rust).zip(&direct) {
+            assert!((a - b).abs() < 1e-5 && (a - c).abs() < 1e-4, "{torch:?} {rust:?} {direct:?}");
+        }
+        // a clone carries the statistics; a policy without them refuses new ones
+        assert_eq!(p.try_clone().unwrap().obs_rms().unwrap().mean, rms.mean);
+        assert!(small(0).set_obs_rms(&rms).is_err() && small(0).obs_rms().is_none());
+        // and another architecture does not copy into it
+        let mut tanh = GaussianPolicy::new(PolicyConfig { hidden: vec![32, 16], normalize_obs: true, ..PolicyConfig::new(4, 2) }, Device::Cpu, Kind::Float, 0);
+        assert!(tanh.copy_from(&p).unwrap_err().to_string().contains("activation Relu"));
+    }
+
+    #[test]
+    fn without_ortho_init_layers_are_uniform_like_torch_linear() {
+        let cfg = PolicyConfig { hidden: vec![16], ortho_init: false, ..PolicyConfig::new(9, 2) };
+        let p = GaussianPolicy::new(cfg, Device::Cpu, Kind::Double, 2);
+        for (name, t) in p.named_parameters() {
+            let v = Vec::<f64>::try_from(t.detach().reshape([-1])).unwrap();
+            let bound = if name.starts_with("layer0") { 1.0 / 3.0 } else if name.starts_with("layer1") { 0.25 } else { continue };
+            assert!(v.iter().all(|x| x.abs() <= bound), "{name} beyond ±{bound}");
+            assert!(v.len() < 8 || v.iter().any(|x| x.abs() > 0.6 * bound), "{name} fills its range");
+        }
+        // the mean head is not scaled down as in the orthogonal init (gain 0.01)
+        let head = p.named_parameters()[2].1.abs().max().double_value(&[]);
+        assert!(head > 0.1, "{head}");
     }
 
     #[test]

@@ -76,6 +76,18 @@ pub struct SegmentBatch {
     pub episode_returns: Vec<f64>,
 }
 
+impl SegmentBatch {
+    /// This batch followed by `more` (collected after it, with the same spec): segments, env steps and
+    /// ended episodes in order.
+    pub fn append(mut self, more: SegmentBatch) -> SegmentBatch {
+        debug_assert_eq!((self.obs_dim, self.act_dim, self.k), (more.obs_dim, more.act_dim, more.k));
+        self.segments.extend(more.segments);
+        self.env_steps += more.env_steps;
+        self.episode_returns.extend(more.episode_returns);
+        self
+    }
+}
+
 /// Padded tensors of a [`SegmentBatch`].
 #[derive(Debug)]
 pub struct SegmentTensors {

@@ -70,8 +70,8 @@ impl Run {
             (None, None) => (RunDir::create(&opts.runs_base, &cfg.env.id, &cfg.algo, cfg.seed)?, None),
         };
         if let Some(ck) = &resumed {
-            if ck.meta.config_hash != config_hash {
-                let old = std::fs::read_to_string(dir.config_path()).unwrap_or_default();
+            let old = std::fs::read_to_string(dir.config_path()).unwrap_or_default();
+            if ck.meta.config_hash != config_hash && !same_with_todays_defaults(&old, &config_hash) {
                 return Err(TrainError::ResumeMismatch { run: dir.path().display().to_string(), keys: differing_keys(&old, &toml_text) });
             }
         }
@@ -101,6 +101,17 @@ fn clear_logs(run: &RunDir) -> Result<(), TrainError> {
     Ok(())
 }
 
+/// Whether a run's `config.toml`, written by an earlier version that lacked some keys, is read today (the
+/// missing keys at their defaults, which keep the earlier behaviour) as the configuration hashed to `hash`:
+/// such a run resumes, and its later checkpoints carry today's hash.
+fn same_with_todays_defaults(stored: &str, hash: &str) -> bool {
+    toml::from_str::<TrainConfig>(stored)
+        .ok()
+        .and_then(|c| c.resolve().ok())
+        .and_then(|c| config_hash(&c).ok())
+        .is_some_and(|h| h == hash)
+}
+
 /// Dotted keys whose values differ between two TOML documents (`env_steps` left out).
 pub fn differing_keys(a: &str, b: &str) -> String {
     fn flat(prefix: &str, v: &toml::Value, out: &mut BTreeMap<String, String>) {
@@ -127,4 +138,27 @@ pub fn differing_keys(a: &str, b: &str) -> String {
         .map(|k| format!("{k} ({} → {})", fa.get(k).map(String::as_str).unwrap_or("unset"), fb.get(k).map(String::as_str).unwrap_or("unset")))
         .collect();
     if diff.is_empty() { "the checkpoint's config hash (config.toml was edited?)".into() } else { diff.join(", ") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run written before a key existed (its config.toml lacks it) resumes when today's default of the key
+    /// is what the file means; a value that really differs is still refused.
+    #[test]
+    fn a_config_lacking_keys_added_since_matches_at_their_defaults() {
+        let cfg = TrainConfig { algo: "ppo".into(), ..TrainConfig::default() }.resolve().unwrap();
+        let hash = config_hash(&cfg).unwrap();
+        let full = to_toml_string(&cfg).unwrap();
+        let older: String = full
+            .lines()
+            .filter(|l| !l.starts_with("min_steps") && !l.starts_with("normalize_obs = false") && !l.starts_with("activation"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(older.len() < full.len() && older.contains("[ppo]"), "{older}");
+        assert!(same_with_todays_defaults(&older, &hash));
+        assert!(!same_with_todays_defaults(&older.replace("seed = 1", "seed = 2"), &hash));
+        assert!(!same_with_todays_defaults("not toml [", &hash));
+    }
 }

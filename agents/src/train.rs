@@ -27,7 +27,8 @@ use crate::eval::{evaluate, reference_returns, EvalResult};
 pub use crate::eval::{load_policy, EvalSection};
 use crate::logging::{write_summary, MetricsLogger};
 use crate::policy::{GaussianPolicy, PolicyConfig};
-use crate::rollout::collect_groups;
+use crate::mlp::Activation;
+use crate::rollout::{collect_groups, SegmentBatch};
 use crate::run_dir::{Run, CHECKPOINT};
 use crate::scorer::{Scorer, TrueReward};
 use crate::util::{mean_std, peak_rss_mb, resolve_path};
@@ -70,17 +71,47 @@ impl EnvSection {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PolicySection {
-    /// Hidden layer widths (tanh). Default [64, 64].
+    /// Hidden layer widths. Default [64, 64].
     pub hidden: Vec<usize>,
     /// Initial log standard deviation. Default −0.5.
     pub log_std_init: f64,
+    /// Hidden-layer nonlinearity, `"tanh"` or `"relu"`. Default tanh.
+    pub activation: Activation,
+    /// Orthogonal initialisation (default) or, when false, PyTorch's `nn.Linear` default (SB3's `ortho_init`).
+    pub ortho_init: bool,
+    /// The policy standardises its input with running statistics it holds (SB3's `VecNormalize`); only an
+    /// algorithm that updates them (PPO) can train such a policy from scratch. Default false.
+    pub normalize_obs: bool,
     /// Start from this checkpoint's policy instead of a random one ("" = random).
     pub init: String,
 }
 
 impl Default for PolicySection {
     fn default() -> Self {
-        PolicySection { hidden: vec![64, 64], log_std_init: -0.5, init: String::new() }
+        PolicySection { hidden: vec![64, 64], log_std_init: -0.5, activation: Activation::Tanh, ortho_init: true, normalize_obs: false, init: String::new() }
+    }
+}
+
+impl PolicySection {
+    /// The policy's configuration for an environment's sizes.
+    pub fn policy_config(&self, obs_dim: usize, act_dim: usize) -> PolicyConfig {
+        PolicyConfig {
+            obs_dim,
+            act_dim,
+            hidden: self.hidden.clone(),
+            log_std_init: self.log_std_init,
+            activation: self.activation,
+            ortho_init: self.ortho_init,
+            normalize_obs: self.normalize_obs,
+        }
+    }
+
+    /// Takes the architecture (hidden sizes, activation, normalisation) of `stored`, the config of the
+    /// checkpoint the policy starts from.
+    pub fn adopt_architecture(&mut self, stored: &PolicyConfig) {
+        self.hidden = stored.hidden.clone();
+        self.activation = stored.activation;
+        self.normalize_obs = stored.normalize_obs;
     }
 }
 
@@ -390,7 +421,7 @@ impl Parts {
         let env_cfg = cfg.env.env_config().map_err(config)?;
         let eval_env = VecEnv::make(&cfg.env.id, &env_cfg, cfg.eval.episodes.min(16), cfg.threads)?;
         let (obs_dim, act_dim) = (eval_env.obs_dim(), eval_env.act_dim());
-        let pcfg = PolicyConfig { obs_dim, act_dim, hidden: cfg.policy.hidden.clone(), log_std_init: cfg.policy.log_std_init };
+        let pcfg = cfg.policy.policy_config(obs_dim, act_dim);
         let mut policy = GaussianPolicy::new(pcfg, device, Kind::Float, cfg.seed);
         if !cfg.policy.init.is_empty() {
             Checkpoint::load(resolve_path(&cfg.policy.init))?.restore_policy("policy", &mut policy)?;
@@ -399,6 +430,14 @@ impl Parts {
         let init = Init { env_id: &cfg.env.id, obs_dim, act_dim, device, seed: cfg.seed, initial: &initial };
         let algo = algorithm::make_algorithm(&cfg.algo, &cfg.algo_section(), &init).map_err(config)?;
         check_data_parallel(cfg, algo.as_ref(), world)?;
+        if cfg.policy.normalize_obs && cfg.policy.init.is_empty() && !algo.updates_obs_norm() {
+            return Err(config(format!(
+                "policy.normalize_obs = true on a new policy needs an algorithm that updates its observation statistics \
+                 (ppo); {} would keep them at mean 0, variance 1. Train the policy with ppo first and start from it \
+                 (policy.init), or set policy.normalize_obs = false",
+                cfg.algo
+            )));
+        }
         // an offline algorithm collects nothing; its env is never stepped. A rank steps its share of the groups.
         let envs = match algo.collect() {
             Collect::Segments { groups, spec } => share(groups, world.rank(), world.size()).count() * spec.k,
@@ -468,11 +507,22 @@ impl Parts {
         let mut rng = train_stream(cfg.seed, world.rank(), iteration);
         let batch = match self.algo.collect() {
             Collect::Segments { groups, spec } => {
-                let seeds: Vec<u64> =
-                    share(groups, world.rank(), world.size()).map(|g| train_env_seed(cfg.seed, iteration, g as u64)).collect();
-                let segments = collect_groups(&mut self.venv, &self.policy, &seeds, spec, &mut rng)
-                    .map_err(|e| AlgoError::Failed(format!("environment: {e}")))?;
-                Some(segments)
+                let mut round = 0;
+                let mut batch: Option<SegmentBatch> = None;
+                while round == 0 || batch.as_ref().is_some_and(|b| (b.env_steps as usize) < self.algo.min_steps()) {
+                    // round r takes the start states r·groups … r·groups + groups − 1 (round 0: those of one round)
+                    let seeds: Vec<u64> = share(groups, world.rank(), world.size())
+                        .map(|g| train_env_seed(cfg.seed, iteration, (round * groups + g) as u64))
+                        .collect();
+                    let more = collect_groups(&mut self.venv, &self.policy, &seeds, spec, &mut rng)
+                        .map_err(|e| AlgoError::Failed(format!("environment: {e}")))?;
+                    batch = Some(match batch {
+                        None => more,
+                        Some(b) => b.append(more),
+                    });
+                    round += 1;
+                }
+                batch
             }
             Collect::Own { .. } | Collect::Offline => None,
         };
@@ -721,6 +771,14 @@ fn check_data_parallel(cfg: &TrainConfig, algo: &dyn Algorithm, world: &dyn Coll
              gradients over the ranks; see `Algorithm::data_parallel`); every built-in algorithm does. Run it without \
              mpirun (mpirun does serve `compare` sweeps of every algorithm)",
             cfg.algo
+        )));
+    }
+    if algo.min_steps() > 0 {
+        return Err(TrainError::Config(format!(
+            "{}.min_steps = {} (batches of a least that many env steps) is single-process only: each rank would collect \
+             its own number of rounds. Set it to 0 under mpirun, or run without mpirun",
+            cfg.algo,
+            algo.min_steps()
         )));
     }
     if let Collect::Segments { groups, .. } = algo.collect() {

@@ -19,7 +19,7 @@ use rebel_envs::EnvConfig;
 use tch::{Device, Kind, Tensor};
 
 fn policy(seed: u64) -> GaussianPolicy {
-    let cfg = PolicyConfig { obs_dim: 2, act_dim: 1, hidden: vec![8], log_std_init: -0.5 };
+    let cfg = PolicyConfig { hidden: vec![8], log_std_init: -0.5, ..PolicyConfig::new(2, 1) };
     GaussianPolicy::new(cfg, Device::Cpu, Kind::Float, seed)
 }
 
@@ -124,7 +124,7 @@ fn importance_weights_leave_a_first_step_unchanged_and_reweight_later_ones() {
 fn ppo_raises_the_probability_of_advantaged_actions_and_fits_the_values() {
     let p = policy(2);
     let mut opt = adam(&p, 3e-3);
-    let mut value = ValueNet::new(2, &[16], false, Device::Cpu, 0);
+    let mut value = ValueNet::new(2, &[16], rebel_agents::mlp::Activation::Tanh, false, Device::Cpu, 0);
     let mut vopt = Adam::new(value.named_parameters(), AdamConfig { lr: 1e-2, ..AdamConfig::default() });
     let mut scaler = RewardScaler::default();
     let acts = [-1.0f32, -0.5, 0.5, 1.0];
@@ -287,7 +287,7 @@ fn ppo_run(batch: &SegmentBatch, cfg: &PpoConfig, world: &dyn rebel_dist::Collec
     let r = t.rewards.shallow_clone();
     let p = GaussianPolicy::new(PolicyConfig::new(11, 3), Device::Cpu, Kind::Float, 5);
     let mut opt = adam(&p, 1e-2);
-    let mut value = ValueNet::new(11, &[16], true, Device::Cpu, 1);
+    let mut value = ValueNet::new(11, &[16], rebel_agents::mlp::Activation::Tanh, true, Device::Cpu, 1);
     let mut vopt = Adam::new(value.named_parameters(), AdamConfig { lr: 1e-2, ..AdamConfig::default() });
     let mut scaler = RewardScaler::default();
     let mut rng = ChaCha8Rng::seed_from_u64(world.rank() as u64);
@@ -400,4 +400,68 @@ fn dpo_on_ranks_updates_like_one_process() {
     let out = on_ranks(4, &DpoConfig { batch: 2, ..cfg });
     assert!(out.iter().all(|o| o == &out[0]), "every rank holds the same bits");
     assert!(data.shard(7, 8).is_none(), "a rank beyond the pairs holds none");
+}
+
+/// A policy that standardises its input (`policy.normalize_obs`, SB3's `VecNormalize`): PPO's update refreshes its
+/// statistics from the batch (the same as the value net's, from the same observations), on one rank and on two.
+#[test]
+fn ppo_keeps_the_policy_observation_statistics() {
+    let batch = hopper_episodes(4);
+    let steps: usize = batch.segments.iter().map(|s| s.len()).sum();
+    let t = batch.to_tensors(Device::Cpu);
+    let pc = PolicyConfig { normalize_obs: true, ..PolicyConfig::new(11, 3) };
+    let cfg = PpoConfig { epochs: 2, batch: 64, vf_hidden: vec![16], ..PpoConfig::default() };
+    let run = move |b: &SegmentBatch, world: &dyn Collective| {
+        let p = GaussianPolicy::new(pc.clone(), Device::Cpu, Kind::Float, 5);
+        let mut opt = adam(&p, 1e-3);
+        let mut value = ValueNet::new(11, &[16], rebel_agents::mlp::Activation::Relu, true, Device::Cpu, 1);
+        let mut vopt = Adam::new(value.named_parameters(), AdamConfig { lr: 1e-3, ..AdamConfig::default() });
+        let mut scaler = RewardScaler::default();
+        let t = b.to_tensors(Device::Cpu);
+        let nets = ppo::Nets { policy: &p, adam: &mut opt, value: &mut value, vadam: &mut vopt, scaler: &mut scaler };
+        ppo::update_shared(nets, b, &t, &t.rewards.shallow_clone(), None, &cfg, &mut ChaCha8Rng::seed_from_u64(0), world).unwrap();
+        (p.obs_rms().unwrap(), value.obs_rms.clone())
+    };
+    let (pol, val) = run(&batch, &rebel_dist::SingleProcess);
+    assert!((pol.count - (steps as f64 + 1e-4)).abs() < 1e-3, "{} after {steps} steps", pol.count);
+    let obs = Vec::<f32>::try_from(t.obs.reshape([-1])).unwrap();
+    let mask = Vec::<f32>::try_from(t.mask.reshape([-1])).unwrap();
+    let mean0: f64 = (0..mask.len()).filter(|&i| mask[i] > 0.5).map(|i| obs[i * 11] as f64).sum::<f64>() / steps as f64;
+    assert!((pol.mean[0] - mean0).abs() < 1e-4 * (1.0 + mean0.abs()), "{} vs {mean0}", pol.mean[0]);
+    for (a, b) in pol.mean.iter().chain(&pol.var).zip(val.mean.iter().chain(&val.var)) {
+        assert!((a - b).abs() < 1e-5 * (1.0 + b.abs()), "policy and value statistics agree: {a} vs {b}");
+    }
+    // two ranks holding every other episode end with the statistics of all of them
+    let handles: Vec<_> = rebel_dist::ThreadGroup::new(2)
+        .into_iter()
+        .map(|w| {
+            let b = episodes_of(&batch, w.rank(), 2);
+            let run = run.clone();
+            std::thread::spawn(move || run(&b, &w).0)
+        })
+        .collect();
+    for h in handles {
+        let r = h.join().unwrap();
+        assert!((r.count - pol.count).abs() < 1e-6 && r.mean.iter().zip(&pol.mean).all(|(a, b)| (a - b).abs() < 1e-6));
+    }
+}
+
+/// `ppo.ent_coef` pushes the (state-independent) standard deviation up against the same update without it.
+#[test]
+fn ppo_entropy_bonus_raises_the_standard_deviation() {
+    let batch = hopper_episodes(4);
+    let t = batch.to_tensors(Device::Cpu);
+    let log_std_after = |ent_coef: f64| {
+        let p = GaussianPolicy::new(PolicyConfig::new(11, 3), Device::Cpu, Kind::Float, 5);
+        let mut opt = adam(&p, 1e-2);
+        let mut value = ValueNet::new(11, &[16], rebel_agents::mlp::Activation::Tanh, true, Device::Cpu, 1);
+        let mut vopt = Adam::new(value.named_parameters(), AdamConfig { lr: 1e-2, ..AdamConfig::default() });
+        let mut scaler = RewardScaler::default();
+        let cfg = PpoConfig { epochs: 3, batch: 64, vf_hidden: vec![16], ent_coef, ..PpoConfig::default() };
+        let nets = ppo::Nets { policy: &p, adam: &mut opt, value: &mut value, vadam: &mut vopt, scaler: &mut scaler };
+        ppo::update(nets.policy, nets.adam, nets.value, nets.vadam, nets.scaler, &batch, &t, &t.rewards.shallow_clone(), None, &cfg, &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
+        p.log_std().mean(Kind::Float).double_value(&[])
+    };
+    let (without, with) = (log_std_after(0.0), log_std_after(1.0));
+    assert!(with > without + 0.01, "log_std {with} with the bonus, {without} without");
 }

@@ -9,7 +9,7 @@ use rebel_agents::policy::{GaussianPolicy, PolicyConfig};
 use tch::{Device, Kind, Tensor};
 
 fn cfg() -> PolicyConfig {
-    PolicyConfig { obs_dim: 4, act_dim: 2, hidden: vec![8, 8], log_std_init: -0.5 }
+    PolicyConfig { hidden: vec![8, 8], log_std_init: -0.5, ..PolicyConfig::new(4, 2) }
 }
 
 fn train_steps(policy: &GaussianPolicy, adam: &mut Adam, n: usize, seed: u64) {
@@ -266,4 +266,36 @@ fn shipped_reference_policy_still_loads() {
     let p = ck.build_policy("policy", Device::Cpu, Kind::Float).unwrap();
     assert_eq!((p.obs_dim(), p.act_dim()), (8, 2));
     assert_eq!(rebel_agents::checkpoint::policy_shapes(p.config()).len(), p.named_parameters().len());
+}
+
+#[test]
+fn observation_statistics_and_activation_round_trip_and_must_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("norm.safetensors");
+    let c = PolicyConfig { activation: rebel_agents::mlp::Activation::Relu, normalize_obs: true, ortho_init: false, ..cfg() };
+    let policy = GaussianPolicy::new(c.clone(), Device::Cpu, Kind::Float, 4);
+    let rms = rebel_agents::util::RunningMeanStd { mean: vec![0.5, -1.0, 2.0, 3.0], var: vec![2.0, 0.5, 1.0, 9.0], count: 1234.0 };
+    policy.set_obs_rms(&rms).unwrap();
+    let mut ck = Checkpoint::new(meta());
+    ck.add_policy("policy", &policy).unwrap();
+    ck.save(&path).unwrap();
+    let back = Checkpoint::load(&path).unwrap().build_policy("policy", Device::Cpu, Kind::Float).unwrap();
+    assert_eq!(back.config(), &c);
+    let got = back.obs_rms().unwrap();
+    assert_eq!((got.mean, got.var, got.count), (rms.mean.clone(), rms.var.clone(), rms.count));
+    let obs = Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0]).view([1, 4]);
+    assert_eq!(Vec::<f32>::try_from(back.mean(&obs).reshape([-1])).unwrap(), Vec::<f32>::try_from(policy.mean(&obs).reshape([-1])).unwrap());
+    // a policy without the statistics (or with tanh) is another architecture: a typed error naming both
+    let mut plain = GaussianPolicy::new(cfg(), Device::Cpu, Kind::Float, 0);
+    let e = Checkpoint::load(&path).unwrap().restore_policy("policy", &mut plain).unwrap_err();
+    assert!(matches!(e, CheckpointError::Architecture { .. }) && e.to_string().contains("normalize_obs true"), "{e}");
+    // a crafted file whose statistics have the wrong length is refused before anything is built
+    let mut bad = Checkpoint::new(meta());
+    bad.add_policy("policy", &GaussianPolicy::new(PolicyConfig { normalize_obs: false, ..c.clone() }, Device::Cpu, Kind::Float, 4)).unwrap();
+    bad.meta.policy = Some(c);
+    bad.add_tensors("policy", &[("obs_mean".into(), Tensor::zeros([3], (Kind::Float, Device::Cpu))), ("obs_var".into(), Tensor::ones([4], (Kind::Float, Device::Cpu))), ("obs_count".into(), Tensor::ones([1], (Kind::Float, Device::Cpu)))]).unwrap();
+    let bad_path = dir.path().join("bad.safetensors");
+    bad.save(&bad_path).unwrap();
+    let e = Checkpoint::load(&bad_path).unwrap().build_policy("policy", Device::Cpu, Kind::Float).unwrap_err();
+    assert!(e.to_string().contains("obs_mean"), "{e}");
 }

@@ -103,7 +103,7 @@ fn a_tabular_softmax_minimiser_is_mirror_descent_update() {
 #[test]
 fn b_gradient_at_theta_t_is_relative_reward_policy_gradient() {
     tch::set_num_threads(1);
-    let cfg = PolicyConfig { obs_dim: 3, act_dim: 2, hidden: vec![16, 16], log_std_init: -0.5 };
+    let cfg = PolicyConfig { hidden: vec![16, 16], log_std_init: -0.5, ..PolicyConfig::new(3, 2) };
     let policy = GaussianPolicy::new(cfg, Device::Cpu, Kind::Double, 11);
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let (steps, n_traj) = (6i64, 8i64); // 4 pairs
@@ -152,7 +152,7 @@ fn c_gauss_newton_step_is_natural_gradient() {
     tch::set_num_threads(1);
     // a ~ N(W x + c, sigma^2), 2-D state, 1-D action, one-step trajectories; r = -(a - k·x)^2 + CUBIC·a^3.
     const CUBIC: f64 = 0.3;
-    let cfg = PolicyConfig { obs_dim: 2, act_dim: 1, hidden: vec![], log_std_init: 0.0 };
+    let cfg = PolicyConfig { hidden: vec![], log_std_init: 0.0, ..PolicyConfig::new(2, 1) };
     let mut policy = GaussianPolicy::new(cfg, Device::Cpu, Kind::Double, 0);
     let (w, c, log_std) = ([0.5, -0.3], 0.1, -0.5f64);
     policy.set_flat_params(&t(&[w[0], w[1], c, log_std])).unwrap(); // order: weight [1,2], bias [1], log_std [1]
@@ -246,7 +246,7 @@ fn c_gauss_newton_step_is_natural_gradient() {
 #[test]
 fn gaussian_log_prob_matches_hand_computed_value() {
     // linear policy with W = 0, mean [0.5, -1], log_std [0, ln 2]; action [1.5, 1] → z = [1, 1]
-    let cfg = PolicyConfig { obs_dim: 2, act_dim: 2, hidden: vec![], log_std_init: 0.0 };
+    let cfg = PolicyConfig { hidden: vec![], log_std_init: 0.0, ..PolicyConfig::new(2, 2) };
     let mut p = GaussianPolicy::new(cfg, Device::Cpu, Kind::Double, 0);
     p.set_flat_params(&t(&[0.0, 0.0, 0.0, 0.0, 0.5, -1.0, 0.0, 2f64.ln()])).unwrap();
     let obs = t(&[0.7, -0.2]).view([1, 2]);

@@ -10,9 +10,11 @@
 //! treating the time limit as a termination would bias every advantage near the end); then GAE, and
 //! `epochs` passes of shuffled minibatches of the clipped surrogate and the value regression.
 //!
-//! The policy's own input is the raw observation in every algorithm of this project (all rows of the
-//! comparison start from the same reference policy), so `normalize_obs` standardises the value net's
-//! input only.
+//! The policy's own input is the raw observation unless the policy itself standardises it
+//! (`policy.normalize_obs`, SB3's `VecNormalize` for both networks; off by default because all rows of the
+//! comparison start from the same reference policy): then this update refreshes the policy's statistics with
+//! the batch before computing the old log-probabilities. `normalize_obs` here standardises the value
+//! net's input (its own statistics, updated from the same observations).
 //!
 //! Defaults are the RL-Zoo tuned values for Swimmer-v3 PPO (n_envs 4, n_steps 1024, batch 256,
 //! lr 6e-4, γ 0.9999, λ 0.98, normalize), except that a batch is `n_envs` whole episodes (4 × 1000
@@ -28,7 +30,7 @@ use crate::algorithm::{AlgoConfig, AlgoError, Algorithm, Batch, Collect, Ctx, In
 use crate::checkpoint::Checkpoint;
 use crate::mlp::{Activation, Mlp};
 use crate::losses::{gae, ppo_clip_loss, ppo_diagnostics, value_loss};
-use crate::policy::GaussianPolicy;
+use crate::policy::{GaussianPolicy, OBS_CLIP, OBS_EPS};
 use crate::rollout::{PairSpec, SegmentBatch, SegmentTensors};
 pub use crate::util::RunningMeanStd;
 use rebel_dist::{Collective, SingleProcess};
@@ -43,6 +45,10 @@ pub struct PpoConfig {
     pub lr: f64,
     /// Parallel environments; one whole episode each per iteration. Default 4.
     pub n_envs: usize,
+    /// The fewest env steps of a batch: further rounds of `n_envs` whole episodes are collected until the batch
+    /// holds this many (SB3's `n_steps × n_envs`, for environments whose episodes terminate early). 0 (the
+    /// default): one round.
+    pub min_steps: usize,
     /// Passes over the batch per iteration. Default 10.
     pub epochs: usize,
     /// Minibatch size in steps. Default 256.
@@ -53,8 +59,12 @@ pub struct PpoConfig {
     pub gamma: f64,
     /// GAE λ. Default 0.98.
     pub gae_lambda: f64,
-    /// Hidden widths of the value MLP (tanh). Default [64, 64].
+    /// Hidden widths of the value MLP. Default [64, 64].
     pub vf_hidden: Vec<usize>,
+    /// Nonlinearity of the value MLP's hidden layers (`"tanh"`, `"relu"`). Default tanh.
+    pub vf_activation: Activation,
+    /// Entropy bonus: `ent_coef · H(π)` is subtracted from the policy loss (SB3's `ent_coef`). Default 0.
+    pub ent_coef: f64,
     /// Clip the value update around the old values by this (0: off). Default 0.
     pub vf_clip: f64,
     /// Clip each network's gradient norm to this (0: off). Default 0.5.
@@ -78,12 +88,15 @@ impl Default for PpoConfig {
         PpoConfig {
             lr: 6e-4,
             n_envs: 4,
+            min_steps: 0,
             epochs: 10,
             batch: 256,
             clip: 0.2,
             gamma: 0.9999,
             gae_lambda: 0.98,
             vf_hidden: vec![64, 64],
+            vf_activation: Activation::Tanh,
+            ent_coef: 0.0,
             vf_clip: 0.0,
             max_grad_norm: 0.5,
             normalize_advantages: true,
@@ -99,7 +112,7 @@ impl AlgoConfig for PpoConfig {
     const NAME: &'static str = "ppo";
 
     fn build(&self, init: &Init) -> Result<Box<dyn Algorithm>, String> {
-        let value = ValueNet::new(init.obs_dim, &self.vf_hidden, self.normalize_obs, init.device, init.seed.wrapping_add(0x5EED));
+        let value = ValueNet::new(init.obs_dim, &self.vf_hidden, self.vf_activation, self.normalize_obs, init.device, init.seed.wrapping_add(0x5EED));
         let vadam = Adam::new(value.named_parameters(), AdamConfig { lr: self.lr, ..AdamConfig::default() });
         Ok(Box::new(Ppo { cfg: self.clone(), value, vadam, scaler: RewardScaler::default() }))
     }
@@ -120,14 +133,14 @@ impl AlgoConfig for PpoConfig {
         if self.vf_hidden.contains(&0) {
             return Err("ppo.vf_hidden widths must be ≥ 1".into());
         }
-        if !(self.vf_clip >= 0.0 && self.max_grad_norm >= 0.0 && self.kl_coef >= 0.0 && self.target_kl >= 0.0) {
-            return Err("ppo.vf_clip, ppo.max_grad_norm, ppo.kl_coef and ppo.target_kl must be ≥ 0".into());
+        if !(self.vf_clip >= 0.0 && self.max_grad_norm >= 0.0 && self.kl_coef >= 0.0 && self.target_kl >= 0.0 && self.ent_coef >= 0.0) {
+            return Err("ppo.vf_clip, ppo.max_grad_norm, ppo.kl_coef, ppo.target_kl and ppo.ent_coef must be ≥ 0".into());
         }
         Ok(())
     }
 }
 
-/// The value MLP `V(s)`: `obs_dim → vf_hidden (tanh) → 1`, input standardised with `obs_rms` when
+/// The value MLP `V(s)`: `obs_dim → vf_hidden (vf_activation) → 1`, input standardised with `obs_rms` when
 /// enabled. Initialised from a seed with PyTorch's default `U(±1/√fan_in)` for every layer.
 #[derive(Debug)]
 pub struct ValueNet {
@@ -140,12 +153,12 @@ pub struct ValueNet {
 
 impl ValueNet {
     /// A fresh value net for observations of `obs_dim`.
-    pub fn new(obs_dim: usize, hidden: &[usize], normalize: bool, device: Device, seed: u64) -> Self {
+    pub fn new(obs_dim: usize, hidden: &[usize], activation: Activation, normalize: bool, device: Device, seed: u64) -> Self {
         let mut rng = crate::seeding::stream(seed, crate::seeding::Domain::Init, 1);
         let mut sizes = vec![obs_dim];
         sizes.extend(hidden);
         sizes.push(1);
-        let mlp = Mlp::new(&sizes, Activation::Tanh, &mut rng, device);
+        let mlp = Mlp::new(&sizes, activation, &mut rng, device);
         ValueNet { mlp, obs_rms: RunningMeanStd::new(obs_dim), normalize, device }
     }
 
@@ -153,8 +166,8 @@ impl ValueNet {
     pub fn forward(&self, obs: &Tensor) -> Tensor {
         let h = if self.normalize {
             let m = Tensor::from_slice(&self.obs_rms.mean).to_kind(Kind::Float).to_device(self.device);
-            let s = (Tensor::from_slice(&self.obs_rms.var).to_kind(Kind::Float).to_device(self.device) + 1e-8).sqrt();
-            ((obs - m) / s).clamp(-10.0, 10.0)
+            let s = (Tensor::from_slice(&self.obs_rms.var).to_kind(Kind::Float).to_device(self.device) + OBS_EPS).sqrt();
+            ((obs - m) / s).clamp(-OBS_CLIP, OBS_CLIP)
         } else {
             obs.shallow_clone()
         };
@@ -341,9 +354,16 @@ pub fn update_shared(
         return Err(format!("PPO needs whole episodes with their final observation; {len} segment has none"));
     }
     // statistics first (SB3 normalises with statistics that include the current batch)
-    if cfg.normalize_obs {
+    let policy_rms = policy.obs_rms();
+    if cfg.normalize_obs || policy_rms.is_some() {
         let obs: Vec<f64> = batch.segments.iter().flat_map(|s| s.obs.iter().map(|&x| x as f64)).collect();
-        update_running(world, &mut value.obs_rms, &obs)?;
+        if cfg.normalize_obs {
+            update_running(world, &mut value.obs_rms, &obs)?;
+        }
+        if let Some(mut rms) = policy_rms {
+            update_running(world, &mut rms, &obs)?;
+            policy.set_obs_rms(&rms)?;
+        }
     }
     let step_logp_old = tch::no_grad(|| policy.log_prob(&t.obs, &t.act));
     let mut r = step_rewards.to_kind(Kind::Float) * &t.mask;
@@ -416,7 +436,10 @@ fn epochs(nets: Nets, flat: &Flat, cfg: &PpoConfig, rng: &mut ChaCha8Rng, world:
             let a = standardised(world, flat.adv.index_select(0, &bi), cfg.normalize_advantages)?;
             let losses = (!chunk.is_empty()).then(|| {
                 let lp_new = policy.log_prob(&obs, &flat.act.index_select(0, &bi));
-                let pl = ppo_clip_loss(&lp_new, &flat.logp_old.index_select(0, &bi), &a, cfg.clip);
+                let mut pl = ppo_clip_loss(&lp_new, &flat.logp_old.index_select(0, &bi), &a, cfg.clip);
+                if cfg.ent_coef > 0.0 {
+                    pl = pl - policy.entropy() * cfg.ent_coef;
+                }
                 let v_old = flat.v_old.index_select(0, &bi);
                 let vl = value_loss(&value.forward(&obs), &flat.ret.index_select(0, &bi), (cfg.vf_clip > 0.0).then_some((&v_old, cfg.vf_clip)));
                 (pl, vl)
@@ -496,6 +519,14 @@ impl Algorithm for Ppo {
 
     fn groups_key(&self) -> &'static str {
         "n_envs"
+    }
+
+    fn updates_obs_norm(&self) -> bool {
+        true
+    }
+
+    fn min_steps(&self) -> usize {
+        self.cfg.min_steps
     }
 
     fn update(&mut self, ctx: &mut Ctx, batch: Option<&Batch>) -> Result<Update, AlgoError> {
