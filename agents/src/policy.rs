@@ -189,10 +189,10 @@ impl GaussianPolicy {
             &Tensor::full([config.act_dim as i64], config.log_std_init, (kind, device)),
         );
         let obs_norm = config.normalize_obs.then(|| {
-            let d = config.obs_dim as i64;
-            let (mean, var, count) = (root.zeros_no_train("obs_mean", &[d]), root.ones_no_train("obs_var", &[d]), root.zeros_no_train("obs_count", &[1]));
-            tch::no_grad(|| { let _ = count.shallow_clone().fill_(crate::util::RunningMeanStd::new(1).count); });
-            (mean, var, count)
+            // buffers, not trained, in the policy's kind (the statistics of a fresh RunningMeanStd)
+            let fresh = crate::util::RunningMeanStd::new(config.obs_dim);
+            let buffer = |name: &str, x: &[f64]| root.add(name, Tensor::from_slice(x).to_kind(kind).to_device(device), false);
+            (buffer("obs_mean", &fresh.mean), buffer("obs_var", &fresh.var), buffer("obs_count", &[fresh.count]))
         });
         let mlp = Mlp::from_layers(layers, config.activation);
         Self { config, vs, mlp, log_std, obs_norm }
@@ -696,6 +696,9 @@ mod tests {
         // and another architecture does not copy into it
         let mut tanh = GaussianPolicy::new(PolicyConfig { hidden: vec![32, 16], normalize_obs: true, ..PolicyConfig::new(4, 2) }, Device::Cpu, Kind::Float, 0);
         assert!(tanh.copy_from(&p).unwrap_err().to_string().contains("activation Relu"));
+        // the statistics are kept in the policy's kind
+        let dbl = GaussianPolicy::new(PolicyConfig { normalize_obs: true, ..PolicyConfig::new(4, 2) }, Device::Cpu, Kind::Double, 0);
+        assert!(dbl.named_buffers().iter().all(|(_, t)| t.kind() == Kind::Double && !t.requires_grad()));
     }
 
     #[test]
