@@ -140,6 +140,12 @@ pub const OBS_CLIP: f64 = 10.0;
 /// ε under the square root of the observation variance (SB3's `VecNormalize` epsilon).
 pub const OBS_EPS: f64 = 1e-8;
 
+/// `obs` standardised with running statistics and clipped, as SB3's `VecNormalize` does:
+/// `clamp((obs − mean)/√(var + OBS_EPS), ±OBS_CLIP)` (the policy's input and PPO's value net's).
+pub fn standardize(obs: &Tensor, mean: &Tensor, var: &Tensor) -> Tensor {
+    ((obs - mean) / (var + OBS_EPS).sqrt()).clamp(-OBS_CLIP, OBS_CLIP)
+}
+
 /// Orthogonal `[rows, cols]` matrix times `gain`, from a seeded Gaussian matrix (QR with sign correction).
 fn orthogonal(rows: usize, cols: usize, gain: f64, rng: &mut ChaCha8Rng) -> Tensor {
     let (n, m) = if rows >= cols { (rows, cols) } else { (cols, rows) };
@@ -307,7 +313,7 @@ impl GaussianPolicy {
     /// The policy's input: `obs` standardised and clipped when `normalize_obs`, else `obs` itself.
     pub fn normalized(&self, obs: &Tensor) -> Tensor {
         match &self.obs_norm {
-            Some((m, v, _)) => ((obs - m) / (v + OBS_EPS).sqrt()).clamp(-OBS_CLIP, OBS_CLIP),
+            Some((m, v, _)) => standardize(obs, m, v),
             None => obs.shallow_clone(),
         }
     }

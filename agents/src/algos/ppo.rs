@@ -30,7 +30,7 @@ use crate::algorithm::{AlgoConfig, AlgoError, Algorithm, Batch, Collect, Ctx, In
 use crate::checkpoint::Checkpoint;
 use crate::mlp::{Activation, Mlp};
 use crate::losses::{gae, ppo_clip_loss, ppo_diagnostics, value_loss};
-use crate::policy::{GaussianPolicy, OBS_CLIP, OBS_EPS};
+use crate::policy::{standardize, GaussianPolicy};
 use crate::rollout::{PairSpec, SegmentBatch, SegmentTensors};
 pub use crate::util::RunningMeanStd;
 use rebel_dist::{Collective, SingleProcess};
@@ -165,9 +165,8 @@ impl ValueNet {
     /// `obs [..., obs_dim] → [...]`.
     pub fn forward(&self, obs: &Tensor) -> Tensor {
         let h = if self.normalize {
-            let m = Tensor::from_slice(&self.obs_rms.mean).to_kind(Kind::Float).to_device(self.device);
-            let s = (Tensor::from_slice(&self.obs_rms.var).to_kind(Kind::Float).to_device(self.device) + OBS_EPS).sqrt();
-            ((obs - m) / s).clamp(-OBS_CLIP, OBS_CLIP)
+            let stat = |x: &[f64]| Tensor::from_slice(x).to_kind(Kind::Float).to_device(self.device);
+            standardize(obs, &stat(&self.obs_rms.mean), &stat(&self.obs_rms.var))
         } else {
             obs.shallow_clone()
         };
