@@ -58,6 +58,31 @@ fn the_default_experiment_runs_end_to_end_at_a_tiny_scale() {
     assert!(m.contains("charts/segment_score") && m.contains("charts/segment_true_return"), "both returns are logged");
 }
 
+/// The experiment from a reference trained with RL Zoo-like settings (ReLU, its own observation statistics):
+/// REBEL's policy takes the reference's architecture and statistics, so it starts where the reference is.
+#[test]
+fn the_experiment_adopts_its_reference_policys_architecture() {
+    let d = tempfile::tempdir().unwrap();
+    let run = d.path().join("ppo");
+    let o = swimmer(&[
+        "train", "--quiet", "--run-dir", run.to_str().unwrap(), "--env-steps", "400", "--env-opt", "max_episode_steps=100",
+        "--set", "algo=\"ppo\"", "--set", "ppo.n_envs=1", "--set", "ppo.epochs=1", "--set", "policy.activation=\"relu\"",
+        "--set", "policy.normalize_obs=true", "--set", "policy.hidden=[16]", "--set", "threads=1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let reference = run.join("checkpoint.safetensors");
+    let out = d.path().join("exp");
+    let set_ref = format!("reference_policy={:?}", reference.display().to_string());
+    let mut args = vec!["experiment", "--out", out.to_str().unwrap(), "--set", "labels=40", "--set", "train.env_steps=400", "--set", &set_ref];
+    args.extend_from_slice(TINY_EXPERIMENT);
+    let o = swimmer(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("rebel/summary.json")).unwrap()).unwrap();
+    assert_eq!(s["initial_eval_true_return_mean"], s["reference_eval_true_return_mean"], "REBEL starts as the reference: {s}");
+    let cfg = std::fs::read_to_string(out.join("rebel/config.toml")).unwrap();
+    assert!(cfg.contains("activation = \"relu\"") && cfg.contains("normalize_obs = true") && cfg.contains("hidden = [16]"), "{cfg}");
+}
+
 /// `experiment --query MODE --rounds 2 --labels-per-round 40` at a tiny scale.
 fn active(out: &std::path::Path, mode: &str) -> std::process::Output {
     let mut args = vec![
