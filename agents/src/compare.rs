@@ -294,6 +294,13 @@ pub fn run_config(cfg: &CompareConfig, row: &RowSpec, data: &SeedData, extra: &[
     sets.extend(row.set.iter().cloned());
     sets.extend(extra.iter().cloned());
     let mut tc: TrainConfig = load_config(&base, None, &sets).map_err(|e| format!("row {}: {e}", row.name))?;
+    if row.start == Start::Reference {
+        // a row from the reference has the reference's architecture (sizes, activation, statistics); a file
+        // that does not load is reported by the run itself, where it restores `policy.init`
+        if let Some(stored) = Checkpoint::load(&reference).ok().and_then(|ck| ck.meta.policy) {
+            tc.policy.adopt_architecture(&stored);
+        }
+    }
     let mut dpo: DpoConfig = tc.algo_config().map_err(|e| format!("row {}: {e}", row.name))?;
     if tc.algo == DpoConfig::NAME && dpo.iterative {
         let it = dpo.iterations.max(1);
@@ -490,6 +497,12 @@ mod tests {
         // a reference row still starts from the reference policy
         let from_ref = RowSpec { start: Start::Reference, ..nokl.clone() };
         assert!(run_config(&cfg, &from_ref, &data, &[]).unwrap().policy.init.ends_with("reference_policy.safetensors"));
+        // with the reference's architecture (the shipped one: [64, 64] tanh), whatever the base config says;
+        // a scratch row keeps the base config's
+        let mut narrow = cfg.clone();
+        narrow.train.policy.hidden = vec![8];
+        assert_eq!(run_config(&narrow, &from_ref, &data, &[]).unwrap().policy.hidden, vec![64, 64]);
+        assert_eq!(run_config(&narrow, nokl, &data, &[]).unwrap().policy.hidden, vec![8]);
         // labels = 0 with a row that needs them is refused, naming the row
         let mut needs = cfg.clone();
         needs.rows.push(RowSpec { name: "ppo-model".into(), reward: RewardSource::Model, ..ppo.clone() });
