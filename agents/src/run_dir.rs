@@ -70,9 +70,11 @@ impl Run {
             (None, None) => (RunDir::create(&opts.runs_base, &cfg.env.id, &cfg.algo, cfg.seed)?, None),
         };
         if let Some(ck) = &resumed {
-            let old = std::fs::read_to_string(dir.config_path()).unwrap_or_default();
-            if ck.meta.config_hash != config_hash && !same_with_todays_defaults(&old, &config_hash) {
-                return Err(TrainError::ResumeMismatch { run: dir.path().display().to_string(), keys: differing_keys(&old, &toml_text) });
+            if ck.meta.config_hash != config_hash {
+                let old = std::fs::read_to_string(dir.config_path()).unwrap_or_default();
+                if !same_with_todays_defaults(&old, &config_hash) {
+                    return Err(TrainError::ResumeMismatch { run: dir.path().display().to_string(), keys: differing_keys(&old, &toml_text) });
+                }
             }
         }
         write_config(dir.path(), &toml_text)?;

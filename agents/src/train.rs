@@ -28,7 +28,7 @@ pub use crate::eval::{load_policy, EvalSection};
 use crate::logging::{write_summary, MetricsLogger};
 use crate::policy::{GaussianPolicy, PolicyConfig};
 use crate::mlp::Activation;
-use crate::rollout::{collect_groups, SegmentBatch};
+use crate::rollout::collect_groups;
 use crate::run_dir::{Run, CHECKPOINT};
 use crate::scorer::{Scorer, TrueReward};
 use crate::util::{mean_std, peak_rss_mb, resolve_path};
@@ -88,7 +88,16 @@ pub struct PolicySection {
 
 impl Default for PolicySection {
     fn default() -> Self {
-        PolicySection { hidden: vec![64, 64], log_std_init: -0.5, activation: Activation::Tanh, ortho_init: true, normalize_obs: false, init: String::new() }
+        // the policy's own defaults (PolicyConfig::new), in one place
+        let d = PolicyConfig::new(1, 1);
+        PolicySection {
+            hidden: d.hidden,
+            log_std_init: d.log_std_init,
+            activation: d.activation,
+            ortho_init: d.ortho_init,
+            normalize_obs: d.normalize_obs,
+            init: String::new(),
+        }
     }
 }
 
@@ -507,22 +516,21 @@ impl Parts {
         let mut rng = train_stream(cfg.seed, world.rank(), iteration);
         let batch = match self.algo.collect() {
             Collect::Segments { groups, spec } => {
-                let mut round = 0;
-                let mut batch: Option<SegmentBatch> = None;
-                while round == 0 || batch.as_ref().is_some_and(|b| (b.env_steps as usize) < self.algo.min_steps()) {
-                    // round r takes the start states r·groups … r·groups + groups − 1 (round 0: those of one round)
+                // round r takes the start states r·groups … r·groups + groups − 1 (round 0: those of one round)
+                let mut collect_round = |round: usize| {
                     let seeds: Vec<u64> = share(groups, world.rank(), world.size())
                         .map(|g| train_env_seed(cfg.seed, iteration, (round * groups + g) as u64))
                         .collect();
-                    let more = collect_groups(&mut self.venv, &self.policy, &seeds, spec, &mut rng)
-                        .map_err(|e| AlgoError::Failed(format!("environment: {e}")))?;
-                    batch = Some(match batch {
-                        None => more,
-                        Some(b) => b.append(more),
-                    });
+                    collect_groups(&mut self.venv, &self.policy, &seeds, spec, &mut rng)
+                        .map_err(|e| AlgoError::Failed(format!("environment: {e}")))
+                };
+                let mut batch = collect_round(0)?;
+                let mut round = 1;
+                while (batch.env_steps as usize) < self.algo.min_steps() {
+                    batch = batch.append(collect_round(round)?);
                     round += 1;
                 }
-                batch
+                Some(batch)
             }
             Collect::Own { .. } | Collect::Offline => None,
         };
