@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Env steps per second: MuJoCo (raw mj_step and Gymnasium env.step) against rebel-rs, side by side.
 #
-#   scripts/bench_vs_mujoco.sh [--env ID] [--steps N] [--raw-steps N] [--gym-steps N] [--no-scaling]
+#   scripts/bench_vs_mujoco.sh [--env ID] [--steps N] [--raw-steps N] [--gym-steps N] [--no-scaling] [--env-opt KEY=VALUE]...
 #
 # ID: Swimmer-v5 (default), Reacher-v5, InvertedPendulum-v5, InvertedDoublePendulum-v5, HalfCheetah-v5, Hopper-v5,
 # Walker2d-v5 or Ant-v5; `--env all`
-# runs the eight in turn.
+# runs the eight in turn. `--env-opt KEY=VALUE` (repeatable) is passed to ours (`rebel --env-opt`), e.g. the
+# Swimmer's fast solver: --env-opt solver_iterations=2 --env-opt limit_projection=true.
 #
 # * Makes (once) a venv at ${REBEL_CACHE:-$HOME/.cache/rebel-rs}/mujoco-venv holding
 #   gymnasium[mujoco]==1.4.0 (MuJoCo from PyPI); skipped when it already imports.
@@ -23,6 +24,7 @@ raw_steps=100000
 gym_steps=20000
 scaling=1
 env_id=Swimmer-v5
+env_opts=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --steps) steps="$2"; shift 2 ;;
@@ -30,7 +32,8 @@ while [[ $# -gt 0 ]]; do
         --gym-steps) gym_steps="$2"; shift 2 ;;
         --no-scaling) scaling=0; shift ;;
         --env) env_id="$2"; shift 2 ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        --env-opt) env_opts+=(--env-opt "$2"); shift 2 ;;
+        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
         *) echo "bench_vs_mujoco.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -79,7 +82,7 @@ ours() { # ours ENV PIN... -- ENVS THREADS
     local pin=()
     while [[ "$1" != "--" ]]; do pin+=("$1"); shift; done
     shift
-    (cd "$repo_root" && "${pin[@]}" cargo run --release --quiet --bin rebel -- --env "$id" bench --steps "$steps" --envs "$1" --threads "$2") \
+    (cd "$repo_root" && "${pin[@]}" cargo run --release --quiet --bin rebel -- --env "$id" "${env_opts[@]}" bench --steps "$steps" --envs "$1" --threads "$2") \
         | tee >(cat >&2) | tail -n 1
 }
 

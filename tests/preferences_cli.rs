@@ -41,12 +41,18 @@ fn collect_train_and_evaluate_a_reward_model() {
 fn the_default_experiment_runs_end_to_end_at_a_tiny_scale() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("exp");
-    let mut args = vec!["experiment", "--out", out.to_str().unwrap(), "--set", "labels=100", "--set", "train.env_steps=2000"];
+    let mut args = vec![
+        "experiment", "--out", out.to_str().unwrap(), "--set", "labels=100", "--set", "train.env_steps=2000", "--env-opt",
+        "solver_iterations=3",
+    ];
     args.extend_from_slice(TINY_EXPERIMENT);
     let o = swimmer(&args);
     assert!(o.status.success(), "{}", stderr(&o));
     let j = last_json(&o);
     assert_eq!(j["labels_used"], 100);
+    // `--env-opt` reaches the experiment's environment, merged over the shipped configuration's options
+    let cfg = std::fs::read_to_string(out.join("rebel/config.toml")).unwrap();
+    assert!(cfg.contains("solver_iterations = 3") && cfg.contains("limit_projection = true"), "{cfg}");
     assert!(j["reference_eval_true_return_mean"].as_f64().unwrap().is_finite());
     for f in ["prefs.safetensors", "reward_model.safetensors", "reward_model_report.json", "experiment.json", "rebel/summary.json", "rebel/metrics.jsonl"] {
         assert!(out.join(f).exists(), "missing {f}");

@@ -63,6 +63,11 @@ impl Mlp {
         out
     }
 
+    /// The same network over the same tensors (shared storage).
+    pub fn shallow_clone(&self) -> Mlp {
+        Mlp::from_layers(self.layers.iter().map(|(w, b)| (w.shallow_clone(), b.shallow_clone())).collect(), self.activation)
+    }
+
     /// Number of affine layers.
     pub fn len(&self) -> usize {
         self.layers.len()

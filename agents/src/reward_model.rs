@@ -195,6 +195,11 @@ impl Member {
     fn named(&self, m: usize) -> Vec<(String, Tensor)> {
         self.mlp.named_parameters(&format!("member{m}."))
     }
+
+    /// The same member (shared storage: updates through one are seen through the other).
+    fn shallow_clone(&self) -> Self {
+        Self { mlp: self.mlp.shallow_clone() }
+    }
 }
 
 /// An ensemble of normalised reward MLPs (module docs). Implements [`Scorer`].
@@ -399,6 +404,13 @@ struct PairTensors {
     xb: Tensor,
     mb: Tensor,
     y: Tensor,
+}
+
+impl PairTensors {
+    fn shallow_clone(&self) -> Self {
+        let c = |t: &Tensor| t.shallow_clone();
+        Self { xa: c(&self.xa), ma: c(&self.ma), xb: c(&self.xb), mb: c(&self.mb), y: c(&self.y) }
+    }
 }
 
 fn pair_tensors(ds: &PreferenceDataset, mean: &Tensor, std: &Tensor) -> PairTensors {
@@ -664,7 +676,8 @@ pub fn train(dataset: &PreferenceDataset, cfg: &RewardModelConfig) -> Result<(Re
     model.in_std = Tensor::from_slice(&std);
     let pt = pair_tensors(dataset, &model.in_mean, &model.in_std);
 
-    let (final_loss, steps) = fit_members(&model, &pt, &train_idx, cfg)?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (final_loss, steps) = fit_members(&model, &pt, &train_idx, cfg, threads)?;
     // per-member normalisation over the training steps, and accuracies
     let labels = dataset.labels();
     let member_hold = normalise_members(&mut model, &pt, &train_idx, &hold, &labels);
@@ -712,49 +725,76 @@ fn input_normalisation(dataset: &PreferenceDataset, train_idx: &[usize]) -> (Vec
     (mean, std)
 }
 
-/// Trains each member on its (bootstrapped) share of the training pairs; returns the final epoch losses and the
-/// optimiser steps per member.
+/// Fits every member on its own bootstrap resample of the training pairs with its own random stream, so a member's
+/// result depends on nothing the others do: the members train concurrently on up to `threads` threads (each op on
+/// libtorch's one intra-op thread) and end with the bits they end with one after another
+/// (`members_fit_alike_on_any_number_of_threads`). Returns each member's last-epoch loss and the steps per member.
 fn fit_members(
     model: &RewardEnsemble,
     pt: &PairTensors,
     train_idx: &[usize],
     cfg: &RewardModelConfig,
+    threads: usize,
 ) -> Result<(Vec<f64>, u64), RewardModelError> {
-    let mut final_loss = Vec::with_capacity(cfg.members);
-    let mut steps = 0u64;
-    for m in 0..cfg.members {
-        let mut rng = stream(cfg.seed, Domain::RewardModel, 200 + m as u64);
-        let mut idx: Vec<usize> = if cfg.bootstrap {
-            (0..train_idx.len()).map(|_| train_idx[rng.random_range(0..train_idx.len())]).collect()
-        } else {
-            train_idx.to_vec()
-        };
-        let mut opt = Adam::new(
-            model.members[m].named(m),
-            AdamConfig { lr: cfg.lr, weight_decay: cfg.weight_decay, ..AdamConfig::default() },
-        );
-        let mut last = 0.0;
-        steps = 0;
-        for epoch in 0..cfg.epochs {
-            idx.shuffle(&mut rng);
-            let (mut tot, mut nb) = (0.0, 0usize);
-            for chunk in idx.chunks(cfg.batch) {
-                let bi = Tensor::from_slice(&chunk.iter().map(|&i| i as i64).collect::<Vec<_>>());
-                let sa = masked_sum(&model.raw(m, &pt.xa.index_select(0, &bi)), &pt.ma.index_select(0, &bi));
-                let sb = masked_sum(&model.raw(m, &pt.xb.index_select(0, &bi)), &pt.mb.index_select(0, &bi));
-                let loss = bradley_terry_loss(&sa, &sb, &pt.y.index_select(0, &bi), cfg.eps_random);
-                let (lv, _) =
-                    opt.minimize(&loss, 0.0, &format!("Bradley-Terry (member {m})"), epoch).map_err(RewardModelError::Diverged)?;
-                tot += lv;
-                nb += 1;
-                steps += 1;
-            }
-            last = tot / nb.max(1) as f64;
+    // Tensor is Send but not Sync: each member's job holds its own handles (shared storage) to its net and the data
+    let jobs: Vec<std::sync::Mutex<Option<(Member, PairTensors)>>> =
+        model.members.iter().map(|m| std::sync::Mutex::new(Some((m.shallow_clone(), pt.shallow_clone())))).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<Result<(f64, u64), RewardModelError>>>> =
+        (0..jobs.len()).map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..threads.clamp(1, jobs.len().max(1)) {
+            scope.spawn(|| loop {
+                let m = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(job) = jobs.get(m) else { break };
+                let (member, pt) = job.lock().expect("job").take().expect("each member is taken once");
+                *results[m].lock().expect("result") = Some(fit_member(m, &member, &pt, train_idx, cfg));
+            });
         }
-        final_loss.push(last);
+    });
+    let mut final_loss = Vec::with_capacity(jobs.len());
+    let mut steps = 0;
+    for r in results {
+        let (loss, n) = r.into_inner().expect("result").expect("every member ran")?;
+        final_loss.push(loss);
+        steps = n;
     }
-
     Ok((final_loss, steps))
+}
+
+/// Member `m`'s Adam epochs over its bootstrap resample; its last epoch's mean loss and its steps.
+fn fit_member(
+    m: usize,
+    member: &Member,
+    pt: &PairTensors,
+    train_idx: &[usize],
+    cfg: &RewardModelConfig,
+) -> Result<(f64, u64), RewardModelError> {
+    let mut rng = stream(cfg.seed, Domain::RewardModel, 200 + m as u64);
+    let mut idx: Vec<usize> = if cfg.bootstrap {
+        (0..train_idx.len()).map(|_| train_idx[rng.random_range(0..train_idx.len())]).collect()
+    } else {
+        train_idx.to_vec()
+    };
+    let mut opt = Adam::new(member.named(m), AdamConfig { lr: cfg.lr, weight_decay: cfg.weight_decay, ..AdamConfig::default() });
+    let (mut last, mut steps) = (0.0, 0u64);
+    for epoch in 0..cfg.epochs {
+        idx.shuffle(&mut rng);
+        let (mut tot, mut nb) = (0.0, 0usize);
+        for chunk in idx.chunks(cfg.batch) {
+            let bi = Tensor::from_slice(&chunk.iter().map(|&i| i as i64).collect::<Vec<_>>());
+            let sa = masked_sum(&member.forward(&pt.xa.index_select(0, &bi)), &pt.ma.index_select(0, &bi));
+            let sb = masked_sum(&member.forward(&pt.xb.index_select(0, &bi)), &pt.mb.index_select(0, &bi));
+            let loss = bradley_terry_loss(&sa, &sb, &pt.y.index_select(0, &bi), cfg.eps_random);
+            let (lv, _) =
+                opt.minimize(&loss, 0.0, &format!("Bradley-Terry (member {m})"), epoch).map_err(RewardModelError::Diverged)?;
+            tot += lv;
+            nb += 1;
+            steps += 1;
+        }
+        last = tot / nb.max(1) as f64;
+    }
+    Ok((last, steps))
 }
 
 /// Sets each member's output normalisation over the training steps; returns each member's held-out accuracy.
@@ -793,6 +833,49 @@ pub fn set_dataset_hash(model: &mut RewardEnsemble, hash: String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Members trained concurrently end with the bits they end with one after another.
+    #[test]
+    fn members_fit_alike_on_any_number_of_threads() {
+        tch::set_num_threads(1);
+        let cfg = RewardModelConfig { hidden: vec![16], epochs: 3, batch: 8, ..RewardModelConfig::default() };
+        let meta = RewardModelMeta {
+            version: RM_META_VERSION,
+            config: cfg.clone(),
+            obs_dim: 3,
+            act_dim: 1,
+            labels_used: 0,
+            labels_train: 0,
+            dataset_hash: String::new(),
+        };
+        tch::manual_seed(7);
+        let x = |n| Tensor::randn([n, 5, 4], (Kind::Float, Device::Cpu));
+        let pt = PairTensors {
+            xa: x(40),
+            ma: Tensor::ones([40, 5], (Kind::Float, Device::Cpu)),
+            xb: x(40),
+            mb: Tensor::ones([40, 5], (Kind::Float, Device::Cpu)),
+            y: Tensor::rand([40], (Kind::Float, Device::Cpu)).round(),
+        };
+        let train_idx: Vec<usize> = (0..30).collect();
+        let fit = |threads| {
+            let model = RewardEnsemble::empty(meta.clone(), 5);
+            let r = fit_members(&model, &pt, &train_idx, &cfg, threads).unwrap();
+            (model, r)
+        };
+        let (one, r1) = fit(1);
+        let (three, r3) = fit(3);
+        assert_eq!(r1, r3);
+        assert_eq!(r1.0.len(), cfg.members);
+        let a = one.named_tensors();
+        let initial = RewardEnsemble::empty(meta.clone(), 5).named_tensors();
+        for (((name, t1), (_, t3)), (_, t0)) in a.iter().zip(three.named_tensors()).zip(initial) {
+            assert!(t1.equal(&t3), "{name} differs between 1 and 3 threads");
+            if name.starts_with("member") {
+                assert!(!t1.equal(&t0), "{name} was trained");
+            }
+        }
+    }
 
     /// Scoring in chunks (to bound the memory of scoring a whole dataset) gives every piece the bits of one pass.
     #[test]

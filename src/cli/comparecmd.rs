@@ -395,14 +395,7 @@ fn gather_runs(world: &dyn rebel_dist::Collective, out: &Path, mine: &[PathBuf],
 
 /// The comparison's configuration: the shipped default, `--config`, the flags, `--set`s, `--only`.
 fn resolve_compare_config(env: &EnvArgs, a: &CompareArgs) -> Result<CompareConfig> {
-    let mut sets = Vec::new();
-    if env.env != "Swimmer-v5" {
-        sets.push(format!("train.env.id={:?}", env.env));
-    }
-    for kv in &env.env_opts {
-        let (k, v) = kv.split_once('=').with_context(|| format!("--env-opt takes KEY=VALUE, got {kv}"))?;
-        sets.push(format!("train.env.options.{k}={v}"));
-    }
+    let mut sets = env.sets("train.env")?;
     if let Some(s) = a.seeds {
         sets.push(format!("seeds={s}"));
     }

@@ -135,6 +135,22 @@ pub fn error_text(e: &anyhow::Error) -> String {
     msg
 }
 
+impl EnvArgs {
+    /// `--env` and the `--env-opt`s as `--set` lines for the section at `prefix` (`env` in a training
+    /// configuration, `train.env` in an experiment's or a comparison's).
+    pub fn sets(&self, prefix: &str) -> anyhow::Result<Vec<String>> {
+        let mut sets = Vec::new();
+        if self.env != "Swimmer-v5" {
+            sets.push(format!("{prefix}.id={:?}", self.env));
+        }
+        for kv in &self.env_opts {
+            let (k, v) = kv.split_once('=').ok_or_else(|| anyhow::anyhow!("--env-opt takes KEY=VALUE, got {kv}"))?;
+            sets.push(format!("{prefix}.options.{k}={v}"));
+        }
+        Ok(sets)
+    }
+}
+
 /// Parses `--env-opt` pairs into an environment configuration.
 pub fn env_config(args: &EnvArgs) -> anyhow::Result<rebel_envs::EnvConfig> {
     Ok(rebel_envs::EnvConfig::from_pairs(&args.env_opts)?)

@@ -50,14 +50,7 @@ pub struct TrainArgs {
 
 /// Resolves the configuration: default, file, flags, `--set`s (later wins).
 pub fn resolve_config(env: &EnvArgs, a: &TrainArgs) -> Result<TrainConfig> {
-    let mut sets = Vec::new();
-    if env.env != "Swimmer-v5" {
-        sets.push(format!("env.id={:?}", env.env));
-    }
-    for kv in &env.env_opts {
-        let (k, v) = kv.split_once('=').with_context(|| format!("--env-opt takes KEY=VALUE, got {kv}"))?;
-        sets.push(format!("env.options.{k}={v}"));
-    }
+    let mut sets = env.sets("env")?;
     if let Some(x) = &a.algo { sets.push(format!("algo={x:?}")); }
     if let Some(x) = &a.reward { sets.push(format!("reward={x:?}")); }
     if let Some(x) = a.env_steps { sets.push(format!("env_steps={x}")); }
@@ -243,10 +236,7 @@ pub struct ExperimentArgs {
 /// Runs `experiment` and prints the report; the last stdout line is JSON.
 pub fn experiment_cmd(env: &EnvArgs, a: &ExperimentArgs) -> Result<()> {
     use rebel_agents::experiment::{new_folder, ExperimentConfig};
-    let mut sets = Vec::new();
-    if env.env != "Swimmer-v5" {
-        sets.push(format!("train.env.id={:?}", env.env));
-    }
+    let mut sets = env.sets("train.env")?;
     if let Some(x) = &a.query { sets.push(format!("query.mode={x:?}")); }
     if let Some(x) = a.rounds { sets.push(format!("query.rounds={x}")); }
     if let Some(x) = a.labels_per_round { sets.push(format!("query.labels_per_round={x}")); }
