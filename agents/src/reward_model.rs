@@ -736,28 +736,31 @@ fn fit_members(
     cfg: &RewardModelConfig,
     threads: usize,
 ) -> Result<(Vec<f64>, u64), RewardModelError> {
-    // Tensor is Send but not Sync: each member's job holds its own handles (shared storage) to its net and the data
-    let jobs: Vec<std::sync::Mutex<Option<(Member, PairTensors)>>> =
-        model.members.iter().map(|m| std::sync::Mutex::new(Some((m.shallow_clone(), pt.shallow_clone())))).collect();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<std::sync::Mutex<Option<Result<(f64, u64), RewardModelError>>>> =
-        (0..jobs.len()).map(|_| std::sync::Mutex::new(None)).collect();
+    // Tensor is Send but not Sync: each thread gets its own handles (shared storage) to its members' nets and the data;
+    // thread t fits members t, t + threads, ...
+    let n = model.members.len();
+    let threads = threads.clamp(1, n.max(1));
+    let mut fits: Vec<Option<Result<(f64, u64), RewardModelError>>> = (0..n).map(|_| None).collect();
     std::thread::scope(|scope| {
-        for _ in 0..threads.clamp(1, jobs.len().max(1)) {
-            scope.spawn(|| loop {
-                let m = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(job) = jobs.get(m) else { break };
-                let (member, pt) = job.lock().expect("job").take().expect("each member is taken once");
-                *results[m].lock().expect("result") = Some(fit_member(m, &member, &pt, train_idx, cfg));
-            });
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let jobs: Vec<(usize, Member, PairTensors)> =
+                    (t..n).step_by(threads).map(|m| (m, model.members[m].shallow_clone(), pt.shallow_clone())).collect();
+                scope.spawn(move || jobs.into_iter().map(|(m, member, pt)| (m, fit_member(m, &member, &pt, train_idx, cfg))).collect::<Vec<_>>())
+            })
+            .collect();
+        for h in handles {
+            for (m, fit) in h.join().expect("a reward-net member's thread panicked") {
+                fits[m] = Some(fit);
+            }
         }
     });
-    let mut final_loss = Vec::with_capacity(jobs.len());
+    let mut final_loss = Vec::with_capacity(n);
     let mut steps = 0;
-    for r in results {
-        let (loss, n) = r.into_inner().expect("result").expect("every member ran")?;
+    for fit in fits {
+        let (loss, k) = fit.expect("every member was fitted")?;
         final_loss.push(loss);
-        steps = n;
+        steps = k;
     }
     Ok((final_loss, steps))
 }
