@@ -64,6 +64,21 @@ fn the_default_experiment_runs_end_to_end_at_a_tiny_scale() {
     assert!(m.contains("charts/segment_score") && m.contains("charts/segment_true_return"), "both returns are logged");
 }
 
+/// A bad `--env-opt` or reference policy is refused with the reason, before the experiment's folder exists.
+#[test]
+fn a_refused_experiment_leaves_no_folder() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("exp");
+    let o = swimmer(&["experiment", "--out", out.to_str().unwrap(), "--env-opt", "solver_iteration=2", "--quiet"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("unknown option 'solver_iteration'") && stderr(&o).contains("solver_iterations"), "{}", stderr(&o));
+    let missing = format!("reference_policy={:?}", d.path().join("none.safetensors").display().to_string());
+    let o = swimmer(&["experiment", "--out", out.to_str().unwrap(), "--set", &missing, "--quiet"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("make one with `swimmer pretrain`"), "{}", stderr(&o));
+    assert!(!out.exists(), "a refused experiment created {}", out.display());
+}
+
 /// The experiment from a reference trained with RL Zoo-like settings (ReLU, its own observation statistics):
 /// REBEL's policy takes the reference's architecture and statistics, so it starts where the reference is.
 #[test]

@@ -187,7 +187,6 @@ pub fn run_experiment_with(
     if cfg.query.mode != QueryMode::Fixed {
         cfg.query.per_round(cfg.labels).map_err(err)?;
     }
-    std::fs::create_dir_all(folder).map_err(|e| err(format!("cannot create {}: {e}", folder.display())))?;
     let reference_path = resolve_path(&cfg.reference_policy);
     let bytes = std::fs::read(&reference_path)
         .map_err(|e| err(format!("reference policy {}: {e} (make one with `swimmer pretrain`)", reference_path.display())))?;
@@ -195,6 +194,8 @@ pub fn run_experiment_with(
     tch::set_num_threads(1);
     let env_cfg = cfg.train.env.env_config().map_err(err)?;
     let mut venv = VecEnv::make(&cfg.train.env.id, &env_cfg, 16, cfg.train.threads)?;
+    // only once the reference and the environment are known to work: a refused run leaves no empty folder
+    std::fs::create_dir_all(folder).map_err(|e| err(format!("cannot create {}: {e}", folder.display())))?;
     let reference_source = PolicySource { path: reference_path.display().to_string(), hash: fnv1a_hex(&bytes) };
     let setup = Setup { cfg, folder, reference: &reference, reference_path: &reference_path, reference_source, progress };
     if cfg.query.mode != QueryMode::Fixed {
