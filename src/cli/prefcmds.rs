@@ -111,7 +111,8 @@ pub struct RmTrainArgs {
     /// Adam L2 weight decay.
     #[arg(long)]
     pub weight_decay: Option<f64>,
-    /// Libtorch threads (1 is fastest for these small networks on a loaded machine).
+    /// Libtorch threads of each member (the members train concurrently, one per core; 1 is fastest for these small
+    /// networks).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
 }
