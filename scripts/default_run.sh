@@ -5,8 +5,8 @@
 #   bash scripts/default_run.sh [OUT]        (after `cargo build --release`; OUT defaults to runs/default_run)
 #
 # Cells, run one at a time with the two settings alternated so that both see the same machine:
-#   * `default`: the default run exactly as `cargo run --release --bin swimmer` runs it (no arguments), twice per
-#     setting (`default-a`, `default-b`);
+#   * `default`: the default run's configuration (`swimmer experiment --quiet --out DIR`, what `cargo run --release
+#     --bin swimmer` runs, without the progress bar), twice per setting (`default-a`, `default-b`);
 #   * seeds 2-5: the same with the label, reward-net and training seeds all = s (`--set label_seed=s --set
 #     reward_model.seed=s --set train.seed=s`): the seed spread the result is compared with.
 # Each cell records its wall time (the run's own), peak RSS (/usr/bin/time -v when present) and final true return
