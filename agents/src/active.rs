@@ -171,7 +171,7 @@ pub(crate) fn run_rounds(
                 last_train = Some(report);
                 continue;
             }
-            _ => run_rebel(cfg, &s.folder.join("reward_model.safetensors"), s.reference_path, &run_dir, round_end(cfg, r), s.progress)?,
+            _ => run_rebel(s, &s.folder.join("reward_model.safetensors"), &run_dir, round_end(cfg, r))?,
         };
         let rr = round_report(s, r, mode, &parts[r], all.len(), prefs_hash, &report, &sm);
         write_json(&rdir.join("round.json"), &rr)?;

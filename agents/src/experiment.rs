@@ -125,24 +125,16 @@ pub(crate) fn check_net(
 
 /// REBEL from the reference policy on the reward net in `reward_model`, new in `run_dir` or continued from
 /// where that run stopped, up to `env_steps`.
-pub(crate) fn run_rebel(
-    cfg: &ExperimentConfig,
-    reward_model: &Path,
-    reference_path: &Path,
-    run_dir: &Path,
-    env_steps: u64,
-    progress: bool,
-) -> Result<Summary, TrainError> {
-    let mut tc = cfg.train.clone();
+pub(crate) fn run_rebel(s: &Setup, reward_model: &Path, run_dir: &Path, env_steps: u64) -> Result<Summary, TrainError> {
+    let mut tc = s.cfg.train.clone();
     tc.reward = RewardSource::Model;
     tc.reward_model = reward_model.display().to_string();
-    tc.policy.init = reference_path.display().to_string();
-    // the policy is the reference's: its sizes, activation and observation statistics
-    if let Some(stored) = &Checkpoint::load(reference_path)?.meta.policy {
-        tc.policy.adopt_architecture(stored);
-    }
-    tc.eval.reference = reference_path.display().to_string();
+    tc.policy.init = s.reference_path.display().to_string();
+    // the policy is the reference's (already loaded): its sizes, activation and observation statistics
+    tc.policy.adopt_architecture(s.reference.config());
+    tc.eval.reference = s.reference_path.display().to_string();
     tc.env_steps = env_steps;
+    let progress = s.progress;
     let opts = if run_dir.join("config.toml").is_file() {
         eprintln!("continuing the REBEL run in {}", run_dir.display());
         RunOptions { resume: Some(run_dir.to_path_buf()), progress, ..RunOptions::default() }
@@ -249,7 +241,7 @@ fn run_fixed(s: &Setup, venv: &mut VecEnv, t0: Instant) -> Result<ExperimentRepo
     );
 
     // 4: REBEL on fresh rollouts scored by the reward net, from the reference policy
-    let summary = run_rebel(cfg, &rm_path, s.reference_path, &run_dir, cfg.train.env_steps, s.progress)?;
+    let summary = run_rebel(s, &rm_path, &run_dir, cfg.train.env_steps)?;
 
     let out = ExperimentReport {
         folder: folder.display().to_string(),

@@ -783,7 +783,7 @@ fn check_data_parallel(cfg: &TrainConfig, algo: &dyn Algorithm, world: &dyn Coll
     }
     if algo.min_steps() > 0 {
         return Err(TrainError::Config(format!(
-            "{}.min_steps = {} (batches of a least that many env steps) is single-process only: each rank would collect \
+            "{}.min_steps = {} (batches of at least that many env steps) is single-process only: each rank would collect \
              its own number of rounds. Set it to 0 under mpirun, or run without mpirun",
             cfg.algo,
             algo.min_steps()
