@@ -13,8 +13,13 @@ stored statistics `policy.obs_mean`/`policy.obs_var` and clipped to ±10. By def
 the mean action is taken (as `rebel eval` does); `--stochastic` samples mean + exp(log_std)·N(0, 1).
 Actions are given unclipped: MuJoCo's ctrlrange clips them, as in rebel-rs.
 
-The env id defaults to the one stored in the checkpoint's metadata. Prints one JSON line:
-{"env": ..., "episodes": N, "return_mean": ..., "return_std": ..., "returns": [...], "lengths": [...]}.
+The env id defaults to the one stored in the checkpoint's metadata, and so do the options the run was made with
+(`env_options`, when the env is the checkpoint's): those that Gymnasium's constructor of the env takes
+(`ctrl_cost_weight`, `reset_noise_scale`, ranges such as `healthy_z_range = "0.8,inf"`, and
+`max_episode_steps`) are passed on; the others exist only on Rapier (`solver_iterations`, contact softness, ...)
+and are listed as not applied. Prints one JSON line: {"env": ..., "env_options_applied": {...},
+"env_options_not_in_mujoco": [...], "episodes": N, "return_mean": ..., "return_std": ..., "returns": [...],
+"lengths": [...]}.
 Compare it with `rebel --env ID eval --checkpoint CHECKPOINT` (the same policy in Rapier).
 """
 import argparse
@@ -75,6 +80,28 @@ class Policy:
         return x
 
 
+def mujoco_options(gym, env_id, options):
+    """The checkpoint's recorded env options that gym.make(env_id) takes (as its constructor's keyword
+    arguments, ranges "lo,hi" as tuples, or max_episode_steps), and the names of the others."""
+    import inspect
+    from gymnasium.envs.registration import load_env_creator
+
+    entry = gym.spec(env_id).entry_point
+    creator = load_env_creator(entry) if isinstance(entry, str) else entry
+    params = inspect.signature(creator).parameters
+    kwargs, skipped = {}, []
+    for key, value in sorted(options.items()):
+        if key == "max_episode_steps":
+            kwargs[key] = int(value)
+        elif key in params:
+            if isinstance(value, str) and "," in value:
+                value = tuple(float(x) for x in value.split(","))
+            kwargs[key] = value
+        else:
+            skipped.append(key)
+    return kwargs, skipped
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint")
@@ -94,7 +121,10 @@ def main():
     if not env_id:
         sys.exit("policy_in_mujoco.py: the checkpoint names no env_id; pass --env")
     policy = Policy(tensors, info.get("policy") or {})
-    kwargs = {"xml_file": args.xml_file} if args.xml_file else {}
+    kwargs, skipped = mujoco_options(gym, env_id, info.get("env_options") or {} if env_id == info.get("env_id") else {})
+    applied = dict(kwargs)
+    if args.xml_file:
+        kwargs["xml_file"] = args.xml_file
     env = gym.make(env_id, **kwargs)
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     w0 = policy.layers[0][0]
@@ -117,7 +147,8 @@ def main():
         returns.append(ret)
         lengths.append(n)
     env.close()
-    print(json.dumps({"env": env_id, "episodes": args.episodes, "return_mean": float(np.mean(returns)),
+    print(json.dumps({"env": env_id, "env_options_applied": applied, "env_options_not_in_mujoco": skipped,
+                      "episodes": args.episodes, "return_mean": float(np.mean(returns)),
                       "return_std": float(np.std(returns)), "returns": returns, "lengths": lengths}))
 
 

@@ -181,6 +181,41 @@ fn train_writes_a_complete_run_directory_and_is_deterministic() {
 }
 
 #[test]
+fn eval_and_render_run_the_policy_in_the_environment_it_was_trained_in() {
+    let d = tmp();
+    let run = d.path().join("r");
+    // TINY_TRAIN's max_episode_steps=100, and a control cost 5000 times the Swimmer's
+    let o = train(&run, 2000, &["--env-opt", "ctrl_cost_weight=0.5"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = last_json(&o);
+    let ck = run.join("checkpoint.safetensors");
+    let episodes = s["eval_episodes"].to_string();
+    let eval = |extra: &[&str]| {
+        let mut args = vec!["eval", "--checkpoint", ck.to_str().unwrap(), "--episodes", &episodes];
+        args.extend_from_slice(extra);
+        let o = swimmer(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        o
+    };
+    // `eval` with no --env-opt reproduces the run's own final evaluation to the bit (same seeds, same options)
+    let o = eval(&[]);
+    let j = last_json(&o);
+    assert_eq!(j["eval_true_return_mean"], s["eval_true_return_mean"], "{}", stderr(&o));
+    assert_eq!(j["env_options"], serde_json::json!({"ctrl_cost_weight": 0.5, "max_episode_steps": 100}));
+    assert!(stderr(&o).contains("options it was trained with: ctrl_cost_weight=0.5, max_episode_steps=100"), "{}", stderr(&o));
+    // an --env-opt replaces the recorded value of its key only: without the control cost every return rises
+    let o = eval(&["--env-opt", "ctrl_cost_weight=0"]);
+    let j = last_json(&o);
+    assert_eq!(j["env_options"], serde_json::json!({"ctrl_cost_weight": 0, "max_episode_steps": 100}));
+    assert!(j["eval_true_return_mean"].as_f64().unwrap() > s["eval_true_return_mean"].as_f64().unwrap(), "{j}");
+    assert!(stderr(&o).contains("ctrl_cost_weight=0.5 (replaced by --env-opt)"), "{}", stderr(&o));
+    // `render` plays the same environment: its episode ends at the recorded 100 steps
+    let gif = d.path().join("p.gif");
+    let o = swimmer(&["render", "--checkpoint", ck.to_str().unwrap(), "--output", gif.to_str().unwrap(), "--every", "10"]);
+    assert!(o.status.success() && stderr(&o).contains("rendered 100 steps"), "{}", stderr(&o));
+}
+
+#[test]
 fn resume_continues_a_run_exactly_and_refuses_another_config() {
     let d = tmp();
     let (full, part) = (d.path().join("full"), d.path().join("part"));

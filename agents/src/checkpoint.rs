@@ -129,6 +129,11 @@ pub struct CheckpointMeta {
     pub policy: Option<PolicyConfig>,
     /// Environment id, e.g. `"Swimmer-v5"`.
     pub env_id: String,
+    /// The environment options the run was made with (`env.options` of its configuration, e.g. the Swimmer's
+    /// solver settings): `eval` and `render` run the policy in the same environment unless told otherwise.
+    /// Empty in checkpoints written before they were recorded.
+    #[serde(default, skip_serializing_if = "toml::Table::is_empty")]
+    pub env_options: toml::Table,
     /// Algorithm name, e.g. `"rebel"`.
     pub algo: String,
     /// Progress counters, e.g. `iteration`, `env_steps`, `updates`, `labels`; Adam step counts are stored here
@@ -151,6 +156,7 @@ impl CheckpointMeta {
             format_version: FORMAT_VERSION,
             policy: None,
             env_id: env_id.into(),
+            env_options: toml::Table::new(),
             algo: algo.into(),
             counters: BTreeMap::new(),
             seed,

@@ -25,6 +25,7 @@ pub struct Run {
     /// Hash of the configuration without `env_steps` (the budget may grow on resume).
     pub config_hash: String,
     env: String,
+    env_options: toml::Table,
     algo: String,
     seed: u64,
 }
@@ -78,13 +79,15 @@ impl Run {
             }
         }
         write_config(dir.path(), &toml_text)?;
-        let run = Run { dir, toml_text, config_hash, env: cfg.env.id.clone(), algo: cfg.algo.clone(), seed: cfg.seed };
+        let run = Run { dir, toml_text, config_hash, env: cfg.env.id.clone(), env_options: cfg.env.options.clone(), algo: cfg.algo.clone(), seed: cfg.seed };
         Ok((run, resumed))
     }
 
-    /// An empty checkpoint stamped with this run's env, algorithm, seed and config hash.
+    /// An empty checkpoint stamped with this run's env and its options, algorithm, seed and config hash.
     pub fn new_checkpoint(&self) -> Checkpoint {
-        Checkpoint::new(CheckpointMeta::new(&self.env, &self.algo, self.seed, &self.config_hash))
+        let mut meta = CheckpointMeta::new(&self.env, &self.algo, self.seed, &self.config_hash);
+        meta.env_options = self.env_options.clone();
+        Checkpoint::new(meta)
     }
 }
 

@@ -31,6 +31,9 @@ fn meta() -> CheckpointMeta {
     m.counters.insert("iteration".into(), 5);
     m.counters.insert("env_steps".into(), 40_000);
     m.extra = serde_json::json!({"note": "test"});
+    m.env_options.insert("solver_iterations".into(), toml::Value::Integer(2));
+    m.env_options.insert("healthy_z_range".into(), toml::Value::String("0.8,inf".into()));
+    m.env_options.insert("ctrl_cost_weight".into(), toml::Value::Float(0.5));
     m
 }
 
@@ -43,6 +46,26 @@ fn save_trained(path: &std::path::Path) -> (GaussianPolicy, Adam) {
     ck.add_adam("optim", &adam).unwrap();
     ck.save(path).unwrap();
     (policy, adam)
+}
+
+/// `meta()` with what saving adds (the policy's config and the Adam step count), to compare a loaded meta whole.
+fn meta_with_policy_and_steps(loaded: &CheckpointMeta) -> CheckpointMeta {
+    let mut m = meta();
+    m.policy = loaded.policy.clone();
+    m.counters.insert("optim.adam_step".into(), loaded.counters["optim.adam_step"]);
+    m
+}
+
+#[test]
+fn metadata_written_before_env_options_were_recorded_reads_with_none() {
+    let mut json = serde_json::to_value(meta()).unwrap();
+    json.as_object_mut().unwrap().remove("env_options");
+    let old: CheckpointMeta = serde_json::from_value(json).unwrap();
+    assert!(old.env_options.is_empty());
+    assert_eq!(CheckpointMeta { env_options: meta().env_options, ..old }, meta());
+    // and a meta without options writes no key (files of runs without options are as before)
+    let plain = CheckpointMeta::new("Swimmer-v5", "rebel", 1, "");
+    assert!(serde_json::to_value(&plain).unwrap().get("env_options").is_none());
 }
 
 #[test]
@@ -60,6 +83,7 @@ fn round_trip_is_exact_and_resumption_continues_identically() {
     assert_eq!(ck.meta.counters["optim.adam_step"], 3);
     assert_eq!(ck.meta.extra["note"], "test");
     assert_eq!(ck.meta.config_hash, "abc123");
+    assert_eq!(ck.meta, meta_with_policy_and_steps(&ck.meta), "the environment options come back as written");
 
     let mut restored = GaussianPolicy::new(cfg(), Device::Cpu, Kind::Float, 99);
     assert!(!restored.flat_params().equal(&policy.flat_params()));

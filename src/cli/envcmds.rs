@@ -11,9 +11,10 @@ use rebel_envs::csvio::{g17, read_actions};
 use rebel_envs::registry;
 use rebel_envs::render::GifRecorder;
 use rebel_envs::vec_env::VecEnv;
-use rebel_envs::{ConfigValue, Env};
+use rebel_agents::checkpoint::Checkpoint;
+use rebel_envs::{ConfigValue, Env, EnvConfig};
 
-use super::{env_config, EnvArgs};
+use super::{checkpoint_env_config, env_config, EnvArgs};
 
 /// `replay`: run an action sequence from the exact rest state and write every state.
 #[derive(Args, Debug, Clone)]
@@ -32,13 +33,12 @@ pub struct ReplayArgs {
     pub seed: u64,
 }
 
-/// Makes the environment of `args` with `reset_noise_scale` set.
-fn make_env(args: &EnvArgs, reset_noise: Option<f64>) -> Result<Box<dyn Env>> {
-    let mut cfg = env_config(args)?;
+/// Makes the environment `id` with options `cfg` and `reset_noise_scale` set.
+fn make_env(id: &str, mut cfg: EnvConfig, reset_noise: Option<f64>) -> Result<Box<dyn Env>> {
     if let Some(s) = reset_noise {
         cfg.set("reset_noise_scale", ConfigValue::Float(s));
     }
-    registry::make(&args.env, &cfg).with_context(|| format!("cannot make environment {}", args.env))
+    registry::make(id, &cfg).with_context(|| format!("cannot make environment {id}"))
 }
 
 /// Writes `text` to `path` through a temporary file and a rename (no half-written outputs).
@@ -49,7 +49,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Runs `replay`.
 pub fn replay(env_args: &EnvArgs, a: &ReplayArgs) -> Result<()> {
-    let mut env = make_env(env_args, Some(a.reset_noise))?;
+    let mut env = make_env(&env_args.env, env_config(env_args)?, Some(a.reset_noise))?;
     let act_dim = env.action_space().dim();
     let actions = read_actions(&a.actions, act_dim)?;
     let limit = env.max_episode_steps().or_else(|| registry::registered_max_episode_steps(&env_args.env).ok().flatten());
@@ -252,13 +252,21 @@ pub fn render_episode(
 
 /// Runs `render` for open-loop actions.
 pub fn render(env_args: &EnvArgs, a: &RenderArgs) -> Result<()> {
-    let mut env = make_env(env_args, Some(a.reset_noise))?;
+    let checkpoint = match &a.checkpoint {
+        Some(path) => Some((path, Checkpoint::load(path)?)),
+        None => None,
+    };
+    let cfg = match &checkpoint {
+        Some((path, ck)) => checkpoint_env_config(env_args, &ck.meta, path)?,
+        None => env_config(env_args)?,
+    };
+    let mut env = make_env(&env_args.env, cfg, Some(a.reset_noise))?;
     let act_dim = env.action_space().dim();
     let steps = a.steps.or(env.max_episode_steps()).unwrap_or(1000);
-    let (n, ret) = if let Some(ck) = &a.checkpoint {
-        let policy = rebel_agents::train::load_policy(ck, tch::Device::Cpu)?;
+    let (n, ret) = if let Some((path, ck)) = &checkpoint {
+        let policy = ck.build_policy("policy", tch::Device::Cpu, tch::Kind::Float)?;
         if policy.obs_dim() != env.observation_space().dim() || policy.act_dim() != act_dim {
-            bail!("{} holds a policy of other dimensions than {}", ck.display(), env_args.env);
+            bail!("{} holds a policy of other dimensions than {} (trained on {})", path.display(), env_args.env, ck.meta.env_id);
         }
         render_episode(env.as_mut(), |_, obs| Some(policy.act_mean(obs)), steps, a.seed, &a.output, a.size, a.every)?
     } else {

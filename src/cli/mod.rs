@@ -13,6 +13,8 @@ mod traincmds;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use rebel_agents::checkpoint::CheckpointMeta;
+use rebel_agents::train::EnvSection;
 
 pub use comparecmd::{compare_cmd, CompareArgs, COMPARE_CONFIG};
 pub use curvescmd::{curves_cmd, CurvesArgs};
@@ -154,4 +156,46 @@ impl EnvArgs {
 /// Parses `--env-opt` pairs into an environment configuration.
 pub fn env_config(args: &EnvArgs) -> anyhow::Result<rebel_envs::EnvConfig> {
     Ok(rebel_envs::EnvConfig::from_pairs(&args.env_opts)?)
+}
+
+/// Environment options as a JSON object (for the commands' JSON lines).
+pub fn options_json(cfg: &rebel_envs::EnvConfig) -> serde_json::Value {
+    use rebel_envs::ConfigValue as V;
+    let field = |v: &V| match v {
+        V::Float(f) => serde_json::json!(f),
+        V::Int(i) => serde_json::json!(i),
+        V::Bool(b) => serde_json::json!(b),
+        V::Str(t) => serde_json::json!(t),
+    };
+    serde_json::Value::Object(cfg.values().iter().map(|(k, v)| (k.clone(), field(v))).collect())
+}
+
+/// The options of the environment a checkpoint's policy runs in (`eval`, `render`): when `--env` is the
+/// environment the checkpoint was trained on, the options its run was made with (the checkpoint records them),
+/// each replaced by an `--env-opt` of the same key; in another environment, the `--env-opt`s alone. Says on
+/// stderr which recorded options apply, so that a return that differs from the run's own is not a surprise.
+pub fn checkpoint_env_config(args: &EnvArgs, meta: &CheckpointMeta, path: &std::path::Path) -> anyhow::Result<rebel_envs::EnvConfig> {
+    let given = env_config(args)?;
+    if meta.env_options.is_empty() {
+        return Ok(given);
+    }
+    if meta.env_id != args.env {
+        eprintln!(
+            "note: {} was trained on {}, run here on {}: the options it was trained with are not applied",
+            path.display(), meta.env_id, args.env
+        );
+        return Ok(given);
+    }
+    let recorded = EnvSection { id: meta.env_id.clone(), options: meta.env_options.clone() };
+    let mut cfg = recorded.env_config().map_err(|e| anyhow::anyhow!("{}: the recorded environment options: {e}", path.display()))?;
+    let mut shown = Vec::new();
+    for (k, v) in &meta.env_options {
+        let overridden = given.values().contains_key(k);
+        shown.push(format!("{k}={v}{}", if overridden { " (replaced by --env-opt)" } else { "" }));
+    }
+    for (k, v) in given.values() {
+        cfg.set(k, v.clone());
+    }
+    eprintln!("{} on {} with the options it was trained with: {}", path.display(), args.env, shown.join(", "));
+    Ok(cfg)
 }
