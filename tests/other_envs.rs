@@ -23,6 +23,14 @@ fn every_algorithm_trains_on_every_environment() {
             let s = last_json(&o);
             assert_eq!(s["env"], env);
             assert!(s["eval_true_return_mean"].as_f64().unwrap().is_finite(), "{env} {algo}: {s}");
+            if algo == "rebel" {
+                // `eval` without --env runs the checkpoint in the environment it was trained on (not Swimmer-v5)
+                let ck = run.join("checkpoint.safetensors");
+                let o = rebel(&["eval", "--checkpoint", ck.to_str().unwrap(), "--episodes", "2", "--threads", "1"]);
+                assert!(o.status.success(), "{env} eval: {}", stderr(&o));
+                assert_eq!(last_json(&o)["env"], env);
+                assert_eq!(last_json(&o)["eval_true_return_mean"], s["eval_true_return_mean"], "{env}: the run's own final evaluation");
+            }
         }
         // offline DPO on preferences collected in the same environment
         let prefs = d.path().join(format!("{env}-prefs.st"));

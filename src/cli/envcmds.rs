@@ -14,7 +14,7 @@ use rebel_envs::vec_env::VecEnv;
 use rebel_agents::checkpoint::Checkpoint;
 use rebel_envs::{ConfigValue, Env, EnvConfig};
 
-use super::{checkpoint_env_config, env_config, EnvArgs};
+use super::{checkpoint_env, env_config, EnvArgs};
 
 /// `replay`: run an action sequence from the exact rest state and write every state.
 #[derive(Args, Debug, Clone)]
@@ -256,17 +256,17 @@ pub fn render(env_args: &EnvArgs, a: &RenderArgs) -> Result<()> {
         Some(path) => Some((path, Checkpoint::load(path)?)),
         None => None,
     };
-    let cfg = match &checkpoint {
-        Some((path, ck)) => checkpoint_env_config(env_args, &ck.meta, path)?,
-        None => env_config(env_args)?,
+    let (id, cfg) = match &checkpoint {
+        Some((path, ck)) => checkpoint_env(env_args, &ck.meta, path)?,
+        None => (env_args.env.clone(), env_config(env_args)?),
     };
-    let mut env = make_env(&env_args.env, cfg, Some(a.reset_noise))?;
+    let mut env = make_env(&id, cfg, Some(a.reset_noise))?;
     let act_dim = env.action_space().dim();
     let steps = a.steps.or(env.max_episode_steps()).unwrap_or(1000);
     let (n, ret) = if let Some((path, ck)) = &checkpoint {
         let policy = ck.build_policy("policy", tch::Device::Cpu, tch::Kind::Float)?;
         if policy.obs_dim() != env.observation_space().dim() || policy.act_dim() != act_dim {
-            bail!("{} holds a policy of other dimensions than {} (trained on {})", path.display(), env_args.env, ck.meta.env_id);
+            bail!("{} holds a policy of other dimensions than {id} (trained on {})", path.display(), ck.meta.env_id);
         }
         render_episode(env.as_mut(), |_, obs| Some(policy.act_mean(obs)), steps, a.seed, &a.output, a.size, a.every)?
     } else {

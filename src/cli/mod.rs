@@ -26,9 +26,15 @@ pub use traincmds::{eval_cmd, experiment_cmd, ExperimentArgs, pretrain_cmd, reso
 /// Options shared by every subcommand.
 #[derive(Args, Debug, Clone)]
 pub struct EnvArgs {
-    /// Environment id (see `rebel envs`).
-    #[arg(long, default_value = "Swimmer-v5", global = true)]
+    /// Environment id (see `rebel envs`) [default: Swimmer-v5; `eval` and `render --checkpoint`: the checkpoint's].
+    #[arg(long = "env", value_name = "ENV", global = true)]
+    env_flag: Option<String>,
+    /// The environment id: `--env`, else Swimmer-v5.
+    #[arg(skip)]
     pub env: String,
+    /// Whether the environment was chosen (`--env`, or the binary's fixed one).
+    #[arg(skip)]
+    pub env_chosen: bool,
     /// Environment constructor options, `key=value` (repeatable), e.g. `reset_noise_scale=0`.
     #[arg(long = "env-opt", value_name = "KEY=VALUE", global = true)]
     pub env_opts: Vec<String>,
@@ -85,6 +91,8 @@ struct Cli {
 /// Runs the command line. `fixed_env` pins the environment (the `swimmer` binary).
 pub fn main(fixed_env: Option<&str>) -> ExitCode {
     let mut cli = Cli::parse();
+    cli.env.env_chosen = cli.env.env_flag.is_some() || fixed_env.is_some();
+    cli.env.env = cli.env.env_flag.clone().unwrap_or_else(|| "Swimmer-v5".into());
     if let Some(id) = fixed_env {
         if cli.env.env != id && cli.env.env != "Swimmer-v5" {
             eprintln!("error: this binary runs {id} only; use `rebel --env {}` for other environments", cli.env.env);
@@ -170,21 +178,22 @@ pub fn options_json(cfg: &rebel_envs::EnvConfig) -> serde_json::Value {
     serde_json::Value::Object(cfg.values().iter().map(|(k, v)| (k.clone(), field(v))).collect())
 }
 
-/// The options of the environment a checkpoint's policy runs in (`eval`, `render`): when `--env` is the
-/// environment the checkpoint was trained on, the options its run was made with (the checkpoint records them),
-/// each replaced by an `--env-opt` of the same key; in another environment, the `--env-opt`s alone. Says on
+/// The environment a checkpoint's policy runs in (`eval`, `render`), id and options: the one it was trained on
+/// unless `--env` (or the binary) chose another; there, the options its run was made with (the checkpoint records
+/// them), each replaced by an `--env-opt` of the same key; in another environment, the `--env-opt`s alone. Says on
 /// stderr which recorded options apply, so that a return that differs from the run's own is not a surprise.
-pub fn checkpoint_env_config(args: &EnvArgs, meta: &CheckpointMeta, path: &std::path::Path) -> anyhow::Result<rebel_envs::EnvConfig> {
+pub fn checkpoint_env(args: &EnvArgs, meta: &CheckpointMeta, path: &std::path::Path) -> anyhow::Result<(String, rebel_envs::EnvConfig)> {
+    let id = if args.env_chosen || meta.env_id.is_empty() { args.env.clone() } else { meta.env_id.clone() };
     let given = env_config(args)?;
     if meta.env_options.is_empty() {
-        return Ok(given);
+        return Ok((id, given));
     }
-    if meta.env_id != args.env {
+    if meta.env_id != id {
         eprintln!(
-            "note: {} was trained on {}, run here on {}: the options it was trained with are not applied",
-            path.display(), meta.env_id, args.env
+            "note: {} was trained on {}, run here on {id}: the options it was trained with are not applied",
+            path.display(), meta.env_id
         );
-        return Ok(given);
+        return Ok((id, given));
     }
     let recorded = EnvSection { id: meta.env_id.clone(), options: meta.env_options.clone() };
     let mut cfg = recorded.env_config().map_err(|e| anyhow::anyhow!("{}: the recorded environment options: {e}", path.display()))?;
@@ -196,6 +205,6 @@ pub fn checkpoint_env_config(args: &EnvArgs, meta: &CheckpointMeta, path: &std::
     for (k, v) in given.values() {
         cfg.set(k, v.clone());
     }
-    eprintln!("{} on {} with the options it was trained with: {}", path.display(), args.env, shown.join(", "));
-    Ok(cfg)
+    eprintln!("{} on {id} with the options it was trained with: {}", path.display(), shown.join(", "));
+    Ok((id, cfg))
 }

@@ -10,7 +10,7 @@ use rebel_envs::vec_env::VecEnv;
 
 use rebel_agents::checkpoint::Checkpoint;
 
-use super::{checkpoint_env_config, options_json, EnvArgs};
+use super::{checkpoint_env, options_json, EnvArgs};
 
 /// The configuration `swimmer` runs with no arguments (also shipped as a file under experiments/).
 pub const DEFAULT_CONFIG: &str = include_str!("../../experiments/swimmer_rebel_true.toml");
@@ -119,12 +119,12 @@ pub fn eval_cmd(env: &EnvArgs, a: &EvalArgs) -> Result<()> {
     }
     let ck = Checkpoint::load(&a.checkpoint)?;
     let policy = ck.build_policy("policy", tch::Device::Cpu, tch::Kind::Float)?;
-    let env_cfg = checkpoint_env_config(env, &ck.meta, &a.checkpoint)?;
-    let mut venv = VecEnv::make(&env.env, &env_cfg, a.episodes.min(16), a.threads.max(1))?;
+    let (env_id, env_cfg) = checkpoint_env(env, &ck.meta, &a.checkpoint)?;
+    let mut venv = VecEnv::make(&env_id, &env_cfg, a.episodes.min(16), a.threads.max(1))?;
     if venv.obs_dim() != policy.obs_dim() || venv.act_dim() != policy.act_dim() {
         bail!(
-            "{} holds a policy for observations of {} and actions of {} (trained on {}), but {} has {} and {}",
-            a.checkpoint.display(), policy.obs_dim(), policy.act_dim(), ck.meta.env_id, env.env, venv.obs_dim(), venv.act_dim()
+            "{} holds a policy for observations of {} and actions of {} (trained on {}), but {env_id} has {} and {}",
+            a.checkpoint.display(), policy.obs_dim(), policy.act_dim(), ck.meta.env_id, venv.obs_dim(), venv.act_dim()
         );
     }
     let seeds: Vec<u64> = (0..a.episodes as u64).map(|i| rebel_agents::seeding::eval_env_seed(a.seed_base, i)).collect();
@@ -133,7 +133,7 @@ pub fn eval_cmd(env: &EnvArgs, a: &EvalArgs) -> Result<()> {
     let mean = r.iter().sum::<f64>() / n;
     let std = (r.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
     println!("{}: true return {mean:.2} ± {std:.2} over {} episodes (mean action)", a.checkpoint.display(), r.len());
-    println!("{}", serde_json::json!({"checkpoint": a.checkpoint, "env": env.env, "env_options": options_json(&env_cfg), "episodes": r.len(), "eval_true_return_mean": mean, "eval_true_return_std": std, "returns": r}));
+    println!("{}", serde_json::json!({"checkpoint": a.checkpoint, "env": env_id, "env_options": options_json(&env_cfg), "episodes": r.len(), "eval_true_return_mean": mean, "eval_true_return_std": std, "returns": r}));
     Ok(())
 }
 
