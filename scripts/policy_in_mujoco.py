@@ -11,12 +11,13 @@ stored config's `activation`) after every hidden layer and none after the last; 
 observation, or, when the config says `normalize_obs`, the observation standardised with the
 stored statistics `policy.obs_mean`/`policy.obs_var` and clipped to ±10. By default
 the mean action is taken (as `rebel eval` does); `--stochastic` samples mean + exp(log_std)·N(0, 1).
-Actions are given unclipped: MuJoCo's ctrlrange clips them, as in rebel-rs.
+Actions are given unclipped (MuJoCo's ctrlrange clips them, as in rebel-rs) unless the run clipped them.
 
 The env id defaults to the one stored in the checkpoint's metadata, and so do the options the run was made with
 (`env_options`, when the env is the checkpoint's): those that Gymnasium's constructor of the env takes
 (`ctrl_cost_weight`, `reset_noise_scale`, ranges such as `healthy_z_range = "0.8,inf"`, and
-`max_episode_steps`) are passed on; the others exist only on Rapier (`solver_iterations`, contact softness, ...)
+`max_episode_steps`) are passed on, `clip_actions = true` clips each action to the action space before
+`env.step` (Gymnasium's ClipAction); the others exist only on Rapier (`solver_iterations`, contact softness, ...)
 and are listed as not applied. Prints one JSON line: {"env": ..., "env_options_applied": {...},
 "env_options_not_in_mujoco": [...], "episodes": N, "return_mean": ..., "return_std": ..., "returns": [...],
 "lengths": [...]}.
@@ -91,6 +92,8 @@ def mujoco_options(gym, env_id, options):
     params = inspect.signature(creator).parameters
     kwargs, skipped = {}, []
     for key, value in sorted(options.items()):
+        if key == "clip_actions":
+            continue  # not a constructor argument: main() clips
         if key == "max_episode_steps":
             kwargs[key] = int(value)
         elif key in params:
@@ -121,8 +124,12 @@ def main():
     if not env_id:
         sys.exit("policy_in_mujoco.py: the checkpoint names no env_id; pass --env")
     policy = Policy(tensors, info.get("policy") or {})
-    kwargs, skipped = mujoco_options(gym, env_id, info.get("env_options") or {} if env_id == info.get("env_id") else {})
+    options = info.get("env_options") or {} if env_id == info.get("env_id") else {}
+    kwargs, skipped = mujoco_options(gym, env_id, options)
     applied = dict(kwargs)
+    clip = bool(options.get("clip_actions", False))
+    if clip:
+        applied["clip_actions"] = True
     if args.xml_file:
         kwargs["xml_file"] = args.xml_file
     env = gym.make(env_id, **kwargs)
@@ -140,6 +147,8 @@ def main():
             a = policy.mean(obs)
             if args.stochastic:
                 a = a + np.exp(policy.log_std) * rng.standard_normal(a.shape)
+            if clip:
+                a = np.clip(a, env.action_space.low, env.action_space.high)
             obs, r, term, trunc, _ = env.step(a.astype(np.float32))
             ret += float(r)
             n += 1

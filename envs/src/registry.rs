@@ -23,13 +23,19 @@ use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use crate::config::{ConfigValue, EnvConfig};
 use crate::env::Env;
 use crate::error::EnvError;
-use crate::wrappers::TimeLimit;
+use crate::wrappers::{ClipAction, TimeLimit};
 
 /// A constructor: options in, environment out. It must reject options it does not know.
 pub type EnvCtor = fn(&EnvConfig) -> Result<Box<dyn Env>, EnvError>;
 
-/// The option that [`make`] reads itself and never passes to constructors.
+/// An option that [`make`] reads itself and never passes to constructors: the episode limit.
 pub const MAX_EPISODE_STEPS_KEY: &str = "max_episode_steps";
+
+/// An option that [`make`] reads itself and never passes to constructors: `true` wraps the environment in
+/// [`ClipAction`], so that its reward sees actions clipped to the action space, as SB3 (which clips before
+/// `env.step`) and CleanRL (Gymnasium's `ClipAction`) train. Default false: the action is passed on as given
+/// (the actuators clamp it to their control range, and the control cost is charged on it, as in Gymnasium).
+pub const CLIP_ACTIONS_KEY: &str = "clip_actions";
 
 /// One registered environment.
 #[derive(Clone, Copy)]
@@ -206,16 +212,30 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// Makes the environment `id` with options `config`, wrapped in a [`TimeLimit`] when it has a
-/// limit (registered, or `max_episode_steps` in `config`, which wins).
+/// limit (registered, or `max_episode_steps` in `config`, which wins), and in a [`ClipAction`] with
+/// `clip_actions = true`.
 ///
 /// Errors: [`EnvError::UnknownEnv`] listing the registered ids; [`EnvError::BadOption`] for a
-/// `max_episode_steps` that is not a whole number >= 1; whatever the constructor returns.
+/// `max_episode_steps` that is not a whole number >= 1 or a `clip_actions` that is not a flag; whatever
+/// the constructor returns (an unknown option's list of valid ones then names these two as well).
 pub fn make(id: &str, config: &EnvConfig) -> Result<Box<dyn Env>, EnvError> {
     let entry = lookup(id)?;
     let mut limit = entry.max_episode_steps;
+    let mut clip = false;
     let mut rest = EnvConfig::new();
     for (k, v) in config.values() {
-        if k == MAX_EPISODE_STEPS_KEY {
+        if k == CLIP_ACTIONS_KEY {
+            clip = match v {
+                ConfigValue::Bool(b) => *b,
+                other => {
+                    return Err(EnvError::BadOption {
+                        env: id.to_string(),
+                        key: CLIP_ACTIONS_KEY.into(),
+                        msg: format!("expected true or false, got {other:?}"),
+                    })
+                }
+            };
+        } else if k == MAX_EPISODE_STEPS_KEY {
             limit = match v {
                 ConfigValue::Int(i) if *i >= 1 => Some(*i as usize),
                 other => {
@@ -230,7 +250,13 @@ pub fn make(id: &str, config: &EnvConfig) -> Result<Box<dyn Env>, EnvError> {
             rest.set(k, v.clone());
         }
     }
-    let env = (entry.ctor)(&rest)?;
+    let env = (entry.ctor)(&rest).map_err(|e| match e {
+        EnvError::UnknownOption { env, key, valid } => {
+            EnvError::UnknownOption { env, key, valid: format!("{valid}, and for every environment {CLIP_ACTIONS_KEY}, {MAX_EPISODE_STEPS_KEY}") }
+        }
+        other => other,
+    })?;
+    let env: Box<dyn Env> = if clip { Box::new(ClipAction::new(env)) } else { env };
     Ok(match limit {
         Some(n) => Box::new(TimeLimit::new(env, n)?),
         None => env,
@@ -280,6 +306,30 @@ mod tests {
             let cfg = EnvConfig::new().with(MAX_EPISODE_STEPS_KEY, v);
             assert!(matches!(make("PointMass-unit-v0", &cfg), Err(EnvError::BadOption { .. })));
         }
+    }
+
+    #[test]
+    fn clip_actions_clips_what_the_reward_sees() {
+        register("PointMass-unit-clip-v0", Some(5), point_mass).unwrap();
+        let ctrl = |cfg: &EnvConfig| {
+            let mut env = make("PointMass-unit-clip-v0", cfg).unwrap();
+            env.reset(Some(0)).unwrap();
+            env.step(&[5.0]).unwrap().info["reward_ctrl"]
+        };
+        // the point mass charges 0.1·a² on the action it is given; clipped to its space [−1, 1] first: 0.1
+        assert!((ctrl(&EnvConfig::new()) + 2.5).abs() < 1e-6);
+        assert!((ctrl(&EnvConfig::new().with(CLIP_ACTIONS_KEY, ConfigValue::Bool(false))) + 2.5).abs() < 1e-6);
+        let on = EnvConfig::new().with(CLIP_ACTIONS_KEY, ConfigValue::Bool(true)).with(MAX_EPISODE_STEPS_KEY, ConfigValue::Int(2));
+        assert!((ctrl(&on) + 0.1).abs() < 1e-6);
+        let env = make("PointMass-unit-clip-v0", &on).unwrap();
+        assert_eq!(env.max_episode_steps(), Some(2), "both wrappers");
+        assert_eq!(env.action_space().high, vec![f32::INFINITY], "Gymnasium's ClipAction: the space it takes is unbounded");
+        let bad = EnvConfig::new().with(CLIP_ACTIONS_KEY, ConfigValue::Int(1));
+        assert!(matches!(make("PointMass-unit-clip-v0", &bad), Err(EnvError::BadOption { key, .. }) if key == CLIP_ACTIONS_KEY));
+        // a misspelt key's error names the two options every environment takes
+        let typo = EnvConfig::new().with("clip_action", ConfigValue::Bool(true));
+        let e = make("PointMass-unit-clip-v0", &typo).err().unwrap().to_string();
+        assert!(e.contains("'clip_action'") && e.contains("clip_actions, max_episode_steps"), "{e}");
     }
 
     #[test]

@@ -114,6 +114,9 @@ pub fn bench(env_args: &EnvArgs, a: &BenchArgs) -> Result<()> {
     let mut venv = VecEnv::make(&env_args.env, &cfg, a.envs, a.threads)?;
     let (n, ad) = (venv.num_envs(), venv.act_dim());
     let (lo, hi) = (venv.action_space().low.clone(), venv.action_space().high.clone());
+    if lo.iter().chain(&hi).any(|x| !x.is_finite()) {
+        bail!("bench draws actions uniformly from the action space, and {}'s is unbounded here (clip_actions=true makes it so): leave that option out", env_args.env);
+    }
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(a.seed);
     venv.reset(Some(a.seed))?;
     let iters = a.steps.div_ceil(n as u64);
