@@ -8,7 +8,7 @@ use tch::{Device, Kind};
 
 use rebel_envs::vec_env::VecEnv;
 
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{Checkpoint, CheckpointMeta};
 use crate::seeding::{eval_env_seed, stream, Domain};
 use crate::policy::GaussianPolicy;
 use crate::rollout::{episode_returns, run_episodes};
@@ -95,5 +95,11 @@ pub fn reference_returns(venv: &mut VecEnv, reference: &GaussianPolicy, eval: &E
 
 /// Loads the policy stored in a checkpoint file.
 pub fn load_policy(path: &Path, device: Device) -> Result<GaussianPolicy, TrainError> {
-    Ok(Checkpoint::load(path)?.build_policy("policy", device, Kind::Float)?)
+    Ok(load_policy_and_meta(path, device)?.0)
+}
+
+/// Loads the policy stored in a checkpoint file, with the checkpoint's metadata (its environment and options).
+pub fn load_policy_and_meta(path: &Path, device: Device) -> Result<(GaussianPolicy, CheckpointMeta), TrainError> {
+    let ck = Checkpoint::load(path)?;
+    Ok((ck.build_policy("policy", device, Kind::Float)?, ck.meta))
 }

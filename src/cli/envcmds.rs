@@ -11,7 +11,6 @@ use rebel_envs::csvio::{g17, read_actions};
 use rebel_envs::registry;
 use rebel_envs::render::GifRecorder;
 use rebel_envs::vec_env::VecEnv;
-use rebel_agents::checkpoint::Checkpoint;
 use rebel_envs::{ConfigValue, Env, EnvConfig};
 
 use super::{checkpoint_env, env_config, EnvArgs};
@@ -256,20 +255,19 @@ pub fn render_episode(
 /// Runs `render` for open-loop actions.
 pub fn render(env_args: &EnvArgs, a: &RenderArgs) -> Result<()> {
     let checkpoint = match &a.checkpoint {
-        Some(path) => Some((path, Checkpoint::load(path)?)),
+        Some(path) => Some((path, rebel_agents::eval::load_policy_and_meta(path, tch::Device::Cpu)?)),
         None => None,
     };
     let (id, cfg) = match &checkpoint {
-        Some((path, ck)) => checkpoint_env(env_args, &ck.meta, path)?,
+        Some((path, (_, meta))) => checkpoint_env(env_args, meta, path)?,
         None => (env_args.env.clone(), env_config(env_args)?),
     };
     let mut env = make_env(&id, cfg, Some(a.reset_noise))?;
     let act_dim = env.action_space().dim();
     let steps = a.steps.or(env.max_episode_steps()).unwrap_or(1000);
-    let (n, ret) = if let Some((path, ck)) = &checkpoint {
-        let policy = ck.build_policy("policy", tch::Device::Cpu, tch::Kind::Float)?;
+    let (n, ret) = if let Some((path, (policy, meta))) = &checkpoint {
         if policy.obs_dim() != env.observation_space().dim() || policy.act_dim() != act_dim {
-            bail!("{} holds a policy of other dimensions than {id} (trained on {})", path.display(), ck.meta.env_id);
+            bail!("{} holds a policy of other dimensions than {id} (trained on {})", path.display(), meta.env_id);
         }
         render_episode(env.as_mut(), |_, obs| Some(policy.act_mean(obs)), steps, a.seed, &a.output, a.size, a.every)?
     } else {

@@ -8,8 +8,6 @@ use rebel_agents::runconfig::load_config;
 use rebel_agents::train::{self, RunOptions, TrainConfig};
 use rebel_envs::vec_env::VecEnv;
 
-use rebel_agents::checkpoint::Checkpoint;
-
 use super::{checkpoint_env, options_json, EnvArgs};
 
 /// The configuration `swimmer` runs with no arguments (also shipped as a file under experiments/).
@@ -117,14 +115,13 @@ pub fn eval_cmd(env: &EnvArgs, a: &EvalArgs) -> Result<()> {
     if a.episodes == 0 {
         bail!("--episodes must be ≥ 1");
     }
-    let ck = Checkpoint::load(&a.checkpoint)?;
-    let policy = ck.build_policy("policy", tch::Device::Cpu, tch::Kind::Float)?;
-    let (env_id, env_cfg) = checkpoint_env(env, &ck.meta, &a.checkpoint)?;
+    let (policy, meta) = rebel_agents::eval::load_policy_and_meta(&a.checkpoint, tch::Device::Cpu)?;
+    let (env_id, env_cfg) = checkpoint_env(env, &meta, &a.checkpoint)?;
     let mut venv = VecEnv::make(&env_id, &env_cfg, a.episodes.min(16), a.threads.max(1))?;
     if venv.obs_dim() != policy.obs_dim() || venv.act_dim() != policy.act_dim() {
         bail!(
             "{} holds a policy for observations of {} and actions of {} (trained on {}), but {env_id} has {} and {}",
-            a.checkpoint.display(), policy.obs_dim(), policy.act_dim(), ck.meta.env_id, venv.obs_dim(), venv.act_dim()
+            a.checkpoint.display(), policy.obs_dim(), policy.act_dim(), meta.env_id, venv.obs_dim(), venv.act_dim()
         );
     }
     let seeds: Vec<u64> = (0..a.episodes as u64).map(|i| rebel_agents::seeding::eval_env_seed(a.seed_base, i)).collect();
