@@ -213,6 +213,11 @@ fn eval_and_render_run_the_policy_in_the_environment_it_was_trained_in() {
     let gif = d.path().join("p.gif");
     let o = swimmer(&["render", "--checkpoint", ck.to_str().unwrap(), "--output", gif.to_str().unwrap(), "--every", "10"]);
     assert!(o.status.success() && stderr(&o).contains("rendered 100 steps"), "{}", stderr(&o));
+    // collecting labels with it in other options than it was trained with says so (and runs as asked)
+    let prefs = d.path().join("p.st");
+    let o = swimmer(&["prefs", "collect", "--policy", ck.to_str().unwrap(), "--labels", "4", "--segment-len", "5", "--out", prefs.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("with the options {\"ctrl_cost_weight\":0.5,\"max_episode_steps\":100}; this runs it with {}"), "{}", stderr(&o));
 }
 
 #[test]

@@ -11,7 +11,6 @@ use rebel_agents::policy::{GaussianPolicy, PolicyConfig};
 use rebel_agents::preferences::query::select;
 use rebel_agents::preferences::{PolicySource, PreferenceDataset};
 use rebel_agents::seeding::{stream, Domain};
-use rebel_agents::train;
 use rebel_label::{make_pairs, pairs_path, Book, PairFile, PairSpec, ServeOptions};
 
 use super::{env_config, EnvArgs};
@@ -232,7 +231,9 @@ fn generate(env: &EnvArgs, policy: &str, s: &SourceArgs) -> Result<PairFile> {
     } else {
         let path = Path::new(policy);
         let bytes = std::fs::read(path).with_context(|| format!("cannot read policy checkpoint {}", path.display()))?;
-        (train::load_policy(path, tch::Device::Cpu)?, PolicySource { path: policy.to_string(), hash: fnv1a_hex(&bytes) })
+        let (p, meta) = rebel_agents::eval::load_policy_and_meta(path, tch::Device::Cpu)?;
+        super::note_other_options(env, &meta, path)?;
+        (p, PolicySource { path: policy.to_string(), hash: fnv1a_hex(&bytes) })
     };
     make_pairs(
         &mut e,

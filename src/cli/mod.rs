@@ -178,6 +178,23 @@ pub fn options_json(cfg: &rebel_envs::EnvConfig) -> serde_json::Value {
     serde_json::Value::Object(cfg.values().iter().map(|(k, v)| (k.clone(), field(v))).collect())
 }
 
+/// Says on stderr when a policy checkpoint collects data (`prefs collect`, `label`) in the environment it was
+/// trained on but with other options (the data is the environment's as given, which may not be what was meant).
+pub fn note_other_options(args: &EnvArgs, meta: &CheckpointMeta, path: &std::path::Path) -> anyhow::Result<()> {
+    if meta.env_id != args.env {
+        return Ok(());
+    }
+    let recorded = EnvSection { id: meta.env_id.clone(), options: meta.env_options.clone() }.env_config().map_err(anyhow::Error::msg)?;
+    let given = env_config(args)?;
+    if recorded != given {
+        eprintln!(
+            "note: {} was trained on {} with the options {}; this runs it with {} (give its --env-opt to match)",
+            path.display(), meta.env_id, options_json(&recorded), options_json(&given)
+        );
+    }
+    Ok(())
+}
+
 /// The environment a checkpoint's policy runs in (`eval`, `render`), id and options: the one it was trained on
 /// unless `--env` (or the binary) chose another; there, the options its run was made with (the checkpoint records
 /// them), each replaced by an `--env-opt` of the same key; in another environment, the `--env-opt`s alone. Says on

@@ -10,7 +10,6 @@ use rebel_agents::preferences::{
     collect_preferences, CollectConfig, PolicySource, PreferenceDataset, TeacherConfig, TeacherKind,
 };
 use rebel_agents::reward_model::{self, evaluate, RewardEnsemble, RewardModelConfig};
-use rebel_agents::train;
 use rebel_envs::vec_env::VecEnv;
 
 use super::{env_config, EnvArgs};
@@ -181,7 +180,8 @@ fn collect_cmd(env: &EnvArgs, a: &CollectArgs) -> Result<()> {
     } else {
         let path = PathBuf::from(&a.policy);
         let bytes = std::fs::read(&path).with_context(|| format!("cannot read policy checkpoint {}", path.display()))?;
-        let p = train::load_policy(&path, tch::Device::Cpu)?;
+        let (p, meta) = rebel_agents::eval::load_policy_and_meta(&path, tch::Device::Cpu)?;
+        super::note_other_options(env, &meta, &path)?;
         (p, PolicySource { path: a.policy.clone(), hash: fnv1a_hex(&bytes) })
     };
     let cfg = CollectConfig {
