@@ -252,17 +252,20 @@ pub fn render_episode(
     Ok((done, ret))
 }
 
-/// Runs `render` for open-loop actions.
+/// Runs `render` (open-loop actions, or a checkpoint's policy).
 pub fn render(env_args: &EnvArgs, a: &RenderArgs) -> Result<()> {
     let checkpoint = match &a.checkpoint {
         Some(path) => Some((path, rebel_agents::eval::load_policy_and_meta(path, tch::Device::Cpu)?)),
         None => None,
     };
+    // --reset-noise is one more --env-opt (it replaces a recorded reset_noise_scale, and says so)
+    let mut args = env_args.clone();
+    args.env_opts.push(format!("reset_noise_scale={}", a.reset_noise));
     let (id, cfg) = match &checkpoint {
-        Some((path, (_, meta))) => checkpoint_env(env_args, meta, path)?,
-        None => (env_args.env.clone(), env_config(env_args)?),
+        Some((path, (_, meta))) => checkpoint_env(&args, meta, path)?,
+        None => (args.env.clone(), env_config(&args)?),
     };
-    let mut env = make_env(&id, cfg, Some(a.reset_noise))?;
+    let mut env = make_env(&id, cfg, None)?;
     let act_dim = env.action_space().dim();
     let steps = a.steps.or(env.max_episode_steps()).unwrap_or(1000);
     let (n, ret) = if let Some((path, (policy, meta))) = &checkpoint {
