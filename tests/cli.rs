@@ -201,6 +201,7 @@ fn eval_and_render_run_the_policy_in_the_environment_it_was_trained_in() {
     let o = eval(&[]);
     let j = last_json(&o);
     assert_eq!(j["eval_true_return_mean"], s["eval_true_return_mean"], "{}", stderr(&o));
+    assert_eq!(j["eval_true_return_std"], s["eval_true_return_std"]);
     assert_eq!(j["env_options"], serde_json::json!({"ctrl_cost_weight": 0.5, "max_episode_steps": 100}));
     assert!(stderr(&o).contains("options it was trained with: ctrl_cost_weight=0.5, max_episode_steps=100"), "{}", stderr(&o));
     // an --env-opt replaces the recorded value of its key only: without the control cost every return rises

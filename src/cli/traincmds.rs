@@ -126,9 +126,8 @@ pub fn eval_cmd(env: &EnvArgs, a: &EvalArgs) -> Result<()> {
     }
     let seeds: Vec<u64> = (0..a.episodes as u64).map(|i| rebel_agents::seeding::eval_env_seed(a.seed_base, i)).collect();
     let r = rebel_agents::rollout::episode_returns(&mut venv, &policy, &seeds, None)?;
-    let n = r.len() as f64;
-    let mean = r.iter().sum::<f64>() / n;
-    let std = (r.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
+    // the run's own evaluation's statistics (`evaluate`), so the same episodes give the same digits
+    let (mean, std) = rebel_agents::util::mean_std(&r);
     println!("{}: true return {mean:.2} ± {std:.2} over {} episodes (mean action)", a.checkpoint.display(), r.len());
     println!("{}", serde_json::json!({"checkpoint": a.checkpoint, "env": env_id, "env_options": options_json(&env_cfg), "episodes": r.len(), "eval_true_return_mean": mean, "eval_true_return_std": std, "returns": r}));
     Ok(())
