@@ -12,7 +12,7 @@ use crate::checkpoint::{Checkpoint, CheckpointMeta};
 use crate::io::fnv1a_hex;
 use crate::logging::{write_config, RunDir};
 use crate::runconfig::to_toml_string;
-use crate::train::{RunOptions, TrainConfig, TrainError};
+use crate::train::{EnvSection, RunOptions, TrainConfig, TrainError};
 
 /// The checkpoint's file name inside a run directory.
 pub const CHECKPOINT: &str = "checkpoint.safetensors";
@@ -24,8 +24,8 @@ pub struct Run {
     pub toml_text: String,
     /// Hash of the configuration without `env_steps` (the budget may grow on resume).
     pub config_hash: String,
-    env: String,
-    env_options: toml::Table,
+    /// The environment and its options (recorded in every checkpoint).
+    env: EnvSection,
     algo: String,
     seed: u64,
 }
@@ -79,14 +79,14 @@ impl Run {
             }
         }
         write_config(dir.path(), &toml_text)?;
-        let run = Run { dir, toml_text, config_hash, env: cfg.env.id.clone(), env_options: cfg.env.options.clone(), algo: cfg.algo.clone(), seed: cfg.seed };
+        let run = Run { dir, toml_text, config_hash, env: cfg.env.clone(), algo: cfg.algo.clone(), seed: cfg.seed };
         Ok((run, resumed))
     }
 
     /// An empty checkpoint stamped with this run's env and its options, algorithm, seed and config hash.
     pub fn new_checkpoint(&self) -> Checkpoint {
-        let mut meta = CheckpointMeta::new(&self.env, &self.algo, self.seed, &self.config_hash);
-        meta.env_options = self.env_options.clone();
+        let mut meta = CheckpointMeta::new(&self.env.id, &self.algo, self.seed, &self.config_hash);
+        meta.env_options = self.env.options.clone();
         Checkpoint::new(meta)
     }
 }

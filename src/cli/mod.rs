@@ -23,6 +23,9 @@ pub use envcmds::{bench, render, replay, BenchArgs, RenderArgs, ReplayArgs};
 pub use prefcmds::{prefs_cmd, rm_cmd, PrefsCommand, RmCommand};
 pub use traincmds::{eval_cmd, experiment_cmd, ExperimentArgs, pretrain_cmd, resolve_config, train_cmd, EvalArgs, PretrainArgs, TrainArgs, DEFAULT_CONFIG};
 
+/// The environment of a command without `--env`.
+const DEFAULT_ENV: &str = "Swimmer-v5";
+
 /// Options shared by every subcommand.
 #[derive(Args, Debug, Clone)]
 pub struct EnvArgs {
@@ -92,9 +95,9 @@ struct Cli {
 pub fn main(fixed_env: Option<&str>) -> ExitCode {
     let mut cli = Cli::parse();
     cli.env.env_chosen = cli.env.env_flag.is_some() || fixed_env.is_some();
-    cli.env.env = cli.env.env_flag.clone().unwrap_or_else(|| "Swimmer-v5".into());
+    cli.env.env = cli.env.env_flag.clone().unwrap_or_else(|| DEFAULT_ENV.into());
     if let Some(id) = fixed_env {
-        if cli.env.env != id && cli.env.env != "Swimmer-v5" {
+        if cli.env.env != id && cli.env.env != DEFAULT_ENV {
             eprintln!("error: this binary runs {id} only; use `rebel --env {}` for other environments", cli.env.env);
             return ExitCode::from(2);
         }
@@ -150,7 +153,7 @@ impl EnvArgs {
     /// configuration, `train.env` in an experiment's or a comparison's).
     pub fn sets(&self, prefix: &str) -> anyhow::Result<Vec<String>> {
         let mut sets = Vec::new();
-        if self.env != "Swimmer-v5" {
+        if self.env != DEFAULT_ENV {
             sets.push(format!("{prefix}.id={:?}", self.env));
         }
         for kv in &self.env_opts {
