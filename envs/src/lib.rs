@@ -30,6 +30,7 @@ pub mod reacher;
 pub mod swimmer;
 pub mod registry;
 pub mod render;
+mod step_pool;
 pub mod vec_env;
 pub mod walker2d;
 pub mod wrappers;

@@ -1,4 +1,4 @@
-//! Many environments stepped in parallel on a rayon thread pool, with auto-reset (Gymnasium's
+//! Many environments stepped in parallel on a thread pool (the calling thread works in it), with auto-reset (Gymnasium's
 //! `SyncVectorEnv`/`AsyncVectorEnv` with `autoreset_mode=SAME_STEP`).
 //!
 //! * Observations and actions are flat, env-major: obs `[N * obs_dim]`, actions `[N * act_dim]`.
@@ -11,12 +11,13 @@
 //!   index); no half-filled batch is ever returned. The other environments have stepped; call
 //!   [`VecEnv::reset`] before stepping again if the error was fatal for the episode.
 
-use rayon::prelude::*;
+use std::sync::Mutex;
 
 use crate::config::EnvConfig;
 use crate::env::{BoxSpace, Env, Info};
 use crate::error::EnvError;
 use crate::registry;
+use crate::step_pool::StepPool;
 
 /// What [`VecEnv::step`] returns. Index `i` is environment `i`.
 #[derive(Clone, Debug, PartialEq)]
@@ -43,7 +44,7 @@ type EnvOutcome = (Vec<f32>, f64, bool, bool, Option<Vec<f32>>, Info);
 /// `N` environments with identical spaces, stepped on a pool of `T` threads.
 pub struct VecEnv {
     envs: Vec<Box<dyn Env>>,
-    pool: rayon::ThreadPool,
+    pool: StepPool,
     threads: usize,
     observation_space: BoxSpace,
     action_space: BoxSpace,
@@ -78,11 +79,8 @@ impl VecEnv {
                 ));
             }
         }
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("rebel-vecenv-{i}"))
-            .build()
-            .map_err(|e| bad("threads", format!("could not start {threads} threads: {e}")))?;
+        let pool =
+            StepPool::new(threads).map_err(|e| bad("threads", format!("could not start {threads} threads: {e}")))?;
         Ok(VecEnv { envs, pool, threads, observation_space, action_space, needs_reset: true })
     }
 
@@ -130,14 +128,20 @@ impl VecEnv {
 
     /// Runs `f(i, env_i)` for every environment on the pool; the results in environment order.
     ///
-    /// With one thread (or one environment) `f` runs on the calling thread, in order: the same
-    /// results without the hand-off to a pool thread (several microseconds per call).
+    /// With one thread (or one environment) `f` runs on the calling thread, in order. Which thread
+    /// runs which environment otherwise varies from call to call ([`crate::step_pool`]).
     pub fn par_map<R: Send>(&mut self, f: impl Fn(usize, &mut Box<dyn Env>) -> R + Sync + Send) -> Vec<R> {
         if self.threads == 1 || self.envs.len() == 1 {
             return self.envs.iter_mut().enumerate().map(|(i, e)| f(i, e)).collect();
         }
-        let envs = &mut self.envs;
-        self.pool.install(|| envs.par_iter_mut().enumerate().map(|(i, e)| f(i, e)).collect())
+        // One uncontended lock per environment and call (each index is taken by one thread).
+        let envs: Vec<Mutex<&mut Box<dyn Env>>> = self.envs.iter_mut().map(Mutex::new).collect();
+        let out: Vec<Mutex<Option<R>>> = envs.iter().map(|_| Mutex::new(None)).collect();
+        self.pool.run(envs.len(), &|i| {
+            let r = f(i, &mut envs[i].lock().unwrap());
+            *out[i].lock().unwrap() = Some(r);
+        });
+        out.into_iter().map(|m| m.into_inner().unwrap().expect("every index ran")).collect()
     }
 
     /// Resets every environment: environment `i` with seed `seed + i` (wrapping), or with `None`
