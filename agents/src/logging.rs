@@ -346,25 +346,7 @@ impl MetricsLogger {
     /// `env_steps`. Non-finite values are written as JSON `null` and left out of TensorBoard, as are finite
     /// values that overflow `f32`. Tags must be non-empty, distinct within a call, and not a reserved name.
     pub fn log(&mut self, env_steps: u64, scalars: &[(&str, f64)]) -> Result<()> {
-        let mut seen = HashSet::with_capacity(scalars.len());
-        for (tag, _) in scalars {
-            let reason = if tag.is_empty() {
-                Some("it is empty")
-            } else if RESERVED_TAGS.contains(tag) {
-                Some("it is a reserved column of metrics.jsonl")
-            } else if !seen.insert(*tag) {
-                Some("it appears twice in one log call")
-            } else {
-                None
-            };
-            if let Some(reason) = reason {
-                return Err(LogError::BadTag {
-                    tag: tag.to_string(),
-                    reason,
-                });
-            }
-        }
-
+        check_tags(scalars)?;
         let wall = self.wall_time_s();
         let mut line = String::with_capacity(48 + 32 * scalars.len());
         let _ = write!(line, "{{\"env_steps\":{env_steps},\"wall_time_s\":");
@@ -427,6 +409,24 @@ impl MetricsLogger {
             .map_err(io_err("flush", &self.jsonl_path))?;
         self.events.flush()
     }
+}
+
+/// Every tag of one `log` call non-empty, not reserved, and given once.
+fn check_tags(scalars: &[(&str, f64)]) -> Result<()> {
+    let mut seen = HashSet::with_capacity(scalars.len());
+    for (tag, _) in scalars {
+        let reason = if tag.is_empty() {
+            "it is empty"
+        } else if RESERVED_TAGS.contains(tag) {
+            "it is a reserved column of metrics.jsonl"
+        } else if !seen.insert(*tag) {
+            "it appears twice in one log call"
+        } else {
+            continue;
+        };
+        return Err(LogError::BadTag { tag: tag.to_string(), reason });
+    }
+    Ok(())
 }
 
 fn step_i64(step: u64) -> i64 {
