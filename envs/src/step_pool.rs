@@ -5,7 +5,8 @@
 //! call to its workers and back (the caller sleeps, two wake-ups per call): 8 envs on two threads
 //! ran 1.76–1.81× one thread where two one-thread processes ran 2.01–2.06× (README, Speed). Here a
 //! call publishes the job, the caller takes indices like a worker, and a worker that finished a job
-//! spins for [`SPIN`] before it sleeps, so in a rollout (a call every few hundred µs) nobody sleeps.
+//! waits for the next one spinning (then yielding its core) for [`SPIN`] before it sleeps, so in a
+//! rollout (the next call comes after the policy's few tens of µs) nobody sleeps.
 //!
 //! Indices are handed out one at a time from a shared counter (a finished-early environment, a
 //! reset, leave no thread idle), so which thread runs index `i` varies; callers must not depend on it
@@ -112,6 +113,8 @@ impl StepPool {
         let job: JobRef = unsafe { std::mem::transmute::<&(dyn Fn(usize) + Sync), &'static (dyn Fn(usize) + Sync)>(f) };
         // SAFETY: `busy == 0` here (the previous call waited for it), so no worker reads `job`.
         unsafe { *s.job.get() = Some((job, n)) };
+        // A worker's panic left over from a call whose caller panicked too is not this call's.
+        s.panic.lock().unwrap_or_else(|p| p.into_inner()).take();
         s.next.store(0, SeqCst);
         s.busy.store(self.workers.len(), SeqCst);
         *s.caller.lock().unwrap_or_else(|p| p.into_inner()) = Some(thread::current());
@@ -264,7 +267,15 @@ mod tests {
         let msg = r.unwrap_err();
         assert_eq!(msg.downcast_ref::<&str>(), Some(&"index three"));
         assert_eq!(done.load(SeqCst), 5, "the other indices still ran");
-        // The pool keeps working after a panic.
+        // The pool keeps working after a panic, also after one where the caller and a worker both
+        // panicked (the worker's is not raised again by the next call).
+        let both = catch_unwind(AssertUnwindSafe(|| {
+            pool.run(4, &|_| {
+                thread::sleep(Duration::from_millis(5));
+                panic!("every index");
+            })
+        }));
+        assert!(both.is_err());
         let count = AtomicUsize::new(0);
         pool.run(10, &|_| {
             count.fetch_add(1, SeqCst);
