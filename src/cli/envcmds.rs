@@ -11,7 +11,7 @@ use rebel_envs::csvio::{g17, read_actions};
 use rebel_envs::registry;
 use rebel_envs::render::GifRecorder;
 use rebel_envs::vec_env::VecEnv;
-use rebel_envs::{ConfigValue, Env, EnvConfig};
+use rebel_envs::{Env, EnvConfig};
 
 use super::{checkpoint_env, env_config, EnvArgs};
 
@@ -32,12 +32,16 @@ pub struct ReplayArgs {
     pub seed: u64,
 }
 
-/// Makes the environment `id` with options `cfg` and `reset_noise_scale` set.
-fn make_env(id: &str, mut cfg: EnvConfig, reset_noise: Option<f64>) -> Result<Box<dyn Env>> {
-    if let Some(s) = reset_noise {
-        cfg.set("reset_noise_scale", ConfigValue::Float(s));
-    }
-    registry::make(id, &cfg).with_context(|| format!("cannot make environment {id}"))
+/// Makes the environment `id` with options `cfg`.
+fn make_env(id: &str, cfg: &EnvConfig) -> Result<Box<dyn Env>> {
+    registry::make(id, cfg).with_context(|| format!("cannot make environment {id}"))
+}
+
+/// `args` with `--reset-noise` as one more (the last, so winning) `--env-opt reset_noise_scale`.
+fn with_reset_noise(args: &EnvArgs, scale: f64) -> EnvArgs {
+    let mut args = args.clone();
+    args.env_opts.push(format!("reset_noise_scale={scale}"));
+    args
 }
 
 /// Writes `text` to `path` through a temporary file and a rename (no half-written outputs).
@@ -48,7 +52,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Runs `replay`.
 pub fn replay(env_args: &EnvArgs, a: &ReplayArgs) -> Result<()> {
-    let mut env = make_env(&env_args.env, env_config(env_args)?, Some(a.reset_noise))?;
+    let args = with_reset_noise(env_args, a.reset_noise);
+    let mut env = make_env(&args.env, &env_config(&args)?)?;
     let act_dim = env.action_space().dim();
     let actions = read_actions(&a.actions, act_dim)?;
     let limit = env.max_episode_steps().or_else(|| registry::registered_max_episode_steps(&env_args.env).ok().flatten());
@@ -258,14 +263,13 @@ pub fn render(env_args: &EnvArgs, a: &RenderArgs) -> Result<()> {
         Some(path) => Some((path, rebel_agents::eval::load_policy_and_meta(path, tch::Device::Cpu)?)),
         None => None,
     };
-    // --reset-noise is one more --env-opt (it replaces a recorded reset_noise_scale, and says so)
-    let mut args = env_args.clone();
-    args.env_opts.push(format!("reset_noise_scale={}", a.reset_noise));
+    // it replaces a recorded reset_noise_scale, and says so
+    let args = with_reset_noise(env_args, a.reset_noise);
     let (id, cfg) = match &checkpoint {
         Some((path, (_, meta))) => checkpoint_env(&args, meta, path)?,
         None => (args.env.clone(), env_config(&args)?),
     };
-    let mut env = make_env(&id, cfg, None)?;
+    let mut env = make_env(&id, &cfg)?;
     let act_dim = env.action_space().dim();
     let steps = a.steps.or(env.max_episode_steps()).unwrap_or(1000);
     let (n, ret) = if let Some((path, (policy, meta))) = &checkpoint {

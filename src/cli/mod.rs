@@ -187,7 +187,7 @@ pub fn note_other_options(args: &EnvArgs, meta: &CheckpointMeta, path: &std::pat
     if meta.env_id != args.env {
         return Ok(());
     }
-    let recorded = EnvSection { id: meta.env_id.clone(), options: meta.env_options.clone() }.env_config().map_err(anyhow::Error::msg)?;
+    let recorded = recorded_config(meta, path)?;
     let given = env_config(args)?;
     if recorded != given {
         eprintln!(
@@ -196,6 +196,13 @@ pub fn note_other_options(args: &EnvArgs, meta: &CheckpointMeta, path: &std::pat
         );
     }
     Ok(())
+}
+
+/// The environment options a checkpoint records, as the environment reads them.
+fn recorded_config(meta: &CheckpointMeta, path: &std::path::Path) -> anyhow::Result<rebel_envs::EnvConfig> {
+    EnvSection { id: meta.env_id.clone(), options: meta.env_options.clone() }
+        .env_config()
+        .map_err(|e| anyhow::anyhow!("{}: the recorded environment options: {e}", path.display()))
 }
 
 /// The environment a checkpoint's policy runs in (`eval`, `render`), id and options: the one it was trained on
@@ -215,8 +222,7 @@ pub fn checkpoint_env(args: &EnvArgs, meta: &CheckpointMeta, path: &std::path::P
         );
         return Ok((id, given));
     }
-    let recorded = EnvSection { id: meta.env_id.clone(), options: meta.env_options.clone() };
-    let mut cfg = recorded.env_config().map_err(|e| anyhow::anyhow!("{}: the recorded environment options: {e}", path.display()))?;
+    let mut cfg = recorded_config(meta, path)?;
     let mut shown = Vec::new();
     for (k, v) in &meta.env_options {
         let overridden = given.values().contains_key(k);
