@@ -64,7 +64,7 @@ def main():
         m, o = mj.get(s), ours.get(s)
         cell = lambda r, k: f"{float(r[k]):+.3e}" if r else "-"
         print(f"{s:>5} {cell(m, 'qpos2'):>13} {cell(o, 'qpos2'):>13} {cell(m, last_q):>14} {cell(o, last_q):>13}")
-    s1 = (mj_end // 20) * 20
+    s1 = (min(mj_end, max(ours)) // 20) * 20  # the last 20th step both reached
     s0 = s1 - 40
     growth = lambda t: float(t[s1]["qpos2"]) / float(t[s0]["qpos2"])
     print(f"torso angle growth, steps {s0}-{s1}: MuJoCo x{growth(mj):.2f}, ours x{growth(ours):.2f}")

@@ -45,6 +45,7 @@
 //! | `contact_natural_frequency` | 15 | Hz, softness of the floor contacts (MuJoCo: `solref` .02 1, `solimp` 0 .8 .01) |
 //! | `contact_damping_ratio` | 1.0 | damping ratio of the contact softness |
 //! | `mujoco_limits` | false | MuJoCo's soft-limit law (solreflimit, solimplimit) as explicit forces instead of Rapier's limits (`MjcfWorld::set_mujoco_limits`) |
+//! | `mujoco_contacts` | false | MuJoCo's soft-contact law against the floor as explicit forces (`MjcfWorld::set_mujoco_contacts`); with `mujoco_limits` the open-loop gallop runs as in MuJoCo (README) |
 //!
 //! The environment is a [`crate::locomotion::Locomotion`] (shared with Hopper-v5 and Walker2d-v5);
 //! `SPEC.make(config)` makes it.
@@ -89,5 +90,6 @@ pub fn defaults() -> LocomotionConfig {
         contact_natural_frequency: 15.0,
         contact_damping_ratio: 1.0,
         mujoco_limits: false,
+        mujoco_contacts: false,
     }
 }

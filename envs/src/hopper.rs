@@ -40,6 +40,7 @@
 //! | `limit_natural_frequency`, `limit_damping_ratio` | 30, 1.0 | softness of the joint limits (MuJoCo's default `solimp` makes them nearly hard; 30 Hz matched the reference rollouts' time past the limits, README) |
 //! | `contact_natural_frequency`, `contact_damping_ratio` | 15, 1.0 | softness of the contacts |
 //! | `mujoco_limits` | false | MuJoCo's soft-limit law (MuJoCo's default solreflimit, solimplimit) instead of Rapier's limits |
+//! | `mujoco_contacts` | false | MuJoCo's soft-contact law against the floor (the model's geom solref, solimp, margin, condim; `MjcfWorld::set_mujoco_contacts`) instead of Rapier's contacts; with `mujoco_limits` the closest to MuJoCo measured (README) |
 
 use crate::locomotion::{Health, LocomotionConfig, Spec, VelocityNoise};
 
@@ -84,5 +85,6 @@ pub fn defaults() -> LocomotionConfig {
         contact_natural_frequency: 15.0,
         contact_damping_ratio: 1.0,
         mujoco_limits: false,
+        mujoco_contacts: false,
     }
 }

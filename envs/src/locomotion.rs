@@ -17,8 +17,9 @@
 //! Contacts and limits on Rapier: see [`crate::mjcf`] and the README's HalfCheetah-v5 section
 //! (softness options `contact_natural_frequency`, `contact_damping_ratio`, `limit_natural_frequency`,
 //! `limit_damping_ratio`, chosen per environment against MuJoCo; `mujoco_limits = true` replaces Rapier's
-//! limits by MuJoCo's soft-limit law from the model's `solreflimit`/`solimplimit`, off by default: on
-//! HalfCheetah it moves the open-loop gallop towards MuJoCo's and the random-action returns away).
+//! limits by MuJoCo's soft-limit law from the model's `solreflimit`/`solimplimit`, `mujoco_contacts = true`
+//! Rapier's floor contacts by MuJoCo's soft-contact law ([`crate::mjcf::MjcfWorld::set_mujoco_contacts`]); both off
+//! by default, both on is the closest to MuJoCo measured, README "MuJoCo's contact and limit laws").
 
 use rand::rngs::Xoshiro256PlusPlus as StdRng;
 use rand::{RngExt, SeedableRng};
@@ -70,6 +71,8 @@ pub struct LocomotionConfig {
     pub contact_damping_ratio: f64,
     /// MuJoCo's soft joint limits instead of Rapier's (see [`MjcfWorld::set_mujoco_limits`]).
     pub mujoco_limits: bool,
+    /// MuJoCo's soft contacts with the floor instead of Rapier's (see [`MjcfWorld::set_mujoco_contacts`]).
+    pub mujoco_contacts: bool,
 }
 
 /// What makes one planar runner: its id, shape and defaults.
@@ -134,6 +137,7 @@ impl Spec {
             contact_natural_frequency: r.nonneg_f64("contact_natural_frequency", d.contact_natural_frequency)?,
             contact_damping_ratio: r.nonneg_f64("contact_damping_ratio", d.contact_damping_ratio)?,
             mujoco_limits: r.bool("mujoco_limits", d.mujoco_limits)?,
+            mujoco_contacts: r.bool("mujoco_contacts", d.mujoco_contacts)?,
         };
         r.finish()?;
         validate_rapier_options(self.id, c.timestep, c.limit_natural_frequency)?;
@@ -193,7 +197,9 @@ impl Locomotion {
             limit_natural_frequency: cfg.limit_natural_frequency,
             limit_damping_ratio: cfg.limit_damping_ratio,
             limit_projection: false,
-            contact: Some([cfg.contact_natural_frequency, cfg.contact_damping_ratio]),
+            // with MuJoCo's floor contacts, Rapier's (body against body) keep its default softness, and the
+            // planar root needs no hidden freedom (see `hidden_linear_freedom`)
+            contact: (!cfg.mujoco_contacts).then_some([cfg.contact_natural_frequency, cfg.contact_damping_ratio]),
         };
         let act_space = BoxSpace::new(
             model.actuators.iter().map(|a| a.ctrl_range.map_or(f32::NEG_INFINITY, |r| r[0] as f32)).collect(),
@@ -203,6 +209,15 @@ impl Locomotion {
         let mut sim = MjcfWorld::build(&model, &settings);
         if cfg.mujoco_limits {
             sim.set_mujoco_limits(&model, cfg.timestep);
+        }
+        if cfg.mujoco_contacts {
+            let bad = |msg: String| EnvError::BadOption {
+                env: spec.id.into(),
+                key: "mujoco_contacts".into(),
+                msg: format!("{}: {msg}; set mujoco_contacts=false to use Rapier's contacts", model.source),
+            };
+            let params = model.floor_contact.clone().map_err(bad)?;
+            sim.set_mujoco_contacts(&params, model.timestep).map_err(bad)?;
         }
         let init_qpos = model.joints.iter().map(|j| j.reference).collect();
         Ok(Locomotion {

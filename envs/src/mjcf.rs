@@ -17,7 +17,7 @@
 //! | joint `stiffness`, `springref` | this module | MuJoCo's explicit passive force `-stiffness · (qpos − springref)` per physics step (the loader's implicit multibody spring is switched off) |
 //! | `plane` and body geoms, `contype`/`conaffinity` | loader + this module | colliders (the loader keeps planes only when asked); MuJoCo's OR rule through Rapier's `Or` group test; bodies jointed to the world touch the world's geoms |
 //! | geom `friction`, `condim` 1 or 3 | loader + this module | Coulomb friction, the larger coefficient of the two geoms (MuJoCo's rule; a contact's condim is the larger of the two, so a condim-1 geom on a condim-3 floor has friction); two condim-1 geoms touching get friction too (not MuJoCo's frictionless contact); rolling and torsional friction (condim 4, 6) refused |
-//! | geom `solref`/`solimp` (soft contacts) | — | Rapier's contact softness, [`RapierSettings::contact`] |
+//! | geom `solref`/`solimp`/`margin`/`gap`/`solmix` (soft contacts) | — or this module | Rapier's contact softness, [`RapierSettings::contact`]; or, against the floor plane, MuJoCo's soft-contact law as forces ([`MjcfWorld::set_mujoco_contacts`], module `soft_contact`) |
 //! | (no MJCF element) | this module | with contacts, a world-rooted joint's locked linear axes across gravity are freed (not model DoFs): the workaround for a Rapier friction defect, see [`hidden_linear_freedom`] |
 //!
 //! | several joints in one body, bodies without joints | this module ([`simplify_robot`]) | joints at one anchor along the body's axes (slides, then at most one hinge) become one Rapier joint with several free axes instead of a chain of massless links; a jointless body is welded into its parent (mass and colliders move there); each tree hanging from the world is its own multibody; a tree that nothing can move (unactuated slides across gravity, the Reacher's target) sleeps while at rest |
@@ -35,6 +35,9 @@ use rapier3d_mjcf::{MjcfDofKind, MjcfJoint, MjcfLoaderOptions, MjcfMultibodyOpti
 use crate::error::EnvError;
 use crate::fluid::inertia_box_force_torque;
 use crate::rapier_world::{configure_integration, WorldState};
+
+mod soft_contact;
+pub use soft_contact::ContactParams;
 
 /// The MJCF files this crate ships, by the name Gymnasium gives them.
 pub const STOCK_FILES: [(&str, &str); 8] = [
@@ -118,6 +121,10 @@ pub struct MjcfModel {
     /// [`MjcfWorld::set_mujoco_limits`] simulates.
     pub limit_solref: [f64; 2],
     pub limit_solimp: [f64; 5],
+    /// The contact parameters of the body geoms against the floor plane (MuJoCo's mixing of the two
+    /// geoms' `solref`, `solimp`, `margin`, `gap`, `condim`), for [`MjcfWorld::set_mujoco_contacts`];
+    /// `Err` says why the model's cannot be used there.
+    pub floor_contact: Result<ContactParams, String>,
     /// `<option density>` (fluid), 0 when absent.
     pub density: f64,
     /// `<option viscosity>` (fluid), 0 when absent.
@@ -321,6 +328,7 @@ impl MjcfModel {
         let doc = roxmltree::Document::parse(xml).map_err(|e| mjcf_err(source, format!("not valid XML: {e}")))?;
         let (density, viscosity) = fluid_options(&doc);
         let (limit_solref, limit_solimp) = limit_solver_options(&doc);
+        let floor_contact = soft_contact::floor_contact_params(&doc);
 
         let mut joints = Vec::new();
         let mut free_body = None;
@@ -458,6 +466,7 @@ impl MjcfModel {
             gravity: [g.x as f64, g.y as f64, g.z as f64],
             limit_solref,
             limit_solimp,
+            floor_contact,
             density,
             viscosity,
             joints,
@@ -849,6 +858,8 @@ pub struct MjcfWorld {
     margin: f64,
     /// MuJoCo's soft joint limits in place of Rapier's (see [`MjcfWorld::set_mujoco_limits`]).
     soft_limits: Option<SoftLimits>,
+    /// MuJoCo's soft contacts with the floor in place of Rapier's (see [`MjcfWorld::set_mujoco_contacts`]).
+    soft_contacts: Option<soft_contact::SoftContacts>,
 }
 
 /// MuJoCo's soft joint limits (`solreflimit`, `solimplimit`), per DoF range.
@@ -1071,6 +1082,7 @@ impl MjcfWorld {
             free,
             margin: 0.0,
             soft_limits: None,
+            soft_contacts: None,
         }
     }
 
@@ -1101,6 +1113,18 @@ impl MjcfWorld {
         self.rest = WorldState::capture(&self.world);
     }
 
+    /// `f` of the LU factorisation of `mb`'s mass matrix: Rapier's of its last step (with its implicit
+    /// damping), or, on a world fresh from a build or a restore (whose zero-length step makes none), one of
+    /// the current pose.
+    fn with_mass_lu<R>(&self, mb: &Multibody, f: impl FnOnce(&rapier3d::na::LU<Real, rapier3d::na::Dyn, rapier3d::na::Dyn>) -> R) -> R {
+        if mb.inv_augmented_mass().p().len() == mb.ndofs() {
+            return f(mb.inv_augmented_mass());
+        }
+        let mut m = mb.clone();
+        m.dof_inverse_inertia(&self.world.bodies);
+        f(m.inv_augmented_mass())
+    }
+
     /// Adds the soft limits' forces (see [`MjcfWorld::set_mujoco_limits`]) to `tau`.
     fn add_limit_forces(&self, s: &SoftLimits, tau: &mut [f64]) {
         use rapier3d::na::DVector;
@@ -1119,18 +1143,7 @@ impl MjcfWorld {
             };
             let mut e = DVector::<Real>::zeros(mb.ndofs());
             e[d.index] = 1.0;
-            // Rapier's factorisation of its last step; none yet on a world fresh from a build or a
-            // restore (its zero-length step makes none): then one of the current pose
-            let fresh;
-            let lu = if mb.inv_augmented_mass().p().len() == mb.ndofs() {
-                mb.inv_augmented_mass()
-            } else {
-                let mut m = mb.clone();
-                m.dof_inverse_inertia(&self.world.bodies);
-                fresh = m;
-                fresh.inv_augmented_mass()
-            };
-            let Some(col) = lu.solve(&e) else { continue };
+            let Some(col) = self.with_mass_lu(mb, |lu| lu.solve(&e)) else { continue };
             let a = col[d.index] as f64;
             if a <= 0.0 {
                 continue;
@@ -1192,7 +1205,8 @@ impl MjcfWorld {
             })
             .flat_map(|r| r.manifolds.iter())
             .map(|m| m.points.iter().filter(|pt| pt.dist as f64 <= 0.0f64.max(self.margin - 1e-9)).count())
-            .sum()
+            .sum::<usize>()
+            + self.soft_contact_count()
     }
 
     /// qpos of DoF `k`.
@@ -1494,6 +1508,11 @@ impl MjcfWorld {
                 if let Some(p) = d.parent {
                     self.world.bodies[p].add_force_at_point(-axis * t, point, false);
                 }
+            }
+        }
+        if let Some(c) = &self.soft_contacts {
+            for (body, force, point) in self.soft_contact_forces(c, tau) {
+                self.world.bodies[body].add_force_at_point(force, point, false);
             }
         }
         let mut vels: Vec<(MultibodyJointHandle, Vec<(Vector, Vector)>)> = Vec::new();

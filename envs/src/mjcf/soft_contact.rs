@@ -1,0 +1,457 @@
+//! MuJoCo's soft contacts with the floor, as explicit forces before each Rapier step (the env option
+//! `mujoco_contacts`; [`MjcfWorld::set_mujoco_contacts`]).
+//!
+//! Rapier corrects a contact's penetration through positions; MuJoCo's contact force follows the penetration
+//! and the approach speed (`solref`, `solimp`), which is what lets a resting foot tilt and creep (README,
+//! "Why a passive Hopper stands longer here"). This module computes, for every body geom (capsule or sphere)
+//! touching the floor plane, MuJoCo's contact rows and forces:
+//!
+//! * contacts: each end sphere of a capsule (the sphere itself) closer to the plane than the pair's margin
+//!   (`margin − gap`, the two geoms' margins summed) gives one contact at the midpoint between the surfaces,
+//!   as MuJoCo's plane–capsule and plane–sphere tests do;
+//! * rows: condim 3 makes the four edges `n ± μ·t₁`, `n ± μ·t₂` of MuJoCo's pyramidal cone (its default),
+//!   condim 1 the normal alone; `J` the rows' Jacobians in the multibody's generalised velocities;
+//! * `aref = −b·(J v) − k·imp·(dist − margin)` with `k = 1/(dmax²·τ²·ζ²)`, `b = 2/(dmax·τ)`, `imp` from
+//!   `solimp` at the penetration, `τ ≥ 2·timestep` (MuJoCo's safety clamp);
+//! * `R = (1 − imp)/imp · diagApprox`, with MuJoCo's `diagApprox` of a pyramid edge, `(1 + μ²)` times the
+//!   body's translational inverse weight at the rest pose (`body_invweight0`), and a pyramid's rows sharing
+//!   `2μ²·R` (MuJoCo's `mj_makeImpedance`);
+//! * forces: MuJoCo's convex problem in its dual form, `min ½ fᵀ(A + R) f + fᵀ(a₀ − aref)` over `f ≥ 0`,
+//!   `A = J M⁻¹ Jᵀ`, `a₀ = J·qacc_smooth`, solved by projected Gauss–Seidel (its optimum is the one MuJoCo's
+//!   Newton solver finds: `scripts/soft_contact_probe.py` checks these formulas against MuJoCo's `efc_force`).
+//!
+//! What differs from MuJoCo: `qacc_smooth` holds the applied forces, gravity and joint damping, not the
+//! Coriolis and centrifugal terms (zero at rest, second order in the speeds); `M` is Rapier's matrix of its
+//! last step (with its implicit damping); the forces are computed once per Rapier step at its start, where
+//! MuJoCo's RK4 (Hopper, Walker2d) evaluates them four times. Contacts between two body geoms stay Rapier's.
+
+use rapier3d::na::{DMatrix, DVector, RowDVector};
+use rapier3d::prelude::*;
+
+use super::{impedance, MjcfWorld};
+
+/// A pair's contact parameters by MuJoCo's rules: `solref`, `solimp` mixed by `solmix`, margins and gaps
+/// summed, the larger `condim`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ContactParams {
+    pub solref: [f64; 2],
+    pub solimp: [f64; 5],
+    /// `margin − gap`: contacts act from this distance on.
+    pub margin: f64,
+    pub condim: u32,
+}
+
+/// One geom's contact attributes (MuJoCo's defaults where the model sets none).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct GeomContact {
+    solref: [f64; 2],
+    solimp: [f64; 5],
+    margin: f64,
+    gap: f64,
+    condim: u32,
+    solmix: f64,
+}
+
+impl Default for GeomContact {
+    fn default() -> Self {
+        GeomContact {
+            solref: [0.02, 1.0],
+            solimp: [0.9, 0.95, 0.001, 0.5, 2.0],
+            margin: 0.0,
+            gap: 0.0,
+            condim: 3,
+            solmix: 1.0,
+        }
+    }
+}
+
+const KEYS: [&str; 7] = ["solref", "solimp", "margin", "gap", "condim", "solmix", "priority"];
+
+fn read_geom(g: &roxmltree::Node, c: &mut GeomContact) -> Result<(), String> {
+    let name = g.attribute("name").unwrap_or("(unnamed)");
+    let bad = |a: &str, v: &str| format!("geom {name:?}: {a}=\"{v}\" is not a valid value");
+    let nums = |a: &str, v: &str| -> Result<Vec<f64>, String> {
+        v.split_whitespace().map(|x| x.parse::<f64>().map_err(|_| bad(a, v))).collect()
+    };
+    for a in KEYS {
+        let Some(v) = g.attribute(a) else { continue };
+        let x = nums(a, v)?;
+        let first = *x.first().ok_or_else(|| bad(a, v))?;
+        match a {
+            "solref" => {
+                if x.iter().any(|&r| r <= 0.0) {
+                    return Err(format!("geom {name:?}: solref=\"{v}\" in MuJoCo's direct (negative) form is not supported by mujoco_contacts; give a time constant and a damping ratio"));
+                }
+                c.solref.iter_mut().zip(&x).for_each(|(o, x)| *o = *x);
+            }
+            "solimp" => c.solimp.iter_mut().zip(&x).for_each(|(o, x)| *o = *x),
+            "margin" => c.margin = first,
+            "gap" => c.gap = first,
+            "condim" => c.condim = first as u32,
+            "solmix" => c.solmix = first,
+            _ if first != 0.0 => {
+                return Err(format!("geom {name:?}: priority=\"{v}\" is not supported by mujoco_contacts (the pair's parameters are mixed, not taken from one geom)"))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The contact parameters of the model's body geoms against its floor plane, read from the top-level
+/// `<default><geom>` and the geoms themselves; `Err` says why they cannot be (body geoms that differ among
+/// themselves, a default class that sets them, no floor plane).
+pub(super) fn floor_contact_params(doc: &roxmltree::Document) -> Result<ContactParams, String> {
+    let root = doc.root_element();
+    let top = root.children().find(|n| n.has_tag_name("default"));
+    let mut base = GeomContact::default();
+    if let Some(top) = top {
+        if let Some(g) = top.children().find(|n| n.has_tag_name("geom")) {
+            read_geom(&g, &mut base)?;
+        }
+        for d in top.descendants().filter(|n| n.has_tag_name("default") && *n != top) {
+            let set = d.children().find(|n| n.has_tag_name("geom")).and_then(|g| KEYS.iter().find(|k| g.attribute(**k).is_some()));
+            if let Some(k) = set {
+                return Err(format!("default class {:?} sets the geom's {k}: mujoco_contacts reads contact parameters from the top-level <default><geom> and the geoms only; write it there", d.attribute("class").unwrap_or("")));
+            }
+        }
+    }
+    let (mut floor, mut body): (Option<GeomContact>, Option<(GeomContact, String)>) = (None, None);
+    for g in root.descendants().filter(|n| n.has_tag_name("geom")) {
+        let parent = g.parent_element().map(|p| p.tag_name().name()).unwrap_or("");
+        let name = g.attribute("name").unwrap_or("(unnamed)").to_string();
+        let mut c = base;
+        read_geom(&g, &mut c)?;
+        match parent {
+            "worldbody" if g.attribute("type") == Some("plane") => match floor {
+                Some(f) if f != c => return Err("the world's planes have different contact parameters; give them the same".into()),
+                _ => floor = Some(c),
+            },
+            "worldbody" => return Err(format!("world geom {name:?} is not a plane: mujoco_contacts handles the body geoms against a floor plane only")),
+            "body" => match &body {
+                Some((b, other)) if *b != c => {
+                    return Err(format!("geoms {other:?} and {name:?} have different contact parameters (solref, solimp, margin, gap, condim, solmix); mujoco_contacts needs them equal on every body geom"))
+                }
+                Some(_) => {}
+                None => body = Some((c, name)),
+            },
+            _ => {}
+        }
+    }
+    let floor = floor.ok_or("the model has no floor plane (a <geom type=\"plane\"> in <worldbody>)")?;
+    let body = body.ok_or("the model has no body geoms")?.0;
+    let w = if body.solmix + floor.solmix < 1e-15 { 0.5 } else { body.solmix / (body.solmix + floor.solmix) };
+    let mix = |a: f64, b: f64| w * a + (1.0 - w) * b;
+    Ok(ContactParams {
+        solref: [mix(body.solref[0], floor.solref[0]), mix(body.solref[1], floor.solref[1])],
+        solimp: std::array::from_fn(|i| mix(body.solimp[i], floor.solimp[i])),
+        margin: body.margin + floor.margin - body.gap - floor.gap,
+        condim: body.condim.max(floor.condim),
+    })
+}
+
+/// A body geom that can touch the floor.
+#[derive(Clone, Debug)]
+struct ContactGeom {
+    body: RigidBodyHandle,
+    /// The geom's pose in its body's frame, and the centres of its end spheres (one for a sphere) in it.
+    local: Pose,
+    ends: Vec<Vector>,
+    radius: f64,
+    /// Friction: the larger of the geom's and the floor's.
+    mu: f64,
+    /// The body's translational inverse weight at the rest pose (MuJoCo's `body_invweight0[0]`).
+    invweight: f64,
+}
+
+/// The soft floor contacts of a world (see the module docs).
+#[derive(Clone, Debug)]
+pub(super) struct SoftContacts {
+    geoms: Vec<ContactGeom>,
+    floor_z: f64,
+    params: ContactParams,
+    /// `aref = −b·v − k·imp·(dist − margin)`.
+    k: f64,
+    b: f64,
+}
+
+/// One contact: its geom, the point midway between the surfaces, the signed distance.
+#[derive(Clone, Copy, Debug)]
+struct Contact {
+    geom: usize,
+    point: [f64; 3],
+    dist: f64,
+}
+
+fn v64(v: Vector) -> [f64; 3] {
+    [v.x as f64, v.y as f64, v.z as f64]
+}
+
+fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+    [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
+}
+
+impl MjcfWorld {
+    /// Replaces Rapier's contacts between the body geoms and the floor plane by MuJoCo's soft contacts (see
+    /// the module `soft_contact`); contacts between body geoms stay Rapier's. `params` are the
+    /// model's ([`super::MjcfModel::floor_contact`]), `mujoco_timestep` MuJoCo's step (the time constant is
+    /// at least twice it). Errors when a body geom touching the floor is not a capsule or a sphere, when the
+    /// floor is not horizontal, or when the geoms hang from more than one multibody.
+    pub fn set_mujoco_contacts(&mut self, params: &ContactParams, mujoco_timestep: f64) -> Result<(), String> {
+        let floors: Vec<ColliderHandle> = self
+            .world
+            .colliders
+            .iter()
+            .filter(|(_, c)| c.user_data == 0 && c.shape().as_halfspace().is_some())
+            .map(|(h, _)| h)
+            .collect();
+        let [floor] = floors[..] else {
+            return Err(format!("mujoco_contacts needs exactly one floor plane, the model has {}", floors.len()));
+        };
+        let fc = &self.world.colliders[floor];
+        let normal = fc.position().rotation * Vector::Z;
+        if (normal.z as f64) < 1.0 - 1e-9 {
+            return Err("mujoco_contacts needs a horizontal floor plane (normal +z)".into());
+        }
+        let (floor_z, floor_mu, floor_groups) = (fc.position().translation.z as f64, fc.friction() as f64, fc.collision_groups());
+        let mut geoms = Vec::new();
+        let mut roots = Vec::new();
+        for (_, c) in self.world.colliders.iter() {
+            let Some(body) = c.parent().filter(|_| c.user_data != 0) else { continue };
+            if !c.collision_groups().test(floor_groups) {
+                continue;
+            }
+            let (ends, radius) = if let Some(cap) = c.shape().as_capsule() {
+                (vec![cap.segment.a, cap.segment.b], cap.radius)
+            } else if let Some(ball) = c.shape().as_ball() {
+                (vec![Vector::ZERO], ball.radius)
+            } else {
+                return Err(format!("mujoco_contacts handles capsule and sphere geoms against the floor; a geom of this model is a {:?}", c.shape().shape_type()));
+            };
+            let link = self.world.multibody_joints.rigid_body_link(body).ok_or("a geom's body is not in a multibody")?;
+            if !roots.contains(&link.multibody) {
+                roots.push(link.multibody);
+            }
+            let local = *c.position_wrt_parent().ok_or("a geom without a parent body")?;
+            geoms.push(ContactGeom { body, local, ends, radius: radius as f64, mu: (c.friction() as f64).max(floor_mu), invweight: 0.0 });
+        }
+        if roots.len() > 1 {
+            return Err("mujoco_contacts handles the geoms of one multibody (one body tree)".into());
+        }
+        for g in &mut geoms {
+            g.invweight = self.translational_invweight(g.body);
+        }
+        self.world.colliders[floor].set_collision_groups(InteractionGroups::none());
+        let [timeconst, dampratio] = params.solref;
+        let timeconst = timeconst.max(2.0 * mujoco_timestep);
+        let mut params = *params;
+        for i in [0, 1, 3] {
+            params.solimp[i] = params.solimp[i].clamp(1e-4, 0.9999);
+        }
+        let dmax = params.solimp[1];
+        self.soft_contacts = Some(SoftContacts {
+            geoms,
+            floor_z,
+            k: 1.0 / (dmax * dmax * timeconst * timeconst * dampratio * dampratio),
+            b: 2.0 / (dmax * timeconst),
+            params,
+        });
+        self.rest = super::WorldState::capture(&self.world);
+        Ok(())
+    }
+
+    /// `trace(Jc M⁻¹ Jcᵀ)/3` for the centre of mass of `body` (Jc its linear Jacobian; M with armature, no
+    /// damping) in the current pose: MuJoCo's `body_invweight0[0]` when the world is at rest.
+    fn translational_invweight(&self, body: RigidBodyHandle) -> f64 {
+        let Some(link) = self.world.multibody_joints.rigid_body_link(body) else { return 0.0 };
+        let Some(mb) = self.world.multibody_joints.get_multibody(link.multibody) else { return 0.0 };
+        let mut mb = mb.clone();
+        mb.dof_inverse_inertia(&self.world.bodies);
+        let j = mb.body_jacobian(link.id);
+        let mut sum = 0.0;
+        for r in 0..3 {
+            let row: DVector<Real> = j.row(r).transpose();
+            if let Some(x) = mb.inv_augmented_mass().solve(&row) {
+                sum += row.dot(&x) as f64;
+            }
+        }
+        sum / 3.0
+    }
+
+    /// The contacts with the floor now.
+    fn floor_contacts(&self, c: &SoftContacts) -> Vec<Contact> {
+        let mut out = Vec::new();
+        for (gi, g) in c.geoms.iter().enumerate() {
+            let pose = self.link_pose(g.body) * g.local;
+            for e in &g.ends {
+                let p = v64(pose.transform_point(*e));
+                let dist = p[2] - c.floor_z - g.radius;
+                if dist < c.params.margin {
+                    out.push(Contact { geom: gi, point: [p[0], p[1], c.floor_z + 0.5 * dist], dist });
+                }
+            }
+        }
+        out
+    }
+
+    /// Points of contact with the floor (MuJoCo's `ncon` for these pairs).
+    pub(super) fn soft_contact_count(&self) -> usize {
+        self.soft_contacts.as_ref().map_or(0, |c| self.floor_contacts(c).len())
+    }
+
+    /// The pose of `body` from its multibody link (current after a Rapier step, where the rigid body's
+    /// mass properties may not be).
+    fn link_pose(&self, body: RigidBodyHandle) -> Pose {
+        self.world
+            .multibody_joints
+            .rigid_body_link(body)
+            .and_then(|l| self.world.multibody_joints.get_multibody(l.multibody)?.link(l.id))
+            .map(|l| *l.local_to_world())
+            .unwrap_or(*self.world.bodies[body].position())
+    }
+
+    /// The contact forces for generalised forces `tau` (one per model DoF): (body, force, point) in the
+    /// world frame, to be applied for the next Rapier step.
+    pub(super) fn soft_contact_forces(&self, c: &SoftContacts, tau: &[f64]) -> Vec<(RigidBodyHandle, Vector, Vector)> {
+        let contacts = self.floor_contacts(c);
+        let Some(first) = contacts.first() else { return Vec::new() };
+        let link0 = self.world.multibody_joints.rigid_body_link(c.geoms[first.geom].body).expect("a multibody link");
+        let mb = self.world.multibody_joints.get_multibody(link0.multibody).expect("the multibody");
+        let n = mb.ndofs();
+        let v: DVector<f64> = mb.generalized_velocity().map(|x| x as f64);
+        // rows: direction, contact, Jacobian row
+        let mut dirs: Vec<([f64; 3], usize)> = Vec::new();
+        let mut jac_rows: Vec<RowDVector<f64>> = Vec::new();
+        let mut r_diag = Vec::new();
+        let mut aref = Vec::new();
+        for (ci, ct) in contacts.iter().enumerate() {
+            let g = &c.geoms[ct.geom];
+            let link = self.world.multibody_joints.rigid_body_link(g.body).expect("a multibody link");
+            let mu = g.mu;
+            let edges: Vec<[f64; 3]> = if c.params.condim == 1 {
+                vec![[0.0, 0.0, 1.0]]
+            } else {
+                vec![[mu, 0.0, 1.0], [-mu, 0.0, 1.0], [0.0, mu, 1.0], [0.0, -mu, 1.0]]
+            };
+            let imp = impedance(c.params.margin - ct.dist, c.params.solimp);
+            let r0 = (1.0 - imp) / imp * g.invweight;
+            let r = if c.params.condim == 1 { r0 } else { 2.0 * mu * mu * (1.0 + mu * mu) * r0 };
+            let bj = mb.body_jacobian(link.id);
+            let com = v64(self.link_pose(g.body).transform_point(self.world.bodies[g.body].mass_properties().local_mprops.local_com));
+            let arm = [ct.point[0] - com[0], ct.point[1] - com[1], ct.point[2] - com[2]];
+            for d in edges {
+                let t = cross(arm, d);
+                let row = RowDVector::<f64>::from_fn(n, |_, j| {
+                    (0..3).map(|i| d[i] * bj[(i, j)] as f64 + t[i] * bj[(3 + i, j)] as f64).sum::<f64>()
+                });
+                let vel = row.dot(&v.transpose());
+                jac_rows.push(row);
+                dirs.push((d, ci));
+                r_diag.push(r.max(1e-15));
+                aref.push(-c.b * vel - c.k * imp * (ct.dist - c.params.margin));
+            }
+        }
+        // M⁻¹ Jᵀ, and qacc_smooth = M⁻¹ (τ + gravity − damping·v)
+        let mut force = DVector::<f64>::zeros(n);
+        for (d, t) in self.dofs.iter().zip(tau) {
+            if d.root == mb.root().rigid_body_handle() {
+                force[d.index] += t;
+            }
+        }
+        let g = self.world.gravity;
+        for (li, link) in mb.links().enumerate() {
+            let m = self.world.bodies[link.rigid_body_handle()].mass() as f64;
+            let bj = mb.body_jacobian(li);
+            for j in 0..n {
+                force[j] += m * (0..3).map(|i| bj[(i, j)] as f64 * v64(g)[i]).sum::<f64>();
+            }
+        }
+        for j in 0..n {
+            force[j] -= mb.damping()[j] as f64 * v[j];
+        }
+        let jac = DMatrix::from_rows(&jac_rows);
+        let rows = jac.nrows();
+        let (minv_jt, qacc) = self.with_mass_lu(mb, |lu| {
+            let solve = |x: &DVector<f64>| -> DVector<f64> {
+                let x32: DVector<Real> = x.map(|e| e as Real);
+                lu.solve(&x32).map(|s| s.map(|e| e as f64)).unwrap_or_else(|| DVector::zeros(n))
+            };
+            let cols: Vec<DVector<f64>> = (0..rows).map(|r| solve(&jac.row(r).transpose())).collect();
+            (DMatrix::from_columns(&cols), solve(&force))
+        });
+        let a = &jac * &minv_jt;
+        let b: Vec<f64> = (0..rows).map(|r| jac.row(r).dot(&qacc.transpose()) - aref[r]).collect();
+        let f = pgs_nonneg(&a, &r_diag, &b);
+        let mut out: Vec<(RigidBodyHandle, Vector, Vector)> = Vec::new();
+        for (r, (d, ci)) in dirs.iter().enumerate() {
+            if f[r] == 0.0 {
+                continue;
+            }
+            let ct = &contacts[*ci];
+            let body = c.geoms[ct.geom].body;
+            let fv = Vector::new((d[0] * f[r]) as Real, (d[1] * f[r]) as Real, (d[2] * f[r]) as Real);
+            let p = Vector::new(ct.point[0] as Real, ct.point[1] as Real, ct.point[2] as Real);
+            out.push((body, fv, p));
+        }
+        out
+    }
+}
+
+/// `argmin ½ fᵀ(A + diag(r)) f + fᵀ b` over `f ≥ 0`, by projected Gauss–Seidel (stops when no entry moves by
+/// more than 1e-10 of the largest, or after 500 sweeps).
+fn pgs_nonneg(a: &DMatrix<f64>, r: &[f64], b: &[f64]) -> Vec<f64> {
+    let n = b.len();
+    let mut f = vec![0.0; n];
+    for _ in 0..500 {
+        let mut change: f64 = 0.0;
+        for i in 0..n {
+            let diag = a[(i, i)] + r[i];
+            let grad = (0..n).map(|j| a[(i, j)] * f[j]).sum::<f64>() + r[i] * f[i] + b[i];
+            let new = (f[i] - grad / diag).max(0.0);
+            change = change.max((new - f[i]).abs());
+            f[i] = new;
+        }
+        let scale = f.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+        if change <= 1e-10 * scale.max(1e-12) {
+            break;
+        }
+    }
+    f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pgs_solves_the_nonnegative_quadratic_program() {
+        // unconstrained optimum (A + R)⁻¹(−b) when it is positive
+        let a = DMatrix::from_row_slice(2, 2, &[2.0, 0.5, 0.5, 1.0]);
+        let f = pgs_nonneg(&a, &[0.0, 0.0], &[-1.0, -1.0]);
+        let want = DMatrix::from_row_slice(2, 2, &[2.0, 0.5, 0.5, 1.0]).try_inverse().unwrap() * DVector::from_vec(vec![1.0, 1.0]);
+        assert!((f[0] - want[0]).abs() < 1e-8 && (f[1] - want[1]).abs() < 1e-8, "{f:?} vs {want:?}");
+        // a row pushed away gets no force, the other its own optimum
+        let f = pgs_nonneg(&a, &[1.0, 1.0], &[1.0, -2.0]);
+        assert_eq!(f[0], 0.0);
+        assert!((f[1] - 1.0).abs() < 1e-9, "{f:?}");
+    }
+
+    #[test]
+    fn contact_parameters_mix_by_mujocos_rules() {
+        let xml = r#"<mujoco><default><geom condim="1" margin="0.001" solimp=".8 .8 .01" solref=".02 1"/></default>
+            <worldbody><geom name="floor" type="plane" condim="3" size="1 1 .1" solref=".04 1" solmix="3"/>
+            <body><geom name="a" type="sphere" size=".1"/><geom name="b" type="capsule" size=".1 .2"/></body></worldbody></mujoco>"#;
+        let doc = roxmltree::Document::parse(xml).unwrap();
+        let p = floor_contact_params(&doc).unwrap();
+        assert_eq!(p.condim, 3);
+        assert!((p.margin - 0.002).abs() < 1e-15);
+        assert!((p.solref[0] - (0.25 * 0.02 + 0.75 * 0.04)).abs() < 1e-15, "{p:?}");
+        assert_eq!(p.solimp, [0.8, 0.8, 0.01, 0.5, 2.0]);
+        let differ = xml.replace(r#"name="b""#, r#"name="b" margin="0.01""#);
+        let err = floor_contact_params(&roxmltree::Document::parse(&differ).unwrap()).unwrap_err();
+        assert!(err.contains("\"a\" and \"b\""), "{err}");
+        let direct = xml.replace(r#"solref=".04 1""#, r#"solref="-1000 -10""#);
+        let err = floor_contact_params(&roxmltree::Document::parse(&direct).unwrap()).unwrap_err();
+        assert!(err.contains("direct"), "{err}");
+    }
+}
