@@ -50,6 +50,7 @@
 //! | `contact_natural_frequency`, `contact_damping_ratio` | 10, 1.0 | softness of the contacts |
 //! | `contact_margin` | 0.01 | m: contacts push from this distance on (MuJoCo's geom `margin`) |
 //! | `mujoco_limits` | true | MuJoCo's soft joint limits as explicit forces (`MjcfWorld::set_mujoco_limits`); false: Rapier's limits with the softness above |
+//! | `mujoco_contacts` | false | MuJoCo's soft-contact law against the floor as explicit forces (`MjcfWorld::set_mujoco_contacts`; the pair's margin is MuJoCo's, both geoms' summed: 0.02 m), `cfrc_ext` from those forces; the contact options above then do not apply |
 
 use rand::rngs::Xoshiro256PlusPlus as StdRng;
 use rand::{RngExt, SeedableRng};
@@ -93,6 +94,8 @@ pub struct AntConfig {
     pub contact_damping_ratio: f64,
     pub contact_margin: f64,
     pub mujoco_limits: bool,
+    /// MuJoCo's soft contacts with the floor instead of Rapier's (see `MjcfWorld::set_mujoco_contacts`).
+    pub mujoco_contacts: bool,
 }
 
 impl Default for AntConfig {
@@ -122,6 +125,7 @@ impl Default for AntConfig {
             contact_damping_ratio: 1.0,
             contact_margin: 0.01,
             mujoco_limits: true,
+            mujoco_contacts: false,
         }
     }
 }
@@ -158,6 +162,7 @@ impl AntConfig {
             contact_damping_ratio: r.nonneg_f64("contact_damping_ratio", d.contact_damping_ratio)?,
             contact_margin: r.nonneg_f64("contact_margin", d.contact_margin)?,
             mujoco_limits: r.bool("mujoco_limits", d.mujoco_limits)?,
+            mujoco_contacts: r.bool("mujoco_contacts", d.mujoco_contacts)?,
         };
         r.finish()?;
         validate_rapier_options(ID, c.timestep, c.limit_natural_frequency)?;
@@ -254,6 +259,15 @@ impl Ant {
         sim.set_contact_margin(cfg.contact_margin);
         if cfg.mujoco_limits {
             sim.set_mujoco_limits(&model, cfg.timestep);
+        }
+        if cfg.mujoco_contacts {
+            let refuse = |e: String| EnvError::BadOption {
+                env: ID.into(),
+                key: "mujoco_contacts".into(),
+                msg: format!("{}: {e}; set mujoco_contacts=false to use Rapier's contacts", model.source),
+            };
+            let params = model.floor_contact.clone().map_err(refuse)?;
+            sim.set_mujoco_contacts(&params, model.timestep).map_err(refuse)?;
         }
         let act_space = BoxSpace::new(
             model.actuators.iter().map(|a| a.ctrl_range.map_or(f32::NEG_INFINITY, |r| r[0] as f32)).collect(),

@@ -860,6 +860,8 @@ pub struct MjcfWorld {
     soft_limits: Option<SoftLimits>,
     /// MuJoCo's soft contacts with the floor in place of Rapier's (see [`MjcfWorld::set_mujoco_contacts`]).
     soft_contacts: Option<soft_contact::SoftContacts>,
+    /// The soft contacts' forces of the last Rapier step (for [`MjcfWorld::contact_wrenches`]).
+    soft_forces: Vec<soft_contact::SoftForce>,
 }
 
 /// MuJoCo's soft joint limits (`solreflimit`, `solimplimit`), per DoF range.
@@ -1083,6 +1085,7 @@ impl MjcfWorld {
             margin: 0.0,
             soft_limits: None,
             soft_contacts: None,
+            soft_forces: Vec::new(),
         }
     }
 
@@ -1270,6 +1273,7 @@ impl MjcfWorld {
     /// without rebuilding the world (bit-identical to it).
     pub fn reset_state(&mut self, qpos: &[f64], qvel: &[f64]) {
         self.rest.clone().restore_into(&mut self.world);
+        self.soft_forces.clear();
         self.set_state(qpos, qvel);
     }
 
@@ -1457,6 +1461,17 @@ impl MjcfWorld {
                 }
             }
         }
+        if self.soft_contacts.is_some() {
+            for sf in &self.soft_forces {
+                let Some(b) = sf.model_body else { continue };
+                let c = com_of(&self.world, self.bodies[b]);
+                let tq = (sf.point - c).cross(sf.force);
+                for i in 0..3 {
+                    out[b][i] += tq[i] as f64;
+                    out[b][3 + i] += sf.force[i] as f64;
+                }
+            }
+        }
         out
     }
 
@@ -1511,8 +1526,9 @@ impl MjcfWorld {
             }
         }
         if let Some(c) = &self.soft_contacts {
-            for (body, force, point) in self.soft_contact_forces(c, tau) {
-                self.world.bodies[body].add_force_at_point(force, point, false);
+            self.soft_forces = self.soft_contact_forces(c, tau);
+            for f in &self.soft_forces {
+                self.world.bodies[f.body].add_force_at_point(f.force, f.point, false);
             }
         }
         let mut vels: Vec<(MultibodyJointHandle, Vec<(Vector, Vector)>)> = Vec::new();

@@ -154,6 +154,8 @@ pub(super) fn floor_contact_params(doc: &roxmltree::Document) -> Result<ContactP
 #[derive(Clone, Debug)]
 struct ContactGeom {
     body: RigidBodyHandle,
+    /// Index into [`super::MjcfModel::bodies`] of the geom's MJCF body (welded bodies share a rigid body).
+    model_body: Option<usize>,
     /// The geom's pose in its body's frame, and the centres of its end spheres (one for a sphere) in it.
     local: Pose,
     ends: Vec<Vector>,
@@ -173,6 +175,16 @@ pub(super) struct SoftContacts {
     /// `aref = −b·v − k·imp·(dist − margin)`.
     k: f64,
     b: f64,
+}
+
+/// A contact force of the floor on a body geom (world frame): its rigid body, its MJCF body, the force and
+/// where it acts.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct SoftForce {
+    pub body: RigidBodyHandle,
+    pub model_body: Option<usize>,
+    pub force: Vector,
+    pub point: Vector,
 }
 
 /// One contact: its geom, the point midway between the surfaces, the signed distance.
@@ -233,7 +245,8 @@ impl MjcfWorld {
                 roots.push(link.multibody);
             }
             let local = *c.position_wrt_parent().ok_or("a geom without a parent body")?;
-            geoms.push(ContactGeom { body, local, ends, radius: radius as f64, mu: (c.friction() as f64).max(floor_mu), invweight: 0.0 });
+            let model_body = (c.user_data as usize).checked_sub(1);
+            geoms.push(ContactGeom { body, model_body, local, ends, radius: radius as f64, mu: (c.friction() as f64).max(floor_mu), invweight: 0.0 });
         }
         if roots.len() > 1 {
             return Err("mujoco_contacts handles the geoms of one multibody (one body tree)".into());
@@ -310,9 +323,9 @@ impl MjcfWorld {
             .unwrap_or(*self.world.bodies[body].position())
     }
 
-    /// The contact forces for generalised forces `tau` (one per model DoF): (body, force, point) in the
-    /// world frame, to be applied for the next Rapier step.
-    pub(super) fn soft_contact_forces(&self, c: &SoftContacts, tau: &[f64]) -> Vec<(RigidBodyHandle, Vector, Vector)> {
+    /// The contact forces for generalised forces `tau` (one per model DoF), to be applied for the next Rapier
+    /// step, in the world frame.
+    pub(super) fn soft_contact_forces(&self, c: &SoftContacts, tau: &[f64]) -> Vec<SoftForce> {
         let contacts = self.floor_contacts(c);
         let Some(first) = contacts.first() else { return Vec::new() };
         let link0 = self.world.multibody_joints.rigid_body_link(c.geoms[first.geom].body).expect("a multibody link");
@@ -382,16 +395,16 @@ impl MjcfWorld {
         let a = &jac * &minv_jt;
         let b: Vec<f64> = (0..rows).map(|r| jac.row(r).dot(&qacc.transpose()) - aref[r]).collect();
         let f = pgs_nonneg(&a, &r_diag, &b);
-        let mut out: Vec<(RigidBodyHandle, Vector, Vector)> = Vec::new();
+        let mut out: Vec<SoftForce> = Vec::new();
         for (r, (d, ci)) in dirs.iter().enumerate() {
             if f[r] == 0.0 {
                 continue;
             }
             let ct = &contacts[*ci];
-            let body = c.geoms[ct.geom].body;
-            let fv = Vector::new((d[0] * f[r]) as Real, (d[1] * f[r]) as Real, (d[2] * f[r]) as Real);
-            let p = Vector::new(ct.point[0] as Real, ct.point[1] as Real, ct.point[2] as Real);
-            out.push((body, fv, p));
+            let g = &c.geoms[ct.geom];
+            let force = Vector::new((d[0] * f[r]) as Real, (d[1] * f[r]) as Real, (d[2] * f[r]) as Real);
+            let point = Vector::new(ct.point[0] as Real, ct.point[1] as Real, ct.point[2] as Real);
+            out.push(SoftForce { body: g.body, model_body: g.model_body, force, point });
         }
         out
     }
