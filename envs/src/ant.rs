@@ -47,10 +47,10 @@
 //! | `include_cfrc_ext_in_observation` | true | append the 78 clipped contact forces |
 //! | `timestep`, `substeps`, `solver_iterations` | 0.01, 2, 1 | Rapier's step (`substeps` Rapier steps per `timestep`) |
 //! | `limit_natural_frequency`, `limit_damping_ratio` | 10, 1.0 | softness of the joint limits |
-//! | `contact_natural_frequency`, `contact_damping_ratio` | 10, 1.0 | softness of the contacts |
-//! | `contact_margin` | 0.01 | m: contacts push from this distance on (MuJoCo's geom `margin`) |
+//! | `contact_natural_frequency`, `contact_damping_ratio` | 10, 1.0 | softness of Rapier's contacts (with `mujoco_contacts = false`) |
+//! | `contact_margin` | 0.01 | m: Rapier's contacts (with `mujoco_contacts = false`) push from this distance on (MuJoCo's geom `margin`; MuJoCo's pair margin is the two geoms' summed, 0.02, which `mujoco_contacts` uses) |
 //! | `mujoco_limits` | true | MuJoCo's soft joint limits as explicit forces (`MjcfWorld::set_mujoco_limits`); false: Rapier's limits with the softness above |
-//! | `mujoco_contacts` | false | MuJoCo's soft-contact law against the floor as explicit forces (`MjcfWorld::set_mujoco_contacts`; the pair's margin is MuJoCo's, both geoms' summed: 0.02 m), `cfrc_ext` from those forces; the contact options above then do not apply |
+//! | `mujoco_contacts` | true | MuJoCo's soft-contact law against the floor as explicit forces (`MjcfWorld::set_mujoco_contacts`; the pair's margin is MuJoCo's, both geoms' summed: 0.02 m), `cfrc_ext` from those forces; the contact options above then do not apply |
 
 use rand::rngs::Xoshiro256PlusPlus as StdRng;
 use rand::{RngExt, SeedableRng};
@@ -125,7 +125,7 @@ impl Default for AntConfig {
             contact_damping_ratio: 1.0,
             contact_margin: 0.01,
             mujoco_limits: true,
-            mujoco_contacts: false,
+            mujoco_contacts: true,
         }
     }
 }

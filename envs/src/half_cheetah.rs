@@ -40,12 +40,12 @@
 //! | `timestep` | 0.01 | MuJoCo's `opt.timestep` (s) |
 //! | `substeps` | 1 | Rapier steps per `timestep` |
 //! | `solver_iterations` | 1 | Rapier's solver substeps per Rapier step (1: MuJoCo's Euler step exactly while nothing touches) |
-//! | `limit_natural_frequency` | 10 | Hz, softness of the joint limits (MuJoCo's are soft: `solreflimit` .02 1, `solimplimit` 0 .8 .03) |
+//! | `limit_natural_frequency` | 10 | Hz, softness of Rapier's joint limits with `mujoco_limits = false` (MuJoCo's are soft: `solreflimit` .02 1, `solimplimit` 0 .8 .03) |
 //! | `limit_damping_ratio` | 1.0 | damping ratio of the limit softness |
-//! | `contact_natural_frequency` | 15 | Hz, softness of the floor contacts (MuJoCo: `solref` .02 1, `solimp` 0 .8 .01) |
+//! | `contact_natural_frequency` | 15 | Hz, softness of Rapier's floor contacts with `mujoco_contacts = false` (MuJoCo: `solref` .02 1, `solimp` 0 .8 .01) |
 //! | `contact_damping_ratio` | 1.0 | damping ratio of the contact softness |
-//! | `mujoco_limits` | false | MuJoCo's soft-limit law (solreflimit, solimplimit) as explicit forces instead of Rapier's limits (`MjcfWorld::set_mujoco_limits`) |
-//! | `mujoco_contacts` | false | MuJoCo's soft-contact law against the floor as explicit forces (`MjcfWorld::set_mujoco_contacts`); with `mujoco_limits` the open-loop gallop runs as in MuJoCo (README) |
+//! | `mujoco_limits` | true | MuJoCo's soft-limit law (solreflimit, solimplimit) as explicit forces instead of Rapier's limits (`MjcfWorld::set_mujoco_limits`) |
+//! | `mujoco_contacts` | true | MuJoCo's soft-contact law against the floor as explicit forces (`MjcfWorld::set_mujoco_contacts`); with `mujoco_limits` the open-loop gallop runs as in MuJoCo (README) |
 //!
 //! The environment is a [`crate::locomotion::Locomotion`] (shared with Hopper-v5 and Walker2d-v5);
 //! `SPEC.make(config)` makes it.
@@ -89,7 +89,7 @@ pub fn defaults() -> LocomotionConfig {
         limit_damping_ratio: 1.0,
         contact_natural_frequency: 15.0,
         contact_damping_ratio: 1.0,
-        mujoco_limits: false,
-        mujoco_contacts: false,
+        mujoco_limits: true,
+        mujoco_contacts: true,
     }
 }

@@ -37,10 +37,10 @@
 //! | `reset_noise_scale` | 5e-3 | qpos and qvel noise U(−s, s) |
 //! | `exclude_current_positions_from_observation` | true | leave rootx out of the observation |
 //! | `timestep`, `substeps`, `solver_iterations` | 0.002, 1, 1 | Rapier's step |
-//! | `limit_natural_frequency`, `limit_damping_ratio` | 30, 1.0 | softness of the joint limits (MuJoCo's default `solimp` makes them nearly hard; 30 Hz matched the reference rollouts' time past the limits, README) |
-//! | `contact_natural_frequency`, `contact_damping_ratio` | 15, 1.0 | softness of the contacts |
-//! | `mujoco_limits` | false | MuJoCo's soft-limit law (MuJoCo's default solreflimit, solimplimit) instead of Rapier's limits |
-//! | `mujoco_contacts` | false | MuJoCo's soft-contact law against the floor (the model's geom solref, solimp, margin, condim; `MjcfWorld::set_mujoco_contacts`) instead of Rapier's contacts; with `mujoco_limits` the closest to MuJoCo measured (README) |
+//! | `limit_natural_frequency`, `limit_damping_ratio` | 30, 1.0 | softness of Rapier's joint limits, with `mujoco_limits = false` (MuJoCo's default `solimp` makes them nearly hard; 30 Hz matched the reference rollouts' time past the limits, README) |
+//! | `contact_natural_frequency`, `contact_damping_ratio` | 15, 1.0 | softness of Rapier's contacts (between body geoms; with `mujoco_contacts = false` also with the floor) |
+//! | `mujoco_limits` | true | MuJoCo's soft-limit law (MuJoCo's default solreflimit, solimplimit) instead of Rapier's limits |
+//! | `mujoco_contacts` | true | MuJoCo's soft-contact law against the floor (the model's geom solref, solimp, margin, condim; `MjcfWorld::set_mujoco_contacts`) instead of Rapier's contacts; with `mujoco_limits` the closest to MuJoCo measured (README) |
 
 use crate::locomotion::{Health, LocomotionConfig, Spec, VelocityNoise};
 
@@ -60,8 +60,9 @@ pub const SPEC: Spec = Spec {
     defaults,
 };
 
-/// Gymnasium's defaults; contacts as for HalfCheetah-v5, stiffer joint limits (30 Hz, chosen against
-/// MuJoCo: README, "The MuJoCo locomotion suite").
+/// Gymnasium's defaults; MuJoCo's contact and limit laws (`mujoco_contacts`, `mujoco_limits`: the closest to
+/// MuJoCo measured, README "MuJoCo's contact and limit laws"). With both off, Rapier's contacts as for
+/// HalfCheetah-v5 and stiffer Rapier joint limits (30 Hz, chosen against MuJoCo).
 pub fn defaults() -> LocomotionConfig {
     LocomotionConfig {
         xml_file: "hopper.xml".into(),
@@ -84,7 +85,7 @@ pub fn defaults() -> LocomotionConfig {
         limit_damping_ratio: 1.0,
         contact_natural_frequency: 15.0,
         contact_damping_ratio: 1.0,
-        mujoco_limits: false,
-        mujoco_contacts: false,
+        mujoco_limits: true,
+        mujoco_contacts: true,
     }
 }

@@ -38,8 +38,8 @@
 //! | `timestep`, `substeps`, `solver_iterations` | 0.002, 1, 1 | Rapier's step |
 //! | `limit_natural_frequency`, `limit_damping_ratio` | 30, 1.0 | softness of the joint limits (MuJoCo's default `solimp` makes them nearly hard; 30 Hz matched the reference rollouts' time past the limits, README) |
 //! | `contact_natural_frequency`, `contact_damping_ratio` | 15, 1.0 | softness of the contacts |
-//! | `mujoco_limits` | false | as for Hopper-v5 |
-//! | `mujoco_contacts` | false | as for Hopper-v5 |
+//! | `mujoco_limits` | true | as for Hopper-v5 |
+//! | `mujoco_contacts` | true | as for Hopper-v5 |
 
 use crate::locomotion::{Health, LocomotionConfig, Spec, VelocityNoise};
 
