@@ -261,13 +261,7 @@ impl Ant {
             sim.set_mujoco_limits(&model, cfg.timestep);
         }
         if cfg.mujoco_contacts {
-            let refuse = |e: String| EnvError::BadOption {
-                env: ID.into(),
-                key: "mujoco_contacts".into(),
-                msg: format!("{}: {e}; set mujoco_contacts=false to use Rapier's contacts", model.source),
-            };
-            let params = model.floor_contact.clone().map_err(refuse)?;
-            sim.set_mujoco_contacts(&params, model.timestep).map_err(refuse)?;
+            sim.use_mujoco_contacts(&model, ID)?;
         }
         let act_space = BoxSpace::new(
             model.actuators.iter().map(|a| a.ctrl_range.map_or(f32::NEG_INFINITY, |r| r[0] as f32)).collect(),

@@ -18,8 +18,8 @@
 //! (softness options `contact_natural_frequency`, `contact_damping_ratio`, `limit_natural_frequency`,
 //! `limit_damping_ratio`, chosen per environment against MuJoCo; `mujoco_limits = true` replaces Rapier's
 //! limits by MuJoCo's soft-limit law from the model's `solreflimit`/`solimplimit`, `mujoco_contacts = true`
-//! Rapier's floor contacts by MuJoCo's soft-contact law ([`crate::mjcf::MjcfWorld::set_mujoco_contacts`]); both off
-//! by default, both on is the closest to MuJoCo measured, README "MuJoCo's contact and limit laws").
+//! Rapier's floor contacts by MuJoCo's soft-contact law ([`crate::mjcf::MjcfWorld::set_mujoco_contacts`]); both on
+//! by default since session 15, the closest to MuJoCo measured, README "MuJoCo's contact and limit laws").
 
 use rand::rngs::Xoshiro256PlusPlus as StdRng;
 use rand::{RngExt, SeedableRng};
@@ -211,13 +211,7 @@ impl Locomotion {
             sim.set_mujoco_limits(&model, cfg.timestep);
         }
         if cfg.mujoco_contacts {
-            let bad = |msg: String| EnvError::BadOption {
-                env: spec.id.into(),
-                key: "mujoco_contacts".into(),
-                msg: format!("{}: {msg}; set mujoco_contacts=false to use Rapier's contacts", model.source),
-            };
-            let params = model.floor_contact.clone().map_err(bad)?;
-            sim.set_mujoco_contacts(&params, model.timestep).map_err(bad)?;
+            sim.use_mujoco_contacts(&model, spec.id)?;
         }
         let init_qpos = model.joints.iter().map(|j| j.reference).collect();
         Ok(Locomotion {

@@ -273,6 +273,18 @@ impl MjcfWorld {
         Ok(())
     }
 
+    /// [`MjcfWorld::set_mujoco_contacts`] with `model`'s parameters and time step, for the env option
+    /// `mujoco_contacts` of environment `env`: what the model does not allow is that option's error.
+    pub fn use_mujoco_contacts(&mut self, model: &super::MjcfModel, env: &str) -> Result<(), crate::error::EnvError> {
+        let refuse = |msg: String| crate::error::EnvError::BadOption {
+            env: env.into(),
+            key: "mujoco_contacts".into(),
+            msg: format!("{}: {msg}; set mujoco_contacts=false to use Rapier's contacts", model.source),
+        };
+        let params = model.floor_contact.clone().map_err(refuse)?;
+        self.set_mujoco_contacts(&params, model.timestep).map_err(refuse)
+    }
+
     /// `trace(Jc M⁻¹ Jcᵀ)/3` for the centre of mass of `body` (Jc its linear Jacobian; M with armature, no
     /// damping) in the current pose: MuJoCo's `body_invweight0[0]` when the world is at rest.
     fn translational_invweight(&self, body: RigidBodyHandle) -> f64 {
