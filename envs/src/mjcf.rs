@@ -1116,11 +1116,29 @@ impl MjcfWorld {
         self.rest = WorldState::capture(&self.world);
     }
 
-    /// `f` of the LU factorisation of `mb`'s mass matrix: Rapier's of its last step (with its implicit
-    /// damping), or, on a world fresh from a build or a restore (whose zero-length step makes none), one of
-    /// the current pose.
+    /// Factorises every multibody's joint-space mass matrix at the current pose (armature included, no
+    /// damping: MuJoCo's `M`), in the multibody, for the soft limits and contacts of the coming step. Rapier
+    /// assembles and factorises its own (with the step's damping) before it uses one, so this changes nothing
+    /// of the step itself.
+    fn factor_mass_matrices(&mut self) {
+        let w = &mut self.world;
+        let mut done: Vec<RigidBodyHandle> = Vec::new();
+        for d in &self.dofs {
+            if done.contains(&d.root) {
+                continue;
+            }
+            done.push(d.root);
+            if let Some((mb, _)) = w.multibody_joints.get_mut(d.handle) {
+                mb.dof_inverse_inertia(&w.bodies);
+            }
+        }
+    }
+
+    /// `f` of the LU factorisation of `mb`'s mass matrix at the current pose: the one
+    /// [`MjcfWorld::factor_mass_matrices`] left in it when the factorisation has the multibody's size (it does
+    /// within a step), else one made on a copy.
     fn with_mass_lu<R>(&self, mb: &Multibody, f: impl FnOnce(&rapier3d::na::LU<Real, rapier3d::na::Dyn, rapier3d::na::Dyn>) -> R) -> R {
-        if mb.inv_augmented_mass().p().len() == mb.ndofs() {
+        if mb.inv_augmented_mass().lu_internal().nrows() == mb.ndofs() {
             return f(mb.inv_augmented_mass());
         }
         let mut m = mb.clone();
@@ -1478,6 +1496,12 @@ impl MjcfWorld {
     /// One Rapier step with generalised forces `tau` (one per DoF, MuJoCo's qfrc) and the
     /// fluid forces of the model.
     pub fn step(&mut self, tau: &[f64]) {
+        let past_limit = |s: &SoftLimits| {
+            s.ranges.iter().enumerate().any(|(k, r)| r.is_some_and(|[lo, hi]| !(lo..=hi).contains(&self.q(k))))
+        };
+        if self.soft_limits.as_ref().is_some_and(past_limit) || self.soft_contact_count() > 0 {
+            self.factor_mass_matrices();
+        }
         if !self.springs.is_empty() || self.soft_limits.is_some() {
             let mut tau = tau.to_vec();
             for &(k, stiffness, springref) in &self.springs {
