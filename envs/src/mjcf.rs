@@ -1134,16 +1134,11 @@ impl MjcfWorld {
         }
     }
 
-    /// `f` of the LU factorisation of `mb`'s mass matrix at the current pose: the one
-    /// [`MjcfWorld::factor_mass_matrices`] left in it when the factorisation has the multibody's size (it does
-    /// within a step), else one made on a copy.
-    fn with_mass_lu<R>(&self, mb: &Multibody, f: impl FnOnce(&rapier3d::na::LU<Real, rapier3d::na::Dyn, rapier3d::na::Dyn>) -> R) -> R {
-        if mb.inv_augmented_mass().lu_internal().nrows() == mb.ndofs() {
-            return f(mb.inv_augmented_mass());
-        }
-        let mut m = mb.clone();
-        m.dof_inverse_inertia(&self.world.bodies);
-        f(m.inv_augmented_mass())
+    /// The LU factorisation of `mb`'s mass matrix at the current pose, which [`MjcfWorld::step`] has
+    /// [`MjcfWorld::factor_mass_matrices`] leave in it whenever a soft limit or contact will use it.
+    fn mass_lu(mb: &Multibody) -> &rapier3d::na::LU<Real, rapier3d::na::Dyn, rapier3d::na::Dyn> {
+        debug_assert_eq!(mb.inv_augmented_mass().lu_internal().nrows(), mb.ndofs(), "factor_mass_matrices first");
+        mb.inv_augmented_mass()
     }
 
     /// Adds the soft limits' forces (see [`MjcfWorld::set_mujoco_limits`]) to `tau`.
@@ -1164,7 +1159,7 @@ impl MjcfWorld {
             };
             let mut e = DVector::<Real>::zeros(mb.ndofs());
             e[d.index] = 1.0;
-            let Some(col) = self.with_mass_lu(mb, |lu| lu.solve(&e)) else { continue };
+            let Some(col) = Self::mass_lu(mb).solve(&e) else { continue };
             let a = col[d.index] as f64;
             if a <= 0.0 {
                 continue;
@@ -1499,7 +1494,8 @@ impl MjcfWorld {
         let past_limit = |s: &SoftLimits| {
             s.ranges.iter().enumerate().any(|(k, r)| r.is_some_and(|[lo, hi]| !(lo..=hi).contains(&self.q(k))))
         };
-        if self.soft_limits.as_ref().is_some_and(past_limit) || self.soft_contact_count() > 0 {
+        let contacts = self.soft_contacts.as_ref().map_or_else(Vec::new, |c| self.floor_contacts(c));
+        if self.soft_limits.as_ref().is_some_and(past_limit) || !contacts.is_empty() {
             self.factor_mass_matrices();
         }
         if !self.springs.is_empty() || self.soft_limits.is_some() {
@@ -1510,12 +1506,13 @@ impl MjcfWorld {
             if let Some(s) = &self.soft_limits {
                 self.add_limit_forces(s, &mut tau);
             }
-            return self.step_with(&tau);
+            return self.step_with(&tau, &contacts);
         }
-        self.step_with(tau)
+        self.step_with(tau, &contacts)
     }
 
-    fn step_with(&mut self, tau: &[f64]) {
+    /// One Rapier step with generalised forces `tau` and the soft floor contacts `contacts` (of this pose).
+    fn step_with(&mut self, tau: &[f64], contacts: &[soft_contact::Contact]) {
         for d in &self.dofs {
             for h in [Some(d.child), d.parent].into_iter().flatten() {
                 let rb = &mut self.world.bodies[h];
@@ -1550,7 +1547,7 @@ impl MjcfWorld {
             }
         }
         if let Some(c) = &self.soft_contacts {
-            self.soft_forces = self.soft_contact_forces(c, tau);
+            self.soft_forces = self.soft_contact_forces(c, contacts, tau);
             for f in &self.soft_forces {
                 self.world.bodies[f.body].add_force_at_point(f.force, f.point, false);
             }

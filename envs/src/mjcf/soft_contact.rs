@@ -17,12 +17,11 @@
 //!   body's translational inverse weight at the rest pose (`body_invweight0`), and a pyramid's rows sharing
 //!   `2μ²·R` (MuJoCo's `mj_makeImpedance`);
 //! * forces: MuJoCo's convex problem in its dual form, `min ½ fᵀ(A + R) f + fᵀ(a₀ − aref)` over `f ≥ 0`,
-//!   `A = J M⁻¹ Jᵀ`, `a₀ = J·qacc_smooth`, solved by projected Gauss–Seidel (its optimum is the one MuJoCo's
+//!   `A = J M⁻¹ Jᵀ` (M with armature at the current pose, MuJoCo's), `a₀ = J·qacc_smooth`, solved by projected Gauss–Seidel (its optimum is the one MuJoCo's
 //!   Newton solver finds: `scripts/soft_contact_probe.py` checks these formulas against MuJoCo's `efc_force`).
 //!
 //! What differs from MuJoCo: `qacc_smooth` holds the applied forces, gravity and joint damping, not the
-//! Coriolis and centrifugal terms (zero at rest, second order in the speeds); `M` is Rapier's matrix of its
-//! last step (with its implicit damping); the forces are computed once per Rapier step at its start, where
+//! Coriolis and centrifugal terms (zero at rest, second order in the speeds); the forces are computed once per Rapier step at its start, where
 //! MuJoCo's RK4 (Hopper, Walker2d) evaluates them four times. Contacts between two body geoms stay Rapier's.
 
 use rapier3d::na::{DMatrix, DVector, RowDVector};
@@ -189,7 +188,7 @@ pub(super) struct SoftForce {
 
 /// One contact: its geom, the point midway between the surfaces, the signed distance.
 #[derive(Clone, Copy, Debug)]
-struct Contact {
+pub(super) struct Contact {
     geom: usize,
     point: [f64; 3],
     dist: f64,
@@ -304,7 +303,7 @@ impl MjcfWorld {
     }
 
     /// The contacts with the floor now.
-    fn floor_contacts(&self, c: &SoftContacts) -> Vec<Contact> {
+    pub(super) fn floor_contacts(&self, c: &SoftContacts) -> Vec<Contact> {
         let mut out = Vec::new();
         for (gi, g) in c.geoms.iter().enumerate() {
             let pose = self.link_pose(g.body) * g.local;
@@ -335,10 +334,9 @@ impl MjcfWorld {
             .unwrap_or(*self.world.bodies[body].position())
     }
 
-    /// The contact forces for generalised forces `tau` (one per model DoF), to be applied for the next Rapier
-    /// step, in the world frame.
-    pub(super) fn soft_contact_forces(&self, c: &SoftContacts, tau: &[f64]) -> Vec<SoftForce> {
-        let contacts = self.floor_contacts(c);
+    /// The forces of `contacts` (this pose's [`MjcfWorld::floor_contacts`]) for generalised forces `tau` (one
+    /// per model DoF), to be applied for the next Rapier step, in the world frame.
+    pub(super) fn soft_contact_forces(&self, c: &SoftContacts, contacts: &[Contact], tau: &[f64]) -> Vec<SoftForce> {
         let Some(first) = contacts.first() else { return Vec::new() };
         let link0 = self.world.multibody_joints.rigid_body_link(c.geoms[first.geom].body).expect("a multibody link");
         let mb = self.world.multibody_joints.get_multibody(link0.multibody).expect("the multibody");
@@ -396,14 +394,13 @@ impl MjcfWorld {
         }
         let jac = DMatrix::from_rows(&jac_rows);
         let rows = jac.nrows();
-        let (minv_jt, qacc) = self.with_mass_lu(mb, |lu| {
-            let solve = |x: &DVector<f64>| -> DVector<f64> {
-                let x32: DVector<Real> = x.map(|e| e as Real);
-                lu.solve(&x32).map(|s| s.map(|e| e as f64)).unwrap_or_else(|| DVector::zeros(n))
-            };
-            let cols: Vec<DVector<f64>> = (0..rows).map(|r| solve(&jac.row(r).transpose())).collect();
-            (DMatrix::from_columns(&cols), solve(&force))
-        });
+        let lu = Self::mass_lu(mb);
+        let solve = |x: &DVector<f64>| -> DVector<f64> {
+            let x32: DVector<Real> = x.map(|e| e as Real);
+            lu.solve(&x32).map(|s| s.map(|e| e as f64)).unwrap_or_else(|| DVector::zeros(n))
+        };
+        let cols: Vec<DVector<f64>> = (0..rows).map(|r| solve(&jac.row(r).transpose())).collect();
+        let (minv_jt, qacc) = (DMatrix::from_columns(&cols), solve(&force));
         let a = &jac * &minv_jt;
         let b: Vec<f64> = (0..rows).map(|r| jac.row(r).dot(&qacc.transpose()) - aref[r]).collect();
         let f = pgs_nonneg(&a, &r_diag, &b);
