@@ -4,8 +4,8 @@
 #   scripts/bench_vs_mujoco.sh [--env ID] [--steps N] [--raw-steps N] [--gym-steps N] [--no-scaling] [--env-opt KEY=VALUE]...
 #
 # ID: Swimmer-v5 (default), Reacher-v5, InvertedPendulum-v5, InvertedDoublePendulum-v5, HalfCheetah-v5, Hopper-v5,
-# Walker2d-v5 or Ant-v5; `--env all`
-# runs the eight in turn. `--env-opt KEY=VALUE` (repeatable) is passed to ours (`rebel --env-opt`), e.g. the
+# Walker2d-v5, Ant-v5 or Humanoid-v5; `--env all`
+# runs the nine in turn. `--env-opt KEY=VALUE` (repeatable) is passed to ours (`rebel --env-opt`), e.g. the
 # Swimmer's fast solver: --env-opt solver_iterations=2 --env-opt limit_projection=true.
 #
 # * Makes (once) a venv at ${REBEL_CACHE:-$HOME/.cache/rebel-rs}/mujoco-venv holding
@@ -59,9 +59,9 @@ if ! "$py" -c 'import gymnasium, mujoco, numpy; assert gymnasium.__version__ == 
 fi
 
 case "$env_id" in
-    Swimmer-v5|Reacher-v5|InvertedPendulum-v5|InvertedDoublePendulum-v5|HalfCheetah-v5|Hopper-v5|Walker2d-v5|Ant-v5) envs=("$env_id") ;;
-    all) envs=(Swimmer-v5 Reacher-v5 InvertedPendulum-v5 InvertedDoublePendulum-v5 HalfCheetah-v5 Hopper-v5 Walker2d-v5 Ant-v5) ;;
-    *) die "--env must be Swimmer-v5, Reacher-v5, InvertedPendulum-v5, InvertedDoublePendulum-v5, HalfCheetah-v5, Hopper-v5, Walker2d-v5, Ant-v5 or all, got '$env_id'" ;;
+    Swimmer-v5|Reacher-v5|InvertedPendulum-v5|InvertedDoublePendulum-v5|HalfCheetah-v5|Hopper-v5|Walker2d-v5|Ant-v5|Humanoid-v5) envs=("$env_id") ;;
+    all) envs=(Swimmer-v5 Reacher-v5 InvertedPendulum-v5 InvertedDoublePendulum-v5 HalfCheetah-v5 Hopper-v5 Walker2d-v5 Ant-v5 Humanoid-v5) ;;
+    *) die "--env must be Swimmer-v5, Reacher-v5, InvertedPendulum-v5, InvertedDoublePendulum-v5, HalfCheetah-v5, Hopper-v5, Walker2d-v5, Ant-v5, Humanoid-v5 or all, got '$env_id'" ;;
 esac
 
 pin1=()

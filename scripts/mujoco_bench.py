@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""MuJoCo speed of Swimmer-v5, Reacher-v5, InvertedPendulum-v5, InvertedDoublePendulum-v5, HalfCheetah-v5, Hopper-v5, Walker2d-v5 or Ant-v5, and the
+"""MuJoCo speed of Swimmer-v5, Reacher-v5, InvertedPendulum-v5, InvertedDoublePendulum-v5, HalfCheetah-v5, Hopper-v5, Walker2d-v5, Ant-v5 or Humanoid-v5, and the
 comparison with rebel-rs.
 
 Two modes (run with the venv made by scripts/bench_vs_mujoco.sh):
@@ -146,7 +146,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="mode", required=True)
     m = sub.add_parser("measure", help="time MuJoCo and Gymnasium on one environment")
-    m.add_argument("--env", default="Swimmer-v5", choices=["Swimmer-v5", "Reacher-v5", "InvertedPendulum-v5", "InvertedDoublePendulum-v5", "HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5"])
+    m.add_argument("--env", default="Swimmer-v5", choices=["Swimmer-v5", "Reacher-v5", "InvertedPendulum-v5", "InvertedDoublePendulum-v5", "HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "Humanoid-v5"])
     m.add_argument("--raw-steps", type=int, default=100_000, help="env steps for the raw mj_step run")
     m.add_argument("--gym-steps", type=int, default=20_000, help="env steps for the gymnasium env.step run")
     m.add_argument("--seed", type=int, default=0)

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Reference rollouts of the real MuJoCo Reacher-v5, InvertedPendulum-v5, InvertedDoublePendulum-v5,
-HalfCheetah-v5, Hopper-v5, Walker2d-v5 and Ant-v5 (Gymnasium 1.4.0).
+HalfCheetah-v5, Hopper-v5, Walker2d-v5 and Ant-v5 (Gymnasium 1.4.0), and of Humanoid-v5's model.
 
 Run with the venv that holds gymnasium[mujoco]==1.4.0 (scripts/bench_vs_mujoco.sh makes it):
 
@@ -96,6 +96,28 @@ Action sequences (t = step * dt):
   g_settled_push     zero action from the a_zeros end state (resting on the floor) with qvel x = 1 m/s,
                      40 steps: contacts and friction alone
   Also ant_v5_fullM.csv (mj_fullM at the rest pose, 14 x 14) and ant_v5_random_returns.csv as for HalfCheetah.
+* Humanoid-v5's model (Gymnasium's humanoid.xml: a floating base whose centre of mass is off its body frame,
+  hips and shoulders of two or three hinges in one body), for envs/tests/mjcf_models.rs:
+  humanoid_v5_fullM_pose.csv   one row: qpos0..qpos23 (qpos0 plus U(-0.3, 0.3) from
+                               numpy.random.default_rng(ACTION_SEED), quaternion normalised), m0_0..m22_22
+                               (mj_fullM there, row by row)
+  humanoid_v5_flight.csv       columns step, qpos0..qpos23: the rest pose lifted to z = 10 m (far from the
+                               floor) with qvel ~ U(-1, 1) (the base's angular velocity x3) from
+                               numpy.random.default_rng(ACTION_SEED), zero control, the model's own RK4 and
+                               0.003 s step; rows after 0, 10, 50 and 100 steps (a tumbling fall: springs,
+                               damping, armature and joint limits, the knees starting past their range)
+  and Humanoid-v5 (dt 0.015) rollouts from the exact rest pose (reset_noise_scale 0: the feet 0.107 m above
+  the floor) except e, each ending where the env terminates (the torso's z out of (1, 2)) or at 300 steps:
+  a_zeros            a = 0: falls
+  b_const            a = (0.2, -0.2, 0.2, ...)
+  c_wave             a_i = 0.4 sin(2 pi 1.5 t + 2 pi i / 17)
+  d_uniform_random   a ~ U(-0.4, 0.4)^17 from numpy.random.default_rng(ACTION_SEED)
+  e_zeros_noisy      a = 0 from a seeded noisy reset (reset_noise_scale 0.01, seed RESET_SEED)
+  f_air              lifted to z = 3 m (at rest), a = c_wave, 8 steps, all before the first contact (made with
+                     healthy_z_range (1, 10))
+  Also humanoid_v5_fullM.csv and humanoid_v5_random_returns.csv (actions U(-0.4, 0.4)) as for HalfCheetah.
+  The observation is Gymnasium's 348 values: qpos[2:], qvel, cinert[1:], cvel[1:], qfrc_actuator[6:],
+  cfrc_ext[1:].
 """
 import argparse
 import os
@@ -140,10 +162,12 @@ def rollout(env_id, kwargs, policy, reset_seed, path, init=None, max_steps=None)
              "Hopper-v5": ["x_position", "x_velocity", "reward_forward", "reward_ctrl", "reward_survive"],
              "Walker2d-v5": ["x_position", "x_velocity", "reward_forward", "reward_ctrl", "reward_survive"],
              "Ant-v5": ["x_position", "y_position", "x_velocity", "y_velocity", "reward_forward", "reward_ctrl",
-                        "reward_contact", "reward_survive"]}[env_id]
+                        "reward_contact", "reward_survive"],
+             "Humanoid-v5": ["x_position", "y_position", "x_velocity", "y_velocity", "reward_forward", "reward_ctrl",
+                             "reward_contact", "reward_survive"]}[env_id]
     if env_id.startswith("InvertedDouble"):
         extra, extra_names = (lambda: [u.data.qfrc_constraint[0]]), ["qfrc_constraint0"]
-    elif env_id in ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5"):
+    elif env_id in ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "Humanoid-v5"):
         extra, extra_names = (lambda: [int(u.data.ncon)]), ["ncon"]
     else:
         extra, extra_names = (lambda: []), []
@@ -217,9 +241,9 @@ def print_model(want=lambda env_id: True):
                   "max |qvel|", np.abs(env.unwrapped.data.qvel).max())
 
 
-def full_m_and_random_returns(env_id, prefix, out, nu):
+def full_m_and_random_returns(env_id, prefix, out, nu, high=1.0):
     """mj_fullM at the rest pose, and the returns (and lengths) of 30 episodes of uniform random actions
-    from seeded noisy resets (episode i resets with seed RESET_SEED + i)."""
+    (U(-high, high), the action space) from seeded noisy resets (episode i resets with seed RESET_SEED + i)."""
     import gymnasium as gym
     import mujoco
 
@@ -239,7 +263,7 @@ def full_m_and_random_returns(env_id, prefix, out, nu):
         env.reset(seed=RESET_SEED + i)
         ret, done, n = 0.0, False, 0
         while not done:
-            _, r, term, trunc, _ = env.step(rng.uniform(-1.0, 1.0, size=nu).astype(np.float32))
+            _, r, term, trunc, _ = env.step(rng.uniform(-high, high, size=nu).astype(np.float32))
             ret += r
             n += 1
             done = term or trunc
@@ -342,13 +366,66 @@ def ant(out):
     full_m_and_random_returns("Ant-v5", "ant_v5", out, 8)
 
 
+def humanoid(out):
+    import gymnasium as gym
+    import mujoco
+
+    env = gym.make("Humanoid-v5")
+    m, d = env.unwrapped.model, env.unwrapped.data
+    rng = np.random.default_rng(ACTION_SEED)
+    mujoco.mj_resetData(m, d)
+    d.qpos[:] = m.qpos0 + rng.uniform(-0.3, 0.3, m.nq)
+    d.qpos[3:7] /= np.linalg.norm(d.qpos[3:7])
+    mujoco.mj_forward(m, d)
+    full = np.zeros((m.nv, m.nv))
+    mujoco.mj_fullM(m, d, full)
+    with open(out("humanoid_v5_fullM_pose"), "w") as f:
+        f.write(",".join([f"qpos{i}" for i in range(m.nq)] + [f"m{i}_{j}" for i in range(m.nv) for j in range(m.nv)]) + "\n")
+        f.write(",".join(g17(x) for x in list(d.qpos) + list(full.flatten())) + "\n")
+    rng = np.random.default_rng(ACTION_SEED)
+    mujoco.mj_resetData(m, d)
+    d.qpos[2] = 10.0
+    d.qvel[:] = rng.uniform(-1.0, 1.0, m.nv)
+    d.qvel[3:6] *= 3.0
+    with open(out("humanoid_v5_flight"), "w") as f:
+        f.write(",".join(["step"] + [f"qpos{i}" for i in range(m.nq)] + [f"qvel{i}" for i in range(m.nv)]) + "\n")
+        for k in range(101):
+            if k in (0, 10, 50, 100):
+                f.write(",".join([str(k)] + [g17(x) for x in list(d.qpos) + list(d.qvel)]) + "\n")
+            mujoco.mj_step(m, d)
+    env.close()
+    # the environment (ctrlrange +-0.4): rollouts as for the Ant, each ending where it terminates
+    two_pi = 2.0 * np.pi
+    rng = np.random.default_rng(ACTION_SEED)
+    random_actions = rng.uniform(-0.4, 0.4, size=(1000, 17))
+    wave = lambda k, t, q, v: 0.4 * np.sin(two_pi * 1.5 * t + two_pi * np.arange(17) / 17)
+    zero = lambda k, t, q, v: np.zeros(17)
+    seqs = {
+        "a_zeros": (zero, 0.0),
+        "b_const": (lambda k, t, q, v: np.tile([0.2, -0.2], 9)[:17], 0.0),
+        "c_wave": (wave, 0.0),
+        "d_uniform_random": (lambda k, t, q, v: random_actions[k], 0.0),
+        "e_zeros_noisy": (zero, 0.01),
+    }
+    for name, (policy, noise) in seqs.items():
+        rollout("Humanoid-v5", {"reset_noise_scale": noise}, policy, RESET_SEED, out(f"humanoid_v5_{name}"),
+                max_steps=300)
+    # lifted to 3 m (at rest), the wave, 8 steps before the first contact: the observation's com-based
+    # inertias and velocities, actuator forces, limits, springs and damping without contacts
+    q0 = np.array(env.unwrapped.init_qpos)
+    q0[2] = 3.0
+    rollout("Humanoid-v5", {"reset_noise_scale": 0.0, "healthy_z_range": (1.0, 10.0)}, wave, RESET_SEED,
+            out("humanoid_v5_f_air"), init=(q0, np.zeros(23)), max_steps=8)
+    full_m_and_random_returns("Humanoid-v5", "humanoid_v5", out, 17, high=0.4)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     here = os.path.dirname(os.path.abspath(__file__))
     p.add_argument("--out", default=os.path.join(here, "..", "envs", "tests", "data", "mujoco"))
     p.add_argument("--print-model", action="store_true", help="also print the compiled model values")
     p.add_argument("--env", help="record this environment only (Reacher-v5, InvertedPendulum-v5, "
-                   "InvertedDoublePendulum-v5, HalfCheetah-v5, Hopper-v5, Walker2d-v5, Ant-v5)")
+                   "InvertedDoublePendulum-v5, HalfCheetah-v5, Hopper-v5, Walker2d-v5, Ant-v5, Humanoid-v5)")
     args = p.parse_args()
     try:
         import gymnasium
@@ -360,7 +437,8 @@ def main():
     print(f"gymnasium {gymnasium.__version__}, mujoco {mujoco.__version__}")
     want = lambda env_id: args.env is None or args.env == env_id
     if args.env is not None and args.env not in ("Reacher-v5", "InvertedPendulum-v5", "InvertedDoublePendulum-v5",
-                                                 "HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5"):
+                                                 "HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5",
+                                                 "Humanoid-v5"):
         sys.exit(f"record_mujoco_rollouts.py: unknown --env {args.env!r}")
     if args.print_model:
         print_model(want)
@@ -375,6 +453,8 @@ def main():
         biped("Walker2d-v5", "walker2d_v5", 9, 6, out)
     if want("Ant-v5"):
         ant(out)
+    if want("Humanoid-v5"):
+        humanoid(out)
     two_pi = 2.0 * np.pi
     rng = np.random.default_rng(ACTION_SEED)
     reacher_random = rng.uniform(-1.0, 1.0, size=(50, 2))

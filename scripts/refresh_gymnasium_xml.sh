@@ -14,7 +14,7 @@ import os, shutil, sys, glob
 import gymnasium
 out = sys.argv[1]
 assets = os.path.join(os.path.dirname(gymnasium.__file__), "envs", "mujoco", "assets")
-for name in ["swimmer.xml", "reacher.xml", "inverted_pendulum.xml", "inverted_double_pendulum.xml", "half_cheetah.xml", "hopper.xml", "walker2d_v5.xml", "ant.xml"]:
+for name in ["swimmer.xml", "reacher.xml", "inverted_pendulum.xml", "inverted_double_pendulum.xml", "half_cheetah.xml", "hopper.xml", "walker2d_v5.xml", "ant.xml", "humanoid.xml"]:
     shutil.copyfile(os.path.join(assets, name), os.path.join(out, name))
 dist = glob.glob(os.path.join(os.path.dirname(gymnasium.__file__), "..", f"gymnasium-{gymnasium.__version__}.dist-info"))[0]
 lic = [p for p in glob.glob(os.path.join(dist, "**", "LICENSE*"), recursive=True)]

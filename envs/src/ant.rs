@@ -85,6 +85,14 @@ pub struct AntConfig {
     pub reset_noise_scale: f64,
     pub exclude_current_positions_from_observation: bool,
     pub include_cfrc_ext_in_observation: bool,
+    /// Rapier's step and MuJoCo's limit and contact laws.
+    pub physics: FreeBaseOptions,
+}
+
+/// The options of a floating-base environment's physics (Ant-v5's, Humanoid-v5's): Rapier's step, its
+/// limit and contact softness, and MuJoCo's limit and contact laws (see the Ant's module docs).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FreeBaseOptions {
     pub timestep: f64,
     pub substeps: usize,
     pub solver_iterations: usize,
@@ -96,6 +104,91 @@ pub struct AntConfig {
     pub mujoco_limits: bool,
     /// MuJoCo's soft contacts with the floor instead of Rapier's (see `MjcfWorld::set_mujoco_contacts`).
     pub mujoco_contacts: bool,
+}
+
+impl Default for FreeBaseOptions {
+    /// The Ant's settings, chosen against MuJoCo (README, "The MuJoCo locomotion suite").
+    fn default() -> Self {
+        FreeBaseOptions {
+            timestep: 0.01,
+            substeps: 2,
+            solver_iterations: 1,
+            limit_natural_frequency: 10.0,
+            limit_damping_ratio: 1.0,
+            contact_natural_frequency: 10.0,
+            contact_damping_ratio: 1.0,
+            contact_margin: 0.01,
+            mujoco_limits: true,
+            mujoco_contacts: true,
+        }
+    }
+}
+
+impl FreeBaseOptions {
+    /// Reads the options' keys from `r`, `d` giving the defaults.
+    pub fn read(r: &mut crate::config::ConfigReader, d: &FreeBaseOptions) -> Result<Self, EnvError> {
+        Ok(FreeBaseOptions {
+            timestep: r.nonneg_f64("timestep", d.timestep)?,
+            substeps: r.usize_in("substeps", d.substeps, 1, 100)?,
+            solver_iterations: r.usize_in("solver_iterations", d.solver_iterations, 1, 100)?,
+            limit_natural_frequency: r.nonneg_f64("limit_natural_frequency", d.limit_natural_frequency)?,
+            limit_damping_ratio: r.nonneg_f64("limit_damping_ratio", d.limit_damping_ratio)?,
+            contact_natural_frequency: r.nonneg_f64("contact_natural_frequency", d.contact_natural_frequency)?,
+            contact_damping_ratio: r.nonneg_f64("contact_damping_ratio", d.contact_damping_ratio)?,
+            contact_margin: r.nonneg_f64("contact_margin", d.contact_margin)?,
+            mujoco_limits: r.bool("mujoco_limits", d.mujoco_limits)?,
+            mujoco_contacts: r.bool("mujoco_contacts", d.mujoco_contacts)?,
+        })
+    }
+
+    /// Errors for values out of range, naming environment `env`.
+    pub fn validate(&self, env: &str) -> Result<(), EnvError> {
+        validate_rapier_options(env, self.timestep, self.limit_natural_frequency)?;
+        let bad = |key: &str, msg: &str| EnvError::BadOption { env: env.into(), key: key.into(), msg: msg.into() };
+        if self.contact_natural_frequency <= 0.0 {
+            return Err(bad("contact_natural_frequency", "must be > 0 Hz (larger is stiffer)"));
+        }
+        if self.contact_margin > 0.1 {
+            return Err(bad("contact_margin", "must be in [0, 0.1] m"));
+        }
+        Ok(())
+    }
+
+    /// `model`'s world with these settings (for environment `env`, whose error a model MuJoCo's contact
+    /// law cannot simulate is).
+    pub fn build(&self, model: &MjcfModel, env: &str) -> Result<MjcfWorld, EnvError> {
+        let settings = RapierSettings {
+            timestep: self.timestep,
+            substeps: self.substeps,
+            solver_iterations: self.solver_iterations,
+            limit_natural_frequency: self.limit_natural_frequency,
+            limit_damping_ratio: self.limit_damping_ratio,
+            limit_projection: false,
+            contact: Some([self.contact_natural_frequency, self.contact_damping_ratio]),
+        };
+        let mut sim = MjcfWorld::build(model, &settings);
+        sim.set_contact_margin(self.contact_margin);
+        if self.mujoco_limits {
+            sim.set_mujoco_limits(model, self.timestep);
+        }
+        if self.mujoco_contacts {
+            sim.use_mujoco_contacts(model, env)?;
+        }
+        Ok(sim)
+    }
+}
+
+/// Error unless `qpos`, `qvel` are `model`'s sizes and finite (environment `env`'s `set_state`).
+pub fn check_state(env: &str, model: &MjcfModel, qpos: &[f64], qvel: &[f64]) -> Result<(), EnvError> {
+    let (nq, nv) = (model.nq(), model.nv());
+    if qpos.len() != nq || qvel.len() != nv || !qpos.iter().chain(qvel).all(|x| x.is_finite()) {
+        return Err(EnvError::BadOption {
+            env: env.into(),
+            key: "state".into(),
+            msg: format!("qpos and qvel need {nq} and {nv} finite values, got {} and {}", qpos.len(), qvel.len()),
+        });
+    }
+    Ok(())
 }
 
 impl Default for AntConfig {
@@ -116,16 +209,7 @@ impl Default for AntConfig {
             reset_noise_scale: 0.1,
             exclude_current_positions_from_observation: true,
             include_cfrc_ext_in_observation: true,
-            timestep: 0.01,
-            substeps: 2,
-            solver_iterations: 1,
-            limit_natural_frequency: 10.0,
-            limit_damping_ratio: 1.0,
-            contact_natural_frequency: 10.0,
-            contact_damping_ratio: 1.0,
-            contact_margin: 0.01,
-            mujoco_limits: true,
-            mujoco_contacts: true,
+            physics: FreeBaseOptions::default(),
         }
     }
 }
@@ -153,26 +237,10 @@ impl AntConfig {
             )?,
             include_cfrc_ext_in_observation: r
                 .bool("include_cfrc_ext_in_observation", d.include_cfrc_ext_in_observation)?,
-            timestep: r.nonneg_f64("timestep", d.timestep)?,
-            substeps: r.usize_in("substeps", d.substeps, 1, 100)?,
-            solver_iterations: r.usize_in("solver_iterations", d.solver_iterations, 1, 100)?,
-            limit_natural_frequency: r.nonneg_f64("limit_natural_frequency", d.limit_natural_frequency)?,
-            limit_damping_ratio: r.nonneg_f64("limit_damping_ratio", d.limit_damping_ratio)?,
-            contact_natural_frequency: r.nonneg_f64("contact_natural_frequency", d.contact_natural_frequency)?,
-            contact_damping_ratio: r.nonneg_f64("contact_damping_ratio", d.contact_damping_ratio)?,
-            contact_margin: r.nonneg_f64("contact_margin", d.contact_margin)?,
-            mujoco_limits: r.bool("mujoco_limits", d.mujoco_limits)?,
-            mujoco_contacts: r.bool("mujoco_contacts", d.mujoco_contacts)?,
+            physics: FreeBaseOptions::read(&mut r, &d.physics)?,
         };
         r.finish()?;
-        validate_rapier_options(ID, c.timestep, c.limit_natural_frequency)?;
-        let bad = |key: &str, msg: &str| EnvError::BadOption { env: ID.into(), key: key.into(), msg: msg.into() };
-        if c.contact_natural_frequency <= 0.0 {
-            return Err(bad("contact_natural_frequency", "must be > 0 Hz (larger is stiffer)"));
-        }
-        if c.contact_margin > 0.1 {
-            return Err(bad("contact_margin", "must be in [0, 0.1] m"));
-        }
+        c.physics.validate(ID)?;
         Ok(c)
     }
 }
@@ -245,24 +313,7 @@ impl Ant {
                 }
             })?,
         };
-        let settings = RapierSettings {
-            timestep: cfg.timestep,
-            substeps: cfg.substeps,
-            solver_iterations: cfg.solver_iterations,
-            limit_natural_frequency: cfg.limit_natural_frequency,
-            limit_damping_ratio: cfg.limit_damping_ratio,
-            limit_projection: false,
-            contact: Some([cfg.contact_natural_frequency, cfg.contact_damping_ratio]),
-        };
-        let mut sim = MjcfWorld::build(&model, &settings);
-        sim.check_free_base().map_err(|e| bad(format!("{}: {e}", model.source)))?;
-        sim.set_contact_margin(cfg.contact_margin);
-        if cfg.mujoco_limits {
-            sim.set_mujoco_limits(&model, cfg.timestep);
-        }
-        if cfg.mujoco_contacts {
-            sim.use_mujoco_contacts(&model, ID)?;
-        }
+        let sim = cfg.physics.build(&model, ID)?;
         let act_space = BoxSpace::new(
             model.actuators.iter().map(|a| a.ctrl_range.map_or(f32::NEG_INFINITY, |r| r[0] as f32)).collect(),
             model.actuators.iter().map(|a| a.ctrl_range.map_or(f32::INFINITY, |r| r[1] as f32)).collect(),
@@ -323,14 +374,7 @@ impl Ant {
     /// Sets the state to MuJoCo's `qpos` (15), `qvel` (14) (a fresh simulator state; the contact forces
     /// are zeroed, as after a reset).
     pub fn set_state(&mut self, qpos: &[f64], qvel: &[f64]) -> Result<(), EnvError> {
-        let (nq, nv) = (self.model.nq(), self.model.nv());
-        if qpos.len() != nq || qvel.len() != nv || !qpos.iter().chain(qvel).all(|x| x.is_finite()) {
-            return Err(EnvError::BadOption {
-                env: ID.into(),
-                key: "state".into(),
-                msg: format!("qpos and qvel need {nq} and {nv} finite values, got {} and {}", qpos.len(), qvel.len()),
-            });
-        }
+        check_state(ID, &self.model, qpos, qvel)?;
         self.sim.reset_state(qpos, qvel);
         self.cfrc = vec![[0.0; 6]; NBODY];
         Ok(())
@@ -384,7 +428,7 @@ impl Env for Ant {
         &self.act_space
     }
     fn dt(&self) -> f64 {
-        self.cfg.timestep * self.cfg.frame_skip as f64
+        self.cfg.physics.timestep * self.cfg.frame_skip as f64
     }
 
     fn reset(&mut self, seed: Option<u64>) -> Result<(Vec<f32>, Info), EnvError> {
@@ -417,7 +461,7 @@ impl Env for Ant {
         let ctrl: Vec<f64> = action.iter().map(|a| *a as f64).collect();
         let tau = actuator_forces(&self.model, &ctrl);
         let before = self.main_xy();
-        for _ in 0..self.cfg.frame_skip * self.cfg.substeps {
+        for _ in 0..self.cfg.frame_skip * self.cfg.physics.substeps {
             self.sim.step(&tau);
         }
         let (q, v) = (self.qpos(), self.qvel());

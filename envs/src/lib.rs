@@ -7,6 +7,7 @@
 //!   InvertedPendulum-v5 on Rapier multibodies.
 //! * [`locomotion::Locomotion`]: MuJoCo's planar runners with contacts (floor, friction):
 //!   [`half_cheetah`] (HalfCheetah-v5), [`hopper`] (Hopper-v5), [`walker2d`] (Walker2d-v5).
+//! * [`ant::Ant`], [`humanoid::Humanoid`]: Ant-v5 and Humanoid-v5 on floating bases.
 //! * [`vec_env::VecEnv`]: many environments stepped on a thread pool, with auto-reset.
 //! * [`render`]: top-down pictures of planar environments, PNG and animated GIF.
 
@@ -23,6 +24,7 @@ pub mod gymnasium;
 pub mod half_cheetah;
 pub mod locomotion;
 pub mod hopper;
+pub mod humanoid;
 pub mod inverted_double_pendulum;
 pub mod inverted_pendulum;
 pub mod mjcf;

@@ -507,7 +507,8 @@ pub fn replay(spec: Spec, cfg: &LocomotionConfig, table: &crate::csvio::Table) -
     Ok(r)
 }
 
-/// Returns and lengths of `episodes` episodes of uniform random actions in [−1, 1] (episode i reset with
+/// Returns and lengths of `episodes` episodes of uniform random actions over the action space (±1 where
+/// it is unbounded; the same draws as U(−1, 1) for a space of [−1, 1]) (episode i reset with
 /// seed 1000 + i, the actions drawn from one stream seeded 7; at most 1000 steps, the registered limit):
 /// the draws the fidelity example and tests compare with MuJoCo's `*_random_returns.csv`.
 /// Any environment works (Ant-v5 uses it too); `max_episode_steps` is the registered limit.
@@ -517,13 +518,20 @@ pub fn random_action_returns(
     episodes: u64,
 ) -> Result<Vec<(f64, usize)>, EnvError> {
     let mut rng = StdRng::seed_from_u64(7);
-    let nu = env.action_space().dim();
+    // uniform over the action space (a random policy's `action_space.sample()`), ±1 where it is unbounded
+    let space = env.action_space();
+    let bounds: Vec<(f32, f32)> = space
+        .low
+        .iter()
+        .zip(&space.high)
+        .map(|(l, h)| if l.is_finite() && h.is_finite() { (*l, *h) } else { (-1.0, 1.0) })
+        .collect();
     (0..episodes)
         .map(|i| {
             env.reset(Some(1000 + i))?;
             let (mut ret, mut n) = (0.0, 0);
             while n < max_episode_steps {
-                let a: Vec<f32> = (0..nu).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+                let a: Vec<f32> = bounds.iter().map(|&(l, h)| rng.random_range(l..h)).collect();
                 let s = env.step(&a)?;
                 ret += s.reward;
                 n += 1;

@@ -20,7 +20,9 @@
 //! | geom `solref`/`solimp`/`margin`/`gap`/`solmix` (soft contacts) | — or this module | Rapier's contact softness, [`RapierSettings::contact`]; or, against the floor plane, MuJoCo's soft-contact law as forces ([`MjcfWorld::set_mujoco_contacts`], module `soft_contact`) |
 //! | (no MJCF element) | this module | with contacts, a world-rooted joint's locked linear axes across gravity are freed (not model DoFs): the workaround for a Rapier friction defect, see [`hidden_linear_freedom`] |
 //!
-//! | several joints in one body, bodies without joints | this module ([`simplify_robot`]) | joints at one anchor along the body's axes (slides, then at most one hinge) become one Rapier joint with several free axes instead of a chain of massless links; a jointless body is welded into its parent (mass and colliders move there); each tree hanging from the world is its own multibody; a tree that nothing can move (unactuated slides across gravity, the Reacher's target) sleeps while at rest |
+//! | several joints in one body, bodies without joints | this module ([`simplify_robot`]) | joints at one anchor along the body's axes (slides, then at most one hinge) become one Rapier joint with several free axes; other chains (the Humanoid's hips: three hinges about different axes) stay the loader's chain of massless links, and a body does not touch its MJCF parent across them ([`ParentChildFilter`], MuJoCo's parent–child exclusion); a jointless body is welded into its parent (mass and colliders move there); each tree hanging from the world is its own multibody; a tree that nothing can move (unactuated slides across gravity, the Reacher's target) sleeps while at rest |
+//! | a free joint on a body under `<worldbody>` | this module ([`recentre_on_com`]) | the multibody's floating root, its rigid body at the body's centre of mass (Rapier moves a free root's frame with its centre of mass's velocity); qpos, qvel and the mass matrix in MuJoCo's layout (the body frame's origin and its velocity, angular velocity in the body frame) |
+//! | `<tendon><fixed>` without stiffness, damping, friction loss, armature or range | — | accepted: such a tendon exerts no force (Gymnasium's humanoid.xml); any that would is refused |
 //!
 //! Anything else that changes the dynamics is refused by [`MjcfModel::from_str`] with an error
 //! naming the element and what to do (see [`check_supported`]).
@@ -40,7 +42,7 @@ mod soft_contact;
 pub use soft_contact::ContactParams;
 
 /// The MJCF files this crate ships, by the name Gymnasium gives them.
-pub const STOCK_FILES: [(&str, &str); 8] = [
+pub const STOCK_FILES: [(&str, &str); 9] = [
     ("swimmer.xml", include_str!("../models/swimmer.xml")),
     ("reacher.xml", include_str!("../models/reacher.xml")),
     ("inverted_pendulum.xml", include_str!("../models/inverted_pendulum.xml")),
@@ -49,6 +51,7 @@ pub const STOCK_FILES: [(&str, &str); 8] = [
     ("hopper.xml", include_str!("../models/hopper.xml")),
     ("walker2d_v5.xml", include_str!("../models/walker2d_v5.xml")),
     ("ant.xml", include_str!("../models/ant.xml")),
+    ("humanoid.xml", include_str!("../models/humanoid.xml")),
 ];
 
 /// Kind of a joint's single degree of freedom.
@@ -103,6 +106,8 @@ pub struct BodySpec {
     offset: Pose,
     /// Index into the loader's body list of the body itself.
     loader: usize,
+    /// The body's own mass properties in its frame (before welding moves them to its carrier).
+    inertia: MassProperties,
 }
 
 /// A loaded MJCF model: the loader's description (not yet in a world) and what the environments
@@ -140,8 +145,8 @@ pub struct MjcfModel {
     pub actuators: Vec<ActuatorSpec>,
     /// Bodies in MuJoCo's order, world excluded.
     pub bodies: Vec<BodySpec>,
-    /// Capsule geoms of the bodies (for pictures): body index, the two end centres in the body
-    /// frame, radius.
+    /// Capsule and sphere geoms of the bodies (for pictures): body index, the two end centres in the
+    /// body frame (equal for a sphere), radius.
     pub capsules: Vec<(usize, [f64; 3], [f64; 3], f64)>,
 }
 
@@ -174,8 +179,20 @@ pub fn check_supported(xml: &str, source: &str) -> Result<(), EnvError> {
                     return fail(why);
                 }
             }
-            "spatial" | "fixed" if parent == "tendon" => {
-                return fail("(a tendon) is not supported: drive the joints with <motor joint=...> instead".into())
+            "spatial" if parent == "tendon" => {
+                return fail("(a spatial tendon) is not supported: drive the joints with <motor joint=...> instead".into())
+            }
+            // A fixed tendon with no stiffness, damping, friction, armature or limit exerts no force
+            // (MuJoCo computes its length and nothing else): Gymnasium's humanoid.xml has two.
+            "fixed" if parent == "tendon" => {
+                if let Some(why) = active_tendon(&n) {
+                    return fail(why);
+                }
+            }
+            "tendon" if parent == "default" => {
+                if let Some(why) = active_tendon(&n) {
+                    return fail(why);
+                }
             }
             "connect" | "weld" | "joint" | "tendon" | "distance" if parent == "equality" => {
                 return fail("(an equality constraint) is not supported: rebel-rs simulates the body tree as one Rapier multibody without loop closures; remove the constraint".into())
@@ -237,6 +254,17 @@ pub fn check_supported(xml: &str, source: &str) -> Result<(), EnvError> {
         }
     }
     Ok(())
+}
+
+/// Why a fixed tendon (or a tendon default) would exert a force, if it would: tendon forces are not
+/// simulated, so only tendons that exert none pass.
+fn active_tendon(n: &roxmltree::Node) -> Option<String> {
+    let nonzero = |v: &str| v.split_whitespace().any(|x| x.parse::<f64>().map_or(true, |f| f != 0.0));
+    ["stiffness", "damping", "frictionloss", "armature", "range"]
+        .iter()
+        .find_map(|a| n.attribute(*a).filter(|v| nonzero(v)).map(|v| format!("{a}=\"{v}\"")))
+        .or_else(|| n.attribute("limited").filter(|v| *v == "true").map(|_| "limited=\"true\"".to_string()))
+        .map(|what| format!("with {what} is not supported (tendon forces and limits are not simulated; a tendon without stiffness, damping, friction loss, armature or range exerts none and loads); remove it or drive the joints with <motor joint=...>"))
 }
 
 /// Why a free joint cannot be simulated, if it cannot: it must sit on a body directly under
@@ -419,6 +447,10 @@ impl MjcfModel {
                 loader: i,
                 carrier: i,
                 offset: Pose::IDENTITY,
+                inertia: match b.body.mass_properties().additional_local_mprops.as_deref() {
+                    Some(RigidBodyAdditionalMassProps::MassProps(m)) => *m,
+                    _ => MassProperties::default(),
+                },
             })
             .collect();
         let free_root = free_body.map(|fb| bodies.iter().position(|b| b.loader == fb).expect("the free body is a body"));
@@ -439,12 +471,15 @@ impl MjcfModel {
                     .map(|c| (c.shared_shape().clone(), c.position_wrt_parent().copied().unwrap_or(*c.position()))),
             );
             for (shape, pose) in shapes {
+                let p = |v: Vector| {
+                    let w = pose.transform_point(v);
+                    [w.x as f64, w.y as f64, w.z as f64]
+                };
                 if let Some(c) = shape.as_capsule() {
-                    let p = |v: Vector| {
-                        let w = pose.transform_point(v);
-                        [w.x as f64, w.y as f64, w.z as f64]
-                    };
                     capsules.push((bi, p(c.segment.a), p(c.segment.b), c.radius as f64));
+                } else if let Some(ball) = shape.as_ball() {
+                    // a sphere draws as a capsule of length 0
+                    capsules.push((bi, p(Vector::ZERO), p(Vector::ZERO), ball.radius as f64));
                 }
             }
         }
@@ -457,6 +492,12 @@ impl MjcfModel {
         }
         for b in &mut bodies {
             (b.carrier, b.offset) = simple.carrier[b.carrier];
+        }
+        if let Some(back) = free_root.and_then(|fr| recentre_on_com(&mut robot, bodies[fr].carrier)) {
+            let r = bodies[free_root.expect("a floating base")].carrier;
+            for b in bodies.iter_mut().filter(|b| b.carrier == r) {
+                b.offset = back * b.offset;
+            }
         }
         let g = robot.gravity;
         Ok(MjcfModel {
@@ -543,6 +584,88 @@ struct Simplified {
     /// Per loader body: the body whose rigid body now carries it, and its pose in that body.
     /// (Bodies added by the pass come after the loader's.)
     carrier: Vec<(usize, Pose)>,
+}
+
+/// MuJoCo's exclusion of contacts between a body and its parent, where Rapier does not see it: a body
+/// whose joints stay a chain (several hinges with different axes, as the Humanoid's hips) hangs from
+/// its MJCF parent through massless intermediate links, and Rapier only filters the pairs a joint
+/// connects directly. These pairs get a contact-pair hook that drops them (only their colliders run
+/// it; a model without such chains has none).
+#[derive(Clone, Debug, Default)]
+struct ParentChildFilter {
+    pairs: Vec<(RigidBodyHandle, RigidBodyHandle)>,
+}
+
+impl ParentChildFilter {
+    /// The (parent, child) pairs of loader body indices that a chain of intermediate links separates.
+    fn chained(robot: &MjcfRobot) -> Vec<(usize, usize)> {
+        let real = |i: usize| i != 0 && !robot.bodies[i].is_intermediate;
+        let mut pairs = Vec::new();
+        for j in robot.joints.iter().filter(|j| real(j.link2)) {
+            let mut top = j.link1;
+            while !real(top) {
+                let Some(up) = robot.joints.iter().find(|k| k.link2 == top) else { break };
+                top = up.link1;
+            }
+            if top != j.link1 && real(top) {
+                pairs.push((top, j.link2));
+            }
+        }
+        pairs
+    }
+
+    fn new(chained: &[(usize, usize)], handles: &[Option<rapier3d_mjcf::MjcfBodyHandle>], world: &mut PhysicsWorld) -> Self {
+        let handle = |i: usize| handles[i].as_ref().map(|h| h.body);
+        let pairs: Vec<(RigidBodyHandle, RigidBodyHandle)> =
+            chained.iter().filter_map(|&(a, b)| handle(a).zip(handle(b))).collect();
+        for &(a, b) in &pairs {
+            for h in world.bodies[a].colliders().iter().chain(world.bodies[b].colliders()).copied().collect::<Vec<_>>() {
+                world.colliders[h].set_active_hooks(ActiveHooks::FILTER_CONTACT_PAIRS);
+            }
+        }
+        ParentChildFilter { pairs }
+    }
+}
+
+impl PhysicsHooks for ParentChildFilter {
+    fn filter_contact_pair(&self, c: &PairFilterContext) -> Option<SolverFlags> {
+        let pair = c.rigid_body1.zip(c.rigid_body2);
+        let excluded = pair.is_some_and(|(x, y)| self.pairs.iter().any(|&(a, b)| (a, b) == (x, y) || (b, a) == (x, y)));
+        (!excluded).then(SolverFlags::default)
+    }
+}
+
+/// Puts the rigid body of loader body `r` (a floating base) at its centre of mass, keeping its
+/// orientation: its colliders, visual meshes, mass properties and the anchors of the joints it
+/// carries move by −c in its frame (c its centre of mass there), so the world is the same. Returns
+/// the MJCF body frame in the moved rigid body's frame (a translation by −c), or `None` where the
+/// centre of mass is the frame's origin already (within 1e-6 m: nothing moves). Rapier moves a free multibody
+/// root's frame origin with the velocity it treats as the centre of mass's (the root's Jacobian
+/// has no lever arm), so the two must coincide for a floating base to tumble correctly.
+fn recentre_on_com(robot: &mut MjcfRobot, r: usize) -> Option<Pose> {
+    let Some(RigidBodyAdditionalMassProps::MassProps(mp)) = robot.bodies[r].body.mass_properties().additional_local_mprops.as_deref().copied() else {
+        return None;
+    };
+    // f32 rounding leaves ~1e-9 m where symmetry makes it 0 (the Ant's torso): nothing to move there
+    if mp.local_com.length() < 1e-6 {
+        return None;
+    }
+    let back = Pose::from_translation(-mp.local_com);
+    let b = &mut robot.bodies[r];
+    let pose = *b.body.position() * back.inverse();
+    b.body.set_position(pose, false);
+    b.body.set_additional_mass_properties(mp.transform_by(&back), false);
+    for col in &mut b.colliders {
+        let p = col.position_wrt_parent().copied().unwrap_or(*col.position());
+        col.set_position(back * p);
+    }
+    for m in &mut b.visual_meshes {
+        m.local_pose = back * m.local_pose;
+    }
+    for j in robot.joints.iter_mut().filter(|j| j.link1 == r) {
+        j.joint.local_frame1 = back * j.joint.local_frame1;
+    }
+    Some(back)
 }
 
 /// The single free coordinate of a hinge or slide joint.
@@ -854,6 +977,8 @@ pub struct MjcfWorld {
     springs: Vec<(usize, f64, f64)>,
     /// The floating base, if the model has one.
     free: Option<FreeBase>,
+    /// Body pairs Rapier would let touch that MuJoCo does not.
+    parent_child: ParentChildFilter,
     /// Contacts push from this distance on (MuJoCo's geom `margin`; see [`MjcfWorld::set_contact_margin`]).
     margin: f64,
     /// MuJoCo's soft joint limits in place of Rapier's (see [`MjcfWorld::set_mujoco_limits`]).
@@ -862,6 +987,17 @@ pub struct MjcfWorld {
     soft_contacts: Option<soft_contact::SoftContacts>,
     /// The soft contacts' forces of the last Rapier step (for [`MjcfWorld::contact_wrenches`]).
     soft_forces: Vec<soft_contact::SoftForce>,
+}
+
+/// MuJoCo's com-based quantities of the model's bodies ([`MjcfWorld::com_quantities`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ComQuantities {
+    /// Centre of mass of each body, world frame (MuJoCo's `xipos`).
+    pub xipos: Vec<[f64; 3]>,
+    /// MuJoCo's `cinert` of each body.
+    pub cinert: Vec<[f64; 10]>,
+    /// MuJoCo's `cvel` of each body.
+    pub cvel: Vec<[f64; 6]>,
 }
 
 /// MuJoCo's soft joint limits (`solreflimit`, `solimplimit`), per DoF range.
@@ -886,11 +1022,20 @@ fn impedance(x: f64, [dmin, dmax, width, mid, power]: [f64; 5]) -> f64 {
 
 /// A floating base: the root rigid body of its multibody (whose first six generalised velocities
 /// are the base's: centre-of-mass velocity and angular velocity, both in the world frame), or a
-/// free rigid body of its own when nothing is jointed to it.
+/// free rigid body of its own when nothing is jointed to it. The rigid body sits at the base's
+/// centre of mass ([`recentre_on_com`]); `offset` is the MJCF body frame in it (a translation).
 #[derive(Clone, Copy, Debug)]
 struct FreeBase {
     body: RigidBodyHandle,
     multibody: Option<MultibodyJointHandle>,
+    offset: Pose,
+}
+
+impl FreeBase {
+    /// The MJCF body frame's origin relative to the rigid body's, in the world frame, at orientation `r`.
+    fn arm(&self, r: Rotation) -> Vector {
+        r * self.offset.translation
+    }
 }
 
 impl MjcfWorld {
@@ -918,6 +1063,7 @@ impl MjcfWorld {
             j.damping_per_dof = 0.0;
         }
         let frames: Vec<Pose> = robot.joints.iter().map(|j| j.joint.local_frame2).collect();
+        let chained = ParentChildFilter::chained(&robot);
         let handles = robot.insert_using_multibody_joints(
             &mut world.bodies,
             &mut world.colliders,
@@ -927,6 +1073,7 @@ impl MjcfWorld {
             MjcfMultibodyOptions::SKIP_JOINT_MOTORS | MjcfMultibodyOptions::SKIP_JOINT_SPRINGS,
         );
         mujoco_contacts(&mut world, s.contact);
+        let parent_child = ParentChildFilter::new(&chained, &handles.bodies, &mut world);
         for b in handles.bodies.iter().flatten() {
             if let Some(rb) = world.bodies.get_mut(b.body) {
                 rb.enable_ccd(false);
@@ -936,7 +1083,7 @@ impl MjcfWorld {
         // A zero-length step settles every multibody's root and DOF count.
         let dt = world.integration_parameters.dt;
         world.integration_parameters.dt = 0.0;
-        world.step();
+        world.step_with_events(&parent_child, &());
         world.integration_parameters.dt = dt;
 
         // Per-DoF damping and armature: MuJoCo's values everywhere (zero where not given).
@@ -1066,7 +1213,7 @@ impl MjcfWorld {
         let free = model.free_root.map(|b| {
             let body = bodies[b];
             let multibody = dofs.iter().find(|d| d.root == body).map(|d| d.handle);
-            FreeBase { body, multibody }
+            FreeBase { body, multibody, offset: body_offsets[b] }
         });
         MjcfWorld {
             world,
@@ -1082,6 +1229,7 @@ impl MjcfWorld {
             limit_groups,
             springs,
             free,
+            parent_child,
             margin: 0.0,
             soft_limits: None,
             soft_contacts: None,
@@ -1193,22 +1341,6 @@ impl MjcfWorld {
         self.rest = WorldState::capture(&self.world);
     }
 
-    /// Error unless the floating base (if any) has its centre of mass at its body frame's origin
-    /// (within 1e-5 m): Rapier moves a free multibody root's frame origin with the velocity it
-    /// treats as the centre of mass's, so the two must coincide (the Ant's torso, with its four
-    /// welded hip pieces, does by symmetry).
-    pub fn check_free_base(&self) -> Result<(), String> {
-        let Some(f) = &self.free else { return Ok(()) };
-        let com = self.world.bodies[f.body].mass_properties().local_mprops.local_com;
-        if com.length() > 1e-5 {
-            return Err(format!(
-                "the floating base's centre of mass is {:.3e} m from its body frame origin; rebel-rs supports a free joint only where the two coincide (move the body frame to the centre of mass)",
-                com.length()
-            ));
-        }
-        Ok(())
-    }
-
     /// Contact points where two geoms overlap (distance ≤ 0, or within the contact margin when there
     /// is one), as MuJoCo's `ncon` counts them (Rapier also keeps predicted contacts of nearby geoms,
     /// not counted here).
@@ -1237,7 +1369,7 @@ impl MjcfWorld {
     pub fn qpos(&self) -> Vec<f64> {
         let mut out = Vec::with_capacity(self.dofs.len() + 7);
         if let Some(f) = &self.free {
-            let p = self.world.bodies[f.body].position();
+            let p = *self.world.bodies[f.body].position() * f.offset;
             let (t, r) = (p.translation, p.rotation);
             out.extend([t.x, t.y, t.z, r.w, r.x, r.y, r.z].map(|x| x as f64));
         }
@@ -1260,13 +1392,14 @@ impl MjcfWorld {
         }
     }
 
-    /// Generalised velocities (MuJoCo's qvel: the floating base's linear velocity in the world frame
-    /// and angular velocity in its body frame first if there is one).
+    /// Generalised velocities (MuJoCo's qvel: the floating base's linear velocity (of its body frame's
+    /// origin) in the world frame and angular velocity in its body frame first if there is one).
     pub fn qvel(&self) -> Vec<f64> {
         let mut out = Vec::with_capacity(self.dofs.len() + 6);
         if let Some(f) = &self.free {
             let (lin, ang) = self.free_velocity(f);
-            let local = self.world.bodies[f.body].position().rotation.inverse() * ang;
+            let rot = self.world.bodies[f.body].position().rotation;
+            let (lin, local) = (lin + ang.cross(f.arm(rot)), rot.inverse() * ang);
             out.extend([lin.x, lin.y, lin.z, local.x, local.y, local.z].map(|x| x as f64));
         }
         out.extend(self.dofs.iter().map(|d| {
@@ -1278,7 +1411,7 @@ impl MjcfWorld {
 
     /// The world pose of the floating base, if any.
     pub fn free_pose(&self) -> Option<Pose> {
-        self.free.map(|f| *self.world.bodies[f.body].position())
+        self.free.map(|f| *self.world.bodies[f.body].position() * f.offset)
     }
 
     /// Puts the world back to the state [`MjcfWorld::build`] made (qpos = `ref`, at rest, all
@@ -1298,9 +1431,10 @@ impl MjcfWorld {
                 let r = |i: usize| qpos[i] as Real;
                 let rot = Rotation::from_xyzw(r(4), r(5), r(6), r(3)).normalize();
                 let rb = &mut self.world.bodies[f.body];
-                rb.set_position(Pose::from_parts(Vector::new(r(0), r(1), r(2)), rot), true);
+                rb.set_position(Pose::from_parts(Vector::new(r(0), r(1), r(2)), rot) * f.offset.inverse(), true);
                 let v = |i: usize| qvel[i] as Real;
-                let (lin, ang) = (Vector::new(v(0), v(1), v(2)), rot * Vector::new(v(3), v(4), v(5)));
+                let ang = rot * Vector::new(v(3), v(4), v(5));
+                let lin = Vector::new(v(0), v(1), v(2)) - ang.cross(f.arm(rot));
                 match f.multibody {
                     Some(h) => {
                         let (mb, _) = self.world.multibody_joints.get_mut(h).expect("multibody");
@@ -1382,16 +1516,20 @@ impl MjcfWorld {
                 })
                 .map(|(k, e)| (base + k, e.index))
                 .collect();
-            // Rapier's base velocities are (v, ω) in the world frame, MuJoCo's (v, R⁻¹ω): with
-            // T = diag(I, R), MuJoCo's matrix is Tᵀ M T.
+            // Rapier's base velocities are (v, ω) of the centre of mass in the world frame, MuJoCo's
+            // (v_o, R⁻¹ω) of the body frame's origin o: v = v_o + (o − c) × ω, so with
+            // T = [[I, [o − c]× R], [0, R]], MuJoCo's matrix is Tᵀ M T.
             let mut m = m.map(|x| x as f64);
             if let Some(f) = self.free.filter(|f| f.body == root) {
                 let r = self.world.bodies[f.body].position().rotation;
+                let arm = f.arm(r);
                 let mut t = rapier3d::na::DMatrix::<f64>::identity(m.nrows(), m.ncols());
                 for c in 0..3 {
                     let col = r * [Vector::X, Vector::Y, Vector::Z][c];
+                    let lever = arm.cross(col);
                     for i in 0..3 {
                         t[(3 + i, 3 + c)] = col[i] as f64;
+                        t[(i, 3 + c)] = lever[i] as f64;
                     }
                 }
                 m = t.transpose() * m * t;
@@ -1404,6 +1542,74 @@ impl MjcfWorld {
             }
         }
         Some(out)
+    }
+
+    /// MuJoCo's com-based quantities of every body of the model (`mj_comPos`, `mj_comVel`), from the link
+    /// poses and generalised velocities now: per body its centre of mass (`xipos`), `cinert` (inertia
+    /// about the centre of mass `c` of the body's tree, MuJoCo's `subtree_com` of its root: xx, yy, zz, xy,
+    /// xz, yz, then m·(xipos − c), m) and `cvel` (angular velocity, then the velocity of the point at `c`
+    /// moving with the body), world axes.
+    pub fn com_quantities(&self, model: &MjcfModel) -> ComQuantities {
+        let n = model.bodies.len();
+        // the carrier's pose, the velocity of its centre of mass, its angular velocity and its tree's root
+        let carrier_state = |h: RigidBodyHandle| -> (Pose, Vector, Vector, RigidBodyHandle) {
+            let rb = &self.world.bodies[h];
+            match self.world.multibody_joints.rigid_body_link(h) {
+                Some(l) => {
+                    let mb = self.world.multibody_joints.get_multibody(l.multibody).expect("multibody");
+                    let v = mb.body_jacobian(l.id) * mb.generalized_velocity();
+                    let link = mb.link(l.id).expect("link");
+                    let (lin, ang) = (Vector::new(v[0], v[1], v[2]), Vector::new(v[3], v[4], v[5]));
+                    (*link.local_to_world(), lin, ang, mb.root().rigid_body_handle())
+                }
+                None => (*rb.position(), rb.linvel(), rb.angvel(), h),
+            }
+        };
+        let mut out = ComQuantities { xipos: vec![[0.0; 3]; n], cinert: vec![[0.0; 10]; n], cvel: vec![[0.0; 6]; n] };
+        let mut per_body = Vec::with_capacity(n);
+        for (b, spec) in model.bodies.iter().enumerate() {
+            let h = self.bodies[b];
+            let (pose, lin, ang, tree) = carrier_state(h);
+            let carrier_com = pose.transform_point(self.world.bodies[h].mass_properties().local_mprops.local_com);
+            let frame = pose * self.body_offsets[b];
+            out.xipos[b] = soft_contact::v64(frame.transform_point(spec.inertia.local_com));
+            per_body.push((frame, carrier_com, lin, ang, tree));
+        }
+        for (b, spec) in model.bodies.iter().enumerate() {
+            let (frame, carrier_com, lin, ang, tree) = per_body[b];
+            let (mut m_tree, mut mc) = (0.0, [0.0; 3]);
+            for (k, other) in model.bodies.iter().enumerate().filter(|(k, _)| per_body[*k].4 == tree) {
+                let m = other.inertia.mass() as f64;
+                m_tree += m;
+                for i in 0..3 {
+                    mc[i] += m * out.xipos[k][i];
+                }
+            }
+            let c = if m_tree > 0.0 { mc.map(|x| x / m_tree) } else { out.xipos[b] };
+            let m = spec.inertia.mass() as f64;
+            let d = [out.xipos[b][0] - c[0], out.xipos[b][1] - c[1], out.xipos[b][2] - c[2]];
+            let rot = frame.rotation * spec.inertia.principal_inertia_local_frame;
+            let i = spec.inertia.principal_inertia();
+            let axes = [rot * Vector::X, rot * Vector::Y, rot * Vector::Z].map(soft_contact::v64);
+            let ip = [i.x as f64, i.y as f64, i.z as f64];
+            let iw = |r: usize, s: usize| (0..3).map(|k| axes[k][r] * ip[k] * axes[k][s]).sum::<f64>();
+            out.cinert[b] = [
+                iw(0, 0) + m * (d[1] * d[1] + d[2] * d[2]),
+                iw(1, 1) + m * (d[0] * d[0] + d[2] * d[2]),
+                iw(2, 2) + m * (d[0] * d[0] + d[1] * d[1]),
+                iw(0, 1) - m * d[0] * d[1],
+                iw(0, 2) - m * d[0] * d[2],
+                iw(1, 2) - m * d[1] * d[2],
+                m * d[0],
+                m * d[1],
+                m * d[2],
+                m,
+            ];
+            let at_c = soft_contact::v64(lin + ang.cross(Vector::new(c[0] as Real, c[1] as Real, c[2] as Real) - carrier_com));
+            let w = soft_contact::v64(ang);
+            out.cvel[b] = [w[0], w[1], w[2], at_c[0], at_c[1], at_c[2]];
+        }
+        out
     }
 
     /// The contact forces on every body of the model over the last Rapier step, as MuJoCo's
@@ -1577,7 +1783,7 @@ impl MjcfWorld {
             rb.add_force(to_world(force), false);
             rb.add_torque(to_world(torque), false);
         }
-        self.world.step();
+        self.world.step_with_events(&self.parent_child, &());
         if !self.limit_groups.is_empty() {
             self.project_limits();
         }

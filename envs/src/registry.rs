@@ -11,6 +11,7 @@
 //! | `Hopper-v5` | [`crate::hopper::SPEC`] | 1000 |
 //! | `Walker2d-v5` | [`crate::walker2d::SPEC`] | 1000 |
 //! | `Ant-v5` | [`crate::ant::Ant::new`] | 1000 |
+//! | `Humanoid-v5` | [`crate::humanoid::Humanoid::new`] | 1000 |
 //!
 //! The built-in ids are registered the first time the registry is used. Other crates add their
 //! own with [`register`]. [`make`] wraps every environment that has a limit in a
@@ -76,6 +77,10 @@ fn ant_ctor(config: &EnvConfig) -> Result<Box<dyn Env>, EnvError> {
     Ok(Box::new(crate::ant::Ant::new(config)?))
 }
 
+fn humanoid_ctor(config: &EnvConfig) -> Result<Box<dyn Env>, EnvError> {
+    Ok(Box::new(crate::humanoid::Humanoid::new(config)?))
+}
+
 fn table() -> &'static RwLock<BTreeMap<String, Entry>> {
     static TABLE: OnceLock<RwLock<BTreeMap<String, Entry>>> = OnceLock::new();
     TABLE.get_or_init(|| {
@@ -115,6 +120,10 @@ fn table() -> &'static RwLock<BTreeMap<String, Entry>> {
             Entry { max_episode_steps: Some(crate::walker2d::MAX_EPISODE_STEPS), ctor: walker2d_ctor },
         );
         m.insert(crate::ant::ID.to_string(), Entry { max_episode_steps: Some(crate::ant::MAX_EPISODE_STEPS), ctor: ant_ctor });
+        m.insert(
+            crate::humanoid::ID.to_string(),
+            Entry { max_episode_steps: Some(crate::humanoid::MAX_EPISODE_STEPS), ctor: humanoid_ctor },
+        );
         RwLock::new(m)
     })
 }
@@ -173,7 +182,7 @@ fn lookup(id: &str) -> Result<Entry, EnvError> {
 const NOT_YET: &str = "is not built in rebel-rs yet";
 
 /// Gymnasium's MuJoCo environments that are not built here.
-const NOT_BUILT: [(&str, &str); 3] = [("Humanoid", NOT_YET), ("HumanoidStandup", NOT_YET), ("Pusher", NOT_YET)];
+const NOT_BUILT: [(&str, &str); 2] = [("HumanoidStandup", NOT_YET), ("Pusher", NOT_YET)];
 
 /// Why `id` is unknown, when a reason is close at hand: one of Gymnasium's environments not built here,
 /// another version of a registered one, or a near spelling of a registered id (edit distance ≤ 2).
@@ -361,9 +370,9 @@ mod tests {
     #[test]
     fn unknown_ids_say_what_they_are_closest_to() {
         let msg = |id: &str| make(id, &EnvConfig::new()).err().expect("unknown").to_string();
-        let hum = msg("Humanoid-v5");
-        assert!(hum.contains("Gymnasium's Humanoid is not built in rebel-rs yet") && hum.contains("registered environments: "), "{hum}");
-        assert!(msg("humanoid-v4").contains("Gymnasium's Humanoid is not built"), "{}", msg("humanoid-v4"));
+        let standup = msg("HumanoidStandup-v5");
+        assert!(standup.contains("Gymnasium's HumanoidStandup is not built in rebel-rs yet") && standup.contains("registered environments: "), "{standup}");
+        assert!(msg("humanoid-v4").contains("(rebel-rs has Humanoid-v5, the version Gymnasium 1.4 defines)"), "{}", msg("humanoid-v4"));
         assert!(msg("Ant-v4").contains("(rebel-rs has Ant-v5, the version Gymnasium 1.4 defines)"), "{}", msg("Ant-v4"));
         assert!(msg("Hopper-v4").contains("(rebel-rs has Hopper-v5, the version Gymnasium 1.4 defines)"), "{}", msg("Hopper-v4"));
         assert!(msg("halfcheetah-v5").contains("did you mean 'HalfCheetah-v5'? ids are case-sensitive"), "{}", msg("halfcheetah-v5"));

@@ -199,6 +199,16 @@ fn unsupported_mjcf_is_refused_naming_the_element() {
         &body("<joint name=\"j\"/><site name=\"s\"/>", "<tendon><spatial><site site=\"s\"/></spatial></tendon>"),
     );
     assert!(e.contains("<spatial>") && e.contains("tendon"), "{e}");
+    // a fixed tendon that would pull (stiffness, damping, a range, in a default too) is refused; one
+    // that exerts nothing (Gymnasium's humanoid.xml has two) loads
+    let fixed = |attrs: &str| format!("<tendon><fixed name=\"t\" {attrs}><joint joint=\"j\" coef=\"1\"/></fixed></tendon>");
+    let e = load_err(&d, &body("<joint name=\"j\"/>", &fixed("stiffness=\"5\"")));
+    assert!(e.contains("<fixed>") && e.contains("stiffness=\"5\"") && e.contains("not simulated"), "{e}");
+    let e = load_err(&d, &body("<joint name=\"j\"/>", &fixed("limited=\"true\" range=\"0 1\"")));
+    assert!(e.contains("range=\"0 1\""), "{e}");
+    let e = load_err(&d, &format!("<mujoco><default><tendon damping=\"1\"/></default>{}", &body("<joint name=\"j\"/>", "")[8..]));
+    assert!(e.contains("<tendon>") && e.contains("damping=\"1\""), "{e}");
+    assert!(MjcfModel::load(&write(&d, &body("<joint name=\"j\"/>", &fixed("")))).is_ok());
     let e = load_err(&d, "<robot/>");
     assert!(e.contains("<mujoco>"), "{e}");
     let e = load_err(&d, "<mujoco><worldbody>");
@@ -212,6 +222,103 @@ fn unsupported_mjcf_is_refused_naming_the_element() {
     assert!(e.contains("InvertedPendulum-v5 needs 2 joints and 1 actuators"), "{e}");
     // looks only (assets, lights, cameras) load fine: the Gymnasium swimmer has all of them
     assert!(MjcfModel::load(&data("gymnasium/swimmer.xml")).is_ok());
+}
+
+/// The values of the first row of `tests/data/mujoco/NAME.csv` (written by `scripts/record_mujoco_rollouts.py`).
+fn mujoco_rows(name: &str) -> Vec<Vec<f64>> {
+    let text = std::fs::read_to_string(data(&format!("mujoco/{name}.csv"))).unwrap();
+    text.lines().skip(1).map(|l| l.split(',').map(|x| x.parse().unwrap()).collect()).collect()
+}
+
+/// Gymnasium's humanoid.xml, unchanged: a floating base whose centre of mass is 3.5 cm off its body frame
+/// (the loader puts the rigid body at the centre of mass, `mjcf::recentre_on_com`), hips and shoulders of two
+/// or three hinges in one body (chains of massless links), two fixed tendons that exert nothing.
+fn humanoid() -> (MjcfModel, MjcfWorld) {
+    let m = MjcfModel::load(&data("gymnasium/humanoid.xml")).unwrap();
+    assert_eq!((m.nq(), m.nv(), m.nu(), m.free_root), (24, 23, 17, Some(0)));
+    let w = MjcfWorld::build(&m, &settings(&m));
+    (m, w)
+}
+
+#[test]
+fn gymnasiums_humanoid_has_mujocos_mass_matrix() {
+    let (m, mut w) = humanoid();
+    let row = &mujoco_rows("humanoid_v5_fullM_pose")[0];
+    let (qpos, full) = row.split_at(24);
+    w.set_state(qpos, &[0.0; 23]);
+    let back = w.qpos();
+    assert!(back.iter().zip(qpos).all(|(a, b)| (a - b).abs() < 1e-6), "qpos round trip: {back:?}");
+    let mm = w.mass_matrix().unwrap();
+    let worst = (0..23 * 23).map(|k| (mm[k / 23][k % 23] - full[k]).abs()).fold(0.0, f64::max);
+    eprintln!("Humanoid mass matrix: max |ours − mj_fullM| = {worst:.2e} (largest entry {:.3})", full[0]);
+    for i in 0..23 {
+        for j in 0..23 {
+            let mj = full[23 * i + j];
+            // f32 geometry: entries up to 42.1 (the total mass) agree to 3.1e-4
+            assert!((mm[i][j] - mj).abs() < 5e-4, "M[{i}][{j}] = {} vs MuJoCo {mj}", mm[i][j]);
+        }
+    }
+    // velocities of the base's body frame origin round-trip through the centre of mass's
+    let qvel: Vec<f64> = (0..23).map(|i| ((i as f64) * 0.37).sin()).collect();
+    w.set_state(qpos, &qvel);
+    assert!(w.qvel().iter().zip(&qvel).all(|(a, b)| (a - b).abs() < 1e-5), "{:?}", w.qvel());
+    assert_eq!(m.joints[3].name, "right_hip_x");
+}
+
+#[test]
+fn a_tumbling_humanoid_in_the_air_follows_mujoco() {
+    // MuJoCo's RK4 at the model's 0.003 s; ours one Rapier step per MuJoCo step, MuJoCo's soft limits (the
+    // knees start 2° past their range). Measured: the base's position off by 1.4e-4, 7.3e-4, 1.4e-3 m after
+    // 10, 50, 100 steps (2.6e-3 and 8.5e-3 m after 50 and 100 before the base's rigid body was put at its
+    // centre of mass); orientation 4e-4 and the joints 7.6e-3 rad after 50 (6.4e-3 and 6.8e-2 before bodies
+    // hanging from their parent through massless links stopped touching it: thighs pushed out of the pelvis).
+    let (m, mut w) = humanoid();
+    w.set_mujoco_limits(&m, m.timestep);
+    let rows = mujoco_rows("humanoid_v5_flight");
+    w.reset_state(&rows[0][1..25], &rows[0][25..48]);
+    let mut step = 0;
+    for (row, tol) in [(&rows[1], [3e-4, 3e-4, 1e-2]), (&rows[2], [1.5e-3, 1.5e-3, 2e-2]), (&rows[3], [3e-3, 2e-3, 2e-2])] {
+        while step < row[0] as usize {
+            w.step(&[0.0; 23]);
+            step += 1;
+        }
+        let (q, mj) = (w.qpos(), &row[1..25]);
+        let err = |r: std::ops::Range<usize>| r.map(|i| (q[i] - mj[i]).abs()).fold(0.0, f64::max);
+        let errs = [err(0..3), err(3..7), err(7..24)];
+        eprintln!("step {step}: max |error| base position {:.2e} m, orientation {:.2e}, joints {:.2e} rad", errs[0], errs[1], errs[2]);
+        assert!(errs.iter().zip(tol).all(|(e, t)| *e < t), "step {step}: base, orientation, joints off by {errs:?} (tolerances {tol:?})\nours   {q:?}\nMuJoCo {mj:?}");
+    }
+}
+
+#[test]
+fn a_body_does_not_touch_its_parent_through_a_chain_of_hinges() {
+    // The child's two hinges (different axes, one anchor) make a massless link between it and the parent;
+    // MuJoCo never lets a body touch its parent, whatever the joints. Their capsules overlap from the start:
+    // the motion is the same as with the child's geom touching nothing.
+    let xml = |child_geom: &str| {
+        format!(
+            r#"<mujoco><option gravity="0 0 0"/><worldbody>
+        <body name="p"><joint name="s" type="slide" axis="1 0 0"/><geom type="capsule" fromto="0 -.2 0 0 .2 0" size="0.1"/>
+          <body name="c" pos="0 0 -0.1"><joint name="a" axis="1 0 0" armature="0.01"/><joint name="b" axis="0 1 0" armature="0.01"/>
+            <geom type="capsule" fromto="0 0 0 0 0 -0.3" size="0.08" {child_geom}/></body></body></worldbody></mujoco>"#
+        )
+    };
+    let d = tempfile::tempdir().unwrap();
+    let run = |child_geom: &str| {
+        let m = MjcfModel::load(&write(&d, &xml(child_geom))).unwrap();
+        let mut w = MjcfWorld::build(&m, &settings(&m));
+        w.reset_state(&[0.0; 3], &[0.0, 0.5, -0.5]);
+        for _ in 0..20 {
+            w.step(&[0.0; 3]);
+        }
+        (w.contact_count(), w.qpos(), w.qvel())
+    };
+    let (touching, q, v) = run("");
+    let (_, q_alone, v_alone) = run(r#"contype="0" conaffinity="0""#);
+    assert_eq!(touching, 0);
+    // (the same to rounding: Rapier still tracks the filtered pair)
+    let same = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-6);
+    assert!(same(&q, &q_alone) && same(&v, &v_alone), "{q:?} {v:?}\nalone: {q_alone:?} {v_alone:?}");
 }
 
 // ---- The loader's description made smaller (mjcf::simplify_robot), same dynamics ----

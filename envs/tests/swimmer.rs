@@ -238,7 +238,7 @@ fn bad_actions_and_options_are_clear_errors() {
     assert!(msg.contains("reset_noise") && msg.contains("reset_noise_scale") && msg.contains("frame_skip"), "{msg}");
     let e = Swimmer::new(&EnvConfig::new().with("frame_skip", ConfigValue::Int(0))).err().unwrap();
     assert!(e.to_string().contains("frame_skip"), "{e}");
-    let e = Swimmer::new(&EnvConfig::new().with("xml_file", ConfigValue::Str("humanoid.xml".into()))).err().unwrap();
+    let e = Swimmer::new(&EnvConfig::new().with("xml_file", ConfigValue::Str("no_such_model.xml".into()))).err().unwrap();
     assert!(e.to_string().contains("swimmer.xml"), "{e}");
     let e = Swimmer::new(&EnvConfig::new().with("xml_file", ConfigValue::Str("ant.xml".into()))).err().unwrap();
     assert!(e.to_string().contains("free-floating root"), "{e}");

@@ -194,7 +194,7 @@ pub(super) struct Contact {
     dist: f64,
 }
 
-fn v64(v: Vector) -> [f64; 3] {
+pub(super) fn v64(v: Vector) -> [f64; 3] {
     [v.x as f64, v.y as f64, v.z as f64]
 }
 
