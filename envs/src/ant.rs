@@ -59,8 +59,10 @@ use rand_distr::StandardNormal;
 use crate::config::EnvConfig;
 use crate::env::{check_action, BoxSpace, Capsule2, Env, Info, PlanarScene, Snapshot, Step};
 use crate::error::EnvError;
-use crate::mjcf::{actuator_forces, JointKind, MjcfModel, MjcfWorld, RapierSettings};
-use crate::rapier_world::{validate_rapier_options, WorldState};
+pub use crate::free_base::FreeBaseOptions;
+use crate::free_base::check_state;
+use crate::mjcf::{actuator_forces, JointKind, MjcfModel, MjcfWorld};
+use crate::rapier_world::WorldState;
 
 /// Registry id.
 pub const ID: &str = "Ant-v5";
@@ -87,108 +89,6 @@ pub struct AntConfig {
     pub include_cfrc_ext_in_observation: bool,
     /// Rapier's step and MuJoCo's limit and contact laws.
     pub physics: FreeBaseOptions,
-}
-
-/// The options of a floating-base environment's physics (Ant-v5's, Humanoid-v5's): Rapier's step, its
-/// limit and contact softness, and MuJoCo's limit and contact laws (see the Ant's module docs).
-#[derive(Clone, Debug, PartialEq)]
-pub struct FreeBaseOptions {
-    pub timestep: f64,
-    pub substeps: usize,
-    pub solver_iterations: usize,
-    pub limit_natural_frequency: f64,
-    pub limit_damping_ratio: f64,
-    pub contact_natural_frequency: f64,
-    pub contact_damping_ratio: f64,
-    pub contact_margin: f64,
-    pub mujoco_limits: bool,
-    /// MuJoCo's soft contacts with the floor instead of Rapier's (see `MjcfWorld::set_mujoco_contacts`).
-    pub mujoco_contacts: bool,
-}
-
-impl Default for FreeBaseOptions {
-    /// The Ant's settings, chosen against MuJoCo (README, "The MuJoCo locomotion suite").
-    fn default() -> Self {
-        FreeBaseOptions {
-            timestep: 0.01,
-            substeps: 2,
-            solver_iterations: 1,
-            limit_natural_frequency: 10.0,
-            limit_damping_ratio: 1.0,
-            contact_natural_frequency: 10.0,
-            contact_damping_ratio: 1.0,
-            contact_margin: 0.01,
-            mujoco_limits: true,
-            mujoco_contacts: true,
-        }
-    }
-}
-
-impl FreeBaseOptions {
-    /// Reads the options' keys from `r`, `d` giving the defaults.
-    pub fn read(r: &mut crate::config::ConfigReader, d: &FreeBaseOptions) -> Result<Self, EnvError> {
-        Ok(FreeBaseOptions {
-            timestep: r.nonneg_f64("timestep", d.timestep)?,
-            substeps: r.usize_in("substeps", d.substeps, 1, 100)?,
-            solver_iterations: r.usize_in("solver_iterations", d.solver_iterations, 1, 100)?,
-            limit_natural_frequency: r.nonneg_f64("limit_natural_frequency", d.limit_natural_frequency)?,
-            limit_damping_ratio: r.nonneg_f64("limit_damping_ratio", d.limit_damping_ratio)?,
-            contact_natural_frequency: r.nonneg_f64("contact_natural_frequency", d.contact_natural_frequency)?,
-            contact_damping_ratio: r.nonneg_f64("contact_damping_ratio", d.contact_damping_ratio)?,
-            contact_margin: r.nonneg_f64("contact_margin", d.contact_margin)?,
-            mujoco_limits: r.bool("mujoco_limits", d.mujoco_limits)?,
-            mujoco_contacts: r.bool("mujoco_contacts", d.mujoco_contacts)?,
-        })
-    }
-
-    /// Errors for values out of range, naming environment `env`.
-    pub fn validate(&self, env: &str) -> Result<(), EnvError> {
-        validate_rapier_options(env, self.timestep, self.limit_natural_frequency)?;
-        let bad = |key: &str, msg: &str| EnvError::BadOption { env: env.into(), key: key.into(), msg: msg.into() };
-        if self.contact_natural_frequency <= 0.0 {
-            return Err(bad("contact_natural_frequency", "must be > 0 Hz (larger is stiffer)"));
-        }
-        if self.contact_margin > 0.1 {
-            return Err(bad("contact_margin", "must be in [0, 0.1] m"));
-        }
-        Ok(())
-    }
-
-    /// `model`'s world with these settings (for environment `env`, whose error a model MuJoCo's contact
-    /// law cannot simulate is).
-    pub fn build(&self, model: &MjcfModel, env: &str) -> Result<MjcfWorld, EnvError> {
-        let settings = RapierSettings {
-            timestep: self.timestep,
-            substeps: self.substeps,
-            solver_iterations: self.solver_iterations,
-            limit_natural_frequency: self.limit_natural_frequency,
-            limit_damping_ratio: self.limit_damping_ratio,
-            limit_projection: false,
-            contact: Some([self.contact_natural_frequency, self.contact_damping_ratio]),
-        };
-        let mut sim = MjcfWorld::build(model, &settings);
-        sim.set_contact_margin(self.contact_margin);
-        if self.mujoco_limits {
-            sim.set_mujoco_limits(model, self.timestep);
-        }
-        if self.mujoco_contacts {
-            sim.use_mujoco_contacts(model, env)?;
-        }
-        Ok(sim)
-    }
-}
-
-/// Error unless `qpos`, `qvel` are `model`'s sizes and finite (environment `env`'s `set_state`).
-pub fn check_state(env: &str, model: &MjcfModel, qpos: &[f64], qvel: &[f64]) -> Result<(), EnvError> {
-    let (nq, nv) = (model.nq(), model.nv());
-    if qpos.len() != nq || qvel.len() != nv || !qpos.iter().chain(qvel).all(|x| x.is_finite()) {
-        return Err(EnvError::BadOption {
-            env: env.into(),
-            key: "state".into(),
-            msg: format!("qpos and qvel need {nq} and {nv} finite values, got {} and {}", qpos.len(), qvel.len()),
-        });
-    }
-    Ok(())
 }
 
 impl Default for AntConfig {

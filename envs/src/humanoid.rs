@@ -53,7 +53,7 @@
 use rand::rngs::Xoshiro256PlusPlus as StdRng;
 use rand::{RngExt, SeedableRng};
 
-use crate::ant::FreeBaseOptions;
+use crate::free_base::{check_state, FreeBaseOptions};
 use crate::config::EnvConfig;
 use crate::env::{check_action, BoxSpace, Capsule2, Env, Info, PlanarScene, Snapshot, Step};
 use crate::error::EnvError;
@@ -260,7 +260,7 @@ impl Humanoid {
     /// Sets the state to MuJoCo's `qpos` (24), `qvel` (23) (a fresh simulator state; the contact and
     /// actuator forces are zeroed, as after a reset).
     pub fn set_state(&mut self, qpos: &[f64], qvel: &[f64]) -> Result<(), EnvError> {
-        crate::ant::check_state(ID, &self.model, qpos, qvel)?;
+        check_state(ID, &self.model, qpos, qvel)?;
         self.sim.reset_state(qpos, qvel);
         self.cfrc = vec![[0.0; 6]; NBODY];
         self.actuator = vec![0.0; NJOINT];

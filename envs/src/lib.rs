@@ -18,6 +18,7 @@ pub mod env;
 pub mod error;
 pub mod fidelity;
 pub mod fluid;
+pub mod free_base;
 pub mod rapier_world;
 #[cfg(feature = "gymnasium")]
 pub mod gymnasium;

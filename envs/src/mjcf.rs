@@ -493,10 +493,11 @@ impl MjcfModel {
         for b in &mut bodies {
             (b.carrier, b.offset) = simple.carrier[b.carrier];
         }
-        if let Some(back) = free_root.and_then(|fr| recentre_on_com(&mut robot, bodies[fr].carrier)) {
-            let r = bodies[free_root.expect("a floating base")].carrier;
-            for b in bodies.iter_mut().filter(|b| b.carrier == r) {
-                b.offset = back * b.offset;
+        if let Some(r) = free_root.map(|fr| bodies[fr].carrier) {
+            if let Some(back) = recentre_on_com(&mut robot, r) {
+                for b in bodies.iter_mut().filter(|b| b.carrier == r) {
+                    b.offset = back * b.offset;
+                }
             }
         }
         let g = robot.gravity;
@@ -1567,27 +1568,30 @@ impl MjcfWorld {
         };
         let mut out = ComQuantities { xipos: vec![[0.0; 3]; n], cinert: vec![[0.0; 10]; n], cvel: vec![[0.0; 6]; n] };
         let mut per_body = Vec::with_capacity(n);
+        // per tree (its root's handle): mass and mass-weighted centre of mass
+        let mut trees: Vec<(RigidBodyHandle, f64, [f64; 3])> = Vec::new();
         for (b, spec) in model.bodies.iter().enumerate() {
             let h = self.bodies[b];
             let (pose, lin, ang, tree) = carrier_state(h);
             let carrier_com = pose.transform_point(self.world.bodies[h].mass_properties().local_mprops.local_com);
             let frame = pose * self.body_offsets[b];
-            out.xipos[b] = soft_contact::v64(frame.transform_point(spec.inertia.local_com));
+            let xipos = soft_contact::v64(frame.transform_point(spec.inertia.local_com));
+            out.xipos[b] = xipos;
+            let m = spec.inertia.mass() as f64;
+            match trees.iter_mut().find(|t| t.0 == tree) {
+                Some(t) => (0..3).for_each(|i| t.2[i] += m * xipos[i]),
+                None => trees.push((tree, 0.0, xipos.map(|x| m * x))),
+            }
+            trees.iter_mut().find(|t| t.0 == tree).expect("just added").1 += m;
             per_body.push((frame, carrier_com, lin, ang, tree));
         }
         for (b, spec) in model.bodies.iter().enumerate() {
             let (frame, carrier_com, lin, ang, tree) = per_body[b];
-            let (mut m_tree, mut mc) = (0.0, [0.0; 3]);
-            for (k, other) in model.bodies.iter().enumerate().filter(|(k, _)| per_body[*k].4 == tree) {
-                let m = other.inertia.mass() as f64;
-                m_tree += m;
-                for i in 0..3 {
-                    mc[i] += m * out.xipos[k][i];
-                }
-            }
+            let &(_, m_tree, mc) = trees.iter().find(|t| t.0 == tree).expect("the body's tree");
             let c = if m_tree > 0.0 { mc.map(|x| x / m_tree) } else { out.xipos[b] };
             let m = spec.inertia.mass() as f64;
             let d = [out.xipos[b][0] - c[0], out.xipos[b][1] - c[1], out.xipos[b][2] - c[2]];
+            // the body's inertia about its centre of mass in world axes, then moved to c (parallel axes)
             let rot = frame.rotation * spec.inertia.principal_inertia_local_frame;
             let i = spec.inertia.principal_inertia();
             let axes = [rot * Vector::X, rot * Vector::Y, rot * Vector::Z].map(soft_contact::v64);
