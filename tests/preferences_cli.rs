@@ -104,6 +104,35 @@ fn the_experiment_adopts_its_reference_policys_architecture() {
     assert!(cfg.contains("activation = \"relu\"") && cfg.contains("normalize_obs = true") && cfg.contains("hidden = [16]"), "{cfg}");
 }
 
+/// `rebel --env ID experiment` on another environment: the default run's Swimmer options (its fast solver) are
+/// not handed to it (they were, and every other environment refused `limit_projection`), and the Swimmer's
+/// reference policy is refused with what to do.
+#[test]
+fn another_environment_runs_the_experiment_from_its_own_reference() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("exp");
+    let env = ["--env", "InvertedPendulum-v5"];
+    let mut args = env.to_vec();
+    args.extend_from_slice(&["experiment", "--out", out.to_str().unwrap(), "--set", "labels=40", "--set", "train.env_steps=400"]);
+    args.extend_from_slice(TINY_EXPERIMENT);
+    let o = rebel(&args);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains("made for another environment") && e.contains("rebel --env InvertedPendulum-v5 pretrain"), "{e}");
+    assert!(!out.exists());
+    let run = d.path().join("ref");
+    let mut train = env.to_vec();
+    train.extend_from_slice(&["train", "--quiet", "--run-dir", run.to_str().unwrap(), "--env-steps", "400", "--set", "threads=1"]);
+    let o = rebel(&train);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let set_ref = format!("reference_policy={:?}", run.join("checkpoint.safetensors").display().to_string());
+    args.extend_from_slice(&["--set", &set_ref]);
+    let o = rebel(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let cfg = std::fs::read_to_string(out.join("rebel/config.toml")).unwrap();
+    assert!(cfg.contains("InvertedPendulum-v5") && !cfg.contains("limit_projection") && cfg.contains("max_episode_steps = 100"), "{cfg}");
+}
+
 /// `experiment --query MODE --rounds 2 --labels-per-round 40` at a tiny scale.
 fn active(out: &std::path::Path, mode: &str) -> std::process::Output {
     let mut args = vec![

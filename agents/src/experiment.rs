@@ -186,6 +186,19 @@ pub fn run_experiment_with(
     tch::set_num_threads(1);
     let env_cfg = cfg.train.env.env_config().map_err(err)?;
     let mut venv = VecEnv::make(&cfg.train.env.id, &env_cfg, 16, cfg.train.threads)?;
+    if (reference.obs_dim(), reference.act_dim()) != (venv.obs_dim(), venv.act_dim()) {
+        let id = &cfg.train.env.id;
+        return Err(err(format!(
+            "reference policy {} acts on {} observations and {} actions, {id} has {} and {}: it was made for another \
+             environment; make one with `rebel --env {id} pretrain --out PATH` (or any `train` run's checkpoint) and \
+             pass --set reference_policy=PATH",
+            reference_path.display(),
+            reference.obs_dim(),
+            reference.act_dim(),
+            venv.obs_dim(),
+            venv.act_dim()
+        )));
+    }
     // only once the reference and the environment are known to work: a refused run leaves no empty folder
     std::fs::create_dir_all(folder).map_err(|e| err(format!("cannot create {}: {e}", folder.display())))?;
     let reference_source = PolicySource { path: reference_path.display().to_string(), hash: fnv1a_hex(&bytes) };

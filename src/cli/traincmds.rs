@@ -237,6 +237,11 @@ pub struct ExperimentArgs {
 pub fn experiment_cmd(env: &EnvArgs, a: &ExperimentArgs) -> Result<()> {
     use rebel_agents::experiment::{new_folder, ExperimentConfig};
     let mut sets = env.sets("train.env")?;
+    // The default run's environment options are the Swimmer's (its fast solver): another environment,
+    // chosen with --env and no --config, starts from its own defaults (before --env-opt and --set).
+    if env.env != super::DEFAULT_ENV && a.config.is_none() {
+        sets.insert(1, "train.env.options={}".to_string());
+    }
     if let Some(x) = &a.query { sets.push(format!("query.mode={x:?}")); }
     if let Some(x) = a.rounds { sets.push(format!("query.rounds={x}")); }
     if let Some(x) = a.labels_per_round { sets.push(format!("query.labels_per_round={x}")); }
