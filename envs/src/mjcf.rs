@@ -259,7 +259,7 @@ pub fn check_supported(xml: &str, source: &str) -> Result<(), EnvError> {
 /// Why a fixed tendon (or a tendon default) would exert a force, if it would: tendon forces are not
 /// simulated, so only tendons that exert none pass.
 fn active_tendon(n: &roxmltree::Node) -> Option<String> {
-    let nonzero = |v: &str| v.split_whitespace().any(|x| x.parse::<f64>().map_or(true, |f| f != 0.0));
+    let nonzero = |v: &str| v.split_whitespace().any(|x| !x.parse::<f64>().is_ok_and(|f| f == 0.0));
     ["stiffness", "damping", "frictionloss", "armature", "range"]
         .iter()
         .find_map(|a| n.attribute(*a).filter(|v| nonzero(v)).map(|v| format!("{a}=\"{v}\"")))

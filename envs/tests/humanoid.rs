@@ -152,7 +152,7 @@ fn reward_terms_health_and_options_are_gymnasiums() {
     h.reset(Some(0)).unwrap();
     let mut q = h.qpos();
     q[2] = 1.0;
-    h.set_state(&q, &vec![0.0; 23]).unwrap();
+    h.set_state(&q, &[0.0; 23]).unwrap();
     assert!(!h.is_healthy());
     // options: the observation's parts, ranges, unknown keys, a model of the wrong shape
     let cfg = |k: &str, v: ConfigValue| EnvConfig::new().with(k, v);
