@@ -13,7 +13,8 @@
 //!   over the first 30 steps (measured ≤ 0.025). What differs most: the knees start 2° past their range
 //!   and MuJoCo's soft limit throws them back faster in the first step (0.61 against 0.54 rad/s; ours does
 //!   not come closer with smaller Rapier steps, 0.52 with 2 or 4 substeps, nor with one knee alone past
-//!   its range, 0.53: the cause is not found), and the contact cost of the
+//!   its range, 0.53: our limit force leaves the joints' damping out of the acceleration it corrects; see
+//!   the README's Humanoid-v5 section), and the contact cost of the
 //!   landing step (ours 7.6, MuJoCo's 4.2: the impact's peak force);
 //! * the returns of 30 random-policy episodes (U(−0.4, 0.4), the action space) and their lengths: means
 //!   within 2.5 standard errors of the difference.
