@@ -61,7 +61,7 @@ use crate::env::{check_action, BoxSpace, Capsule2, Env, Info, PlanarScene, Snaps
 use crate::error::EnvError;
 pub use crate::free_base::FreeBaseOptions;
 use crate::free_base::check_state;
-use crate::mjcf::{actuator_forces, JointKind, MjcfModel, MjcfWorld};
+use crate::mjcf::{actuator_forces, MjcfModel, MjcfWorld};
 use crate::rapier_world::WorldState;
 
 /// Registry id.
@@ -178,22 +178,7 @@ impl Ant {
     /// The environment from typed options; the state is the rest pose until `reset`.
     pub fn with_config(cfg: AntConfig) -> Result<Self, EnvError> {
         let model = MjcfModel::load(&cfg.xml_file)?;
-        let bad = |msg: String| EnvError::BadOption { env: ID.into(), key: "xml_file".into(), msg };
-        if model.free_root.is_none()
-            || model.joints.len() != 8
-            || model.nu() != 8
-            || model.bodies.len() != NBODY
-            || model.joints.iter().any(|j| j.kind != JointKind::Hinge)
-        {
-            return Err(bad(format!(
-                "{} has {} free root, {} joints, {} actuators and {} bodies; Ant-v5 needs a free root, 8 hinges, 8 actuators and 13 bodies (start from the shipped ant.xml)",
-                model.source,
-                if model.free_root.is_some() { "a" } else { "no" },
-                model.joints.len(),
-                model.nu(),
-                model.bodies.len()
-            )));
-        }
+        model.expect_free_base(ID, 8, NBODY, "ant.xml")?;
         let main_body = match cfg.main_body.trim().parse::<usize>() {
             Ok(id) if (1..=NBODY).contains(&id) => id - 1,
             Ok(id) => {
@@ -214,10 +199,7 @@ impl Ant {
             })?,
         };
         let sim = cfg.physics.build(&model, ID)?;
-        let act_space = BoxSpace::new(
-            model.actuators.iter().map(|a| a.ctrl_range.map_or(f32::NEG_INFINITY, |r| r[0] as f32)).collect(),
-            model.actuators.iter().map(|a| a.ctrl_range.map_or(f32::INFINITY, |r| r[1] as f32)).collect(),
-        );
+        let act_space = model.action_space();
         let obs_dim = model.nq() + model.nv()
             - if cfg.exclude_current_positions_from_observation { 2 } else { 0 }
             + if cfg.include_cfrc_ext_in_observation { 6 * NBODY } else { 0 };
@@ -361,14 +343,8 @@ impl Env for Ant {
         let ctrl: Vec<f64> = action.iter().map(|a| *a as f64).collect();
         let tau = actuator_forces(&self.model, &ctrl);
         let before = self.main_xy();
-        for _ in 0..self.cfg.frame_skip * self.cfg.physics.substeps {
-            self.sim.step(&tau);
-        }
-        let (q, v) = (self.qpos(), self.qvel());
-        if !q.iter().chain(v.iter()).all(|x| x.is_finite()) {
-            self.steps = None;
-            return Err(EnvError::PhysicsBlowUp { step: steps, what: format!("qpos = {q:?}, qvel = {v:?}") });
-        }
+        let n = self.cfg.frame_skip * self.cfg.physics.substeps;
+        let (q, v) = self.sim.advance(&tau, n, steps).inspect_err(|_| self.steps = None)?;
         self.steps = Some(steps + 1);
         self.cfrc = self.sim.contact_wrenches(&self.model);
         let after = self.main_xy();

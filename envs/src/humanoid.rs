@@ -57,7 +57,7 @@ use crate::free_base::{check_state, FreeBaseOptions};
 use crate::config::EnvConfig;
 use crate::env::{check_action, BoxSpace, Capsule2, Env, Info, PlanarScene, Snapshot, Step};
 use crate::error::EnvError;
-use crate::mjcf::{actuator_forces, JointKind, MjcfModel, MjcfWorld};
+use crate::mjcf::{actuator_forces, ComQuantities, MjcfModel, MjcfWorld};
 use crate::rapier_world::WorldState;
 
 /// Registry id.
@@ -182,30 +182,9 @@ impl Humanoid {
     /// The environment from typed options; the state is the rest pose until `reset`.
     pub fn with_config(cfg: HumanoidConfig) -> Result<Self, EnvError> {
         let model = MjcfModel::load(&cfg.xml_file)?;
-        if model.free_root.is_none()
-            || model.joints.len() != NJOINT
-            || model.nu() != NJOINT
-            || model.bodies.len() != NBODY
-            || model.joints.iter().any(|j| j.kind != JointKind::Hinge)
-        {
-            return Err(EnvError::BadOption {
-                env: ID.into(),
-                key: "xml_file".into(),
-                msg: format!(
-                    "{} has {} free root, {} joints, {} actuators and {} bodies; Humanoid-v5 needs a free root, 17 hinges, 17 actuators and 13 bodies (start from the shipped humanoid.xml)",
-                    model.source,
-                    if model.free_root.is_some() { "a" } else { "no" },
-                    model.joints.len(),
-                    model.nu(),
-                    model.bodies.len()
-                ),
-            });
-        }
+        model.expect_free_base(ID, NJOINT, NBODY, "humanoid.xml")?;
         let sim = cfg.physics.build(&model, ID)?;
-        let act_space = BoxSpace::new(
-            model.actuators.iter().map(|a| a.ctrl_range.map_or(f32::NEG_INFINITY, |r| r[0] as f32)).collect(),
-            model.actuators.iter().map(|a| a.ctrl_range.map_or(f32::INFINITY, |r| r[1] as f32)).collect(),
-        );
+        let act_space = model.action_space();
         let c = &cfg;
         let obs_dim = model.nq() + model.nv() - if c.exclude_current_positions_from_observation { 2 } else { 0 }
             + if c.include_cinert_in_observation { 10 * NBODY } else { 0 }
@@ -270,17 +249,19 @@ impl Humanoid {
     /// The observation of `q`, `v` (qpos as given: MuJoCo observes a set quaternion unnormalised), the
     /// com-based quantities of the current state and the stored forces.
     pub fn observe(&self, q: &[f64], v: &[f64]) -> Vec<f32> {
+        self.observe_with(q, v, &self.sim.com_quantities(&self.model))
+    }
+
+    /// [`Humanoid::observe`] with the current state's com-based quantities `com`.
+    fn observe_with(&self, q: &[f64], v: &[f64], com: &ComQuantities) -> Vec<f32> {
         let c = &self.cfg;
         let skip = if c.exclude_current_positions_from_observation { 2 } else { 0 };
         let mut obs: Vec<f32> = q[skip..].iter().chain(v).map(|x| *x as f32).collect();
-        if c.include_cinert_in_observation || c.include_cvel_in_observation {
-            let com = self.sim.com_quantities(&self.model);
-            if c.include_cinert_in_observation {
-                obs.extend(com.cinert.iter().flatten().map(|x| *x as f32));
-            }
-            if c.include_cvel_in_observation {
-                obs.extend(com.cvel.iter().flatten().map(|x| *x as f32));
-            }
+        if c.include_cinert_in_observation {
+            obs.extend(com.cinert.iter().flatten().map(|x| *x as f32));
+        }
+        if c.include_cvel_in_observation {
+            obs.extend(com.cvel.iter().flatten().map(|x| *x as f32));
         }
         if c.include_qfrc_actuator_in_observation {
             obs.extend(self.actuator.iter().map(|x| *x as f32));
@@ -303,7 +284,10 @@ impl Humanoid {
 
     /// x–y position of the whole body's centre of mass (Gymnasium's `mass_center`).
     pub fn mass_center(&self) -> [f64; 2] {
-        let com = self.sim.com_quantities(&self.model);
+        self.mass_center_of(&self.sim.com_quantities(&self.model))
+    }
+
+    fn mass_center_of(&self, com: &ComQuantities) -> [f64; 2] {
         let (mut m, mut x, mut y) = (0.0, 0.0, 0.0);
         for (b, p) in self.model.bodies.iter().zip(&com.xipos) {
             m += b.mass;
@@ -362,19 +346,15 @@ impl Env for Humanoid {
         };
         let ctrl: Vec<f64> = action.iter().map(|a| *a as f64).collect();
         let tau = actuator_forces(&self.model, &ctrl);
-        let before = self.mass_center();
-        for _ in 0..self.cfg.frame_skip * self.cfg.physics.substeps {
-            self.sim.step(&tau);
-        }
-        let (q, v) = (self.qpos(), self.qvel());
-        if !q.iter().chain(v.iter()).all(|x| x.is_finite()) {
-            self.steps = None;
-            return Err(EnvError::PhysicsBlowUp { step: steps, what: format!("qpos = {q:?}, qvel = {v:?}") });
-        }
+        let before = self.mass_center_of(&self.sim.com_quantities(&self.model));
+        let n = self.cfg.frame_skip * self.cfg.physics.substeps;
+        let (q, v) = self.sim.advance(&tau, n, steps).inspect_err(|_| self.steps = None)?;
         self.steps = Some(steps + 1);
         self.cfrc = self.sim.contact_wrenches(&self.model);
         self.actuator = tau;
-        let after = self.mass_center();
+        // one evaluation of the com-based quantities serves the mass centre and the observation
+        let com = self.sim.com_quantities(&self.model);
+        let after = self.mass_center_of(&com);
         let (vx, vy) = ((after[0] - before[0]) / self.dt(), (after[1] - before[1]) / self.dt());
         let healthy = self.healthy(q[2]);
         let forward = self.cfg.forward_reward_weight * vx;
@@ -393,7 +373,7 @@ impl Env for Humanoid {
         info.insert("x_velocity", vx);
         info.insert("y_velocity", vy);
         Ok(Step {
-            obs: self.observe(&q, &v),
+            obs: self.observe_with(&q, &v, &com),
             reward: forward + survive - ctrl_cost - contact_cost,
             terminated: !healthy && self.cfg.terminate_when_unhealthy,
             truncated: false,

@@ -201,10 +201,7 @@ impl Locomotion {
             // planar root needs no hidden freedom (see `hidden_linear_freedom`)
             contact: (!cfg.mujoco_contacts).then_some([cfg.contact_natural_frequency, cfg.contact_damping_ratio]),
         };
-        let act_space = BoxSpace::new(
-            model.actuators.iter().map(|a| a.ctrl_range.map_or(f32::NEG_INFINITY, |r| r[0] as f32)).collect(),
-            model.actuators.iter().map(|a| a.ctrl_range.map_or(f32::INFINITY, |r| r[1] as f32)).collect(),
-        );
+        let act_space = model.action_space();
         let obs_dim = 2 * spec.nq - usize::from(cfg.exclude_current_positions_from_observation);
         let mut sim = MjcfWorld::build(&model, &settings);
         if cfg.mujoco_limits {
@@ -340,14 +337,8 @@ impl Env for Locomotion {
         let ctrl: Vec<f64> = action.iter().map(|a| *a as f64).collect();
         let tau = actuator_forces(&self.model, &ctrl);
         let x_before = self.sim.qpos()[0];
-        for _ in 0..self.cfg.frame_skip * self.cfg.substeps {
-            self.sim.step(&tau);
-        }
-        let (q, v) = (self.qpos(), self.qvel());
-        if !q.iter().chain(v.iter()).all(|x| x.is_finite()) {
-            self.steps = None;
-            return Err(EnvError::PhysicsBlowUp { step: steps, what: format!("qpos = {q:?}, qvel = {v:?}") });
-        }
+        let n = self.cfg.frame_skip * self.cfg.substeps;
+        let (q, _) = self.sim.advance(&tau, n, steps).inspect_err(|_| self.steps = None)?;
         self.steps = Some(steps + 1);
         let x_velocity = (q[0] - x_before) / self.dt();
         let forward = self.cfg.forward_reward_weight * x_velocity;

@@ -546,6 +546,40 @@ impl MjcfModel {
 
     /// Error unless the model has `nq` coordinates and `nu` actuators (what environment `env`
     /// needs to interpret it).
+    /// The action space of the model's actuators: each `ctrlrange` where the control is clipped, unbounded
+    /// otherwise.
+    pub fn action_space(&self) -> crate::env::BoxSpace {
+        crate::env::BoxSpace::new(
+            self.actuators.iter().map(|a| a.ctrl_range.map_or(f32::NEG_INFINITY, |r| r[0] as f32)).collect(),
+            self.actuators.iter().map(|a| a.ctrl_range.map_or(f32::INFINITY, |r| r[1] as f32)).collect(),
+        )
+    }
+
+    /// Error unless the model is a floating base (a free root) with `hinges` hinges, as many actuators, and
+    /// `bodies` bodies, for environment `env` whose shipped model is `shipped`.
+    pub fn expect_free_base(&self, env: &str, hinges: usize, bodies: usize, shipped: &str) -> Result<(), EnvError> {
+        if self.free_root.is_none()
+            || self.joints.len() != hinges
+            || self.nu() != hinges
+            || self.bodies.len() != bodies
+            || self.joints.iter().any(|j| j.kind != JointKind::Hinge)
+        {
+            return Err(EnvError::BadOption {
+                env: env.into(),
+                key: "xml_file".into(),
+                msg: format!(
+                    "{} has {} free root, {} joints, {} actuators and {} bodies; {env} needs a free root, {hinges} hinges, {hinges} actuators and {bodies} bodies (start from the shipped {shipped})",
+                    self.source,
+                    if self.free_root.is_some() { "a" } else { "no" },
+                    self.joints.len(),
+                    self.nu(),
+                    self.bodies.len()
+                ),
+            });
+        }
+        Ok(())
+    }
+
     pub fn expect_shape(&self, env: &str, nq: Option<usize>, nu: usize) -> Result<(), EnvError> {
         if self.free_root.is_some() {
             return Err(EnvError::BadOption {
@@ -1700,6 +1734,19 @@ impl MjcfWorld {
 
     /// One Rapier step with generalised forces `tau` (one per DoF, MuJoCo's qfrc) and the
     /// fluid forces of the model.
+    /// `n` steps with generalised forces `tau`, then qpos and qvel; a non-finite state is the error of
+    /// environment step `env_step`.
+    pub fn advance(&mut self, tau: &[f64], n: usize, env_step: usize) -> Result<(Vec<f64>, Vec<f64>), EnvError> {
+        for _ in 0..n {
+            self.step(tau);
+        }
+        let (q, v) = (self.qpos(), self.qvel());
+        if !q.iter().chain(&v).all(|x| x.is_finite()) {
+            return Err(EnvError::PhysicsBlowUp { step: env_step, what: format!("qpos = {q:?}, qvel = {v:?}") });
+        }
+        Ok((q, v))
+    }
+
     pub fn step(&mut self, tau: &[f64]) {
         let past_limit = |s: &SoftLimits| {
             s.ranges.iter().enumerate().any(|(k, r)| r.is_some_and(|[lo, hi]| !(lo..=hi).contains(&self.q(k))))
