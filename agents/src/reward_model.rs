@@ -740,6 +740,10 @@ fn fit_members(
     // thread t fits members t, t + threads, ...
     let n = model.members.len();
     let threads = threads.clamp(1, n.max(1));
+    // libtorch's thread count is process state (MKL's is global) that an earlier learner phase may have raised:
+    // a member's bits must not depend on what ran before (a resumed experiment trains a round's net before any
+    // REBEL phase, the uninterrupted one after one; with MKL's AVX-512 kernels the two counts differ in the last bits)
+    tch::set_num_threads(1);
     let mut fits: Vec<Option<Result<(f64, u64), RewardModelError>>> = (0..n).map(|_| None).collect();
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
@@ -877,6 +881,43 @@ mod tests {
             if name.starts_with("member") {
                 assert!(!t1.equal(&t0), "{name} was trained");
             }
+        }
+    }
+
+    /// A member's bits do not depend on the thread count an earlier phase left libtorch with (a resumed
+    /// experiment fits a round's net before any learner phase raised it, the uninterrupted one after).
+    #[test]
+    fn members_fit_alike_whatever_thread_count_came_before() {
+        let cfg = RewardModelConfig { hidden: vec![64, 64], epochs: 2, batch: 16, ..RewardModelConfig::default() };
+        let meta = RewardModelMeta {
+            version: RM_META_VERSION,
+            config: cfg.clone(),
+            obs_dim: 8,
+            act_dim: 2,
+            labels_used: 0,
+            labels_train: 0,
+            dataset_hash: String::new(),
+        };
+        tch::manual_seed(11);
+        let x = |n| Tensor::randn([n, 100, 10], (Kind::Float, Device::Cpu));
+        let pt = PairTensors {
+            xa: x(48),
+            ma: Tensor::ones([48, 100], (Kind::Float, Device::Cpu)),
+            xb: x(48),
+            mb: Tensor::ones([48, 100], (Kind::Float, Device::Cpu)),
+            y: Tensor::from_slice(&(0..48).map(|i| (i % 2) as f32).collect::<Vec<_>>()),
+        };
+        let train_idx: Vec<usize> = (0..48).collect();
+        let fit = |before: i32| {
+            tch::set_num_threads(before);
+            let model = RewardEnsemble::empty(meta.clone(), 5);
+            let r = fit_members(&model, &pt, &train_idx, &cfg, 1).unwrap();
+            (model, r)
+        };
+        let ((one, r1), (two, r2)) = (fit(1), fit(2));
+        assert_eq!(r1, r2);
+        for ((name, t1), (_, t2)) in one.named_tensors().iter().zip(two.named_tensors()) {
+            assert!(t1.equal(&t2), "{name} differs after 1 and 2 libtorch threads");
         }
     }
 
