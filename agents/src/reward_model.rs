@@ -841,29 +841,42 @@ pub fn set_dataset_hash(model: &mut RewardEnsemble, hash: String) {
 mod tests {
     use super::*;
 
+    /// A reward net's metadata for `cfg` with `(obs_dim, act_dim)`, and `pairs` random pairs of `steps` full steps
+    /// with random labels, drawn from libtorch's generator seeded with `seed`.
+    fn random_fit_data(
+        cfg: &RewardModelConfig,
+        (obs_dim, act_dim): (usize, usize),
+        pairs: i64,
+        steps: i64,
+        seed: i64,
+    ) -> (RewardModelMeta, PairTensors) {
+        let meta = RewardModelMeta {
+            version: RM_META_VERSION,
+            config: cfg.clone(),
+            obs_dim,
+            act_dim,
+            labels_used: 0,
+            labels_train: 0,
+            dataset_hash: String::new(),
+        };
+        tch::manual_seed(seed);
+        let x = || Tensor::randn([pairs, steps, (obs_dim + act_dim) as i64], (Kind::Float, Device::Cpu));
+        let pt = PairTensors {
+            xa: x(),
+            ma: Tensor::ones([pairs, steps], (Kind::Float, Device::Cpu)),
+            xb: x(),
+            mb: Tensor::ones([pairs, steps], (Kind::Float, Device::Cpu)),
+            y: Tensor::rand([pairs], (Kind::Float, Device::Cpu)).round(),
+        };
+        (meta, pt)
+    }
+
     /// Members trained concurrently end with the bits they end with one after another.
     #[test]
     fn members_fit_alike_on_any_number_of_threads() {
         tch::set_num_threads(1);
         let cfg = RewardModelConfig { hidden: vec![16], epochs: 3, batch: 8, ..RewardModelConfig::default() };
-        let meta = RewardModelMeta {
-            version: RM_META_VERSION,
-            config: cfg.clone(),
-            obs_dim: 3,
-            act_dim: 1,
-            labels_used: 0,
-            labels_train: 0,
-            dataset_hash: String::new(),
-        };
-        tch::manual_seed(7);
-        let x = |n| Tensor::randn([n, 5, 4], (Kind::Float, Device::Cpu));
-        let pt = PairTensors {
-            xa: x(40),
-            ma: Tensor::ones([40, 5], (Kind::Float, Device::Cpu)),
-            xb: x(40),
-            mb: Tensor::ones([40, 5], (Kind::Float, Device::Cpu)),
-            y: Tensor::rand([40], (Kind::Float, Device::Cpu)).round(),
-        };
+        let (meta, pt) = random_fit_data(&cfg, (3, 1), 40, 5, 7);
         let train_idx: Vec<usize> = (0..30).collect();
         let fit = |threads| {
             let model = RewardEnsemble::empty(meta.clone(), 5);
@@ -889,24 +902,7 @@ mod tests {
     #[test]
     fn members_fit_alike_whatever_thread_count_came_before() {
         let cfg = RewardModelConfig { hidden: vec![64, 64], epochs: 2, batch: 16, ..RewardModelConfig::default() };
-        let meta = RewardModelMeta {
-            version: RM_META_VERSION,
-            config: cfg.clone(),
-            obs_dim: 8,
-            act_dim: 2,
-            labels_used: 0,
-            labels_train: 0,
-            dataset_hash: String::new(),
-        };
-        tch::manual_seed(11);
-        let x = |n| Tensor::randn([n, 100, 10], (Kind::Float, Device::Cpu));
-        let pt = PairTensors {
-            xa: x(48),
-            ma: Tensor::ones([48, 100], (Kind::Float, Device::Cpu)),
-            xb: x(48),
-            mb: Tensor::ones([48, 100], (Kind::Float, Device::Cpu)),
-            y: Tensor::from_slice(&(0..48).map(|i| (i % 2) as f32).collect::<Vec<_>>()),
-        };
+        let (meta, pt) = random_fit_data(&cfg, (8, 2), 48, 100, 11);
         let train_idx: Vec<usize> = (0..48).collect();
         let fit = |before: i32| {
             tch::set_num_threads(before);
