@@ -64,9 +64,9 @@ Action sequences (t = step * dt):
                      fall happens before the first contact (springs, damping, armature, limits, motors alone)
   g_slide            zero action from the a_zeros end state (resting on the floor) with qvel rootx = 2 m/s,
                      40 steps: friction and contacts alone
-  Also half_cheetah_v5_fullM.csv (mj_fullM at the rest pose, 9 x 9) and half_cheetah_v5_random_returns.csv:
-  returns of 30 episodes of uniform random actions from seeded noisy resets (the default env), for the
-  distribution test.
+  Also half_cheetah_v5_fullM.csv (mj_fullM at the rest pose, 9 x 9), half_cheetah_v5_bias.csv (qfrc_bias at six
+  random states, see bias_at_random_states) and half_cheetah_v5_random_returns.csv: returns of 30 episodes of
+  uniform random actions from seeded noisy resets (the default env), for the distribution test.
 * Hopper-v5 and Walker2d-v5 (dt 0.008), from the exact rest pose (reset_noise_scale 0), each file ending where
   the env terminates (or at 1000 steps):
   a_zeros            a = 0
@@ -75,7 +75,7 @@ Action sequences (t = step * dt):
   d_uniform_random   a ~ U(-1, 1)^nu from numpy.random.default_rng(ACTION_SEED)
   f_air              dropped 1 m (qpos rootz = 2.25, at rest), a = c_wave / 10, 40 steps (Walker2d made with
                      healthy_z_range (0.8, 10) so that the height does not end it)
-  Also *_fullM.csv and *_random_returns.csv (returns and lengths) as for HalfCheetah.
+  Also *_fullM.csv, *_bias.csv and *_random_returns.csv (returns and lengths) as for HalfCheetah.
 * Ant-v5 (dt 0.05), from the exact rest pose (reset_noise_scale 0: the torso at 0.75 m, every hinge at 0, so
   the ankles start outside their ranges (+-30..70 deg) and the joint limits act from the first step) except e,
   each file ending where the env terminates or at 300 steps (max_steps; the TimeLimit is 1000):
@@ -95,7 +95,8 @@ Action sequences (t = step * dt):
                      (the first limit engages in the 5th step)
   g_settled_push     zero action from the a_zeros end state (resting on the floor) with qvel x = 1 m/s,
                      40 steps: contacts and friction alone
-  Also ant_v5_fullM.csv (mj_fullM at the rest pose, 14 x 14) and ant_v5_random_returns.csv as for HalfCheetah.
+  Also ant_v5_fullM.csv (mj_fullM at the rest pose, 14 x 14), ant_v5_bias.csv and ant_v5_random_returns.csv as
+  for HalfCheetah.
 * Humanoid-v5's model (Gymnasium's humanoid.xml: a floating base whose centre of mass is off its body frame,
   hips and shoulders of two or three hinges in one body), for envs/tests/mjcf_models.rs:
   humanoid_v5_fullM_pose.csv   one row: qpos0..qpos23 (qpos0 plus U(-0.3, 0.3) from
@@ -115,7 +116,8 @@ Action sequences (t = step * dt):
   e_zeros_noisy      a = 0 from a seeded noisy reset (reset_noise_scale 0.01, seed RESET_SEED)
   f_air              lifted to z = 3 m (at rest), a = c_wave, 8 steps, all before the first contact (made with
                      healthy_z_range (1, 10))
-  Also humanoid_v5_fullM.csv and humanoid_v5_random_returns.csv (actions U(-0.4, 0.4)) as for HalfCheetah.
+  Also humanoid_v5_fullM.csv, humanoid_v5_bias.csv and humanoid_v5_random_returns.csv (actions U(-0.4, 0.4)) as
+  for HalfCheetah.
   The observation is Gymnasium's 348 values: qpos[2:], qvel, cinert[1:], cvel[1:], qfrc_actuator[6:],
   cfrc_ext[1:].
 """
@@ -241,14 +243,37 @@ def print_model(want=lambda env_id: True):
                   "max |qvel|", np.abs(env.unwrapped.data.qvel).max())
 
 
+def bias_at_random_states(env, prefix, out, n=6):
+    """MuJoCo's qfrc_bias (Coriolis, centrifugal, gyroscopic and gravity forces) at n random states: qpos =
+    init_qpos + U(-0.5, 0.5) (a free joint's quaternion normalised), qvel ~ N(0, 3). Columns qpos0..,
+    qvel0.., bias0..; the first state has qvel = 0 (gravity alone)."""
+    import mujoco
+
+    m, d = env.unwrapped.model, env.unwrapped.data
+    rng = np.random.default_rng(ACTION_SEED + 2)
+    with open(out(f"{prefix}_bias"), "w") as f:
+        f.write(",".join([f"qpos{i}" for i in range(m.nq)] + [f"qvel{i}" for i in range(m.nv)]
+                         + [f"bias{i}" for i in range(m.nv)]) + "\n")
+        for k in range(n):
+            mujoco.mj_resetData(m, d)
+            d.qpos[:] = env.unwrapped.init_qpos + rng.uniform(-0.5, 0.5, size=m.nq)
+            if m.jnt_type[0] == mujoco.mjtJoint.mjJNT_FREE:
+                d.qpos[3:7] /= np.linalg.norm(d.qpos[3:7])
+            d.qvel[:] = 0.0 if k == 0 else rng.normal(0.0, 3.0, size=m.nv)
+            mujoco.mj_forward(m, d)
+            f.write(",".join(g17(x) for x in np.concatenate([d.qpos, d.qvel, d.qfrc_bias])) + "\n")
+
+
 def full_m_and_random_returns(env_id, prefix, out, nu, high=1.0):
-    """mj_fullM at the rest pose, and the returns (and lengths) of 30 episodes of uniform random actions
-    (U(-high, high), the action space) from seeded noisy resets (episode i resets with seed RESET_SEED + i)."""
+    """mj_fullM at the rest pose, qfrc_bias at random states (bias_at_random_states), and the returns (and
+    lengths) of 30 episodes of uniform random actions (U(-high, high), the action space) from seeded noisy
+    resets (episode i resets with seed RESET_SEED + i)."""
     import gymnasium as gym
     import mujoco
 
     env = gym.make(env_id)
     m, d = env.unwrapped.model, env.unwrapped.data
+    bias_at_random_states(env, prefix, out)
     mujoco.mj_resetData(m, d)
     mujoco.mj_forward(m, d)
     full = np.zeros((m.nv, m.nv))

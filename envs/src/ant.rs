@@ -243,6 +243,12 @@ impl Ant {
         self.sim.mass_matrix()
     }
 
+    /// MuJoCo's `qfrc_bias` at the state now (Coriolis, centrifugal, gyroscopic and gravity forces), in
+    /// MuJoCo's qvel order.
+    pub fn bias_forces(&self) -> Option<Vec<f64>> {
+        self.sim.bias_forces()
+    }
+
     /// Contact points within the contact margin of another geom (MuJoCo's `ncon`).
     pub fn contact_count(&self) -> usize {
         self.sim.contact_count()

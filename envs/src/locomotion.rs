@@ -249,6 +249,12 @@ impl Locomotion {
         self.sim.mass_matrix()
     }
 
+    /// MuJoCo's `qfrc_bias` at the state now (Coriolis, centrifugal, gyroscopic and gravity forces), in
+    /// MuJoCo's qvel order.
+    pub fn bias_forces(&self) -> Option<Vec<f64>> {
+        self.sim.bias_forces()
+    }
+
     /// Contact points where a geom overlaps another (MuJoCo's `ncon`).
     pub fn contact_count(&self) -> usize {
         self.sim.contact_count()
@@ -436,6 +442,32 @@ fn past_limit(model: &MjcfModel, q: &[f64], acc: &mut (usize, f64)) {
             }
         }
     }
+}
+
+/// The one-step errors of a reference rollout of `scripts/record_mujoco_rollouts.py`, sorted: from each of
+/// MuJoCo's states, `step(qpos, qvel, action)` sets it, takes one env step with MuJoCo's next action and
+/// returns qvel after it; the error is `|qvel ours − qvel MuJoCo| / |qvel MuJoCo − qvel before|` (steps whose
+/// change is below 1e-6 skipped). Open-loop replays are chaotic over hundreds of steps; this measures the
+/// dynamics of the step itself.
+pub fn one_step_errors(
+    mut step: impl FnMut(&[f64], &[f64], &[f32]) -> Result<Vec<f64>, EnvError>,
+    table: &crate::csvio::Table,
+    (nq, nv, nu): (usize, usize, usize),
+) -> Result<Vec<f64>, EnvError> {
+    let (q, v, a) = (table.columns("qpos", 0..nq)?, table.columns("qvel", 0..nv)?, table.columns("action", 0..nu)?);
+    let col = |c: &[Vec<f64>], k: usize| c.iter().map(|x| x[k]).collect::<Vec<f64>>();
+    let norm = |x: &[f64], y: &[f64]| x.iter().zip(y).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt();
+    let mut errs = Vec::new();
+    for k in 1..table.rows.len() {
+        let (v0, v1) = (col(&v, k - 1), col(&v, k));
+        let change = norm(&v1, &v0);
+        if change >= 1e-6 {
+            let act: Vec<f32> = col(&a, k).iter().map(|x| *x as f32).collect();
+            errs.push(norm(&step(&col(&q, k - 1), &v0, &act)?, &v1) / change);
+        }
+    }
+    errs.sort_by(f64::total_cmp);
+    Ok(errs)
 }
 
 /// Replays a reference rollout of `scripts/record_mujoco_rollouts.py` (its `step = -1` row is the

@@ -1527,9 +1527,74 @@ impl MjcfWorld {
     /// assembles it now (dt = 0: without damping terms); zero between separate multibodies. A
     /// floating base's rows are MuJoCo's (angular velocity in the body frame).
     pub fn mass_matrix(&self) -> Option<Vec<Vec<f64>>> {
-        let base = if self.free.is_some() { 6 } else { 0 };
-        let n = self.dofs.len() + base;
+        let n = self.nv();
         let mut out = vec![vec![0.0; n]; n];
+        self.per_multibody(|mb, mine, t| {
+            let m = self.rapier_mass_matrix(mb)?;
+            let m = match t {
+                Some((t, _)) => t.transpose() * m * t,
+                None => m,
+            };
+            for &(i, ii) in mine {
+                for &(j, jj) in mine {
+                    out[i][j] = m[(ii, jj)];
+                }
+            }
+            Some(())
+        })?;
+        Some(out)
+    }
+
+    /// MuJoCo's `qfrc_bias` now: the generalised Coriolis, centrifugal, gyroscopic and gravity forces
+    /// (`M·qacc + qfrc_bias` = the applied forces), in MuJoCo's qvel order. The soft contacts' free
+    /// acceleration uses the same terms ([`MjcfWorld::coriolis_forces`]); the tests hold them to MuJoCo's.
+    pub fn bias_forces(&self) -> Option<Vec<f64>> {
+        let mut out = vec![0.0; self.nv()];
+        self.per_multibody(|mb, mine, t| {
+            let b = self.coriolis_forces(mb) - self.gravity_forces(mb);
+            // Rapier's base velocities v_r = T·v (MuJoCo's v), so MuJoCo's bias is Tᵀ(b + M·Ṫv): Ṫv is
+            // (ω × (o − c)) × ω in the linear rows (o − c fixed in the base) and zero elsewhere.
+            let b = match t {
+                Some((t, arm)) => {
+                    let v = mb.generalized_velocity();
+                    let w = rapier3d::na::Vector3::new(v[3] as f64, v[4] as f64, v[5] as f64);
+                    let arm = rapier3d::na::Vector3::new(arm.x as f64, arm.y as f64, arm.z as f64);
+                    let tdot_v = w.cross(&arm).cross(&w);
+                    let mut e = rapier3d::na::DVector::<f64>::zeros(b.len());
+                    e.rows_mut(0, 3).copy_from(&tdot_v);
+                    t.transpose() * (b + self.rapier_mass_matrix(mb)? * e)
+                }
+                None => b,
+            };
+            for &(i, ii) in mine {
+                out[i] = b[ii];
+            }
+            Some(())
+        })?;
+        Some(out)
+    }
+
+    /// MuJoCo's nv: the model's DoFs and a floating base's six.
+    fn nv(&self) -> usize {
+        self.dofs.len() + if self.free.is_some() { 6 } else { 0 }
+    }
+
+    /// `mb`'s joint-space mass matrix at its pose now, armature included, without damping (dt = 0).
+    fn rapier_mass_matrix(&self, mb: &Multibody) -> Option<rapier3d::na::DMatrix<f64>> {
+        let mut mb = mb.clone();
+        mb.dof_inverse_inertia(&self.world.bodies);
+        Some(mb.inv_augmented_mass().try_inverse()?.try_inverse()?.map(|x| x as f64))
+    }
+
+    /// Calls `f(multibody, [(MuJoCo's qvel index, the multibody's DoF index)], (T, o − c))` for every
+    /// multibody with a model DoF; `T` and the arm `o − c` (world frame) for the floating base's: Rapier's base
+    /// velocities are (v, ω) of the centre of mass in the world frame, MuJoCo's (v_o, R⁻¹ω) of the body
+    /// frame's origin o, v = v_o + (o − c) × ω, so v_Rapier = T·v_MuJoCo with T = [[I, [o − c]× R], [0, R]].
+    fn per_multibody(
+        &self,
+        mut f: impl FnMut(&Multibody, &[(usize, usize)], Option<(rapier3d::na::DMatrix<f64>, Vector)>) -> Option<()>,
+    ) -> Option<()> {
+        let base = if self.free.is_some() { 6 } else { 0 };
         let mut done: Vec<RigidBodyHandle> = Vec::new();
         for d in &self.dofs {
             let (mb, _) = self.world.multibody_joints.get(d.handle)?;
@@ -1538,9 +1603,6 @@ impl MjcfWorld {
                 continue;
             }
             done.push(root);
-            let mut mb = mb.clone();
-            mb.dof_inverse_inertia(&self.world.bodies);
-            let m = mb.inv_augmented_mass().try_inverse()?.try_inverse()?;
             let mut mine: Vec<(usize, usize)> = self
                 .dofs
                 .iter()
@@ -1551,14 +1613,10 @@ impl MjcfWorld {
                 })
                 .map(|(k, e)| (base + k, e.index))
                 .collect();
-            // Rapier's base velocities are (v, ω) of the centre of mass in the world frame, MuJoCo's
-            // (v_o, R⁻¹ω) of the body frame's origin o: v = v_o + (o − c) × ω, so with
-            // T = [[I, [o − c]× R], [0, R]], MuJoCo's matrix is Tᵀ M T.
-            let mut m = m.map(|x| x as f64);
-            if let Some(f) = self.free.filter(|f| f.body == root) {
+            let t = self.free.filter(|f| f.body == root).map(|f| {
                 let r = self.world.bodies[f.body].position().rotation;
                 let arm = f.arm(r);
-                let mut t = rapier3d::na::DMatrix::<f64>::identity(m.nrows(), m.ncols());
+                let mut t = rapier3d::na::DMatrix::<f64>::identity(mb.ndofs(), mb.ndofs());
                 for c in 0..3 {
                     let col = r * [Vector::X, Vector::Y, Vector::Z][c];
                     let lever = arm.cross(col);
@@ -1567,16 +1625,12 @@ impl MjcfWorld {
                         t[(i, 3 + c)] = lever[i] as f64;
                     }
                 }
-                m = t.transpose() * m * t;
                 mine.splice(0..0, (0..6).map(|i| (i, i)));
-            }
-            for &(i, ii) in &mine {
-                for &(j, jj) in &mine {
-                    out[i][j] = m[(ii, jj)];
-                }
-            }
+                (t, arm)
+            });
+            f(mb, &mine, t)?;
         }
-        Some(out)
+        Some(())
     }
 
     /// MuJoCo's com-based quantities of every body of the model (`mj_comPos`, `mj_comVel`), from the link

@@ -16,16 +16,17 @@
 //!   within 45 of MuJoCo's (about 2.2 standard errors of the difference of two 30-episode means),
 //!   standard deviation within a factor 1.5;
 //! * the reward, info terms, spaces, reset noise, options, snapshot and restore (exact);
-//! * the open-loop gallop: with the defaults (MuJoCo's contact and limit laws) within 5 % of MuJoCo's return and
-//!   3 m of its distance. With Rapier's contacts and limits (`mujoco_contacts = false`, `mujoco_limits = false`)
-//!   it does not hold (MuJoCo's gallop runs 53 m forward in 1000 steps, that one stays within a few metres); only
-//!   that MuJoCo's limit law moves it towards MuJoCo's is asserted there.
+//! * the gallop: with the defaults (MuJoCo's contact and limit laws) each step from MuJoCo's states within 2.8 %
+//!   (median) of MuJoCo's velocity change, and the chaotic 1000-step open-loop gallop over half MuJoCo's return
+//!   and distance (38 of 53 m). With Rapier's contacts and limits (`mujoco_contacts = false`, `mujoco_limits =
+//!   false`) it stays within a few metres; only that MuJoCo's limit law moves it towards MuJoCo's is asserted
+//!   there.
 
 use std::path::PathBuf;
 
 use rebel_envs::csvio::{columns_map, read_table};
 use rebel_envs::half_cheetah::{defaults, ID, SPEC};
-use rebel_envs::locomotion::{random_action_returns, replay, LocomotionConfig};
+use rebel_envs::locomotion::{one_step_errors, random_action_returns, replay, LocomotionConfig};
 use rebel_envs::{make, ConfigValue, Env, EnvConfig, EnvError};
 
 fn data(name: &str) -> PathBuf {
@@ -192,18 +193,38 @@ fn mujoco_soft_limits_move_the_gallop_towards_mujocos() {
 
 #[test]
 fn mujocos_contact_and_limit_laws_together_run_mujocos_gallop() {
-    // MuJoCo's soft contacts (`mujoco_contacts`) with its soft limits: the open-loop gallop returns 755.8 against
-    // MuJoCo's 762.3 and ends 52.8 m forward against 53.1 (Rapier's contacts and limits: −115.7, under 10 m; either
-    // law alone: 114.7 and 121.4). 5 % and 3 m: the gait is chaotic after ~1000 contacts, the noisy-start gallop
-    // (e_gait_noisy) lands 725 against 614, and the same laws computed through another code path, equal but for
-    // rounding, give 795.8 (+4.4 %, session 17, README "Limits and contacts solved together"): a change of the
-    // solver's arithmetic can cross this bound without any change of its physics. At rest the torso sits at
-    // MuJoCo's height within 1 mm (Rapier's: 2.6 cm).
+    // MuJoCo's soft contacts (`mujoco_contacts`) with its soft limits, the defaults. The open-loop gallop's return
+    // over 1000 steps is chaotic (a replay is 0.1 rad from MuJoCo's joints after 11 steps, README "MuJoCo's contact
+    // and limit laws"): without the Coriolis terms in the contacts' free acceleration it returned 755.8 against
+    // MuJoCo's 762.3, with them (MuJoCo's own formula, `bias_forces_are_mujocos_qfrc_bias`) 463.5 and 38.2 m
+    // against 53.1; the same laws through another code path, equal but for rounding, once gave +4.4 %. What is
+    // not chaotic is each step: from each of MuJoCo's states the median error of our velocity change is 2.6 %
+    // of MuJoCo's on the gallop and on the noisy-start gallop (3.1 % and 3.0 % without the Coriolis terms). So:
+    // the step within 2.8 %, the gallop running forward over half MuJoCo's distance with over half its return
+    // (Rapier's contacts and limits: −115.7, under 10 m; either law alone: 114.7 and 121.4), and at rest the
+    // torso at MuJoCo's height within 1 mm (Rapier's: 2.6 cm).
     let cfg = defaults();
     assert!(cfg.mujoco_contacts && cfg.mujoco_limits, "the defaults are MuJoCo's laws");
+    let mut env = SPEC.build(cfg.clone()).unwrap();
+    for name in ["c_gait", "e_gait_noisy"] {
+        let t = read_table(&data(name)).unwrap();
+        let errs = one_step_errors(
+            |q, v, a| {
+                env.reset(None)?;
+                env.set_state(q, v)?;
+                env.step(a)?;
+                Ok(env.qvel())
+            },
+            &t,
+            (SPEC.nq, SPEC.nq, SPEC.nu),
+        )
+        .unwrap();
+        let median = errs[errs.len() / 2];
+        assert!(median < 0.028, "{name}: median one-step error {median}");
+    }
     let r = replay(SPEC, &cfg, &read_table(&data("c_gait")).unwrap()).unwrap();
-    assert!((r.return_ours / r.return_mujoco - 1.0).abs() < 0.05, "return {} vs MuJoCo {}", r.return_ours, r.return_mujoco);
-    assert!((r.final_x_ours - r.final_x_mujoco).abs() < 3.0, "x {} vs MuJoCo {}", r.final_x_ours, r.final_x_mujoco);
+    assert!(r.return_ours > 0.5 * r.return_mujoco, "return {} vs MuJoCo {}", r.return_ours, r.return_mujoco);
+    assert!(r.final_x_ours > 0.5 * r.final_x_mujoco, "x {} vs MuJoCo {}", r.final_x_ours, r.final_x_mujoco);
     let rest = replay(SPEC, &cfg, &read_table(&data("a_zeros")).unwrap()).unwrap();
     assert!((rest.late_height_ours - rest.late_height_mujoco).abs() < 1e-3, "height {} vs {}", rest.late_height_ours, rest.late_height_mujoco);
 }

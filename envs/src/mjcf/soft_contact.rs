@@ -20,9 +20,10 @@
 //!   `A = J M⁻¹ Jᵀ` (M with armature at the current pose, MuJoCo's), `a₀ = J·qacc_smooth`, solved by projected Gauss–Seidel (its optimum is the one MuJoCo's
 //!   Newton solver finds: `scripts/soft_contact_probe.py` checks these formulas against MuJoCo's `efc_force`).
 //!
-//! What differs from MuJoCo: `qacc_smooth` holds the applied forces, gravity and joint damping, not the
-//! Coriolis and centrifugal terms (zero at rest, second order in the speeds); the forces are computed once per Rapier step at its start, where
-//! MuJoCo's RK4 (Hopper, Walker2d) evaluates them four times. Contacts between two body geoms stay Rapier's.
+//! `qacc_smooth = M⁻¹(τ + gravity − c(q, v) − damping·v)` with the Coriolis, centrifugal and gyroscopic forces
+//! `c` ([`MjcfWorld::coriolis_forces`]; with gravity they are MuJoCo's `qfrc_bias`, which a test holds them to).
+//! What differs from MuJoCo: the forces are computed once per Rapier step at its start, where MuJoCo's RK4
+//! (Hopper, Walker2d, Ant) evaluates them four times. Contacts between two body geoms stay Rapier's.
 
 use rapier3d::na::{DMatrix, DVector, RowDVector};
 use rapier3d::prelude::*;
@@ -374,21 +375,14 @@ impl MjcfWorld {
                 aref.push(-c.b * vel - c.k * imp * (ct.dist - c.params.margin));
             }
         }
-        // M⁻¹ Jᵀ, and qacc_smooth = M⁻¹ (τ + gravity − damping·v)
+        // M⁻¹ Jᵀ, and qacc_smooth = M⁻¹ (τ + gravity − c(q, v) − damping·v)
         let mut force = DVector::<f64>::zeros(n);
         for (d, t) in self.dofs.iter().zip(tau) {
             if d.root == mb.root().rigid_body_handle() {
                 force[d.index] += t;
             }
         }
-        let g = self.world.gravity;
-        for (li, link) in mb.links().enumerate() {
-            let m = self.world.bodies[link.rigid_body_handle()].mass() as f64;
-            let bj = mb.body_jacobian(li);
-            for j in 0..n {
-                force[j] += m * (0..3).map(|i| bj[(i, j)] as f64 * v64(g)[i]).sum::<f64>();
-            }
-        }
+        force += self.gravity_forces(mb) - self.coriolis_forces(mb);
         for j in 0..n {
             force[j] -= mb.damping()[j] as f64 * v[j];
         }
@@ -414,6 +408,69 @@ impl MjcfWorld {
             let force = Vector::new((d[0] * f[r]) as Real, (d[1] * f[r]) as Real, (d[2] * f[r]) as Real);
             let point = Vector::new(ct.point[0] as Real, ct.point[1] as Real, ct.point[2] as Real);
             out.push(SoftForce { body: g.body, model_body: g.model_body, force, point });
+        }
+        out
+    }
+
+    /// The generalised forces of gravity on `mb` at its pose now, in Rapier's DoF order.
+    pub(super) fn gravity_forces(&self, mb: &Multibody) -> DVector<f64> {
+        let g = v64(self.world.gravity);
+        let mut out = DVector::<f64>::zeros(mb.ndofs());
+        for (li, link) in mb.links().enumerate() {
+            let m = self.world.bodies[link.rigid_body_handle()].mass() as f64;
+            let bj = mb.body_jacobian(li);
+            for j in 0..out.len() {
+                out[j] += m * (0..3).map(|i| bj[(i, j)] as f64 * g[i]).sum::<f64>();
+            }
+        }
+        out
+    }
+
+    /// The generalised Coriolis, centrifugal and gyroscopic forces `c(q, v)` of `mb` at its pose and velocity
+    /// now, in Rapier's DoF order (`M·qacc + c` = the applied forces; MuJoCo's `qfrc_bias` less gravity). Each
+    /// link's bias acceleration (its acceleration with `qacc = 0`: angular `α`, linear `β` of its centre of
+    /// mass) follows from its parent's as in Rapier's own forward dynamics (`Multibody::update_acceleration`),
+    /// from public quantities only: with `a` the joint's anchor on the link, `cₚ`, `c` the parent's and the
+    /// link's centres of mass, `ωₚ`, `ω` their angular velocities and `u` the joint's linear velocity relative
+    /// to the parent (`v(a)` of the link less `v(a)` of the parent),
+    /// `α = αₚ + ωₚ × ω`, `β = βₚ + αₚ × (a − cₚ) + ωₚ × (ωₚ × (a − cₚ)) + 2 ωₚ × u + α × (c − a) + ω × (ω × (c − a))`;
+    /// the root's generalised velocity is its own (centre of mass, world frame), so its bias is zero. Then
+    /// `c = Σ Jᵢᵀ [mᵢ βᵢ; Iᵢ αᵢ + ωᵢ × Iᵢ ωᵢ]` over the links' body Jacobians `Jᵢ`.
+    pub(super) fn coriolis_forces(&self, mb: &Multibody) -> DVector<f64> {
+        type V3 = rapier3d::na::Vector3<f64>;
+        let na = |v: Vector| V3::new(v.x as f64, v.y as f64, v.z as f64);
+        let v = mb.generalized_velocity();
+        let mut out = DVector::<f64>::zeros(mb.ndofs());
+        // per link: centre of mass, its velocity, angular velocity, bias accelerations (angular, linear)
+        let mut links: Vec<(V3, V3, V3, V3, V3)> = Vec::with_capacity(mb.num_links());
+        for (i, link) in mb.links().enumerate() {
+            let rb = &self.world.bodies[link.rigid_body_handle()];
+            let pose = link.local_to_world();
+            let local = &rb.mass_properties().local_mprops;
+            let com = na(pose.transform_point(local.local_com));
+            let jv = mb.body_jacobian(i) * v;
+            let (lin, w) = (V3::new(jv[0] as f64, jv[1] as f64, jv[2] as f64), V3::new(jv[3] as f64, jv[4] as f64, jv[5] as f64));
+            let (mut alpha, mut beta) = (V3::zeros(), V3::zeros());
+            if let Some(p) = link.parent_id() {
+                let (cp, vp, wp, ap, bp) = links[p];
+                let anchor = na(pose.transform_point(link.joint.data.local_frame2.translation));
+                let (s02, s23) = (anchor - cp, com - anchor);
+                let u = lin - w.cross(&s23) - vp - wp.cross(&s02);
+                alpha = ap + wp.cross(&w);
+                beta = bp + ap.cross(&s02) + wp.cross(&wp.cross(&s02)) + 2.0 * wp.cross(&u) + alpha.cross(&s23) + w.cross(&w.cross(&s23));
+            }
+            links.push((com, lin, w, alpha, beta));
+            let inertia = |x: V3| -> V3 {
+                let r = pose.rotation * local.principal_inertia_local_frame;
+                let local_x = r.inverse() * Vector::new(x.x as Real, x.y as Real, x.z as Real);
+                let p = local.principal_inertia();
+                na(r * Vector::new(p.x * local_x.x, p.y * local_x.y, p.z * local_x.z))
+            };
+            let (force, torque) = (rb.mass() as f64 * beta, inertia(alpha) + w.cross(&inertia(w)));
+            let jac = mb.body_jacobian(i);
+            for j in 0..out.len() {
+                out[j] += (0..3).map(|k| jac[(k, j)] as f64 * force[k] + jac[(3 + k, j)] as f64 * torque[k]).sum::<f64>();
+            }
         }
         out
     }
