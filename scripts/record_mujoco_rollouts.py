@@ -264,6 +264,42 @@ def bias_at_random_states(env, prefix, out, n=6):
             f.write(",".join(g17(x) for x in np.concatenate([d.qpos, d.qvel, d.qfrc_bias])) + "\n")
 
 
+def constraint_at_states(env, prefix, out, high=1.0):
+    """MuJoCo's qfrc_constraint (the joint limits' and contacts' generalised forces) at eight states with limits
+    past their range or feet on the floor: after 5, 50 and 150 physics steps of zero action from the rest
+    pose, and after 20, 40, 60, 80 and 100 of uniform random actions U(-high, high) (held for 5 steps each)
+    from it; a state with a contact between two body geoms (which stay Rapier's) is skipped for the next step.
+    Columns qpos0.., qvel0.., ctrl0.., qfrc_constraint0.., then nl (limit rows) and ncon."""
+    import mujoco
+
+    m, d = env.unwrapped.model, env.unwrapped.data
+    plane = int(mujoco.mjtGeom.mjGEOM_PLANE)
+    rng = np.random.default_rng(ACTION_SEED + 3)
+    rows = []
+    for random, at in ((False, (5, 50, 150)), (True, (20, 40, 60, 80, 100))):
+        mujoco.mj_resetData(m, d)
+        d.qpos[:], d.qvel[:] = env.unwrapped.init_qpos, env.unwrapped.init_qvel
+        want, n = list(at), 0
+        while want and n < 5000:
+            if random and n % 5 == 0:
+                d.ctrl[:] = rng.uniform(-high, high, size=m.nu)
+            mujoco.mj_step(m, d)
+            n += 1
+            if n < want[0]:
+                continue
+            mujoco.mj_forward(m, d)
+            floor_only = all(plane in (m.geom_type[c.geom1], m.geom_type[c.geom2]) for c in d.contact[: d.ncon])
+            if floor_only and d.nefc > 0:
+                rows.append(np.concatenate([d.qpos, d.qvel, d.ctrl, d.qfrc_constraint, [d.nl, d.ncon]]))
+                want.pop(0)
+    with open(out(f"{prefix}_constraint"), "w") as f:
+        f.write(",".join([f"qpos{i}" for i in range(m.nq)] + [f"qvel{i}" for i in range(m.nv)]
+                         + [f"ctrl{i}" for i in range(m.nu)] + [f"qfrc_constraint{i}" for i in range(m.nv)]
+                         + ["nl", "ncon"]) + "\n")
+        for r in rows:
+            f.write(",".join(g17(x) for x in r) + "\n")
+
+
 def full_m_and_random_returns(env_id, prefix, out, nu, high=1.0):
     """mj_fullM at the rest pose, qfrc_bias at random states (bias_at_random_states), and the returns (and
     lengths) of 30 episodes of uniform random actions (U(-high, high), the action space) from seeded noisy
@@ -274,6 +310,7 @@ def full_m_and_random_returns(env_id, prefix, out, nu, high=1.0):
     env = gym.make(env_id)
     m, d = env.unwrapped.model, env.unwrapped.data
     bias_at_random_states(env, prefix, out)
+    constraint_at_states(env, prefix, out, high)
     mujoco.mj_resetData(m, d)
     mujoco.mj_forward(m, d)
     full = np.zeros((m.nv, m.nv))

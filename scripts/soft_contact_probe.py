@@ -9,6 +9,8 @@ constraint problem from the model alone and compares it with MuJoCo's own arrays
   * body_invweight0 = trace(Jc M^-1 Jc^T)/3 at qpos0 (Jc: the body's centre-of-mass Jacobian);
   * R of a pyramid edge = 2 mu^2 (1 - imp)/imp (1 + mu^2) invweight0 (condim 3; (1 - imp)/imp invweight0 for condim 1);
   * aref = -b (J v) - k imp (dist - margin), k = 1/(dmax^2 tau^2 zeta^2), b = 2/(dmax tau);
+  * R of a joint-limit row = (1 - imp)/imp dof_invweight0, dof_invweight0 = M^-1's diagonal at qpos0, and its
+    aref = -b (J v) - k imp (pos - margin);
   * the forces: projected Gauss-Seidel on  min 1/2 f^T (A + R) f + f^T (J qacc_smooth - aref), f >= 0,
     A = J M^-1 J^T, gives efc_force.
 Prints the largest relative error of each; exits 1 if one exceeds 1e-6.
@@ -57,7 +59,11 @@ def probe(env, rng):
         jp, jr = np.zeros((3, m.nv)), np.zeros((3, m.nv))
         mujoco.mj_jacBodyCom(m, d0, jp, jr, b)
         inv0.append(np.trace(jp @ np.linalg.solve(M0, jp.T)) / 3 if b else 0.0)
-    errs = {"invweight0": rel(inv0[1:], m.body_invweight0[1:, 0]), "R": 0.0, "aref": 0.0, "force": 0.0}
+    errs = {"invweight0": rel(inv0[1:], m.body_invweight0[1:, 0]), "R": 0.0, "aref": 0.0, "limit R": 0.0,
+            "limit aref": 0.0, "force": 0.0}
+    limited = m.jnt_limited.astype(bool) & (m.jnt_type != int(mujoco.mjtJoint.mjJNT_FREE))
+    dofs = m.jnt_dofadr[limited]
+    errs["dof_invweight0"] = rel(np.diag(np.linalg.inv(M0))[dofs], m.dof_invweight0[dofs])
     for steps, random in ((160, False), (200, True)):
         d = mujoco.MjData(m)
         for _ in range(steps):
@@ -78,12 +84,24 @@ def probe(env, rng):
             rows = slice(c.efc_address, c.efc_address + n)
             R[rows] = 2 * mu * mu * (1 + mu * mu) * r0 if c.dim > 1 else r0
             aref[rows] = -b * d.efc_vel[rows] - k * imp * (c.dist - c.includemargin)
+        J = d.efc_J.reshape(d.nefc, m.nv)
+        for i in range(d.ne + d.nf, d.ne + d.nf + d.nl):  # the limit rows
+            j = d.efc_id[i]
+            dof = m.jnt_dofadr[j]
+            tau, zeta = max(m.jnt_solref[j][0], 2 * m.opt.timestep), m.jnt_solref[j][1]
+            dmax = min(0.9999, max(1e-4, m.jnt_solimp[j][1]))
+            k, b = 1 / (dmax * dmax * tau * tau * zeta * zeta), 2 / (dmax * tau)
+            imp = impedance(d.efc_pos[i] - d.efc_margin[i], m.jnt_solimp[j])
+            R[i] = (1 - imp) / imp * np.diag(np.linalg.inv(M0))[dof]
+            aref[i] = -b * (J[i] @ d.qvel) - k * imp * (d.efc_pos[i] - d.efc_margin[i])
+        lr = slice(d.ne + d.nf, d.ne + d.nf + d.nl)
+        errs["limit R"] = max(errs["limit R"], rel(R[lr], d.efc_R[lr]))
+        errs["limit aref"] = max(errs["limit aref"], rel(aref[lr], d.efc_aref[lr]))
         cr = slice(d.ne + d.nf + d.nl, d.nefc)  # the contact rows (after equality, friction and limit rows)
         errs["R"] = max(errs["R"], rel(R[cr], d.efc_R[cr]))
         errs["aref"] = max(errs["aref"], rel(aref[cr], d.efc_aref[cr]))
         M = np.zeros((m.nv, m.nv))
         mujoco.mj_fullM(m, d, M)
-        J = d.efc_J.reshape(d.nefc, m.nv)
         A = J @ np.linalg.solve(M, J.T)
         AR, bvec = A + np.diag(d.efc_R), J @ d.qacc_smooth - d.efc_aref
         f = np.zeros(d.nefc)

@@ -249,6 +249,12 @@ impl Ant {
         self.sim.bias_forces()
     }
 
+    /// MuJoCo's `qfrc_constraint` at the state now with controls `ctrl` (the joint limits' and floor contacts'
+    /// generalised forces of the next physics step), in MuJoCo's qvel order.
+    pub fn constraint_forces(&mut self, ctrl: &[f64]) -> Option<Vec<f64>> {
+        self.sim.constraint_forces(&actuator_forces(&self.model, ctrl))
+    }
+
     /// Contact points within the contact margin of another geom (MuJoCo's `ncon`).
     pub fn contact_count(&self) -> usize {
         self.sim.contact_count()

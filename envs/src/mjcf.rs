@@ -1043,6 +1043,9 @@ struct SoftLimits {
     k: f64,
     b: f64,
     solimp: [f64; 5],
+    /// Per DoF, M⁻¹'s diagonal entry at the rest pose (MuJoCo's `dof_invweight0`), which scales the
+    /// regulariser `R = (1 − imp)/imp · dof_invweight0` of its limit row.
+    invweight: Vec<f64>,
 }
 
 /// MuJoCo's constraint impedance at violation `x ≥ 0` (`solimp` = dmin, dmax, width, midpoint, power).
@@ -1273,30 +1276,43 @@ impl MjcfWorld {
     }
 
     /// Replaces Rapier's joint limits by MuJoCo's soft ones, as explicit generalised forces before
-    /// each Rapier step: a DoF past its range (violation `pos < 0`, velocity `v` into the range's
-    /// direction) gets the force MuJoCo's solver gives one soft constraint,
-    /// `f = max(0, imp · (aref − a0) / A)`, with `aref = −b·v − k·imp·pos`, `k = 1/(dmax²·τ²·ζ²)`,
-    /// `b = 2/(dmax·τ)` (`solref` = τ, ζ; `imp` from `solimp`), `A` the DoF's inverse inertia (M⁻¹'s
-    /// diagonal) and `a0` the acceleration the applied forces give it (gravity, contacts and other
-    /// limits left out of `a0`: they are small beside `aref` wherever the limit pushes hard). Unlike
-    /// Rapier's limits, which correct the position without leaving velocity, this throws a joint
-    /// started far outside its range back in as MuJoCo does (the Ant's ankles start at 0, 30° outside
-    /// theirs, at every reset). `solref` and `solimp` are the model's ([`MjcfModel::limit_solref`]); the
-    /// time constant is at least twice `mujoco_timestep` (MuJoCo's own safety clamp).
+    /// each Rapier step: every DoF past its range (violation `pos < 0`) is a row of MuJoCo's constraint
+    /// problem, solved jointly with the soft floor contacts' rows (module `soft_contact`): Jacobian `±1` at
+    /// the DoF (+ at the lower limit), `aref = −b·(J v) − k·imp·pos`, `k = 1/(dmax²·τ²·ζ²)`, `b = 2/(dmax·τ)`
+    /// (`solref` = τ, ζ; `imp` from `solimp`), regulariser `R = (1 − imp)/imp · dof_invweight0` (M⁻¹'s diagonal
+    /// at the rest pose, as MuJoCo's `mj_makeImpedance`). Unlike Rapier's limits, which correct the position
+    /// without leaving velocity, this throws a joint started far outside its range back in as MuJoCo does (the
+    /// Ant's ankles start at 0, 30° outside theirs, at every reset). `solref` and `solimp` are the model's
+    /// ([`MjcfModel::limit_solref`]); the time constant is at least twice `mujoco_timestep` and `solimp` is
+    /// clamped as MuJoCo's `getsolparam` does. Call it with the world at rest (the model's pose).
     pub fn set_mujoco_limits(&mut self, model: &MjcfModel, mujoco_timestep: f64) {
         let [timeconst, dampratio] = model.limit_solref;
         let timeconst = timeconst.max(2.0 * mujoco_timestep);
-        let solimp = model.limit_solimp;
+        let mut solimp = model.limit_solimp;
+        for i in [0, 1, 3] {
+            solimp[i] = solimp[i].clamp(1e-4, 0.9999);
+        }
         let ranges: Vec<Option<[f64; 2]>> = model.joints.iter().map(|j| j.range).collect();
         for (d, r) in self.dofs.iter().zip(&ranges) {
             if r.is_some() {
                 set_limit_axis(&mut self.world, d, false);
             }
         }
+        let invweight = self.dofs.iter().map(|d| self.dof_invweight(d)).collect();
         let dmax = solimp[1];
         let k = 1.0 / (dmax * dmax * timeconst * timeconst * dampratio * dampratio);
-        self.soft_limits = Some(SoftLimits { ranges, k, b: 2.0 / (dmax * timeconst), solimp });
+        self.soft_limits = Some(SoftLimits { ranges, k, b: 2.0 / (dmax * timeconst), solimp, invweight });
         self.rest = WorldState::capture(&self.world);
+    }
+
+    /// M⁻¹'s diagonal entry of DoF `d` at the pose now (armature included, no damping).
+    fn dof_invweight(&self, d: &Dof) -> f64 {
+        let (mb, _) = self.world.multibody_joints.get(d.handle).expect("multibody");
+        let mut mb = mb.clone();
+        mb.dof_inverse_inertia(&self.world.bodies);
+        let mut e = rapier3d::na::DVector::<Real>::zeros(mb.ndofs());
+        e[d.index] = 1.0;
+        mb.inv_augmented_mass().solve(&e).map_or(0.0, |x| x[d.index] as f64)
     }
 
     /// Factorises every multibody's joint-space mass matrix at the current pose (armature included, no
@@ -1324,41 +1340,19 @@ impl MjcfWorld {
         mb.inv_augmented_mass()
     }
 
-    /// Adds the soft limits' forces (see [`MjcfWorld::set_mujoco_limits`]) to `tau`.
-    fn add_limit_forces(&self, s: &SoftLimits, tau: &mut [f64]) {
-        use rapier3d::na::DVector;
-        let applied = tau.to_vec();
-        for (k, (d, range)) in self.dofs.iter().zip(&s.ranges).enumerate() {
+    /// The DoFs past their range now (see [`MjcfWorld::set_mujoco_limits`]).
+    fn passed_limits(&self, s: &SoftLimits) -> Vec<soft_contact::PassedLimit> {
+        let mut out = Vec::new();
+        for (k, range) in s.ranges.iter().enumerate() {
             let Some([lo, hi]) = *range else { continue };
             let q = self.q(k);
-            let (mb, _) = self.world.multibody_joints.get(d.handle).expect("multibody");
-            let v = mb.generalized_velocity()[d.index] as f64;
-            let (pos, vel, sign) = if q < lo {
-                (q - lo, v, 1.0)
+            if q < lo {
+                out.push(soft_contact::PassedLimit { k, sign: 1.0, pos: q - lo });
             } else if q > hi {
-                (hi - q, -v, -1.0)
-            } else {
-                continue;
-            };
-            let mut e = DVector::<Real>::zeros(mb.ndofs());
-            e[d.index] = 1.0;
-            let Some(col) = Self::mass_lu(mb).solve(&e) else { continue };
-            let a = col[d.index] as f64;
-            if a <= 0.0 {
-                continue;
+                out.push(soft_contact::PassedLimit { k, sign: -1.0, pos: hi - q });
             }
-            let a0: f64 = sign
-                * self
-                    .dofs
-                    .iter()
-                    .zip(&applied)
-                    .filter(|(o, _)| o.root == d.root)
-                    .map(|(o, t)| col[o.index] as f64 * t)
-                    .sum::<f64>();
-            let imp = impedance(-pos, s.solimp);
-            let aref = -s.b * vel - s.k * imp * pos;
-            tau[k] += sign * (imp * (aref - a0) / a).max(0.0);
         }
+        out
     }
 
     /// MuJoCo's geom `margin` (the larger of a pair's, here one value for all): contacts push from
@@ -1802,28 +1796,72 @@ impl MjcfWorld {
     }
 
     pub fn step(&mut self, tau: &[f64]) {
-        let past_limit = |s: &SoftLimits| {
-            s.ranges.iter().enumerate().any(|(k, r)| r.is_some_and(|[lo, hi]| !(lo..=hi).contains(&self.q(k))))
-        };
-        let contacts = self.soft_contacts.as_ref().map_or_else(Vec::new, |c| self.floor_contacts(c));
-        if self.soft_limits.as_ref().is_some_and(past_limit) || !contacts.is_empty() {
-            self.factor_mass_matrices();
-        }
-        if !self.springs.is_empty() || self.soft_limits.is_some() {
-            let mut tau = tau.to_vec();
-            for &(k, stiffness, springref) in &self.springs {
-                tau[k] -= stiffness * (self.q(k) - springref);
-            }
-            if let Some(s) = &self.soft_limits {
-                self.add_limit_forces(s, &mut tau);
-            }
-            return self.step_with(&tau, &contacts);
-        }
-        self.step_with(tau, &contacts)
+        let tau = self.with_constraints(self.with_springs(tau));
+        self.step_with(&tau)
     }
 
-    /// One Rapier step with generalised forces `tau` and the soft floor contacts `contacts` (of this pose).
-    fn step_with(&mut self, tau: &[f64], contacts: &[soft_contact::Contact]) {
+    /// `tau` (one per model DoF) with the joint springs' forces added.
+    fn with_springs(&self, tau: &[f64]) -> Vec<f64> {
+        let mut tau = tau.to_vec();
+        for &(k, stiffness, springref) in &self.springs {
+            tau[k] -= stiffness * (self.q(k) - springref);
+        }
+        tau
+    }
+
+    /// `tau` (one per model DoF) with the soft limits' forces added, the soft contacts' forces of this pose
+    /// left in `soft_forces` (see [`MjcfWorld::set_mujoco_limits`], [`MjcfWorld::set_mujoco_contacts`]).
+    fn with_constraints(&mut self, mut tau: Vec<f64>) -> Vec<f64> {
+        let limits = self.soft_limits.as_ref().map_or_else(Vec::new, |s| self.passed_limits(s));
+        let contacts = self.soft_contacts.as_ref().map_or_else(Vec::new, |c| self.floor_contacts(c));
+        self.soft_forces.clear();
+        if !limits.is_empty() || !contacts.is_empty() {
+            self.factor_mass_matrices();
+            self.soft_forces = self.solve_constraints(&limits, &contacts, &mut tau);
+        }
+        tau
+    }
+
+    /// MuJoCo's `qfrc_constraint` at the state now for actuator forces `tau` (one per model DoF): the
+    /// generalised forces of MuJoCo's soft limits and floor contacts that the next step applies, in MuJoCo's
+    /// qvel order (zero where Rapier's own limits and contacts are in use). The tests hold it to MuJoCo's.
+    pub fn constraint_forces(&mut self, tau: &[f64]) -> Option<Vec<f64>> {
+        let applied = self.with_springs(tau);
+        let limited = self.with_constraints(applied.clone());
+        let mut out = vec![0.0; self.nv()];
+        self.per_multibody(|mb, mine, t| {
+            let root = mb.root().rigid_body_handle();
+            let mut g = rapier3d::na::DVector::<f64>::zeros(mb.ndofs());
+            for (k, d) in self.dofs.iter().enumerate().filter(|(_, d)| d.root == root) {
+                g[d.index] += limited[k] - applied[k];
+            }
+            for f in &self.soft_forces {
+                let link = self.world.multibody_joints.rigid_body_link(f.body)?;
+                if self.world.multibody_joints.get_multibody(link.multibody)?.root().rigid_body_handle() != root {
+                    continue;
+                }
+                let com = self.link_pose(f.body).transform_point(self.world.bodies[f.body].mass_properties().local_mprops.local_com);
+                let torque = (f.point - com).cross(f.force);
+                let bj = mb.body_jacobian(link.id);
+                for j in 0..g.len() {
+                    g[j] += (0..3).map(|i| bj[(i, j)] as f64 * f.force[i] as f64 + bj[(3 + i, j)] as f64 * torque[i] as f64).sum::<f64>();
+                }
+            }
+            let g = match t {
+                Some((t, _)) => t.transpose() * g,
+                None => g,
+            };
+            for &(i, ii) in mine {
+                out[i] = g[ii];
+            }
+            Some(())
+        })?;
+        Some(out)
+    }
+
+    /// One Rapier step with generalised forces `tau` and the soft floor contacts' forces of this pose
+    /// (`soft_forces`).
+    fn step_with(&mut self, tau: &[f64]) {
         for d in &self.dofs {
             for h in [Some(d.child), d.parent].into_iter().flatten() {
                 let rb = &mut self.world.bodies[h];
@@ -1857,11 +1895,8 @@ impl MjcfWorld {
                 }
             }
         }
-        if let Some(c) = &self.soft_contacts {
-            self.soft_forces = self.soft_contact_forces(c, contacts, tau);
-            for f in &self.soft_forces {
-                self.world.bodies[f.body].add_force_at_point(f.force, f.point, false);
-            }
+        for f in &self.soft_forces {
+            self.world.bodies[f.body].add_force_at_point(f.force, f.point, false);
         }
         let mut vels: Vec<(MultibodyJointHandle, Vec<(Vector, Vector)>)> = Vec::new();
         for f in &self.fluid {

@@ -1,29 +1,35 @@
-//! MuJoCo's soft contacts with the floor, as explicit forces before each Rapier step (the env option
-//! `mujoco_contacts`; [`MjcfWorld::set_mujoco_contacts`]).
+//! MuJoCo's soft contacts with the floor and its soft joint limits, as explicit forces before each Rapier step
+//! (the env options `mujoco_contacts` and `mujoco_limits`; [`MjcfWorld::set_mujoco_contacts`],
+//! [`MjcfWorld::set_mujoco_limits`]), solved together as MuJoCo's one constraint problem.
 //!
 //! Rapier corrects a contact's penetration through positions; MuJoCo's contact force follows the penetration
 //! and the approach speed (`solref`, `solimp`), which is what lets a resting foot tilt and creep (README,
 //! "Why a passive Hopper stands longer here"). This module computes, for every body geom (capsule or sphere)
-//! touching the floor plane, MuJoCo's contact rows and forces:
+//! touching the floor plane and every joint past its range, MuJoCo's constraint rows and forces:
 //!
 //! * contacts: each end sphere of a capsule (the sphere itself) closer to the plane than the pair's margin
 //!   (`margin − gap`, the two geoms' margins summed) gives one contact at the midpoint between the surfaces,
 //!   as MuJoCo's plane–capsule and plane–sphere tests do;
-//! * rows: condim 3 makes the four edges `n ± μ·t₁`, `n ± μ·t₂` of MuJoCo's pyramidal cone (its default),
+//! * contact rows: condim 3 makes the four edges `n ± μ·t₁`, `n ± μ·t₂` of MuJoCo's pyramidal cone (its default),
+//!   with MuJoCo's contact frame (`t₁` a capsule's axis projected on the floor, the world's y for a sphere),
 //!   condim 1 the normal alone; `J` the rows' Jacobians in the multibody's generalised velocities;
-//! * `aref = −b·(J v) − k·imp·(dist − margin)` with `k = 1/(dmax²·τ²·ζ²)`, `b = 2/(dmax·τ)`, `imp` from
-//!   `solimp` at the penetration, `τ ≥ 2·timestep` (MuJoCo's safety clamp);
-//! * `R = (1 − imp)/imp · diagApprox`, with MuJoCo's `diagApprox` of a pyramid edge, `(1 + μ²)` times the
-//!   body's translational inverse weight at the rest pose (`body_invweight0`), and a pyramid's rows sharing
-//!   `2μ²·R` (MuJoCo's `mj_makeImpedance`);
+//! * limit rows: `J = ±1` at a DoF past its range (+ at the lower limit), violation `pos` = `q − lo` or `hi − q`;
+//! * `aref = −b·(J v) − k·imp·(pos − margin)` (for a contact `pos` is its distance) with `k = 1/(dmax²·τ²·ζ²)`,
+//!   `b = 2/(dmax·τ)`, `imp` from `solimp` at the violation, `τ ≥ 2·timestep` (MuJoCo's safety clamp);
+//! * `R = (1 − imp)/imp · diagApprox`, with MuJoCo's `diagApprox`: for a pyramid edge `(1 + μ²)` times the
+//!   translational inverse weight of the geom's MJCF body at its centre of mass at the rest pose
+//!   (`body_invweight0`), a pyramid's rows sharing `2μ²·R` (MuJoCo's `mj_makeImpedance`); for a limit M⁻¹'s
+//!   diagonal entry at the rest pose (`dof_invweight0`);
 //! * forces: MuJoCo's convex problem in its dual form, `min ½ fᵀ(A + R) f + fᵀ(a₀ − aref)` over `f ≥ 0`,
-//!   `A = J M⁻¹ Jᵀ` (M with armature at the current pose, MuJoCo's), `a₀ = J·qacc_smooth`, solved by projected Gauss–Seidel (its optimum is the one MuJoCo's
-//!   Newton solver finds: `scripts/soft_contact_probe.py` checks these formulas against MuJoCo's `efc_force`).
+//!   `A = J M⁻¹ Jᵀ` (M with armature at the current pose, MuJoCo's), `a₀ = J·qacc_smooth`, all rows of a
+//!   multibody at once, solved by projected Gauss–Seidel (its optimum is the one MuJoCo's Newton solver finds:
+//!   `scripts/soft_contact_probe.py` checks these formulas against MuJoCo's `efc_force`, and the test
+//!   `constraint_forces_are_mujocos_qfrc_constraint` our generalised forces against MuJoCo's `qfrc_constraint`).
 //!
 //! `qacc_smooth = M⁻¹(τ + gravity − c(q, v) − damping·v)` with the Coriolis, centrifugal and gyroscopic forces
 //! `c` ([`MjcfWorld::coriolis_forces`]; with gravity they are MuJoCo's `qfrc_bias`, which a test holds them to).
 //! What differs from MuJoCo: the forces are computed once per Rapier step at its start, where MuJoCo's RK4
-//! (Hopper, Walker2d, Ant) evaluates them four times. Contacts between two body geoms stay Rapier's.
+//! (Hopper, Walker2d, Ant, Humanoid) evaluates them four times. Contacts between two body geoms stay Rapier's.
 
 use rapier3d::na::{DMatrix, DVector, RowDVector};
 use rapier3d::prelude::*;
@@ -195,6 +201,40 @@ pub(super) struct Contact {
     dist: f64,
 }
 
+/// A joint limit its DoF has passed: model DoF `k`, `sign` +1 at the lower limit and −1 at the upper (the row's
+/// Jacobian), `pos` the violation (`q − lo` or `hi − q`, negative).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct PassedLimit {
+    pub k: usize,
+    pub sign: f64,
+    pub pos: f64,
+}
+
+/// What a row of the constraint problem is: a limit (model DoF, sign), or a pyramid edge (direction, contact).
+#[derive(Clone, Copy, Debug)]
+enum Row {
+    Limit(usize, f64),
+    Edge([f64; 3], usize),
+}
+
+/// The rows of one multibody's constraint problem: Jacobian, regulariser `R`, reference acceleration.
+#[derive(Default)]
+struct Rows {
+    jac: Vec<RowDVector<f64>>,
+    r: Vec<f64>,
+    aref: Vec<f64>,
+    what: Vec<Row>,
+}
+
+impl Rows {
+    fn push(&mut self, jac: RowDVector<f64>, r: f64, aref: f64, what: Row) {
+        self.jac.push(jac);
+        self.r.push(r);
+        self.aref.push(aref);
+        self.what.push(what);
+    }
+}
+
 pub(super) fn v64(v: Vector) -> [f64; 3] {
     [v.x as f64, v.y as f64, v.z as f64]
 }
@@ -206,10 +246,10 @@ fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
 impl MjcfWorld {
     /// Replaces Rapier's contacts between the body geoms and the floor plane by MuJoCo's soft contacts (see
     /// the module `soft_contact`); contacts between body geoms stay Rapier's. `params` are the
-    /// model's ([`super::MjcfModel::floor_contact`]), `mujoco_timestep` MuJoCo's step (the time constant is
-    /// at least twice it). Errors when a body geom touching the floor is not a capsule or a sphere, when the
+    /// model's ([`super::MjcfModel::floor_contact`]); the time constant is at least twice `model`'s time step. Errors when a body geom touching the floor is not a capsule or a sphere, when the
     /// floor is not horizontal, or when the geoms hang from more than one multibody.
-    pub fn set_mujoco_contacts(&mut self, params: &ContactParams, mujoco_timestep: f64) -> Result<(), String> {
+    pub fn set_mujoco_contacts(&mut self, model: &super::MjcfModel, params: &ContactParams) -> Result<(), String> {
+        let mujoco_timestep = model.timestep;
         let floors: Vec<ColliderHandle> = self
             .world
             .colliders
@@ -252,7 +292,13 @@ impl MjcfWorld {
             return Err("mujoco_contacts handles the geoms of one multibody (one body tree)".into());
         }
         for g in &mut geoms {
-            g.invweight = self.translational_invweight(g.body);
+            // MuJoCo's body_invweight0 is the geom's own MJCF body's, at that body's centre of mass (a body
+            // welded to its parent shares the parent's rigid body, not its centre of mass)
+            let local_com = match g.model_body {
+                Some(b) => self.body_offsets[b].transform_point(model.bodies[b].inertia.local_com),
+                None => self.world.bodies[g.body].mass_properties().local_mprops.local_com,
+            };
+            g.invweight = self.translational_invweight(g.body, local_com);
         }
         self.world.colliders[floor].set_collision_groups(InteractionGroups::none());
         let [timeconst, dampratio] = params.solref;
@@ -282,20 +328,26 @@ impl MjcfWorld {
             msg: format!("{}: {msg}; set mujoco_contacts=false to use Rapier's contacts", model.source),
         };
         let params = model.floor_contact.clone().map_err(refuse)?;
-        self.set_mujoco_contacts(&params, model.timestep).map_err(refuse)
+        self.set_mujoco_contacts(model, &params).map_err(refuse)
     }
 
-    /// `trace(Jc M⁻¹ Jcᵀ)/3` for the centre of mass of `body` (Jc its linear Jacobian; M with armature, no
-    /// damping) in the current pose: MuJoCo's `body_invweight0[0]` when the world is at rest.
-    fn translational_invweight(&self, body: RigidBodyHandle) -> f64 {
+    /// `trace(Jp M⁻¹ Jpᵀ)/3` for the point `local` (in `body`'s frame) of `body` (Jp its linear Jacobian; M with
+    /// armature, no damping) in the current pose: MuJoCo's `body_invweight0[0]` of the MJCF body whose centre of
+    /// mass `local` is, when the world is at rest.
+    fn translational_invweight(&self, body: RigidBodyHandle, local: Vector) -> f64 {
         let Some(link) = self.world.multibody_joints.rigid_body_link(body) else { return 0.0 };
         let Some(mb) = self.world.multibody_joints.get_multibody(link.multibody) else { return 0.0 };
         let mut mb = mb.clone();
         mb.dof_inverse_inertia(&self.world.bodies);
+        let pose = self.link_pose(body);
+        let arm = v64(pose.transform_point(local) - pose.transform_point(self.world.bodies[body].mass_properties().local_mprops.local_com));
         let j = mb.body_jacobian(link.id);
         let mut sum = 0.0;
         for r in 0..3 {
-            let row: DVector<Real> = j.row(r).transpose();
+            // the point's velocity along axis r: v_com[r] + (ω × arm)[r] = v_com[r] + (arm × e_r)·ω
+            let e = [0.0, 1.0, 2.0].map(|i| if i as usize == r { 1.0 } else { 0.0 });
+            let t = cross(arm, e);
+            let row = DVector::<Real>::from_fn(mb.ndofs(), |c, _| j[(r, c)] + (0..3).map(|i| t[i] as Real * j[(3 + i, c)]).sum::<Real>());
             if let Some(x) = mb.inv_augmented_mass().solve(&row) {
                 sum += row.dot(&x) as f64;
             }
@@ -326,7 +378,7 @@ impl MjcfWorld {
 
     /// The pose of `body` from its multibody link (current after a Rapier step, where the rigid body's
     /// mass properties may not be).
-    fn link_pose(&self, body: RigidBodyHandle) -> Pose {
+    pub(super) fn link_pose(&self, body: RigidBodyHandle) -> Pose {
         self.world
             .multibody_joints
             .rigid_body_link(body)
@@ -335,19 +387,66 @@ impl MjcfWorld {
             .unwrap_or(*self.world.bodies[body].position())
     }
 
-    /// The forces of `contacts` (this pose's [`MjcfWorld::floor_contacts`]) for generalised forces `tau` (one
-    /// per model DoF), to be applied for the next Rapier step, in the world frame.
-    pub(super) fn soft_contact_forces(&self, c: &SoftContacts, contacts: &[Contact], tau: &[f64]) -> Vec<SoftForce> {
-        let Some(first) = contacts.first() else { return Vec::new() };
-        let link0 = self.world.multibody_joints.rigid_body_link(c.geoms[first.geom].body).expect("a multibody link");
-        let mb = self.world.multibody_joints.get_multibody(link0.multibody).expect("the multibody");
+    /// The forces of MuJoCo's constraint problem at this pose for generalised forces `tau` (one per model DoF,
+    /// springs included): the rows of the joint limits passed (`limits`, [`MjcfWorld::set_mujoco_limits`]) and
+    /// of the floor contacts (`contacts`, this pose's [`MjcfWorld::floor_contacts`]), solved jointly per
+    /// multibody. The limits' forces are added to `tau`; the contacts' are returned, in the world frame, to be
+    /// applied for the next Rapier step.
+    pub(super) fn solve_constraints(&self, limits: &[PassedLimit], contacts: &[Contact], tau: &mut [f64]) -> Vec<SoftForce> {
+        let mj = &self.world.multibody_joints;
+        let contact_mb = contacts.first().map(|ct| {
+            let c = self.soft_contacts.as_ref().expect("contacts come from soft contacts");
+            mj.rigid_body_link(c.geoms[ct.geom].body).expect("a multibody link").multibody
+        });
+        let mut mbs: Vec<MultibodyIndex> = contact_mb.into_iter().collect();
+        for l in limits {
+            let m = mj.rigid_body_link(self.dofs[l.k].child).expect("a multibody link").multibody;
+            if !mbs.contains(&m) {
+                mbs.push(m);
+            }
+        }
+        let mut out = Vec::new();
+        for m in mbs {
+            let mb = mj.get_multibody(m).expect("the multibody");
+            let mine = |k: usize| mj.rigid_body_link(self.dofs[k].child).is_some_and(|l| l.multibody == m);
+            let mut rows = Rows::default();
+            if let Some(s) = &self.soft_limits {
+                let v = mb.generalized_velocity();
+                for l in limits.iter().filter(|l| mine(l.k)) {
+                    let index = self.dofs[l.k].index;
+                    let imp = super::impedance(-l.pos, s.solimp);
+                    let mut jac = RowDVector::<f64>::zeros(mb.ndofs());
+                    jac[index] = l.sign;
+                    let r = (1.0 - imp) / imp * s.invweight[l.k];
+                    rows.push(jac, r, -s.b * l.sign * v[index] as f64 - s.k * imp * l.pos, Row::Limit(l.k, l.sign));
+                }
+            }
+            if contact_mb == Some(m) {
+                self.contact_rows(mb, contacts, &mut rows);
+            }
+            let f = self.solve_rows(mb, &rows, tau);
+            for (r, what) in rows.what.iter().enumerate() {
+                match *what {
+                    _ if f[r] == 0.0 => {}
+                    Row::Limit(k, sign) => tau[k] += sign * f[r],
+                    Row::Edge(d, ci) => {
+                        let ct = &contacts[ci];
+                        let g = &self.soft_contacts.as_ref().expect("soft contacts").geoms[ct.geom];
+                        let force = Vector::new((d[0] * f[r]) as Real, (d[1] * f[r]) as Real, (d[2] * f[r]) as Real);
+                        let point = Vector::new(ct.point[0] as Real, ct.point[1] as Real, ct.point[2] as Real);
+                        out.push(SoftForce { body: g.body, model_body: g.model_body, force, point });
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The rows of `contacts` (all on `mb`): the edges of each contact's pyramid (or its normal for condim 1).
+    fn contact_rows(&self, mb: &Multibody, contacts: &[Contact], rows: &mut Rows) {
+        let c = self.soft_contacts.as_ref().expect("soft contacts");
         let n = mb.ndofs();
         let v: DVector<f64> = mb.generalized_velocity().map(|x| x as f64);
-        // rows: direction, contact, Jacobian row
-        let mut dirs: Vec<([f64; 3], usize)> = Vec::new();
-        let mut jac_rows: Vec<RowDVector<f64>> = Vec::new();
-        let mut r_diag = Vec::new();
-        let mut aref = Vec::new();
         for (ci, ct) in contacts.iter().enumerate() {
             let g = &c.geoms[ct.geom];
             let link = self.world.multibody_joints.rigid_body_link(g.body).expect("a multibody link");
@@ -355,7 +454,8 @@ impl MjcfWorld {
             let edges: Vec<[f64; 3]> = if c.params.condim == 1 {
                 vec![[0.0, 0.0, 1.0]]
             } else {
-                vec![[mu, 0.0, 1.0], [-mu, 0.0, 1.0], [0.0, mu, 1.0], [0.0, -mu, 1.0]]
+                let (t1, t2) = self.contact_tangents(g);
+                vec![[mu * t1[0], mu * t1[1], 1.0], [-mu * t1[0], -mu * t1[1], 1.0], [mu * t2[0], mu * t2[1], 1.0], [-mu * t2[0], -mu * t2[1], 1.0]]
             };
             let imp = impedance(c.params.margin - ct.dist, c.params.solimp);
             let r0 = (1.0 - imp) / imp * g.invweight;
@@ -369,13 +469,30 @@ impl MjcfWorld {
                     (0..3).map(|i| d[i] * bj[(i, j)] as f64 + t[i] * bj[(3 + i, j)] as f64).sum::<f64>()
                 });
                 let vel = row.dot(&v.transpose());
-                jac_rows.push(row);
-                dirs.push((d, ci));
-                r_diag.push(r.max(1e-15));
-                aref.push(-c.b * vel - c.k * imp * (ct.dist - c.params.margin));
+                rows.push(row, r, -c.b * vel - c.k * imp * (ct.dist - c.params.margin), Row::Edge(d, ci));
             }
         }
-        // M⁻¹ Jᵀ, and qacc_smooth = M⁻¹ (τ + gravity − c(q, v) − damping·v)
+    }
+
+    /// The tangents of a contact frame of `g` on the floor, as MuJoCo's: for a capsule, its axis projected on
+    /// the floor and the normal × that (`mjc_PlaneCapsule`); for a sphere (or a capsule standing upright), the
+    /// world's y and −x (`mju_makeFrame` for the normal +z). They orient the pyramid's edges.
+    fn contact_tangents(&self, g: &ContactGeom) -> ([f64; 2], [f64; 2]) {
+        if let [a, b] = g.ends[..] {
+            let axis = v64((self.link_pose(g.body) * g.local).rotation * (b - a));
+            let norm = axis[0].hypot(axis[1]);
+            if norm > 1e-12 {
+                let t1 = [axis[0] / norm, axis[1] / norm];
+                return (t1, [-t1[1], t1[0]]);
+            }
+        }
+        ([0.0, 1.0], [-1.0, 0.0])
+    }
+
+    /// The forces of `rows` of `mb`: `argmin ½ fᵀ(A + R) f + fᵀ(J·qacc_smooth − aref)` over `f ≥ 0`, with
+    /// `A = J M⁻¹ Jᵀ` and `qacc_smooth = M⁻¹ (τ + gravity − c(q, v) − damping·v)` (`tau` one per model DoF).
+    fn solve_rows(&self, mb: &Multibody, rows: &Rows, tau: &[f64]) -> Vec<f64> {
+        let n = mb.ndofs();
         let mut force = DVector::<f64>::zeros(n);
         for (d, t) in self.dofs.iter().zip(tau) {
             if d.root == mb.root().rigid_body_handle() {
@@ -383,33 +500,22 @@ impl MjcfWorld {
             }
         }
         force += self.gravity_forces(mb) - self.coriolis_forces(mb);
+        let v = mb.generalized_velocity();
         for j in 0..n {
-            force[j] -= mb.damping()[j] as f64 * v[j];
+            force[j] -= mb.damping()[j] as f64 * v[j] as f64;
         }
-        let jac = DMatrix::from_rows(&jac_rows);
-        let rows = jac.nrows();
+        let jac = DMatrix::from_rows(&rows.jac);
         let lu = Self::mass_lu(mb);
         let solve = |x: &DVector<f64>| -> DVector<f64> {
             let x32: DVector<Real> = x.map(|e| e as Real);
             lu.solve(&x32).map(|s| s.map(|e| e as f64)).unwrap_or_else(|| DVector::zeros(n))
         };
-        let cols: Vec<DVector<f64>> = (0..rows).map(|r| solve(&jac.row(r).transpose())).collect();
+        let cols: Vec<DVector<f64>> = (0..jac.nrows()).map(|r| solve(&jac.row(r).transpose())).collect();
         let (minv_jt, qacc) = (DMatrix::from_columns(&cols), solve(&force));
         let a = &jac * &minv_jt;
-        let b: Vec<f64> = (0..rows).map(|r| jac.row(r).dot(&qacc.transpose()) - aref[r]).collect();
-        let f = pgs_nonneg(&a, &r_diag, &b);
-        let mut out: Vec<SoftForce> = Vec::new();
-        for (r, (d, ci)) in dirs.iter().enumerate() {
-            if f[r] == 0.0 {
-                continue;
-            }
-            let ct = &contacts[*ci];
-            let g = &c.geoms[ct.geom];
-            let force = Vector::new((d[0] * f[r]) as Real, (d[1] * f[r]) as Real, (d[2] * f[r]) as Real);
-            let point = Vector::new(ct.point[0] as Real, ct.point[1] as Real, ct.point[2] as Real);
-            out.push(SoftForce { body: g.body, model_body: g.model_body, force, point });
-        }
-        out
+        let b: Vec<f64> = (0..jac.nrows()).map(|r| jac.row(r).dot(&qacc.transpose()) - rows.aref[r]).collect();
+        let r: Vec<f64> = rows.r.iter().map(|x| x.max(1e-15)).collect();
+        pgs_nonneg(&a, &r, &b)
     }
 
     /// The generalised forces of gravity on `mb` at its pose now, in Rapier's DoF order.
