@@ -246,8 +246,9 @@ fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
 impl MjcfWorld {
     /// Replaces Rapier's contacts between the body geoms and the floor plane by MuJoCo's soft contacts (see
     /// the module `soft_contact`); contacts between body geoms stay Rapier's. `params` are the
-    /// model's ([`super::MjcfModel::floor_contact`]); the time constant is at least twice `model`'s time step. Errors when a body geom touching the floor is not a capsule or a sphere, when the
-    /// floor is not horizontal, or when the geoms hang from more than one multibody.
+    /// model's ([`super::MjcfModel::floor_contact`]); the time constant is at least twice `model`'s time step.
+    /// Errors when a body geom touching the floor is not a capsule or a sphere, when the floor is not
+    /// horizontal, or when the geoms hang from more than one multibody.
     pub fn set_mujoco_contacts(&mut self, model: &super::MjcfModel, params: &ContactParams) -> Result<(), String> {
         let mujoco_timestep = model.timestep;
         let floors: Vec<ColliderHandle> = self
@@ -345,7 +346,8 @@ impl MjcfWorld {
         let mut sum = 0.0;
         for r in 0..3 {
             // the point's velocity along axis r: v_com[r] + (ω × arm)[r] = v_com[r] + (arm × e_r)·ω
-            let e = [0.0, 1.0, 2.0].map(|i| if i as usize == r { 1.0 } else { 0.0 });
+            let mut e = [0.0; 3];
+            e[r] = 1.0;
             let t = cross(arm, e);
             let row = DVector::<Real>::from_fn(mb.ndofs(), |c, _| j[(r, c)] + (0..3).map(|i| t[i] as Real * j[(3 + i, c)]).sum::<Real>());
             if let Some(x) = mb.inv_augmented_mass().solve(&row) {
