@@ -1543,25 +1543,37 @@ impl MjcfWorld {
     /// (`M·qacc + qfrc_bias` = the applied forces), in MuJoCo's qvel order. The soft contacts' free
     /// acceleration uses the same terms ([`MjcfWorld::coriolis_forces`]); the tests hold them to MuJoCo's.
     pub fn bias_forces(&self) -> Option<Vec<f64>> {
-        let mut out = vec![0.0; self.nv()];
-        self.per_multibody(|mb, mine, t| {
+        self.in_qvel_order(|mb, arm| {
             let b = self.coriolis_forces(mb) - self.gravity_forces(mb);
             // Rapier's base velocities v_r = T·v (MuJoCo's v), so MuJoCo's bias is Tᵀ(b + M·Ṫv): Ṫv is
             // (ω × (o − c)) × ω in the linear rows (o − c fixed in the base) and zero elsewhere.
-            let b = match t {
-                Some((t, arm)) => {
-                    let v = mb.generalized_velocity();
-                    let w = rapier3d::na::Vector3::new(v[3] as f64, v[4] as f64, v[5] as f64);
-                    let arm = rapier3d::na::Vector3::new(arm.x as f64, arm.y as f64, arm.z as f64);
-                    let tdot_v = w.cross(&arm).cross(&w);
-                    let mut e = rapier3d::na::DVector::<f64>::zeros(b.len());
-                    e.rows_mut(0, 3).copy_from(&tdot_v);
-                    t.transpose() * (b + self.rapier_mass_matrix(mb)? * e)
-                }
-                None => b,
+            let Some(arm) = arm else { return Some(b) };
+            let v = mb.generalized_velocity();
+            let w = rapier3d::na::Vector3::new(v[3] as f64, v[4] as f64, v[5] as f64);
+            let arm = rapier3d::na::Vector3::new(arm.x as f64, arm.y as f64, arm.z as f64);
+            let tdot_v = w.cross(&arm).cross(&w);
+            let mut e = rapier3d::na::DVector::<f64>::zeros(b.len());
+            e.rows_mut(0, 3).copy_from(&tdot_v);
+            Some(b + self.rapier_mass_matrix(mb)? * e)
+        })
+    }
+
+    /// Generalised forces in MuJoCo's qvel order: `f(multibody, arm)` gives each multibody's in Rapier's DoF
+    /// order (`arm`, the floating base's `o − c`, where it is the base's: see [`MjcfWorld::per_multibody`]), and
+    /// a floating base's are mapped by `Tᵀ` (the power `fᵀ v_Rapier = fᵀ T v` is MuJoCo's).
+    fn in_qvel_order(
+        &self,
+        mut f: impl FnMut(&Multibody, Option<Vector>) -> Option<rapier3d::na::DVector<f64>>,
+    ) -> Option<Vec<f64>> {
+        let mut out = vec![0.0; self.nv()];
+        self.per_multibody(|mb, mine, t| {
+            let g = f(mb, t.as_ref().map(|(_, arm)| *arm))?;
+            let g = match t {
+                Some((t, _)) => t.transpose() * g,
+                None => g,
             };
             for &(i, ii) in mine {
-                out[i] = b[ii];
+                out[i] = g[ii];
             }
             Some(())
         })?;
@@ -1828,8 +1840,7 @@ impl MjcfWorld {
     pub fn constraint_forces(&mut self, tau: &[f64]) -> Option<Vec<f64>> {
         let applied = self.with_springs(tau);
         let limited = self.with_constraints(applied.clone());
-        let mut out = vec![0.0; self.nv()];
-        self.per_multibody(|mb, mine, t| {
+        self.in_qvel_order(|mb, _| {
             let root = mb.root().rigid_body_handle();
             let mut g = rapier3d::na::DVector::<f64>::zeros(mb.ndofs());
             for (k, d) in self.dofs.iter().enumerate().filter(|(_, d)| d.root == root) {
@@ -1841,22 +1852,11 @@ impl MjcfWorld {
                     continue;
                 }
                 let com = self.link_pose(f.body).transform_point(self.world.bodies[f.body].mass_properties().local_mprops.local_com);
-                let torque = (f.point - com).cross(f.force);
-                let bj = mb.body_jacobian(link.id);
-                for j in 0..g.len() {
-                    g[j] += (0..3).map(|i| bj[(i, j)] as f64 * f.force[i] as f64 + bj[(3 + i, j)] as f64 * torque[i] as f64).sum::<f64>();
-                }
+                let row = soft_contact::point_force_row(mb.body_jacobian(link.id), soft_contact::v64(f.point - com), soft_contact::v64(f.force));
+                g += row.transpose();
             }
-            let g = match t {
-                Some((t, _)) => t.transpose() * g,
-                None => g,
-            };
-            for &(i, ii) in mine {
-                out[i] = g[ii];
-            }
-            Some(())
-        })?;
-        Some(out)
+            Some(g)
+        })
     }
 
     /// One Rapier step with generalised forces `tau` and the soft floor contacts' forces of this pose

@@ -239,6 +239,13 @@ pub(super) fn v64(v: Vector) -> [f64; 3] {
     [v.x as f64, v.y as f64, v.z as f64]
 }
 
+/// The generalised force of a unit force along `dir` applied at `arm` from a link's centre of mass (world frame),
+/// `bj` the link's body Jacobian: `dirᵀ·J_lin + (arm × dir)ᵀ·J_ang`, the row of a contact edge.
+pub(super) fn point_force_row(bj: &rapier3d::na::Matrix6xX<Real>, arm: [f64; 3], dir: [f64; 3]) -> RowDVector<f64> {
+    let t = cross(arm, dir);
+    RowDVector::<f64>::from_fn(bj.ncols(), |_, j| (0..3).map(|i| dir[i] * bj[(i, j)] as f64 + t[i] * bj[(3 + i, j)] as f64).sum::<f64>())
+}
+
 fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
     [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
 }
@@ -447,7 +454,6 @@ impl MjcfWorld {
     /// The rows of `contacts` (all on `mb`): the edges of each contact's pyramid (or its normal for condim 1).
     fn contact_rows(&self, mb: &Multibody, contacts: &[Contact], rows: &mut Rows) {
         let c = self.soft_contacts.as_ref().expect("soft contacts");
-        let n = mb.ndofs();
         let v: DVector<f64> = mb.generalized_velocity().map(|x| x as f64);
         for (ci, ct) in contacts.iter().enumerate() {
             let g = &c.geoms[ct.geom];
@@ -466,10 +472,7 @@ impl MjcfWorld {
             let com = v64(self.link_pose(g.body).transform_point(self.world.bodies[g.body].mass_properties().local_mprops.local_com));
             let arm = [ct.point[0] - com[0], ct.point[1] - com[1], ct.point[2] - com[2]];
             for d in edges {
-                let t = cross(arm, d);
-                let row = RowDVector::<f64>::from_fn(n, |_, j| {
-                    (0..3).map(|i| d[i] * bj[(i, j)] as f64 + t[i] * bj[(3 + i, j)] as f64).sum::<f64>()
-                });
+                let row = point_force_row(bj, arm, d);
                 let vel = row.dot(&v.transpose());
                 rows.push(row, r, -c.b * vel - c.k * imp * (ct.dist - c.params.margin), Row::Edge(d, ci));
             }
