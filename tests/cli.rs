@@ -92,6 +92,59 @@ fn bench_ends_with_a_json_line() {
     assert!(j["env_steps_per_sec"].as_f64().unwrap() > 100.0);
 }
 
+/// `serve-env` through real pipes, as `scripts/rebel_gym.py` drives it: the hello line, a reset, steps that
+/// match a `replay` of the same actions, an error answer, and a clean exit on `close`; an unknown environment or
+/// option fails at start with the message on stderr.
+#[test]
+fn serve_env_speaks_json_lines_over_pipes() {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rebel"))
+        .args(["--env", "Hopper-v5", "--env-opt", "reset_noise_scale=0", "serve-env"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run rebel serve-env");
+    let rows: Vec<String> = (0..5).map(|k| format!("{},{},-0.25", 0.9 - 0.3 * k as f32, 0.1 * k as f32)).collect();
+    let mut input = String::from("{\"cmd\":\"reset\",\"seed\":0}\n{\"cmd\":\"step\",\"action\":[1]}\n");
+    for r in &rows {
+        input.push_str(&format!("{{\"cmd\":\"step\",\"action\":[{r}]}}\n"));
+    }
+    input.push_str("{\"cmd\":\"close\"}\n");
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines: Vec<String> = stdout(&o).lines().map(str::to_string).collect();
+    let answers: Vec<serde_json::Value> = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(answers.len(), 3 + rows.len(), "hello, reset, the bad step, the steps; nothing after close");
+    assert_eq!(answers[0]["env"], "Hopper-v5");
+    assert_eq!(answers[0]["options"]["reset_noise_scale"], 0.0);
+    assert!(answers[2]["error"].as_str().unwrap().contains("3"), "{}", answers[2]);
+
+    // The same actions through `replay` (exact rest state) give the same rewards to the last bit.
+    let d = tmp();
+    let mut csv = String::from("action0,action1,action2\n");
+    rows.iter().for_each(|r| csv.push_str(&format!("{r}\n")));
+    std::fs::write(d.path().join("a.csv"), csv).unwrap();
+    let out = d.path().join("states.csv");
+    let r = rebel(&["--env", "Hopper-v5", "replay", "--actions", d.path().join("a.csv").to_str().unwrap(), "--output", out.to_str().unwrap()]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let text = std::fs::read_to_string(out).unwrap();
+    let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+    let col = header.iter().position(|h| *h == "reward").unwrap();
+    for (k, line) in text.lines().skip(1).enumerate() {
+        let want: f64 = line.split(',').nth(col).unwrap().parse().unwrap();
+        // The reward as written, parsed by Rust's correctly rounded parse (as Python's json does).
+        let l = &lines[3 + k];
+        let at = l.find("\"reward\":").unwrap() + 9;
+        let got: f64 = l[at..at + l[at..].find(',').unwrap()].parse().unwrap();
+        assert_eq!(got.to_bits(), want.to_bits(), "step {k}");
+    }
+
+    let o = rebel(&["--env", "Hoper-v5", "serve-env"]);
+    assert!(!o.status.success() && stderr(&o).contains("Hopper-v5"), "{}", stderr(&o));
+    assert!(stdout(&o).is_empty(), "no hello line when the environment cannot be made");
+}
+
 #[test]
 fn render_writes_gif_and_png() {
     let d = tmp();

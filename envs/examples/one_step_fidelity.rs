@@ -5,9 +5,10 @@
 //! the first step at which a replay from MuJoCo's first state (each step from our own state) has a qpos entry
 //! more than 0.1 from MuJoCo's.
 //!
-//!     cargo run --release -p rebel-envs --example one_step_fidelity -- [--env ID] [key=value ...]
+//!     cargo run --release -p rebel-envs --example one_step_fidelity -- [--env ID] [--table FILE.csv ...] [key=value ...]
 //!
-//! Options are the env's. Prints per sequence the median and 90th percentile of the relative error.
+//! `--table` (repeatable) measures rollouts of your own in the same format instead of the shipped ones, e.g. a
+//! policy's episode in MuJoCo from `scripts/sb3_rollout.py`. Options are the env's. Prints per sequence the median and 90th percentile of the relative error.
 
 use std::path::PathBuf;
 
@@ -43,6 +44,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         None => half_cheetah::ID.to_string(),
     };
+    let mut tables = Vec::new();
+    while let Some(i) = args.iter().position(|a| a == "--table") {
+        tables.push(PathBuf::from(args.get(i + 1).ok_or("--table needs a CSV file")?));
+        args.drain(i..i + 2);
+    }
     let opts = EnvConfig::from_pairs(&args)?;
     let planar = ["a_zeros", "b_const", "c_wave", "d_uniform_random", "f_air"];
     let (prefix, names, dims, mut step): (&str, &[&str], (usize, usize, usize), Stepper) = match id.as_str() {
@@ -75,8 +81,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/mujoco");
     println!("{:<18} {:>6} {:>10} {:>10} {:>9}", "sequence", "steps", "median", "90th pct", "apart at");
-    for name in names {
-        let t = read_table(&data.join(format!("{prefix}_{name}.csv")))?;
+    if tables.is_empty() {
+        tables = names.iter().map(|name| data.join(format!("{prefix}_{name}.csv"))).collect();
+    }
+    for path in &tables {
+        let t = read_table(path)?;
+        let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("?").trim_start_matches(prefix).trim_start_matches('_');
         let errs = one_step_errors(|q, v, a| Ok(step(q, v, a)?.1), &t, dims)?;
         let pct = |p: f64| errs.get(((errs.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(f64::NAN);
         let (q, v, a) = (t.columns("qpos", 0..dims.0)?, t.columns("qvel", 0..dims.1)?, t.columns("action", 0..dims.2)?);

@@ -8,6 +8,7 @@ mod curvescmd;
 mod envcmds;
 mod labelcmd;
 mod prefcmds;
+mod servecmd;
 mod traincmds;
 
 use std::process::ExitCode;
@@ -21,6 +22,7 @@ pub use curvescmd::{curves_cmd, CurvesArgs};
 pub use labelcmd::{label_cmd, LabelCommand};
 pub use envcmds::{bench, render, replay, BenchArgs, RenderArgs, ReplayArgs};
 pub use prefcmds::{prefs_cmd, rm_cmd, PrefsCommand, RmCommand};
+pub use servecmd::{serve_env, ServeEnvArgs};
 pub use traincmds::{eval_cmd, experiment_cmd, ExperimentArgs, pretrain_cmd, resolve_config, train_cmd, EvalArgs, PretrainArgs, TrainArgs, DEFAULT_CONFIG};
 
 /// The environment of a command without `--env`.
@@ -51,6 +53,8 @@ enum Command {
     Bench(BenchArgs),
     /// Render an episode to an animated GIF (or its last frame to PNG).
     Render(RenderArgs),
+    /// Serve the environment over stdin/stdout, one JSON object per line (for Python: scripts/rebel_gym.py).
+    ServeEnv(ServeEnvArgs),
     /// The default run: reference policy → preference labels → reward net → REBEL on it.
     Experiment(ExperimentArgs),
     /// Train a policy (REBEL by default) and log it into a run directory.
@@ -107,6 +111,7 @@ pub fn main(fixed_env: Option<&str>) -> ExitCode {
         Some(Command::Replay(a)) => replay(&cli.env, &a),
         Some(Command::Bench(a)) => bench(&cli.env, &a),
         Some(Command::Render(a)) => render(&cli.env, &a),
+        Some(Command::ServeEnv(a)) => serve_env(&cli.env, &a),
         Some(Command::Experiment(a)) => experiment_cmd(&cli.env, &a),
         Some(Command::Train(a)) => train_cmd(&cli.env, &a),
         Some(Command::Eval(a)) => eval_cmd(&cli.env, &a),
