@@ -30,6 +30,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("limit 25 Hz, ζ=1", vec![("limit_natural_frequency", ConfigValue::Float(25.0))]),
         ("limit 8 Hz, ζ=1", vec![("limit_natural_frequency", ConfigValue::Float(8.0))]),
         ("limit 8 Hz, ζ=0.3", vec![("limit_natural_frequency", ConfigValue::Float(8.0)), ("limit_damping_ratio", ConfigValue::Float(0.3))]),
+        ("MuJoCo's soft limits", vec![("mujoco_limits", ConfigValue::Bool(true))]),
+        ("MuJoCo's soft limits, 1 iteration", vec![("mujoco_limits", ConfigValue::Bool(true)), ("solver_iterations", ConfigValue::Int(1))]),
+        ("MuJoCo's soft limits, 4 × 1", vec![("mujoco_limits", ConfigValue::Bool(true)), ("substeps", ConfigValue::Int(4)), ("solver_iterations", ConfigValue::Int(1))]),
     ];
     for (w, phi) in [(2.125, -7.5), (2.9, -25.0), (1.5, 0.0)] {
         for (name, opts) in &settings {

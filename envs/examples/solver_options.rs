@@ -57,6 +57,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("3 solver iterations, projected limits", SwimmerConfig { solver_iterations: 3, limit_projection: true, ..d.clone() }),
         ("2 substeps × 1 iteration, Rapier limits", SwimmerConfig { substeps: 2, solver_iterations: 1, ..d.clone() }),
         ("2 substeps × 1 iteration, projected limits", SwimmerConfig { substeps: 2, solver_iterations: 1, limit_projection: true, ..d.clone() }),
+        ("4 solver iterations, MuJoCo's soft limits", SwimmerConfig { mujoco_limits: true, ..d.clone() }),
+        ("2 solver iterations, MuJoCo's soft limits", SwimmerConfig { solver_iterations: 2, mujoco_limits: true, ..d.clone() }),
+        ("1 solver iteration, MuJoCo's soft limits", SwimmerConfig { solver_iterations: 1, mujoco_limits: true, ..d.clone() }),
+        ("2 substeps × 1 iteration, MuJoCo's soft limits", SwimmerConfig { substeps: 2, solver_iterations: 1, mujoco_limits: true, ..d.clone() }),
+        ("4 substeps × 1 iteration, MuJoCo's soft limits", SwimmerConfig { substeps: 4, solver_iterations: 1, mujoco_limits: true, ..d.clone() }),
     ];
     println!("| setting | env steps/s | qpos err before contact (b, c1, c3, d) | return − MuJoCo (b, c1, c3[:600], d) | bang-bang 2.9/−25°, 2.125/−7.5°, 1.5/0° |");
     println!("|---|---|---|---|---|");

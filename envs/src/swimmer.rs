@@ -57,6 +57,7 @@
 //! | `limit_natural_frequency` | 1e6 | Hz, Rapier softness of the joint limits (its default: practically hard; MuJoCo's soft limit with impedance 0.9–0.95 overshoots ≤ 2.3°, and hard limits matched its returns best, see README) |
 //! | `limit_damping_ratio` | 1.0 | damping ratio of the joint-limit softness |
 //! | `limit_projection` | false | hard joint limits of ours (a projection in the mass metric after each Rapier step, [`crate::mjcf::RapierSettings::limit_projection`]) instead of Rapier's constraints; with `solver_iterations = 2` the Swimmer steps 1.8× faster within the fidelity tests' tolerances (README, Speed) |
+//! | `mujoco_limits` | false | MuJoCo's soft joint limits (its soft-constraint law from the model's `solref`/`solimp`, [`MjcfWorld::set_mujoco_limits`]) instead of Rapier's constraints (README, Speed) |
 
 use rand::rngs::Xoshiro256PlusPlus as StdRng;
 use rand::{RngExt, SeedableRng};
@@ -110,6 +111,8 @@ pub struct SwimmerConfig {
     pub limit_natural_frequency: f64,
     pub limit_damping_ratio: f64,
     pub limit_projection: bool,
+    /// MuJoCo's soft joint limits instead of Rapier's (see [`MjcfWorld::set_mujoco_limits`]).
+    pub mujoco_limits: bool,
 }
 
 impl Default for SwimmerConfig {
@@ -127,6 +130,7 @@ impl Default for SwimmerConfig {
             limit_natural_frequency: 1.0e6,
             limit_damping_ratio: 1.0,
             limit_projection: false,
+            mujoco_limits: false,
         }
     }
 }
@@ -150,9 +154,17 @@ impl SwimmerConfig {
             limit_natural_frequency: r.nonneg_f64("limit_natural_frequency", d.limit_natural_frequency)?,
             limit_damping_ratio: r.nonneg_f64("limit_damping_ratio", d.limit_damping_ratio)?,
             limit_projection: r.bool("limit_projection", d.limit_projection)?,
+            mujoco_limits: r.bool("mujoco_limits", d.mujoco_limits)?,
         };
         r.finish()?;
         validate_rapier_options(ID, c.timestep, c.limit_natural_frequency)?;
+        if c.mujoco_limits && c.limit_projection {
+            return Err(EnvError::BadOption {
+                env: ID.into(),
+                key: "mujoco_limits".into(),
+                msg: "and limit_projection = true are two replacements of Rapier's joint limits: choose one".into(),
+            });
+        }
         Ok(c)
     }
 }
@@ -213,7 +225,10 @@ impl Swimmer {
         };
         let nq = model.nq();
         let obs_dim = if cfg.exclude_current_positions_from_observation { 2 * nq - 2 } else { 2 * nq };
-        let sim = MjcfWorld::build(&model, &settings);
+        let mut sim = MjcfWorld::build(&model, &settings);
+        if cfg.mujoco_limits {
+            sim.set_mujoco_limits(&model, cfg.timestep);
+        }
         Ok(Swimmer {
             obs_space: BoxSpace::uniform(obs_dim, f32::NEG_INFINITY, f32::INFINITY),
             act_space: BoxSpace::uniform(model.nu(), -1.0, 1.0),
