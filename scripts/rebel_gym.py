@@ -86,6 +86,9 @@ class RebelEnv(gym.Env):
 
     def step(self, action):
         action = np.asarray(action, dtype=np.float32).reshape(-1)
+        if not np.all(np.isfinite(action)):
+            raise ValueError(f"{self.env_id}: the action {action.tolist()} has a non-finite value (JSON cannot carry it, and "
+                             "our environments refuse it): check the policy's output")
         a = self._call({"cmd": "step", "action": [float(x) for x in action]})
         return np.asarray(a["obs"], dtype=np.float32), a["reward"], a["terminated"], a["truncated"], a["info"]
 
