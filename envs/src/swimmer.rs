@@ -158,13 +158,6 @@ impl SwimmerConfig {
         };
         r.finish()?;
         validate_rapier_options(ID, c.timestep, c.limit_natural_frequency)?;
-        if c.mujoco_limits && c.limit_projection {
-            return Err(EnvError::BadOption {
-                env: ID.into(),
-                key: "mujoco_limits".into(),
-                msg: "and limit_projection = true are two replacements of Rapier's joint limits: choose one".into(),
-            });
-        }
         Ok(c)
     }
 }
@@ -198,6 +191,13 @@ impl Swimmer {
     /// A Swimmer from typed options. The model must have a planar root (slide x, slide y,
     /// hinge: qpos[0..3]) and at least one actuator; any number of segments works.
     pub fn with_config(cfg: SwimmerConfig) -> Result<Self, EnvError> {
+        if cfg.mujoco_limits && cfg.limit_projection {
+            return Err(EnvError::BadOption {
+                env: ID.into(),
+                key: "mujoco_limits".into(),
+                msg: "and limit_projection = true are two replacements of Rapier's joint limits: choose one".into(),
+            });
+        }
         let model = MjcfModel::load(&cfg.xml_file)?;
         if model.free_root.is_some() {
             model.expect_shape(ID, None, model.nu())?; // refuses it, saying why

@@ -244,6 +244,9 @@ fn bad_actions_and_options_are_clear_errors() {
     assert!(e.to_string().contains("free-floating root"), "{e}");
     let e = Swimmer::new(&EnvConfig::new().with("reset_noise_scale", ConfigValue::Float(-1.0))).err().unwrap();
     assert!(e.to_string().contains(">= 0"), "{e}");
+    let both = EnvConfig::new().with("mujoco_limits", ConfigValue::Bool(true)).with("limit_projection", ConfigValue::Bool(true));
+    let e = Swimmer::new(&both).err().unwrap();
+    assert!(e.to_string().contains("mujoco_limits") && e.to_string().contains("choose one"), "{e}");
 }
 
 #[test]
