@@ -10,8 +10,9 @@
 //! * `{"cmd":"close"}` (or the end of the input) → the server exits with status 0.
 //!
 //! A request that is not one of these, an action of the wrong length or with a non-finite value, a step before
-//! the first reset or after the end of an episode: the answer is `{"error":MESSAGE}` and the server keeps serving
-//! (the environment is as it was). Observations are the environment's f32 values, written so that parsing them
+//! the first reset or after the end of an episode (the environment's own errors: the time limit's wrapper and each
+//! environment refuse those): the answer is `{"error":MESSAGE}` and the server keeps serving (the environment is
+//! as it was). Observations are the environment's f32 values, written so that parsing them
 //! into f32 gives the same bits; rewards and info values are f64, likewise. A simulation that fails (a non-finite
 //! state) answers an error as well; the episode must then be reset.
 
@@ -62,8 +63,6 @@ pub fn serve(mut env: Box<dyn Env>, options: Value, input: impl BufRead, mut out
         "dt": env.dt(), "max_episode_steps": env.max_episode_steps(), "options": options,
     });
     write_line(&mut out, &hello)?;
-    // Whether an episode is under way: a step needs a reset first, and a new one after the episode ended.
-    let mut running = false;
     for line in input.lines() {
         let line = line.context("cannot read the next request from standard input")?;
         if line.trim().is_empty() {
@@ -76,21 +75,13 @@ pub fn serve(mut env: Box<dyn Env>, options: Value, input: impl BufRead, mut out
             )),
             Ok(Request::Close) => break,
             Ok(Request::Reset { seed }) => match env.reset(seed) {
-                Ok((obs, info)) => {
-                    running = true;
-                    json!({"obs": obs, "info": info_json(&info)})
-                }
+                Ok((obs, info)) => json!({"obs": obs, "info": info_json(&info)}),
                 Err(e) => error(format!("reset failed: {e}")),
             },
-            Ok(Request::Step { .. }) if !running => {
-                error("no episode is under way: send {\"cmd\":\"reset\"} first (after every terminated or truncated step too)".into())
-            }
+            // a step before the first reset or after the episode ended is the environment's own `NeedsReset`
             Ok(Request::Step { action }) => match env.step(&action) {
-                Ok(s) => {
-                    running = !s.done();
-                    json!({"obs": s.obs, "reward": s.reward, "terminated": s.terminated, "truncated": s.truncated,
-                           "info": info_json(&s.info)})
-                }
+                Ok(s) => json!({"obs": s.obs, "reward": s.reward, "terminated": s.terminated, "truncated": s.truncated,
+                                "info": info_json(&s.info)}),
                 Err(e) => error(format!("step failed: {e}")),
             },
         };
