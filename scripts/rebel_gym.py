@@ -2,16 +2,22 @@
 
     import sys; sys.path.insert(0, "scripts")
     from rebel_gym import RebelEnv
-    env = RebelEnv("Hopper-v5", options={"reset_noise_scale": 0.005})
+    env = RebelEnv("Hopper-v5", options={"reset_noise_scale": 0.005}, render_mode="rgb_array")
     obs, info = env.reset(seed=1)
     obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+    frame = env.render()  # uint8 (height, width, 3): the top-down view `rebel render` draws
+
+    import gymnasium as gym; from rebel_gym import register
+    register()  # every environment of `rebel envs` as "rebel/ID", for gym.make (its checker and wrappers)
+    env = gym.make("rebel/Swimmer-v5", options={"solver_iterations": 2}, render_mode="rgb_array")
 
 Each `RebelEnv` runs one `rebel --env ID [--env-opt K=V ...] serve-env` process (the protocol is documented in
 `src/cli/servecmd.rs`) and talks to it through pipes, one JSON line per call. The binary is `$REBEL_BIN`, else
 `target/release/rebel` of this checkout (build it with `cargo build --release --bin rebel`). The time limit is
 the registered one, applied by our side (`truncated`); Gymnasium's `TimeLimit` wrapper is not added. Observations
 are float32, our environment's values (sent in the shortest form that reads back to the same float32); actions
-are sent as float32 values, rewards and info as float64.
+are sent as float32 values, rewards and info as float64. `render_mode="rgb_array"` makes `render()` return the
+top-down picture of the state now (`width` x `height`, 480 x 480 by default), as Gymnasium's `RecordVideo` wants.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ import json
 import os
 import subprocess
 from pathlib import Path
+
+import base64
 
 import gymnasium as gym
 import numpy as np
@@ -41,9 +49,14 @@ def _bounds(values, sign):
 class RebelEnv(gym.Env):
     """One of our environments (`rebel envs` lists them), stepped by a `rebel serve-env` process."""
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 25}
+    PROTOCOL = 2
 
-    def __init__(self, env_id: str, options: dict | None = None, binary: str | None = None):
+    def __init__(self, env_id: str, options: dict | None = None, binary: str | None = None,
+                 render_mode: str | None = None, width: int = 480, height: int = 480):
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode {render_mode!r} is not supported: use 'rgb_array' or None")
+        self.render_mode, self.width, self.height = render_mode, width, height
         cmd = [binary or rebel_binary(), "--env", env_id]
         for k, v in (options or {}).items():
             cmd += ["--env-opt", f"{k}={str(v).lower() if isinstance(v, bool) else v}"]
@@ -55,13 +68,15 @@ class RebelEnv(gym.Env):
             self._proc.wait()
             raise RuntimeError(f"`{' '.join(cmd)}` did not start: {err.strip()}")
         hello = json.loads(line)
-        if hello.get("protocol") != 1:
-            raise RuntimeError(f"`{cmd[0]}` speaks protocol {hello.get('protocol')}, this wrapper protocol 1: rebuild one or the other")
+        if hello.get("protocol") != self.PROTOCOL:
+            raise RuntimeError(f"`{cmd[0]}` speaks protocol {hello.get('protocol')}, this wrapper protocol {self.PROTOCOL}: "
+                               "rebuild the binary from this checkout (cargo build --release --bin rebel)")
         self.env_id = hello["env"]
         self.hello = hello
         self.observation_space = gym.spaces.Box(_bounds(hello["obs_low"], -1), _bounds(hello["obs_high"], 1), dtype=np.float32)
         self.action_space = gym.spaces.Box(_bounds(hello["act_low"], -1), _bounds(hello["act_high"], 1), dtype=np.float32)
         self.dt = hello["dt"]
+        self.metadata = {**self.metadata, "render_fps": int(round(1.0 / self.dt))}
         self.max_episode_steps = hello["max_episode_steps"]
 
     def _call(self, request: dict) -> dict:
@@ -92,6 +107,14 @@ class RebelEnv(gym.Env):
         a = self._call({"cmd": "step", "action": [float(x) for x in action]})
         return np.asarray(a["obs"], dtype=np.float32), a["reward"], a["terminated"], a["truncated"], a["info"]
 
+    def render(self):
+        if self.render_mode is None:
+            gym.logger.warn(f"{self.env_id}: render() without a render mode: make the env with render_mode='rgb_array'")
+            return None
+        a = self._call({"cmd": "render", "width": self.width, "height": self.height})
+        rgb = np.frombuffer(base64.b64decode(a["rgb"]), dtype=np.uint8)
+        return rgb.reshape(a["height"], a["width"], 3)
+
     def close(self):
         proc = getattr(self, "_proc", None)
         if proc is not None and proc.poll() is None:
@@ -105,6 +128,20 @@ class RebelEnv(gym.Env):
 
     def __del__(self):
         self.close()
+
+
+def register(binary: str | None = None) -> list[str]:
+    """Registers each environment that `rebel envs` lists as `rebel/ID` with Gymnasium, so that
+    `gym.make("rebel/ID", options=..., render_mode=...)` makes a `RebelEnv`; returns the ids. The time limit stays
+    ours (the spec has no `max_episode_steps`, so Gymnasium adds no second `TimeLimit`)."""
+    binary = binary or rebel_binary()
+    out = subprocess.run([binary, "envs"], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"`{binary} envs` failed: {out.stderr.strip()}")
+    ids = [line.strip() for line in out.stdout.splitlines() if line.strip()]
+    for env_id in ids:
+        gym.register(id=f"rebel/{env_id}", entry_point=RebelEnv, kwargs={"env_id": env_id, "binary": binary})
+    return ids
 
 
 if __name__ == "__main__":

@@ -1,12 +1,15 @@
 //! `serve-env`: one environment over standard input and output, one JSON object per line, so that a
 //! program in another language (Python's `scripts/rebel_gym.py`, a Gymnasium `Env`) steps our environments.
 //!
-//! The protocol (version 1). On start the server writes a hello line:
-//! `{"protocol":1,"env":ID,"obs_low":[..],"obs_high":[..],"act_low":[..],"act_high":[..],"dt":F,
+//! The protocol (version 2). On start the server writes a hello line:
+//! `{"protocol":2,"env":ID,"obs_low":[..],"obs_high":[..],"act_low":[..],"act_high":[..],"dt":F,
 //! "max_episode_steps":N|null,"options":{..}}` (an infinite bound is `null`: JSON has no infinity). Then, for each
 //! request line, one answer line:
 //! * `{"cmd":"reset","seed":S|null}` → `{"obs":[..],"info":{..}}`;
 //! * `{"cmd":"step","action":[..]}` → `{"obs":[..],"reward":R,"terminated":B,"truncated":B,"info":{..}}`;
+//! * `{"cmd":"render","width":W,"height":H}` (each 1 to 4096, default 480) → `{"width":W,"height":H,"rgb":B64}`: the
+//!   top-down picture of the state now that `rebel render` draws (`rebel_envs::render::render_rgb`), row-major RGB
+//!   bytes, top row first, base64 (standard alphabet, padded); added in version 2;
 //! * `{"cmd":"close"}` (or the end of the input) → the server exits with status 0.
 //!
 //! A request that is not one of these, an action of the wrong length or with a non-finite value, a step before
@@ -41,7 +44,22 @@ enum Request {
     Step {
         action: Vec<f32>,
     },
+    Render {
+        #[serde(default = "default_side")]
+        width: u32,
+        #[serde(default = "default_side")]
+        height: u32,
+    },
     Close,
+}
+
+/// The protocol's version, in the hello line (`scripts/rebel_gym.py` checks it).
+pub const PROTOCOL: u32 = 2;
+/// Largest picture side `render` draws, in pixels (a 4096 × 4096 picture is 48 MiB of RGB).
+pub const MAX_RENDER_SIDE: u32 = 4096;
+
+fn default_side() -> u32 {
+    480
 }
 
 /// Runs `serve-env` on standard input and output.
@@ -57,7 +75,7 @@ pub fn serve_env(env_args: &EnvArgs, _a: &ServeEnvArgs) -> Result<()> {
 pub fn serve(mut env: Box<dyn Env>, options: Value, input: impl BufRead, mut out: impl Write) -> Result<()> {
     let bounds = |v: &[f32]| -> Vec<Value> { v.iter().map(|&x| if x.is_finite() { json!(x) } else { Value::Null }).collect() };
     let hello = json!({
-        "protocol": 1, "env": env.id(),
+        "protocol": PROTOCOL, "env": env.id(),
         "obs_low": bounds(&env.observation_space().low), "obs_high": bounds(&env.observation_space().high),
         "act_low": bounds(&env.action_space().low), "act_high": bounds(&env.action_space().high),
         "dt": env.dt(), "max_episode_steps": env.max_episode_steps(), "options": options,
@@ -70,7 +88,8 @@ pub fn serve(mut env: Box<dyn Env>, options: Value, input: impl BufRead, mut out
         }
         let answer = match serde_json::from_str::<Request>(&line) {
             Err(e) => error(format!(
-                "bad request {}: {e}; send {{\"cmd\":\"reset\",\"seed\":S}}, {{\"cmd\":\"step\",\"action\":[..]}} or {{\"cmd\":\"close\"}}",
+                "bad request {}: {e}; send {{\"cmd\":\"reset\",\"seed\":S}}, {{\"cmd\":\"step\",\"action\":[..]}}, \
+                 {{\"cmd\":\"render\",\"width\":W,\"height\":H}} or {{\"cmd\":\"close\"}}",
                 clip(&line)
             )),
             Ok(Request::Close) => break,
@@ -84,10 +103,26 @@ pub fn serve(mut env: Box<dyn Env>, options: Value, input: impl BufRead, mut out
                                 "info": info_json(&s.info)}),
                 Err(e) => error(format!("step failed: {e}")),
             },
+            Ok(Request::Render { width, height }) => render(env.as_ref(), width, height),
         };
         write_line(&mut out, &answer)?;
     }
     Ok(())
+}
+
+/// The answer to `render`: the picture, or an error for a size out of range or an environment without a view.
+fn render(env: &dyn Env, width: u32, height: u32) -> Value {
+    use base64::Engine;
+    if !(1..=MAX_RENDER_SIDE).contains(&width) || !(1..=MAX_RENDER_SIDE).contains(&height) {
+        return error(format!("render size {width} x {height} is out of range: width and height must be 1 to {MAX_RENDER_SIDE}"));
+    }
+    match env.planar_scene() {
+        Some(scene) => {
+            let rgb = rebel_envs::render::render_rgb(&scene, width, height);
+            json!({"width": width, "height": height, "rgb": base64::engine::general_purpose::STANDARD.encode(rgb)})
+        }
+        None => error(format!("{} has no top-down view to render", env.id())),
+    }
 }
 
 fn info_json(info: &Info) -> Value {
@@ -150,7 +185,7 @@ mod tests {
         let (lines, answers) = run_raw("Hopper-v5", &refs);
         assert_eq!(answers.len(), 1 + reqs.len());
         let hello = &answers[0];
-        assert_eq!(hello["protocol"], 1);
+        assert_eq!(hello["protocol"], PROTOCOL);
         assert_eq!(hello["env"], "Hopper-v5");
         assert_eq!(hello["max_episode_steps"], 1000);
         assert_eq!(f32s(&hello["act_low"]), vec![-1.0; 3]);
@@ -194,6 +229,38 @@ mod tests {
         assert!(err(6).contains("bad request") || err(6).contains("step failed"), "{}", err(6));
         assert!(answers[7].get("reward").is_some(), "a good step after bad ones: {}", answers[7]);
         assert_eq!(answers.len(), 8, "close ends the session");
+    }
+
+    #[test]
+    fn render_answers_the_picture_of_the_state_now() {
+        use base64::Engine;
+        let answers = run(
+            "Swimmer-v5",
+            &[
+                r#"{"cmd":"reset","seed":5}"#,
+                r#"{"cmd":"step","action":[1,-1]}"#,
+                r#"{"cmd":"render","width":64,"height":48}"#,
+                r#"{"cmd":"render","width":0,"height":48}"#,
+                r#"{"cmd":"render","width":5000}"#,
+                r#"{"cmd":"render","width":-3}"#,
+                r#"{"cmd":"render"}"#,
+            ],
+        );
+        let mut env = registry::make("Swimmer-v5", &rebel_envs::EnvConfig::new()).unwrap();
+        env.reset(Some(5)).unwrap();
+        env.step(&[1.0, -1.0]).unwrap();
+        let want = rebel_envs::render::render_rgb(&env.planar_scene().unwrap(), 64, 48);
+        let got = base64::engine::general_purpose::STANDARD.decode(answers[3]["rgb"].as_str().unwrap()).unwrap();
+        assert_eq!((answers[3]["width"].as_u64(), answers[3]["height"].as_u64()), (Some(64), Some(48)));
+        assert_eq!(got.len(), 64 * 48 * 3);
+        assert_eq!(got, want, "the picture of the state after the step");
+        assert!(got.chunks(3).any(|p| p != &got[..3]), "not a blank picture");
+        for i in [4, 5] {
+            let e = answers[i]["error"].as_str().unwrap();
+            assert!(e.contains("out of range") && e.contains("4096"), "{e}");
+        }
+        assert!(answers[6]["error"].as_str().unwrap().contains("bad request"), "{}", answers[6]);
+        assert_eq!(base64::engine::general_purpose::STANDARD.decode(answers[7]["rgb"].as_str().unwrap()).unwrap().len(), 480 * 480 * 3);
     }
 
     #[test]
