@@ -104,7 +104,8 @@ def summary(out: Path) -> None:
     groups = sorted({(r["env"], r["trained_on"]) for r in runs})
     for env, sim in groups:
         g = [r for r in runs if (r["env"], r["trained_on"]) == (env, sim)]
-        cell = lambda where: (lambda v: f"{np.mean(v):.1f} ± {np.std(v, ddof=1) if len(v) > 1 else 0.0:.1f}")(
+        # one seed has no spread over seeds: its mean alone
+        cell = lambda where: (lambda v: f"{np.mean(v):.1f} ± {np.std(v, ddof=1):.1f}" if len(v) > 1 else f"{v[0]:.1f} (one seed)")(
             [r["eval"][where]["return_mean"] for r in g])
         print(f"| {env} | {sim} | {', '.join(str(r['seed']) for r in g)} | {cell('mujoco')} | {cell('rebel')} |")
 
