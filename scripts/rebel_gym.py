@@ -17,17 +17,16 @@ Each `RebelEnv` runs one `rebel --env ID [--env-opt K=V ...] serve-env` process 
 the registered one, applied by our side (`truncated`); Gymnasium's `TimeLimit` wrapper is not added. Observations
 are float32, our environment's values (sent in the shortest form that reads back to the same float32); actions
 are sent as float32 values, rewards and info as float64. `render_mode="rgb_array"` makes `render()` return the
-top-down picture of the state now (`width` x `height`, 480 x 480 by default), as Gymnasium's `RecordVideo` wants.
+top-down picture of the state now (`width` x `height`, 480 x 480 by default) in Gymnasium's `rgb_array` form.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
 from pathlib import Path
-
-import base64
 
 import gymnasium as gym
 import numpy as np
@@ -49,6 +48,7 @@ def _bounds(values, sign):
 class RebelEnv(gym.Env):
     """One of our environments (`rebel envs` lists them), stepped by a `rebel serve-env` process."""
 
+    # render_fps: the Swimmer's 1/dt here; each instance sets its own environment's from the hello line
     metadata = {"render_modes": ["rgb_array"], "render_fps": 25}
     PROTOCOL = 2
 
