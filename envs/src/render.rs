@@ -194,7 +194,8 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), EnvError> {
     })
 }
 
-fn check_size(width: u32, height: u32, max: u32) -> Result<(), EnvError> {
+/// Refuses a picture size with a side of 0 or over `max` pixels, naming the range.
+pub fn check_size(width: u32, height: u32, max: u32) -> Result<(), EnvError> {
     if width == 0 || height == 0 || width > max || height > max {
         return Err(EnvError::BadOption {
             env: "render".into(),

@@ -113,8 +113,8 @@ pub fn serve(mut env: Box<dyn Env>, options: Value, input: impl BufRead, mut out
 /// The answer to `render`: the picture, or an error for a size out of range or an environment without a view.
 fn render(env: &dyn Env, width: u32, height: u32) -> Value {
     use base64::Engine;
-    if !(1..=MAX_RENDER_SIDE).contains(&width) || !(1..=MAX_RENDER_SIDE).contains(&height) {
-        return error(format!("render size {width} x {height} is out of range: width and height must be 1 to {MAX_RENDER_SIDE}"));
+    if let Err(e) = rebel_envs::render::check_size(width, height, MAX_RENDER_SIDE) {
+        return error(format!("render size out of range: {e}"));
     }
     match env.planar_scene() {
         Some(scene) => {
