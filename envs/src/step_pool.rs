@@ -8,8 +8,11 @@
 //! waits for the next one spinning (then yielding its core) for [`SPIN`] before it sleeps, so in a
 //! rollout (the next call comes after the policy's few tens of µs) nobody sleeps.
 //!
-//! Indices are handed out one at a time from a shared counter (a finished-early environment, a
-//! reset, leave no thread idle), so which thread runs index `i` varies; callers must not depend on it
+//! Each thread owns a block of the indices (the caller the first, worker `k` the `k + 1`-th) and takes
+//! them one at a time from that block's counter, so that from call to call an environment is stepped
+//! on the same thread and its state stays in that core's cache; a thread whose block is done takes the
+//! rest of the others' blocks from the same counters (a finished-early environment, a reset, leave no
+//! thread idle). Which thread runs index `i` can therefore still vary; callers must not depend on it
 //! (the vectorised env's environments own their random streams).
 
 use std::any::Any;
@@ -49,8 +52,8 @@ struct Shared {
     generation: AtomicUsize,
     /// The current job; written only while no worker holds it (`busy == 0`).
     job: UnsafeCell<Option<(JobRef, usize)>>,
-    /// The next index to hand out.
-    next: AtomicUsize,
+    /// Per thread (the caller first): the next index of its block, counted from the block's start.
+    heads: Vec<Head>,
     /// Workers that have not yet left the current job.
     busy: AtomicUsize,
     /// The first panic of a worker in the current job.
@@ -69,6 +72,10 @@ struct Shared {
 unsafe impl Sync for Shared {}
 unsafe impl Send for Shared {}
 
+/// A block's counter, alone on its cache lines (the threads bump their own counters at every index).
+#[repr(align(128))]
+struct Head(AtomicUsize);
+
 /// A pool of `threads` threads counting the caller's; `run` needs `&mut self` (one job at a time).
 pub(crate) struct StepPool {
     shared: Arc<Shared>,
@@ -82,7 +89,7 @@ impl StepPool {
         let shared = Arc::new(Shared {
             generation: AtomicUsize::new(0),
             job: UnsafeCell::new(None),
-            next: AtomicUsize::new(0),
+            heads: (0..=extra).map(|_| Head(AtomicUsize::new(0))).collect(),
             busy: AtomicUsize::new(0),
             panic: Mutex::new(None),
             caller: Mutex::new(None),
@@ -115,7 +122,7 @@ impl StepPool {
         unsafe { *s.job.get() = Some((job, n)) };
         // A worker's panic left over from a call whose caller panicked too is not this call's.
         s.panic.lock().unwrap_or_else(|p| p.into_inner()).take();
-        s.next.store(0, SeqCst);
+        s.heads.iter().for_each(|h| h.0.store(0, SeqCst));
         s.busy.store(self.workers.len(), SeqCst);
         *s.caller.lock().unwrap_or_else(|p| p.into_inner()) = Some(thread::current());
         s.generation.fetch_add(1, SeqCst);
@@ -125,7 +132,7 @@ impl StepPool {
             }
         }
         let guard = WaitGuard(s);
-        take_indices(s, n, f);
+        take_indices(s, 0, n, f);
         drop(guard);
         if let Some(p) = s.panic.lock().unwrap_or_else(|p| p.into_inner()).take() {
             resume_unwind(p);
@@ -154,13 +161,18 @@ impl Drop for WaitGuard<'_> {
     }
 }
 
-fn take_indices(s: &Shared, n: usize, f: &(dyn Fn(usize) + Sync)) {
-    loop {
-        let i = s.next.fetch_add(1, SeqCst);
-        if i >= n {
-            return;
+/// Runs the indices of thread `slot`'s block, then what is left of the others' blocks, in turn.
+fn take_indices(s: &Shared, slot: usize, n: usize, f: &(dyn Fn(usize) + Sync)) {
+    let t = s.heads.len();
+    for b in (slot..t).chain(0..slot) {
+        let (start, end) = (b * n / t, (b + 1) * n / t);
+        loop {
+            let i = start + s.heads[b].0.fetch_add(1, SeqCst);
+            if i >= end {
+                break;
+            }
+            f(i);
         }
-        f(i);
     }
 }
 
@@ -188,7 +200,7 @@ fn worker(s: &Shared, k: usize) {
         let (job, n) = unsafe { (*s.job.get()).expect("a published job") };
         // SAFETY: the caller's `WaitGuard` keeps the function alive until `busy == 0`.
         let f = unsafe { &*job };
-        if let Err(p) = catch_unwind(AssertUnwindSafe(|| take_indices(s, n, f))) {
+        if let Err(p) = catch_unwind(AssertUnwindSafe(|| take_indices(s, k + 1, n, f))) {
             s.panic.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(p);
         }
         // The caller sets `caller_sleeping` and then checks `busy` again (SeqCst both sides): either
@@ -249,6 +261,26 @@ mod tests {
         let names = names.into_inner().unwrap();
         assert!(names.contains(&Some("rebel-vecenv-1".to_owned())), "{names:?}");
         assert_eq!(names.len(), 2, "the caller and the one worker: {names:?}");
+    }
+
+    #[test]
+    fn each_thread_steps_its_own_block_from_call_to_call() {
+        // Two threads, eight indices of 2 ms each: the caller's block is 0..4 and the worker's 4..8,
+        // so an index stays on one thread (one core's cache) unless a thread fell behind by a whole
+        // index and the other took it. A shared counter dealt 0, 2, 4, 6 to the caller instead.
+        let mut pool = StepPool::new(2).unwrap();
+        let caller = thread::current().id();
+        let mut kept = 0;
+        for _ in 0..20 {
+            let on_caller: Vec<AtomicBool> = (0..8).map(|_| AtomicBool::new(false)).collect();
+            pool.run(8, &|i| {
+                on_caller[i].store(thread::current().id() == caller, SeqCst);
+                thread::sleep(Duration::from_millis(2));
+            });
+            let got: Vec<bool> = on_caller.iter().map(|b| b.load(SeqCst)).collect();
+            kept += usize::from(got == [true, true, true, true, false, false, false, false]);
+        }
+        assert!(kept >= 15, "the blocks were kept in {kept} of 20 calls");
     }
 
     #[test]
