@@ -1,9 +1,10 @@
-//! Where the vectorised env's second thread loses time: steps `N` Swimmers on the pool of two threads
+//! Where the vectorised env's second thread loses time: steps `N` environments (the Swimmer unless
+//! named) on the pool of two threads
 //! and reports, per call, the wall time, each thread's busy time and the mean time of one environment's
 //! step; then the same environments as two independent one-thread loops (no pool, no barrier), which
 //! is what the machine gives two threads.
 //!
-//!     taskset -c 0,1 cargo run --release -p rebel-envs --example pool_probe -- [N] [CALLS]
+//!     taskset -c 0,1 cargo run --release -p rebel-envs --example pool_probe -- [N] [CALLS] [ENV_ID]
 use rebel_envs::{EnvConfig, VecEnv};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -13,7 +14,8 @@ fn actions(v: &VecEnv) -> Vec<f32> {
 }
 
 fn make(n: usize, threads: usize) -> VecEnv {
-    let mut v = VecEnv::make("Swimmer-v5", &EnvConfig::default(), n, threads).expect("Swimmer-v5");
+    let id = std::env::args().nth(3).unwrap_or_else(|| "Swimmer-v5".into());
+    let mut v = VecEnv::make(&id, &EnvConfig::default(), n, threads).expect("a registered environment");
     v.reset(Some(1)).expect("reset");
     v
 }
