@@ -145,8 +145,10 @@ def register(binary: str | None = None) -> list[str]:
 
 
 if __name__ == "__main__":
-    # `python scripts/rebel_gym.py ENV [--steps N]`: random actions from Python (resets at each episode's end);
-    # prints the episodes' mean return and the steps per second through the pipe, as one JSON line.
+    # `python scripts/rebel_gym.py ENV [--steps N] [--check] [--video DIR]`: random actions from Python (resets at
+    # each episode's end); prints the episodes' mean return and the steps per second through the pipe, as one JSON
+    # line. --check runs Gymnasium's env checker first; --video DIR records the first episode with Gymnasium's
+    # RecordVideo (it needs moviepy) through gym.make("rebel/ENV", render_mode="rgb_array").
     import argparse
     import time
 
@@ -154,8 +156,22 @@ if __name__ == "__main__":
     ap.add_argument("env", nargs="?", default="Swimmer-v5")
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--check", action="store_true", help="run gymnasium.utils.env_checker.check_env on it first")
+    ap.add_argument("--video", metavar="DIR", help="record the first episode to DIR with gymnasium's RecordVideo")
     a = ap.parse_args()
-    env = RebelEnv(a.env)
+    if a.check:
+        from gymnasium.utils.env_checker import check_env
+        checked = RebelEnv(a.env, render_mode="rgb_array")
+        check_env(checked, skip_render_check=False)
+        checked.close()
+        print(f"{a.env}: gymnasium's check_env passed", flush=True)
+    if a.video:
+        from gymnasium.wrappers import RecordVideo
+        register()
+        env = RecordVideo(gym.make(f"rebel/{a.env}", render_mode="rgb_array"), video_folder=a.video,
+                          name_prefix=a.env, episode_trigger=lambda episode: episode == 0)
+    else:
+        env = RebelEnv(a.env)
     env.action_space.seed(a.seed)
     env.reset(seed=a.seed)
     returns, ret = [], 0.0
@@ -169,5 +185,5 @@ if __name__ == "__main__":
             env.reset()
     secs = time.perf_counter() - t0
     env.close()
-    print(json.dumps({"env": env.env_id, "steps": a.steps, "episodes": len(returns),
+    print(json.dumps({"env": a.env, "steps": a.steps, "episodes": len(returns),
                       "mean_return": float(np.mean(returns)) if returns else None, "steps_per_sec": a.steps / secs}))
