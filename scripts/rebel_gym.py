@@ -161,8 +161,9 @@ if __name__ == "__main__":
     a = ap.parse_args()
     if a.check:
         from gymnasium.utils.env_checker import check_env
-        checked = RebelEnv(a.env, render_mode="rgb_array")
-        check_env(checked, skip_render_check=False)
+        register()  # through gym.make, so that the env has a spec and the checker also tries its other render modes
+        checked = gym.make(f"rebel/{a.env}", render_mode="rgb_array")
+        check_env(checked.unwrapped, skip_render_check=False)
         checked.close()
         print(f"{a.env}: gymnasium's check_env passed", flush=True)
     if a.video:
