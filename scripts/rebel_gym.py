@@ -159,16 +159,17 @@ if __name__ == "__main__":
     ap.add_argument("--check", action="store_true", help="run gymnasium.utils.env_checker.check_env on it first")
     ap.add_argument("--video", metavar="DIR", help="record the first episode to DIR with gymnasium's RecordVideo")
     a = ap.parse_args()
+    if (a.check or a.video) and a.env not in (ids := register()):
+        ap.error(f"unknown environment {a.env!r}; registered environments: {', '.join(ids)}")
     if a.check:
         from gymnasium.utils.env_checker import check_env
-        register()  # through gym.make, so that the env has a spec and the checker also tries its other render modes
+        # through gym.make, so that the env has a spec and the checker also tries its other render modes
         checked = gym.make(f"rebel/{a.env}", render_mode="rgb_array")
         check_env(checked.unwrapped, skip_render_check=False)
         checked.close()
         print(f"{a.env}: gymnasium's check_env passed", flush=True)
     if a.video:
         from gymnasium.wrappers import RecordVideo
-        register()
         env = RecordVideo(gym.make(f"rebel/{a.env}", render_mode="rgb_array"), video_folder=a.video,
                           name_prefix=a.env, episode_trigger=lambda episode: episode == 0)
     else:
