@@ -1,8 +1,7 @@
 //! Where the vectorised env's second thread loses time: steps `N` environments (the Swimmer unless
-//! named) on the pool of two threads
-//! and reports, per call, the wall time, each thread's busy time and the mean time of one environment's
-//! step; then the same environments as two independent one-thread loops (no pool, no barrier), which
-//! is what the machine gives two threads.
+//! named) on one thread, then on the pool of two threads, reporting per call the wall time, each
+//! thread's busy time and the mean time of one environment's step, then as two independent one-thread
+//! loops of `N / 2` (no pool, no barrier), which is what the machine gives two threads.
 //!
 //!     taskset -c 0,1 cargo run --release -p rebel-envs --example pool_probe -- [N] [CALLS] [ENV_ID]
 use rebel_envs::{EnvConfig, VecEnv};
@@ -47,19 +46,20 @@ fn on_pool(n: usize, calls: usize) -> [f64; 4] {
     sum
 }
 
+/// µs per env step of `calls` steps of `v` (all its environments at once).
+fn us_per_step(mut v: VecEnv, calls: usize) -> f64 {
+    let a = actions(&v);
+    let t0 = Instant::now();
+    for _ in 0..calls {
+        v.step(&a).expect("step");
+    }
+    t0.elapsed().as_secs_f64() * 1e6 / (calls * v.num_envs()) as f64
+}
+
 /// µs per env step of each of two threads stepping `n / 2` environments on their own.
 fn independent(n: usize, calls: usize) -> Vec<f64> {
     std::thread::scope(|s| {
-        let run = || {
-            let mut v = make(n / 2, 1);
-            let a = actions(&v);
-            let t0 = Instant::now();
-            for _ in 0..calls {
-                v.step(&a).expect("step");
-            }
-            t0.elapsed().as_secs_f64() * 1e6 / (calls * (n / 2)) as f64
-        };
-        let h: Vec<_> = (0..2).map(|_| s.spawn(run)).collect();
+        let h: Vec<_> = (0..2).map(|_| s.spawn(|| us_per_step(make(n / 2, 1), calls))).collect();
         h.into_iter().map(|h| h.join().expect("a probe thread")).collect()
     })
 }
@@ -67,15 +67,7 @@ fn independent(n: usize, calls: usize) -> Vec<f64> {
 fn main() {
     let arg = |k: usize, d: usize| std::env::args().nth(k).map_or(d, |s| s.parse().expect("a number"));
     let (n, calls) = (arg(1, 8), arg(2, 4000));
-    let one = {
-        let mut v = make(n, 1);
-        let a = actions(&v);
-        let t0 = Instant::now();
-        for _ in 0..calls {
-            v.step(&a).expect("step");
-        }
-        t0.elapsed().as_secs_f64() * 1e6 / (calls * n) as f64
-    };
+    let one = us_per_step(make(n, 1), calls);
     let [wall, max, mean, step] = on_pool(n, calls);
     println!("{n} envs, one thread: {one:.1} µs per env step");
     println!("pool of two threads, per call: wall {wall:.1} µs, busiest thread {max:.1}, mean busy {mean:.1}; one env step {step:.1} µs");
