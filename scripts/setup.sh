@@ -15,7 +15,8 @@
 #
 # With --test it also provides what the test suite needs beyond the build: headless Chromium and chromedriver for
 # the labelling page's browser tests (Debian packages `chromium`, `chromium-driver`; installed with apt when
-# missing and running as root, otherwise it says what to install).
+# missing and running as root, otherwise it says what to install), and gymnasium==1.4.0 in the venv for the Python
+# side's test (tests/python_gym.rs; pip install, skipped when that version already imports).
 set -euo pipefail
 
 for_tests=0
@@ -78,6 +79,11 @@ then
     if [[ -n "${TORCH_INDEX_URL:-}" ]]; then index_args=(--extra-index-url "$TORCH_INDEX_URL"); fi
     "$py" -m pip install --quiet "${index_args[@]}" "torch==$TORCH_VERSION" tensorboard \
         || die "pip install failed; see the messages above"
+fi
+
+if [[ "$for_tests" == 1 ]] && ! "$py" -c 'import importlib.metadata as md, sys; sys.exit(md.version("gymnasium") != "1.4.0")' >/dev/null 2>&1; then
+    say "installing gymnasium==1.4.0 into $venv (for tests/python_gym.rs)"
+    "$py" -m pip install --quiet "gymnasium==1.4.0" || die "pip install gymnasium==1.4.0 failed; see the messages above"
 fi
 
 site_packages="$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
