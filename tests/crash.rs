@@ -73,12 +73,7 @@ fn untimed(v: &serde_json::Value) -> serde_json::Value {
 /// TensorBoard's own reading of a run's `tb/` (scripts/read_tb.py in the managed venv's Python);
 /// None when that Python is missing and REBEL_SKIP_PYTHON_TESTS=1.
 fn tensorboard_scalars(run: &Path) -> Option<serde_json::Value> {
-    let py = std::env::var_os("REBEL_PYTHON").map(std::path::PathBuf::from).unwrap_or_else(|| {
-        let cache = std::env::var_os("REBEL_CACHE")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/rebel-rs"));
-        cache.join("torch-2.11.0/bin/python")
-    });
+    let py = common::managed_python();
     if !py.exists() && std::env::var("REBEL_SKIP_PYTHON_TESTS").is_ok_and(|v| v == "1") {
         return None;
     }

@@ -6,20 +6,14 @@
 //! there): `REBEL_PYTHON`, else `${REBEL_CACHE:-$HOME/.cache/rebel-rs}/torch-2.11.0/bin/python`. Without it the
 //! test fails, unless `REBEL_SKIP_PYTHON_TESTS=1`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("REBEL_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let home = || PathBuf::from(std::env::var_os("HOME").expect("HOME is not set")).join(".cache/rebel-rs");
-    std::env::var_os("REBEL_CACHE").map(PathBuf::from).unwrap_or_else(home).join("torch-2.11.0/bin/python")
-}
+mod common;
 
 #[test]
 fn rebel_gym_is_a_gymnasium_env_over_serve_env() {
-    let py = python();
+    let py = common::managed_python();
     let has_gym = Command::new(&py).args(["-c", "import gymnasium"]).status().is_ok_and(|s| s.success());
     if !has_gym {
         if std::env::var("REBEL_SKIP_PYTHON_TESTS").is_ok_and(|v| v == "1") {

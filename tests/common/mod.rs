@@ -100,3 +100,13 @@ pub fn limit_file_size(cmd: &mut Command, limit: u64) {
         });
     }
 }
+
+/// The managed venv's Python (`scripts/setup.sh` puts tensorboard there, and with `--test` Gymnasium):
+/// `REBEL_PYTHON`, else `${REBEL_CACHE:-$HOME/.cache/rebel-rs}/torch-2.11.0/bin/python`.
+pub fn managed_python() -> PathBuf {
+    if let Some(p) = std::env::var_os("REBEL_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let home = || PathBuf::from(std::env::var_os("HOME").expect("HOME is not set")).join(".cache/rebel-rs");
+    std::env::var_os("REBEL_CACHE").map(PathBuf::from).unwrap_or_else(home).join("torch-2.11.0/bin/python")
+}
