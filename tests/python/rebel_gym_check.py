@@ -52,7 +52,7 @@ a, b, c = rollout(1), rollout(1), rollout(2)
 assert all(np.array_equal(x, y) for x, y in zip(a, b)), "seed 1 twice gave different numbers"
 assert not np.array_equal(a[0], c[0]), "seeds 1 and 2 gave the same start"
 
-# The picture: the asked size, uint8, not blank, and it changes when the state does.
+# The picture: the asked size, uint8, not blank.
 frame = env.render()
 assert frame.shape == (48, 64, 3) and frame.dtype == np.uint8, (frame.shape, frame.dtype)
 assert frame.min() != frame.max(), "a blank frame"
