@@ -2,11 +2,14 @@
 
     python scripts/sb3_zoo.py --env Hopper-v5 --sim rebel --seed 1 --out runs/sb3
     python scripts/sb3_zoo.py --env Hopper-v5 --sim mujoco --seed 1 --out runs/sb3
+    python scripts/sb3_zoo.py --env Hopper-v5 --sim mujoco --seed 1 --settings cleanrl --out runs/sb3
     python scripts/sb3_zoo.py --summary --out runs/sb3        (the tables of the finished runs)
 
 This separates the two halves of "PPO here does not reach the zoo's figure": the same PPO (SB3's, the zoo's own)
 trains on MuJoCo's simulator and on ours. The settings are read from `experiments/zoo/ppo_{env}.toml` (the ones
-our own PPO runs with; `vf_coef`, which our PPO has no counterpart for, comes from the zoo's `ppo.yml` below).
+our own PPO runs with; `vf_coef`, which our PPO has no counterpart for, comes from the zoo's `ppo.yml` below), or
+with `--settings cleanrl` from `experiments/zoo/ppo_cleanrl.toml` (CleanRL's settings, SB3's PPO defaults: vf_coef
+0.5, the value clipped as the file's `vf_clip` says; such a run's folder ends in `__cleanrl`).
 As in the zoo: one environment, `VecNormalize` of observations and rewards (the reward's discount = PPO's gamma),
 SB3 clips each action to the action space before the step. Our environments run through `scripts/rebel_gym.py`
 (`$REBEL_BIN` or target/release/rebel). After training, the final policy (mean action, with the training's
@@ -46,8 +49,9 @@ VF_COEF = {"HalfCheetah-v5": 0.58096, "Hopper-v5": 0.835671, "Walker2d-v5": 0.87
 ACTIVATIONS = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}
 
 
-def zoo_settings(env_id: str) -> dict:
-    path = REPO / "experiments" / "zoo" / f"ppo_{env_id.split('-')[0].lower()}.toml"
+def zoo_settings(env_id: str, name: str = "zoo") -> dict:
+    stem = "cleanrl" if name == "cleanrl" else env_id.split('-')[0].lower()
+    path = REPO / "experiments" / "zoo" / f"ppo_{stem}.toml"
     if not path.exists():
         sys.exit(f"sb3_zoo.py: no zoo settings for {env_id} ({path} is missing); there are: "
                  + ", ".join(sorted(VF_COEF)))
@@ -59,7 +63,8 @@ def zoo_settings(env_id: str) -> dict:
         steps=cfg["env_steps"],
         ppo=dict(n_steps=ppo["min_steps"], batch_size=ppo["batch"], n_epochs=ppo["epochs"], learning_rate=ppo["lr"],
                  gamma=ppo["gamma"], gae_lambda=ppo["gae_lambda"], clip_range=ppo["clip"], ent_coef=ppo["ent_coef"],
-                 max_grad_norm=ppo["max_grad_norm"], vf_coef=VF_COEF[env_id],
+                 max_grad_norm=ppo["max_grad_norm"], vf_coef=0.5 if name == "cleanrl" else VF_COEF[env_id],
+                 clip_range_vf=ppo.get("vf_clip") or None,
                  policy_kwargs=dict(log_std_init=p["log_std_init"], ortho_init=p["ortho_init"],
                                     activation_fn=ACTIVATIONS[p["activation"]],
                                     net_arch=dict(pi=list(p["hidden"]), vf=list(ppo["vf_hidden"])))),
@@ -91,23 +96,25 @@ def summary(out: Path) -> None:
     runs = [json.loads(p.read_text()) for p in sorted(out.glob("*/result.json"))]
     if not runs:
         sys.exit(f"sb3_zoo.py: no finished runs (*/result.json) under {out}")
-    print("| env | trained on | seed | in MuJoCo: return (mean length) | in ours: return (mean length) | MuJoCo / ours | train time (s) |")
-    print("|---|---|---|---|---|---|---|")
+    for r in runs:
+        r.setdefault("settings_name", "zoo")  # runs from before --settings
+    print("| env | settings | trained on | seed | in MuJoCo: return (mean length) | in ours: return (mean length) | MuJoCo / ours | train time (s) |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in runs:
         m, o = r["eval"]["mujoco"], r["eval"]["rebel"]
-        print(f"| {r['env']} | {r['trained_on']} | {r['seed']} | {m['return_mean']:.1f} ± {m['return_std']:.1f} "
+        print(f"| {r['env']} | {r['settings_name']} | {r['trained_on']} | {r['seed']} | {m['return_mean']:.1f} ± {m['return_std']:.1f} "
               f"({np.mean(m['lengths']):.0f}) | {o['return_mean']:.1f} ± {o['return_std']:.1f} ({np.mean(o['lengths']):.0f}) "
               f"| {m['return_mean'] / o['return_mean']:.2f} | {r['train_seconds']:.0f} |")
     print()
-    print("| env | trained on | seeds | in MuJoCo, mean ± sd over seeds | in ours, mean ± sd over seeds |")
-    print("|---|---|---|---|---|")
-    groups = sorted({(r["env"], r["trained_on"]) for r in runs})
-    for env, sim in groups:
-        g = [r for r in runs if (r["env"], r["trained_on"]) == (env, sim)]
+    print("| env | settings | trained on | seeds | in MuJoCo, mean ± sd over seeds | in ours, mean ± sd over seeds |")
+    print("|---|---|---|---|---|---|")
+    groups = sorted({(r["env"], r["settings_name"], r["trained_on"]) for r in runs})
+    for env, name, sim in groups:
+        g = [r for r in runs if (r["env"], r["settings_name"], r["trained_on"]) == (env, name, sim)]
         # one seed has no spread over seeds: its mean alone
         cell = lambda where: (lambda v: f"{np.mean(v):.1f} ± {np.std(v, ddof=1):.1f}" if len(v) > 1 else f"{v[0]:.1f} (one seed)")(
             [r["eval"][where]["return_mean"] for r in g])
-        print(f"| {env} | {sim} | {', '.join(str(r['seed']) for r in g)} | {cell('mujoco')} | {cell('rebel')} |")
+        print(f"| {env} | {name} | {sim} | {', '.join(str(r['seed']) for r in g)} | {cell('mujoco')} | {cell('rebel')} |")
 
 
 def main() -> None:
@@ -118,6 +125,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--steps", type=int, help="env steps (default: the zoo's, 1M)")
     ap.add_argument("--eval-episodes", type=int, default=10)
+    ap.add_argument("--settings", choices=["zoo", "cleanrl"], default="zoo",
+                    help="the zoo's per-environment settings (default) or CleanRL's one set (experiments/zoo/ppo_cleanrl.toml)")
     ap.add_argument("--summary", action="store_true", help="print the tables of the finished runs under --out, and stop")
     a = ap.parse_args()
     if a.summary:
@@ -126,9 +135,9 @@ def main() -> None:
         ap.error("--env, --sim and --seed are needed to train (or --summary)")
     if a.env not in VF_COEF:
         sys.exit(f"sb3_zoo.py: unknown --env {a.env}; use one of {', '.join(sorted(VF_COEF))}")
-    s = zoo_settings(a.env)
+    s = zoo_settings(a.env, a.settings)
     steps = a.steps or s["steps"]
-    out = a.out / f"{a.env}__{a.sim}__{a.seed}"
+    out = a.out / (f"{a.env}__{a.sim}__{a.seed}" + ("__cleanrl" if a.settings == "cleanrl" else ""))
     if (out / "result.json").exists():
         print(f"{out}/result.json exists: skipped", file=sys.stderr)
         return
@@ -144,7 +153,7 @@ def main() -> None:
     model.save(out / "model.zip")
     norm.save(str(out / "vecnormalize.pkl"))
     norm.training = False
-    result = dict(env=a.env, trained_on=a.sim, seed=a.seed, env_steps=steps, train_seconds=train_s,
+    result = dict(env=a.env, trained_on=a.sim, seed=a.seed, settings_name=a.settings, env_steps=steps, train_seconds=train_s,
                   settings={k: v for k, v in s["ppo"].items() if k != "policy_kwargs"},
                   eval={sim: evaluate(model, norm, a.env, sim, a.eval_episodes) for sim in ("mujoco", "rebel")})
     venv.close()

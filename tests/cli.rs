@@ -435,3 +435,31 @@ fn ppo_with_a_normalising_relu_policy_resumes_exactly() {
     let e = stderr(&o);
     assert!(!o.status.success() && e.contains("sigmoid") && e.contains("relu"), "{e}");
 }
+
+/// Every shipped settings file under experiments/zoo loads and trains its environment with its own settings (the
+/// budget, batch and episode length cut down; a mistyped key or an option the environment does not take would
+/// fail here), and the run's config keeps the file's environment options.
+#[test]
+fn every_zoo_settings_file_loads_and_trains() {
+    let d = tmp();
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("experiments/zoo");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect();
+    files.sort();
+    assert!(files.len() >= 5 && files.iter().any(|f| f.ends_with("ppo_cleanrl.toml")), "{files:?}");
+    for f in &files {
+        let file: toml::Table = std::fs::read_to_string(f).unwrap().parse().unwrap();
+        let run = d.path().join(f.file_stem().unwrap());
+        let o = rebel(&[
+            "train", "--config", f.to_str().unwrap(), "--env-steps", "1", "--run-dir", run.to_str().unwrap(), "--quiet",
+            "--set", "ppo.min_steps=200", "--set", "eval.episodes=1", "--set", "env.options.max_episode_steps=100",
+        ]);
+        assert!(o.status.success(), "{}: {}", f.display(), stderr(&o));
+        let s = last_json(&o);
+        assert_eq!(s["env"].as_str(), file["env"]["id"].as_str(), "{}", f.display());
+        assert!(s["env_steps"].as_u64().unwrap() >= 200 && s["eval_true_return_mean"].as_f64().unwrap().is_finite(), "{s}");
+        let cfg: toml::Table = std::fs::read_to_string(run.join("config.toml")).unwrap().parse().unwrap();
+        for (k, v) in file["env"].get("options").and_then(|o| o.as_table()).into_iter().flatten() {
+            assert_eq!(cfg["env"]["options"].get(k), Some(v), "{}: env option {k}", f.display());
+        }
+    }
+}
