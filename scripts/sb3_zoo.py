@@ -61,6 +61,7 @@ def zoo_settings(env_id: str, name: str = "zoo") -> dict:
         sys.exit(f"sb3_zoo.py: {path} has settings this script does not map (n_envs != 1 or differing nets)")
     return dict(
         steps=cfg["env_steps"],
+        anneal_lr=bool(ppo.get("anneal_lr", False)),
         ppo=dict(n_steps=ppo["min_steps"], batch_size=ppo["batch"], n_epochs=ppo["epochs"], learning_rate=ppo["lr"],
                  gamma=ppo["gamma"], gae_lambda=ppo["gae_lambda"], clip_range=ppo["clip"], ent_coef=ppo["ent_coef"],
                  max_grad_norm=ppo["max_grad_norm"], vf_coef=0.5 if name == "cleanrl" else VF_COEF[env_id],
@@ -146,7 +147,10 @@ def main() -> None:
     venv = DummyVecEnv([lambda: Monitor(make_env(a.env, a.sim), str(out / "monitor.csv"))])
     venv.seed(a.seed)
     norm = VecNormalize(venv, gamma=s["ppo"]["gamma"])
-    model = PPO("MlpPolicy", norm, seed=a.seed, device="cpu", verbose=0, **s["ppo"])
+    kwargs = dict(s["ppo"])
+    if s["anneal_lr"]:  # SB3's schedule gets the share of the budget left, as the PPO here decays its rate
+        kwargs["learning_rate"] = lambda left, lr=kwargs["learning_rate"]: lr * left
+    model = PPO("MlpPolicy", norm, seed=a.seed, device="cpu", verbose=0, **kwargs)
     t0 = time.time()
     model.learn(total_timesteps=steps)
     train_s = time.time() - t0
@@ -154,7 +158,7 @@ def main() -> None:
     norm.save(str(out / "vecnormalize.pkl"))
     norm.training = False
     result = dict(env=a.env, trained_on=a.sim, seed=a.seed, settings_name=a.settings, env_steps=steps, train_seconds=train_s,
-                  settings={k: v for k, v in s["ppo"].items() if k != "policy_kwargs"},
+                  settings={**{k: v for k, v in s["ppo"].items() if k != "policy_kwargs"}, "anneal_lr": s["anneal_lr"]},
                   eval={sim: evaluate(model, norm, a.env, sim, a.eval_episodes) for sim in ("mujoco", "rebel")})
     venv.close()
     tmp = out / "result.json.tmp"

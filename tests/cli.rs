@@ -436,6 +436,33 @@ fn ppo_with_a_normalising_relu_policy_resumes_exactly() {
     assert!(!o.status.success() && e.contains("sigmoid") && e.contains("relu"), "{e}");
 }
 
+/// `ppo.anneal_lr`: each iteration's learning rate is `lr · (1 − env steps done before it / env_steps)`, logged as
+/// `charts/learning_rate`; without it nothing is logged (tests/crash.rs resumes such a run after a kill).
+#[test]
+fn ppo_anneals_its_learning_rate_over_the_budget() {
+    let d = tmp();
+    let ppo = [
+        "--set", "algo=\"ppo\"", "--set", "ppo.n_envs=1", "--set", "ppo.epochs=2", "--set", "ppo.batch=50",
+        "--set", "ppo.lr=0.001", "--set", "ppo.anneal_lr=true", "--set", "eval.every_iters=1",
+    ];
+    let run = d.path().join("anneal");
+    let o = train(&run, 500, &ppo);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m = untimed(&metrics(&run));
+    let iters: Vec<&serde_json::Value> = m.iter().filter(|v| v.get("charts/learning_rate").is_some()).collect();
+    assert_eq!(iters.len(), 5, "five 100-step iterations: {m:?}");
+    let mut before = 0.0;
+    for v in &iters {
+        let lr = v["charts/learning_rate"].as_f64().unwrap();
+        assert!((lr - 0.001 * (1.0 - before / 500.0)).abs() < 1e-12, "{lr} after {before} steps");
+        before = v["env_steps"].as_f64().unwrap();
+    }
+    let plain = d.path().join("plain");
+    let o = train(&plain, 200, &["--set", "algo=\"ppo\"", "--set", "ppo.n_envs=1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(metrics(&plain).iter().all(|v| v.get("charts/learning_rate").is_none()));
+}
+
 /// Every shipped settings file under experiments/zoo loads and trains its environment with its own settings (the
 /// budget, batch and episode length cut down; a mistyped key or an option the environment does not take would
 /// fail here), and the run's config keeps the file's environment options.

@@ -129,6 +129,30 @@ fn train_killed_at_four_points_resumes_to_the_uninterrupted_run() {
     }
 }
 
+/// PPO with its learning rate annealed over the budget, killed mid-run: the resumed run takes up the schedule where
+/// it stood (the rate follows the checkpointed env steps) and ends as the uninterrupted run does.
+#[test]
+fn ppo_with_an_annealed_learning_rate_killed_mid_run_resumes_to_the_uninterrupted_run() {
+    let d = tempfile::tempdir().unwrap();
+    let args = |run: &Path| -> Vec<String> {
+        let mut a: Vec<String> = ["train", "--env-steps", "1000", "--set", "algo=\"ppo\"", "--set", "ppo.n_envs=1", "--set", "ppo.epochs=2",
+            "--set", "ppo.batch=50", "--set", "ppo.anneal_lr=true", "--set", "eval.every_iters=1"]
+            .iter().map(|s| s.to_string()).collect();
+        a.extend(TINY_TRAIN.iter().map(|s| s.to_string()));
+        a.extend(["--run-dir".to_string(), run.display().to_string()]);
+        a
+    };
+    let full = d.path().join("full");
+    let o = swimmer(&strs(&args(&full)));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let run = d.path().join("killed");
+    assert!(kill_at(&strs(&args(&run)), || lines(&run.join("metrics.jsonl")) >= 6), "killed after 6 lines");
+    let o = swimmer(&["train", "--quiet", "--resume", run.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(metrics(&run), metrics(&full));
+    assert!(metrics(&full).iter().filter(|v| v.get("charts/learning_rate").is_some()).count() == 10);
+}
+
 #[test]
 fn prefs_collect_killed_leaves_no_partial_file_and_the_rerun_is_byte_identical() {
     let d = tempfile::tempdir().unwrap();

@@ -74,6 +74,8 @@ pub struct Ctx<'a> {
     /// Master seed of the run and the iteration (from 1).
     pub seed: u64,
     pub iteration: u64,
+    /// The share of the run's env-step budget done before this iteration, in [0, 1] (for learning-rate schedules).
+    pub progress: f64,
     /// This iteration's random stream (shuffles); under data parallelism, this rank's.
     pub rng: &'a mut ChaCha8Rng,
     /// The ranks of a data-parallel run (one process: [`rebel_dist::SingleProcess`]). With more than one, the

@@ -512,7 +512,8 @@ impl Parts {
     /// returns of the scored segments and the learner's seconds.
     /// Under data parallelism, this rank collects its share of the groups (round robin, so the ranks together
     /// start from the start states of a one-process run) with its own action stream.
-    fn iterate(&mut self, cfg: &TrainConfig, iteration: u64, world: &dyn Collective) -> Result<(Update, Vec<f64>, f64), AlgoError> {
+    fn iterate(&mut self, cfg: &TrainConfig, p: Progress, world: &dyn Collective) -> Result<(Update, Vec<f64>, f64), AlgoError> {
+        let iteration = p.iteration;
         let mut rng = train_stream(cfg.seed, world.rank(), iteration);
         let batch = match self.algo.collect() {
             Collect::Segments { groups, spec } => {
@@ -546,6 +547,7 @@ impl Parts {
             device: self.device,
             seed: cfg.seed,
             iteration,
+            progress: (p.env_steps as f64 / cfg.env_steps as f64).min(1.0),
             rng: &mut rng,
             world,
         };
@@ -642,7 +644,7 @@ pub fn train_in(cfg: &TrainConfig, opts: &RunOptions, world: &dyn Collective) ->
     while !parts.finished(cfg, p) {
         p.iteration += 1;
         let t_iter = Instant::now();
-        let (mut up, mut episodes, learn_s) = parts.iterate(cfg, p.iteration, world).map_err(|e| match e {
+        let (mut up, mut episodes, learn_s) = parts.iterate(cfg, p, world).map_err(|e| match e {
             AlgoError::Diverged(msg) => TrainError::Diverged { iteration: p.iteration, msg, checkpoint: checkpoint.clone() },
             other => other.into(),
         })?;

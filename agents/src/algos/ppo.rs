@@ -81,6 +81,9 @@ pub struct PpoConfig {
     pub kl_coef: f64,
     /// Stop the epochs of an iteration early once the approximate KL exceeds this (0: off). Default 0.
     pub target_kl: f64,
+    /// Decay both learning rates linearly to 0 over the run's env-step budget (CleanRL's `anneal_lr`): an
+    /// iteration's rate is `lr · (1 − env steps done before it / env_steps)`. Default false.
+    pub anneal_lr: bool,
 }
 
 impl Default for PpoConfig {
@@ -104,6 +107,7 @@ impl Default for PpoConfig {
             normalize_rewards: true,
             kl_coef: 0.0,
             target_kl: 0.0,
+            anneal_lr: false,
         }
     }
 }
@@ -534,9 +538,12 @@ impl Algorithm for Ppo {
         let step = ctx.scorer.step_scores(t).to_kind(Kind::Float) * &t.mask;
         let seg = step.sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
         let segment_score = f64::try_from(seg.mean(Kind::Float)).unwrap_or(f64::NAN);
+        let lr = if self.cfg.anneal_lr { self.cfg.lr * (1.0 - ctx.progress).max(0.0) } else { self.cfg.lr };
+        ctx.adam.set_lr(lr);
+        self.vadam.set_lr(lr);
         let nets = Nets { policy: ctx.policy, adam: ctx.adam, value: &mut self.value, vadam: &mut self.vadam, scaler: &mut self.scaler };
         let st = update_shared(nets, &b.segments, t, &step, Some(ctx.reference), &self.cfg, ctx.rng, ctx.world).map_err(AlgoError::Diverged)?;
-        let stats = vec![
+        let mut stats = vec![
             ("losses/policy_loss", st.policy_loss),
             ("losses/value_loss", st.value_loss),
             ("losses/approx_kl", st.approx_kl),
@@ -547,6 +554,9 @@ impl Algorithm for Ppo {
             ("losses/reward_scale", st.reward_scale),
             ("losses/epochs", st.epochs as f64),
         ];
+        if self.cfg.anneal_lr {
+            stats.push(("charts/learning_rate", lr));
+        }
         Ok(Update { stats, segment_score, ..Update::default() })
     }
 
