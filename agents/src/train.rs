@@ -507,7 +507,8 @@ impl Parts {
         }
     }
 
-    /// One iteration: collect (unless the algorithm brings its data), then the update.
+    /// One iteration: collect (unless the algorithm brings its data), then the update. `p`: the run's counters
+    /// with this iteration's number, its env steps those done before it (the algorithm's `progress`).
     /// Returns the update, the env steps spent, the returns of the episodes that ended, the true
     /// returns of the scored segments and the learner's seconds.
     /// Under data parallelism, this rank collects its share of the groups (round robin, so the ranks together
