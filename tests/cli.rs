@@ -436,6 +436,47 @@ fn ppo_with_a_normalising_relu_policy_resumes_exactly() {
     assert!(!o.status.success() && e.contains("sigmoid") && e.contains("relu"), "{e}");
 }
 
+/// `rebel.normalize_obs` (and RLOO's and REINFORCE's): a policy that standardises its input trains from scratch
+/// with REBEL, its statistics gathering every observation of each batch (the checkpoint's count is that of the
+/// observations seen, the mean no longer 0); the run resumes to the same bits; without a normalising policy, or
+/// without the option, the run is refused naming both keys.
+#[test]
+fn rebel_rloo_and_reinforce_keep_a_normalising_policys_statistics() {
+    let d = tmp();
+    let norm = ["--set", "policy.normalize_obs=true", "--set", "rebel.normalize_obs=true", "--set", "eval.every_iters=1"];
+    let (full, part) = (d.path().join("full"), d.path().join("part"));
+    let o = train(&full, 800, &norm);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stats = |run: &Path| {
+        let ck = rebel_agents::checkpoint::Checkpoint::load(run.join("checkpoint.safetensors")).unwrap();
+        ck.build_policy("policy", tch::Device::Cpu, tch::Kind::Float).unwrap().obs_rms().expect("statistics")
+    };
+    let s = stats(&full);
+    // every observation of every batch: more than the 2 × 2 branches of 50 steps of one iteration, each counted
+    // once (the running count starts at 1e-4)
+    assert!(s.count > 200.0 && (s.count - s.count.round()).abs() < 1e-3, "{}", s.count);
+    assert!(s.mean.iter().any(|m| m.abs() > 1e-3) && s.var.iter().all(|v| v.is_finite() && *v > 0.0), "{s:?}");
+    assert!(train(&part, 400, &norm).status.success());
+    let o = swimmer(&["train", "--resume", part.to_str().unwrap(), "--env-steps", "800", "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let losses = |m: &[serde_json::Value]| m.iter().map(|v| (v.get("losses/rebel").cloned(), v.get("eval/true_return").cloned())).collect::<Vec<_>>();
+    assert_eq!(losses(&metrics(&full)), losses(&metrics(&part)));
+    let (a, b) = (stats(&full), stats(&part));
+    assert!(a.mean == b.mean && a.var == b.var && a.count == b.count);
+    for algo in ["rloo", "reinforce"] {
+        let on = format!("{algo}.normalize_obs=true");
+        let o = train(&d.path().join(algo), 400, &["--set", &format!("algo=\"{algo}\""), "--set", "policy.normalize_obs=true", "--set", &on]);
+        assert!(o.status.success(), "{algo}: {}", stderr(&o));
+        assert!(stats(&d.path().join(algo)).count > 100.0, "{algo}");
+        let o = train(&d.path().join(format!("{algo}_off")), 400, &["--set", &format!("algo=\"{algo}\""), "--set", "policy.normalize_obs=true"]);
+        let e = stderr(&o);
+        assert!(!o.status.success() && e.contains(&format!("{algo}.normalize_obs = true")), "{e}");
+    }
+    let o = train(&d.path().join("plain"), 400, &["--set", "rebel.normalize_obs=true"]);
+    let e = stderr(&o);
+    assert!(!o.status.success() && e.contains("rebel.normalize_obs") && e.contains("policy.normalize_obs = true"), "{e}");
+}
+
 /// `ppo.anneal_lr`: each iteration's learning rate is `lr · (1 − env steps done before it / env_steps)`, logged as
 /// `charts/learning_rate`; without it nothing is logged (tests/crash.rs resumes such a run after a kill).
 #[test]

@@ -442,8 +442,9 @@ impl Parts {
         if cfg.policy.normalize_obs && cfg.policy.init.is_empty() && !algo.updates_obs_norm() {
             return Err(config(format!(
                 "policy.normalize_obs = true on a new policy needs an algorithm that updates its observation statistics \
-                 (ppo); {} would keep them at mean 0, variance 1. Train the policy with ppo first and start from it \
-                 (policy.init), or set policy.normalize_obs = false",
+                 (ppo, or rebel, rloo and reinforce with {0}.normalize_obs = true); {0} as set would keep them at mean 0, \
+                 variance 1. Set {0}.normalize_obs = true (rebel, rloo, reinforce), start from a policy that has \
+                 statistics (policy.init), or set policy.normalize_obs = false",
                 cfg.algo
             )));
         }

@@ -12,10 +12,10 @@ use rand::seq::SliceRandom;
 use tch::{Kind, Tensor};
 
 use crate::adam::Adam;
-use crate::algorithm::Ctx;
+use crate::algorithm::{Ctx, Init};
 use crate::losses::k3_kl;
 use crate::policy::GaussianPolicy;
-use crate::rollout::{segment_log_prob, SegmentTensors};
+use crate::rollout::{segment_log_prob, SegmentBatch, SegmentTensors};
 use crate::util::RunningMeanStd;
 use rebel_dist::Collective;
 
@@ -107,6 +107,28 @@ pub(crate) fn check_branches(algo: &str, branch_len: usize, tail_len: usize) -> 
         ));
     }
     Ok(())
+}
+
+/// `ALGO.normalize_obs = true` needs a policy that standardises its input (`policy.normalize_obs = true`, or a
+/// `policy.init` checkpoint that does); shared by REBEL, RLOO and REINFORCE.
+pub(crate) fn check_obs_norm(algo: &str, on: bool, init: &Init) -> Result<(), String> {
+    if on && init.initial.obs_rms().is_none() {
+        return Err(format!(
+            "{algo}.normalize_obs = true keeps the policy's observation statistics up to date, but this policy does not \
+             standardise its input: set policy.normalize_obs = true as well (or {algo}.normalize_obs = false)"
+        ));
+    }
+    Ok(())
+}
+
+/// Merges every observation of `batch`'s segments (their tails included; every rank's) into the policy's running
+/// observation statistics, before an update, as PPO does (SB3's `VecNormalize`: the statistics include the current
+/// batch). ln π_t is then computed with the statistics the update trains with, so each log-ratio starts at 0.
+pub(crate) fn update_policy_obs_stats(world: &dyn Collective, policy: &GaussianPolicy, batch: &SegmentBatch) -> Result<(), String> {
+    let mut rms = policy.obs_rms().ok_or("normalize_obs = true needs a policy with policy.normalize_obs = true")?;
+    let obs: Vec<f64> = batch.segments.iter().flat_map(|s| s.obs.iter().map(|&x| x as f64)).collect();
+    update_running(world, &mut rms, &obs)?;
+    policy.set_obs_rms(&rms)
 }
 
 /// `ALGO.importance_clip` must be ≥ 0 (0: off); shared by RLOO and REINFORCE.
@@ -211,4 +233,38 @@ pub(crate) fn kl_entropy(policy: &GaussianPolicy, t: &SegmentTensors, step_logp_
         let rho = (policy.log_prob(&t.obs, &t.act) - step_logp_old) * &t.logp_mask;
         (k3_kl(&rho, &t.logp_mask), f64::try_from(policy.entropy()).unwrap_or(f64::NAN))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::PolicyConfig;
+    use crate::rollout::Segment;
+    use rebel_dist::SingleProcess;
+    use tch::Device;
+
+    /// `normalize_obs`: the policy's statistics take in every observation of the batch's segments, tails included,
+    /// as one running-statistics update of those rows (the same numbers, stored in the policy's precision).
+    #[test]
+    fn a_batch_updates_the_policys_observation_statistics_with_all_its_rows() {
+        let cfg = PolicyConfig { normalize_obs: true, ..PolicyConfig::new(3, 1) };
+        let policy = GaussianPolicy::new(cfg, Device::Cpu, Kind::Float, 0);
+        let seg = |obs: Vec<f32>, response_len| Segment { rewards: vec![0.0; obs.len() / 3], act: vec![0.0; obs.len() / 3], obs, response_len, ..Segment::default() };
+        let a: Vec<f32> = (0..12).map(|i| (i as f32 * 0.7).sin() * 3.0 + 1.0).collect();
+        let b: Vec<f32> = (0..6).map(|i| i as f32 - 10.0).collect();
+        let batch = SegmentBatch { obs_dim: 3, act_dim: 1, k: 2, segments: vec![seg(a.clone(), 2), seg(b.clone(), 1)], env_steps: 6, episode_returns: vec![] };
+        let mut want = policy.obs_rms().unwrap();
+        update_policy_obs_stats(&SingleProcess, &policy, &batch).unwrap();
+        let rows: Vec<f64> = a.iter().chain(&b).map(|&x| x as f64).collect();
+        want.update(&rows);
+        let got = policy.obs_rms().unwrap();
+        let f32s = |x: &[f64]| x.iter().map(|&v| v as f32).collect::<Vec<_>>();
+        assert_eq!(f32s(&got.mean), f32s(&want.mean));
+        assert_eq!(f32s(&got.var), f32s(&want.var));
+        assert_eq!(got.count as f32, want.count as f32);
+        assert!((got.count - 6.0).abs() < 1e-3, "{}", got.count);
+        // a policy without statistics is refused
+        let plain = GaussianPolicy::new(PolicyConfig::new(3, 1), Device::Cpu, Kind::Float, 0);
+        assert!(update_policy_obs_stats(&SingleProcess, &plain, &batch).unwrap_err().contains("policy.normalize_obs"));
+    }
 }

@@ -61,6 +61,10 @@ pub struct RebelConfig {
     /// Stop an iteration's epochs early once the per-step KL(π_t‖π_θ) estimate on the batch
     /// exceeds this (0: never). Default 0.
     pub target_kl: f64,
+    /// Keep the policy's observation statistics (`policy.normalize_obs`, which this needs) up to date: before each
+    /// update, every observation of the batch joins them, as in PPO (SB3's `VecNormalize`), and ln π_t is computed
+    /// with them. Default false: a policy that standardises its input (one made by PPO) keeps its statistics.
+    pub normalize_obs: bool,
 }
 
 impl Default for RebelConfig {
@@ -78,6 +82,7 @@ impl Default for RebelConfig {
             groups: 4,
             tail_len: 250,
             target_kl: 0.0,
+            normalize_obs: false,
         }
     }
 }
@@ -85,7 +90,8 @@ impl Default for RebelConfig {
 impl AlgoConfig for RebelConfig {
     const NAME: &'static str = "rebel";
 
-    fn build(&self, _init: &Init) -> Result<Box<dyn Algorithm>, String> {
+    fn build(&self, init: &Init) -> Result<Box<dyn Algorithm>, String> {
+        super::check_obs_norm(Self::NAME, self.normalize_obs, init)?;
         Ok(Box::new(Rebel(self.clone())))
     }
 
@@ -293,8 +299,16 @@ impl Algorithm for Rebel {
         true
     }
 
+    fn updates_obs_norm(&self) -> bool {
+        self.0.normalize_obs
+    }
+
     fn update(&mut self, ctx: &mut Ctx, batch: Option<&Batch>) -> Result<Update, AlgoError> {
-        let t = &batch.expect("REBEL collects segments").tensors;
+        let batch = batch.expect("REBEL collects segments");
+        if self.0.normalize_obs {
+            super::update_policy_obs_stats(ctx.world, ctx.policy, &batch.segments).map_err(AlgoError::Failed)?;
+        }
+        let t = &batch.tensors;
         let (rewards, segment_score) = super::segment_scores(ctx, t);
         let st = update_shared(ctx.policy, ctx.adam, t, &rewards, Some(ctx.reference), &self.0, ctx.rng, ctx.world)
             .map_err(AlgoError::Diverged)?;

@@ -51,6 +51,9 @@ pub struct ReinforceConfig {
     pub tail_len: usize,
     /// Trunk episodes per iteration. Default 8 (= REBEL's 4 groups × k = 2 in env steps).
     pub groups: usize,
+    /// Keep the policy's observation statistics up to date before each update, as `rebel.normalize_obs`
+    /// (needs `policy.normalize_obs`). Default false.
+    pub normalize_obs: bool,
 }
 
 impl Default for ReinforceConfig {
@@ -66,6 +69,7 @@ impl Default for ReinforceConfig {
             branch_len: 250,
             tail_len: 250,
             groups: 8,
+            normalize_obs: false,
         }
     }
 }
@@ -73,7 +77,8 @@ impl Default for ReinforceConfig {
 impl AlgoConfig for ReinforceConfig {
     const NAME: &'static str = "reinforce";
 
-    fn build(&self, _init: &Init) -> Result<Box<dyn Algorithm>, String> {
+    fn build(&self, init: &Init) -> Result<Box<dyn Algorithm>, String> {
+        super::check_obs_norm(Self::NAME, self.normalize_obs, init)?;
         Ok(Box::new(Reinforce { cfg: self.clone(), baseline: None }))
     }
 
@@ -172,8 +177,16 @@ impl Algorithm for Reinforce {
         self.cfg.lr
     }
 
+    fn updates_obs_norm(&self) -> bool {
+        self.cfg.normalize_obs
+    }
+
     fn update(&mut self, ctx: &mut Ctx, batch: Option<&Batch>) -> Result<Update, AlgoError> {
-        let t = &batch.expect("REINFORCE collects segments").tensors;
+        let batch = batch.expect("REINFORCE collects segments");
+        if self.cfg.normalize_obs {
+            super::update_policy_obs_stats(ctx.world, ctx.policy, &batch.segments).map_err(AlgoError::Failed)?;
+        }
+        let t = &batch.tensors;
         let (rewards, segment_score) = segment_scores(ctx, t);
         let st = update_shared(ctx.policy, ctx.adam, t, &rewards, &mut self.baseline, &self.cfg, ctx.rng, ctx.world)
             .map_err(AlgoError::Diverged)?;

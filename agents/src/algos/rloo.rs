@@ -49,18 +49,22 @@ pub struct RlooConfig {
     /// Start states (trunk episodes) per iteration; the vectorised env has `groups·k` envs.
     /// Default 4.
     pub groups: usize,
+    /// Keep the policy's observation statistics up to date before each update, as `rebel.normalize_obs`
+    /// (needs `policy.normalize_obs`). Default false.
+    pub normalize_obs: bool,
 }
 
 impl Default for RlooConfig {
     fn default() -> Self {
-        RlooConfig { k: 2, lr: 1e-3, normalize: true, epochs: 1, minibatches: 1, max_grad_norm: 1.0, importance_clip: 0.0, branch_len: 250, tail_len: 250, groups: 4 }
+        RlooConfig { k: 2, lr: 1e-3, normalize: true, epochs: 1, minibatches: 1, max_grad_norm: 1.0, importance_clip: 0.0, branch_len: 250, tail_len: 250, groups: 4, normalize_obs: false }
     }
 }
 
 impl AlgoConfig for RlooConfig {
     const NAME: &'static str = "rloo";
 
-    fn build(&self, _init: &Init) -> Result<Box<dyn Algorithm>, String> {
+    fn build(&self, init: &Init) -> Result<Box<dyn Algorithm>, String> {
+        super::check_obs_norm(Self::NAME, self.normalize_obs, init)?;
         Ok(Box::new(Rloo(self.clone())))
     }
 
@@ -147,8 +151,16 @@ impl Algorithm for Rloo {
         self.0.lr
     }
 
+    fn updates_obs_norm(&self) -> bool {
+        self.0.normalize_obs
+    }
+
     fn update(&mut self, ctx: &mut Ctx, batch: Option<&Batch>) -> Result<Update, AlgoError> {
-        let t = &batch.expect("RLOO collects segments").tensors;
+        let batch = batch.expect("RLOO collects segments");
+        if self.0.normalize_obs {
+            super::update_policy_obs_stats(ctx.world, ctx.policy, &batch.segments).map_err(AlgoError::Failed)?;
+        }
+        let t = &batch.tensors;
         let (rewards, segment_score) = segment_scores(ctx, t);
         let st = update_shared(ctx.policy, ctx.adam, t, &rewards, &self.0, ctx.rng, ctx.world).map_err(AlgoError::Diverged)?;
         Ok(Update { stats: st.scalars("losses/rloo"), segment_score, ..Update::default() })
