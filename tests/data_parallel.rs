@@ -79,7 +79,7 @@ fn too_few_start_states_are_refused_on_every_rank() {
     assert!(!d.path().join("run").exists(), "nothing is written before the ranks agree");
 }
 
-/// PPO, offline DPO and iterative DPO train data-parallel: two ranks reach one process's iterations, env steps
+/// PPO, REBEL with `rebel.normalize_obs`, offline DPO and iterative DPO train data-parallel: two ranks reach one process's iterations, env steps
 /// and labels, one run folder is written, and the policies stay equal (checked by the loop every iteration).
 #[test]
 fn ppo_and_dpo_train_on_two_ranks() {
@@ -97,6 +97,8 @@ fn ppo_and_dpo_train_on_two_ranks() {
     let ds = format!("dpo.dataset={:?}", prefs.display().to_string());
     for (name, sets, labels) in [
         ("ppo", vec!["algo=\"ppo\"", "ppo.n_envs=2", "ppo.batch=128", "env.options.max_episode_steps=200", "env_steps=1600"], 0),
+        // REBEL keeping a standardising policy's statistics: every rank merges all ranks' observations
+        ("rebel-obs-norm", vec!["policy.normalize_obs=true", "rebel.normalize_obs=true", "env.options.max_episode_steps=200", "env_steps=3200"], 0),
         ("dpo", vec!["algo=\"dpo\"", ds.as_str(), "dpo.iterations=2", "dpo.batch=4"], 12),
         ("dpo-iterative", vec!["algo=\"dpo\"", ds.as_str(), "dpo.iterations=2", "dpo.iterative=true", "dpo.labels_per_round=5", "dpo.collect_envs=4"], 10),
     ] {
@@ -118,6 +120,18 @@ fn ppo_and_dpo_train_on_two_ranks() {
         }
         if name == "ppo" {
             assert_eq!(out[0].env_steps, one.env_steps, "PPO: the ranks' episodes are one process's episodes");
+        }
+        if name == "rebel-obs-norm" {
+            // the statistics hold every rank's observations, as many as one process's (a rank that merged only its own
+            // would count half, and the loop, which compares the ranks' policies with their statistics every
+            // iteration, would refuse). Their values differ from one process's here (so do the trajectories), so only
+            // the count is compared
+            let count = |dir: &str| {
+                let ck = rebel_agents::checkpoint::Checkpoint::load(d.path().join(dir).join("checkpoint.safetensors")).unwrap();
+                ck.build_policy("policy", tch::Device::Cpu, tch::Kind::Float).unwrap().obs_rms().unwrap().count
+            };
+            let (a, b) = (count("rebel-obs-norm-one"), count("rebel-obs-norm-two"));
+            assert!(a > 1000.0 && (a - b).abs() < 1e-3, "{a} vs {b}");
         }
         assert_eq!(metrics_steps(&run).len() as u64, out[0].iterations + 1, "{name}: one metrics line per iteration, by rank 0");
     }

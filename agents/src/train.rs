@@ -662,7 +662,7 @@ pub fn train_in(cfg: &TrainConfig, opts: &RunOptions, world: &dyn Collective) ->
             world.broadcast(0, &mut flag)?;
             stop = flag.first() == Some(&1);
             if p.iteration % cfg.eval.every_iters as u64 == 0 || stop || parts.finished(cfg, p) {
-                world.check_equal("the policy parameters", &policy_bytes(&parts.policy))?;
+                world.check_equal("the policy (its parameters and observation statistics)", &policy_bytes(&parts.policy))?;
             }
         }
         if stop {
@@ -835,12 +835,16 @@ fn share_state(world: &dyn Collective, parts: &mut Parts, root: Option<&RootRun>
         None => Checkpoint::from_bytes(&bytes, std::path::Path::new("<rank 0's state>")).map_err(TrainError::from).and_then(|ck| parts.restore(&ck)),
     };
     let p = agree(world, p)?;
-    world.check_equal("the policy parameters", &policy_bytes(&parts.policy))?;
+    world.check_equal("the policy (its parameters and observation statistics)", &policy_bytes(&parts.policy))?;
     Ok(p)
 }
 
 fn policy_bytes(policy: &GaussianPolicy) -> Vec<u8> {
-    let v = Vec::<f32>::try_from(policy.flat_params().to_kind(Kind::Float).to_device(Device::Cpu)).unwrap_or_default();
+    let mut v = Vec::<f32>::try_from(policy.flat_params().to_kind(Kind::Float).to_device(Device::Cpu)).unwrap_or_default();
+    // the observation statistics too: ranks that standardise with different ones step equal parameters apart
+    if let Some(rms) = policy.obs_rms() {
+        v.extend(rms.mean.iter().chain(&rms.var).chain([&rms.count]).map(|&x| x as f32));
+    }
     rebel_dist::f32_bytes(&v)
 }
 
