@@ -79,8 +79,9 @@ fn too_few_start_states_are_refused_on_every_rank() {
     assert!(!d.path().join("run").exists(), "nothing is written before the ranks agree");
 }
 
-/// PPO, REBEL with `rebel.normalize_obs`, offline DPO and iterative DPO train data-parallel: two ranks reach one process's iterations, env steps
-/// and labels, one run folder is written, and the policies stay equal (checked by the loop every iteration).
+/// PPO, REBEL with `rebel.normalize_obs`, offline DPO and iterative DPO train data-parallel: two ranks reach one
+/// process's iterations, env steps and labels, one run folder is written, and the policies stay equal (checked by the
+/// loop every iteration).
 #[test]
 fn ppo_and_dpo_train_on_two_ranks() {
     use rebel_agents::policy::{GaussianPolicy, PolicyConfig};

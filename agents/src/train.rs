@@ -440,11 +440,15 @@ impl Parts {
         let algo = algorithm::make_algorithm(&cfg.algo, &cfg.algo_section(), &init).map_err(config)?;
         check_data_parallel(cfg, algo.as_ref(), world)?;
         if cfg.policy.normalize_obs && cfg.policy.init.is_empty() && !algo.updates_obs_norm() {
+            let start = if ["rebel", "rloo", "reinforce"].contains(&cfg.algo.as_str()) {
+                format!("Set {}.normalize_obs = true, start", cfg.algo)
+            } else {
+                "Start".to_string()
+            };
             return Err(config(format!(
                 "policy.normalize_obs = true on a new policy needs an algorithm that updates its observation statistics \
-                 (ppo, or rebel, rloo and reinforce with {0}.normalize_obs = true); {0} as set would keep them at mean 0, \
-                 variance 1. Set {0}.normalize_obs = true (rebel, rloo, reinforce), start from a policy that has \
-                 statistics (policy.init), or set policy.normalize_obs = false",
+                 (ppo; rebel, rloo or reinforce with their normalize_obs = true); {} as set would keep them at mean 0, \
+                 variance 1. {start} from a policy that has statistics (policy.init), or set policy.normalize_obs = false",
                 cfg.algo
             )));
         }
