@@ -447,11 +447,7 @@ fn rebel_rloo_and_reinforce_keep_a_normalising_policys_statistics() {
     let (full, part) = (d.path().join("full"), d.path().join("part"));
     let o = train(&full, 800, &norm);
     assert!(o.status.success(), "{}", stderr(&o));
-    let stats = |run: &Path| {
-        let ck = rebel_agents::checkpoint::Checkpoint::load(run.join("checkpoint.safetensors")).unwrap();
-        ck.build_policy("policy", tch::Device::Cpu, tch::Kind::Float).unwrap().obs_rms().expect("statistics")
-    };
-    let s = stats(&full);
+    let s = policy_obs_stats(&full);
     // every observation of every batch, each counted once: hundreds in 800 env steps, a whole number (the running
     // count starts at 1e-4)
     assert!(s.count > 200.0 && (s.count - s.count.round()).abs() < 1e-3, "{}", s.count);
@@ -461,13 +457,13 @@ fn rebel_rloo_and_reinforce_keep_a_normalising_policys_statistics() {
     assert!(o.status.success(), "{}", stderr(&o));
     let losses = |m: &[serde_json::Value]| m.iter().map(|v| (v.get("losses/rebel").cloned(), v.get("eval/true_return").cloned())).collect::<Vec<_>>();
     assert_eq!(losses(&metrics(&full)), losses(&metrics(&part)));
-    let (a, b) = (stats(&full), stats(&part));
+    let (a, b) = (policy_obs_stats(&full), policy_obs_stats(&part));
     assert!(a.mean == b.mean && a.var == b.var && a.count == b.count);
     for algo in ["rloo", "reinforce"] {
         let on = format!("{algo}.normalize_obs=true");
         let o = train(&d.path().join(algo), 400, &["--set", &format!("algo=\"{algo}\""), "--set", "policy.normalize_obs=true", "--set", &on]);
         assert!(o.status.success(), "{algo}: {}", stderr(&o));
-        assert!(stats(&d.path().join(algo)).count > 100.0, "{algo}");
+        assert!(policy_obs_stats(&d.path().join(algo)).count > 100.0, "{algo}");
         let o = train(&d.path().join(format!("{algo}_off")), 400, &["--set", &format!("algo=\"{algo}\""), "--set", "policy.normalize_obs=true"]);
         let e = stderr(&o);
         assert!(!o.status.success() && e.contains(&format!("Set {algo}.normalize_obs = true")), "{e}");

@@ -2,6 +2,8 @@
 //! run, the ranks share each iteration's start states and end equal, the run resumes, PPO and DPO (offline and
 //! iterative) train data-parallel, and too few start states are refused on every rank.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -127,10 +129,7 @@ fn ppo_and_dpo_train_on_two_ranks() {
             // would count half, and the loop, which compares the ranks' policies with their statistics every
             // iteration, would refuse). Their values differ from one process's here (so do the trajectories), so only
             // the count is compared
-            let count = |dir: &str| {
-                let ck = rebel_agents::checkpoint::Checkpoint::load(d.path().join(dir).join("checkpoint.safetensors")).unwrap();
-                ck.build_policy("policy", tch::Device::Cpu, tch::Kind::Float).unwrap().obs_rms().unwrap().count
-            };
+            let count = |dir: &str| common::policy_obs_stats(&d.path().join(dir)).count;
             let (a, b) = (count("rebel-obs-norm-one"), count("rebel-obs-norm-two"));
             assert!(a > 1000.0 && (a - b).abs() < 1e-3, "{a} vs {b}");
         }

@@ -110,3 +110,9 @@ pub fn managed_python() -> PathBuf {
     let home = || PathBuf::from(std::env::var_os("HOME").expect("HOME is not set")).join(".cache/rebel-rs");
     std::env::var_os("REBEL_CACHE").map(PathBuf::from).unwrap_or_else(home).join("torch-2.11.0/bin/python")
 }
+
+/// The observation statistics of the policy in a run's checkpoint (the policy must standardise its input).
+pub fn policy_obs_stats(run: &std::path::Path) -> rebel_agents::util::RunningMeanStd {
+    let ck = rebel_agents::checkpoint::Checkpoint::load(run.join("checkpoint.safetensors")).unwrap();
+    ck.build_policy("policy", tch::Device::Cpu, tch::Kind::Float).unwrap().obs_rms().expect("the policy has observation statistics")
+}

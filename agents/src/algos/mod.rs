@@ -121,13 +121,18 @@ pub(crate) fn check_obs_norm(algo: &str, on: bool, init: &Init) -> Result<(), St
     Ok(())
 }
 
-/// Merges every observation of `batch`'s segments (their tails included; every rank's) into the policy's running
-/// observation statistics, before an update, as PPO does (SB3's `VecNormalize`: the statistics include the current
-/// batch). ln π_t is then computed with the statistics the update trains with, so each log-ratio starts at 0.
-pub(crate) fn update_policy_obs_stats(world: &dyn Collective, policy: &GaussianPolicy, batch: &SegmentBatch) -> Result<(), String> {
+/// Every observation of `batch`'s segments (their tails included), rows of `obs_dim` values.
+pub(crate) fn batch_obs(batch: &SegmentBatch) -> Vec<f64> {
+    batch.segments.iter().flat_map(|s| s.obs.iter().map(|&x| x as f64)).collect()
+}
+
+/// Merges the observation rows `obs` (every rank's) into the policy's running observation statistics, before an
+/// update (SB3's `VecNormalize`: the statistics include the current batch; PPO, and REBEL, RLOO and REINFORCE with
+/// their `normalize_obs`). ln π_t is then computed with the statistics the update trains with, so each log-ratio
+/// starts at 0.
+pub(crate) fn update_policy_obs_stats(world: &dyn Collective, policy: &GaussianPolicy, obs: &[f64]) -> Result<(), String> {
     let mut rms = policy.obs_rms().ok_or("normalize_obs = true needs a policy with policy.normalize_obs = true")?;
-    let obs: Vec<f64> = batch.segments.iter().flat_map(|s| s.obs.iter().map(|&x| x as f64)).collect();
-    update_running(world, &mut rms, &obs)?;
+    update_running(world, &mut rms, obs)?;
     policy.set_obs_rms(&rms)
 }
 
@@ -254,7 +259,7 @@ mod tests {
         let b: Vec<f32> = (0..6).map(|i| i as f32 - 10.0).collect();
         let batch = SegmentBatch { obs_dim: 3, act_dim: 1, k: 2, segments: vec![seg(a.clone(), 2), seg(b.clone(), 1)], env_steps: 6, episode_returns: vec![] };
         let mut want = policy.obs_rms().unwrap();
-        update_policy_obs_stats(&SingleProcess, &policy, &batch).unwrap();
+        update_policy_obs_stats(&SingleProcess, &policy, &batch_obs(&batch)).unwrap();
         let rows: Vec<f64> = a.iter().chain(&b).map(|&x| x as f64).collect();
         want.update(&rows);
         let got = policy.obs_rms().unwrap();
@@ -265,6 +270,6 @@ mod tests {
         assert!((got.count - 6.0).abs() < 1e-3, "{}", got.count);
         // a policy without statistics is refused
         let plain = GaussianPolicy::new(PolicyConfig::new(3, 1), Device::Cpu, Kind::Float, 0);
-        assert!(update_policy_obs_stats(&SingleProcess, &plain, &batch).unwrap_err().contains("policy.normalize_obs"));
+        assert!(update_policy_obs_stats(&SingleProcess, &plain, &batch_obs(&batch)).unwrap_err().contains("policy.normalize_obs"));
     }
 }

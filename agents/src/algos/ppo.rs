@@ -35,7 +35,7 @@ use crate::rollout::{PairSpec, SegmentBatch, SegmentTensors};
 pub use crate::util::RunningMeanStd;
 use rebel_dist::{Collective, SingleProcess};
 
-use super::{global_count_mean_std, global_sum, minibatches_sized, update_running};
+use super::{batch_obs, global_count_mean_std, global_sum, minibatches_sized, update_policy_obs_stats, update_running};
 
 /// PPO's hyperparameters (`--set ppo.KEY=V`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -357,15 +357,14 @@ pub fn update_shared(
         return Err(format!("PPO needs whole episodes with their final observation; {len} segment has none"));
     }
     // statistics first (SB3 normalises with statistics that include the current batch)
-    let policy_rms = policy.obs_rms();
-    if cfg.normalize_obs || policy_rms.is_some() {
-        let obs: Vec<f64> = batch.segments.iter().flat_map(|s| s.obs.iter().map(|&x| x as f64)).collect();
+    let policy_stats = policy.config().normalize_obs;
+    if cfg.normalize_obs || policy_stats {
+        let obs = batch_obs(batch);
         if cfg.normalize_obs {
             update_running(world, &mut value.obs_rms, &obs)?;
         }
-        if let Some(mut rms) = policy_rms {
-            update_running(world, &mut rms, &obs)?;
-            policy.set_obs_rms(&rms)?;
+        if policy_stats {
+            update_policy_obs_stats(world, policy, &obs)?;
         }
     }
     let step_logp_old = tch::no_grad(|| policy.log_prob(&t.obs, &t.act));
