@@ -20,7 +20,8 @@ The env id defaults to the one stored in the checkpoint's metadata, and so do th
 `env.step` (Gymnasium's ClipAction); the others exist only on Rapier (`solver_iterations`, contact softness, ...)
 and are listed as not applied. Prints one JSON line: {"env": ..., "env_options_applied": {...},
 "env_options_not_in_mujoco": [...], "episodes": N, "return_mean": ..., "return_std": ..., "returns": [...],
-"lengths": [...]}.
+"lengths": [...]}, and for the planar runners (HalfCheetah, Hopper, Walker2d, whose qpos[2] is the torso's pitch)
+"upside_down": per episode the share of steps with the torso past ±π/2 (a cheetah running on its back: near 1).
 Compare it with `rebel --env ID eval --checkpoint CHECKPOINT` (the same policy in Rapier).
 """
 import argparse
@@ -140,9 +141,11 @@ def main():
                  f"actions, {env_id} has {obs_dim} and {act_dim}")
     rng = np.random.default_rng(args.seed_base)
     returns, lengths = [], []
+    planar = env_id.split("-")[0] in ("HalfCheetah", "Hopper", "Walker2d")
+    upside_down = []
     for ep in range(args.episodes):
         obs, _ = env.reset(seed=args.seed_base + ep)
-        ret, n, done = 0.0, 0, False
+        ret, n, done, flipped = 0.0, 0, False, 0
         while not done:
             a = policy.mean(obs)
             if args.stochastic:
@@ -153,12 +156,18 @@ def main():
             ret += float(r)
             n += 1
             done = term or trunc
+            if planar and abs(float(env.unwrapped.data.qpos[2])) > np.pi / 2:
+                flipped += 1
         returns.append(ret)
         lengths.append(n)
+        upside_down.append(flipped / n)
     env.close()
-    print(json.dumps({"env": env_id, "env_options_applied": applied, "env_options_not_in_mujoco": skipped,
-                      "episodes": args.episodes, "return_mean": float(np.mean(returns)),
-                      "return_std": float(np.std(returns)), "returns": returns, "lengths": lengths}))
+    out = {"env": env_id, "env_options_applied": applied, "env_options_not_in_mujoco": skipped,
+           "episodes": args.episodes, "return_mean": float(np.mean(returns)),
+           "return_std": float(np.std(returns)), "returns": returns, "lengths": lengths}
+    if planar:
+        out["upside_down"] = upside_down
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

@@ -73,6 +73,8 @@ pub struct LocomotionConfig {
     pub mujoco_limits: bool,
     /// MuJoCo's soft contacts with the floor instead of Rapier's (see [`MjcfWorld::set_mujoco_contacts`]).
     pub mujoco_contacts: bool,
+    /// Each Rapier step MuJoCo's Euler step (see [`MjcfWorld::set_euler_integrator`]).
+    pub euler_integrator: bool,
 }
 
 /// What makes one planar runner: its id, shape and defaults.
@@ -138,6 +140,7 @@ impl Spec {
             contact_damping_ratio: r.nonneg_f64("contact_damping_ratio", d.contact_damping_ratio)?,
             mujoco_limits: r.bool("mujoco_limits", d.mujoco_limits)?,
             mujoco_contacts: r.bool("mujoco_contacts", d.mujoco_contacts)?,
+            euler_integrator: r.bool("euler_integrator", d.euler_integrator)?,
         };
         r.finish()?;
         validate_rapier_options(self.id, c.timestep, c.limit_natural_frequency)?;
@@ -210,6 +213,11 @@ impl Locomotion {
         if cfg.mujoco_contacts {
             sim.use_mujoco_contacts(&model, spec.id)?;
         }
+        sim.set_euler_integrator(cfg.euler_integrator).map_err(|msg| EnvError::BadOption {
+            env: spec.id.into(),
+            key: "euler_integrator".into(),
+            msg: format!("{msg}; set solver_iterations=1 or euler_integrator=false"),
+        })?;
         let init_qpos = model.joints.iter().map(|j| j.reference).collect();
         Ok(Locomotion {
             spec,

@@ -12,7 +12,7 @@
 //! | `<motor>` actuators: `gear`, `ctrlrange`, `ctrllimited` | this module | generalised force `gear · clip(ctrl)` as equal and opposite body torques (hinge) or forces (slide) |
 //! | `<option timestep gravity>` | loader + env options | defaults of the env's `timestep`; gravity as written |
 //! | `<option density viscosity>` | this module | MuJoCo's inertia-box fluid model on every body ([`crate::fluid`]) |
-//! | `<option integrator>` (RK4, Euler) | — | Rapier integrates with semi-implicit Euler; refine with `substeps` |
+//! | `<option integrator>` (RK4, Euler) | — or this module | Rapier integrates with semi-implicit Euler, its Coriolis terms semi-implicit; refine with `substeps`; MuJoCo's `Euler` step exactly with [`MjcfWorld::set_euler_integrator`] (the env option `euler_integrator`) |
 //! | joint `solref`/`solimp` (soft limits) | — | Rapier limits, softness from `limit_natural_frequency` |
 //! | joint `stiffness`, `springref` | this module | MuJoCo's explicit passive force `-stiffness · (qpos − springref)` per physics step (the loader's implicit multibody spring is switched off) |
 //! | `plane` and body geoms, `contype`/`conaffinity` | loader + this module | colliders (the loader keeps planes only when asked); MuJoCo's OR rule through Rapier's `Or` group test; bodies jointed to the world touch the world's geoms |
@@ -1022,6 +1022,8 @@ pub struct MjcfWorld {
     soft_contacts: Option<soft_contact::SoftContacts>,
     /// The soft contacts' forces of the last Rapier step (for [`MjcfWorld::contact_wrenches`]).
     soft_forces: Vec<soft_contact::SoftForce>,
+    /// Each Rapier step takes MuJoCo's Euler step (see [`MjcfWorld::set_euler_integrator`]).
+    euler: bool,
 }
 
 /// MuJoCo's com-based quantities of the model's bodies ([`MjcfWorld::com_quantities`]).
@@ -1272,7 +1274,33 @@ impl MjcfWorld {
             soft_limits: None,
             soft_contacts: None,
             soft_forces: Vec::new(),
+            euler: false,
         }
+    }
+
+    /// Makes every Rapier step MuJoCo's `Euler` integrator's (`mj_Euler`, MuJoCo's default): `v' = v + h·a`,
+    /// `q' = q + h·v'` with `(M + h·D) a = τ − c(q, v) − D·v` (springs, actuators, gravity, the soft limits' and
+    /// contacts' forces in `τ`; the Coriolis, centrifugal and gyroscopic forces `c` explicit, at the step's start;
+    /// the joint damping `D` implicit). Rapier's multibody treats `c` semi-implicitly (it adds `h·∂c/∂v` to the
+    /// matrix, falling back to the plain one when that would add energy), which at the HalfCheetah's speeds moves
+    /// a step's acceleration by 2–7 % from MuJoCo's. With this on, each step's velocities and positions are
+    /// corrected after Rapier's step by what MuJoCo's acceleration differs from the one Rapier used
+    /// ([`Multibody::generalized_acceleration`]): `Δv = h·Δa`, `Δq = h²·Δa`; impulses of Rapier's own
+    /// constraints (its limits and contacts, where they are in use) are kept. Needs one solver iteration
+    /// (one Rapier substep, whose free acceleration this corrects) and a model without MuJoCo's fluid forces
+    /// (which it does not add up); [`RapierSettings::limit_projection`] still projects after it.
+    pub fn set_euler_integrator(&mut self, on: bool) -> Result<(), String> {
+        if on && self.world.integration_parameters.num_solver_iterations != 1 {
+            return Err(format!(
+                "MuJoCo's Euler step needs solver_iterations = 1 (one Rapier substep per step), got {}",
+                self.world.integration_parameters.num_solver_iterations
+            ));
+        }
+        if on && !self.fluid.is_empty() {
+            return Err("MuJoCo's Euler step is not made for a model with fluid forces (density or viscosity)".into());
+        }
+        self.euler = on;
+        Ok(())
     }
 
     /// Replaces Rapier's joint limits by MuJoCo's soft ones, as explicit generalised forces before
@@ -1809,7 +1837,70 @@ impl MjcfWorld {
 
     pub fn step(&mut self, tau: &[f64]) {
         let tau = self.with_constraints(self.with_springs(tau));
-        self.step_with(&tau)
+        let euler = if self.euler { self.euler_forces(&tau) } else { Vec::new() };
+        self.step_with(&tau, &euler)
+    }
+
+    /// Per multibody (a joint of it), the generalised forces of MuJoCo's Euler step `τ − c − D·v` at the state
+    /// now, in Rapier's DoF order, with the soft contacts' forces of `soft_forces` in `τ` (see
+    /// [`MjcfWorld::set_euler_integrator`]).
+    fn euler_forces(&self, tau: &[f64]) -> Vec<(MultibodyJointHandle, rapier3d::na::DVector<f64>)> {
+        let mut out = Vec::new();
+        let mut done: Vec<RigidBodyHandle> = Vec::new();
+        for d in &self.dofs {
+            if done.contains(&d.root) {
+                continue;
+            }
+            done.push(d.root);
+            let (mb, _) = self.world.multibody_joints.get(d.handle).expect("multibody");
+            let mut f = self.gravity_forces(mb) - self.coriolis_forces(mb);
+            for (e, t) in self.dofs.iter().zip(tau) {
+                if e.root == d.root {
+                    f[e.index] += t;
+                }
+            }
+            for sf in &self.soft_forces {
+                let Some(link) = self.world.multibody_joints.rigid_body_link(sf.body) else { continue };
+                if self.world.multibody_joints.get_multibody(link.multibody).map(|m| m.root().rigid_body_handle()) != Some(d.root) {
+                    continue;
+                }
+                let com = self.link_pose(sf.body).transform_point(self.world.bodies[sf.body].mass_properties().local_mprops.local_com);
+                let row = soft_contact::point_force_row(mb.body_jacobian(link.id), soft_contact::v64(sf.point - com), soft_contact::v64(sf.force));
+                f += row.transpose();
+            }
+            let v = mb.generalized_velocity();
+            for j in 0..f.len() {
+                f[j] -= mb.damping()[j] as f64 * v[j] as f64;
+            }
+            out.push((d.handle, f));
+        }
+        out
+    }
+
+    /// Replaces each multibody's free acceleration of the Rapier step just taken by MuJoCo's Euler one,
+    /// `a = (M + h·D)⁻¹ f` for `euler`'s forces `f`: `Δv = h·Δa`, `Δq = h²·Δa` (see
+    /// [`MjcfWorld::set_euler_integrator`]). `M + h·D` at the step's start is the matrix Rapier factorised for
+    /// the step and keeps until the next (its plain augmented mass, without the Coriolis terms). Where that
+    /// factorisation leaves DoFs out (kinematic links, which no model here has) the step stays Rapier's.
+    fn correct_to_euler(&mut self, euler: &[(MultibodyJointHandle, rapier3d::na::DVector<f64>)]) {
+        let h = self.world.integration_parameters.dt as f64;
+        for (handle, f) in euler {
+            let (mb, _) = self.world.multibody_joints.get_mut(*handle).expect("multibody");
+            // a sleeping multibody did not move; a factorisation without every DoF is not the whole step's
+            if self.world.bodies[mb.root().rigid_body_handle()].is_sleeping() || mb.inv_augmented_mass().lu_internal().nrows() != mb.ndofs() {
+                continue;
+            }
+            let Some(a) = mb.inv_augmented_mass().solve(&f.map(|x| x as Real)) else { continue };
+            let dv: Vec<f64> = a.iter().zip(mb.generalized_acceleration().iter()).map(|(t, r)| h * (*t as f64 - *r as f64)).collect();
+            let mut gv = mb.generalized_velocity_mut();
+            for (x, d) in gv.iter_mut().zip(&dv) {
+                *x += *d as Real;
+            }
+            let dq: Vec<Real> = dv.iter().map(|d| (h * d) as Real).collect();
+            mb.apply_displacements(&dq);
+            mb.forward_kinematics(&self.world.bodies, false);
+            mb.update_rigid_bodies(&mut self.world.bodies, true);
+        }
     }
 
     /// `tau` (one per model DoF) with the joint springs' forces added.
@@ -1861,7 +1952,7 @@ impl MjcfWorld {
 
     /// One Rapier step with generalised forces `tau` and the soft floor contacts' forces of this pose
     /// (`soft_forces`).
-    fn step_with(&mut self, tau: &[f64]) {
+    fn step_with(&mut self, tau: &[f64], euler: &[(MultibodyJointHandle, rapier3d::na::DVector<f64>)]) {
         for d in &self.dofs {
             for h in [Some(d.child), d.parent].into_iter().flatten() {
                 let rb = &mut self.world.bodies[h];
@@ -1924,6 +2015,9 @@ impl MjcfWorld {
             rb.add_torque(to_world(torque), false);
         }
         self.world.step_with_events(&self.parent_child, &());
+        if !euler.is_empty() {
+            self.correct_to_euler(euler);
+        }
         if !self.limit_groups.is_empty() {
             self.project_limits();
         }

@@ -40,6 +40,7 @@
 //! | `contact_natural_frequency`, `contact_damping_ratio` | 15, 1.0 | softness of the contacts |
 //! | `mujoco_limits` | true | as for Hopper-v5 |
 //! | `mujoco_contacts` | true | as for Hopper-v5 |
+//! | `euler_integrator` | false | as for Hopper-v5 |
 
 use crate::locomotion::{Health, LocomotionConfig, Spec, VelocityNoise};
 
