@@ -2187,7 +2187,29 @@ pub fn actuator_forces(model: &MjcfModel, ctrl: &[f64]) -> Vec<f64> {
 
 #[cfg(test)]
 mod tests {
-    use super::impedance;
+    use super::{impedance, MjcfModel, MjcfWorld, RapierSettings};
+
+    #[test]
+    fn mujocos_euler_step_is_refused_where_it_would_be_wrong() {
+        let settings = |solver_iterations| RapierSettings {
+            timestep: 0.01,
+            substeps: 1,
+            solver_iterations,
+            limit_natural_frequency: 10.0,
+            limit_damping_ratio: 1.0,
+            limit_projection: false,
+            contact: None,
+        };
+        let cheetah = MjcfModel::load("half_cheetah.xml").unwrap();
+        assert!(MjcfWorld::build(&cheetah, &settings(1)).set_euler_integrator(true).is_ok());
+        let e = MjcfWorld::build(&cheetah, &settings(4)).set_euler_integrator(true).unwrap_err();
+        assert!(e.contains("solver_iterations = 1") && e.contains("got 4"), "{e}");
+        // the fluid's forces are not in MuJoCo's Euler forces here, so a model with them is refused
+        let swimmer = MjcfModel::load("swimmer.xml").unwrap();
+        let e = MjcfWorld::build(&swimmer, &settings(1)).set_euler_integrator(true).unwrap_err();
+        assert!(e.contains("fluid"), "{e}");
+        assert!(MjcfWorld::build(&swimmer, &settings(1)).set_euler_integrator(false).is_ok());
+    }
 
     #[test]
     fn impedance_is_mujocos_sigmoid() {
