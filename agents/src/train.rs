@@ -440,7 +440,9 @@ impl Parts {
         let algo = algorithm::make_algorithm(&cfg.algo, &cfg.algo_section(), &init).map_err(config)?;
         check_data_parallel(cfg, algo.as_ref(), world)?;
         if cfg.policy.normalize_obs && cfg.policy.init.is_empty() && !algo.updates_obs_norm() {
-            let start = if ["rebel", "rloo", "reinforce"].contains(&cfg.algo.as_str()) {
+            // the algorithm's own switch, where its section has one (rebel, rloo, reinforce)
+            let switch = algorithm::resolve_section(&cfg.algo, &cfg.algo_section(), false).is_ok_and(|s| s.contains_key("normalize_obs"));
+            let start = if switch {
                 format!("Set {}.normalize_obs = true, start", cfg.algo)
             } else {
                 "Start".to_string()

@@ -1853,26 +1853,12 @@ impl MjcfWorld {
             }
             done.push(d.root);
             let (mb, _) = self.world.multibody_joints.get(d.handle).expect("multibody");
-            let mut f = self.gravity_forces(mb) - self.coriolis_forces(mb);
-            for (e, t) in self.dofs.iter().zip(tau) {
-                if e.root == d.root {
-                    f[e.index] += t;
-                }
+            let mut f = self.applied_forces(mb, tau);
+            // a soft force off every multibody cannot be put in generalised forces: that multibody's step stays Rapier's
+            if self.add_soft_forces(mb, &mut f).is_some() {
+                soft_contact::subtract_damping(mb, &mut f);
+                out.push((d.handle, f));
             }
-            for sf in &self.soft_forces {
-                let Some(link) = self.world.multibody_joints.rigid_body_link(sf.body) else { continue };
-                if self.world.multibody_joints.get_multibody(link.multibody).map(|m| m.root().rigid_body_handle()) != Some(d.root) {
-                    continue;
-                }
-                let com = self.link_pose(sf.body).transform_point(self.world.bodies[sf.body].mass_properties().local_mprops.local_com);
-                let row = soft_contact::point_force_row(mb.body_jacobian(link.id), soft_contact::v64(sf.point - com), soft_contact::v64(sf.force));
-                f += row.transpose();
-            }
-            let v = mb.generalized_velocity();
-            for j in 0..f.len() {
-                f[j] -= mb.damping()[j] as f64 * v[j] as f64;
-            }
-            out.push((d.handle, f));
         }
         out
     }
@@ -1937,15 +1923,7 @@ impl MjcfWorld {
             for (k, d) in self.dofs.iter().enumerate().filter(|(_, d)| d.root == root) {
                 g[d.index] += limited[k] - applied[k];
             }
-            for f in &self.soft_forces {
-                let link = self.world.multibody_joints.rigid_body_link(f.body)?;
-                if self.world.multibody_joints.get_multibody(link.multibody)?.root().rigid_body_handle() != root {
-                    continue;
-                }
-                let com = self.link_pose(f.body).transform_point(self.world.bodies[f.body].mass_properties().local_mprops.local_com);
-                let row = soft_contact::point_force_row(mb.body_jacobian(link.id), soft_contact::v64(f.point - com), soft_contact::v64(f.force));
-                g += row.transpose();
-            }
+            self.add_soft_forces(mb, &mut g)?;
             Some(g)
         })
     }

@@ -498,17 +498,8 @@ impl MjcfWorld {
     /// `A = J M⁻¹ Jᵀ` and `qacc_smooth = M⁻¹ (τ + gravity − c(q, v) − damping·v)` (`tau` one per model DoF).
     fn solve_rows(&self, mb: &Multibody, rows: &Rows, tau: &[f64]) -> Vec<f64> {
         let n = mb.ndofs();
-        let mut force = DVector::<f64>::zeros(n);
-        for (d, t) in self.dofs.iter().zip(tau) {
-            if d.root == mb.root().rigid_body_handle() {
-                force[d.index] += t;
-            }
-        }
-        force += self.gravity_forces(mb) - self.coriolis_forces(mb);
-        let v = mb.generalized_velocity();
-        for j in 0..n {
-            force[j] -= mb.damping()[j] as f64 * v[j] as f64;
-        }
+        let mut force = self.applied_forces(mb, tau);
+        subtract_damping(mb, &mut force);
         let jac = DMatrix::from_rows(&rows.jac);
         let lu = Self::mass_lu(mb);
         let solve = |x: &DVector<f64>| -> DVector<f64> {
@@ -521,6 +512,35 @@ impl MjcfWorld {
         let b: Vec<f64> = (0..jac.nrows()).map(|r| jac.row(r).dot(&qacc.transpose()) - rows.aref[r]).collect();
         let r: Vec<f64> = rows.r.iter().map(|x| x.max(1e-15)).collect();
         pgs_nonneg(&a, &r, &b)
+    }
+
+    /// `τ + gravity − c(q, v)` on `mb` at its state now, in Rapier's DoF order (`tau` one per model DoF): with
+    /// [`subtract_damping`], the forces `qacc_smooth` answers to, and those of MuJoCo's Euler step
+    /// ([`MjcfWorld::set_euler_integrator`]).
+    pub(super) fn applied_forces(&self, mb: &Multibody, tau: &[f64]) -> DVector<f64> {
+        let mut force = DVector::<f64>::zeros(mb.ndofs());
+        for (d, t) in self.dofs.iter().zip(tau) {
+            if d.root == mb.root().rigid_body_handle() {
+                force[d.index] += t;
+            }
+        }
+        force += self.gravity_forces(mb) - self.coriolis_forces(mb);
+        force
+    }
+
+    /// Adds to `g` the generalised forces on `mb` of the soft contacts' forces in `soft_forces`, in Rapier's DoF order
+    /// (`None` if one of them is on a body outside every multibody).
+    pub(super) fn add_soft_forces(&self, mb: &Multibody, g: &mut DVector<f64>) -> Option<()> {
+        let root = mb.root().rigid_body_handle();
+        for f in &self.soft_forces {
+            let link = self.world.multibody_joints.rigid_body_link(f.body)?;
+            if self.world.multibody_joints.get_multibody(link.multibody)?.root().rigid_body_handle() != root {
+                continue;
+            }
+            let com = self.link_pose(f.body).transform_point(self.world.bodies[f.body].mass_properties().local_mprops.local_com);
+            *g += point_force_row(mb.body_jacobian(link.id), v64(f.point - com), v64(f.force)).transpose();
+        }
+        Some(())
     }
 
     /// The generalised forces of gravity on `mb` at its pose now, in Rapier's DoF order.
@@ -584,6 +604,14 @@ impl MjcfWorld {
             }
         }
         out
+    }
+}
+
+/// `f − damping·v` for `mb`'s joint damping and generalised velocity now.
+pub(super) fn subtract_damping(mb: &Multibody, f: &mut DVector<f64>) {
+    let v = mb.generalized_velocity();
+    for j in 0..f.len() {
+        f[j] -= mb.damping()[j] as f64 * v[j] as f64;
     }
 }
 
