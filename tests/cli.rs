@@ -271,7 +271,85 @@ fn eval_and_render_run_the_policy_in_the_environment_it_was_trained_in() {
     let prefs = d.path().join("p.st");
     let o = swimmer(&["prefs", "collect", "--policy", ck.to_str().unwrap(), "--labels", "4", "--segment-len", "5", "--out", prefs.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains("with the options {\"ctrl_cost_weight\":0.5,\"max_episode_steps\":100}; this runs it with {}"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("with other settings than this run's: ctrl_cost_weight = 0.5 when trained, 0.0001 now, max_episode_steps = 100 when trained, 1000 now"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// The training metrics of a run, without its evaluations (a run evaluates at its last iteration, so a resumed
+/// run's evaluations differ from an uninterrupted one's only in when they happen).
+fn training_only(m: Vec<serde_json::Value>) -> Vec<serde_json::Value> {
+    untimed(&m)
+        .into_iter()
+        .filter(|v| v.get("losses/rebel").is_some())
+        .map(|mut v| {
+            v.as_object_mut().unwrap().retain(|k, _| !k.starts_with("eval/"));
+            v
+        })
+        .collect()
+}
+
+/// Rewrites a run as an older build whose default of `key` was the value the run set would have written it: without
+/// the key in `config.toml` and in its checkpoint's options, the checkpoint's config hash that of the edited file.
+fn as_if_it_were_the_default(run: &Path, key: &str) {
+    use rebel_agents::{checkpoint::Checkpoint, run_dir::config_hash, train::TrainConfig};
+    let path = run.join("config.toml");
+    let mut t: toml::Table = std::fs::read_to_string(&path).unwrap().parse().unwrap();
+    t["env"]["options"].as_table_mut().unwrap().remove(key).unwrap();
+    let text = toml::to_string(&t).unwrap();
+    std::fs::write(&path, &text).unwrap();
+    let cfg: TrainConfig = toml::from_str(&text).unwrap();
+    let ck = run.join("checkpoint.safetensors");
+    let mut c = Checkpoint::load(&ck).unwrap();
+    c.meta.env_options.remove(key).unwrap();
+    c.meta.config_hash = config_hash(&cfg.resolve().unwrap()).unwrap();
+    assert_eq!(c.meta.env_settings.get(key).and_then(|v| v.as_float()), Some(0.5));
+    c.save(&ck).unwrap();
+}
+
+/// A checkpoint records every setting of its environment, defaults included. When a default changes after a run
+/// (played here by taking an option the run set out of its record, as a build whose default it was would have
+/// written it), `eval` runs its policy and a resume continues it with the recorded value, each saying so, and an
+/// `--env-opt` still wins.
+#[test]
+fn a_default_changed_since_a_run_keeps_its_recorded_value() {
+    let d = tmp();
+    let (full, part) = (d.path().join("full"), d.path().join("part"));
+    let opt = ["--env-opt", "ctrl_cost_weight=0.5"];
+    assert!(train(&full, 4000, &opt).status.success());
+    assert!(train(&part, 2000, &opt).status.success());
+    as_if_it_were_the_default(&full, "ctrl_cost_weight");
+    as_if_it_were_the_default(&part, "ctrl_cost_weight");
+    let said = "ctrl_cost_weight = 0.5 when trained, 0.0001 now";
+
+    let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(full.join("summary.json")).unwrap()).unwrap();
+    let ck = full.join("checkpoint.safetensors");
+    let episodes = s["eval_episodes"].to_string();
+    let eval = |extra: &[&str]| {
+        let mut args = vec!["eval", "--checkpoint", ck.to_str().unwrap(), "--episodes", &episodes];
+        args.extend_from_slice(extra);
+        let o = swimmer(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        o
+    };
+    let o = eval(&[]);
+    assert!(stderr(&o).contains(&format!("with the settings it was trained with where today's differ: {said}")), "{}", stderr(&o));
+    assert_eq!(last_json(&o)["eval_true_return_mean"], s["eval_true_return_mean"], "{}", stderr(&o));
+    let o = eval(&["--env-opt", "ctrl_cost_weight=0.0001"]);
+    assert!(!stderr(&o).contains(said), "{}", stderr(&o));
+    assert!(last_json(&o)["eval_true_return_mean"].as_f64().unwrap() > s["eval_true_return_mean"].as_f64().unwrap());
+
+    let o = swimmer(&["train", "--resume", part.to_str().unwrap(), "--env-steps", "4000", "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&format!("resumes Swimmer-v5 with the settings it started with: {said}")), "{}", stderr(&o));
+    let (mf, mp) = (training_only(metrics(&full)), training_only(metrics(&part)));
+    assert!(mf.len() >= 4, "{mf:?}");
+    assert_eq!(mf, mp);
+    // the resumed run's checkpoint records the settings it ran with
+    let c = rebel_agents::checkpoint::Checkpoint::load(part.join("checkpoint.safetensors")).unwrap();
+    assert_eq!(c.meta.env_settings.get("ctrl_cost_weight").and_then(|v| v.as_float()), Some(0.5));
 }
 
 #[test]
@@ -285,16 +363,7 @@ fn resume_continues_a_run_exactly_and_refuses_another_config() {
     assert!(o.status.success(), "{}", stderr(&o));
     // the training metrics of every iteration of the uninterrupted run appear, identical, in the
     // resumed one (evaluations differ only in when they happen: a run evaluates at its last iteration)
-    let training_only = |m: Vec<serde_json::Value>| -> Vec<serde_json::Value> {
-        m.into_iter()
-            .filter(|v| v.get("losses/rebel").is_some())
-            .map(|mut v| {
-                v.as_object_mut().unwrap().retain(|k, _| !k.starts_with("eval/"));
-                v
-            })
-            .collect()
-    };
-    let (mf, mp) = (training_only(untimed(&metrics(&full))), training_only(untimed(&metrics(&part))));
+    let (mf, mp) = (training_only(metrics(&full)), training_only(metrics(&part)));
     assert!(mf.len() >= 4, "{mf:?}");
     assert_eq!(mf, mp);
     // another configuration is refused with the differing key named

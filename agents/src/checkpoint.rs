@@ -134,6 +134,11 @@ pub struct CheckpointMeta {
     /// Empty in checkpoints written before they were recorded.
     #[serde(default, skip_serializing_if = "toml::Table::is_empty")]
     pub env_options: toml::Table,
+    /// Every setting of the environment the run stepped in, defaults included ([`rebel_envs::settings`]), so that
+    /// `eval`, `render` and a resume run it as it was trained even after a default changes. Empty in checkpoints
+    /// written before they were recorded.
+    #[serde(default, skip_serializing_if = "toml::Table::is_empty")]
+    pub env_settings: toml::Table,
     /// Algorithm name, e.g. `"rebel"`.
     pub algo: String,
     /// Progress counters, e.g. `iteration`, `env_steps`, `updates`, `labels`; Adam step counts are stored here
@@ -157,6 +162,7 @@ impl CheckpointMeta {
             policy: None,
             env_id: env_id.into(),
             env_options: toml::Table::new(),
+            env_settings: toml::Table::new(),
             algo: algo.into(),
             counters: BTreeMap::new(),
             seed,

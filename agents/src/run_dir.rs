@@ -26,6 +26,8 @@ pub struct Run {
     pub config_hash: String,
     /// The environment and its options (recorded in every checkpoint).
     env: EnvSection,
+    /// Every setting of the environment the run steps in, defaults included (recorded in every checkpoint).
+    pub env_settings: toml::Table,
     algo: String,
     seed: u64,
 }
@@ -79,7 +81,7 @@ impl Run {
             }
         }
         write_config(dir.path(), &toml_text)?;
-        let run = Run { dir, toml_text, config_hash, env: cfg.env.clone(), algo: cfg.algo.clone(), seed: cfg.seed };
+        let run = Run { dir, toml_text, config_hash, env: cfg.env.clone(), env_settings: toml::Table::new(), algo: cfg.algo.clone(), seed: cfg.seed };
         Ok((run, resumed))
     }
 
@@ -87,8 +89,51 @@ impl Run {
     pub fn new_checkpoint(&self) -> Checkpoint {
         let mut meta = CheckpointMeta::new(&self.env.id, &self.algo, self.seed, &self.config_hash);
         meta.env_options = self.env.options.clone();
+        meta.env_settings = self.env_settings.clone();
         Checkpoint::new(meta)
     }
+}
+
+/// A setting of an environment whose value a checkpoint recorded and the value the same environment has today
+/// differ: a default that changed (both set), an option this build no longer has (`today` unset), or one added
+/// since the checkpoint was written (`recorded` unset).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Drift {
+    pub key: String,
+    pub recorded: Option<toml::Value>,
+    pub today: Option<toml::Value>,
+}
+
+impl std::fmt::Display for Drift {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.recorded, &self.today) {
+            (Some(r), Some(t)) => write!(f, "{} = {r} when trained, {t} now", self.key),
+            (Some(r), None) => write!(f, "{} = {r} when trained, not an option now (left out)", self.key),
+            (None, Some(t)) => write!(f, "{} not recorded (added since), {t} now", self.key),
+            (None, None) => write!(f, "{}", self.key),
+        }
+    }
+}
+
+/// How the settings a checkpoint recorded differ from `today`'s (the same environment made now from the same
+/// options), leaving out the keys `given` holds (options set explicitly now, which win).
+pub fn settings_drift(recorded: &toml::Table, today: &toml::Table, given: &toml::Table) -> Vec<Drift> {
+    let keys: BTreeSet<&String> = recorded.keys().chain(today.keys()).collect();
+    keys.into_iter()
+        .filter(|k| !given.contains_key(*k) && recorded.get(*k) != today.get(*k))
+        .map(|k| Drift { key: k.clone(), recorded: recorded.get(k).cloned(), today: today.get(k).cloned() })
+        .collect()
+}
+
+/// `options` with every recorded value of `drift` that today's environment still has (defaults that changed since).
+pub fn as_recorded(options: &toml::Table, drift: &[Drift]) -> toml::Table {
+    let mut out = options.clone();
+    for d in drift {
+        if let (Some(r), Some(_)) = (&d.recorded, &d.today) {
+            out.insert(d.key.clone(), r.clone());
+        }
+    }
+    out
 }
 
 /// Removes the logs of a run attempt that never reached a checkpoint (`metrics.jsonl`, the event

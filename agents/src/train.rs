@@ -29,7 +29,7 @@ use crate::logging::{write_summary, MetricsLogger};
 use crate::policy::{GaussianPolicy, PolicyConfig};
 use crate::mlp::Activation;
 use crate::rollout::collect_groups;
-use crate::run_dir::{Run, CHECKPOINT};
+use crate::run_dir::{as_recorded, settings_drift, Run, CHECKPOINT};
 use crate::scorer::{Scorer, TrueReward};
 use crate::util::{mean_std, peak_rss_mb, resolve_path};
 
@@ -65,6 +65,29 @@ impl EnvSection {
         }
         Ok(c)
     }
+
+    /// Every setting of this environment with its value in effect, defaults included ([`rebel_envs::settings`]).
+    pub fn settings(&self) -> Result<toml::Table, String> {
+        let cfg = self.env_config()?;
+        let s = rebel_envs::settings(&self.id, &cfg).map_err(|e| format!("env {}: {e}", self.id))?;
+        Ok(options_table(&s))
+    }
+}
+
+/// Environment options as a TOML table (what [`EnvSection::env_config`] reads back).
+pub fn options_table(cfg: &EnvConfig) -> toml::Table {
+    cfg.values()
+        .iter()
+        .map(|(k, v)| {
+            let v = match v {
+                ConfigValue::Float(f) => toml::Value::Float(*f),
+                ConfigValue::Int(i) => toml::Value::Integer(*i),
+                ConfigValue::Bool(b) => toml::Value::Boolean(*b),
+                ConfigValue::Str(s) => toml::Value::String(s.clone()),
+            };
+            (k.clone(), v)
+        })
+        .collect()
 }
 
 /// The policy network.
@@ -639,8 +662,18 @@ pub fn train_in(cfg: &TrainConfig, opts: &RunOptions, world: &dyn Collective) ->
         let text = crate::runconfig::to_toml_string(cfg).map_err(|e| TrainError::Config(e.to_string()))?;
         world.check_equal("the resolved configuration (start every rank with the same command)", text.as_bytes())?;
     }
+    // the configuration as written (its hash is what a resume must match) and the one the run steps in
+    let (written, cfg) = (cfg, &TrainConfig { env: env_as_started(cfg, opts, world)?, ..cfg.clone() });
     let mut parts = agree(world, Parts::new(cfg, device, world))?;
-    let opened = agree(world, if world.is_root() { Run::open(cfg, opts).map(Some) } else { Ok(None) })?;
+    let opened = if world.is_root() {
+        Run::open(written, opts).and_then(|(mut run, resumed)| {
+            run.env_settings = cfg.env.settings().map_err(TrainError::Config)?;
+            Ok(Some((run, resumed)))
+        })
+    } else {
+        Ok(None)
+    };
+    let opened = agree(world, opened)?;
     let root = opened.map(|(run, resumed)| RootRun::start(cfg, opts, &mut parts, run, resumed)).transpose();
     let mut root = agree(world, root)?;
     let mut p = share_state(world, &mut parts, root.as_ref())?;
@@ -685,6 +718,40 @@ pub fn train_in(cfg: &TrainConfig, opts: &RunOptions, world: &dyn Collective) ->
     };
     world.broadcast(0, &mut summary_json)?;
     serde_json::from_slice(&summary_json).map_err(|e| TrainError::Output(format!("rank 0's summary does not parse: {e}")))
+}
+
+/// The environment a run steps in: its configuration's, except that a resumed run whose checkpoint recorded its
+/// environment's settings keeps those whose default has changed since (a newer build), so that it goes on in the
+/// environment it started in, and says so. Rank 0 reads the checkpoint and tells the other ranks.
+fn env_as_started(cfg: &TrainConfig, opts: &RunOptions, world: &dyn Collective) -> Result<EnvSection, TrainError> {
+    let mut env = cfg.env.clone();
+    let recorded = || -> Result<Option<toml::Table>, TrainError> {
+        let path = match &opts.resume {
+            Some(dir) if dir.join(CHECKPOINT).exists() => dir.join(CHECKPOINT),
+            _ => return Ok(None),
+        };
+        let meta = Checkpoint::load(&path)?.meta;
+        if meta.env_id != env.id || meta.env_settings.is_empty() {
+            return Ok(None);
+        }
+        let drift = settings_drift(&meta.env_settings, &env.settings().map_err(TrainError::Config)?, &env.options);
+        if drift.is_empty() {
+            return Ok(None);
+        }
+        let shown: Vec<String> = drift.iter().map(|d| d.to_string()).collect();
+        eprintln!("{} resumes {} with the settings it started with: {}", path.display(), env.id, shown.join(", "));
+        Ok(Some(as_recorded(&env.options, &drift)))
+    };
+    let mine = if world.is_root() { recorded() } else { Ok(None) };
+    let mut bytes = agree(world, mine)?.map(|t| toml::to_string(&t).expect("a table of values serialises")).unwrap_or_default().into_bytes();
+    if world.size() > 1 {
+        world.broadcast(0, &mut bytes)?;
+    }
+    if !bytes.is_empty() {
+        let text = String::from_utf8_lossy(&bytes);
+        env.options = text.parse().map_err(|e| TrainError::Config(format!("rank 0's environment options do not parse: {e}")))?;
+    }
+    Ok(env)
 }
 
 /// What only rank 0 holds: the run directory, its logs, the progress bar and the evaluation state.

@@ -2,6 +2,7 @@
 //! `**kwargs` of `gymnasium.make`. Values come from code, TOML tables or `key=value` strings.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use crate::error::EnvError;
 
@@ -37,10 +38,19 @@ impl ConfigValue {
 }
 
 /// Constructor options of an environment. Unknown keys are an error listing the valid ones
-/// (see [`ConfigReader::finish`]).
-#[derive(Clone, Debug, Default, PartialEq)]
+/// (see [`ConfigReader::finish`]). Two configurations are equal when their options are.
+#[derive(Clone, Debug, Default)]
 pub struct EnvConfig {
     values: BTreeMap<String, ConfigValue>,
+    /// Where [`ConfigReader`]s note the value in effect of every option they read, defaults included
+    /// ([`crate::settings`] asks for it).
+    noted: Option<Arc<Mutex<BTreeMap<String, ConfigValue>>>>,
+}
+
+impl PartialEq for EnvConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.values == other.values
+    }
 }
 
 impl EnvConfig {
@@ -80,6 +90,22 @@ impl EnvConfig {
         &self.values
     }
 
+    /// A configuration whose readers note every option's value in effect (see [`EnvConfig::noted`]).
+    pub(crate) fn noting(&self) -> EnvConfig {
+        EnvConfig { values: self.values.clone(), noted: Some(Arc::default()) }
+    }
+
+    /// Options taken out of `self` (by [`crate::make`]) that note into the same place as `self`.
+    pub(crate) fn noting_like(&self, values: BTreeMap<String, ConfigValue>) -> EnvConfig {
+        EnvConfig { values, noted: self.noted.clone() }
+    }
+
+    /// What the readers of a configuration made by `noting` noted: every option read, with the value in effect.
+    pub(crate) fn noted(&self) -> EnvConfig {
+        let values = self.noted.as_ref().map(|n| n.lock().unwrap_or_else(|p| p.into_inner()).clone()).unwrap_or_default();
+        EnvConfig { values, noted: None }
+    }
+
     /// Starts reading the options for environment `env`.
     pub fn reader(&self, env: &str) -> ConfigReader<'_> {
         ConfigReader { env: env.to_string(), config: self, known: Vec::new() }
@@ -94,12 +120,25 @@ pub struct ConfigReader<'a> {
 }
 
 impl ConfigReader<'_> {
+    /// Notes `key`'s value in effect where the configuration asks for it ([`crate::settings`]).
+    fn note(&self, key: &str, value: ConfigValue) {
+        if let Some(n) = &self.config.noted {
+            n.lock().unwrap_or_else(|p| p.into_inner()).insert(key.to_string(), value);
+        }
+    }
+
     fn bad(&self, key: &str, msg: String) -> EnvError {
         EnvError::BadOption { env: self.env.clone(), key: key.to_string(), msg }
     }
 
     /// A float option (integers accepted), which must be finite.
     pub fn f64(&mut self, key: &'static str, default: f64) -> Result<f64, EnvError> {
+        let v = self.read_f64(key, default)?;
+        self.note(key, ConfigValue::Float(v));
+        Ok(v)
+    }
+
+    fn read_f64(&mut self, key: &'static str, default: f64) -> Result<f64, EnvError> {
         self.known.push(key);
         let v = match self.config.values.get(key) {
             None => return Ok(default),
@@ -124,6 +163,12 @@ impl ConfigReader<'_> {
 
     /// A whole-number option in `[min, max]`.
     pub fn usize_in(&mut self, key: &'static str, default: usize, min: usize, max: usize) -> Result<usize, EnvError> {
+        let v = self.read_usize_in(key, default, min, max)?;
+        self.note(key, ConfigValue::Int(v as i64));
+        Ok(v)
+    }
+
+    fn read_usize_in(&mut self, key: &'static str, default: usize, min: usize, max: usize) -> Result<usize, EnvError> {
         self.known.push(key);
         let v = match self.config.values.get(key) {
             None => return Ok(default),
@@ -139,25 +184,35 @@ impl ConfigReader<'_> {
     /// A flag option.
     pub fn bool(&mut self, key: &'static str, default: bool) -> Result<bool, EnvError> {
         self.known.push(key);
-        match self.config.values.get(key) {
-            None => Ok(default),
-            Some(ConfigValue::Bool(b)) => Ok(*b),
-            Some(other) => Err(self.bad(key, format!("expected true or false, got {other:?}"))),
-        }
+        let v = match self.config.values.get(key) {
+            None => default,
+            Some(ConfigValue::Bool(b)) => *b,
+            Some(other) => return Err(self.bad(key, format!("expected true or false, got {other:?}"))),
+        };
+        self.note(key, ConfigValue::Bool(v));
+        Ok(v)
     }
 
     /// A text option.
     pub fn string(&mut self, key: &'static str, default: &str) -> Result<String, EnvError> {
         self.known.push(key);
-        match self.config.values.get(key) {
-            None => Ok(default.to_string()),
-            Some(ConfigValue::Str(s)) => Ok(s.clone()),
-            Some(other) => Err(self.bad(key, format!("expected text, got {other:?}"))),
-        }
+        let v = match self.config.values.get(key) {
+            None => default.to_string(),
+            Some(ConfigValue::Str(s)) => s.clone(),
+            Some(other) => return Err(self.bad(key, format!("expected text, got {other:?}"))),
+        };
+        self.note(key, ConfigValue::Str(v.clone()));
+        Ok(v)
     }
 
     /// A range `lo,hi` given as text (`"0.7,inf"`; `inf` and `-inf` allowed), with `lo < hi`.
     pub fn range(&mut self, key: &'static str, default: (f64, f64)) -> Result<(f64, f64), EnvError> {
+        let (lo, hi) = self.read_range(key, default)?;
+        self.note(key, ConfigValue::Str(format!("{lo},{hi}")));
+        Ok((lo, hi))
+    }
+
+    fn read_range(&mut self, key: &'static str, default: (f64, f64)) -> Result<(f64, f64), EnvError> {
         self.known.push(key);
         let text = match self.config.values.get(key) {
             None => return Ok(default),

@@ -231,7 +231,7 @@ pub fn make(id: &str, config: &EnvConfig) -> Result<Box<dyn Env>, EnvError> {
     let entry = lookup(id)?;
     let mut limit = entry.max_episode_steps;
     let mut clip = false;
-    let mut rest = EnvConfig::new();
+    let mut rest = std::collections::BTreeMap::new();
     for (k, v) in config.values() {
         if k == CLIP_ACTIONS_KEY {
             clip = match v {
@@ -256,9 +256,10 @@ pub fn make(id: &str, config: &EnvConfig) -> Result<Box<dyn Env>, EnvError> {
                 }
             };
         } else {
-            rest.set(k, v.clone());
+            rest.insert(k.clone(), v.clone());
         }
     }
+    let rest = config.noting_like(rest);
     let env = (entry.ctor)(&rest).map_err(|e| match e {
         EnvError::UnknownOption { env, key, valid } => {
             EnvError::UnknownOption { env, key, valid: format!("{valid}, and for every environment {CLIP_ACTIONS_KEY}, {MAX_EPISODE_STEPS_KEY}") }
@@ -270,6 +271,25 @@ pub fn make(id: &str, config: &EnvConfig) -> Result<Box<dyn Env>, EnvError> {
         Some(n) => Box::new(TimeLimit::new(env, n)?),
         None => env,
     })
+}
+
+/// Every setting of the environment `id` made with `config`, each with the value in effect, defaults included: the
+/// options its constructor read (through [`crate::config::ConfigReader`]), [`MAX_EPISODE_STEPS_KEY`] where it has a limit
+/// and [`CLIP_ACTIONS_KEY`]. `make(id, &settings(id, config)?)` makes the same environment, today and after a default
+/// changes; comparing two environments' settings shows what differs. An environment whose constructor reads its
+/// options otherwise reports only the two keys `make` reads.
+///
+/// Errors: those of [`make`] (the environment is made once to learn them).
+pub fn settings(id: &str, config: &EnvConfig) -> Result<EnvConfig, EnvError> {
+    let noting = config.noting();
+    let env = make(id, &noting)?;
+    let mut out = noting.noted();
+    if let Some(n) = env.max_episode_steps() {
+        out.set(MAX_EPISODE_STEPS_KEY, ConfigValue::Int(n as i64));
+    }
+    let clip = matches!(config.values().get(CLIP_ACTIONS_KEY), Some(ConfigValue::Bool(true)));
+    out.set(CLIP_ACTIONS_KEY, ConfigValue::Bool(clip));
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -391,5 +411,33 @@ mod tests {
         assert_eq!(env.max_episode_steps(), Some(1000));
         let env = make("Swimmer-v5", &EnvConfig::new().with(MAX_EPISODE_STEPS_KEY, ConfigValue::Int(50))).unwrap();
         assert_eq!(env.max_episode_steps(), Some(50));
+    }
+
+    /// `settings` reports every option with its value in effect, defaults included, and they make the same
+    /// environment again: as options they are accepted as they are (ranges and floats read back), and they are
+    /// their own settings.
+    #[test]
+    fn settings_hold_every_default_and_make_the_same_environment() {
+        let cheetah = settings("HalfCheetah-v5", &EnvConfig::new()).unwrap();
+        let v = cheetah.values();
+        assert_eq!(v.get("euler_integrator"), Some(&ConfigValue::Bool(true)));
+        assert_eq!(v.get("frame_skip"), Some(&ConfigValue::Int(5)));
+        assert_eq!(v.get("ctrl_cost_weight"), Some(&ConfigValue::Float(0.1)));
+        assert_eq!(v.get(MAX_EPISODE_STEPS_KEY), Some(&ConfigValue::Int(1000)));
+        assert_eq!(v.get(CLIP_ACTIONS_KEY), Some(&ConfigValue::Bool(false)));
+        let given = EnvConfig::new().with("euler_integrator", ConfigValue::Bool(false)).with(MAX_EPISODE_STEPS_KEY, ConfigValue::Int(7));
+        let s = settings("HalfCheetah-v5", &given).unwrap();
+        assert_eq!(s.values().get("euler_integrator"), Some(&ConfigValue::Bool(false)));
+        assert_eq!(s.values().get(MAX_EPISODE_STEPS_KEY), Some(&ConfigValue::Int(7)));
+        assert_eq!(s.values().len(), v.len());
+        let hopper = settings("Hopper-v5", &EnvConfig::new()).unwrap();
+        assert_eq!(hopper.values().get("healthy_z_range"), Some(&ConfigValue::Str("0.7,inf".into())));
+        for id in registered() {
+            let s = settings(&id, &EnvConfig::new()).unwrap();
+            assert!(s.values().len() > 2 || id.starts_with("PointMass"), "{id}: {s:?}");
+            assert_eq!(settings(&id, &s).unwrap(), s, "{id}");
+        }
+        // the recording is the call's own: the configuration given keeps no trace of it
+        assert!(given.noted().values().is_empty());
     }
 }

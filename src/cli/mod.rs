@@ -15,7 +15,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use rebel_agents::checkpoint::CheckpointMeta;
-use rebel_agents::train::EnvSection;
+use rebel_agents::run_dir::{as_recorded, settings_drift};
+use rebel_agents::train::{options_table, EnvSection};
 
 pub use comparecmd::{compare_cmd, CompareArgs, COMPARE_CONFIG};
 pub use curvescmd::{curves_cmd, CurvesArgs};
@@ -187,20 +188,55 @@ pub fn options_json(cfg: &rebel_envs::EnvConfig) -> serde_json::Value {
 }
 
 /// Says on stderr when a policy checkpoint collects data (`prefs collect`, `label`) in the environment it was
-/// trained on but with other options (the data is the environment's as given, which may not be what was meant).
+/// trained on but with other settings (the data is the environment's as given, which may not be what was meant).
 pub fn note_other_options(args: &EnvArgs, meta: &CheckpointMeta, path: &std::path::Path) -> anyhow::Result<()> {
     if meta.env_id != args.env {
         return Ok(());
     }
-    let recorded = recorded_config(meta, path)?;
     let given = env_config(args)?;
+    if !meta.env_settings.is_empty() {
+        let here = options_table(&rebel_envs::settings(&args.env, &given)?);
+        let drift = settings_drift(&meta.env_settings, &here, &toml::Table::new());
+        if !drift.is_empty() {
+            let shown: Vec<String> = drift.iter().map(|d| d.to_string()).collect();
+            eprintln!(
+                "note: {} was trained on {} with other settings than this run's: {} (give --env-opt KEY=VALUE to match)",
+                path.display(), meta.env_id, shown.join(", ")
+            );
+        }
+        return Ok(());
+    }
+    let recorded = recorded_config(meta, path)?;
     if recorded != given {
         eprintln!(
             "note: {} was trained on {} with the options {}; this runs it with {} (give its --env-opt to match)",
             path.display(), meta.env_id, options_json(&recorded), options_json(&given)
         );
     }
+    note_changed_defaults(&args.env, meta, &given, path);
     Ok(())
+}
+
+/// Defaults that changed in a way that changes an environment's dynamics, for checkpoints that predate the record
+/// of their environment's settings: (environment, option, its value before).
+const CHANGED_DEFAULTS: &[(&str, &str, &str, &str)] =
+    &[("HalfCheetah-v5", "euler_integrator", "false", "MuJoCo's Euler step became the default in session 25 (2026-12-06)")];
+
+/// For a checkpoint without recorded settings (written before they were), names the defaults of its environment
+/// known to have changed, unless its options or the `--env-opt`s set them.
+fn note_changed_defaults(id: &str, meta: &CheckpointMeta, given: &rebel_envs::EnvConfig, path: &std::path::Path) {
+    if !meta.env_settings.is_empty() {
+        return;
+    }
+    for (env, key, before, when) in CHANGED_DEFAULTS {
+        if *env == id && !meta.env_options.contains_key(*key) && !given.values().contains_key(*key) {
+            eprintln!(
+                "note: {} does not record its environment's settings (written before they were recorded), so it runs on \
+                 today's defaults; {when}: if it was trained before, add --env-opt {key}={before}",
+                path.display()
+            );
+        }
+    }
 }
 
 /// The environment options a checkpoint records, as the environment reads them.
@@ -212,30 +248,49 @@ fn recorded_config(meta: &CheckpointMeta, path: &std::path::Path) -> anyhow::Res
 
 /// The environment a checkpoint's policy runs in (`eval`, `render`), id and options: the one it was trained on
 /// unless `--env` (or the binary) chose another; there, the options its run was made with (the checkpoint records
-/// them), each replaced by an `--env-opt` of the same key; in another environment, the `--env-opt`s alone. Says on
-/// stderr which recorded options apply, so that a return that differs from the run's own is not a surprise.
+/// them), each replaced by an `--env-opt` of the same key, and every recorded setting whose default has changed
+/// since at its recorded value (unless an `--env-opt` sets it); in another environment, the `--env-opt`s alone. Says
+/// on stderr which recorded options and settings apply, so that a return that differs from the run's own is not a
+/// surprise.
 pub fn checkpoint_env(args: &EnvArgs, meta: &CheckpointMeta, path: &std::path::Path) -> anyhow::Result<(String, rebel_envs::EnvConfig)> {
     let id = if args.env_chosen || meta.env_id.is_empty() { args.env.clone() } else { meta.env_id.clone() };
     let given = env_config(args)?;
-    if meta.env_options.is_empty() {
-        return Ok((id, given));
-    }
     if meta.env_id != id {
-        eprintln!(
-            "note: {} was trained on {}, run here on {id}: the options it was trained with are not applied",
-            path.display(), meta.env_id
-        );
+        if !meta.env_options.is_empty() {
+            eprintln!(
+                "note: {} was trained on {}, run here on {id}: the options it was trained with are not applied",
+                path.display(), meta.env_id
+            );
+        }
         return Ok((id, given));
     }
     let mut cfg = recorded_config(meta, path)?;
-    let mut shown = Vec::new();
-    for (k, v) in &meta.env_options {
-        let overridden = given.values().contains_key(k);
-        shown.push(format!("{k}={v}{}", if overridden { " (replaced by --env-opt)" } else { "" }));
+    if !meta.env_options.is_empty() {
+        let mut shown = Vec::new();
+        for (k, v) in &meta.env_options {
+            let overridden = given.values().contains_key(k);
+            shown.push(format!("{k}={v}{}", if overridden { " (replaced by --env-opt)" } else { "" }));
+        }
+        eprintln!("{} on {id} with the options it was trained with: {}", path.display(), shown.join(", "));
     }
     for (k, v) in given.values() {
         cfg.set(k, v.clone());
     }
-    eprintln!("{} on {id} with the options it was trained with: {}", path.display(), shown.join(", "));
+    if meta.env_settings.is_empty() {
+        note_changed_defaults(&id, meta, &given, path);
+        return Ok((id, cfg));
+    }
+    let today = options_table(&rebel_envs::settings(&id, &cfg)?);
+    let drift = settings_drift(&meta.env_settings, &today, &options_table(&given));
+    if drift.is_empty() {
+        return Ok((id, cfg));
+    }
+    let shown: Vec<String> = drift.iter().map(|d| d.to_string()).collect();
+    eprintln!(
+        "{} on {id} with the settings it was trained with where today's differ: {} (an --env-opt of the key overrides)",
+        path.display(), shown.join(", ")
+    );
+    let options = as_recorded(&options_table(&cfg), &drift);
+    let cfg = EnvSection { id: id.clone(), options }.env_config().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     Ok((id, cfg))
 }
