@@ -33,17 +33,33 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 say() { echo "setup.sh: $*" >&2; }
 die() { say "error: $*"; exit 1; }
 
-install_test_tools() {
-    command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 && return 0
-    if [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null 2>&1; then
-        say "installing chromium and chromium-driver (apt) for the browser tests"
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null \
-            || die "apt-get install chromium chromium-driver failed; see the messages above"
-    else
-        die "the browser tests need chromium and chromedriver: install them (Debian: sudo apt-get install chromium chromium-driver), or set REBEL_SKIP_BROWSER=1 to skip those tests"
+# The Debian packages the tests need that are missing: Chromium and chromedriver for the browser tests (unless
+# REBEL_SKIP_BROWSER=1), and an MPI library with libclang for the test command's cargo feature `mpi`.
+missing_test_packages() {
+    if [[ "${REBEL_SKIP_BROWSER:-}" != "1" ]] && ! { command -v chromium && command -v chromedriver; } >/dev/null 2>&1; then
+        echo chromium chromium-driver
+    fi
+    if command -v dpkg >/dev/null 2>&1; then
+        for p in openmpi-bin libopenmpi-dev libclang-dev; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done
+    elif ! command -v mpicc >/dev/null 2>&1; then
+        echo openmpi-bin libopenmpi-dev libclang-dev
     fi
 }
-if [[ "$for_tests" == 1 && "${REBEL_SKIP_BROWSER:-}" != "1" ]]; then install_test_tools; fi
+install_test_tools() {
+    local missing
+    missing="$(missing_test_packages | xargs)"
+    [[ -z "$missing" ]] && return 0
+    if [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null 2>&1; then
+        say "installing $missing (apt) for the tests"
+        # shellcheck disable=SC2086
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null \
+            || die "apt-get install $missing failed; see the messages above"
+    else
+        die "the tests need $missing: install them (Debian: sudo apt-get install $missing); REBEL_SKIP_BROWSER=1 skips \
+the browser tests, and the test command without ',mpi' in its --features skips the MPI tests"
+    fi
+}
+if [[ "$for_tests" == 1 ]]; then install_test_tools; fi
 
 if [[ -n "${LIBTORCH:-}" ]]; then
     [[ -d "$LIBTORCH/lib" ]] || die "LIBTORCH=$LIBTORCH has no lib/ folder; unset LIBTORCH to use the managed venv"
