@@ -348,8 +348,14 @@ fn a_default_changed_since_a_run_keeps_its_recorded_value() {
     assert!(mf.len() >= 4, "{mf:?}");
     assert_eq!(mf, mp);
     // the resumed run's checkpoint records the settings it ran with
-    let c = rebel_agents::checkpoint::Checkpoint::load(part.join("checkpoint.safetensors")).unwrap();
+    let mut c = rebel_agents::checkpoint::Checkpoint::load(part.join("checkpoint.safetensors")).unwrap();
     assert_eq!(c.meta.env_settings.get("ctrl_cost_weight").and_then(|v| v.as_float()), Some(0.5));
+    // a crafted record that this build cannot make is a clear error naming the file and the key
+    c.meta.env_settings.insert("ctrl_cost_weight".into(), toml::Value::String("lots".into()));
+    c.save(&ck).unwrap();
+    let o = swimmer(&["eval", "--checkpoint", ck.to_str().unwrap(), "--episodes", "1"]);
+    let e = stderr(&o);
+    assert!(!o.status.success() && e.contains("the settings it records do not make Swimmer-v5") && e.contains("ctrl_cost_weight"), "{e}");
 }
 
 #[test]

@@ -740,7 +740,15 @@ fn env_as_started(cfg: &TrainConfig, opts: &RunOptions, world: &dyn Collective) 
         }
         let shown: Vec<String> = drift.iter().map(|d| d.to_string()).collect();
         eprintln!("{} resumes {} with the settings it started with: {}", path.display(), env.id, shown.join(", "));
-        Ok(Some(as_recorded(&env.options, &drift)))
+        let options = as_recorded(&env.options, &drift);
+        EnvSection { id: env.id.clone(), options: options.clone() }.settings().map_err(|e| {
+            TrainError::Config(format!(
+                "{}: the settings it records do not make {} in this build: {e}; set the key named in env.options",
+                path.display(),
+                env.id
+            ))
+        })?;
+        Ok(Some(options))
     };
     let mine = if world.is_root() { recorded() } else { Ok(None) };
     let mut bytes = agree(world, mine)?.map(|t| toml::to_string(&t).expect("a table of values serialises")).unwrap_or_default().into_bytes();

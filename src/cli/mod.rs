@@ -290,7 +290,10 @@ pub fn checkpoint_env(args: &EnvArgs, meta: &CheckpointMeta, path: &std::path::P
         "{} on {id} with the settings it was trained with where today's differ: {} (an --env-opt of the key overrides)",
         path.display(), shown.join(", ")
     );
-    let options = as_recorded(&options_table(&cfg), &drift);
-    let cfg = EnvSection { id: id.clone(), options }.env_config().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let section = EnvSection { id: id.clone(), options: as_recorded(&options_table(&cfg), &drift) };
+    section.settings().map_err(|e| {
+        anyhow::anyhow!("{}: the settings it records do not make {id} in this build: {e}; give --env-opt KEY=VALUE for the key named", path.display())
+    })?;
+    let cfg = section.env_config().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     Ok((id, cfg))
 }
