@@ -278,6 +278,25 @@ fn eval_and_render_run_the_policy_in_the_environment_it_was_trained_in() {
     );
 }
 
+/// `envs --settings` prints every setting of the chosen environment with the value in effect, as TOML lines that a
+/// configuration's `[env.options]` takes; an unknown environment is an error listing the registered ones.
+#[test]
+fn envs_settings_print_every_default_in_effect() {
+    let o = rebel(&["--env", "HalfCheetah-v5", "--env-opt", "frame_skip=2", "envs", "--settings"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let t: toml::Table = stdout(&o).parse().unwrap();
+    assert_eq!(t["euler_integrator"].as_bool(), Some(true));
+    assert_eq!(t["frame_skip"].as_integer(), Some(2));
+    assert_eq!(t["max_episode_steps"].as_integer(), Some(1000));
+    assert_eq!(t["ctrl_cost_weight"].as_float(), Some(0.1));
+    let o = rebel(&["--env", "Hopper-v5", "envs", "--settings"]);
+    assert!(stdout(&o).contains("healthy_z_range = \"0.7,inf\""), "{}", stdout(&o));
+    let o = rebel(&["--env", "Cheetah-v9", "envs", "--settings"]);
+    assert!(!o.status.success() && stderr(&o).contains("HalfCheetah-v5"), "{}", stderr(&o));
+    let o = rebel(&["envs"]);
+    assert!(stdout(&o).lines().any(|l| l == "Walker2d-v5"), "{}", stdout(&o));
+}
+
 /// The training metrics of a run, without its evaluations (a run evaluates at its last iteration, so a resumed
 /// run's evaluations differ from an uninterrupted one's only in when they happen).
 fn training_only(m: Vec<serde_json::Value>) -> Vec<serde_json::Value> {

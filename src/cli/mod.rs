@@ -68,8 +68,8 @@ enum Command {
     Compare(CompareArgs),
     /// Plot learning curves of any runs, grouped into series (mean and 95 % bootstrap band).
     Curves(CurvesArgs),
-    /// List the registered environments.
-    Envs,
+    /// List the registered environments; with `--settings`, every setting of the one chosen (`--env`, `--env-opt`).
+    Envs(EnvsArgs),
     /// Preference datasets: `prefs collect`.
     Prefs {
         #[command(subcommand)]
@@ -122,12 +122,7 @@ pub fn main(fixed_env: Option<&str>) -> ExitCode {
         Some(Command::Label { cmd }) => label_cmd(&cli.env, &cmd),
         Some(Command::Compare(a)) => compare_cmd(&cli.env, &a),
         Some(Command::Curves(a)) => curves_cmd(&a),
-        Some(Command::Envs) => {
-            for id in rebel_envs::registry::registered() {
-                println!("{id}");
-            }
-            Ok(())
-        }
+        Some(Command::Envs(a)) => envs_cmd(&cli.env, &a),
         // no subcommand: the default experiment
         None => experiment_cmd(&cli.env, &ExperimentArgs::default()),
     };
@@ -168,6 +163,27 @@ impl EnvArgs {
         }
         Ok(sets)
     }
+}
+
+#[derive(Args, Debug)]
+struct EnvsArgs {
+    /// Print every setting of the environment chosen with `--env` (and `--env-opt`), defaults included, with the value
+    /// in effect, as TOML lines for a configuration's `[env.options]` (what a checkpoint records).
+    #[arg(long)]
+    settings: bool,
+}
+
+/// `envs`: the registered ids, or one environment's settings.
+fn envs_cmd(env: &EnvArgs, a: &EnvsArgs) -> anyhow::Result<()> {
+    if !a.settings {
+        for id in rebel_envs::registry::registered() {
+            println!("{id}");
+        }
+        return Ok(());
+    }
+    let settings = rebel_envs::settings(&env.env, &env_config(env)?)?;
+    print!("{}", toml::to_string(&options_table(&settings))?);
+    Ok(())
 }
 
 /// Parses `--env-opt` pairs into an environment configuration.
