@@ -234,7 +234,7 @@ pub fn note_other_options(args: &EnvArgs, meta: &CheckpointMeta, path: &std::pat
 }
 
 /// Defaults that changed in a way that changes an environment's dynamics, for checkpoints that predate the record
-/// of their environment's settings: (environment, option, its value before).
+/// of their environment's settings: (environment, option, its value before, what changed and when).
 const CHANGED_DEFAULTS: &[(&str, &str, &str, &str)] =
     &[("HalfCheetah-v5", "euler_integrator", "false", "MuJoCo's Euler step became the default in session 25 (2026-12-06)")];
 
