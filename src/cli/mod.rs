@@ -234,25 +234,45 @@ pub fn note_other_options(args: &EnvArgs, meta: &CheckpointMeta, path: &std::pat
 }
 
 /// Defaults that changed in a way that changes an environment's dynamics, for checkpoints that predate the record
-/// of their environment's settings: (environment, option, its value before, what changed and when).
-const CHANGED_DEFAULTS: &[(&str, &str, &str, &str)] =
-    &[("HalfCheetah-v5", "euler_integrator", "false", "MuJoCo's Euler step became the default in session 25 (2026-12-06)")];
+/// of their environment's settings: (environment, option, its value before, the session that changed it).
+const CHANGED_DEFAULTS: &[(&str, &str, &str, u32)] = &[
+    ("HalfCheetah-v5", "mujoco_contacts", "false", 15),
+    ("HalfCheetah-v5", "mujoco_limits", "false", 15),
+    ("Hopper-v5", "mujoco_contacts", "false", 15),
+    ("Hopper-v5", "mujoco_limits", "false", 15),
+    ("Walker2d-v5", "mujoco_contacts", "false", 15),
+    ("Walker2d-v5", "mujoco_limits", "false", 15),
+    ("Ant-v5", "mujoco_contacts", "false", 15),
+    ("Ant-v5", "mujoco_limits", "false", 15),
+    ("HalfCheetah-v5", "euler_integrator", "false", 25),
+];
 
-/// For a checkpoint without recorded settings (written before they were), names the defaults of its environment
-/// known to have changed, unless its options or the `--env-opt`s set them.
+/// For a checkpoint without recorded settings (written before they were), names on stderr the defaults of its
+/// environment known to have changed, with the session of each, unless its options or the `--env-opt`s set them.
 fn note_changed_defaults(id: &str, meta: &CheckpointMeta, given: &rebel_envs::EnvConfig, path: &std::path::Path) {
+    if let Some(note) = changed_defaults_note(id, meta, given, path) {
+        eprintln!("{note}");
+    }
+}
+
+/// The note of [`note_changed_defaults`], if it has one.
+fn changed_defaults_note(id: &str, meta: &CheckpointMeta, given: &rebel_envs::EnvConfig, path: &std::path::Path) -> Option<String> {
     if !meta.env_settings.is_empty() {
-        return;
+        return None;
     }
-    for (env, key, before, when) in CHANGED_DEFAULTS {
-        if *env == id && !meta.env_options.contains_key(*key) && !given.values().contains_key(*key) {
-            eprintln!(
-                "note: {} does not record its environment's settings (written before they were recorded), so it runs on \
-                 today's defaults; {when}: if it was trained before, add --env-opt {key}={before}",
-                path.display()
-            );
-        }
-    }
+    let changed: Vec<String> = CHANGED_DEFAULTS
+        .iter()
+        .filter(|(env, key, ..)| *env == id && !meta.env_options.contains_key(*key) && !given.values().contains_key(*key))
+        .map(|(_, key, before, session)| format!("--env-opt {key}={before} if it was trained before session {session}"))
+        .collect();
+    (!changed.is_empty()).then(|| {
+        format!(
+            "note: {} does not record its environment's settings (written before they were recorded), so it runs on \
+             today's defaults; to run it on those of its time, add {}",
+            path.display(),
+            changed.join(", ")
+        )
+    })
 }
 
 /// The environment options a checkpoint records, as the environment reads them.
@@ -312,4 +332,28 @@ pub fn checkpoint_env(args: &EnvArgs, meta: &CheckpointMeta, path: &std::path::P
     })?;
     let cfg = section.env_config().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     Ok((id, cfg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A checkpoint without recorded settings is told which of its environment's defaults changed since, leaving out
+    /// the keys it or the command line set; one with recorded settings, or of an environment without such changes,
+    /// is told nothing.
+    #[test]
+    fn an_old_checkpoint_is_told_the_defaults_that_changed_since() {
+        let path = std::path::Path::new("old.safetensors");
+        let mut meta = CheckpointMeta::new("HalfCheetah-v5", "ppo", 1, "h");
+        let none = rebel_envs::EnvConfig::new();
+        let note = changed_defaults_note("HalfCheetah-v5", &meta, &none, path).unwrap();
+        assert!(note.contains("old.safetensors") && note.contains("--env-opt euler_integrator=false if it was trained before session 25"), "{note}");
+        assert!(note.contains("--env-opt mujoco_contacts=false if it was trained before session 15"), "{note}");
+        let given = rebel_envs::EnvConfig::new().with("euler_integrator", rebel_envs::ConfigValue::Bool(true));
+        let note = changed_defaults_note("HalfCheetah-v5", &meta, &given, path).unwrap();
+        assert!(!note.contains("euler_integrator") && note.contains("mujoco_limits"), "{note}");
+        assert!(changed_defaults_note("Swimmer-v5", &meta, &none, path).is_none());
+        meta.env_settings.insert("frame_skip".into(), toml::Value::Integer(5));
+        assert!(changed_defaults_note("HalfCheetah-v5", &meta, &none, path).is_none());
+    }
 }
