@@ -233,6 +233,15 @@ fn train_writes_a_complete_run_directory_and_is_deterministic() {
     assert!(gif.exists());
 }
 
+/// `eval` of checkpoint `ck` over `episodes` episodes with `extra` arguments, which must succeed.
+fn eval_ok(ck: &Path, episodes: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["eval", "--checkpoint", ck.to_str().unwrap(), "--episodes", episodes];
+    args.extend_from_slice(extra);
+    let o = swimmer(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    o
+}
+
 #[test]
 fn eval_and_render_run_the_policy_in_the_environment_it_was_trained_in() {
     let d = tmp();
@@ -243,13 +252,7 @@ fn eval_and_render_run_the_policy_in_the_environment_it_was_trained_in() {
     let s = last_json(&o);
     let ck = run.join("checkpoint.safetensors");
     let episodes = s["eval_episodes"].to_string();
-    let eval = |extra: &[&str]| {
-        let mut args = vec!["eval", "--checkpoint", ck.to_str().unwrap(), "--episodes", &episodes];
-        args.extend_from_slice(extra);
-        let o = swimmer(&args);
-        assert!(o.status.success(), "{}", stderr(&o));
-        o
-    };
+    let eval = |extra: &[&str]| eval_ok(&ck, &episodes, extra);
     // `eval` with no --env-opt reproduces the run's own final evaluation to the bit (same seeds, same options)
     let o = eval(&[]);
     let j = last_json(&o);
@@ -346,13 +349,7 @@ fn a_default_changed_since_a_run_keeps_its_recorded_value() {
     let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(full.join("summary.json")).unwrap()).unwrap();
     let ck = full.join("checkpoint.safetensors");
     let episodes = s["eval_episodes"].to_string();
-    let eval = |extra: &[&str]| {
-        let mut args = vec!["eval", "--checkpoint", ck.to_str().unwrap(), "--episodes", &episodes];
-        args.extend_from_slice(extra);
-        let o = swimmer(&args);
-        assert!(o.status.success(), "{}", stderr(&o));
-        o
-    };
+    let eval = |extra: &[&str]| eval_ok(&ck, &episodes, extra);
     let o = eval(&[]);
     assert!(stderr(&o).contains(&format!("with the settings it was trained with where today's differ: {said}")), "{}", stderr(&o));
     assert_eq!(last_json(&o)["eval_true_return_mean"], s["eval_true_return_mean"], "{}", stderr(&o));

@@ -193,14 +193,7 @@ pub fn env_config(args: &EnvArgs) -> anyhow::Result<rebel_envs::EnvConfig> {
 
 /// Environment options as a JSON object (for the commands' JSON lines).
 pub fn options_json(cfg: &rebel_envs::EnvConfig) -> serde_json::Value {
-    use rebel_envs::ConfigValue as V;
-    let field = |v: &V| match v {
-        V::Float(f) => serde_json::json!(f),
-        V::Int(i) => serde_json::json!(i),
-        V::Bool(b) => serde_json::json!(b),
-        V::Str(t) => serde_json::json!(t),
-    };
-    serde_json::Value::Object(cfg.values().iter().map(|(k, v)| (k.clone(), field(v))).collect())
+    serde_json::json!(options_table(cfg))
 }
 
 /// Says on stderr when a policy checkpoint collects data (`prefs collect`, `label`) in the environment it was
