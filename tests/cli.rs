@@ -282,7 +282,8 @@ fn eval_and_render_run_the_policy_in_the_environment_it_was_trained_in() {
 }
 
 /// `envs --settings` prints every setting of the chosen environment with the value in effect, as TOML lines that a
-/// configuration's `[env.options]` takes; an unknown environment is an error listing the registered ones.
+/// configuration's `[env.options]` takes, after a comment naming its dynamics' revision; an unknown environment is an
+/// error listing the registered ones.
 #[test]
 fn envs_settings_print_every_default_in_effect() {
     let o = rebel(&["--env", "HalfCheetah-v5", "--env-opt", "frame_skip=2", "envs", "--settings"]);
@@ -294,6 +295,8 @@ fn envs_settings_print_every_default_in_effect() {
     assert_eq!(t["ctrl_cost_weight"].as_float(), Some(0.1));
     let o = rebel(&["--env", "Hopper-v5", "envs", "--settings"]);
     assert!(stdout(&o).contains("healthy_z_range = \"0.7,inf\""), "{}", stdout(&o));
+    let rev = rebel_envs::dynamics_revision("Hopper-v5").unwrap();
+    assert!(stdout(&o).starts_with(&format!("# Hopper-v5: dynamics revision {rev} (")), "{}", stdout(&o));
     let o = rebel(&["--env", "Cheetah-v9", "envs", "--settings"]);
     assert!(!o.status.success() && stderr(&o).contains("HalfCheetah-v5"), "{}", stderr(&o));
     let o = rebel(&["envs"]);
@@ -372,6 +375,41 @@ fn a_default_changed_since_a_run_keeps_its_recorded_value() {
     let o = swimmer(&["eval", "--checkpoint", ck.to_str().unwrap(), "--episodes", "1"]);
     let e = stderr(&o);
     assert!(!o.status.success() && e.contains("the settings it records do not make Swimmer-v5") && e.contains("ctrl_cost_weight"), "{e}");
+}
+
+/// A checkpoint records the revision of its environment's dynamics. Where this build's differ (played here by editing
+/// the record), `eval` and a resume say which changes the policy meets, or that it comes from a newer build, and run;
+/// the resumed run's checkpoint records this build's revision.
+#[test]
+fn a_checkpoint_of_other_dynamics_is_told_what_changed() {
+    use rebel_agents::checkpoint::Checkpoint;
+    let d = tmp();
+    let run = d.path().join("r");
+    assert!(train(&run, 2000, &[]).status.success());
+    let ck = run.join("checkpoint.safetensors");
+    let now = rebel_envs::dynamics_revision("Swimmer-v5").unwrap();
+    assert!(now >= 1);
+    let mut c = Checkpoint::load(&ck).unwrap();
+    assert_eq!(c.meta.env_revision, Some(now));
+    let o = eval_ok(&ck, "1", &[]);
+    assert!(!stderr(&o).contains("dynamics"), "{}", stderr(&o));
+
+    c.meta.env_revision = Some(now - 1);
+    c.save(&ck).unwrap();
+    let o = eval_ok(&ck, "1", &[]);
+    let first = rebel_envs::dynamics_history("Swimmer-v5").unwrap()[now as usize - 1];
+    let said = format!("Swimmer-v5's dynamics changed since it was trained (revision {}, this build {now}; revision {now}: {first})", now - 1);
+    assert!(stderr(&o).contains(&said), "{}", stderr(&o));
+    let o = swimmer(&["train", "--resume", run.to_str().unwrap(), "--env-steps", "3000", "--quiet"]);
+    assert!(o.status.success() && stderr(&o).contains("resumes on other dynamics") && stderr(&o).contains(&said), "{}", stderr(&o));
+    let mut c = Checkpoint::load(&ck).unwrap();
+    assert_eq!(c.meta.env_revision, Some(now));
+
+    c.meta.env_revision = Some(now + 4);
+    c.save(&ck).unwrap();
+    let o = eval_ok(&ck, "1", &[]);
+    let said = format!("it was trained on revision {} of Swimmer-v5's dynamics, newer than this build's {now}", now + 4);
+    assert!(stderr(&o).contains(&said), "{}", stderr(&o));
 }
 
 #[test]

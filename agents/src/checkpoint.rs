@@ -139,6 +139,11 @@ pub struct CheckpointMeta {
     /// written before they were recorded.
     #[serde(default, skip_serializing_if = "toml::Table::is_empty")]
     pub env_settings: toml::Table,
+    /// The revision of the environment's dynamics the run stepped in ([`rebel_envs::dynamics_revision`]), so that
+    /// `eval`, `render` and a resume on a build whose dynamics changed since say which changes the policy meets.
+    /// `None` in checkpoints written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env_revision: Option<u32>,
     /// Algorithm name, e.g. `"rebel"`.
     pub algo: String,
     /// Progress counters, e.g. `iteration`, `env_steps`, `updates`, `labels`; Adam step counts are stored here
@@ -163,6 +168,7 @@ impl CheckpointMeta {
             env_id: env_id.into(),
             env_options: toml::Table::new(),
             env_settings: toml::Table::new(),
+            env_revision: None,
             algo: algo.into(),
             counters: BTreeMap::new(),
             seed,

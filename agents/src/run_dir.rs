@@ -28,6 +28,8 @@ pub struct Run {
     env: EnvSection,
     /// Every setting of the environment the run steps in, defaults included (recorded in every checkpoint).
     pub env_settings: toml::Table,
+    /// The revision of the environment's dynamics in this build (recorded in every checkpoint).
+    pub env_revision: Option<u32>,
     algo: String,
     seed: u64,
 }
@@ -81,7 +83,7 @@ impl Run {
             }
         }
         write_config(dir.path(), &toml_text)?;
-        let run = Run { dir, toml_text, config_hash, env: cfg.env.clone(), env_settings: toml::Table::new(), algo: cfg.algo.clone(), seed: cfg.seed };
+        let run = Run { dir, toml_text, config_hash, env: cfg.env.clone(), env_settings: toml::Table::new(), env_revision: None, algo: cfg.algo.clone(), seed: cfg.seed };
         Ok((run, resumed))
     }
 
@@ -90,8 +92,35 @@ impl Run {
         let mut meta = CheckpointMeta::new(&self.env.id, &self.algo, self.seed, &self.config_hash);
         meta.env_options = self.env.options.clone();
         meta.env_settings = self.env_settings.clone();
+        meta.env_revision = self.env_revision;
         Checkpoint::new(meta)
     }
+}
+
+/// What a checkpoint's policy meets where this build's dynamics of `id`, its environment, are not those it was trained
+/// on ([`rebel_envs::dynamics_revision`]): the changes since, one per revision, or that it comes from a newer build.
+/// `None` where they are the same, where the checkpoint records no revision (written before they were recorded) or
+/// another environment, or where `id` is not registered.
+pub fn dynamics_note(meta: &CheckpointMeta, id: &str) -> Option<String> {
+    let recorded = meta.env_revision.filter(|_| meta.env_id == id)?;
+    let history = rebel_envs::dynamics_history(id).ok()?;
+    let now = history.len() as u32;
+    if recorded == now {
+        return None;
+    }
+    if recorded > now {
+        return Some(format!(
+            "it was trained on revision {recorded} of {id}'s dynamics, newer than this build's {now}: its returns here may \
+             differ from its run's (run it with the build it was trained with to reproduce them)"
+        ));
+    }
+    let changes: Vec<String> =
+        history.iter().enumerate().skip(recorded as usize).map(|(i, what)| format!("revision {}: {what}", i + 1)).collect();
+    Some(format!(
+        "{id}'s dynamics changed since it was trained (revision {recorded}, this build {now}; {}); no option restores \
+         them, so its returns here may differ from its run's",
+        changes.join("; ")
+    ))
 }
 
 /// A setting of an environment whose value a checkpoint recorded and the value the same environment has today
@@ -193,6 +222,26 @@ pub fn differing_keys(a: &str, b: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The note on other dynamics names each revision since the recorded one, and says nothing where there is no
+    /// record, the same revision, another environment or an unknown one.
+    #[test]
+    fn the_dynamics_note_names_the_revisions_since() {
+        let now = rebel_envs::dynamics_revision("Hopper-v5").unwrap();
+        let mut meta = CheckpointMeta::new("Hopper-v5", "ppo", 1, "h");
+        assert_eq!(dynamics_note(&meta, "Hopper-v5"), None);
+        meta.env_revision = Some(now);
+        assert_eq!(dynamics_note(&meta, "Hopper-v5"), None);
+        meta.env_revision = Some(0);
+        let note = dynamics_note(&meta, "Hopper-v5").unwrap();
+        for r in 1..=now {
+            assert!(note.contains(&format!("revision {r}: ")), "{note}");
+        }
+        assert!(note.contains(&format!("(revision 0, this build {now};")), "{note}");
+        assert_eq!(dynamics_note(&meta, "Walker2d-v5"), None);
+        meta.env_id = "Nope-v0".into();
+        assert_eq!(dynamics_note(&meta, "Nope-v0"), None);
+    }
 
     /// A run written before a key existed (its config.toml lacks it) resumes when today's default of the key
     /// is what the file means; a value that really differs is still refused.

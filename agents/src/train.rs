@@ -668,6 +668,7 @@ pub fn train_in(cfg: &TrainConfig, opts: &RunOptions, world: &dyn Collective) ->
     let opened = if world.is_root() {
         Run::open(written, opts).and_then(|(mut run, resumed)| {
             run.env_settings = cfg.env.settings().map_err(TrainError::Config)?;
+            run.env_revision = rebel_envs::dynamics_revision(&cfg.env.id).ok();
             Ok(Some((run, resumed)))
         })
     } else {
@@ -731,6 +732,9 @@ fn env_as_started(cfg: &TrainConfig, opts: &RunOptions, world: &dyn Collective) 
             _ => return Ok(None),
         };
         let meta = Checkpoint::load(&path)?.meta;
+        if let Some(note) = crate::run_dir::dynamics_note(&meta, &env.id) {
+            eprintln!("note: {} resumes on other dynamics: {note}", path.display());
+        }
         if meta.env_id != env.id || meta.env_settings.is_empty() {
             return Ok(None);
         }

@@ -64,6 +64,11 @@ use crate::rapier_world::WorldState;
 pub const ID: &str = "Humanoid-v5";
 /// Episode length of the registered environment (Gymnasium's `max_episode_steps`).
 pub const MAX_EPISODE_STEPS: usize = 1000;
+
+/// The history of this environment's dynamics, one line per revision (see
+/// [`crate::registry::register_with_history`]): add a line when a change makes the same options step differently
+/// (`envs/tests/dynamics_revisions.rs` fails until one is added).
+pub const DYNAMICS_HISTORY: &[&str] = &[crate::registry::FIRST_REVISION];
 /// Bodies in the model (world excluded).
 const NBODY: usize = 13;
 /// Hinges (and actuators).

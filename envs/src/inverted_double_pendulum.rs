@@ -63,6 +63,11 @@ use crate::rapier_world::{validate_rapier_options, WorldState};
 pub const ID: &str = "InvertedDoublePendulum-v5";
 /// Episode length of the registered environment (Gymnasium's `max_episode_steps`).
 pub const MAX_EPISODE_STEPS: usize = 1000;
+
+/// The history of this environment's dynamics, one line per revision (see
+/// [`crate::registry::register_with_history`]): add a line when a change makes the same options step differently
+/// (`envs/tests/dynamics_revisions.rs` fails until one is added).
+pub const DYNAMICS_HISTORY: &[&str] = &[crate::registry::FIRST_REVISION];
 /// Length of each pole (hinge to tip), m.
 pub const POLE_LENGTH: f64 = 0.6;
 /// The episode ends when the tip's height is at or below this, m.

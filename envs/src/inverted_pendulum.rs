@@ -70,6 +70,11 @@ use crate::rapier_world::{validate_rapier_options, WorldState};
 pub const ID: &str = "InvertedPendulum-v5";
 /// Episode length of the registered environment (Gymnasium's `max_episode_steps`).
 pub const MAX_EPISODE_STEPS: usize = 1000;
+
+/// The history of this environment's dynamics, one line per revision (see
+/// [`crate::registry::register_with_history`]): add a line when a change makes the same options step differently
+/// (`envs/tests/dynamics_revisions.rs` fails until one is added).
+pub const DYNAMICS_HISTORY: &[&str] = &[crate::registry::FIRST_REVISION];
 /// Cart mass, kg.
 pub const CART_MASS: f64 = 10.47197551196598;
 /// Cart moment of inertia normal to the rail, kg·m².

@@ -38,11 +38,16 @@ pub const MAX_EPISODE_STEPS_KEY: &str = "max_episode_steps";
 /// (the actuators clamp it to their control range, and the control cost is charged on it, as in Gymnasium).
 pub const CLIP_ACTIONS_KEY: &str = "clip_actions";
 
+/// The first revision of a built-in environment's dynamics: what it stepped when revisions began to be recorded.
+pub const FIRST_REVISION: &str =
+    "the dynamics of rebel-rs on 2026-12-07 (session 27), when checkpoints began to record their revision";
+
 /// One registered environment.
 #[derive(Clone, Copy)]
 struct Entry {
     max_episode_steps: Option<usize>,
     ctor: EnvCtor,
+    history: &'static [&'static str],
 }
 
 fn swimmer_ctor(config: &EnvConfig) -> Result<Box<dyn Env>, EnvError> {
@@ -87,17 +92,18 @@ fn table() -> &'static RwLock<BTreeMap<String, Entry>> {
         let mut m = BTreeMap::new();
         m.insert(
             "Swimmer-v5".to_string(),
-            Entry { max_episode_steps: Some(crate::swimmer::MAX_EPISODE_STEPS), ctor: swimmer_ctor },
+            Entry { max_episode_steps: Some(crate::swimmer::MAX_EPISODE_STEPS), ctor: swimmer_ctor, history: crate::swimmer::DYNAMICS_HISTORY },
         );
         m.insert(
             crate::reacher::ID.to_string(),
-            Entry { max_episode_steps: Some(crate::reacher::MAX_EPISODE_STEPS), ctor: reacher_ctor },
+            Entry { max_episode_steps: Some(crate::reacher::MAX_EPISODE_STEPS), ctor: reacher_ctor, history: crate::reacher::DYNAMICS_HISTORY },
         );
         m.insert(
             crate::inverted_pendulum::ID.to_string(),
             Entry {
                 max_episode_steps: Some(crate::inverted_pendulum::MAX_EPISODE_STEPS),
                 ctor: inverted_pendulum_ctor,
+                history: crate::inverted_pendulum::DYNAMICS_HISTORY,
             },
         );
         m.insert(
@@ -105,24 +111,25 @@ fn table() -> &'static RwLock<BTreeMap<String, Entry>> {
             Entry {
                 max_episode_steps: Some(crate::inverted_double_pendulum::MAX_EPISODE_STEPS),
                 ctor: inverted_double_pendulum_ctor,
+                history: crate::inverted_double_pendulum::DYNAMICS_HISTORY,
             },
         );
         m.insert(
             crate::half_cheetah::ID.to_string(),
-            Entry { max_episode_steps: Some(crate::half_cheetah::MAX_EPISODE_STEPS), ctor: half_cheetah_ctor },
+            Entry { max_episode_steps: Some(crate::half_cheetah::MAX_EPISODE_STEPS), ctor: half_cheetah_ctor, history: crate::half_cheetah::DYNAMICS_HISTORY },
         );
         m.insert(
             crate::hopper::ID.to_string(),
-            Entry { max_episode_steps: Some(crate::hopper::MAX_EPISODE_STEPS), ctor: hopper_ctor },
+            Entry { max_episode_steps: Some(crate::hopper::MAX_EPISODE_STEPS), ctor: hopper_ctor, history: crate::hopper::DYNAMICS_HISTORY },
         );
         m.insert(
             crate::walker2d::ID.to_string(),
-            Entry { max_episode_steps: Some(crate::walker2d::MAX_EPISODE_STEPS), ctor: walker2d_ctor },
+            Entry { max_episode_steps: Some(crate::walker2d::MAX_EPISODE_STEPS), ctor: walker2d_ctor, history: crate::walker2d::DYNAMICS_HISTORY },
         );
-        m.insert(crate::ant::ID.to_string(), Entry { max_episode_steps: Some(crate::ant::MAX_EPISODE_STEPS), ctor: ant_ctor });
+        m.insert(crate::ant::ID.to_string(), Entry { max_episode_steps: Some(crate::ant::MAX_EPISODE_STEPS), ctor: ant_ctor, history: crate::ant::DYNAMICS_HISTORY });
         m.insert(
             crate::humanoid::ID.to_string(),
-            Entry { max_episode_steps: Some(crate::humanoid::MAX_EPISODE_STEPS), ctor: humanoid_ctor },
+            Entry { max_episode_steps: Some(crate::humanoid::MAX_EPISODE_STEPS), ctor: humanoid_ctor, history: crate::humanoid::DYNAMICS_HISTORY },
         );
         RwLock::new(m)
     })
@@ -138,11 +145,28 @@ fn write() -> RwLockWriteGuard<'static, BTreeMap<String, Entry>> {
     table().write().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Registers `id` with its constructor and default episode limit (`None`: no [`TimeLimit`]).
+/// Registers `id` with its constructor and default episode limit (`None`: no [`TimeLimit`]), without a history of
+/// its dynamics (revision 0 always; see [`register_with_history`]).
 ///
 /// Errors: [`EnvError::AlreadyRegistered`] if `id` exists (built-ins included);
 /// [`EnvError::BadOption`] for an empty id or a limit of 0.
 pub fn register(id: &str, max_episode_steps: Option<usize>, ctor: EnvCtor) -> Result<(), EnvError> {
+    register_with_history(id, max_episode_steps, ctor, &[])
+}
+
+/// [`register`], with the history of the environment's dynamics: one line per change that makes the same options
+/// step differently (a fix, a new contact law), oldest first, saying what changed and when. Its length is the
+/// dynamics' revision ([`dynamics_revision`]), which every checkpoint records, so that a policy run on a build whose
+/// dynamics changed since it was trained is told which changes it meets. A change that an option can undo needs no
+/// line: the checkpoint records every setting ([`settings`]).
+///
+/// Errors: those of [`register`].
+pub fn register_with_history(
+    id: &str,
+    max_episode_steps: Option<usize>,
+    ctor: EnvCtor,
+    history: &'static [&'static str],
+) -> Result<(), EnvError> {
     if id.trim().is_empty() {
         return Err(EnvError::BadOption { env: "registry".into(), key: "id".into(), msg: "must not be empty".into() });
     }
@@ -157,7 +181,7 @@ pub fn register(id: &str, max_episode_steps: Option<usize>, ctor: EnvCtor) -> Re
     if t.contains_key(id) {
         return Err(EnvError::AlreadyRegistered(id.to_string()));
     }
-    t.insert(id.to_string(), Entry { max_episode_steps, ctor });
+    t.insert(id.to_string(), Entry { max_episode_steps, ctor, history });
     Ok(())
 }
 
@@ -169,6 +193,18 @@ pub fn registered() -> Vec<String> {
 /// The registered episode limit of `id` (`Ok(None)`: no limit), or [`EnvError::UnknownEnv`].
 pub fn registered_max_episode_steps(id: &str) -> Result<Option<usize>, EnvError> {
     Ok(lookup(id)?.max_episode_steps)
+}
+
+/// The history of `id`'s dynamics, oldest first (see [`register_with_history`]): line `r - 1` says what revision `r`
+/// changed. Or [`EnvError::UnknownEnv`].
+pub fn dynamics_history(id: &str) -> Result<&'static [&'static str], EnvError> {
+    Ok(lookup(id)?.history)
+}
+
+/// The revision of `id`'s dynamics in this build: the length of its [`dynamics_history`] (0 for an environment
+/// registered without one). Or [`EnvError::UnknownEnv`].
+pub fn dynamics_revision(id: &str) -> Result<u32, EnvError> {
+    Ok(dynamics_history(id)?.len() as u32)
 }
 
 fn lookup(id: &str) -> Result<Entry, EnvError> {

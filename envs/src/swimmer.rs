@@ -72,6 +72,11 @@ use crate::rapier_world::{validate_rapier_options, WorldState};
 pub const ID: &str = "Swimmer-v5";
 /// Episode length of the registered environment (Gymnasium's `max_episode_steps`).
 pub const MAX_EPISODE_STEPS: usize = 1000;
+
+/// The history of this environment's dynamics, one line per revision (see
+/// [`crate::registry::register_with_history`]): add a line when a change makes the same options step differently
+/// (`envs/tests/dynamics_revisions.rs` fails until one is added).
+pub const DYNAMICS_HISTORY: &[&str] = &[crate::registry::FIRST_REVISION];
 /// Mass of one segment, kg (MuJoCo `body_mass`).
 pub const SEGMENT_MASS: f64 = 35.604716740684324;
 /// Moment of inertia of a segment about an axis normal to it through its COM, kg·m².

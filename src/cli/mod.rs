@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use rebel_agents::checkpoint::CheckpointMeta;
-use rebel_agents::run_dir::{as_recorded, settings_drift};
+use rebel_agents::run_dir::{as_recorded, dynamics_note, settings_drift};
 use rebel_agents::train::{options_table, EnvSection};
 
 pub use comparecmd::{compare_cmd, CompareArgs, COMPARE_CONFIG};
@@ -168,7 +168,8 @@ impl EnvArgs {
 #[derive(Args, Debug)]
 struct EnvsArgs {
     /// Print every setting of the environment chosen with `--env` (and `--env-opt`), defaults included, with the value
-    /// in effect, as TOML lines for a configuration's `[env.options]` (what a checkpoint records).
+    /// in effect, as TOML lines for a configuration's `[env.options]` (what a checkpoint records), after a comment
+    /// naming the revision of its dynamics.
     #[arg(long)]
     settings: bool,
 }
@@ -182,6 +183,10 @@ fn envs_cmd(env: &EnvArgs, a: &EnvsArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let settings = rebel_envs::settings(&env.env, &env_config(env)?)?;
+    let history = rebel_envs::dynamics_history(&env.env)?;
+    if let Some(last) = history.last() {
+        println!("# {}: dynamics revision {} ({last})", env.env, history.len());
+    }
     print!("{}", toml::to_string(&options_table(&settings))?);
     Ok(())
 }
@@ -202,6 +207,7 @@ pub fn note_other_options(args: &EnvArgs, meta: &CheckpointMeta, path: &std::pat
     if meta.env_id != args.env {
         return Ok(());
     }
+    note_dynamics(meta, &args.env, path);
     let given = env_config(args)?;
     if !meta.env_settings.is_empty() {
         let here = options_table(&rebel_envs::settings(&args.env, &given)?);
@@ -240,8 +246,31 @@ const CHANGED_DEFAULTS: &[(&str, &str, &str, u32)] = &[
     ("HalfCheetah-v5", "euler_integrator", "false", 25),
 ];
 
+/// Changes of an environment's dynamics that no option undoes, made before checkpoints recorded the revision of their
+/// dynamics, for checkpoints that predate the record of their environment's settings: (environment, what and when).
+const CHANGED_DYNAMICS: &[(&str, &str)] = &[
+    ("HalfCheetah-v5", SESSION_19_CONTACTS),
+    ("Hopper-v5", SESSION_19_CONTACTS),
+    ("Walker2d-v5", SESSION_19_CONTACTS),
+    ("Ant-v5", SESSION_19_CONTACTS),
+    ("Humanoid-v5", SESSION_19_CONTACTS),
+];
+
+const SESSION_19_CONTACTS: &str = "if it was trained before session 19 (2026-12-06), its dynamics have changed since, and no \
+    option brings them back: MuJoCo's contact and limit laws gained the Coriolis terms in their free acceleration \
+    (commit d740651) and became one constraint problem (commit 23f473b)";
+
+/// Says on stderr what a checkpoint's policy meets where the dynamics of its environment `id` changed since it was
+/// trained ([`dynamics_note`]).
+fn note_dynamics(meta: &CheckpointMeta, id: &str, path: &std::path::Path) {
+    if let Some(note) = dynamics_note(meta, id) {
+        eprintln!("note: {}: {note}", path.display());
+    }
+}
+
 /// For a checkpoint without recorded settings (written before they were), names on stderr the defaults of its
-/// environment known to have changed, with the session of each, unless its options or the `--env-opt`s set them.
+/// environment known to have changed, with the session of each, unless its options or the `--env-opt`s set them,
+/// and the changes of its dynamics that no option undoes.
 fn note_changed_defaults(id: &str, meta: &CheckpointMeta, given: &rebel_envs::EnvConfig, path: &std::path::Path) {
     if let Some(note) = changed_defaults_note(id, meta, given, path) {
         eprintln!("{note}");
@@ -258,14 +287,22 @@ fn changed_defaults_note(id: &str, meta: &CheckpointMeta, given: &rebel_envs::En
         .filter(|(env, key, ..)| *env == id && !meta.env_options.contains_key(*key) && !given.values().contains_key(*key))
         .map(|(_, key, before, session)| format!("--env-opt {key}={before} if it was trained before session {session}"))
         .collect();
-    (!changed.is_empty()).then(|| {
-        format!(
-            "note: {} does not record its environment's settings (written before they were recorded), so it runs on \
-             today's defaults; to run it on those of its time, add {}",
-            path.display(),
-            changed.join(", ")
-        )
-    })
+    let dynamics: Vec<&str> = CHANGED_DYNAMICS.iter().filter(|(env, _)| *env == id).map(|(_, what)| *what).collect();
+    if changed.is_empty() && dynamics.is_empty() {
+        return None;
+    }
+    let mut note = format!(
+        "note: {} does not record its environment's settings (written before they were recorded), so it runs on today's \
+         defaults",
+        path.display()
+    );
+    if !changed.is_empty() {
+        note.push_str(&format!("; to run it on those of its time, add {}", changed.join(", ")));
+    }
+    for what in dynamics {
+        note.push_str(&format!("; {what}"));
+    }
+    Some(note)
 }
 
 /// The environment options a checkpoint records, as the environment reads them.
@@ -293,6 +330,7 @@ pub fn checkpoint_env(args: &EnvArgs, meta: &CheckpointMeta, path: &std::path::P
         }
         return Ok((id, given));
     }
+    note_dynamics(meta, &id, path);
     let mut cfg = recorded_config(meta, path)?;
     if !meta.env_options.is_empty() {
         let mut shown = Vec::new();
@@ -345,7 +383,10 @@ mod tests {
         let given = rebel_envs::EnvConfig::new().with("euler_integrator", rebel_envs::ConfigValue::Bool(true));
         let note = changed_defaults_note("HalfCheetah-v5", &meta, &given, path).unwrap();
         assert!(!note.contains("euler_integrator") && note.contains("mujoco_limits"), "{note}");
+        assert!(note.contains("before session 19") && note.contains("23f473b"), "{note}");
         assert!(changed_defaults_note("Swimmer-v5", &meta, &none, path).is_none());
+        let note = changed_defaults_note("Humanoid-v5", &meta, &none, path).unwrap();
+        assert!(!note.contains("--env-opt") && note.contains("no option brings them back"), "{note}");
         meta.env_settings.insert("frame_skip".into(), toml::Value::Integer(5));
         assert!(changed_defaults_note("HalfCheetah-v5", &meta, &none, path).is_none());
     }

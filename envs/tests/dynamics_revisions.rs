@@ -1,0 +1,171 @@
+//! Every built-in environment's dynamics are pinned to its revision ([`rebel_envs::dynamics_revision`]): a fixed
+//! open-loop rollout's states, stored in `data/dynamics_fingerprints.txt` with the revision they were taken at, must
+//! come back the same. A change that makes the same options step differently fails here until the environment's
+//! `DYNAMICS_HISTORY` says what changed (so that a checkpoint trained before it is told, see `rebel eval`) and the
+//! fingerprint is taken again:
+//!
+//!     REBEL_BLESS_DYNAMICS=1 cargo test -p rebel-envs --test dynamics_revisions
+//!
+//! The rollout: `reset(Some(7))`, then up to 150 steps of a saturating sinusoid per action (joint limits and, on the
+//! locomotion tasks, floor contacts and falls are all reached), with the default options. The fingerprint holds the
+//! generalised positions and velocities (the observation where an environment has none) and the summed reward after
+//! steps 1, 2, 5, 10, 25, 50, 100 and 150, and the step at which the episode ended, if it did.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use rebel_envs::{dynamics_revision, make, registered, ConfigValue, EnvConfig};
+
+const STEPS: usize = 150;
+const RECORDED_AT: [usize; 8] = [1, 2, 5, 10, 25, 50, 100, 150];
+/// Relative tolerance (and absolute, below 1): far above rounding, far below any change of the dynamics measured
+/// (see `a_change_of_the_dynamics_moves_the_fingerprint`).
+const TOL: f64 = 1e-9;
+const BLESS: &str = "REBEL_BLESS_DYNAMICS";
+
+fn data_file() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/dynamics_fingerprints.txt")
+}
+
+/// The fingerprint of `id` made with `config`: the values described in the module's comment, with the number of steps
+/// taken last.
+fn fingerprint(id: &str, config: &EnvConfig) -> Vec<f64> {
+    let mut env = make(id, config).unwrap_or_else(|e| panic!("{id}: {e}"));
+    env.reset(Some(7)).unwrap();
+    let space = env.action_space().clone();
+    let (mut values, mut total, mut taken) = (Vec::new(), 0.0f64, 0usize);
+    for t in 1..=STEPS {
+        let action: Vec<f32> = (0..space.dim())
+            .map(|j| {
+                let s = (1.5 * (0.35 * t as f64 + 1.7 * j as f64).sin()).clamp(-1.0, 1.0) as f32;
+                let (lo, hi) = (space.low[j], space.high[j]);
+                0.5 * (lo + hi) + 0.5 * (hi - lo) * s
+            })
+            .collect();
+        let step = env.step(&action).unwrap_or_else(|e| panic!("{id}, step {t}: {e}"));
+        total += step.reward;
+        taken = t;
+        if RECORDED_AT.contains(&t) || step.done() {
+            match env.qpos_qvel() {
+                Some((q, v)) => values.extend(q.into_iter().chain(v)),
+                None => values.extend(step.obs.iter().map(|&x| x as f64)),
+            }
+            values.push(total);
+        }
+        if step.done() {
+            break;
+        }
+    }
+    values.push(taken as f64);
+    values
+}
+
+/// The first place where `now` differs from `stored` by more than the tolerance, in words.
+fn difference(stored: &[f64], now: &[f64]) -> Option<String> {
+    if stored.len() != now.len() {
+        return Some(format!("{} values stored, {} now (the episode ends at another step)", stored.len(), now.len()));
+    }
+    stored.iter().zip(now).enumerate().find(|(_, (a, b))| !((*a - *b).abs() <= TOL * a.abs().max(1.0))).map(|(i, (a, b))| {
+        format!("value {i} of {} was {a:?}, is {b:?} (tolerance {TOL:e} relative)", stored.len())
+    })
+}
+
+/// The stored fingerprints: id → (revision, values).
+fn stored() -> BTreeMap<String, (u32, Vec<f64>)> {
+    let text = std::fs::read_to_string(data_file()).unwrap_or_default();
+    let mut out = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        let mut words = line.split_whitespace();
+        let (id, rev) = (words.next().unwrap(), words.next().unwrap().parse().unwrap());
+        let values = words.map(|w| w.parse::<f64>().unwrap()).collect();
+        out.insert(id.to_string(), (rev, values));
+    }
+    out
+}
+
+fn bless(now: &BTreeMap<String, (u32, Vec<f64>)>) {
+    let mut text = String::from(
+        "# The dynamics of every built-in environment at its revision: id, revision, then the fingerprint of\n\
+         # envs/tests/dynamics_revisions.rs. Written by REBEL_BLESS_DYNAMICS=1 cargo test -p rebel-envs --test dynamics_revisions\n",
+    );
+    for (id, (rev, values)) in now {
+        let shown: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
+        text.push_str(&format!("{id} {rev} {}\n", shown.join(" ")));
+    }
+    let dir = data_file().parent().unwrap().to_path_buf();
+    let mut tmp = tempfile::NamedTempFile::new_in(&dir).unwrap();
+    std::io::Write::write_all(&mut tmp, text.as_bytes()).unwrap();
+    tmp.persist(data_file()).unwrap();
+}
+
+/// The dynamics of every built-in environment are those its revision was taken at: a change fails here with what to do.
+#[test]
+fn every_environment_steps_as_its_revision_recorded() {
+    let now: BTreeMap<String, (u32, Vec<f64>)> = registered()
+        .into_iter()
+        .map(|id| {
+            let rev = dynamics_revision(&id).unwrap();
+            let values = fingerprint(&id, &EnvConfig::new());
+            (id, (rev, values))
+        })
+        .collect();
+    if std::env::var_os(BLESS).is_some() {
+        bless(&now);
+        eprintln!("wrote {}", data_file().display());
+        return;
+    }
+    let stored = stored();
+    let mut problems = Vec::new();
+    for (id, (rev, values)) in &now {
+        let Some((stored_rev, stored_values)) = stored.get(id) else {
+            problems.push(format!("{id}: no fingerprint stored; take one with {BLESS}=1"));
+            continue;
+        };
+        match (stored_rev == rev, difference(stored_values, values)) {
+            (true, None) => {}
+            (true, Some(d)) => problems.push(format!(
+                "{id}: its dynamics changed at revision {rev} ({d}). A checkpoint trained before would run differently \
+                 without a word: add a line to its DYNAMICS_HISTORY saying what changed (the revision goes up, and eval \
+                 tells older checkpoints), then take the fingerprint again with {BLESS}=1. If the change is an option's \
+                 new default, the checkpoints' recorded settings cover it and only the fingerprint is taken again."
+            )),
+            (false, _) => problems.push(format!(
+                "{id}: revision {rev} in this build, {stored_rev} in the fingerprints: take the fingerprint of the new \
+                 revision with {BLESS}=1"
+            )),
+        }
+    }
+    for id in stored.keys().filter(|id| !now.contains_key(*id)) {
+        problems.push(format!("{id}: a fingerprint is stored but no such environment is registered; take them again with {BLESS}=1"));
+    }
+    assert!(problems.is_empty(), "{} (file {})", problems.join("\n"), data_file().display());
+}
+
+/// The fingerprint sees changes of the dynamics as small as the ones revisions are for: the HalfCheetah's step
+/// without MuJoCo's Euler integration (1.6 % per step from MuJoCo's states), the Swimmer with half the solver
+/// iterations, the Hopper with Rapier's contact law instead of MuJoCo's; and it is the same twice.
+#[test]
+fn a_change_of_the_dynamics_moves_the_fingerprint() {
+    for (id, key, value) in [
+        ("HalfCheetah-v5", "euler_integrator", ConfigValue::Bool(false)),
+        ("Swimmer-v5", "solver_iterations", ConfigValue::Int(2)),
+        ("Hopper-v5", "mujoco_contacts", ConfigValue::Bool(false)),
+    ] {
+        let base = fingerprint(id, &EnvConfig::new());
+        assert_eq!(difference(&base, &fingerprint(id, &EnvConfig::new())), None, "{id} twice");
+        let changed = fingerprint(id, &EnvConfig::new().with(key, value));
+        assert!(difference(&base, &changed).is_some(), "{id} with {key} changed has the same fingerprint");
+    }
+}
+
+/// The tolerance compares what it should: equal values pass, a change beyond it anywhere, or another length, fails.
+#[test]
+fn difference_finds_the_first_value_out_of_tolerance() {
+    let a = [1.0, -2000.0, 1e-12, 150.0];
+    assert_eq!(difference(&a, &a), None);
+    assert_eq!(difference(&a, &[1.0, -2000.0 * (1.0 + 1e-10), 1e-12, 150.0]), None);
+    assert!(difference(&a, &[1.0, -2000.0 * (1.0 + 1e-8), 1e-12, 150.0]).unwrap().starts_with("value 1 of 4"));
+    assert!(difference(&a, &[1.0, -2000.0, 2e-9, 150.0]).unwrap().starts_with("value 2 of 4"));
+    assert!(difference(&a, &[1.0, -2000.0, 1e-12, f64::NAN]).unwrap().starts_with("value 3 of 4"));
+    assert!(difference(&a, &a[..3]).unwrap().contains("4 values stored, 3 now"));
+}
