@@ -257,8 +257,8 @@ const CHANGED_DYNAMICS: &[(&str, &str)] = &[
 ];
 
 const SESSION_19_CONTACTS: &str = "if it was trained before session 19 (2026-12-06), its dynamics have changed since, and no \
-    option brings them back: MuJoCo's contact and limit laws gained the Coriolis terms in their free acceleration \
-    (commit d740651) and became one constraint problem (commit 23f473b)";
+    option brings them back: MuJoCo's contact and limit laws gained the Coriolis terms in their free acceleration in \
+    session 18 (commit d740651) and became one constraint problem in session 19 (commit 23f473b)";
 
 /// Says on stderr what a checkpoint's policy meets where the dynamics of its environment `id` changed since it was
 /// trained ([`dynamics_note`]).
