@@ -397,6 +397,22 @@ mod tests {
         assert!(e.contains("'clip_action'") && e.contains("clip_actions, max_episode_steps"), "{e}");
     }
 
+    /// An environment registered with a history of its dynamics has that many revisions; one registered without has
+    /// revision 0; every built-in one has a history; an unknown id is an error.
+    #[test]
+    fn the_revision_of_the_dynamics_is_the_length_of_their_history() {
+        register_with_history("PointMass-history-v0", None, point_mass, &["first", "a fix"]).unwrap();
+        assert_eq!(dynamics_revision("PointMass-history-v0").unwrap(), 2);
+        assert_eq!(dynamics_history("PointMass-history-v0").unwrap(), &["first", "a fix"]);
+        register("PointMass-nohistory-v0", None, point_mass).unwrap();
+        assert_eq!(dynamics_revision("PointMass-nohistory-v0").unwrap(), 0);
+        for id in ["Swimmer-v5", "HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "Humanoid-v5", "Reacher-v5"] {
+            assert!(dynamics_revision(id).unwrap() >= 1, "{id}");
+        }
+        assert!(matches!(dynamics_revision("Nope-v0"), Err(EnvError::UnknownEnv { .. })));
+        assert!(matches!(register_with_history("Swimmer-v5", None, point_mass, &["x"]), Err(EnvError::AlreadyRegistered(_))));
+    }
+
     #[test]
     fn no_limit_means_no_time_limit() {
         register("PointMass-unit-nolimit-v0", None, point_mass).unwrap();
