@@ -246,15 +246,10 @@ const CHANGED_DEFAULTS: &[(&str, &str, &str, u32)] = &[
     ("HalfCheetah-v5", "euler_integrator", "false", 25),
 ];
 
-/// Changes of an environment's dynamics that no option undoes, made before checkpoints recorded the revision of their
-/// dynamics, for checkpoints that predate the record of their environment's settings: (environment, what and when).
-const CHANGED_DYNAMICS: &[(&str, &str)] = &[
-    ("HalfCheetah-v5", SESSION_19_CONTACTS),
-    ("Hopper-v5", SESSION_19_CONTACTS),
-    ("Walker2d-v5", SESSION_19_CONTACTS),
-    ("Ant-v5", SESSION_19_CONTACTS),
-    ("Humanoid-v5", SESSION_19_CONTACTS),
-];
+/// The environments whose dynamics changed in a way no option undoes before checkpoints recorded the revision of
+/// their dynamics (MuJoCo's contact and limit laws, sessions 18 and 19), and what their checkpoints without recorded
+/// settings are told about it.
+const CONTACT_LAW_TASKS: [&str; 5] = ["HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "Humanoid-v5"];
 
 const SESSION_19_CONTACTS: &str = "if it was trained before session 19 (2026-12-06), its dynamics have changed since, and no \
     option brings them back: MuJoCo's contact and limit laws gained the Coriolis terms in their free acceleration in \
@@ -287,8 +282,8 @@ fn changed_defaults_note(id: &str, meta: &CheckpointMeta, given: &rebel_envs::En
         .filter(|(env, key, ..)| *env == id && !meta.env_options.contains_key(*key) && !given.values().contains_key(*key))
         .map(|(_, key, before, session)| format!("--env-opt {key}={before} if it was trained before session {session}"))
         .collect();
-    let dynamics: Vec<&str> = CHANGED_DYNAMICS.iter().filter(|(env, _)| *env == id).map(|(_, what)| *what).collect();
-    if changed.is_empty() && dynamics.is_empty() {
+    let contact_laws = CONTACT_LAW_TASKS.contains(&id);
+    if changed.is_empty() && !contact_laws {
         return None;
     }
     let mut note = format!(
@@ -299,8 +294,8 @@ fn changed_defaults_note(id: &str, meta: &CheckpointMeta, given: &rebel_envs::En
     if !changed.is_empty() {
         note.push_str(&format!("; to run it on those of its time, add {}", changed.join(", ")));
     }
-    for what in dynamics {
-        note.push_str(&format!("; {what}"));
+    if contact_laws {
+        note.push_str(&format!("; {SESSION_19_CONTACTS}"));
     }
     Some(note)
 }
