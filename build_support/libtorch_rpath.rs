@@ -25,4 +25,26 @@ fn emit_libtorch_link_args() {
     let lib = std::fs::canonicalize(lib).unwrap_or_else(|_| lib.to_path_buf());
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
     println!("cargo:rustc-env=REBEL_LIBTORCH_LIB={}", lib.display());
+    if let Some(v) = libtorch_version(&lib) {
+        println!("cargo:rustc-env=REBEL_LIBTORCH_VERSION={v}");
+    }
+}
+
+/// libtorch's version from its folder: `build-version` beside `lib/` in a libtorch archive, or `version.py`'s
+/// `__version__` beside `lib/` in PyPI's torch package (recorded with every run: `rebel_agents::machine`).
+fn libtorch_version(lib: &std::path::Path) -> Option<String> {
+    let root = lib.parent()?;
+    let (archive, pypi) = (root.join("build-version"), root.join("version.py"));
+    // (a path that does not exist would make cargo rerun the script at every build)
+    let file = [archive, pypi].into_iter().find(|f| f.is_file())?;
+    println!("cargo:rerun-if-changed={}", file.display());
+    let text = std::fs::read_to_string(&file).ok()?;
+    let v = match file.extension() {
+        None => text.trim().to_string(),
+        Some(_) => text.lines().find_map(|l| {
+            let v = l.strip_prefix("__version__")?.trim_start().strip_prefix('=')?.trim();
+            Some(v.trim_matches(|c| c == '\'' || c == '"').to_string())
+        })?,
+    };
+    (!v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || ".+-_".contains(c))).then_some(v)
 }

@@ -122,6 +122,9 @@ def report(args):
     ratio_gym = ours["env_steps_per_sec"] / mj["gym_env_steps_per_sec"]
     print(f"ratio ours/MuJoCo raw:       {ratio_raw:.3f}")
     print(f"ratio ours/Gymnasium step:   {ratio_gym:.3f}")
+    machine = ours.get("machine")
+    if machine:
+        print(f"machine: {machine.get('cpu')}, {machine.get('logical_cpus')} logical CPUs, {' '.join(machine.get('simd', []))}")
     result = {
         "env": env,
         "mujoco_version": mj["mujoco_version"],
@@ -131,6 +134,7 @@ def report(args):
         "ours_env_steps_per_sec": ours["env_steps_per_sec"],
         "ratio_ours_over_mujoco_raw": ratio_raw,
         "ratio_ours_over_gymnasium": ratio_gym,
+        "machine": machine,
     }
     if "ours_8x1" in extra:
         result["ours_8envs_1thread_env_steps_per_sec"] = extra["ours_8x1"]

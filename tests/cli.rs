@@ -404,6 +404,25 @@ fn a_checkpoint_of_other_dynamics_is_told_what_changed() {
     assert!(o.status.success() && stderr(&o).contains("resumes on other dynamics") && stderr(&o).contains(&said), "{}", stderr(&o));
     let mut c = Checkpoint::load(&ck).unwrap();
     assert_eq!(c.meta.env_revision, Some(now));
+    // the machine: recorded from the start, not repeated by a resume on the same one
+    let here = rebel_agents::machine::Machine::current();
+    assert_eq!(c.meta.machines.len(), 1, "{:?}", c.meta.machines);
+    assert_eq!((c.meta.machines[0].from_env_steps, &c.meta.machines[0].machine.cpu), (0, &here.cpu));
+    assert_eq!(c.meta.machines[0].machine.kernels, here.kernels);
+    assert!(!stderr(&o).contains("another machine"), "{}", stderr(&o));
+    // a resume on a machine that computes differently (the record edited) is told so, and recorded from where it
+    // resumed, in the checkpoint and in summary.json
+    let steps = c.meta.counters["env_steps"];
+    c.meta.machines[0].machine.cpu = "Imaginary CPU".into();
+    c.save(&ck).unwrap();
+    let o = swimmer(&["train", "--resume", run.to_str().unwrap(), "--env-steps", "4000", "--quiet"]);
+    let said = format!("this run goes on from {steps} env steps on another machine than it ran on until now (processor: Imaginary CPU → {}", here.cpu);
+    assert!(o.status.success() && stderr(&o).contains(&said), "{}", stderr(&o));
+    let s: rebel_agents::train::Summary = serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    let mut c = Checkpoint::load(&ck).unwrap();
+    assert_eq!(s.machines, c.meta.machines);
+    let cpus: Vec<(u64, &str)> = s.machines.iter().map(|p| (p.from_env_steps, p.machine.cpu.as_str())).collect();
+    assert_eq!(cpus, [(0, "Imaginary CPU"), (steps, here.cpu.as_str())]);
 
     c.meta.env_revision = Some(now + 4);
     c.save(&ck).unwrap();

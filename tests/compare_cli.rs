@@ -169,14 +169,28 @@ fn compare_tunes_then_reports_with_intervals_and_refuses_to_mix() {
     }
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
     assert!(md.contains("| rebel | 2 | ") && md.contains("fewer than 10, not evidence"), "{md}");
+    // the machine every run ran on is named, in both reports and in results.json
+    let tuning_md = std::fs::read_to_string(out.join("tuning.md")).unwrap();
+    for text in [&md, &tuning_md] {
+        assert!(text.contains("Machine: every run that records one ran on ") && text.contains(" kernels, libtorch "), "{text}");
+    }
+    assert_eq!(v["machines"].as_array().unwrap().len(), 1, "{}", v["machines"]);
+    assert_eq!(v["machines"][0]["runs"], 28, "14 rows × 2 seeds");
     // one TensorBoard run per row and seed, side by side
     for n in ["ppo__s1", "rebel-true__s2", "dpo-iterative__s1"] {
         assert!(std::fs::read_dir(out.join("report").join(n).join("tb")).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().starts_with("events.out.tfevents")), "{n}");
     }
-    // a second run into the same folder reuses the finished runs
+    // a second run into the same folder reuses the finished runs; one of them ran on another machine (its
+    // record edited), and the report says that its rows are not one machine's draws
+    let summary = out.join("report/rebel__s1/summary.json");
+    let mut s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    s["machines"][0]["machine"]["cpu"] = "Another CPU".into();
+    std::fs::write(&summary, serde_json::to_string(&s).unwrap()).unwrap();
     let o = swimmer(&args);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("already finished"), "{}", stderr(&o));
+    let md = std::fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(md.contains("**The runs ran on 2 machines that compute differently") && md.contains("Another CPU (") && md.contains(" (27 runs); "), "{md}");
     // another configuration (or a subset of the rows) into the same folder is refused, not mixed
     for extra in [&["--set", "train.rebel.eta=3"][..], &["--only", "rebel,ppo"][..]] {
         let mut a2 = args.clone();

@@ -144,6 +144,10 @@ pub struct CheckpointMeta {
     /// `None` in checkpoints written before it was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env_revision: Option<u32>,
+    /// The machines the run ran on, each from the env steps where it took over ([`crate::machine`]): its numbers
+    /// follow the processor. Empty in checkpoints written before they were recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub machines: Vec<crate::machine::MachinePart>,
     /// Algorithm name, e.g. `"rebel"`.
     pub algo: String,
     /// Progress counters, e.g. `iteration`, `env_steps`, `updates`, `labels`; Adam step counts are stored here
@@ -169,6 +173,7 @@ impl CheckpointMeta {
             env_options: toml::Table::new(),
             env_settings: toml::Table::new(),
             env_revision: None,
+            machines: Vec::new(),
             algo: algo.into(),
             counters: BTreeMap::new(),
             seed,

@@ -25,3 +25,4 @@ pub mod seeding;
 pub mod plot;
 pub mod stats;
 pub mod protocol;
+pub mod machine;

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::checkpoint::{Checkpoint, CheckpointMeta};
 use crate::io::fnv1a_hex;
 use crate::logging::{write_config, RunDir};
+use crate::machine::MachinePart;
 use crate::runconfig::to_toml_string;
 use crate::train::{EnvSection, RunOptions, TrainConfig, TrainError};
 
@@ -30,6 +31,8 @@ pub struct Run {
     pub env_settings: toml::Table,
     /// The revision of the environment's dynamics in this build (recorded in every checkpoint).
     pub env_revision: Option<u32>,
+    /// The machines the run ran on, this one last (recorded in every checkpoint and in `summary.json`).
+    pub machines: Vec<MachinePart>,
     algo: String,
     seed: u64,
 }
@@ -83,7 +86,7 @@ impl Run {
             }
         }
         write_config(dir.path(), &toml_text)?;
-        let run = Run { dir, toml_text, config_hash, env: cfg.env.clone(), env_settings: toml::Table::new(), env_revision: None, algo: cfg.algo.clone(), seed: cfg.seed };
+        let run = Run { dir, toml_text, config_hash, env: cfg.env.clone(), env_settings: toml::Table::new(), env_revision: None, machines: Vec::new(), algo: cfg.algo.clone(), seed: cfg.seed };
         Ok((run, resumed))
     }
 
@@ -93,6 +96,7 @@ impl Run {
         meta.env_options = self.env.options.clone();
         meta.env_settings = self.env_settings.clone();
         meta.env_revision = self.env_revision;
+        meta.machines = self.machines.clone();
         Checkpoint::new(meta)
     }
 }

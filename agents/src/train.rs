@@ -29,6 +29,7 @@ use crate::logging::{write_summary, MetricsLogger};
 use crate::policy::{GaussianPolicy, PolicyConfig};
 use crate::mlp::Activation;
 use crate::rollout::collect_groups;
+use crate::machine::Machine;
 use crate::run_dir::{as_recorded, settings_drift, Run, CHECKPOINT};
 use crate::scorer::{Scorer, TrueReward};
 use crate::util::{mean_std, peak_rss_mb, resolve_path};
@@ -380,6 +381,10 @@ pub struct Summary {
     #[serde(default)]
     pub learner_update_mem_later_mb: Option<f64>,
     pub run_dir: String,
+    /// The machines the run ran on ([`crate::machine`]; from the env steps where each took over). Empty in
+    /// summaries written before they were recorded.
+    #[serde(default)]
+    pub machines: Vec<crate::machine::MachinePart>,
 }
 
 /// Options of [`train`] that are not part of the configuration.
@@ -675,7 +680,8 @@ pub fn train_in(cfg: &TrainConfig, opts: &RunOptions, world: &dyn Collective) ->
         Ok(None)
     };
     let opened = agree(world, opened)?;
-    let root = opened.map(|(run, resumed)| RootRun::start(cfg, opts, &mut parts, run, resumed)).transpose();
+    let ranks = rank_machines(world)?;
+    let root = opened.map(|(run, resumed)| RootRun::start(cfg, opts, &mut parts, run, resumed, &ranks)).transpose();
     let mut root = agree(world, root)?;
     let mut p = share_state(world, &mut parts, root.as_ref())?;
     let checkpoint = match &root {
@@ -780,17 +786,29 @@ struct RootRun {
 
 impl RootRun {
     /// Resumes the checkpoint, or starts a new run with its initial evaluation and checkpoint.
-    fn start(cfg: &TrainConfig, opts: &RunOptions, parts: &mut Parts, run: Run, resumed: Option<Checkpoint>) -> Result<RootRun, TrainError> {
+    /// `ranks`: the machine of each rank, rank 0's first.
+    fn start(cfg: &TrainConfig, opts: &RunOptions, parts: &mut Parts, run: Run, resumed: Option<Checkpoint>, ranks: &[Machine]) -> Result<RootRun, TrainError> {
         let offline = parts.algo.collect() == Collect::Offline;
+        let mut run = run;
         let (log, p) = match &resumed {
             Some(ck) => {
                 let p = parts.restore(ck)?;
+                let (machines, notes) = crate::machine::go_on(&ck.meta.machines, p.env_steps, ranks);
+                for note in notes {
+                    eprintln!("note: {note}");
+                }
+                run.machines = machines;
                 // an offline algorithm logs against its iteration (it spends no env steps)
                 let log = MetricsLogger::open_at(&run.dir, Some(if offline { p.iteration } else { p.env_steps }))?;
                 eprintln!("resuming {} at iteration {}, {} env steps", run.dir.path().display(), p.iteration, p.env_steps);
                 (log, p)
             }
             None => {
+                let (machines, notes) = crate::machine::go_on(&[], 0, ranks);
+                for note in notes {
+                    eprintln!("note: {note}");
+                }
+                run.machines = machines;
                 let mut log = MetricsLogger::open(&run.dir)?;
                 log.log_config(&run.toml_text)?;
                 let e = parts.evaluate(cfg)?;
@@ -955,6 +973,15 @@ fn merge_ranks(world: &dyn Collective, up: &mut Update, episodes: &mut Vec<f64>)
     Ok(())
 }
 
+/// Every rank's machine, in rank order, on every rank.
+fn rank_machines(world: &dyn Collective) -> Result<Vec<Machine>, TrainError> {
+    let all = world.all_gather(&serde_json::to_vec(&Machine::current()).expect("a machine serialises"))?;
+    all.iter()
+        .enumerate()
+        .map(|(r, b)| serde_json::from_slice(b).map_err(|e| TrainError::Config(format!("rank {r}'s machine record does not parse ({e}): start every rank with the same build"))))
+        .collect()
+}
+
 /// The summary of a finished run.
 #[allow(clippy::too_many_arguments)]
 fn summary(cfg: &TrainConfig, parts: &Parts, p: Progress, e: EvalResult, reference_eval: f64, learner_s_per_iter: f64, wall_time_s: f64, run: &Run) -> Summary {
@@ -980,6 +1007,7 @@ fn summary(cfg: &TrainConfig, parts: &Parts, p: Progress, e: EvalResult, referen
         learner_update_mem_mb: parts.learner_rise_mb.all(),
         learner_update_mem_later_mb: parts.learner_rise_mb.later,
         run_dir: run.dir.path().display().to_string(),
+        machines: run.machines.clone(),
     }
 }
 

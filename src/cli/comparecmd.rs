@@ -247,8 +247,10 @@ fn tune_phase(world: &dyn rebel_dist::Collective, cfg: &CompareConfig, out: &Pat
         return Ok(());
     }
     let mut entries: Vec<TuneEntry> = Vec::new();
+    let mut machines = Vec::new();
     for (row, k, sets, seed, dir) in cells {
         let r = read_run(&row, seed, &dir).map_err(anyhow::Error::msg)?;
+        machines.push(rebel_agents::machine::of_summary(&r.summary));
         match entries.iter_mut().find(|e| e.row == row && e.config == k) {
             Some(e) => {
                 e.finals.push(r.final_return);
@@ -264,7 +266,12 @@ fn tune_phase(world: &dyn rebel_dist::Collective, cfg: &CompareConfig, out: &Pat
     }
     pick(&mut entries);
     rebel_agents::io::write_atomic(&out.join("tuning.json"), serde_json::to_string_pretty(&entries)?.as_bytes())?;
-    let header = format!("Written by `swimmer compare` ({} failed run(s){}).", failed.len(), if failed.is_empty() { String::new() } else { format!(": {}", failed.join("; ")) });
+    let header = format!(
+        "Written by `swimmer compare` ({} failed run(s){}). {}",
+        failed.len(),
+        if failed.is_empty() { String::new() } else { format!(": {}", failed.join("; ")) },
+        rebel_agents::machine::report_line(&machines)
+    );
     rebel_agents::io::write_atomic(&out.join("tuning.md"), tuning_markdown(&entries, p, steps, cfg.train.eval.episodes, &header).as_bytes())?;
     eprintln!("tuning: {}", out.join("tuning.md").display());
     Ok(())
@@ -319,15 +326,21 @@ fn report_phase(world: &dyn rebel_dist::Collective, cfg: &CompareConfig, out: &P
     // a row found that uses no labels is scored by the true reward (the reference counts as "model")
     let reward_of = |row: &str| if cfg.rows.iter().any(|r| r.name == row) && !uses_labels(row) { "true" } else { "model" }.to_string();
     let (rows, imps) = report(&order, &report_runs, &reward_of, &cfg.protocol);
+    let machines: Vec<_> = runs.iter().filter(|r| r.row != "reference").map(|r| rebel_agents::machine::of_summary(&r.summary)).collect();
+    let tally: Vec<serde_json::Value> = rebel_agents::machine::tally(machines.iter().map(Vec::as_slice))
+        .into_iter()
+        .map(|(machine, runs)| serde_json::json!({"machine": machine, "runs": runs}))
+        .collect();
     let p = &cfg.protocol;
     let header = format!(
-        "Reference policy `{}`; {}; online budget {} env steps. Tuning: {} configuration(s) per row on seeds {:?} (see tuning.md). Report: seeds {:?}, evaluation with the mean action on {} fixed start states from {} (disjoint from tuning's, from {}). Intervals: 95% percentile stratified bootstrap, {} replications. Protocol hash {} (source {}). {} failed run(s){}. Written by `swimmer compare` in {:.0} s (this invocation).{}",
+        "Reference policy `{}`; {}; online budget {} env steps. Tuning: {} configuration(s) per row on seeds {:?} (see tuning.md). Report: seeds {:?}, evaluation with the mean action on {} fixed start states from {} (disjoint from tuning's, from {}). Intervals: 95% percentile stratified bootstrap, {} replications. Protocol hash {} (source {}). {} failed run(s){}. Written by `swimmer compare` in {:.0} s (this invocation). {}{}",
         cfg.reference_policy, start_and_labels(cfg), cfg.train.env_steps, p.tune_configs, p.tune_seeds, seeds,
         cfg.train.eval.episodes, cfg.train.eval.seed_base, p.tune_eval_seed_base, p.bootstrap_reps, stamp.hash, stamp.source_hash,
         failed.len(), if failed.is_empty() { String::new() } else { format!(" ({})", failed.join("; ")) }, t0.elapsed().as_secs_f64(),
+        rebel_agents::machine::report_line(&machines),
         if seeds.len() < 10 { format!(" **{} report seed(s): fewer than 10, not evidence for any claim.**", seeds.len()) } else { String::new() }
     );
-    let json = serde_json::json!({"protocol_hash": stamp.hash, "source_hash": stamp.source_hash, "rows": rows, "improvement": imps});
+    let json = serde_json::json!({"protocol_hash": stamp.hash, "source_hash": stamp.source_hash, "machines": tally, "rows": rows, "improvement": imps});
     rebel_agents::io::write_atomic(&out.join("results.json"), serde_json::to_string_pretty(&json)?.as_bytes())?;
     rebel_agents::io::write_atomic(&out.join("results.md"), results_markdown(&rows, &imps, &header).as_bytes())?;
     let series: Vec<rebel_agents::plot::Series> = order

@@ -140,7 +140,7 @@ pub fn bench(env_args: &EnvArgs, a: &BenchArgs) -> Result<()> {
     println!(
         "{}",
         serde_json::json!({"env": env_args.env, "steps": steps, "envs": n, "threads": a.threads,
-                           "seconds": secs, "env_steps_per_sec": sps})
+                           "seconds": secs, "env_steps_per_sec": sps, "machine": rebel_agents::machine::Machine::current()})
     );
     Ok(())
 }
