@@ -45,8 +45,9 @@ pub fn config_hash(cfg: &TrainConfig) -> Result<String, TrainError> {
 
 impl Run {
     /// Opens the run directory of `opts` (new, given or resumed) for the resolved `cfg`, checks a
-    /// resumed checkpoint's config hash and writes `config.toml`. Returns the checkpoint to resume.
-    pub fn open(cfg: &TrainConfig, opts: &RunOptions) -> Result<(Run, Option<Checkpoint>), TrainError> {
+    /// resumed checkpoint's config hash and writes `config.toml`. Returns the checkpoint to resume: `loaded` if
+    /// given (the resumed run's, already read), else read from the run directory.
+    pub fn open(cfg: &TrainConfig, opts: &RunOptions, loaded: Option<Checkpoint>) -> Result<(Run, Option<Checkpoint>), TrainError> {
         let toml_text = to_toml_string(cfg).map_err(|e| TrainError::Config(e.to_string()))?;
         let config_hash = config_hash(cfg)?;
         let (dir, resumed) = match (&opts.resume, &opts.run_dir) {
@@ -58,7 +59,13 @@ impl Run {
                 clear_logs(&run)?;
                 (run, None)
             }
-            (Some(dir), _) => (RunDir::open_existing(dir)?, Some(Checkpoint::load(dir.join(CHECKPOINT))?)),
+            (Some(dir), _) => {
+                let ck = match loaded {
+                    Some(ck) => ck,
+                    None => Checkpoint::load(dir.join(CHECKPOINT))?,
+                };
+                (RunDir::open_existing(dir)?, Some(ck))
+            }
             (None, Some(dir)) => {
                 let held: Vec<&str> = ["config.toml", "metrics.jsonl", CHECKPOINT, "summary.json"]
                     .into_iter()

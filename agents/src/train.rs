@@ -20,7 +20,7 @@ use rebel_envs::{ConfigValue, EnvConfig};
 
 use crate::adam::{Adam, AdamConfig};
 use crate::algorithm::{self, AlgoConfig, AlgoError, Algorithm, Batch, Collect, Ctx, Init, Update};
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{Checkpoint, CheckpointMeta};
 use crate::seeding::{train_env_seed, train_stream};
 use rebel_dist::{share, Collective, SingleProcess};
 use crate::eval::{evaluate, reference_returns, EvalResult};
@@ -668,10 +668,11 @@ pub fn train_in(cfg: &TrainConfig, opts: &RunOptions, world: &dyn Collective) ->
         world.check_equal("the resolved configuration (start every rank with the same command)", text.as_bytes())?;
     }
     // the configuration as written (its hash is what a resume must match) and the one the run steps in
-    let (written, cfg) = (cfg, &TrainConfig { env: env_as_started(cfg, opts, world)?, ..cfg.clone() });
+    let (env, loaded) = env_as_started(cfg, opts, world)?;
+    let (written, cfg) = (cfg, &TrainConfig { env, ..cfg.clone() });
     let mut parts = agree(world, Parts::new(cfg, device, world))?;
     let opened = if world.is_root() {
-        Run::open(written, opts).and_then(|(mut run, resumed)| {
+        Run::open(written, opts, loaded).and_then(|(mut run, resumed)| {
             run.env_settings = cfg.env.settings().map_err(TrainError::Config)?;
             run.env_revision = rebel_envs::dynamics_revision(&cfg.env.id).ok();
             Ok(Some((run, resumed)))
@@ -729,38 +730,23 @@ pub fn train_in(cfg: &TrainConfig, opts: &RunOptions, world: &dyn Collective) ->
 
 /// The environment a run steps in: its configuration's, except that a resumed run whose checkpoint recorded its
 /// environment's settings keeps those whose default has changed since (a newer build), so that it goes on in the
-/// environment it started in, and says so. Rank 0 reads the checkpoint and tells the other ranks.
-fn env_as_started(cfg: &TrainConfig, opts: &RunOptions, world: &dyn Collective) -> Result<EnvSection, TrainError> {
+/// environment it started in, and says so. Rank 0 reads the checkpoint, tells the other ranks, and returns it
+/// (to [`Run::open`], which then does not read it again).
+fn env_as_started(cfg: &TrainConfig, opts: &RunOptions, world: &dyn Collective) -> Result<(EnvSection, Option<Checkpoint>), TrainError> {
     let mut env = cfg.env.clone();
-    let recorded = || -> Result<Option<toml::Table>, TrainError> {
+    let recorded = || -> Result<(Option<toml::Table>, Option<Checkpoint>), TrainError> {
         let path = match &opts.resume {
             Some(dir) if dir.join(CHECKPOINT).exists() => dir.join(CHECKPOINT),
-            _ => return Ok(None),
+            _ => return Ok((None, None)),
         };
-        let meta = Checkpoint::load(&path)?.meta;
-        if let Some(note) = crate::run_dir::dynamics_note(&meta, &env.id) {
-            eprintln!("note: {} resumes on other dynamics: {note}", path.display());
-        }
-        if meta.env_id != env.id || meta.env_settings.is_empty() {
-            return Ok(None);
-        }
-        let drift = settings_drift(&meta.env_settings, &env.settings().map_err(TrainError::Config)?, &env.options);
-        if drift.is_empty() {
-            return Ok(None);
-        }
-        let shown: Vec<String> = drift.iter().map(|d| d.to_string()).collect();
-        eprintln!("{} resumes {} with the settings it started with: {}", path.display(), env.id, shown.join(", "));
-        let options = as_recorded(&env.options, &drift);
-        EnvSection { id: env.id.clone(), options: options.clone() }.settings().map_err(|e| {
-            TrainError::Config(format!(
-                "{}: the settings it records do not make {} in this build: {e}; set the key named in env.options",
-                path.display(),
-                env.id
-            ))
-        })?;
-        Ok(Some(options))
+        let ck = Checkpoint::load(&path)?;
+        Ok((settings_as_started(&env, &ck.meta, &path)?, Some(ck)))
     };
-    let mine = if world.is_root() { recorded() } else { Ok(None) };
+    let (mine, loaded) = match world.is_root().then(recorded).transpose() {
+        Ok(Some((options, ck))) => (Ok(options), ck),
+        Ok(None) => (Ok(None), None),
+        Err(e) => (Err(e), None),
+    };
     let mut bytes = agree(world, mine)?.map(|t| toml::to_string(&t).expect("a table of values serialises")).unwrap_or_default().into_bytes();
     if world.size() > 1 {
         world.broadcast(0, &mut bytes)?;
@@ -769,7 +755,33 @@ fn env_as_started(cfg: &TrainConfig, opts: &RunOptions, world: &dyn Collective) 
         let text = String::from_utf8_lossy(&bytes);
         env.options = text.parse().map_err(|e| TrainError::Config(format!("rank 0's environment options do not parse: {e}")))?;
     }
-    Ok(env)
+    Ok((env, loaded))
+}
+
+/// The options a run resumed from the checkpoint at `path` (its `meta`) steps in where they differ from `env`'s
+/// (defaults changed since, kept as recorded, and said), or `None`; notes other dynamics.
+fn settings_as_started(env: &EnvSection, meta: &CheckpointMeta, path: &std::path::Path) -> Result<Option<toml::Table>, TrainError> {
+    if let Some(note) = crate::run_dir::dynamics_note(meta, &env.id) {
+        eprintln!("note: {} resumes on other dynamics: {note}", path.display());
+    }
+    if meta.env_id != env.id || meta.env_settings.is_empty() {
+        return Ok(None);
+    }
+    let drift = settings_drift(&meta.env_settings, &env.settings().map_err(TrainError::Config)?, &env.options);
+    if drift.is_empty() {
+        return Ok(None);
+    }
+    let shown: Vec<String> = drift.iter().map(|d| d.to_string()).collect();
+    eprintln!("{} resumes {} with the settings it started with: {}", path.display(), env.id, shown.join(", "));
+    let options = as_recorded(&env.options, &drift);
+    EnvSection { id: env.id.clone(), options: options.clone() }.settings().map_err(|e| {
+        TrainError::Config(format!(
+            "{}: the settings it records do not make {} in this build: {e}; set the key named in env.options",
+            path.display(),
+            env.id
+        ))
+    })?;
+    Ok(Some(options))
 }
 
 /// What only rank 0 holds: the run directory, its logs, the progress bar and the evaluation state.
