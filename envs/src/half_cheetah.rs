@@ -46,6 +46,7 @@
 //! | `contact_damping_ratio` | 1.0 | damping ratio of the contact softness |
 //! | `mujoco_limits` | true | MuJoCo's soft-limit law (solreflimit, solimplimit) as explicit forces instead of Rapier's limits (`MjcfWorld::set_mujoco_limits`) |
 //! | `mujoco_contacts` | true | MuJoCo's soft-contact law against the floor as explicit forces (`MjcfWorld::set_mujoco_contacts`); with `mujoco_limits` the open-loop gallop runs as in MuJoCo (README) |
+//! | `rk4_integrator` | false | MuJoCo's `RK4` step (`MjcfWorld::set_rk4_integrator`; needs `euler_integrator = false`): not this model's integrator, which is `Euler` |
 //! | `euler_integrator` | true | each Rapier step MuJoCo's `Euler` step (the model's integrator): Coriolis terms explicit, joint damping implicit, where Rapier's multibody makes the Coriolis terms semi-implicit (`MjcfWorld::set_euler_integrator`; each step from MuJoCo's states then within 5e-5 of MuJoCo's, 1.6 % without; 0.90–0.93 of the speed) |
 //!
 //! The environment is a [`crate::locomotion::Locomotion`] (shared with Hopper-v5 and Walker2d-v5);
@@ -98,5 +99,6 @@ pub fn defaults() -> LocomotionConfig {
         mujoco_limits: true,
         mujoco_contacts: true,
         euler_integrator: true,
+        rk4_integrator: false,
     }
 }

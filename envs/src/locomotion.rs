@@ -75,6 +75,8 @@ pub struct LocomotionConfig {
     pub mujoco_contacts: bool,
     /// Each Rapier step MuJoCo's Euler step (see [`MjcfWorld::set_euler_integrator`]).
     pub euler_integrator: bool,
+    /// Each step MuJoCo's RK4 step, without Rapier's (see [`MjcfWorld::set_rk4_integrator`]).
+    pub rk4_integrator: bool,
 }
 
 /// What makes one planar runner: its id, shape and defaults.
@@ -141,6 +143,7 @@ impl Spec {
             mujoco_limits: r.bool("mujoco_limits", d.mujoco_limits)?,
             mujoco_contacts: r.bool("mujoco_contacts", d.mujoco_contacts)?,
             euler_integrator: r.bool("euler_integrator", d.euler_integrator)?,
+            rk4_integrator: r.bool("rk4_integrator", d.rk4_integrator)?,
         };
         r.finish()?;
         validate_rapier_options(self.id, c.timestep, c.limit_natural_frequency)?;
@@ -218,6 +221,11 @@ impl Locomotion {
             key: "euler_integrator".into(),
             msg: format!("{msg}; set solver_iterations=1 or euler_integrator=false"),
         })?;
+        sim.set_rk4_integrator(cfg.rk4_integrator).map_err(|msg| EnvError::BadOption {
+            env: spec.id.into(),
+            key: "rk4_integrator".into(),
+            msg: format!("{msg}; set mujoco_contacts=true, mujoco_limits=true and euler_integrator=false, or rk4_integrator=false"),
+        })?;
         let init_qpos = model.joints.iter().map(|j| j.reference).collect();
         Ok(Locomotion {
             spec,
@@ -270,6 +278,11 @@ impl Locomotion {
     }
 
     /// Contact points where a geom overlaps another (MuJoCo's `ncon`).
+    /// Steps of the RK4 integrator (`rk4_integrator`) that Rapier took instead because two body geoms touched.
+    pub fn rk4_fallbacks(&self) -> u64 {
+        self.sim.rk4_fallbacks()
+    }
+
     pub fn contact_count(&self) -> usize {
         self.sim.contact_count()
     }

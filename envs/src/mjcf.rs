@@ -662,10 +662,16 @@ impl ParentChildFilter {
     }
 }
 
+impl ParentChildFilter {
+    /// Whether contacts between the two bodies are left out (MuJoCo's parent–child exclusion).
+    fn excludes(&self, (x, y): (RigidBodyHandle, RigidBodyHandle)) -> bool {
+        self.pairs.iter().any(|&(a, b)| (a, b) == (x, y) || (b, a) == (x, y))
+    }
+}
+
 impl PhysicsHooks for ParentChildFilter {
     fn filter_contact_pair(&self, c: &PairFilterContext) -> Option<SolverFlags> {
-        let pair = c.rigid_body1.zip(c.rigid_body2);
-        let excluded = pair.is_some_and(|(x, y)| self.pairs.iter().any(|&(a, b)| (a, b) == (x, y) || (b, a) == (x, y)));
+        let excluded = c.rigid_body1.zip(c.rigid_body2).is_some_and(|pair| self.excludes(pair));
         (!excluded).then(SolverFlags::default)
     }
 }
@@ -1024,6 +1030,15 @@ pub struct MjcfWorld {
     soft_forces: Vec<soft_contact::SoftForce>,
     /// Each Rapier step takes MuJoCo's Euler step (see [`MjcfWorld::set_euler_integrator`]).
     euler: bool,
+    /// Each step is MuJoCo's RK4 step (see [`MjcfWorld::set_rk4_integrator`]).
+    rk4: bool,
+    /// Steps of the RK4 integrator taken by Rapier instead, because two body geoms touched.
+    rk4_fallbacks: u64,
+    /// Whether two geoms of the model's bodies can touch at all (their collision groups meet, and neither MuJoCo's
+    /// parent–child rule nor their multibody leaves them out): only then does the RK4 step look for it.
+    body_pairs: bool,
+    /// Whether some joint has a range (Rapier enforces it inside its own step unless MuJoCo's limits are on).
+    limited: bool,
 }
 
 /// MuJoCo's com-based quantities of the model's bodies ([`MjcfWorld::com_quantities`]).
@@ -1275,6 +1290,10 @@ impl MjcfWorld {
             soft_contacts: None,
             soft_forces: Vec::new(),
             euler: false,
+            rk4: false,
+            rk4_fallbacks: 0,
+            body_pairs: true,
+            limited: model.joints.iter().any(|j| j.range.is_some()),
         }
     }
 
@@ -1301,6 +1320,170 @@ impl MjcfWorld {
         }
         self.euler = on;
         Ok(())
+    }
+
+    /// Makes every step MuJoCo's `RK4` integrator's (`mj_RungeKutta` with N = 4, the integrator of Gymnasium's
+    /// Hopper and Walker2d): from the state `X₀ = (q₀, v₀)`, the accelerations `aᵢ` of MuJoCo's forward dynamics at
+    /// `X₁ = X₀ + h/2·(v₀, a₀)`, `X₂ = X₀ + h/2·(v₁, a₁)`, `X₃ = X₀ + h·(v₂, a₂)`, then
+    /// `X' = X₀ + h/6·((v₀, a₀) + 2(v₁, a₁) + 2(v₂, a₂) + (v₃, a₃))`. Each `aᵢ = M⁻¹(τ + gravity − c(q, v) − D·v +
+    /// constraint forces)`, with the soft limits' and floor contacts' forces of MuJoCo's constraint problem solved
+    /// at that stage's state, the joint damping explicit (as RK4 has it), and `M` the joint-space mass matrix with
+    /// armature. Rapier's own step is not taken, so everything that acts must be ours: it needs MuJoCo's contacts
+    /// and limits (`set_mujoco_contacts`, `set_mujoco_limits` where a joint has a range), a model without a
+    /// floating base (whose quaternion this does not integrate), without fluid forces and without projected
+    /// limits. Contacts between two body geoms are Rapier's: a step that starts with two body geoms touching is
+    /// Rapier's step instead ([`MjcfWorld::rk4_fallbacks`] counts them).
+    pub fn set_rk4_integrator(&mut self, on: bool) -> Result<(), String> {
+        if on {
+            let why = if self.euler {
+                Some("it and MuJoCo's Euler step exclude each other")
+            } else if self.free.is_some() {
+                Some("a model with a floating base is not supported (its quaternion is not integrated)")
+            } else if !self.fluid.is_empty() {
+                Some("a model with fluid forces is not supported")
+            } else if self.soft_contacts.is_none() {
+                Some("it needs MuJoCo's floor contacts (Rapier's act only inside Rapier's step)")
+            } else if self.limited && self.soft_limits.is_none() {
+                Some("it needs MuJoCo's joint limits (Rapier's act only inside Rapier's step)")
+            } else if !self.limit_groups.is_empty() {
+                Some("projected limits are not supported")
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(format!("MuJoCo's RK4 step: {why}"));
+            }
+        }
+        self.rk4 = on;
+        self.body_pairs = self.body_pairs_can_touch();
+        Ok(())
+    }
+
+    /// Whether some pair of the model's body colliders can touch (see `body_pairs`).
+    fn body_pairs_can_touch(&self) -> bool {
+        let model: Vec<&Collider> = self.world.colliders.iter().map(|(_, c)| c).filter(|c| c.user_data != 0).collect();
+        model.iter().enumerate().any(|(i, a)| {
+            model[i + 1..].iter().any(|b| {
+                let pair = a.parent().zip(b.parent());
+                a.collision_groups().test(b.collision_groups())
+                    && pair.is_some_and(|(x, y)| x != y && !self.parent_child.excludes((x, y)) && !self.joined((x, y)))
+            })
+        })
+    }
+
+    /// Steps of [`MjcfWorld::set_rk4_integrator`]'s integrator that Rapier took instead because two body geoms
+    /// touched, since the world was built.
+    pub fn rk4_fallbacks(&self) -> u64 {
+        self.rk4_fallbacks
+    }
+
+    /// Whether two geoms of the model's bodies touch now (within the contact margin), by Rapier's collision
+    /// detection at the current poses.
+    fn bodies_touch(&mut self) -> bool {
+        self.world.detect_collisions(&self.parent_child, &());
+        let margin = self.margin;
+        let model = |h: ColliderHandle, w: &PhysicsWorld| w.colliders.get(h).is_some_and(|c| c.user_data != 0);
+        let body = |h: ColliderHandle, w: &PhysicsWorld| w.colliders.get(h).and_then(|c| c.parent());
+        self.world.contact_pairs().any(|p| {
+            model(p.collider1, &self.world)
+                && model(p.collider2, &self.world)
+                && !body(p.collider1, &self.world).zip(body(p.collider2, &self.world)).is_some_and(|pair| self.parent_child.excludes(pair) || self.joined(pair))
+                && matches!(&p.contacts, PairContacts::Rigid(r) if r.manifolds.iter().any(|m| m.points.iter().any(|pt| pt.dist as f64 <= 0.0f64.max(margin - 1e-9))))
+        })
+    }
+
+    /// Whether Rapier leaves out contacts between the two bodies because of their multibody: self-contacts off, or
+    /// a joint between them with contacts off (its step does; collision detection alone, which knows no joints,
+    /// does not).
+    fn joined(&self, (a, b): (RigidBodyHandle, RigidBodyHandle)) -> bool {
+        let mj = &self.world.multibody_joints;
+        let (Some(la), Some(lb)) = (mj.rigid_body_link(a), mj.rigid_body_link(b)) else { return false };
+        if la.multibody != lb.multibody {
+            return false;
+        }
+        mj.get_multibody(la.multibody).is_some_and(|mb| !mb.self_contacts_enabled())
+            || mj.joint_between(a, b).is_some_and(|(_, _, link)| !link.joint.data.contacts_enabled)
+    }
+
+    /// The joint coordinates (qpos) and velocities of the model's DoFs now.
+    fn joint_state(&self) -> (Vec<f64>, Vec<f64>) {
+        let v = self.dofs.iter().map(|d| {
+            let (mb, _) = self.world.multibody_joints.get(d.handle).expect("multibody");
+            mb.generalized_velocity()[d.index] as f64
+        });
+        ((0..self.dofs.len()).map(|k| self.q(k)).collect(), v.collect())
+    }
+
+    /// Puts the model's DoFs at `q` with velocities `v` (a model without a floating base), and the links where
+    /// they go.
+    fn set_joint_state(&mut self, q: &[f64], v: &[f64]) {
+        for (k, d) in self.dofs.iter().enumerate() {
+            let now = self.world.multibody_joints.get(d.handle).expect("multibody").0.link(d.link).expect("link").joint().coords()[d.coord] as f64 + d.reference;
+            let (mb, _) = self.world.multibody_joints.get_mut(d.handle).expect("multibody");
+            let mut disp = vec![0.0 as Real; mb.ndofs()];
+            disp[d.index] = (q[k] - now) as Real;
+            mb.apply_displacements(&disp);
+            mb.generalized_velocity_mut()[d.index] = v[k] as Real;
+        }
+        let mut done: Vec<RigidBodyHandle> = Vec::new();
+        for d in &self.dofs {
+            if done.contains(&d.root) {
+                continue;
+            }
+            done.push(d.root);
+            let (mb, _) = self.world.multibody_joints.get_mut(d.handle).expect("multibody");
+            mb.forward_kinematics(&self.world.bodies, false);
+            mb.update_rigid_bodies(&mut self.world.bodies, true);
+        }
+    }
+
+    /// MuJoCo's `qacc` at the state now under actuator forces `tau` (one per model DoF), with the joint damping
+    /// explicit: `M⁻¹(τ + gravity − c − D·v + the constraints' forces)`, one per model DoF. The soft contacts'
+    /// forces of this state are left in `soft_forces`.
+    fn rk4_acceleration(&mut self, tau: &[f64]) -> Vec<f64> {
+        self.factor_mass_matrices();
+        let tau = self.constraints_factored(self.with_springs(tau));
+        let mut qacc = vec![0.0; self.dofs.len()];
+        let mut done: Vec<RigidBodyHandle> = Vec::new();
+        for d in &self.dofs {
+            if done.contains(&d.root) {
+                continue;
+            }
+            done.push(d.root);
+            let (mb, _) = self.world.multibody_joints.get(d.handle).expect("multibody");
+            let mut f = self.applied_forces(mb, &tau);
+            self.add_soft_forces(mb, &mut f).expect("the floor contacts are on the model's multibodies");
+            soft_contact::subtract_damping(mb, &mut f);
+            let a = Self::mass_lu(mb).solve(&f.map(|x| x as Real)).unwrap_or_else(|| rapier3d::na::DVector::zeros(f.len()));
+            for (k, dk) in self.dofs.iter().enumerate().filter(|(_, dk)| dk.root == d.root) {
+                qacc[k] = a[dk.index] as f64;
+            }
+        }
+        qacc
+    }
+
+    /// One step of MuJoCo's RK4 (see [`MjcfWorld::set_rk4_integrator`]).
+    fn step_rk4(&mut self, tau: &[f64]) {
+        const A: [f64; 3] = [0.5, 0.5, 1.0];
+        const B: [f64; 4] = [1.0 / 6.0, 1.0 / 3.0, 1.0 / 3.0, 1.0 / 6.0];
+        let h = self.world.integration_parameters.dt as f64;
+        let (q0, v0) = self.joint_state();
+        let mut vs = vec![v0.clone()];
+        let mut accs = vec![self.rk4_acceleration(tau)];
+        let stage_forces = self.soft_forces.clone();
+        for a in A {
+            let (vp, ap) = (vs.last().expect("a stage"), accs.last().expect("a stage"));
+            let q: Vec<f64> = q0.iter().zip(vp).map(|(q, v)| q + h * a * v).collect();
+            let v: Vec<f64> = v0.iter().zip(ap).map(|(v, acc)| v + h * a * acc).collect();
+            self.set_joint_state(&q, &v);
+            accs.push(self.rk4_acceleration(tau));
+            vs.push(v);
+        }
+        let q: Vec<f64> = (0..q0.len()).map(|k| q0[k] + h * (0..4).map(|j| B[j] * vs[j][k]).sum::<f64>()).collect();
+        let v: Vec<f64> = (0..v0.len()).map(|k| v0[k] + h * (0..4).map(|j| B[j] * accs[j][k]).sum::<f64>()).collect();
+        self.set_joint_state(&q, &v);
+        // the forces that acted at the step's start (MuJoCo's efc_force of the state the step began in)
+        self.soft_forces = stage_forces;
     }
 
     /// Replaces Rapier's joint limits by MuJoCo's soft ones, as explicit generalised forces before
@@ -1402,8 +1585,11 @@ impl MjcfWorld {
     /// is one), as MuJoCo's `ncon` counts them (Rapier also keeps predicted contacts of nearby geoms,
     /// not counted here).
     pub fn contact_count(&self) -> usize {
+        let body = |h: ColliderHandle| self.world.colliders.get(h).and_then(|c| c.parent());
         self.world
             .contact_pairs()
+            // (pairs Rapier's step leaves out; collision detection alone, as the RK4 step runs it, keeps them)
+            .filter(|p| !body(p.collider1).zip(body(p.collider2)).is_some_and(|pair| self.parent_child.excludes(pair) || self.joined(pair)))
             .filter_map(|p| match &p.contacts {
                 PairContacts::Rigid(r) => Some(r),
                 PairContacts::Soft { .. } => None,
@@ -1836,6 +2022,12 @@ impl MjcfWorld {
     }
 
     pub fn step(&mut self, tau: &[f64]) {
+        if self.rk4 {
+            if !self.body_pairs || !self.bodies_touch() {
+                return self.step_rk4(tau);
+            }
+            self.rk4_fallbacks += 1;
+        }
         let tau = self.with_constraints(self.with_springs(tau));
         let euler = if self.euler { self.euler_forces(&tau) } else { Vec::new() };
         self.step_with(&tau, &euler)
@@ -1900,12 +2092,23 @@ impl MjcfWorld {
 
     /// `tau` (one per model DoF) with the soft limits' forces added, the soft contacts' forces of this pose
     /// left in `soft_forces` (see [`MjcfWorld::set_mujoco_limits`], [`MjcfWorld::set_mujoco_contacts`]).
-    fn with_constraints(&mut self, mut tau: Vec<f64>) -> Vec<f64> {
+    fn with_constraints(&mut self, tau: Vec<f64>) -> Vec<f64> {
+        self.constraints(tau, false)
+    }
+
+    /// [`MjcfWorld::with_constraints`] with the mass matrices factorised at this pose already.
+    fn constraints_factored(&mut self, tau: Vec<f64>) -> Vec<f64> {
+        self.constraints(tau, true)
+    }
+
+    fn constraints(&mut self, mut tau: Vec<f64>, factored: bool) -> Vec<f64> {
         let limits = self.soft_limits.as_ref().map_or_else(Vec::new, |s| self.passed_limits(s));
         let contacts = self.soft_contacts.as_ref().map_or_else(Vec::new, |c| self.floor_contacts(c));
         self.soft_forces.clear();
         if !limits.is_empty() || !contacts.is_empty() {
-            self.factor_mass_matrices();
+            if !factored {
+                self.factor_mass_matrices();
+            }
             self.soft_forces = self.solve_constraints(&limits, &contacts, &mut tau);
         }
         tau

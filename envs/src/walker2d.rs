@@ -41,6 +41,7 @@
 //! | `mujoco_limits` | true | as for Hopper-v5 |
 //! | `mujoco_contacts` | true | as for Hopper-v5 |
 //! | `euler_integrator` | false | as for Hopper-v5 |
+//! | `rk4_integrator` | false | as for Hopper-v5 (without it 1.9–3.7 % per step) |
 
 use crate::locomotion::{Health, LocomotionConfig, Spec, VelocityNoise};
 
