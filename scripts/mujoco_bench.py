@@ -124,7 +124,7 @@ def report(args):
     print(f"ratio ours/Gymnasium step:   {ratio_gym:.3f}")
     machine = ours.get("machine")
     if machine:
-        print(f"machine: {machine.get('cpu')}, {machine.get('logical_cpus')} logical CPUs, {' '.join(machine.get('simd', []))}")
+        print(f"machine: {machine.get('cpu')} ({' '.join(machine.get('simd', []))}), {machine.get('logical_cpus')} CPU(s) available to the process")
     result = {
         "env": env,
         "mujoco_version": mj["mujoco_version"],

@@ -2,7 +2,7 @@
 """Runs a policy checkpoint of rebel-rs closed-loop in the real MuJoCo environment (Gymnasium 1.4.0).
 
     ~/.cache/rebel-rs/mujoco-venv/bin/python scripts/policy_in_mujoco.py CHECKPOINT \
-        [--env ID] [--episodes 10] [--seed-base 1000000] [--xml-file PATH] [--stochastic]
+        [--env ID] [--episodes 10] [--seed-base 1000000] [--xml-file PATH] [--stochastic] [--integrator Euler]
 
 CHECKPOINT is a `.safetensors` file written by `rebel train` (or `pretrain`). It is read here without
 torch: the 8-byte header length, the JSON header, then the raw little-endian float32 tensors.
@@ -114,6 +114,9 @@ def main():
     p.add_argument("--seed-base", type=int, default=1_000_000)
     p.add_argument("--xml-file", help="MJCF file for the environment (Gymnasium's xml_file)")
     p.add_argument("--stochastic", action="store_true")
+    p.add_argument("--integrator", choices=["Euler", "RK4", "implicit", "implicitfast"],
+                   help="step MuJoCo's model with this integrator instead of its own (the Hopper's and the Walker2d's "
+                        "is RK4): does a policy's return in MuJoCo follow the integrator?")
     args = p.parse_args()
     try:
         import gymnasium as gym
@@ -134,6 +137,13 @@ def main():
     if args.xml_file:
         kwargs["xml_file"] = args.xml_file
     env = gym.make(env_id, **kwargs)
+    if args.integrator:
+        import mujoco
+        model = env.unwrapped.model
+        model.opt.integrator = {"Euler": mujoco.mjtIntegrator.mjINT_EULER, "RK4": mujoco.mjtIntegrator.mjINT_RK4,
+                                "implicit": mujoco.mjtIntegrator.mjINT_IMPLICIT,
+                                "implicitfast": mujoco.mjtIntegrator.mjINT_IMPLICITFAST}[args.integrator]
+        applied["integrator"] = args.integrator
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     w0 = policy.layers[0][0]
     if w0.shape[1] != obs_dim or policy.layers[-1][0].shape[0] != act_dim:

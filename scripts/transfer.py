@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """How much of its return a policy trained here keeps in the real MuJoCo, with a 95 % interval.
 
-    ~/.cache/rebel-rs/mujoco-venv/bin/python scripts/transfer.py CHECKPOINT [--episodes 100] [--rebel PATH]
+    ~/.cache/rebel-rs/mujoco-venv/bin/python scripts/transfer.py CHECKPOINT [--episodes 100] [--rebel PATH] [--integrator Euler]
 
 Runs the checkpoint's mean action for EPISODES episodes here (`rebel eval --checkpoint`, the run's own evaluation
 seeds) and in MuJoCo (`scripts/policy_in_mujoco.py`, Gymnasium's seeds 1000000, 1000001, ...), then prints one JSON
@@ -58,6 +58,8 @@ def main():
     p.add_argument("--episodes", type=int, default=100)
     p.add_argument("--rebel", default=os.path.join(HERE, "..", "target", "release", "rebel"),
                    help="the rebel binary (default: target/release/rebel; build it with cargo build --release)")
+    p.add_argument("--integrator", choices=["Euler", "RK4", "implicit", "implicitfast"],
+                   help="MuJoCo's side steps with this integrator instead of the model's (policy_in_mujoco.py --integrator)")
     a = p.parse_args()
     if a.episodes < 2:
         sys.exit("transfer.py: --episodes must be at least 2")
@@ -66,11 +68,12 @@ def main():
     if not os.access(a.rebel, os.X_OK):
         sys.exit(f"transfer.py: no rebel binary at {a.rebel}; build it with cargo build --release, or give --rebel PATH")
     here = run([a.rebel, "eval", "--checkpoint", a.checkpoint, "--episodes", str(a.episodes)], "rebel eval")
-    there = run([sys.executable, os.path.join(HERE, "policy_in_mujoco.py"), a.checkpoint, "--episodes", str(a.episodes)],
+    integrator = ["--integrator", a.integrator] if a.integrator else []
+    there = run([sys.executable, os.path.join(HERE, "policy_in_mujoco.py"), a.checkpoint, "--episodes", str(a.episodes)] + integrator,
                 "policy_in_mujoco.py")
     rh, rt = here["returns"], there["returns"]
     out = {
-        "checkpoint": a.checkpoint, "env": there["env"], "episodes": a.episodes,
+        "checkpoint": a.checkpoint, "env": there["env"], "episodes": a.episodes, "mujoco_integrator": a.integrator or "the model's",
         "here_mean": float(np.mean(rh)), "here_std": float(np.std(rh)),
         "mujoco_mean": float(np.mean(rt)), "mujoco_std": float(np.std(rt)),
         "mujoco_mean_length": float(np.mean(there["lengths"])),

@@ -42,7 +42,7 @@
 //! | `mujoco_limits` | true | MuJoCo's soft-limit law (MuJoCo's default solreflimit, solimplimit) instead of Rapier's limits |
 //! | `mujoco_contacts` | true | MuJoCo's soft-contact law against the floor (the model's geom solref, solimp, margin, condim; `MjcfWorld::set_mujoco_contacts`) instead of Rapier's contacts; with `mujoco_limits` the closest to MuJoCo measured (README) |
 //! | `euler_integrator` | false | each Rapier step MuJoCo's `Euler` step (Coriolis terms explicit; `MjcfWorld::set_euler_integrator`). The model integrates with RK4 in MuJoCo, whose 2 ms steps it changes little (median one-step errors −20 % to +9 % of without; README) |
-//! | `rk4_integrator` | false | each step MuJoCo's own `RK4` step, the model's integrator, without Rapier's step (the constraint forces solved at each of its four stages; `MjcfWorld::set_rk4_integrator`): each step from MuJoCo's states within 1e-4 of MuJoCo's, the open-loop sequences replayed whole (0.3–1.2 % per step and 1e-3 before the first contact without); needs `mujoco_contacts`, `mujoco_limits` and `euler_integrator = false` |
+//! | `rk4_integrator` | true | each step MuJoCo's own `RK4` step, the model's integrator, without Rapier's step (the constraint forces solved at each of its four stages; `MjcfWorld::set_rk4_integrator`): each step from MuJoCo's states within 1e-4 of MuJoCo's, the open-loop sequences replayed whole (0.3–1.2 % per step and 1e-3 before the first contact without); needs `mujoco_contacts`, `mujoco_limits` and `euler_integrator = false` |
 
 use crate::locomotion::{Health, LocomotionConfig, Spec, VelocityNoise};
 
@@ -54,7 +54,11 @@ pub const MAX_EPISODE_STEPS: usize = 1000;
 /// The history of this environment's dynamics, one line per revision (see
 /// [`crate::registry::register_with_history`]): add a line when a change makes the same options step differently
 /// (`envs/tests/dynamics_revisions.rs` fails until one is added).
-pub const DYNAMICS_HISTORY: &[&str] = &[crate::registry::FIRST_REVISION];
+pub const DYNAMICS_HISTORY: &[&str] = &[
+    crate::registry::FIRST_REVISION,
+    "session 28: MuJoCo's own RK4 step by default (rk4_integrator = true), the model's integrator, where revision 1 took \
+     Rapier's semi-implicit step; --env-opt rk4_integrator=false steps as revision 1 did",
+];
 
 /// The environment's shape and defaults.
 pub const SPEC: Spec = Spec {
@@ -68,7 +72,8 @@ pub const SPEC: Spec = Spec {
 };
 
 /// Gymnasium's defaults; MuJoCo's contact and limit laws (`mujoco_contacts`, `mujoco_limits`: the closest to
-/// MuJoCo measured, README "MuJoCo's contact and limit laws"). With both off, Rapier's contacts as for
+/// MuJoCo measured, README "MuJoCo's contact and limit laws") and its RK4 step (`rk4_integrator`, since session 28:
+/// README "MuJoCo's RK4 step on the Hopper and the Walker2d"; switch it off to use Rapier's contacts or limits). With both off, Rapier's contacts as for
 /// HalfCheetah-v5 and stiffer Rapier joint limits (30 Hz, chosen against MuJoCo).
 pub fn defaults() -> LocomotionConfig {
     LocomotionConfig {
@@ -95,6 +100,6 @@ pub fn defaults() -> LocomotionConfig {
         mujoco_limits: true,
         mujoco_contacts: true,
         euler_integrator: false,
-        rk4_integrator: false,
+        rk4_integrator: true,
     }
 }

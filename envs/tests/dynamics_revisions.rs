@@ -152,13 +152,13 @@ fn every_environment_steps_as_its_revision_recorded() {
 
 /// The fingerprint sees changes of the dynamics as small as the ones revisions are for: the HalfCheetah's step
 /// without MuJoCo's Euler integration (1.6 % per step from MuJoCo's states), the Swimmer with half the solver
-/// iterations, the Hopper with Rapier's contact law instead of MuJoCo's; and it is the same twice.
+/// iterations, the Hopper on Rapier's semi-implicit step instead of MuJoCo's RK4; and it is the same twice.
 #[test]
 fn a_change_of_the_dynamics_moves_the_fingerprint() {
     for (id, key, value) in [
         ("HalfCheetah-v5", "euler_integrator", ConfigValue::Bool(false)),
         ("Swimmer-v5", "solver_iterations", ConfigValue::Int(2)),
-        ("Hopper-v5", "mujoco_contacts", ConfigValue::Bool(false)),
+        ("Hopper-v5", "rk4_integrator", ConfigValue::Bool(false)),
     ] {
         let base = fingerprint(id, &EnvConfig::new());
         assert_eq!(difference(&base, &fingerprint(id, &EnvConfig::new())), None, "{id} twice");

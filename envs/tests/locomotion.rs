@@ -170,7 +170,7 @@ fn gymnasiums_own_files_give_the_same_models() {
 fn mujoco_contacts_rest_and_topple_as_mujoco() {
     for (spec, prefix) in cases() {
         for limits in [false, true] {
-            let cfg = LocomotionConfig { mujoco_contacts: true, mujoco_limits: limits, ..(spec.defaults)() };
+            let cfg = LocomotionConfig { mujoco_contacts: true, mujoco_limits: limits, rk4_integrator: limits, ..(spec.defaults)() };
             let r = replay(spec, &cfg, &read_table(&data(prefix, "a_zeros")).unwrap()).unwrap();
             let what = format!("{} (mujoco_limits = {limits})", spec.id);
             assert!((r.return_ours / r.return_mujoco - 1.0).abs() < 0.02, "{what}: return {} vs MuJoCo {}", r.return_ours, r.return_mujoco);
@@ -190,8 +190,9 @@ fn mujoco_contacts_refuse_models_they_cannot_simulate() {
         .with("mujoco_contacts", ConfigValue::Bool(true));
     let e = make("Hopper-v5", &cfg).err().unwrap().to_string();
     assert!(e.contains("mujoco_contacts") && e.contains("leg_geom") && e.contains("mujoco_contacts=false"), "{e}");
-    // the same file runs with Rapier's contacts
-    assert!(make("Hopper-v5", &cfg.clone().with("mujoco_contacts", ConfigValue::Bool(false))).is_ok());
+    // the same file runs with Rapier's contacts (and Rapier's step, which they need)
+    let rapiers = cfg.clone().with("mujoco_contacts", ConfigValue::Bool(false)).with("rk4_integrator", ConfigValue::Bool(false));
+    assert!(make("Hopper-v5", &rapiers).is_ok());
     std::fs::remove_file(&path).ok();
 }
 
@@ -213,7 +214,7 @@ fn one_step(spec: Spec, cfg: LocomotionConfig, prefix: &str, name: &str) -> (f64
     (errs[errs.len() / 2], errs[errs.len() * 9 / 10])
 }
 
-/// Both models integrate with RK4 in MuJoCo. `rk4_integrator` (session 28) takes MuJoCo's RK4 step, the constraint
+/// Both models integrate with RK4 in MuJoCo. `rk4_integrator` (session 28, the default) takes MuJoCo's RK4 step, the constraint
 /// forces solved at each of its four stages: each step from MuJoCo's states within 1e-3 of MuJoCo's velocity change
 /// (median and 90th percentile; Rapier's semi-implicit step 0.3 % to 3.7 % in the median), and every open-loop
 /// sequence replayed whole from the rest pose, contacts and limits included: MuJoCo's return within 0.01, its
@@ -223,7 +224,9 @@ fn one_step(spec: Spec, cfg: LocomotionConfig, prefix: &str, name: &str) -> (f64
 #[test]
 fn mujocos_rk4_step_makes_each_step_mujocos() {
     for (spec, prefix) in cases() {
-        let rk4 = LocomotionConfig { rk4_integrator: true, ..(spec.defaults)() };
+        assert!((spec.defaults)().rk4_integrator, "{}: MuJoCo's RK4 step is the default", spec.id);
+        let rk4 = (spec.defaults)();
+        let rapiers = LocomotionConfig { rk4_integrator: false, ..(spec.defaults)() };
         for name in ["b_const", "c_wave", "d_uniform_random", "f_air"] {
             let what = format!("{} {name}", spec.id);
             let mut rk4 = rk4.clone();
@@ -233,7 +236,7 @@ fn mujocos_rk4_step_makes_each_step_mujocos() {
             let (median, p90) = one_step(spec, rk4.clone(), prefix, name);
             assert!(median < 1e-3 && p90 < 1e-3, "{what}: one-step error {median} (median), {p90} (90th percentile)");
             if name != "f_air" {
-                let (rapier, _) = one_step(spec, (spec.defaults)(), prefix, name);
+                let (rapier, _) = one_step(spec, rapiers.clone(), prefix, name);
                 assert!(rapier > 2e-3, "{what}: Rapier's own step {rapier}");
             }
             let r = replay(spec, &rk4, &read_table(&data(prefix, name)).unwrap()).unwrap();
