@@ -660,9 +660,7 @@ impl ParentChildFilter {
         }
         ParentChildFilter { pairs }
     }
-}
 
-impl ParentChildFilter {
     /// Whether contacts between the two bodies are left out (MuJoCo's parent–child exclusion).
     fn excludes(&self, (x, y): (RigidBodyHandle, RigidBodyHandle)) -> bool {
         self.pairs.iter().any(|&(a, b)| (a, b) == (x, y) || (b, a) == (x, y))
@@ -1382,14 +1380,20 @@ impl MjcfWorld {
     fn bodies_touch(&mut self) -> bool {
         self.world.detect_collisions(&self.parent_child, &());
         let margin = self.margin;
-        let model = |h: ColliderHandle, w: &PhysicsWorld| w.colliders.get(h).is_some_and(|c| c.user_data != 0);
-        let body = |h: ColliderHandle, w: &PhysicsWorld| w.colliders.get(h).and_then(|c| c.parent());
+        let model = |h: ColliderHandle| self.world.colliders.get(h).is_some_and(|c| c.user_data != 0);
         self.world.contact_pairs().any(|p| {
-            model(p.collider1, &self.world)
-                && model(p.collider2, &self.world)
-                && !body(p.collider1, &self.world).zip(body(p.collider2, &self.world)).is_some_and(|pair| self.parent_child.excludes(pair) || self.joined(pair))
+            model(p.collider1)
+                && model(p.collider2)
+                && !self.left_out(p)
                 && matches!(&p.contacts, PairContacts::Rigid(r) if r.manifolds.iter().any(|m| m.points.iter().any(|pt| pt.dist as f64 <= 0.0f64.max(margin - 1e-9))))
         })
+    }
+
+    /// Whether Rapier's step leaves the pair out: MuJoCo's parent–child rule ([`ParentChildFilter`]) or the bodies'
+    /// multibody ([`MjcfWorld::joined`]). Collision detection alone, as the RK4 step runs it, keeps such pairs.
+    fn left_out(&self, p: &ContactPair) -> bool {
+        let body = |h: ColliderHandle| self.world.colliders.get(h).and_then(|c| c.parent());
+        body(p.collider1).zip(body(p.collider2)).is_some_and(|pair| self.parent_child.excludes(pair) || self.joined(pair))
     }
 
     /// Whether Rapier leaves out contacts between the two bodies because of their multibody: self-contacts off, or
@@ -1585,11 +1589,9 @@ impl MjcfWorld {
     /// is one), as MuJoCo's `ncon` counts them (Rapier also keeps predicted contacts of nearby geoms,
     /// not counted here).
     pub fn contact_count(&self) -> usize {
-        let body = |h: ColliderHandle| self.world.colliders.get(h).and_then(|c| c.parent());
         self.world
             .contact_pairs()
-            // (pairs Rapier's step leaves out; collision detection alone, as the RK4 step runs it, keeps them)
-            .filter(|p| !body(p.collider1).zip(body(p.collider2)).is_some_and(|pair| self.parent_child.excludes(pair) || self.joined(pair)))
+            .filter(|p| !self.left_out(p))
             .filter_map(|p| match &p.contacts {
                 PairContacts::Rigid(r) => Some(r),
                 PairContacts::Soft { .. } => None,
