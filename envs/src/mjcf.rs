@@ -1424,7 +1424,7 @@ impl MjcfWorld {
         for (k, d) in self.dofs.iter().enumerate() {
             let now = self.world.multibody_joints.get(d.handle).expect("multibody").0.link(d.link).expect("link").joint().coords()[d.coord] as f64 + d.reference;
             let (mb, _) = self.world.multibody_joints.get_mut(d.handle).expect("multibody");
-            let mut disp = vec![0.0 as Real; mb.ndofs()];
+            let mut disp = vec![0.0_f32; mb.ndofs()];
             disp[d.index] = (q[k] - now) as Real;
             mb.apply_displacements(&disp);
             mb.generalized_velocity_mut()[d.index] = v[k] as Real;
