@@ -119,6 +119,11 @@ impl Machine {
         }
     }
 
+    /// Whether `self` and `other` compute alike: no [`Machine::differences`].
+    pub fn computes_like(&self, other: &Machine) -> bool {
+        self.differences(other).is_empty()
+    }
+
     /// What differs between `self` and `other` that can change a run's numbers, as "field: self's → other's"
     /// (every field but `logical_cpus`); empty where they compute alike.
     pub fn differences(&self, other: &Machine) -> Vec<String> {
@@ -167,7 +172,7 @@ impl Machine {
 pub fn distinct(ranks: &[Machine]) -> Vec<Machine> {
     let mut out: Vec<Machine> = Vec::new();
     for m in ranks {
-        if !out.iter().any(|o| o.differences(m).is_empty()) {
+        if !out.iter().any(|o| o.computes_like(m)) {
             out.push(m.clone());
         }
     }
@@ -182,17 +187,15 @@ pub fn distinct(ranks: &[Machine]) -> Vec<Machine> {
 /// the last stretch's, and ranks on machines that compute differently from each other.
 pub fn go_on(before: &[MachinePart], env_steps: u64, now: &[Machine]) -> (Vec<MachinePart>, Vec<String>) {
     let now = distinct(now);
-    let mut parts = before.to_vec();
     let mut notes = Vec::new();
-    let last: Vec<&Machine> = match parts.last() {
-        Some(l) => parts.iter().filter(|p| p.from_env_steps == l.from_env_steps).map(|p| &p.machine).collect(),
+    let last: Vec<&Machine> = match before.last() {
+        Some(l) => before.iter().filter(|p| p.from_env_steps == l.from_env_steps).map(|p| &p.machine).collect(),
         None => Vec::new(),
     };
-    let same = |a: &[&Machine], b: &[Machine]| {
-        a.len() == b.len() && b.iter().all(|m| a.iter().any(|o| o.differences(m).is_empty()))
-    };
-    if !last.is_empty() && !same(&last, &now) {
-        let diff = match now.iter().find(|m| !last.iter().any(|o| o.differences(m).is_empty())) {
+    // a new stretch unless the last one ran on the same machines (a new run has no last one)
+    let changed = last.len() != now.len() || !now.iter().all(|m| last.iter().any(|o| o.computes_like(m)));
+    if !last.is_empty() && changed {
+        let diff = match now.iter().find(|m| !last.iter().any(|o| o.computes_like(m))) {
             Some(m) => last[0].differences(m).join("; "),
             None => format!("{} machine(s) until now, {} now", last.len(), now.len()),
         };
@@ -211,7 +214,8 @@ pub fn go_on(before: &[MachinePart], env_steps: u64, now: &[Machine]) -> (Vec<Ma
             now.iter().map(Machine::label).collect::<Vec<_>>().join("; ")
         ));
     }
-    if last.is_empty() || !same(&last, &now) {
+    let mut parts = before.to_vec();
+    if changed {
         parts.extend(now.into_iter().map(|machine| MachinePart { from_env_steps: env_steps, machine }));
     }
     (parts, notes)
@@ -224,7 +228,7 @@ pub fn tally<'a>(records: impl IntoIterator<Item = &'a [MachinePart]>) -> Vec<(M
     for parts in records {
         let mut seen: Vec<usize> = Vec::new();
         for p in parts {
-            let i = match out.iter().position(|(m, _)| m.differences(&p.machine).is_empty()) {
+            let i = match out.iter().position(|(m, _)| m.computes_like(&p.machine)) {
                 Some(i) => i,
                 None => {
                     out.push((p.machine.clone(), 0));
@@ -312,7 +316,7 @@ mod tests {
         let now = Machine::current();
         assert!(!now.cpu.is_empty() && !now.arch.is_empty() && now.logical_cpus >= 1 && now.torch_threads >= 1, "{now:?}");
         assert!(["avx512", "avx2", "default"].contains(&now.kernels.as_str()), "{now:?}");
-        assert!(now.differences(&Machine::current()).is_empty());
+        assert!(now.differences(&Machine::current()).is_empty() && now.computes_like(&Machine::current()));
         let back: Machine = serde_json::from_str(&serde_json::to_string(&now).unwrap()).unwrap();
         assert_eq!(back, now);
         assert!(now.label().starts_with(&now.cpu), "{}", now.label());

@@ -805,22 +805,14 @@ impl RootRun {
         let (log, p) = match &resumed {
             Some(ck) => {
                 let p = parts.restore(ck)?;
-                let (machines, notes) = crate::machine::go_on(&ck.meta.machines, p.env_steps, ranks);
-                for note in notes {
-                    eprintln!("note: {note}");
-                }
-                run.machines = machines;
+                record_machines(&mut run, &ck.meta.machines, p.env_steps, ranks);
                 // an offline algorithm logs against its iteration (it spends no env steps)
                 let log = MetricsLogger::open_at(&run.dir, Some(if offline { p.iteration } else { p.env_steps }))?;
                 eprintln!("resuming {} at iteration {}, {} env steps", run.dir.path().display(), p.iteration, p.env_steps);
                 (log, p)
             }
             None => {
-                let (machines, notes) = crate::machine::go_on(&[], 0, ranks);
-                for note in notes {
-                    eprintln!("note: {note}");
-                }
-                run.machines = machines;
+                record_machines(&mut run, &[], 0, ranks);
                 let mut log = MetricsLogger::open(&run.dir)?;
                 log.log_config(&run.toml_text)?;
                 let e = parts.evaluate(cfg)?;
@@ -983,6 +975,16 @@ fn merge_ranks(world: &dyn Collective, up: &mut Update, episodes: &mut Vec<f64>)
     (up.env_steps, *episodes, up.segment_score) = (steps, eps, score_sum / seg.len().max(1) as f64);
     up.segment_true = seg;
     Ok(())
+}
+
+/// Sets `run`'s machine record to `before` (a resumed checkpoint's) going on from `env_steps` on `ranks`' machines,
+/// and prints the notes of [`crate::machine::go_on`].
+fn record_machines(run: &mut Run, before: &[crate::machine::MachinePart], env_steps: u64, ranks: &[Machine]) {
+    let (machines, notes) = crate::machine::go_on(before, env_steps, ranks);
+    for note in notes {
+        eprintln!("note: {note}");
+    }
+    run.machines = machines;
 }
 
 /// Every rank's machine, in rank order, on every rank.

@@ -1421,20 +1421,15 @@ impl MjcfWorld {
     /// Puts the model's DoFs at `q` with velocities `v` (a model without a floating base), and the links where
     /// they go.
     fn set_joint_state(&mut self, q: &[f64], v: &[f64]) {
-        for (k, d) in self.dofs.iter().enumerate() {
-            let now = self.world.multibody_joints.get(d.handle).expect("multibody").0.link(d.link).expect("link").joint().coords()[d.coord] as f64 + d.reference;
+        for k in 0..self.dofs.len() {
+            let (d, now) = (self.dofs[k], self.q(k));
             let (mb, _) = self.world.multibody_joints.get_mut(d.handle).expect("multibody");
             let mut disp = vec![0.0_f32; mb.ndofs()];
             disp[d.index] = (q[k] - now) as Real;
             mb.apply_displacements(&disp);
             mb.generalized_velocity_mut()[d.index] = v[k] as Real;
         }
-        let mut done: Vec<RigidBodyHandle> = Vec::new();
-        for d in &self.dofs {
-            if done.contains(&d.root) {
-                continue;
-            }
-            done.push(d.root);
+        for d in self.first_dofs() {
             let (mb, _) = self.world.multibody_joints.get_mut(d.handle).expect("multibody");
             mb.forward_kinematics(&self.world.bodies, false);
             mb.update_rigid_bodies(&mut self.world.bodies, true);
@@ -1448,12 +1443,7 @@ impl MjcfWorld {
         self.factor_mass_matrices();
         let tau = self.constraints_factored(self.with_springs(tau));
         let mut qacc = vec![0.0; self.dofs.len()];
-        let mut done: Vec<RigidBodyHandle> = Vec::new();
-        for d in &self.dofs {
-            if done.contains(&d.root) {
-                continue;
-            }
-            done.push(d.root);
+        for d in self.first_dofs() {
             let (mb, _) = self.world.multibody_joints.get(d.handle).expect("multibody");
             let mut f = self.applied_forces(mb, &tau);
             self.add_soft_forces(mb, &mut f).expect("the floor contacts are on the model's multibodies");
@@ -1530,18 +1520,25 @@ impl MjcfWorld {
         mb.inv_augmented_mass().solve(&e).map_or(0.0, |x| x[d.index] as f64)
     }
 
+    /// One DoF of each multibody (its first in `dofs`), to visit every multibody once.
+    fn first_dofs(&self) -> Vec<Dof> {
+        let mut out: Vec<Dof> = Vec::new();
+        for d in &self.dofs {
+            if !out.iter().any(|o| o.root == d.root) {
+                out.push(*d);
+            }
+        }
+        out
+    }
+
     /// Factorises every multibody's joint-space mass matrix at the current pose (armature included, no
     /// damping: MuJoCo's `M`), in the multibody, for the soft limits and contacts of the coming step. Rapier
     /// assembles and factorises its own (with the step's damping) before it uses one, so this changes nothing
     /// of the step itself.
     fn factor_mass_matrices(&mut self) {
+        let first = self.first_dofs();
         let w = &mut self.world;
-        let mut done: Vec<RigidBodyHandle> = Vec::new();
-        for d in &self.dofs {
-            if done.contains(&d.root) {
-                continue;
-            }
-            done.push(d.root);
+        for d in &first {
             if let Some((mb, _)) = w.multibody_joints.get_mut(d.handle) {
                 mb.dof_inverse_inertia(&w.bodies);
             }
@@ -2040,12 +2037,7 @@ impl MjcfWorld {
     /// [`MjcfWorld::set_euler_integrator`]).
     fn euler_forces(&self, tau: &[f64]) -> Vec<(MultibodyJointHandle, rapier3d::na::DVector<f64>)> {
         let mut out = Vec::new();
-        let mut done: Vec<RigidBodyHandle> = Vec::new();
-        for d in &self.dofs {
-            if done.contains(&d.root) {
-                continue;
-            }
-            done.push(d.root);
+        for d in self.first_dofs() {
             let (mb, _) = self.world.multibody_joints.get(d.handle).expect("multibody");
             let mut f = self.applied_forces(mb, tau);
             // a soft force off every multibody cannot be put in generalised forces: that multibody's step stays Rapier's
