@@ -12,7 +12,7 @@
 //! | legs | four legs of three capsules (radius 0.08 m; density 5: 0.911 kg in all), hip hinges about z in [−30°, 30°], ankle hinges in ±[30°, 70°] (they start at 0, outside their ranges: the limits act from the first step, as in MuJoCo); armature 1, damping 1 |
 //! | actuators | torques 150 · clip(a, −1, 1) on hip_4, ankle_4, hip_1, ankle_1, hip_2, ankle_2, hip_3, ankle_3 |
 //! | contacts | body geoms touch the floor only (contype 1, conaffinity 0), friction 1, margin 0.01 |
-//! | time | timestep 0.01 s (MuJoCo: RK4), `frame_skip` = 5 → dt = 0.05 s |
+//! | time | timestep 0.01 s, RK4 (as MuJoCo), `frame_skip` = 5 → dt = 0.05 s |
 //!
 //! ## Spaces, reward, end
 //! action (8,) in [−1, 1]; observation (105,): qpos[2..] (13), qvel (14), then `cfrc_ext` of the 13
@@ -25,9 +25,11 @@
 //! `y_position`, `distance_from_origin`, `x_velocity`, `y_velocity`. The registry's `TimeLimit`
 //! truncates after 1000 steps.
 //!
-//! The contact forces are Rapier's: each contact's normal and friction impulse over the last Rapier
-//! step (see [`crate::mjcf::MjcfWorld::contact_wrenches`]); after a reset they are 0, as in
-//! Gymnasium (which computes them in `step` only).
+//! The contact forces are those of MuJoCo's soft-contact law (`mujoco_contacts`) at the last stage of the
+//! last RK4 step, as MuJoCo's `cfrc_ext` after an RK4 `mj_step` (with Rapier's step, of its last step's start;
+//! with Rapier's contacts, their impulses over the last step: see
+//! [`crate::mjcf::MjcfWorld::contact_wrenches`]); after a reset they are 0, as in Gymnasium (which computes them
+//! in `step` only).
 //!
 //! ## Options (`make("Ant-v5", config)`)
 //! | key | default | meaning |
@@ -45,12 +47,13 @@
 //! | `reset_noise_scale` | 0.1 | qpos noise U(−s, s) (the quaternion's too), qvel noise s·N(0, 1) |
 //! | `exclude_current_positions_from_observation` | true | leave x, y out of the observation |
 //! | `include_cfrc_ext_in_observation` | true | append the 78 clipped contact forces |
-//! | `timestep`, `substeps`, `solver_iterations` | 0.01, 2, 1 | Rapier's step (`substeps` Rapier steps per `timestep`) |
+//! | `timestep`, `substeps`, `solver_iterations` | 0.01, 1 (2 with `rk4_integrator = false`), 1 | the step (`substeps` steps per `timestep`) |
 //! | `limit_natural_frequency`, `limit_damping_ratio` | 10, 1.0 | softness of the joint limits |
 //! | `contact_natural_frequency`, `contact_damping_ratio` | 10, 1.0 | softness of Rapier's contacts (with `mujoco_contacts = false`) |
 //! | `contact_margin` | 0.01 | m: Rapier's contacts (with `mujoco_contacts = false`) push from this distance on (MuJoCo's geom `margin`; MuJoCo's pair margin is the two geoms' summed, 0.02, which `mujoco_contacts` uses) |
 //! | `mujoco_limits` | true | MuJoCo's soft joint limits as explicit forces (`MjcfWorld::set_mujoco_limits`); false: Rapier's limits with the softness above |
 //! | `mujoco_contacts` | true | MuJoCo's soft-contact law against the floor as explicit forces (`MjcfWorld::set_mujoco_contacts`; the pair's margin is MuJoCo's, both geoms' summed: 0.02 m), `cfrc_ext` from those forces; the contact options above then do not apply |
+//! | `rk4_integrator` | true (since session 29; dynamics revision 2) | each `timestep` MuJoCo's own `RK4` step, the model's integrator, without Rapier's step (the constraint forces solved at each of its four stages, the free joint's quaternion integrated as MuJoCo's `mj_integratePos` does; `MjcfWorld::set_rk4_integrator`), `substeps` 1 unless given (2 with `false`, Rapier's step as revision 1 took it): each step from MuJoCo's states within 1e-3 of MuJoCo's velocity change (Rapier's step: 3–7 % in the median), `cfrc_ext` that of the step's last stage as in MuJoCo; needs `mujoco_contacts` and `mujoco_limits`; half the speed |
 
 use rand::rngs::Xoshiro256PlusPlus as StdRng;
 use rand::{RngExt, SeedableRng};
@@ -72,7 +75,12 @@ pub const MAX_EPISODE_STEPS: usize = 1000;
 /// The history of this environment's dynamics, one line per revision (see
 /// [`crate::registry::register_with_history`]): add a line when a change makes the same options step differently
 /// (`envs/tests/dynamics_revisions.rs` fails until one is added).
-pub const DYNAMICS_HISTORY: &[&str] = &[crate::registry::FIRST_REVISION];
+pub const DYNAMICS_HISTORY: &[&str] = &[
+    crate::registry::FIRST_REVISION,
+    "session 29: MuJoCo's own RK4 step by default (rk4_integrator = true, one RK4 step per timestep: substeps = 1), the \
+     model's integrator, where revision 1 took two Rapier semi-implicit steps per timestep; --env-opt \
+     rk4_integrator=false steps as revision 1 did",
+];
 /// Bodies in the model (world excluded): `cfrc_ext` adds 6 values per body.
 const NBODY: usize = 13;
 
@@ -92,13 +100,13 @@ pub struct AntConfig {
     pub reset_noise_scale: f64,
     pub exclude_current_positions_from_observation: bool,
     pub include_cfrc_ext_in_observation: bool,
-    /// Rapier's step and MuJoCo's limit and contact laws.
+    /// The integrator (MuJoCo's RK4 step or Rapier's) and MuJoCo's limit and contact laws.
     pub physics: FreeBaseOptions,
 }
 
 impl Default for AntConfig {
-    /// Gymnasium's defaults; the Rapier settings chosen against MuJoCo (README, "The MuJoCo
-    /// locomotion suite").
+    /// Gymnasium's defaults; MuJoCo's limit and contact laws and, since session 29, its RK4 step (README, "The
+    /// MuJoCo locomotion suite").
     fn default() -> Self {
         AntConfig {
             xml_file: "ant.xml".into(),
@@ -114,7 +122,7 @@ impl Default for AntConfig {
             reset_noise_scale: 0.1,
             exclude_current_positions_from_observation: true,
             include_cfrc_ext_in_observation: true,
-            physics: FreeBaseOptions::default(),
+            physics: FreeBaseOptions { rk4_integrator: true, substeps: 1, ..FreeBaseOptions::default() },
         }
     }
 }
@@ -241,6 +249,11 @@ impl Ant {
     /// Generalised velocities (MuJoCo's qvel).
     pub fn qvel(&self) -> Vec<f64> {
         self.sim.qvel()
+    }
+
+    /// Steps of the RK4 integrator (`rk4_integrator`) that Rapier took instead because two body geoms touched.
+    pub fn rk4_fallbacks(&self) -> u64 {
+        self.sim.rk4_fallbacks()
     }
 
     /// Joint-space mass matrix (armature included), 14 × 14 in MuJoCo's qvel order.

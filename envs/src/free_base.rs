@@ -21,6 +21,8 @@ pub struct FreeBaseOptions {
     pub mujoco_limits: bool,
     /// MuJoCo's soft contacts with the floor instead of Rapier's (see `MjcfWorld::set_mujoco_contacts`).
     pub mujoco_contacts: bool,
+    /// Each step MuJoCo's RK4 step, without Rapier's (see `MjcfWorld::set_rk4_integrator`).
+    pub rk4_integrator: bool,
 }
 
 impl Default for FreeBaseOptions {
@@ -37,16 +39,25 @@ impl Default for FreeBaseOptions {
             contact_margin: 0.01,
             mujoco_limits: true,
             mujoco_contacts: true,
+            rk4_integrator: false,
         }
     }
 }
 
 impl FreeBaseOptions {
-    /// Reads the options' keys from `r`, `d` giving the defaults.
+    /// Reads the options' keys from `r`, `d` giving the defaults. Where `rk4_integrator` is given against its
+    /// default, `substeps` defaults to that integrator's: 1 for MuJoCo's RK4 step (one RK4 step of `timestep`, as
+    /// MuJoCo takes it), [`FreeBaseOptions::default`]'s for Rapier's.
     pub fn read(r: &mut ConfigReader, d: &FreeBaseOptions) -> Result<Self, EnvError> {
+        let rk4_integrator = r.bool("rk4_integrator", d.rk4_integrator)?;
+        let substeps = match (rk4_integrator, d.rk4_integrator) {
+            (true, false) => 1,
+            (false, true) => FreeBaseOptions::default().substeps,
+            _ => d.substeps,
+        };
         Ok(FreeBaseOptions {
             timestep: r.nonneg_f64("timestep", d.timestep)?,
-            substeps: r.usize_in("substeps", d.substeps, 1, 100)?,
+            substeps: r.usize_in("substeps", substeps, 1, 100)?,
             solver_iterations: r.usize_in("solver_iterations", d.solver_iterations, 1, 100)?,
             limit_natural_frequency: r.nonneg_f64("limit_natural_frequency", d.limit_natural_frequency)?,
             limit_damping_ratio: r.nonneg_f64("limit_damping_ratio", d.limit_damping_ratio)?,
@@ -55,6 +66,7 @@ impl FreeBaseOptions {
             contact_margin: r.nonneg_f64("contact_margin", d.contact_margin)?,
             mujoco_limits: r.bool("mujoco_limits", d.mujoco_limits)?,
             mujoco_contacts: r.bool("mujoco_contacts", d.mujoco_contacts)?,
+            rk4_integrator,
         })
     }
 
@@ -91,6 +103,11 @@ impl FreeBaseOptions {
         if self.mujoco_contacts {
             sim.use_mujoco_contacts(model, env)?;
         }
+        sim.set_rk4_integrator(self.rk4_integrator).map_err(|msg| EnvError::BadOption {
+            env: env.into(),
+            key: "rk4_integrator".into(),
+            msg: format!("{msg}; set mujoco_contacts=true and mujoco_limits=true, or rk4_integrator=false"),
+        })?;
         Ok(sim)
     }
 }

@@ -49,6 +49,7 @@
 //! | `include_cinert_in_observation`, `include_cvel_in_observation`, `include_qfrc_actuator_in_observation`, `include_cfrc_ext_in_observation` | true | the observation's parts |
 //! | `timestep`, `substeps`, `solver_iterations` | 0.003, 1, 1 | Rapier's step (`substeps` Rapier steps per `timestep`) |
 //! | `limit_natural_frequency`, `limit_damping_ratio`, `contact_natural_frequency`, `contact_damping_ratio`, `contact_margin`, `mujoco_limits`, `mujoco_contacts` | 10, 1, 10, 1, 0.001, true, true | as for Ant-v5 ([`crate::ant`]); the contacts between the body's own geoms are Rapier's |
+//! | `rk4_integrator` | false | MuJoCo's own RK4 step, as for Ant-v5; a step that starts with two of the body's own geoms touching is Rapier's (`rk4_fallbacks`) |
 
 use rand::rngs::Xoshiro256PlusPlus as StdRng;
 use rand::{RngExt, SeedableRng};
@@ -229,6 +230,11 @@ impl Humanoid {
     /// Generalised velocities (MuJoCo's qvel).
     pub fn qvel(&self) -> Vec<f64> {
         self.sim.qvel()
+    }
+
+    /// Steps of the RK4 integrator (`rk4_integrator`) that Rapier took instead because two body geoms touched.
+    pub fn rk4_fallbacks(&self) -> u64 {
+        self.sim.rk4_fallbacks()
     }
 
     /// Joint-space mass matrix (armature included), 23 × 23 in MuJoCo's qvel order.

@@ -1026,6 +1026,13 @@ pub struct MjcfWorld {
     soft_contacts: Option<soft_contact::SoftContacts>,
     /// The soft contacts' forces of the last Rapier step (for [`MjcfWorld::contact_wrenches`]).
     soft_forces: Vec<soft_contact::SoftForce>,
+    /// The centres of mass of the trees (by root) at the state `soft_forces` were solved at, where that is not the
+    /// state now (the RK4 step's last stage); empty: the state now.
+    soft_coms: Vec<(RigidBodyHandle, Vector)>,
+    /// Floor contacts of the last constraint problem solved (its contact rows).
+    soft_rows: usize,
+    /// After an RK4 step, the floor contacts of its last stage (MuJoCo's `ncon` after an RK4 `mj_step`).
+    rk4_ncon: Option<usize>,
     /// Each Rapier step takes MuJoCo's Euler step (see [`MjcfWorld::set_euler_integrator`]).
     euler: bool,
     /// Each step is MuJoCo's RK4 step (see [`MjcfWorld::set_rk4_integrator`]).
@@ -1287,6 +1294,9 @@ impl MjcfWorld {
             soft_limits: None,
             soft_contacts: None,
             soft_forces: Vec::new(),
+            soft_coms: Vec::new(),
+            soft_rows: 0,
+            rk4_ncon: None,
             euler: false,
             rk4: false,
             rk4_fallbacks: 0,
@@ -1327,16 +1337,20 @@ impl MjcfWorld {
     /// constraint forces)`, with the soft limits' and floor contacts' forces of MuJoCo's constraint problem solved
     /// at that stage's state, the joint damping explicit (as RK4 has it), and `M` the joint-space mass matrix with
     /// armature. Rapier's own step is not taken, so everything that acts must be ours: it needs MuJoCo's contacts
-    /// and limits (`set_mujoco_contacts`, `set_mujoco_limits` where a joint has a range), a model without a
-    /// floating base (whose quaternion this does not integrate), without fluid forces and without projected
-    /// limits. Contacts between two body geoms are Rapier's: a step that starts with two body geoms touching is
-    /// Rapier's step instead ([`MjcfWorld::rk4_fallbacks`] counts them).
+    /// and limits (`set_mujoco_contacts`, `set_mujoco_limits` where a joint has a range), a model without fluid
+    /// forces and without projected limits. The state is MuJoCo's (qpos, qvel): a floating base's position and
+    /// quaternion advance as `mj_integratePos` advances them (the quaternion turned by its body-frame angular
+    /// velocity), and its accelerations are MuJoCo's (of the body frame's origin; angular in the body frame), not
+    /// Rapier's centre-of-mass ones, so that the four stages combine as MuJoCo's do. Contacts between two body
+    /// geoms are Rapier's: a step that starts with two body geoms touching is Rapier's step instead
+    /// ([`MjcfWorld::rk4_fallbacks`] counts them). The contact forces a step leaves ([`MjcfWorld::contact_wrenches`])
+    /// are those of its last stage, at that stage's state, as MuJoCo's `cfrc_ext` after an RK4 `mj_step` is.
     pub fn set_rk4_integrator(&mut self, on: bool) -> Result<(), String> {
         if on {
             let why = if self.euler {
                 Some("it and MuJoCo's Euler step exclude each other")
-            } else if self.free.is_some() {
-                Some("a model with a floating base is not supported (its quaternion is not integrated)")
+            } else if self.free.is_some_and(|f| f.multibody.is_none()) {
+                Some("a floating base with nothing jointed to it is not supported")
             } else if !self.fluid.is_empty() {
                 Some("a model with fluid forces is not supported")
             } else if self.soft_contacts.is_none() {
@@ -1409,18 +1423,16 @@ impl MjcfWorld {
             || mj.joint_between(a, b).is_some_and(|(_, _, link)| !link.joint.data.contacts_enabled)
     }
 
-    /// The joint coordinates (qpos) and velocities of the model's DoFs now.
-    fn joint_state(&self) -> (Vec<f64>, Vec<f64>) {
-        let v = self.dofs.iter().map(|d| {
-            let (mb, _) = self.world.multibody_joints.get(d.handle).expect("multibody");
-            mb.generalized_velocity()[d.index] as f64
-        });
-        ((0..self.dofs.len()).map(|k| self.q(k)).collect(), v.collect())
-    }
-
-    /// Puts the model's DoFs at `q` with velocities `v` (a model without a floating base), and the links where
-    /// they go.
-    fn set_joint_state(&mut self, q: &[f64], v: &[f64]) {
+    /// Puts the model at MuJoCo's `qpos`, `qvel` from any state (where [`MjcfWorld::set_state`] needs the world as
+    /// built), and the links where they go.
+    fn put_state(&mut self, qpos: &[f64], qvel: &[f64]) {
+        let (q, v) = match self.free {
+            Some(f) => {
+                self.put_free(f, qpos, qvel);
+                (&qpos[7..], &qvel[6..])
+            }
+            None => (qpos, qvel),
+        };
         for k in 0..self.dofs.len() {
             let (d, now) = (self.dofs[k], self.q(k));
             let (mb, _) = self.world.multibody_joints.get_mut(d.handle).expect("multibody");
@@ -1429,20 +1441,83 @@ impl MjcfWorld {
             mb.apply_displacements(&disp);
             mb.generalized_velocity_mut()[d.index] = v[k] as Real;
         }
+        let free_body = self.free.map(|f| f.body);
         for d in self.first_dofs() {
             let (mb, _) = self.world.multibody_joints.get_mut(d.handle).expect("multibody");
-            mb.forward_kinematics(&self.world.bodies, false);
+            mb.forward_kinematics(&self.world.bodies, free_body == Some(d.root));
             mb.update_rigid_bodies(&mut self.world.bodies, true);
         }
     }
 
+    /// Sets the floating base `f`'s pose and velocity from MuJoCo's `qpos[..7]`, `qvel[..6]` (the quaternion
+    /// normalised), on its rigid body and its multibody's first six velocities; forward kinematics is the caller's.
+    fn put_free(&mut self, f: FreeBase, qpos: &[f64], qvel: &[f64]) {
+        let r = |i: usize| qpos[i] as Real;
+        let rot = Rotation::from_xyzw(r(4), r(5), r(6), r(3)).normalize();
+        let rb = &mut self.world.bodies[f.body];
+        rb.set_position(Pose::from_parts(Vector::new(r(0), r(1), r(2)), rot) * f.offset.inverse(), true);
+        let v = |i: usize| qvel[i] as Real;
+        let ang = rot * Vector::new(v(3), v(4), v(5));
+        let lin = Vector::new(v(0), v(1), v(2)) - ang.cross(f.arm(rot));
+        match f.multibody {
+            Some(h) => {
+                let (mb, _) = self.world.multibody_joints.get_mut(h).expect("multibody");
+                let mut gv = mb.generalized_velocity_mut();
+                for i in 0..3 {
+                    gv[i] = lin[i];
+                    gv[3 + i] = ang[i];
+                }
+            }
+            None => {
+                rb.set_linvel(lin, true);
+                rb.set_angvel(ang, true);
+            }
+        }
+    }
+
+    /// MuJoCo's `mj_integratePos`: `qpos` advanced by velocity `qvel` over `h` (a floating base's position by its
+    /// linear velocity, its quaternion, normalised first, turned by the body-frame angular velocity `ω·h`).
+    fn integrate_pos(&self, qpos: &[f64], qvel: &[f64], h: f64) -> Vec<f64> {
+        let mut out = qpos.to_vec();
+        let (pq, pv) = if self.free.is_some() {
+            for i in 0..3 {
+                out[i] += h * qvel[i];
+            }
+            let n = qpos[3..7].iter().map(|x| x * x).sum::<f64>().sqrt();
+            let [w, x, y, z] = [3, 4, 5, 6].map(|i| qpos[i] / n);
+            let [a, b, c] = [qvel[3], qvel[4], qvel[5]];
+            let speed = (a * a + b * b + c * c).sqrt();
+            if speed > 0.0 {
+                let (half, axis) = (0.5 * h * speed, [a / speed, b / speed, c / speed]);
+                let (s, cw) = (half.sin(), half.cos());
+                let [rx, ry, rz] = axis.map(|e| e * s);
+                // quat ⊗ (cos, sin·axis)
+                out[3] = w * cw - x * rx - y * ry - z * rz;
+                out[4] = w * rx + x * cw + y * rz - z * ry;
+                out[5] = w * ry - x * rz + y * cw + z * rx;
+                out[6] = w * rz + x * ry - y * rx + z * cw;
+            } else {
+                out[3..7].copy_from_slice(&[w, x, y, z]);
+            }
+            (7, 6)
+        } else {
+            (0, 0)
+        };
+        for k in 0..self.dofs.len() {
+            out[pq + k] += h * qvel[pv + k];
+        }
+        out
+    }
+
     /// MuJoCo's `qacc` at the state now under actuator forces `tau` (one per model DoF), with the joint damping
-    /// explicit: `M⁻¹(τ + gravity − c − D·v + the constraints' forces)`, one per model DoF. The soft contacts'
-    /// forces of this state are left in `soft_forces`.
+    /// explicit: `M⁻¹(τ + gravity − c − D·v + the constraints' forces)`, in MuJoCo's qvel order (a floating base's
+    /// acceleration that of its body frame's origin, world frame, and its angular acceleration in the body frame).
+    /// The soft contacts' forces of this state are left in `soft_forces`.
     fn rk4_acceleration(&mut self, tau: &[f64]) -> Vec<f64> {
         self.factor_mass_matrices();
         let tau = self.constraints_factored(self.with_springs(tau));
-        let mut qacc = vec![0.0; self.dofs.len()];
+        let base = if self.free.is_some() { 6 } else { 0 };
+        let mut qacc = vec![0.0; base + self.dofs.len()];
         for d in self.first_dofs() {
             let (mb, _) = self.world.multibody_joints.get(d.handle).expect("multibody");
             let mut f = self.applied_forces(mb, &tau);
@@ -1450,34 +1525,57 @@ impl MjcfWorld {
             soft_contact::subtract_damping(mb, &mut f);
             let a = Self::mass_lu(mb).solve(&f.map(|x| x as Real)).unwrap_or_else(|| rapier3d::na::DVector::zeros(f.len()));
             for (k, dk) in self.dofs.iter().enumerate().filter(|(_, dk)| dk.root == d.root) {
-                qacc[k] = a[dk.index] as f64;
+                qacc[base + k] = a[dk.index] as f64;
+            }
+            if let Some(fb) = self.free.filter(|f| f.body == d.root) {
+                // Rapier's base velocities are the centre of mass's, v_c = v_o + (o − c) × ω (world frame), so
+                // a_o = a_c − (o − c) × α − (ω × (o − c)) × ω; MuJoCo's angular acceleration is Rᵀα (ω × ω = 0)
+                let v = mb.generalized_velocity();
+                let rot = self.world.bodies[fb.body].position().rotation;
+                let arm = soft_contact::v64(fb.arm(rot));
+                type V3 = rapier3d::na::Vector3<f64>;
+                let (w, arm) = (V3::new(v[3] as f64, v[4] as f64, v[5] as f64), V3::new(arm[0], arm[1], arm[2]));
+                let (a_c, alpha) = (V3::new(a[0] as f64, a[1] as f64, a[2] as f64), V3::new(a[3] as f64, a[4] as f64, a[5] as f64));
+                let a_o = a_c - arm.cross(&alpha) - w.cross(&arm).cross(&w);
+                let q = rapier3d::na::UnitQuaternion::from_quaternion(rapier3d::na::Quaternion::new(
+                    rot.w as f64,
+                    rot.x as f64,
+                    rot.y as f64,
+                    rot.z as f64,
+                ));
+                let local = q.inverse_transform_vector(&alpha);
+                qacc[..6].copy_from_slice(&[a_o.x, a_o.y, a_o.z, local.x, local.y, local.z]);
             }
         }
         qacc
     }
 
-    /// One step of MuJoCo's RK4 (see [`MjcfWorld::set_rk4_integrator`]).
+    /// One step of MuJoCo's RK4 (see [`MjcfWorld::set_rk4_integrator`]), in MuJoCo's coordinates.
     fn step_rk4(&mut self, tau: &[f64]) {
         const A: [f64; 3] = [0.5, 0.5, 1.0];
         const B: [f64; 4] = [1.0 / 6.0, 1.0 / 3.0, 1.0 / 3.0, 1.0 / 6.0];
         let h = self.world.integration_parameters.dt as f64;
-        let (q0, v0) = self.joint_state();
+        let (q0, v0) = (self.qpos(), self.qvel());
         let mut vs = vec![v0.clone()];
         let mut accs = vec![self.rk4_acceleration(tau)];
-        let stage_forces = self.soft_forces.clone();
         for a in A {
             let (vp, ap) = (vs.last().expect("a stage"), accs.last().expect("a stage"));
-            let q: Vec<f64> = q0.iter().zip(vp).map(|(q, v)| q + h * a * v).collect();
+            let q = self.integrate_pos(&q0, vp, h * a);
             let v: Vec<f64> = v0.iter().zip(ap).map(|(v, acc)| v + h * a * acc).collect();
-            self.set_joint_state(&q, &v);
+            self.put_state(&q, &v);
             accs.push(self.rk4_acceleration(tau));
             vs.push(v);
         }
-        let q: Vec<f64> = (0..q0.len()).map(|k| q0[k] + h * (0..4).map(|j| B[j] * vs[j][k]).sum::<f64>()).collect();
-        let v: Vec<f64> = (0..v0.len()).map(|k| v0[k] + h * (0..4).map(|j| B[j] * accs[j][k]).sum::<f64>()).collect();
-        self.set_joint_state(&q, &v);
-        // the forces that acted at the step's start (MuJoCo's efc_force of the state the step began in)
-        self.soft_forces = stage_forces;
+        // the contact forces MuJoCo's cfrc_ext holds after the step: the last stage's, about its centres of mass
+        let roots: Vec<RigidBodyHandle> = self.first_dofs().iter().map(|d| d.root).collect();
+        self.soft_coms = roots.into_iter().map(|r| (r, Self::tree_com_in(&self.world, r))).collect();
+        self.rk4_ncon = Some(self.soft_rows);
+        let (n, nv) = (q0.len(), v0.len());
+        let vel: Vec<f64> = (0..nv).map(|k| (0..4).map(|j| B[j] * vs[j][k]).sum::<f64>()).collect();
+        let q = self.integrate_pos(&q0, &vel, h);
+        let v: Vec<f64> = (0..nv).map(|k| v0[k] + h * (0..4).map(|j| B[j] * accs[j][k]).sum::<f64>()).collect();
+        debug_assert_eq!(q.len(), n);
+        self.put_state(&q, &v);
     }
 
     /// Replaces Rapier's joint limits by MuJoCo's soft ones, as explicit generalised forces before
@@ -1584,8 +1682,12 @@ impl MjcfWorld {
 
     /// Contact points where two geoms overlap (distance ≤ 0, or within the contact margin when there
     /// is one), as MuJoCo's `ncon` counts them (Rapier also keeps predicted contacts of nearby geoms,
-    /// not counted here).
+    /// not counted here). After an RK4 step, those of its last stage, as MuJoCo's `ncon` after an RK4
+    /// `mj_step` (no two body geoms touched: the step would have been Rapier's).
     pub fn contact_count(&self) -> usize {
+        if let Some(n) = self.rk4_ncon {
+            return n;
+        }
         self.world
             .contact_pairs()
             .filter(|p| !self.left_out(p))
@@ -1662,6 +1764,8 @@ impl MjcfWorld {
     pub fn reset_state(&mut self, qpos: &[f64], qvel: &[f64]) {
         self.rest.clone().restore_into(&mut self.world);
         self.soft_forces.clear();
+        self.soft_coms.clear();
+        self.rk4_ncon = None;
         self.set_state(qpos, qvel);
     }
 
@@ -1670,27 +1774,7 @@ impl MjcfWorld {
     pub fn set_state(&mut self, qpos: &[f64], qvel: &[f64]) {
         let (qpos, qvel) = match self.free {
             Some(f) => {
-                let r = |i: usize| qpos[i] as Real;
-                let rot = Rotation::from_xyzw(r(4), r(5), r(6), r(3)).normalize();
-                let rb = &mut self.world.bodies[f.body];
-                rb.set_position(Pose::from_parts(Vector::new(r(0), r(1), r(2)), rot) * f.offset.inverse(), true);
-                let v = |i: usize| qvel[i] as Real;
-                let ang = rot * Vector::new(v(3), v(4), v(5));
-                let lin = Vector::new(v(0), v(1), v(2)) - ang.cross(f.arm(rot));
-                match f.multibody {
-                    Some(h) => {
-                        let (mb, _) = self.world.multibody_joints.get_mut(h).expect("multibody");
-                        let mut gv = mb.generalized_velocity_mut();
-                        for i in 0..3 {
-                            gv[i] = lin[i];
-                            gv[3 + i] = ang[i];
-                        }
-                    }
-                    None => {
-                        rb.set_linvel(lin, true);
-                        rb.set_angvel(ang, true);
-                    }
-                }
+                self.put_free(f, qpos, qvel);
                 (&qpos[7..], &qvel[6..])
             }
             None => (qpos, qvel),
@@ -1935,28 +2019,19 @@ impl MjcfWorld {
         if dt <= 0.0 {
             return out;
         }
-        let mut tree_com: Vec<(RigidBodyHandle, Vector)> = Vec::new();
+        let mut tree_com: Vec<(RigidBodyHandle, Vector)> = self.soft_coms.clone();
         let mut com_of = |world: &PhysicsWorld, h: RigidBodyHandle| -> Vector {
-            let mb = world
-                .multibody_joints
-                .rigid_body_link(h)
-                .map(|l| world.multibody_joints.get_multibody(l.multibody).expect("multibody"));
-            let root = mb.map_or(h, |m| m.root().rigid_body_handle());
+            let root = Self::tree_root(world, h);
             if let Some((_, c)) = tree_com.iter().find(|(r, _)| *r == root) {
                 return *c;
             }
-            let links: Vec<RigidBodyHandle> = mb.map_or_else(|| vec![h], |m| m.links().map(|k| k.rigid_body_handle()).collect());
-            let (mut m, mut mc) = (0.0, Vector::ZERO);
-            for k in links {
-                let mp = world.bodies[k].mass_properties();
-                m += mp.local_mprops.mass();
-                mc += mp.world_com * mp.local_mprops.mass();
-            }
-            let c = if m > 0.0 { mc / m } else { Vector::ZERO };
+            let c = Self::tree_com_in(world, h);
             tree_com.push((root, c));
             c
         };
-        for pair in self.world.contact_pairs() {
+        // after an RK4 step (soft_coms set), no Rapier contact acted: its pairs hold an older step's impulses
+        let rapier_pairs = self.soft_coms.is_empty().then(|| self.world.contact_pairs()).into_iter().flatten();
+        for pair in rapier_pairs {
             let PairContacts::Rigid(r) = &pair.contacts else { continue };
             let body_of = |c: ColliderHandle| {
                 self.world.colliders.get(c).and_then(|c| c.user_data.checked_sub(1)).map(|b| b as usize)
@@ -2005,8 +2080,30 @@ impl MjcfWorld {
         out
     }
 
-    /// One Rapier step with generalised forces `tau` (one per DoF, MuJoCo's qfrc) and the
-    /// fluid forces of the model.
+    /// The root rigid body of `h`'s multibody (`h` itself outside every multibody).
+    fn tree_root(world: &PhysicsWorld, h: RigidBodyHandle) -> RigidBodyHandle {
+        let mb = world.multibody_joints.rigid_body_link(h).and_then(|l| world.multibody_joints.get_multibody(l.multibody));
+        mb.map_or(h, |m| m.root().rigid_body_handle())
+    }
+
+    /// The centre of mass of `h`'s whole multibody now (of `h` alone outside every multibody), MuJoCo's
+    /// `subtree_com` of its root.
+    fn tree_com_in(world: &PhysicsWorld, h: RigidBodyHandle) -> Vector {
+        let mb = world.multibody_joints.rigid_body_link(h).and_then(|l| world.multibody_joints.get_multibody(l.multibody));
+        let links: Vec<RigidBodyHandle> = mb.map_or_else(|| vec![h], |m| m.links().map(|k| k.rigid_body_handle()).collect());
+        let (mut m, mut mc) = (0.0, Vector::ZERO);
+        for k in links {
+            let mp = world.bodies[k].mass_properties();
+            m += mp.local_mprops.mass();
+            mc += mp.world_com * mp.local_mprops.mass();
+        }
+        if m > 0.0 {
+            mc / m
+        } else {
+            Vector::ZERO
+        }
+    }
+
     /// `n` steps with generalised forces `tau`, then qpos and qvel; a non-finite state is the error of
     /// environment step `env_step`.
     pub fn advance(&mut self, tau: &[f64], n: usize, env_step: usize) -> Result<(Vec<f64>, Vec<f64>), EnvError> {
@@ -2027,6 +2124,8 @@ impl MjcfWorld {
             }
             self.rk4_fallbacks += 1;
         }
+        self.soft_coms.clear();
+        self.rk4_ncon = None;
         let tau = self.with_constraints(self.with_springs(tau));
         let euler = if self.euler { self.euler_forces(&tau) } else { Vec::new() };
         self.step_with(&tau, &euler)
@@ -2098,6 +2197,7 @@ impl MjcfWorld {
     fn constraints(&mut self, mut tau: Vec<f64>, factored: bool) -> Vec<f64> {
         let limits = self.soft_limits.as_ref().map_or_else(Vec::new, |s| self.passed_limits(s));
         let contacts = self.soft_contacts.as_ref().map_or_else(Vec::new, |c| self.floor_contacts(c));
+        self.soft_rows = contacts.len();
         self.soft_forces.clear();
         if !limits.is_empty() || !contacts.is_empty() {
             if !factored {

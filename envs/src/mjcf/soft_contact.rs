@@ -333,7 +333,7 @@ impl MjcfWorld {
         let refuse = |msg: String| crate::error::EnvError::BadOption {
             env: env.into(),
             key: "mujoco_contacts".into(),
-            msg: format!("{}: {msg}; set mujoco_contacts=false to use Rapier's contacts", model.source),
+            msg: format!("{}: {msg}; set mujoco_contacts=false to use Rapier's contacts (with rk4_integrator=false where MuJoCo's RK4 step is the default: Hopper-v5, Walker2d-v5, Ant-v5)", model.source),
         };
         let params = model.floor_contact.clone().map_err(refuse)?;
         self.set_mujoco_contacts(model, &params).map_err(refuse)
