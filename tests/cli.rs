@@ -377,6 +377,62 @@ fn a_default_changed_since_a_run_keeps_its_recorded_value() {
     assert!(!o.status.success() && e.contains("the settings it records do not make Swimmer-v5") && e.contains("ctrl_cost_weight"), "{e}");
 }
 
+/// A checkpoint of an earlier revision of its environment's dynamics, where options undo the changes since
+/// (`rebel_envs::options_for_revision`), runs as it was trained: `eval` applies them (its return is the run's own) and
+/// a resume goes on exactly, each saying so; an `--env-opt` of the key wins. Played here by a Hopper run on revision 1's
+/// step (`rk4_integrator=false`) whose record is edited to read as a revision-1 build, which had no such option, wrote it.
+#[test]
+fn a_checkpoint_of_an_earlier_revision_steps_as_it_was_trained() {
+    use rebel_agents::{checkpoint::Checkpoint, run_dir::config_hash, train::TrainConfig};
+    let d = tmp();
+    let (full, part) = (d.path().join("full"), d.path().join("part"));
+    let hopper = |run: &Path, steps: &str| {
+        let mut args = vec!["--env", "Hopper-v5", "train", "--run-dir", run.to_str().unwrap(), "--env-steps", steps];
+        args.extend_from_slice(TINY_TRAIN);
+        args.extend_from_slice(&["--env-opt", "rk4_integrator=false"]);
+        let o = rebel(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+    };
+    hopper(&full, "1200");
+    hopper(&part, "600");
+    for run in [&full, &part] {
+        let path = run.join("config.toml");
+        let mut t: toml::Table = std::fs::read_to_string(&path).unwrap().parse().unwrap();
+        t["env"]["options"].as_table_mut().unwrap().remove("rk4_integrator").unwrap();
+        let text = toml::to_string(&t).unwrap();
+        std::fs::write(&path, &text).unwrap();
+        let ck = run.join("checkpoint.safetensors");
+        let mut c = Checkpoint::load(&ck).unwrap();
+        assert_eq!(c.meta.env_revision, Some(2));
+        c.meta.env_options.remove("rk4_integrator").unwrap();
+        c.meta.env_settings.remove("rk4_integrator").unwrap();
+        c.meta.env_revision = Some(1);
+        c.meta.config_hash = config_hash(&toml::from_str::<TrainConfig>(&text).unwrap().resolve().unwrap()).unwrap();
+        c.save(&ck).unwrap();
+    }
+    let said = "as revision 1 of its dynamics stepped, the one it was trained on: rk4_integrator=false";
+    let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(full.join("summary.json")).unwrap()).unwrap();
+    let ck = full.join("checkpoint.safetensors");
+    let episodes = s["eval_episodes"].to_string();
+    let o = rebel(&["eval", "--checkpoint", ck.to_str().unwrap(), "--episodes", &episodes]);
+    assert!(o.status.success() && stderr(&o).contains(said), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--env-opt rk4_integrator=false steps as it was trained"), "{}", stderr(&o));
+    assert_eq!(last_json(&o)["eval_true_return_mean"], s["eval_true_return_mean"], "{}", stderr(&o));
+    assert_eq!(last_json(&o)["env_options"]["rk4_integrator"], false);
+    let o = rebel(&["eval", "--checkpoint", ck.to_str().unwrap(), "--episodes", &episodes, "--env-opt", "rk4_integrator=true"]);
+    assert!(o.status.success() && !stderr(&o).contains(said), "{}", stderr(&o));
+    assert_eq!(last_json(&o)["env_options"]["rk4_integrator"], true);
+
+    let o = rebel(&["--env", "Hopper-v5", "train", "--resume", part.to_str().unwrap(), "--env-steps", "1200", "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("resumes Hopper-v5 as revision 1 of its dynamics stepped, the one it started on: rk4_integrator=false"), "{}", stderr(&o));
+    let (mf, mp) = (training_only(metrics(&full)), training_only(metrics(&part)));
+    assert!(mf.len() >= 2, "{mf:?}");
+    assert_eq!(mf, mp);
+    let c = Checkpoint::load(part.join("checkpoint.safetensors")).unwrap();
+    assert_eq!((c.meta.env_revision, c.meta.env_settings.get("rk4_integrator")), (Some(2), Some(&toml::Value::Boolean(false))));
+}
+
 /// A checkpoint records the revision of its environment's dynamics. Where this build's differ (played here by editing
 /// the record), `eval` and a resume say which changes the policy meets, or that it comes from a newer build, and run;
 /// the resumed run's checkpoint records this build's revision.

@@ -127,11 +127,24 @@ pub fn dynamics_note(meta: &CheckpointMeta, id: &str) -> Option<String> {
     }
     let changes: Vec<String> =
         history.iter().enumerate().skip(recorded as usize).map(|(i, what)| format!("revision {}: {what}", i + 1)).collect();
-    Some(format!(
-        "{id}'s dynamics changed since it was trained (revision {recorded}, this build {now}; {}); no option restores \
-         them, so its returns here may differ from its run's",
-        changes.join("; ")
-    ))
+    let remedy = match rebel_envs::options_for_revision(id, recorded).ok().flatten() {
+        Some(cfg) if !cfg.values().is_empty() => {
+            let shown: Vec<String> = cfg.values().iter().map(|(k, v)| format!("--env-opt {k}={v}")).collect();
+            format!("{} steps as it was trained", shown.join(" "))
+        }
+        _ => "no option restores them, so its returns here may differ from its run's".to_string(),
+    };
+    Some(format!("{id}'s dynamics changed since it was trained (revision {recorded}, this build {now}; {}); {remedy}", changes.join("; ")))
+}
+
+/// The options with which this build steps `id` as the revision `meta` records did ([`rebel_envs::options_for_revision`]),
+/// less the keys `given` sets (which win): what `eval`, `render` and `train --resume` apply to a checkpoint of an
+/// earlier revision. Empty where the revisions agree, none is recorded, the checkpoint is of another environment, or
+/// no option undoes the changes (its [`dynamics_note`] says so).
+pub fn undoing_options(meta: &CheckpointMeta, id: &str, given: impl Fn(&str) -> bool) -> Vec<(String, rebel_envs::ConfigValue)> {
+    let Some(recorded) = meta.env_revision.filter(|_| meta.env_id == id) else { return Vec::new() };
+    let Ok(Some(cfg)) = rebel_envs::options_for_revision(id, recorded) else { return Vec::new() };
+    cfg.values().iter().filter(|(k, _)| !given(k)).map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
 /// A setting of an environment whose value a checkpoint recorded and the value the same environment has today
@@ -249,6 +262,16 @@ mod tests {
             assert!(note.contains(&format!("revision {r}: ")), "{note}");
         }
         assert!(note.contains(&format!("(revision 0, this build {now};")), "{note}");
+        // revision 1's first change no option undoes; the RK4 step of revision 2, `rk4_integrator=false` does
+        assert!(note.ends_with("no option restores them, so its returns here may differ from its run's"), "{note}");
+        assert!(undoing_options(&meta, "Hopper-v5", |_| false).is_empty());
+        meta.env_revision = Some(1);
+        let note = dynamics_note(&meta, "Hopper-v5").unwrap();
+        assert!(note.ends_with("; --env-opt rk4_integrator=false steps as it was trained"), "{note}");
+        let undo = undoing_options(&meta, "Hopper-v5", |_| false);
+        assert_eq!(undo, [("rk4_integrator".to_string(), rebel_envs::ConfigValue::Bool(false))]);
+        assert!(undoing_options(&meta, "Hopper-v5", |k| k == "rk4_integrator").is_empty(), "a key given wins");
+        assert!(undoing_options(&meta, "Walker2d-v5", |_| false).is_empty(), "another environment's checkpoint");
         assert_eq!(dynamics_note(&meta, "Walker2d-v5"), None);
         meta.env_id = "Nope-v0".into();
         assert_eq!(dynamics_note(&meta, "Nope-v0"), None);

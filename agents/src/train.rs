@@ -30,7 +30,7 @@ use crate::policy::{GaussianPolicy, PolicyConfig};
 use crate::mlp::Activation;
 use crate::rollout::collect_groups;
 use crate::machine::Machine;
-use crate::run_dir::{as_recorded, settings_drift, Run, CHECKPOINT};
+use crate::run_dir::{as_recorded, settings_drift, undoing_options, Run, CHECKPOINT};
 use crate::scorer::{Scorer, TrueReward};
 use crate::util::{mean_std, peak_rss_mb, resolve_path};
 
@@ -759,17 +759,37 @@ fn env_as_started(cfg: &TrainConfig, opts: &RunOptions, world: &dyn Collective) 
 }
 
 /// The options a run resumed from the checkpoint at `path` (its `meta`) steps in where they differ from `env`'s
-/// (defaults changed since, kept as recorded, and said), or `None`; notes other dynamics.
+/// (the options that undo the changes of its dynamics since the revision it started on, and defaults changed since,
+/// kept as recorded; each said), or `None`; notes other dynamics.
 fn settings_as_started(env: &EnvSection, meta: &CheckpointMeta, path: &std::path::Path) -> Result<Option<toml::Table>, TrainError> {
     if let Some(note) = crate::run_dir::dynamics_note(meta, &env.id) {
         eprintln!("note: {} resumes on other dynamics: {note}", path.display());
     }
+    // a run of an earlier revision of the dynamics goes on as it started where options undo the changes since
+    let undo = undoing_options(meta, &env.id, |k| env.options.contains_key(k));
+    let mut env = env.clone();
+    let undone = !undo.is_empty();
+    if undone {
+        let shown: Vec<String> = undo.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        eprintln!(
+            "{} resumes {} as revision {} of its dynamics stepped, the one it started on: {} (set the key in env.options to override)",
+            path.display(),
+            env.id,
+            meta.env_revision.unwrap_or(0),
+            shown.join(", ")
+        );
+        let mut cfg = rebel_envs::EnvConfig::new();
+        for (k, v) in undo {
+            cfg.set(&k, v);
+        }
+        env.options.extend(options_table(&cfg));
+    }
     if meta.env_id != env.id || meta.env_settings.is_empty() {
-        return Ok(None);
+        return Ok(undone.then_some(env.options));
     }
     let drift = settings_drift(&meta.env_settings, &env.settings().map_err(TrainError::Config)?, &env.options);
     if drift.is_empty() {
-        return Ok(None);
+        return Ok(undone.then_some(env.options));
     }
     let shown: Vec<String> = drift.iter().map(|d| d.to_string()).collect();
     eprintln!("{} resumes {} with the settings it started with: {}", path.display(), env.id, shown.join(", "));

@@ -37,6 +37,18 @@ impl ConfigValue {
     }
 }
 
+impl std::fmt::Display for ConfigValue {
+    /// As `key=value` takes it back ([`ConfigValue::parse`]).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigValue::Float(x) => write!(f, "{x:?}"),
+            ConfigValue::Int(i) => write!(f, "{i}"),
+            ConfigValue::Bool(b) => write!(f, "{b}"),
+            ConfigValue::Str(s) => write!(f, "{s}"),
+        }
+    }
+}
+
 /// Constructor options of an environment. Unknown keys are an error listing the valid ones
 /// (see [`ConfigReader::finish`]). Two configurations are equal when their options are.
 #[derive(Clone, Debug, Default)]

@@ -207,6 +207,32 @@ pub fn dynamics_revision(id: &str) -> Result<u32, EnvError> {
     Ok(dynamics_history(id)?.len() as u32)
 }
 
+/// Options that make this build step as a built-in environment did before a revision of its dynamics: (id, the
+/// revision whose change they undo, its `(key, value)` pairs). A revision that no option undoes is not listed.
+/// `envs/tests/dynamics_revisions.rs` holds each to the fingerprint the earlier revision had.
+const UNDONE_BY: &[(&str, u32, &[(&str, &str)])] = &[
+    (crate::hopper::ID, 2, &[("rk4_integrator", "false")]),
+    (crate::walker2d::ID, 2, &[("rk4_integrator", "false")]),
+    (crate::ant::ID, 2, &[("rk4_integrator", "false")]),
+];
+
+/// The options with which this build steps `id` as revision `revision` of its dynamics did (those that undo every
+/// change since, in order), or `None` where some change since has no such option (or `revision` is this build's or
+/// newer: then nothing is to undo, and the options are empty). Or [`EnvError::UnknownEnv`].
+pub fn options_for_revision(id: &str, revision: u32) -> Result<Option<EnvConfig>, EnvError> {
+    let now = dynamics_revision(id)?;
+    let mut cfg = EnvConfig::new();
+    for r in revision.saturating_add(1)..=now {
+        let Some((_, _, pairs)) = UNDONE_BY.iter().find(|(e, rev, _)| *e == id && *rev == r) else {
+            return Ok(None);
+        };
+        for (k, v) in pairs.iter() {
+            cfg.set(k, ConfigValue::parse(v));
+        }
+    }
+    Ok(Some(cfg))
+}
+
 fn lookup(id: &str) -> Result<Entry, EnvError> {
     let t = read();
     t.get(id).copied().ok_or_else(|| {

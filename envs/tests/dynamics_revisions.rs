@@ -21,7 +21,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use rebel_envs::{dynamics_revision, make, registered, ConfigValue, EnvConfig};
+use rebel_envs::{dynamics_revision, make, options_for_revision, registered, ConfigValue, EnvConfig};
 
 const STEPS: usize = 150;
 const RECORDED_AT: [usize; 8] = [1, 2, 5, 10, 25, 50, 100, 150];
@@ -32,6 +32,11 @@ const BLESS: &str = "REBEL_BLESS_DYNAMICS";
 
 fn data_file() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/dynamics_fingerprints.txt")
+}
+
+/// The fingerprints of earlier revisions, kept when a revision is superseded.
+fn earlier_file() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/dynamics_fingerprints_earlier.txt")
 }
 
 /// The fingerprint of `id` made with `config`: the values described in the module's comment, with the number of steps
@@ -77,17 +82,28 @@ fn difference(stored: &[f64], now: &[f64]) -> Option<String> {
     })
 }
 
-/// The stored fingerprints: id → (revision, values).
-fn stored() -> BTreeMap<String, (u32, Vec<f64>)> {
-    let text = std::fs::read_to_string(data_file()).unwrap_or_default();
-    let mut out = BTreeMap::new();
+/// The fingerprints stored in `file`: (id, revision, values), one per line.
+fn lines(file: &PathBuf) -> Vec<(String, u32, Vec<f64>)> {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let mut out = Vec::new();
     for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
         let mut words = line.split_whitespace();
         let (id, rev) = (words.next().unwrap(), words.next().unwrap().parse().unwrap());
         let values = words.map(|w| w.parse::<f64>().unwrap()).collect();
-        out.insert(id.to_string(), (rev, values));
+        out.push((id.to_string(), rev, values));
     }
     out
+}
+
+/// The stored fingerprints: id → (revision, values).
+fn stored() -> BTreeMap<String, (u32, Vec<f64>)> {
+    lines(&data_file()).into_iter().map(|(id, rev, values)| (id, (rev, values))).collect()
+}
+
+/// One line of a fingerprint file.
+fn line(id: &str, rev: u32, values: &[f64]) -> String {
+    let shown: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
+    format!("{id} {rev} {}\n", shown.join(" "))
 }
 
 fn bless(now: &BTreeMap<String, (u32, Vec<f64>)>) {
@@ -96,9 +112,18 @@ fn bless(now: &BTreeMap<String, (u32, Vec<f64>)>) {
          # envs/tests/dynamics_revisions.rs. Written by REBEL_BLESS_DYNAMICS=1 cargo test -p rebel-envs --test dynamics_revisions\n",
     );
     for (id, (rev, values)) in now {
-        let shown: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
-        text.push_str(&format!("{id} {rev} {}\n", shown.join(" ")));
+        text.push_str(&line(id, *rev, values));
     }
+    // a superseded revision's fingerprint goes to the earlier ones
+    let mut earlier = std::fs::read_to_string(earlier_file()).unwrap_or_default();
+    let kept = lines(&earlier_file());
+    for (id, (rev, values)) in stored() {
+        let superseded = now.get(&id).is_some_and(|(r, _)| *r > rev);
+        if superseded && !kept.iter().any(|(i, r, _)| *i == id && *r == rev) {
+            earlier.push_str(&line(&id, rev, &values));
+        }
+    }
+    std::fs::write(earlier_file(), earlier).unwrap();
     let dir = data_file().parent().unwrap().to_path_buf();
     let mut tmp = tempfile::NamedTempFile::new_in(&dir).unwrap();
     std::io::Write::write_all(&mut tmp, text.as_bytes()).unwrap();
@@ -148,6 +173,26 @@ fn every_environment_steps_as_its_revision_recorded() {
         problems.push(format!("{id}: a fingerprint is stored but no such environment is registered; take them again with {BLESS}=1"));
     }
     assert!(problems.is_empty(), "{} (file {})", problems.join("\n"), data_file().display());
+}
+
+/// An earlier revision whose changes options undo ([`options_for_revision`], which `rebel eval`, `render` and `train
+/// --resume` apply to a checkpoint of it) steps again as it did: this build with those options gives the fingerprint
+/// the revision had (the Hopper's and the Walker2d's Rapier step before session 28, the Ant's before session 29).
+#[test]
+fn earlier_revisions_step_again_with_the_options_that_undo_them() {
+    let earlier = lines(&earlier_file());
+    assert!(!earlier.is_empty(), "no earlier fingerprints in {}", earlier_file().display());
+    for (id, rev, values) in earlier {
+        let now = dynamics_revision(&id).unwrap();
+        assert!(rev < now, "{id}: revision {rev} is not earlier than this build's {now}");
+        let Some(cfg) = options_for_revision(&id, rev).unwrap() else { continue };
+        assert!(!cfg.values().is_empty(), "{id}: revision {rev} differs from {now}, so some option must undo it");
+        let again = fingerprint(&id, &cfg);
+        assert_eq!(difference(&values, &again), None, "{id} with {:?} does not step as revision {rev} did", cfg.values());
+    }
+    // what no option undoes is said so, and this build's revision needs nothing
+    assert_eq!(options_for_revision("Hopper-v5", 2).unwrap().map(|c| c.values().len()), Some(0));
+    assert!(options_for_revision("Nope-v0", 1).is_err());
 }
 
 /// The fingerprint sees changes of the dynamics as small as the ones revisions are for: the HalfCheetah's step

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use rebel_agents::checkpoint::CheckpointMeta;
-use rebel_agents::run_dir::{as_recorded, dynamics_note, settings_drift};
+use rebel_agents::run_dir::{as_recorded, dynamics_note, settings_drift, undoing_options};
 use rebel_agents::train::{options_table, EnvSection};
 
 pub use comparecmd::{compare_cmd, CompareArgs, COMPARE_CONFIG};
@@ -338,12 +338,28 @@ pub fn checkpoint_env(args: &EnvArgs, meta: &CheckpointMeta, path: &std::path::P
     for (k, v) in given.values() {
         cfg.set(k, v.clone());
     }
+    // a checkpoint of an earlier revision of the dynamics steps as it was trained where options undo the changes since
+    let undo = undoing_options(meta, &id, |k| given.values().contains_key(k));
+    let mut fixed = options_table(&given);
+    if !undo.is_empty() {
+        let shown: Vec<String> = undo.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        eprintln!(
+            "{} on {id} as revision {} of its dynamics stepped, the one it was trained on: {} (an --env-opt of the key overrides)",
+            path.display(),
+            meta.env_revision.unwrap_or(0),
+            shown.join(", ")
+        );
+        for (k, v) in undo {
+            cfg.set(&k, v.clone());
+            fixed.insert(k.clone(), options_table(&rebel_envs::EnvConfig::new().with(&k, v)).remove(&k).expect("just set"));
+        }
+    }
     if meta.env_settings.is_empty() {
         note_changed_defaults(&id, meta, &given, path);
         return Ok((id, cfg));
     }
     let today = options_table(&rebel_envs::settings(&id, &cfg)?);
-    let drift = settings_drift(&meta.env_settings, &today, &options_table(&given));
+    let drift = settings_drift(&meta.env_settings, &today, &fixed);
     if drift.is_empty() {
         return Ok((id, cfg));
     }
