@@ -207,10 +207,13 @@ pub fn dynamics_revision(id: &str) -> Result<u32, EnvError> {
     Ok(dynamics_history(id)?.len() as u32)
 }
 
+/// The `(key, value)` options that undo a revision's change.
+type Undoing = &'static [(&'static str, &'static str)];
+
 /// Options that make this build step as a built-in environment did before a revision of its dynamics: (id, the
 /// revision whose change they undo, its `(key, value)` pairs). A revision that no option undoes is not listed.
 /// `envs/tests/dynamics_revisions.rs` holds each to the fingerprint the earlier revision had.
-const UNDONE_BY: &[(&str, u32, &[(&str, &str)])] = &[
+const UNDONE_BY: &[(&str, u32, Undoing)] = &[
     (crate::hopper::ID, 2, &[("rk4_integrator", "false")]),
     (crate::walker2d::ID, 2, &[("rk4_integrator", "false")]),
     (crate::ant::ID, 2, &[("rk4_integrator", "false")]),

@@ -340,7 +340,7 @@ pub fn checkpoint_env(args: &EnvArgs, meta: &CheckpointMeta, path: &std::path::P
     }
     // a checkpoint of an earlier revision of the dynamics steps as it was trained where options undo the changes since
     let undo = undoing_options(meta, &id, |k| given.values().contains_key(k));
-    let mut fixed = options_table(&given);
+    let mut fixed = given.clone();
     if !undo.is_empty() {
         let shown: Vec<String> = undo.iter().map(|(k, v)| format!("{k}={v}")).collect();
         eprintln!(
@@ -351,7 +351,7 @@ pub fn checkpoint_env(args: &EnvArgs, meta: &CheckpointMeta, path: &std::path::P
         );
         for (k, v) in undo {
             cfg.set(&k, v.clone());
-            fixed.insert(k.clone(), options_table(&rebel_envs::EnvConfig::new().with(&k, v)).remove(&k).expect("just set"));
+            fixed.set(&k, v);
         }
     }
     if meta.env_settings.is_empty() {
@@ -359,7 +359,7 @@ pub fn checkpoint_env(args: &EnvArgs, meta: &CheckpointMeta, path: &std::path::P
         return Ok((id, cfg));
     }
     let today = options_table(&rebel_envs::settings(&id, &cfg)?);
-    let drift = settings_drift(&meta.env_settings, &today, &fixed);
+    let drift = settings_drift(&meta.env_settings, &today, &options_table(&fixed));
     if drift.is_empty() {
         return Ok((id, cfg));
     }
