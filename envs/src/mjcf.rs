@@ -1423,8 +1423,7 @@ impl MjcfWorld {
             || mj.joint_between(a, b).is_some_and(|(_, _, link)| !link.joint.data.contacts_enabled)
     }
 
-    /// Puts the model at MuJoCo's `qpos`, `qvel` from any state (where [`MjcfWorld::set_state`] needs the world as
-    /// built), and the links where they go.
+    /// Puts the model at MuJoCo's `qpos`, `qvel` from any state, and the links where they go.
     fn put_state(&mut self, qpos: &[f64], qvel: &[f64]) {
         let (q, v) = match self.free {
             Some(f) => {
@@ -1570,11 +1569,10 @@ impl MjcfWorld {
         let roots: Vec<RigidBodyHandle> = self.first_dofs().iter().map(|d| d.root).collect();
         self.soft_coms = roots.into_iter().map(|r| (r, Self::tree_com_in(&self.world, r))).collect();
         self.rk4_ncon = Some(self.soft_rows);
-        let (n, nv) = (q0.len(), v0.len());
+        let nv = v0.len();
         let vel: Vec<f64> = (0..nv).map(|k| (0..4).map(|j| B[j] * vs[j][k]).sum::<f64>()).collect();
         let q = self.integrate_pos(&q0, &vel, h);
         let v: Vec<f64> = (0..nv).map(|k| v0[k] + h * (0..4).map(|j| B[j] * accs[j][k]).sum::<f64>()).collect();
-        debug_assert_eq!(q.len(), n);
         self.put_state(&q, &v);
     }
 
@@ -1769,29 +1767,11 @@ impl MjcfWorld {
         self.set_state(qpos, qvel);
     }
 
-    /// Sets qpos and qvel on a world fresh from [`MjcfWorld::build`] (where qpos = `ref`). A floating
-    /// base's quaternion is normalised (MuJoCo normalises it when it integrates).
+    /// Sets qpos and qvel ([`MjcfWorld::put_state`]; a floating base's quaternion normalised, as MuJoCo normalises
+    /// it when it integrates) and wakes the trees nothing can set in motion, letting those that start at rest sleep.
     pub fn set_state(&mut self, qpos: &[f64], qvel: &[f64]) {
-        let (qpos, qvel) = match self.free {
-            Some(f) => {
-                self.put_free(f, qpos, qvel);
-                (&qpos[7..], &qvel[6..])
-            }
-            None => (qpos, qvel),
-        };
-        for (k, d) in self.dofs.iter().enumerate() {
-            let (mb, _) = self.world.multibody_joints.get_mut(d.handle).expect("multibody");
-            let mut disp = vec![0.0_f32; mb.ndofs()];
-            disp[d.index] = (qpos[k] - d.reference) as Real;
-            mb.apply_displacements(&disp);
-            mb.generalized_velocity_mut()[d.index] = qvel[k] as Real;
-        }
-        let free_body = self.free.map(|f| f.body);
-        for d in &self.dofs {
-            let (mb, _) = self.world.multibody_joints.get_mut(d.handle).expect("multibody");
-            mb.forward_kinematics(&self.world.bodies, free_body == Some(d.root));
-            mb.update_rigid_bodies(&mut self.world.bodies, true);
-        }
+        self.put_state(qpos, qvel);
+        let qvel = if self.free.is_some() { &qvel[6..] } else { qvel };
         for (tree, links) in &self.still_trees {
             let at_rest = tree.iter().all(|k| qvel[*k] == 0.0);
             for h in links {
