@@ -141,10 +141,19 @@ pub fn dynamics_note(meta: &CheckpointMeta, id: &str) -> Option<String> {
 /// less the keys `given` sets (which win): what `eval`, `render` and `train --resume` apply to a checkpoint of an
 /// earlier revision. Empty where the revisions agree, none is recorded, the checkpoint is of another environment, or
 /// no option undoes the changes (its [`dynamics_note`] says so).
-pub fn undoing_options(meta: &CheckpointMeta, id: &str, given: impl Fn(&str) -> bool) -> Vec<(String, rebel_envs::ConfigValue)> {
-    let Some(recorded) = meta.env_revision.filter(|_| meta.env_id == id) else { return Vec::new() };
-    let Ok(Some(cfg)) = rebel_envs::options_for_revision(id, recorded) else { return Vec::new() };
-    cfg.values().iter().filter(|(k, _)| !given(k)).map(|(k, v)| (k.clone(), v.clone())).collect()
+pub fn undoing_options(meta: &CheckpointMeta, id: &str, given: impl Fn(&str) -> bool) -> rebel_envs::EnvConfig {
+    let mut out = rebel_envs::EnvConfig::new();
+    let Some(recorded) = meta.env_revision.filter(|_| meta.env_id == id) else { return out };
+    let Ok(Some(cfg)) = rebel_envs::options_for_revision(id, recorded) else { return out };
+    for (k, v) in cfg.values().iter().filter(|(k, _)| !given(k)) {
+        out.set(k, v.clone());
+    }
+    out
+}
+
+/// `options` as `key=value, ...`, for the notes.
+pub fn shown_options(options: &rebel_envs::EnvConfig) -> String {
+    options.values().iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
 }
 
 /// A setting of an environment whose value a checkpoint recorded and the value the same environment has today
@@ -264,14 +273,15 @@ mod tests {
         assert!(note.contains(&format!("(revision 0, this build {now};")), "{note}");
         // revision 1's first change no option undoes; the RK4 step of revision 2, `rk4_integrator=false` does
         assert!(note.ends_with("no option restores them, so its returns here may differ from its run's"), "{note}");
-        assert!(undoing_options(&meta, "Hopper-v5", |_| false).is_empty());
+        assert!(undoing_options(&meta, "Hopper-v5", |_| false).values().is_empty());
         meta.env_revision = Some(1);
         let note = dynamics_note(&meta, "Hopper-v5").unwrap();
         assert!(note.ends_with("; --env-opt rk4_integrator=false steps as it was trained"), "{note}");
         let undo = undoing_options(&meta, "Hopper-v5", |_| false);
-        assert_eq!(undo, [("rk4_integrator".to_string(), rebel_envs::ConfigValue::Bool(false))]);
-        assert!(undoing_options(&meta, "Hopper-v5", |k| k == "rk4_integrator").is_empty(), "a key given wins");
-        assert!(undoing_options(&meta, "Walker2d-v5", |_| false).is_empty(), "another environment's checkpoint");
+        assert_eq!(undo, rebel_envs::EnvConfig::new().with("rk4_integrator", rebel_envs::ConfigValue::Bool(false)));
+        assert_eq!(shown_options(&undo), "rk4_integrator=false");
+        assert!(undoing_options(&meta, "Hopper-v5", |k| k == "rk4_integrator").values().is_empty(), "a key given wins");
+        assert!(undoing_options(&meta, "Walker2d-v5", |_| false).values().is_empty(), "another environment's checkpoint");
         assert_eq!(dynamics_note(&meta, "Walker2d-v5"), None);
         meta.env_id = "Nope-v0".into();
         assert_eq!(dynamics_note(&meta, "Nope-v0"), None);

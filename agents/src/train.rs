@@ -30,7 +30,7 @@ use crate::policy::{GaussianPolicy, PolicyConfig};
 use crate::mlp::Activation;
 use crate::rollout::collect_groups;
 use crate::machine::Machine;
-use crate::run_dir::{as_recorded, settings_drift, undoing_options, Run, CHECKPOINT};
+use crate::run_dir::{as_recorded, settings_drift, shown_options, undoing_options, Run, CHECKPOINT};
 use crate::scorer::{Scorer, TrueReward};
 use crate::util::{mean_std, peak_rss_mb, resolve_path};
 
@@ -768,21 +768,16 @@ fn settings_as_started(env: &EnvSection, meta: &CheckpointMeta, path: &std::path
     // a run of an earlier revision of the dynamics goes on as it started where options undo the changes since
     let undo = undoing_options(meta, &env.id, |k| env.options.contains_key(k));
     let mut env = env.clone();
-    let undone = !undo.is_empty();
+    let undone = !undo.values().is_empty();
     if undone {
-        let shown: Vec<String> = undo.iter().map(|(k, v)| format!("{k}={v}")).collect();
         eprintln!(
             "{} resumes {} as revision {} of its dynamics stepped, the one it started on: {} (set the key in env.options to override)",
             path.display(),
             env.id,
             meta.env_revision.unwrap_or(0),
-            shown.join(", ")
+            shown_options(&undo)
         );
-        let mut cfg = rebel_envs::EnvConfig::new();
-        for (k, v) in undo {
-            cfg.set(&k, v);
-        }
-        env.options.extend(options_table(&cfg));
+        env.options.extend(options_table(&undo));
     }
     if meta.env_id != env.id || meta.env_settings.is_empty() {
         return Ok(undone.then_some(env.options));

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use rebel_agents::checkpoint::CheckpointMeta;
-use rebel_agents::run_dir::{as_recorded, dynamics_note, settings_drift, undoing_options};
+use rebel_agents::run_dir::{as_recorded, dynamics_note, settings_drift, shown_options, undoing_options};
 use rebel_agents::train::{options_table, EnvSection};
 
 pub use comparecmd::{compare_cmd, CompareArgs, COMPARE_CONFIG};
@@ -341,17 +341,16 @@ pub fn checkpoint_env(args: &EnvArgs, meta: &CheckpointMeta, path: &std::path::P
     // a checkpoint of an earlier revision of the dynamics steps as it was trained where options undo the changes since
     let undo = undoing_options(meta, &id, |k| given.values().contains_key(k));
     let mut fixed = given.clone();
-    if !undo.is_empty() {
-        let shown: Vec<String> = undo.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    if !undo.values().is_empty() {
         eprintln!(
             "{} on {id} as revision {} of its dynamics stepped, the one it was trained on: {} (an --env-opt of the key overrides)",
             path.display(),
             meta.env_revision.unwrap_or(0),
-            shown.join(", ")
+            shown_options(&undo)
         );
-        for (k, v) in undo {
-            cfg.set(&k, v.clone());
-            fixed.set(&k, v);
+        for (k, v) in undo.values() {
+            cfg.set(k, v.clone());
+            fixed.set(k, v.clone());
         }
     }
     if meta.env_settings.is_empty() {
