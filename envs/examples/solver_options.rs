@@ -3,7 +3,8 @@
 //! this core, the largest qpos error before the first joint-limit contact and the return error on
 //! MuJoCo's reference rollouts (`tests/data/mujoco`), and the returns of three bang-bang gaits that
 //! slam the joints into their limits (MuJoCo RK4 gives 166.8, −29.7 and 9.0; see the README).
-//! `taskset -c 1 cargo run --release -p rebel-envs --example solver_options`
+//! `taskset -c 1 cargo run --release -p rebel-envs --example solver_options [-- TEXT]` (only the rows whose name
+//! contains TEXT).
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -62,7 +63,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("1 solver iteration, MuJoCo's soft limits", SwimmerConfig { solver_iterations: 1, mujoco_limits: true, ..d.clone() }),
         ("2 substeps × 1 iteration, MuJoCo's soft limits", SwimmerConfig { substeps: 2, solver_iterations: 1, mujoco_limits: true, ..d.clone() }),
         ("4 substeps × 1 iteration, MuJoCo's soft limits", SwimmerConfig { substeps: 4, solver_iterations: 1, mujoco_limits: true, ..d.clone() }),
+        ("MuJoCo's RK4 step, MuJoCo's soft limits", SwimmerConfig { rk4_integrator: true, mujoco_limits: true, ..d.clone() }),
     ];
+    // rows whose name contains the first argument, if one is given (`-- RK4`)
+    let only = std::env::args().nth(1);
+    let settings: Vec<_> = settings.into_iter().filter(|(n, _)| only.as_ref().is_none_or(|o| n.contains(o.as_str()))).collect();
     println!("| setting | env steps/s | qpos err before contact (b, c1, c3, d) | return − MuJoCo (b, c1, c3[:600], d) | bang-bang 2.9/−25°, 2.125/−7.5°, 1.5/0° |");
     println!("|---|---|---|---|---|");
     for (name, cfg) in &settings {

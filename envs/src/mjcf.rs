@@ -1039,6 +1039,9 @@ pub struct MjcfWorld {
     rk4: bool,
     /// Steps of the RK4 integrator taken by Rapier instead, because two body geoms touched.
     rk4_fallbacks: u64,
+    /// Per multibody (its root body), the LU factorisation of its joint-space mass matrix that
+    /// [`MjcfWorld::factor_mass_matrices`] left (see [`MjcfWorld::mass_lu`]).
+    mass_lus: Vec<(RigidBodyHandle, rapier3d::na::LU<Real, rapier3d::na::Dyn, rapier3d::na::Dyn>)>,
     /// Whether two geoms of the model's bodies can touch at all (their collision groups meet, and neither MuJoCo's
     /// parent–child rule nor their multibody leaves them out): only then does the RK4 step look for it.
     body_pairs: bool,
@@ -1296,6 +1299,7 @@ impl MjcfWorld {
             soft_forces: Vec::new(),
             soft_coms: Vec::new(),
             soft_rows: 0,
+            mass_lus: Vec::new(),
             rk4_ncon: None,
             euler: false,
             rk4: false,
@@ -1337,8 +1341,9 @@ impl MjcfWorld {
     /// constraint forces)`, with the soft limits' and floor contacts' forces of MuJoCo's constraint problem solved
     /// at that stage's state, the joint damping explicit (as RK4 has it), and `M` the joint-space mass matrix with
     /// armature. Rapier's own step is not taken, so everything that acts must be ours: it needs MuJoCo's contacts
-    /// and limits (`set_mujoco_contacts`, `set_mujoco_limits` where a joint has a range), a model without fluid
-    /// forces and without projected limits. The state is MuJoCo's (qpos, qvel): a floating base's position and
+    /// and limits (`set_mujoco_contacts` where a body geom can touch the floor, `set_mujoco_limits` where a joint has a
+    /// range) and no projected limits; MuJoCo's inertia-box fluid forces (the Swimmer's) are recomputed at each stage,
+    /// as MuJoCo's passive forces are. The state is MuJoCo's (qpos, qvel): a floating base's position and
     /// quaternion advance as `mj_integratePos` advances them (the quaternion turned by its body-frame angular
     /// velocity), and its accelerations are MuJoCo's (of the body frame's origin; angular in the body frame), not
     /// Rapier's centre-of-mass ones, so that the four stages combine as MuJoCo's do. Contacts between two body
@@ -1351,9 +1356,7 @@ impl MjcfWorld {
                 Some("it and MuJoCo's Euler step exclude each other")
             } else if self.free.is_some_and(|f| f.multibody.is_none()) {
                 Some("a floating base with nothing jointed to it is not supported")
-            } else if !self.fluid.is_empty() {
-                Some("a model with fluid forces is not supported")
-            } else if self.soft_contacts.is_none() {
+            } else if self.soft_contacts.is_none() && self.can_touch_world() {
                 Some("it needs MuJoCo's floor contacts (Rapier's act only inside Rapier's step)")
             } else if self.limited && self.soft_limits.is_none() {
                 Some("it needs MuJoCo's joint limits (Rapier's act only inside Rapier's step)")
@@ -1369,6 +1372,13 @@ impl MjcfWorld {
         self.rk4 = on;
         self.body_pairs = self.body_pairs_can_touch();
         Ok(())
+    }
+
+    /// Whether some collider of the model's bodies can touch a geom of the world (the floor).
+    fn can_touch_world(&self) -> bool {
+        let (model, world): (Vec<&Collider>, Vec<&Collider>) =
+            self.world.colliders.iter().map(|(_, c)| c).partition(|c| c.user_data != 0);
+        model.iter().any(|a| world.iter().any(|b| a.collision_groups().test(b.collision_groups())))
     }
 
     /// Whether some pair of the model's body colliders can touch (see `body_pairs`).
@@ -1432,18 +1442,22 @@ impl MjcfWorld {
             }
             None => (qpos, qvel),
         };
-        for k in 0..self.dofs.len() {
-            let (d, now) = (self.dofs[k], self.q(k));
-            let (mb, _) = self.world.multibody_joints.get_mut(d.handle).expect("multibody");
-            let mut disp = vec![0.0_f32; mb.ndofs()];
-            disp[d.index] = (q[k] - now) as Real;
-            mb.apply_displacements(&disp);
-            mb.generalized_velocity_mut()[d.index] = v[k] as Real;
-        }
         let free_body = self.free.map(|f| f.body);
-        for d in self.first_dofs() {
-            let (mb, _) = self.world.multibody_joints.get_mut(d.handle).expect("multibody");
-            mb.forward_kinematics(&self.world.bodies, free_body == Some(d.root));
+        for first in self.first_dofs() {
+            // one displacement per multibody (each joint coordinate moves by itself: the same as one per DoF)
+            let mine: Vec<(usize, Dof)> = self.dofs.iter().copied().enumerate().filter(|(_, d)| d.root == first.root).collect();
+            let disp: Vec<(usize, Real)> = mine.iter().map(|&(k, d)| (d.index, (q[k] - self.q(k)) as Real)).collect();
+            let (mb, _) = self.world.multibody_joints.get_mut(first.handle).expect("multibody");
+            let mut all = vec![0.0 as Real; mb.ndofs()];
+            for (i, x) in disp {
+                all[i] = x;
+            }
+            mb.apply_displacements(&all);
+            let mut gv = mb.generalized_velocity_mut();
+            for &(k, d) in &mine {
+                gv[d.index] = v[k] as Real;
+            }
+            mb.forward_kinematics(&self.world.bodies, free_body == Some(first.root));
             mb.update_rigid_bodies(&mut self.world.bodies, true);
         }
     }
@@ -1512,17 +1526,19 @@ impl MjcfWorld {
     /// explicit: `M⁻¹(τ + gravity − c − D·v + the constraints' forces)`, in MuJoCo's qvel order (a floating base's
     /// acceleration that of its body frame's origin, world frame, and its angular acceleration in the body frame).
     /// The soft contacts' forces of this state are left in `soft_forces`.
-    fn rk4_acceleration(&mut self, tau: &[f64]) -> Vec<f64> {
-        self.factor_mass_matrices();
+    fn rk4_acceleration(&mut self, tau: &[f64], kinematics: bool) -> Vec<f64> {
+        self.factor_mass_matrices(kinematics);
         let tau = self.constraints_factored(self.with_springs(tau));
         let base = if self.free.is_some() { 6 } else { 0 };
         let mut qacc = vec![0.0; base + self.dofs.len()];
+        let fluid = if self.fluid.is_empty() { Vec::new() } else { self.fluid_wrenches() };
         for d in self.first_dofs() {
             let (mb, _) = self.world.multibody_joints.get(d.handle).expect("multibody");
             let mut f = self.applied_forces(mb, &tau);
             self.add_soft_forces(mb, &mut f).expect("the floor contacts are on the model's multibodies");
+            self.add_fluid_forces(mb, &fluid, &mut f);
             soft_contact::subtract_damping(mb, &mut f);
-            let a = Self::mass_lu(mb).solve(&f.map(|x| x as Real)).unwrap_or_else(|| rapier3d::na::DVector::zeros(f.len()));
+            let a = self.mass_lu(mb).solve(&f.map(|x| x as Real)).unwrap_or_else(|| rapier3d::na::DVector::zeros(f.len()));
             for (k, dk) in self.dofs.iter().enumerate().filter(|(_, dk)| dk.root == d.root) {
                 qacc[base + k] = a[dk.index] as f64;
             }
@@ -1556,13 +1572,13 @@ impl MjcfWorld {
         let h = self.world.integration_parameters.dt as f64;
         let (q0, v0) = (self.qpos(), self.qvel());
         let mut vs = vec![v0.clone()];
-        let mut accs = vec![self.rk4_acceleration(tau)];
+        let mut accs = vec![self.rk4_acceleration(tau, true)];
         for a in A {
             let (vp, ap) = (vs.last().expect("a stage"), accs.last().expect("a stage"));
             let q = self.integrate_pos(&q0, vp, h * a);
             let v: Vec<f64> = v0.iter().zip(ap).map(|(v, acc)| v + h * a * acc).collect();
             self.put_state(&q, &v);
-            accs.push(self.rk4_acceleration(tau));
+            accs.push(self.rk4_acceleration(tau, false));
             vs.push(v);
         }
         // the contact forces MuJoCo's cfrc_ext holds after the step: the last stage's, about its centres of mass
@@ -1628,24 +1644,52 @@ impl MjcfWorld {
     }
 
     /// Factorises every multibody's joint-space mass matrix at the current pose (armature included, no
-    /// damping: MuJoCo's `M`), in the multibody, for the soft limits and contacts of the coming step. Rapier
-    /// assembles and factorises its own (with the step's damping) before it uses one, so this changes nothing
-    /// of the step itself.
-    fn factor_mass_matrices(&mut self) {
+    /// damping: MuJoCo's `M`) for the soft limits and contacts of the coming step, or for an RK4 stage
+    /// ([`MjcfWorld::mass_lu`]). `kinematics`: run each multibody's forward kinematics first (not needed right
+    /// after [`MjcfWorld::put_state`], which ran it at the same pose). `M = Σ Jᵢᵀ diag(mᵢ, Iᵢ) Jᵢ + armature`
+    /// over the links' body Jacobians, assembled and factorised with the same operations, in the same order, as
+    /// Rapier's `Multibody::dof_inverse_inertia` does (so the bits are its), without what that also computes
+    /// and this does not use: a second forward kinematics, the Coriolis matrices, the gyroscopic mass matrix and
+    /// its factorisation, and one solve per DoF. Rapier's own step assembles its own matrices.
+    fn factor_mass_matrices(&mut self, kinematics: bool) {
+        use rapier3d::na::{DMatrix, SMatrix, LU};
         let first = self.first_dofs();
-        let w = &mut self.world;
+        self.mass_lus.clear();
         for d in &first {
-            if let Some((mb, _)) = w.multibody_joints.get_mut(d.handle) {
-                mb.dof_inverse_inertia(&w.bodies);
+            let w = &mut self.world;
+            let Some((mb, _)) = w.multibody_joints.get_mut(d.handle) else { continue };
+            if kinematics {
+                mb.forward_kinematics(&w.bodies, false);
             }
+            let n = mb.ndofs();
+            let mut m = DMatrix::<Real>::zeros(n, n);
+            for (li, link) in mb.links().enumerate() {
+                let mprops = w.bodies[link.rigid_body_handle()].mass_properties();
+                let (mass, i) = (mprops.effective_mass(), mprops.effective_angular_inertia());
+                let mut spatial = SMatrix::<Real, 6, 6>::zeros();
+                for k in 0..3 {
+                    spatial[(k, k)] = mass[k];
+                }
+                let inertia = rapier3d::na::Matrix3::new(i.m11, i.m12, i.m13, i.m12, i.m22, i.m23, i.m13, i.m23, i.m33);
+                spatial.fixed_view_mut::<3, 3>(3, 3).copy_from(&inertia);
+                m.quadform(1.0, &spatial, mb.body_jacobian(li), 1.0);
+            }
+            let (damping, armature) = (mb.damping(), mb.armature());
+            for i in 0..n {
+                m[(i, i)] += damping[i] * 0.0 + armature[i];
+            }
+            self.mass_lus.push((d.root, LU::new(m)));
         }
     }
 
-    /// The LU factorisation of `mb`'s mass matrix at the current pose, which [`MjcfWorld::step`] has
-    /// [`MjcfWorld::factor_mass_matrices`] leave in it whenever a soft limit or contact will use it.
-    fn mass_lu(mb: &Multibody) -> &rapier3d::na::LU<Real, rapier3d::na::Dyn, rapier3d::na::Dyn> {
-        debug_assert_eq!(mb.inv_augmented_mass().lu_internal().nrows(), mb.ndofs(), "factor_mass_matrices first");
-        mb.inv_augmented_mass()
+    /// The LU factorisation of `mb`'s mass matrix at the current pose, which [`MjcfWorld::step`] and the RK4
+    /// stages have [`MjcfWorld::factor_mass_matrices`] leave whenever a soft limit, a contact or an RK4 stage
+    /// will use it.
+    fn mass_lu(&self, mb: &Multibody) -> &rapier3d::na::LU<Real, rapier3d::na::Dyn, rapier3d::na::Dyn> {
+        let root = mb.root().rigid_body_handle();
+        let lu = &self.mass_lus.iter().find(|(r, _)| *r == root).expect("factor_mass_matrices first").1;
+        debug_assert_eq!(lu.lu_internal().nrows(), mb.ndofs(), "factor_mass_matrices at this pose");
+        lu
     }
 
     /// The DoFs past their range now (see [`MjcfWorld::set_mujoco_limits`]).
@@ -2181,7 +2225,7 @@ impl MjcfWorld {
         self.soft_forces.clear();
         if !limits.is_empty() || !contacts.is_empty() {
             if !factored {
-                self.factor_mass_matrices();
+                self.factor_mass_matrices(true);
             }
             self.soft_forces = self.solve_constraints(&limits, &contacts, &mut tau);
         }
@@ -2244,30 +2288,10 @@ impl MjcfWorld {
         for f in &self.soft_forces {
             self.world.bodies[f.body].add_force_at_point(f.force, f.point, false);
         }
-        let mut vels: Vec<(MultibodyJointHandle, Vec<(Vector, Vector)>)> = Vec::new();
-        for f in &self.fluid {
-            if !vels.iter().any(|(h, _)| *h == f.multibody) {
-                let (mb, _) = self.world.multibody_joints.get(f.multibody).expect("multibody");
-                vels.push((f.multibody, link_velocities(mb, &self.world.bodies)));
-            }
-        }
-        for f in &self.fluid {
-            let (lin, ang) = vels.iter().find(|(h, _)| *h == f.multibody).expect("velocities").1[f.link];
+        for (f, (force, torque)) in self.fluid.iter().zip(self.fluid_wrenches()) {
             let rb = &mut self.world.bodies[f.handle];
-            let rot = rb.position().rotation * rb.mass_properties().local_mprops.principal_inertia_local_frame;
-            let v = rot.inverse() * lin;
-            let w = rot.inverse() * ang;
-            let (force, torque) = inertia_box_force_torque(
-                f.mass,
-                f.inertia,
-                self.density,
-                self.viscosity,
-                [v.x as f64, v.y as f64, v.z as f64],
-                [w.x as f64, w.y as f64, w.z as f64],
-            );
-            let to_world = |a: [f64; 3]| rot * Vector::new(a[0] as Real, a[1] as Real, a[2] as Real);
-            rb.add_force(to_world(force), false);
-            rb.add_torque(to_world(torque), false);
+            rb.add_force(force, false);
+            rb.add_torque(torque, false);
         }
         self.world.step_with_events(&self.parent_child, &());
         if !euler.is_empty() {
@@ -2275,6 +2299,54 @@ impl MjcfWorld {
         }
         if !self.limit_groups.is_empty() {
             self.project_limits();
+        }
+    }
+
+    /// MuJoCo's inertia-box fluid force and torque on each body of `fluid` (world frame, the force at the body's
+    /// centre of mass), from the velocities its multibody's generalised velocities give now.
+    fn fluid_wrenches(&self) -> Vec<(Vector, Vector)> {
+        let mut vels: Vec<(MultibodyJointHandle, Vec<(Vector, Vector)>)> = Vec::new();
+        for f in &self.fluid {
+            if !vels.iter().any(|(h, _)| *h == f.multibody) {
+                let (mb, _) = self.world.multibody_joints.get(f.multibody).expect("multibody");
+                vels.push((f.multibody, link_velocities(mb, &self.world.bodies)));
+            }
+        }
+        self.fluid
+            .iter()
+            .map(|f| {
+                let (lin, ang) = vels.iter().find(|(h, _)| *h == f.multibody).expect("velocities").1[f.link];
+                let rb = &self.world.bodies[f.handle];
+                let rot = rb.position().rotation * rb.mass_properties().local_mprops.principal_inertia_local_frame;
+                let v = rot.inverse() * lin;
+                let w = rot.inverse() * ang;
+                let (force, torque) = inertia_box_force_torque(
+                    f.mass,
+                    f.inertia,
+                    self.density,
+                    self.viscosity,
+                    [v.x as f64, v.y as f64, v.z as f64],
+                    [w.x as f64, w.y as f64, w.z as f64],
+                );
+                let to_world = |a: [f64; 3]| rot * Vector::new(a[0] as Real, a[1] as Real, a[2] as Real);
+                (to_world(force), to_world(torque))
+            })
+            .collect()
+    }
+
+    /// Adds to `g` the generalised forces on `mb` of the fluid's wrenches `wrenches` (one per body of `fluid`, as
+    /// [`MjcfWorld::fluid_wrenches`] gives them), in Rapier's DoF order.
+    fn add_fluid_forces(&self, mb: &Multibody, wrenches: &[(Vector, Vector)], g: &mut rapier3d::na::DVector<f64>) {
+        let root = mb.root().rigid_body_handle();
+        for (f, (force, torque)) in self.fluid.iter().zip(wrenches) {
+            let Some(link) = self.world.multibody_joints.rigid_body_link(f.handle) else { continue };
+            if self.world.multibody_joints.get_multibody(link.multibody).is_none_or(|m| m.root().rigid_body_handle() != root) {
+                continue;
+            }
+            let bj = mb.body_jacobian(link.id);
+            for j in 0..g.len() {
+                g[j] += (0..3).map(|i| force[i] as f64 * bj[(i, j)] as f64 + torque[i] as f64 * bj[(3 + i, j)] as f64).sum::<f64>();
+            }
         }
     }
 

@@ -57,7 +57,8 @@
 //! | `limit_natural_frequency` | 1e6 | Hz, Rapier softness of the joint limits (its default: practically hard; MuJoCo's soft limit with impedance 0.9–0.95 overshoots ≤ 2.3°, and hard limits matched its returns best, see README) |
 //! | `limit_damping_ratio` | 1.0 | damping ratio of the joint-limit softness |
 //! | `limit_projection` | false | hard joint limits of ours (a projection in the mass metric after each Rapier step, [`crate::mjcf::RapierSettings::limit_projection`]) instead of Rapier's constraints; with `solver_iterations = 2` the Swimmer steps 1.8× faster within the fidelity tests' tolerances (README, Speed) |
-//! | `mujoco_limits` | false | MuJoCo's soft joint limits (its soft-constraint law from the model's `solref`/`solimp`, [`MjcfWorld::set_mujoco_limits`]) instead of Rapier's constraints (README, Speed) |
+//! | `mujoco_limits` | false (true with `rk4_integrator`) | MuJoCo's soft joint limits (its soft-constraint law from the model's `solref`/`solimp`, [`MjcfWorld::set_mujoco_limits`]) instead of Rapier's constraints (README, Speed) |
+//! | `rk4_integrator` | false | each `timestep` MuJoCo's own `RK4` step, the model's integrator, without Rapier's step (the fluid's and the soft limits' forces recomputed at each of its four stages; [`MjcfWorld::set_rk4_integrator`]); `substeps` RK4 steps per `timestep`, `solver_iterations` unused; needs `mujoco_limits` (its default then) |
 
 use rand::rngs::Xoshiro256PlusPlus as StdRng;
 use rand::{RngExt, SeedableRng};
@@ -118,6 +119,8 @@ pub struct SwimmerConfig {
     pub limit_projection: bool,
     /// MuJoCo's soft joint limits instead of Rapier's (see [`MjcfWorld::set_mujoco_limits`]).
     pub mujoco_limits: bool,
+    /// Each `timestep` MuJoCo's own RK4 step, without Rapier's (see [`MjcfWorld::set_rk4_integrator`]).
+    pub rk4_integrator: bool,
 }
 
 impl Default for SwimmerConfig {
@@ -136,6 +139,7 @@ impl Default for SwimmerConfig {
             limit_damping_ratio: 1.0,
             limit_projection: false,
             mujoco_limits: false,
+            rk4_integrator: false,
         }
     }
 }
@@ -145,6 +149,7 @@ impl SwimmerConfig {
     pub fn from_env_config(config: &EnvConfig) -> Result<Self, EnvError> {
         let d = SwimmerConfig::default();
         let mut r = config.reader(ID);
+        let rk4_integrator = r.bool("rk4_integrator", d.rk4_integrator)?;
         let c = SwimmerConfig {
             xml_file: r.string("xml_file", &d.xml_file)?,
             frame_skip: r.usize_in("frame_skip", d.frame_skip, 1, 1000)?,
@@ -159,7 +164,9 @@ impl SwimmerConfig {
             limit_natural_frequency: r.nonneg_f64("limit_natural_frequency", d.limit_natural_frequency)?,
             limit_damping_ratio: r.nonneg_f64("limit_damping_ratio", d.limit_damping_ratio)?,
             limit_projection: r.bool("limit_projection", d.limit_projection)?,
-            mujoco_limits: r.bool("mujoco_limits", d.mujoco_limits)?,
+            // MuJoCo's RK4 step needs MuJoCo's limits: they follow it unless given
+            mujoco_limits: r.bool("mujoco_limits", d.mujoco_limits || rk4_integrator)?,
+            rk4_integrator,
         };
         r.finish()?;
         validate_rapier_options(ID, c.timestep, c.limit_natural_frequency)?;
@@ -196,6 +203,13 @@ impl Swimmer {
     /// A Swimmer from typed options. The model must have a planar root (slide x, slide y,
     /// hinge: qpos[0..3]) and at least one actuator; any number of segments works.
     pub fn with_config(cfg: SwimmerConfig) -> Result<Self, EnvError> {
+        if cfg.rk4_integrator && cfg.limit_projection {
+            return Err(EnvError::BadOption {
+                env: ID.into(),
+                key: "rk4_integrator".into(),
+                msg: "MuJoCo's RK4 step keeps MuJoCo's soft limits, not projected ones: set limit_projection=false, or rk4_integrator=false".into(),
+            });
+        }
         if cfg.mujoco_limits && cfg.limit_projection {
             return Err(EnvError::BadOption {
                 env: ID.into(),
@@ -234,6 +248,11 @@ impl Swimmer {
         if cfg.mujoco_limits {
             sim.set_mujoco_limits(&model, cfg.timestep);
         }
+        sim.set_rk4_integrator(cfg.rk4_integrator).map_err(|msg| EnvError::BadOption {
+            env: ID.into(),
+            key: "rk4_integrator".into(),
+            msg: format!("{msg}; set mujoco_limits=true and limit_projection=false, or rk4_integrator=false"),
+        })?;
         Ok(Swimmer {
             obs_space: BoxSpace::uniform(obs_dim, f32::NEG_INFINITY, f32::INFINITY),
             act_space: BoxSpace::uniform(model.nu(), -1.0, 1.0),

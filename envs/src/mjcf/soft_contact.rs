@@ -501,7 +501,7 @@ impl MjcfWorld {
         let mut force = self.applied_forces(mb, tau);
         subtract_damping(mb, &mut force);
         let jac = DMatrix::from_rows(&rows.jac);
-        let lu = Self::mass_lu(mb);
+        let lu = self.mass_lu(mb);
         let solve = |x: &DVector<f64>| -> DVector<f64> {
             let x32: DVector<Real> = x.map(|e| e as Real);
             lu.solve(&x32).map(|s| s.map(|e| e as f64)).unwrap_or_else(|| DVector::zeros(n))
