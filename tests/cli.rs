@@ -92,6 +92,26 @@ fn bench_ends_with_a_json_line() {
     assert!(j["env_steps_per_sec"].as_f64().unwrap() > 100.0);
 }
 
+/// `rebel bench | head -1`: a reader that leaves ends the command as it ends `cat`, by SIGPIPE, without a panic.
+#[test]
+fn a_closed_standard_output_ends_a_printing_command_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+    for args in [&["bench", "--steps", "20000", "--envs", "1", "--threads", "1"][..], &["envs"][..]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rebel"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run rebel");
+        drop(child.stdout.take()); // the reader leaves before the first line (the binary takes far longer to start)
+        let o = child.wait_with_output().expect("wait");
+        let err = stderr(&o);
+        assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{args:?}: {err}");
+        assert_eq!(o.status.signal(), Some(libc::SIGPIPE), "{args:?}: {:?}, {err}", o.status);
+    }
+}
+
 /// `serve-env` through real pipes, as `scripts/rebel_gym.py` drives it: the hello line, a reset, steps that
 /// match a `replay` of the same actions, an error answer, and a clean exit on `close`; an unknown environment or
 /// option fails at start with the message on stderr.

@@ -108,6 +108,9 @@ pub fn main(fixed_env: Option<&str>) -> ExitCode {
         }
         cli.env.env = id.to_string();
     }
+    if matches!(cli.command, Some(Command::Replay(_) | Command::Bench(_) | Command::Eval(_) | Command::Envs(_) | Command::Curves(_))) {
+        quiet_broken_pipe();
+    }
     let result = match cli.command {
         Some(Command::Replay(a)) => replay(&cli.env, &a),
         Some(Command::Bench(a)) => bench(&cli.env, &a),
@@ -132,6 +135,17 @@ pub fn main(fixed_env: Option<&str>) -> ExitCode {
             eprintln!("error: {}", error_text(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Lets a closed standard output end the process as it ends `cat` or `grep` (`rebel bench | head -1`): the
+/// default action of SIGPIPE, where Rust's runtime ignores the signal and the next `println!` panics. Only for the
+/// commands that print and write nothing that a kill would leave half-done (a server's write to a client that left
+/// must stay an error it handles, and training writes checkpoints).
+fn quiet_broken_pipe() {
+    // SAFETY: sets a signal's disposition to its default before any thread is started; no handler runs Rust code
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
