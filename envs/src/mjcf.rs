@@ -12,7 +12,7 @@
 //! | `<motor>` actuators: `gear`, `ctrlrange`, `ctrllimited` | this module | generalised force `gear · clip(ctrl)` as equal and opposite body torques (hinge) or forces (slide) |
 //! | `<option timestep gravity>` | loader + env options | defaults of the env's `timestep`; gravity as written |
 //! | `<option density viscosity>` | this module | MuJoCo's inertia-box fluid model on every body ([`crate::fluid`]) |
-//! | `<option integrator>` (RK4, Euler) | — or this module | Rapier integrates with semi-implicit Euler, its Coriolis terms semi-implicit; refine with `substeps`; MuJoCo's `Euler` step exactly with [`MjcfWorld::set_euler_integrator`] (the env option `euler_integrator`), its `RK4` step with [`MjcfWorld::set_rk4_integrator`] (`rk4_integrator`; no floating base) |
+//! | `<option integrator>` (RK4, Euler) | — or this module | Rapier integrates with semi-implicit Euler, its Coriolis terms semi-implicit; refine with `substeps`; MuJoCo's `Euler` step exactly with [`MjcfWorld::set_euler_integrator`] (the env option `euler_integrator`), its `RK4` step with [`MjcfWorld::set_rk4_integrator`] (`rk4_integrator`; a floating base with joints, fluid forces, MuJoCo's limits and floor contacts) |
 //! | joint `solref`/`solimp` (soft limits) | — | Rapier limits, softness from `limit_natural_frequency` |
 //! | joint `stiffness`, `springref` | this module | MuJoCo's explicit passive force `-stiffness · (qpos − springref)` per physics step (the loader's implicit multibody spring is switched off) |
 //! | `plane` and body geoms, `contype`/`conaffinity` | loader + this module | colliders (the loader keeps planes only when asked); MuJoCo's OR rule through Rapier's `Or` group test; bodies jointed to the world touch the world's geoms |
