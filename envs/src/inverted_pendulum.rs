@@ -53,6 +53,8 @@
 //! | `solver_iterations` | 4 | Rapier's solver substeps per Rapier step |
 //! | `limit_natural_frequency` | 1e6 | Hz, Rapier softness of the slider and hinge limits (practically hard) |
 //! | `limit_damping_ratio` | 1.0 | damping ratio of the joint-limit softness |
+//! | `mujoco_limits` | false (true with `rk4_integrator`) | MuJoCo's soft joint limits on the slider's and the hinge's ranges (its soft-constraint law from the model's `solref`/`solimp`, [`MjcfWorld::set_mujoco_limits`]) instead of Rapier's constraints |
+//! | `rk4_integrator` | false | each `timestep` MuJoCo's own `RK4` step, the model's integrator, without Rapier's step (the soft limits' forces recomputed at each of its four stages; [`MjcfWorld::set_rk4_integrator`]); `substeps` RK4 steps per `timestep`, `solver_iterations` unused; needs `mujoco_limits` (its default then) |
 //!
 //! Gymnasium's `default_camera_config` and MujocoEnv's rendering arguments configure MuJoCo's
 //! viewer and have no counterpart: pictures come from [`Env::planar_scene`] and `render`.
@@ -122,6 +124,10 @@ pub struct InvertedPendulumConfig {
     pub solver_iterations: usize,
     pub limit_natural_frequency: f64,
     pub limit_damping_ratio: f64,
+    /// MuJoCo's soft joint limits instead of Rapier's (see [`MjcfWorld::set_mujoco_limits`]).
+    pub mujoco_limits: bool,
+    /// Each `timestep` MuJoCo's own RK4 step, without Rapier's (see [`MjcfWorld::set_rk4_integrator`]).
+    pub rk4_integrator: bool,
 }
 
 impl Default for InvertedPendulumConfig {
@@ -135,6 +141,8 @@ impl Default for InvertedPendulumConfig {
             solver_iterations: 4,
             limit_natural_frequency: 1.0e6,
             limit_damping_ratio: 1.0,
+            mujoco_limits: false,
+            rk4_integrator: false,
         }
     }
 }
@@ -144,6 +152,7 @@ impl InvertedPendulumConfig {
     pub fn from_env_config(config: &EnvConfig) -> Result<Self, EnvError> {
         let d = InvertedPendulumConfig::default();
         let mut r = config.reader(ID);
+        let rk4_integrator = r.bool("rk4_integrator", d.rk4_integrator)?;
         let c = InvertedPendulumConfig {
             xml_file: r.string("xml_file", &d.xml_file)?,
             frame_skip: r.usize_in("frame_skip", d.frame_skip, 1, 1000)?,
@@ -153,11 +162,26 @@ impl InvertedPendulumConfig {
             solver_iterations: r.usize_in("solver_iterations", d.solver_iterations, 1, 100)?,
             limit_natural_frequency: r.nonneg_f64("limit_natural_frequency", d.limit_natural_frequency)?,
             limit_damping_ratio: r.nonneg_f64("limit_damping_ratio", d.limit_damping_ratio)?,
+            // MuJoCo's RK4 step needs MuJoCo's limits: they follow it unless given
+            mujoco_limits: r.bool("mujoco_limits", d.mujoco_limits || rk4_integrator)?,
+            rk4_integrator,
         };
         r.finish()?;
         validate_rapier_options(ID, c.timestep, c.limit_natural_frequency)?;
         Ok(c)
     }
+}
+
+/// MuJoCo's soft limits and RK4 step on `sim` as `cfg` asks (see the options).
+fn set_mujoco_step(sim: &mut MjcfWorld, model: &MjcfModel, cfg: &InvertedPendulumConfig) -> Result<(), EnvError> {
+    if cfg.mujoco_limits {
+        sim.set_mujoco_limits(model, cfg.timestep);
+    }
+    sim.set_rk4_integrator(cfg.rk4_integrator).map_err(|msg| EnvError::BadOption {
+        env: ID.into(),
+        key: "rk4_integrator".into(),
+        msg: format!("{msg}; set mujoco_limits=true, or rk4_integrator=false"),
+    })
 }
 
 /// Everything that evolves: the physics state sets, the random generator and counters.
@@ -200,7 +224,8 @@ impl InvertedPendulum {
             contact: None,
         };
         let [lo, hi] = model.actuators[0].ctrl_range.unwrap_or([-CTRL_LIMIT, CTRL_LIMIT]);
-        let sim = MjcfWorld::build(&model, &settings);
+        let mut sim = MjcfWorld::build(&model, &settings);
+        set_mujoco_step(&mut sim, &model, &cfg)?;
         Ok(InvertedPendulum {
             obs_space: BoxSpace::uniform(4, f32::NEG_INFINITY, f32::INFINITY),
             act_space: BoxSpace::new(vec![lo as f32], vec![hi as f32]),

@@ -58,6 +58,8 @@
 //! | `solver_iterations` | 4 | Rapier's solver substeps per Rapier step |
 //! | `limit_natural_frequency` | 1e6 | Hz, Rapier softness of joint1's limit (practically hard; MuJoCo's soft limit, solref 0.02, sinks ≈ 0.004 rad under full torque) |
 //! | `limit_damping_ratio` | 1.0 | damping ratio of the joint-limit softness |
+//! | `mujoco_limits` | false (true with `rk4_integrator`) | MuJoCo's soft joint limits on joint1's range and the target's slides (its soft-constraint law from the model's `solref`/`solimp`, [`MjcfWorld::set_mujoco_limits`]) instead of Rapier's constraints |
+//! | `rk4_integrator` | false | each `timestep` MuJoCo's own `RK4` step, the model's integrator, without Rapier's step (the soft limits' forces recomputed at each of its four stages; [`MjcfWorld::set_rk4_integrator`]); `substeps` RK4 steps per `timestep`, `solver_iterations` unused; needs `mujoco_limits` (its default then) |
 //!
 //! Gymnasium's `default_camera_config` and MujocoEnv's rendering arguments (`render_mode`,
 //! `width`, `height`, `camera_id`, …) configure MuJoCo's viewer and have no counterpart:
@@ -132,6 +134,10 @@ pub struct ReacherConfig {
     pub solver_iterations: usize,
     pub limit_natural_frequency: f64,
     pub limit_damping_ratio: f64,
+    /// MuJoCo's soft joint limits instead of Rapier's (see [`MjcfWorld::set_mujoco_limits`]).
+    pub mujoco_limits: bool,
+    /// Each `timestep` MuJoCo's own RK4 step, without Rapier's (see [`MjcfWorld::set_rk4_integrator`]).
+    pub rk4_integrator: bool,
 }
 
 impl Default for ReacherConfig {
@@ -147,6 +153,8 @@ impl Default for ReacherConfig {
             solver_iterations: 4,
             limit_natural_frequency: 1.0e6,
             limit_damping_ratio: 1.0,
+            mujoco_limits: false,
+            rk4_integrator: false,
         }
     }
 }
@@ -156,6 +164,7 @@ impl ReacherConfig {
     pub fn from_env_config(config: &EnvConfig) -> Result<Self, EnvError> {
         let d = ReacherConfig::default();
         let mut r = config.reader(ID);
+        let rk4_integrator = r.bool("rk4_integrator", d.rk4_integrator)?;
         let c = ReacherConfig {
             xml_file: r.string("xml_file", &d.xml_file)?,
             frame_skip: r.usize_in("frame_skip", d.frame_skip, 1, 1000)?,
@@ -167,11 +176,26 @@ impl ReacherConfig {
             solver_iterations: r.usize_in("solver_iterations", d.solver_iterations, 1, 100)?,
             limit_natural_frequency: r.nonneg_f64("limit_natural_frequency", d.limit_natural_frequency)?,
             limit_damping_ratio: r.nonneg_f64("limit_damping_ratio", d.limit_damping_ratio)?,
+            // MuJoCo's RK4 step needs MuJoCo's limits: they follow it unless given
+            mujoco_limits: r.bool("mujoco_limits", d.mujoco_limits || rk4_integrator)?,
+            rk4_integrator,
         };
         r.finish()?;
         validate_rapier_options(ID, c.timestep, c.limit_natural_frequency)?;
         Ok(c)
     }
+}
+
+/// MuJoCo's soft limits and RK4 step on `sim` as `cfg` asks (see the options).
+fn set_mujoco_step(sim: &mut MjcfWorld, model: &MjcfModel, cfg: &ReacherConfig) -> Result<(), EnvError> {
+    if cfg.mujoco_limits {
+        sim.set_mujoco_limits(model, cfg.timestep);
+    }
+    sim.set_rk4_integrator(cfg.rk4_integrator).map_err(|msg| EnvError::BadOption {
+        env: ID.into(),
+        key: "rk4_integrator".into(),
+        msg: format!("{msg}; set mujoco_limits=true, or rk4_integrator=false"),
+    })
 }
 
 /// Everything that evolves: the physics state sets (the target's slides included), the random
@@ -225,6 +249,7 @@ impl Reacher {
             contact: None,
         };
         let mut sim = MjcfWorld::build(&model, &settings);
+        set_mujoco_step(&mut sim, &model, &cfg)?;
         sim.set_state(&[0.0, 0.0, TARGET_REF[0], TARGET_REF[1]], &[0.0; 4]);
         Ok(Reacher {
             obs_space: BoxSpace::uniform(10, f32::NEG_INFINITY, f32::INFINITY),

@@ -301,3 +301,35 @@ fn planar_scene_is_a_side_view() {
     assert!(tip[0] > 0.06, "positive angle tilts the pole towards +x: {tip:?}");
     assert_eq!(render_rgb(&env.planar_scene().unwrap(), 48, 48).len(), 48 * 48 * 3);
 }
+
+/// MuJoCo integrates the InvertedPendulum with RK4 (`integrator="RK4"`). `rk4_integrator` takes that step (the soft
+/// limits, which follow it, recomputed at each stage) where Rapier's is semi-implicit Euler: the open-loop sequences
+/// terminate at MuJoCo's step exactly with qpos within 1e-4 up to it (the default: ±1 step, 0.01), and the closed
+/// loop stays within 1e-5 over its 1000 steps (the default: 1e-3).
+#[test]
+fn mujocos_rk4_step_makes_the_pendulum_mujocos() {
+    let cfg = EnvConfig::new().with("rk4_integrator", ConfigValue::Bool(true));
+    let rk4 = InvertedPendulumConfig::from_env_config(&cfg).unwrap();
+    assert!(rk4.rk4_integrator && rk4.mujoco_limits, "MuJoCo's limits follow the RK4 step");
+    for (name, mj_term) in [("a_zeros", 29), ("b_const_p0.1", 10), ("c_sin", 7), ("d_uniform_random", 3)] {
+        let r = reference(name);
+        let (term, err, _) = replay(rk4.clone(), &r);
+        let (_, err_default, _) = replay(InvertedPendulumConfig::default(), &r);
+        eprintln!("{name}: RK4 qpos error {err:.2e} (Rapier's step {err_default:.2e}), terminated at {term:?} (MuJoCo {mj_term})");
+        assert_eq!(term, Some(mj_term), "{name}");
+        assert!(err < 1e-4, "{name}: qpos error {err}");
+    }
+    let r = reference("e_feedback");
+    let mut env = started(rk4.clone(), &r);
+    let mut err = 0.0f64;
+    for k in 0..1000 {
+        let (q, v) = (env.qpos(), env.qvel());
+        let s = env.step(&[feedback([q[0], q[1]], [v[0], v[1]])]).unwrap();
+        assert!(!s.terminated, "step {k}");
+        err = err.max((0..2).map(|i| (s.obs[i] as f64 - r.obs[k][i]).abs()).fold(0.0, f64::max));
+    }
+    eprintln!("e_feedback: RK4 qpos error {err:.2e} over 1000 steps");
+    assert!(err < 1e-5, "qpos error {err}");
+    let e = InvertedPendulum::new(&cfg.clone().with("mujoco_limits", ConfigValue::Bool(false))).err().expect("RK4 with Rapier's limits").to_string();
+    assert!(e.contains("rk4_integrator") && e.contains("mujoco_limits=true"), "{e}");
+}
