@@ -49,12 +49,12 @@
 //! | `frame_skip` | 2 | physics steps of `timestep` per env step |
 //! | `reset_noise_scale` | 0.01 | half-width of the uniform reset noise |
 //! | `timestep` | 0.02 | MuJoCo's `opt.timestep` (s) |
-//! | `substeps` | 1 | Rapier steps per `timestep` |
-//! | `solver_iterations` | 4 | Rapier's solver substeps per Rapier step |
+//! | `substeps` | 1 | Rapier (or RK4) steps per `timestep` |
+//! | `solver_iterations` | 4 | Rapier's solver substeps per Rapier step (Rapier's step only) |
 //! | `limit_natural_frequency` | 1e6 | Hz, Rapier softness of the slider and hinge limits (practically hard) |
 //! | `limit_damping_ratio` | 1.0 | damping ratio of the joint-limit softness |
-//! | `mujoco_limits` | false (true with `rk4_integrator`) | MuJoCo's soft joint limits on the slider's and the hinge's ranges (its soft-constraint law from the model's `solref`/`solimp`, [`MjcfWorld::set_mujoco_limits`]) instead of Rapier's constraints |
-//! | `rk4_integrator` | false | each `timestep` MuJoCo's own `RK4` step, the model's integrator, without Rapier's step (the soft limits' forces recomputed at each of its four stages; [`MjcfWorld::set_rk4_integrator`]); `substeps` RK4 steps per `timestep`, `solver_iterations` unused; needs `mujoco_limits` (its default then) |
+//! | `mujoco_limits` | true (false with `rk4_integrator = false`) | MuJoCo's soft joint limits on the slider's and the hinge's ranges (its soft-constraint law from the model's `solref`/`solimp`, [`MjcfWorld::set_mujoco_limits`]) instead of Rapier's constraints |
+//! | `rk4_integrator` | true (since session 30; dynamics revision 2) | each `timestep` MuJoCo's own `RK4` step, the model's integrator, without Rapier's step (the soft limits' forces recomputed at each of its four stages; [`MjcfWorld::set_rk4_integrator`]); `substeps` RK4 steps per `timestep`, `solver_iterations` unused; needs `mujoco_limits` (its default then) |
 //!
 //! Gymnasium's `default_camera_config` and MujocoEnv's rendering arguments configure MuJoCo's
 //! viewer and have no counterpart: pictures come from [`Env::planar_scene`] and `render`.
@@ -76,7 +76,12 @@ pub const MAX_EPISODE_STEPS: usize = 1000;
 /// The history of this environment's dynamics, one line per revision (see
 /// [`crate::registry::register_with_history`]): add a line when a change makes the same options step differently
 /// (`envs/tests/dynamics_revisions.rs` fails until one is added).
-pub const DYNAMICS_HISTORY: &[&str] = &[crate::registry::FIRST_REVISION];
+pub const DYNAMICS_HISTORY: &[&str] = &[
+    crate::registry::FIRST_REVISION,
+    "session 30: MuJoCo's own RK4 step and soft limits by default (rk4_integrator = true, mujoco_limits following it), \
+     the model's integrator, where revision 1 took Rapier's semi-implicit step and hard limits; --env-opt \
+     rk4_integrator=false steps as revision 1 did",
+];
 /// Cart mass, kg.
 pub const CART_MASS: f64 = 10.47197551196598;
 /// Cart moment of inertia normal to the rail, kg·m².
@@ -141,8 +146,8 @@ impl Default for InvertedPendulumConfig {
             solver_iterations: 4,
             limit_natural_frequency: 1.0e6,
             limit_damping_ratio: 1.0,
-            mujoco_limits: false,
-            rk4_integrator: false,
+            mujoco_limits: true,
+            rk4_integrator: true,
         }
     }
 }
@@ -153,6 +158,7 @@ impl InvertedPendulumConfig {
         let d = InvertedPendulumConfig::default();
         let mut r = config.reader(ID);
         let rk4_integrator = r.bool("rk4_integrator", d.rk4_integrator)?;
+        debug_assert!(d.mujoco_limits == d.rk4_integrator, "MuJoCo's limits follow the RK4 step");
         let c = InvertedPendulumConfig {
             xml_file: r.string("xml_file", &d.xml_file)?,
             frame_skip: r.usize_in("frame_skip", d.frame_skip, 1, 1000)?,
@@ -163,7 +169,7 @@ impl InvertedPendulumConfig {
             limit_natural_frequency: r.nonneg_f64("limit_natural_frequency", d.limit_natural_frequency)?,
             limit_damping_ratio: r.nonneg_f64("limit_damping_ratio", d.limit_damping_ratio)?,
             // MuJoCo's RK4 step needs MuJoCo's limits: they follow it unless given
-            mujoco_limits: r.bool("mujoco_limits", d.mujoco_limits || rk4_integrator)?,
+            mujoco_limits: r.bool("mujoco_limits", rk4_integrator)?,
             rk4_integrator,
         };
         r.finish()?;

@@ -16,7 +16,7 @@
 //! | target | sphere r = 0.009 m on two slide joints (`target_x`, `target_y`, range ±0.27); a second multibody (MJCF `ref` 0.1, −0.1); nothing acts on it along x or y, so it stays where `reset` puts it (qvel[2..4] = 0) |
 //! | armature | 1.0 on joint0, joint1 (0 on the target slides) |
 //! | damping | 1.0 on joint0, joint1 (Rapier's implicit multibody damping; its default of 0.1 replaced) |
-//! | joint limits | joint1: ±3 rad (Rapier limit constraints, see `limit_natural_frequency`) |
+//! | joint limits | joint1: ±3 rad (MuJoCo's soft limit since session 30, `mujoco_limits`; Rapier's limit constraints with `rk4_integrator = false`, see `limit_natural_frequency`) |
 //! | actuators | τ = 200 · clip(a, −1, 1) N·m on each hinge, equal and opposite on the two bodies |
 //! | mass matrix at rest | `mj_fullM` = [[1.0011533624389368, 4.0313964128415436e-04], [4.0313964128415436e-04, 1.0001790393653280]] (armature included) |
 //! | contacts, gravity | none: every geom has `contype = 0`; gravity (−9.81 along MuJoCo z) is parallel to both hinge axes and normal to both slides, so it does no work |
@@ -54,12 +54,12 @@
 //! | `reward_control_weight` | 1.0 | weight of Σa² |
 //! | `reset_noise_scale` | 0.1 | *rebel-rs extension* (reacher_v5.py hard-codes 0.1): half-width of the arm's qpos noise; its qvel noise is s/20; 0 starts the arm at rest (the goal is still drawn). Lets the CLI's `replay`/`render`, which set it, work |
 //! | `timestep` | 0.01 | MuJoCo's `opt.timestep` (s) |
-//! | `substeps` | 1 | Rapier steps per `timestep` |
-//! | `solver_iterations` | 4 | Rapier's solver substeps per Rapier step |
+//! | `substeps` | 1 | Rapier (or RK4) steps per `timestep` |
+//! | `solver_iterations` | 4 | Rapier's solver substeps per Rapier step (Rapier's step only) |
 //! | `limit_natural_frequency` | 1e6 | Hz, Rapier softness of joint1's limit (practically hard; MuJoCo's soft limit, solref 0.02, sinks ≈ 0.004 rad under full torque) |
 //! | `limit_damping_ratio` | 1.0 | damping ratio of the joint-limit softness |
-//! | `mujoco_limits` | false (true with `rk4_integrator`) | MuJoCo's soft joint limits on joint1's range and the target's slides (its soft-constraint law from the model's `solref`/`solimp`, [`MjcfWorld::set_mujoco_limits`]) instead of Rapier's constraints |
-//! | `rk4_integrator` | false | each `timestep` MuJoCo's own `RK4` step, the model's integrator, without Rapier's step (the soft limits' forces recomputed at each of its four stages; [`MjcfWorld::set_rk4_integrator`]); `substeps` RK4 steps per `timestep`, `solver_iterations` unused; needs `mujoco_limits` (its default then) |
+//! | `mujoco_limits` | true (false with `rk4_integrator = false`) | MuJoCo's soft joint limits on joint1's range and the target's slides (its soft-constraint law from the model's `solref`/`solimp`, [`MjcfWorld::set_mujoco_limits`]) instead of Rapier's constraints |
+//! | `rk4_integrator` | true (since session 30; dynamics revision 2) | each `timestep` MuJoCo's own `RK4` step, the model's integrator, without Rapier's step (the soft limits' forces recomputed at each of its four stages; [`MjcfWorld::set_rk4_integrator`]); `substeps` RK4 steps per `timestep`, `solver_iterations` unused; needs `mujoco_limits` (its default then) |
 //!
 //! Gymnasium's `default_camera_config` and MujocoEnv's rendering arguments (`render_mode`,
 //! `width`, `height`, `camera_id`, …) configure MuJoCo's viewer and have no counterpart:
@@ -82,7 +82,12 @@ pub const MAX_EPISODE_STEPS: usize = 50;
 /// The history of this environment's dynamics, one line per revision (see
 /// [`crate::registry::register_with_history`]): add a line when a change makes the same options step differently
 /// (`envs/tests/dynamics_revisions.rs` fails until one is added).
-pub const DYNAMICS_HISTORY: &[&str] = &[crate::registry::FIRST_REVISION];
+pub const DYNAMICS_HISTORY: &[&str] = &[
+    crate::registry::FIRST_REVISION,
+    "session 30: MuJoCo's own RK4 step and soft limits by default (rk4_integrator = true, mujoco_limits following it), \
+     the model's integrator, where revision 1 took Rapier's semi-implicit step and hard limits; --env-opt \
+     rk4_integrator=false steps as revision 1 did",
+];
 /// Mass of each link (body0, body1), kg (MuJoCo `body_mass`).
 pub const LINK_MASS: f64 = 0.03560471674068432;
 /// Moment of inertia of a link about an axis normal to it through its COM, kg·m².
@@ -153,8 +158,8 @@ impl Default for ReacherConfig {
             solver_iterations: 4,
             limit_natural_frequency: 1.0e6,
             limit_damping_ratio: 1.0,
-            mujoco_limits: false,
-            rk4_integrator: false,
+            mujoco_limits: true,
+            rk4_integrator: true,
         }
     }
 }
@@ -165,6 +170,7 @@ impl ReacherConfig {
         let d = ReacherConfig::default();
         let mut r = config.reader(ID);
         let rk4_integrator = r.bool("rk4_integrator", d.rk4_integrator)?;
+        debug_assert!(d.mujoco_limits == d.rk4_integrator, "MuJoCo's limits follow the RK4 step");
         let c = ReacherConfig {
             xml_file: r.string("xml_file", &d.xml_file)?,
             frame_skip: r.usize_in("frame_skip", d.frame_skip, 1, 1000)?,
@@ -177,7 +183,7 @@ impl ReacherConfig {
             limit_natural_frequency: r.nonneg_f64("limit_natural_frequency", d.limit_natural_frequency)?,
             limit_damping_ratio: r.nonneg_f64("limit_damping_ratio", d.limit_damping_ratio)?,
             // MuJoCo's RK4 step needs MuJoCo's limits: they follow it unless given
-            mujoco_limits: r.bool("mujoco_limits", d.mujoco_limits || rk4_integrator)?,
+            mujoco_limits: r.bool("mujoco_limits", rk4_integrator)?,
             rk4_integrator,
         };
         r.finish()?;

@@ -217,6 +217,8 @@ const UNDONE_BY: &[(&str, u32, Undoing)] = &[
     (crate::hopper::ID, 2, &[("rk4_integrator", "false")]),
     (crate::walker2d::ID, 2, &[("rk4_integrator", "false")]),
     (crate::ant::ID, 2, &[("rk4_integrator", "false")]),
+    (crate::reacher::ID, 2, &[("rk4_integrator", "false")]),
+    (crate::inverted_pendulum::ID, 2, &[("rk4_integrator", "false")]),
 ];
 
 /// The options with which this build steps `id` as revision `revision` of its dynamics did (those that undo every
