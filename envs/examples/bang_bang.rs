@@ -33,6 +33,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("MuJoCo's soft limits", vec![("mujoco_limits", ConfigValue::Bool(true))]),
         ("MuJoCo's soft limits, 1 iteration", vec![("mujoco_limits", ConfigValue::Bool(true)), ("solver_iterations", ConfigValue::Int(1))]),
         ("MuJoCo's soft limits, 4 × 1", vec![("mujoco_limits", ConfigValue::Bool(true)), ("substeps", ConfigValue::Int(4)), ("solver_iterations", ConfigValue::Int(1))]),
+        ("MuJoCo's RK4 step (and soft limits)", vec![("rk4_integrator", ConfigValue::Bool(true))]),
     ];
     for (w, phi) in [(2.125, -7.5), (2.9, -25.0), (1.5, 0.0)] {
         for (name, opts) in &settings {
