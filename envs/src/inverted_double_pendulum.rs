@@ -20,9 +20,10 @@
 //! clip(qvel, −10, 10), clip(qfrc_constraint[0], −10, 10).
 //!
 //! `qfrc_constraint[0]` is the slider's limit force, zero unless the cart is within MuJoCo's
-//! limit margin (0.01 m) of the rail's end. Rapier does not report constraint forces, so near the
-//! limit it is measured: the same step is taken a second time without the slider limit, and the
-//! difference of the two velocity changes, times the joint-space mass, is the constraint force.
+//! limit margin (0.01 m) of the rail's end. On MuJoCo's RK4 step (the default since session 30) it is the soft
+//! limit's force of the step's last stage, as MuJoCo's. On Rapier's step (`rk4_integrator = false`), which does
+//! not report constraint forces, it is measured near the limit: the same step is taken a second time without the
+//! slider limit, and the difference of the two velocity changes, times the joint-space mass, is the constraint force.
 //!
 //! ## Reward and end
 //! `reward = healthy_reward · (not terminated) − (0.01 x² + (y − 2)²) − (1e-3 v1² + 5e-3 v2²)` with
@@ -45,6 +46,8 @@
 //! | `solver_iterations` | 4 | Rapier's solver substeps per Rapier step |
 //! | `limit_natural_frequency` | 1e6 | Hz, softness of the slider's limit (practically hard) |
 //! | `limit_damping_ratio` | 1.0 | damping ratio of the limit softness |
+//! | `mujoco_limits` | true (false with `rk4_integrator = false`) | MuJoCo's soft limit on the slider (its soft-constraint law from the model's `solref`/`solimp`, acting from the joint's `margin`, 0.01 m, on; [`MjcfWorld::set_mujoco_limits`]) instead of Rapier's constraint |
+//! | `rk4_integrator` | true (since session 30; dynamics revision 2) | each `timestep` MuJoCo's own `RK4` step, the model's integrator, without Rapier's step (the soft limit's force recomputed at each of its four stages; [`MjcfWorld::set_rk4_integrator`]); `qfrc_constraint[0]` is then the soft limit's force of the step's last stage, as MuJoCo's is after an RK4 `mj_step`, instead of a twin step's measurement; `substeps` RK4 steps per `timestep`, `solver_iterations` unused; needs `mujoco_limits` (its default then) |
 //!
 //! Gymnasium's `default_camera_config` and rendering arguments have no counterpart: pictures come
 //! from [`Env::planar_scene`].
@@ -67,7 +70,13 @@ pub const MAX_EPISODE_STEPS: usize = 1000;
 /// The history of this environment's dynamics, one line per revision (see
 /// [`crate::registry::register_with_history`]): add a line when a change makes the same options step differently
 /// (`envs/tests/dynamics_revisions.rs` fails until one is added).
-pub const DYNAMICS_HISTORY: &[&str] = &[crate::registry::FIRST_REVISION];
+pub const DYNAMICS_HISTORY: &[&str] = &[
+    crate::registry::FIRST_REVISION,
+    "session 30: MuJoCo's own RK4 step and soft slider limit by default (rk4_integrator = true, mujoco_limits \
+     following it; qfrc_constraint[0] the last RK4 stage's limit force), the model's integrator, where revision 1 took \
+     Rapier's semi-implicit step, its hard limit and a twin step's measurement; --env-opt rk4_integrator=false steps \
+     as revision 1 did",
+];
 /// Length of each pole (hinge to tip), m.
 pub const POLE_LENGTH: f64 = 0.6;
 /// The episode ends when the tip's height is at or below this, m.
@@ -87,6 +96,10 @@ pub struct InvertedDoublePendulumConfig {
     pub solver_iterations: usize,
     pub limit_natural_frequency: f64,
     pub limit_damping_ratio: f64,
+    /// MuJoCo's soft joint limits instead of Rapier's (see [`MjcfWorld::set_mujoco_limits`]).
+    pub mujoco_limits: bool,
+    /// Each `timestep` MuJoCo's own RK4 step, without Rapier's (see [`MjcfWorld::set_rk4_integrator`]).
+    pub rk4_integrator: bool,
 }
 
 impl Default for InvertedDoublePendulumConfig {
@@ -101,6 +114,8 @@ impl Default for InvertedDoublePendulumConfig {
             solver_iterations: 4,
             limit_natural_frequency: 1.0e6,
             limit_damping_ratio: 1.0,
+            mujoco_limits: true,
+            rk4_integrator: true,
         }
     }
 }
@@ -110,6 +125,7 @@ impl InvertedDoublePendulumConfig {
     pub fn from_env_config(config: &EnvConfig) -> Result<Self, EnvError> {
         let d = Self::default();
         let mut r = config.reader(ID);
+        let rk4_integrator = r.bool("rk4_integrator", d.rk4_integrator)?;
         let c = InvertedDoublePendulumConfig {
             xml_file: r.string("xml_file", &d.xml_file)?,
             frame_skip: r.usize_in("frame_skip", d.frame_skip, 1, 1000)?,
@@ -120,6 +136,9 @@ impl InvertedDoublePendulumConfig {
             solver_iterations: r.usize_in("solver_iterations", d.solver_iterations, 1, 100)?,
             limit_natural_frequency: r.nonneg_f64("limit_natural_frequency", d.limit_natural_frequency)?,
             limit_damping_ratio: r.nonneg_f64("limit_damping_ratio", d.limit_damping_ratio)?,
+            // MuJoCo's RK4 step needs MuJoCo's limits: they follow it unless given
+            mujoco_limits: r.bool("mujoco_limits", rk4_integrator)?,
+            rk4_integrator,
         };
         r.finish()?;
         validate_rapier_options(ID, c.timestep, c.limit_natural_frequency)?;
@@ -179,7 +198,15 @@ impl InvertedDoublePendulum {
             contact: None,
         };
         let [lo, hi] = model.actuators[0].ctrl_range.unwrap_or([-1.0, 1.0]);
-        let sim = MjcfWorld::build(&model, &settings);
+        let mut sim = MjcfWorld::build(&model, &settings);
+        if cfg.mujoco_limits {
+            sim.set_mujoco_limits(&model, cfg.timestep);
+        }
+        sim.set_rk4_integrator(cfg.rk4_integrator).map_err(|msg| EnvError::BadOption {
+            env: ID.into(),
+            key: "rk4_integrator".into(),
+            msg: format!("{msg}; set mujoco_limits=true, or rk4_integrator=false"),
+        })?;
         let free = MjcfWorld::build(&model, &settings);
         Ok(InvertedDoublePendulum {
             obs_space: BoxSpace::uniform(9, f32::NEG_INFINITY, f32::INFINITY),
@@ -254,6 +281,18 @@ impl InvertedDoublePendulum {
 
     /// One physics step; near the slider's limit also measures the limit's force.
     fn physics_step(&mut self, tau: &[f64]) {
+        if self.cfg.rk4_integrator {
+            // MuJoCo's step: the soft limit's force of its last stage, as MuJoCo's qfrc_constraint
+            self.sim.step(tau);
+            self.qfrc_constraint = self.sim.limit_forces().map_or(0.0, |f| f[0]);
+            return;
+        }
+        if self.cfg.mujoco_limits {
+            // Rapier's step with MuJoCo's limit: the limit's force of this step, which the step applies
+            self.qfrc_constraint = self.sim.constraint_forces(tau).map_or(0.0, |f| f[0]);
+            self.sim.step(tau);
+            return;
+        }
         let x = self.sim.qpos()[0];
         let near_limit =
             self.model.joints[0].range.is_some_and(|[lo, hi]| x <= lo + SLIDER_MARGIN || x >= hi - SLIDER_MARGIN);

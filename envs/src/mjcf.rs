@@ -78,6 +78,9 @@ pub struct JointSpec {
     pub stiffness: f64,
     /// MJCF `springref` (qpos at which the spring is relaxed).
     pub springref: f64,
+    /// MJCF `margin`: MuJoCo's limit acts from this distance to the range on (MuJoCo's soft limits,
+    /// [`MjcfWorld::set_mujoco_limits`]; Rapier's limits ignore it).
+    pub margin: f64,
     /// Index of the Rapier joint that carries this DoF (after [`simplify_robot`]).
     robot_joint: usize,
     /// The DoF's coordinate in that joint (0..3 linear, 3..6 angular).
@@ -310,6 +313,31 @@ fn limit_solver_options(doc: &roxmltree::Document) -> ([f64; 2], [f64; 5]) {
     (solref, solimp)
 }
 
+/// Each DoF's joint `margin` from the parsed document (its default classes applied), matched to the DoFs in
+/// qpos order (MuJoCo's: the bodies' document order, each body's joints in order; a free joint has no margin that
+/// matters here and is skipped). An error only where a joint has a margin and the match fails.
+fn set_joint_margins(joints: &mut [JointSpec], model: &rapier3d_mjcf::mjcf_rs::Model, source: &str) -> Result<(), EnvError> {
+    use rapier3d_mjcf::mjcf_rs::body::JointType;
+    let doc: Vec<(Option<&str>, f64)> = model
+        .bodies_iter()
+        .flat_map(|(_, b)| b.body.joints.iter())
+        .filter(|j| j.type_ != JointType::Free)
+        .map(|j| (j.name.as_deref(), j.margin))
+        .collect();
+    if doc.iter().all(|(_, m)| *m == 0.0) {
+        return Ok(());
+    }
+    let same = doc.len() == joints.len()
+        && doc.iter().zip(joints.iter()).all(|((name, _), j)| name.is_none_or(|n| n == j.name));
+    if !same {
+        return Err(mjcf_err(source, "a joint margin that could not be matched to its degree of freedom: name every joint, or remove margin"));
+    }
+    for ((_, m), j) in doc.iter().zip(joints.iter_mut()) {
+        j.margin = *m;
+    }
+    Ok(())
+}
+
 /// `<option density viscosity>` (0 when absent).
 fn fluid_options(doc: &roxmltree::Document) -> (f64, f64) {
     let opt = doc.root_element().children().find(|n| n.has_tag_name("option"));
@@ -401,10 +429,13 @@ impl MjcfModel {
                 reference: d.reference as f64,
                 stiffness: j.spring_stiffness_per_dof as f64,
                 springref: (j.spring_ref + d.reference) as f64,
+                margin: 0.0,
                 robot_joint: ji,
                 coord: axis,
             });
         }
+
+        set_joint_margins(&mut joints, &model, source)?;
 
         let mut actuators = Vec::new();
         for a in &robot.actuators {
@@ -1042,6 +1073,9 @@ pub struct MjcfWorld {
     /// Per multibody (its root body), the LU factorisation of its joint-space mass matrix that
     /// [`MjcfWorld::factor_mass_matrices`] left (see [`MjcfWorld::mass_lu`]).
     mass_lus: Vec<(RigidBodyHandle, rapier3d::na::LU<Real, rapier3d::na::Dyn, rapier3d::na::Dyn>)>,
+    /// The soft limits' generalised forces of the last RK4 stage taken (one per model DoF; see
+    /// [`MjcfWorld::limit_forces`]).
+    rk4_limit_forces: Vec<f64>,
     /// Whether two geoms of the model's bodies can touch at all (their collision groups meet, and neither MuJoCo's
     /// parent–child rule nor their multibody leaves them out): only then does the RK4 step look for it.
     body_pairs: bool,
@@ -1064,6 +1098,8 @@ pub struct ComQuantities {
 #[derive(Clone, Debug)]
 struct SoftLimits {
     ranges: Vec<Option<[f64; 2]>>,
+    /// Per DoF, the joint's `margin` (the limit acts from this distance to the range on).
+    margins: Vec<f64>,
     /// Stiffness and damping of the reference acceleration: `aref = −b·v − k·imp·pos`.
     k: f64,
     b: f64,
@@ -1300,6 +1336,7 @@ impl MjcfWorld {
             soft_coms: Vec::new(),
             soft_rows: 0,
             mass_lus: Vec::new(),
+            rk4_limit_forces: Vec::new(),
             rk4_ncon: None,
             euler: false,
             rk4: false,
@@ -1391,6 +1428,14 @@ impl MjcfWorld {
                     && pair.is_some_and(|(x, y)| x != y && !self.parent_child.excludes((x, y)) && !self.joined((x, y)))
             })
         })
+    }
+
+    /// MuJoCo's `qfrc_constraint` of the joint limits after the last step of [`MjcfWorld::set_rk4_integrator`]'s
+    /// integrator: the soft limits' generalised forces of its last stage (as MuJoCo's `qfrc_constraint` after an RK4
+    /// `mj_step` holds its last stage's), one per model DoF (the floating base's excluded). `None` before the first
+    /// RK4 step, or when the last step was Rapier's.
+    pub fn limit_forces(&self) -> Option<&[f64]> {
+        (self.rk4_ncon.is_some() && !self.rk4_limit_forces.is_empty()).then_some(&self.rk4_limit_forces[..])
     }
 
     /// Steps of [`MjcfWorld::set_rk4_integrator`]'s integrator that Rapier took instead because two body geoms
@@ -1528,7 +1573,9 @@ impl MjcfWorld {
     /// The soft contacts' forces of this state are left in `soft_forces`.
     fn rk4_acceleration(&mut self, tau: &[f64], kinematics: bool) -> Vec<f64> {
         self.factor_mass_matrices(kinematics);
-        let tau = self.constraints_factored(self.with_springs(tau));
+        let applied = self.with_springs(tau);
+        let tau = self.constraints_factored(applied.clone());
+        self.rk4_limit_forces = tau.iter().zip(&applied).map(|(t, a)| t - a).collect();
         let base = if self.free.is_some() { 6 } else { 0 };
         let mut qacc = vec![0.0; base + self.dofs.len()];
         let fluid = if self.fluid.is_empty() { Vec::new() } else { self.fluid_wrenches() };
@@ -1618,7 +1665,8 @@ impl MjcfWorld {
         let invweight = self.dofs.iter().map(|d| self.dof_invweight(d)).collect();
         let dmax = solimp[1];
         let k = 1.0 / (dmax * dmax * timeconst * timeconst * dampratio * dampratio);
-        self.soft_limits = Some(SoftLimits { ranges, k, b: 2.0 / (dmax * timeconst), solimp, invweight });
+        let margins = model.joints.iter().map(|j| j.margin).collect();
+        self.soft_limits = Some(SoftLimits { ranges, margins, k, b: 2.0 / (dmax * timeconst), solimp, invweight });
         self.rest = WorldState::capture(&self.world);
     }
 
@@ -1692,16 +1740,18 @@ impl MjcfWorld {
         lu
     }
 
-    /// The DoFs past their range now (see [`MjcfWorld::set_mujoco_limits`]).
+    /// The DoFs past their range (within their `margin` of it) now (see [`MjcfWorld::set_mujoco_limits`]).
     fn passed_limits(&self, s: &SoftLimits) -> Vec<soft_contact::PassedLimit> {
         let mut out = Vec::new();
         for (k, range) in s.ranges.iter().enumerate() {
             let Some([lo, hi]) = *range else { continue };
-            let q = self.q(k);
-            if q < lo {
-                out.push(soft_contact::PassedLimit { k, sign: 1.0, pos: q - lo });
-            } else if q > hi {
-                out.push(soft_contact::PassedLimit { k, sign: -1.0, pos: hi - q });
+            // MuJoCo's rows: each side within `margin` of the range, its violation the distance less the margin
+            let (q, m) = (self.q(k), s.margins[k]);
+            if q - lo < m {
+                out.push(soft_contact::PassedLimit { k, sign: 1.0, pos: q - lo - m });
+            }
+            if hi - q < m {
+                out.push(soft_contact::PassedLimit { k, sign: -1.0, pos: hi - q - m });
             }
         }
         out
