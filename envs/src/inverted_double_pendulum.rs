@@ -46,7 +46,7 @@
 //! | `solver_iterations` | 4 | Rapier's solver substeps per Rapier step |
 //! | `limit_natural_frequency` | 1e6 | Hz, softness of the slider's limit (practically hard) |
 //! | `limit_damping_ratio` | 1.0 | damping ratio of the limit softness |
-//! | `mujoco_limits` | true (false with `rk4_integrator = false`) | MuJoCo's soft limit on the slider (its soft-constraint law from the model's `solref`/`solimp`, acting from the joint's `margin`, 0.01 m, on; [`MjcfWorld::set_mujoco_limits`]) instead of Rapier's constraint |
+//! | `mujoco_limits` | true (false with `rk4_integrator = false`) | MuJoCo's soft limit on the slider (its soft-constraint law from the model's `solref`/`solimp`, acting from the joint's `margin`, 0.01 m, on; [`MjcfWorld::set_mujoco_limits`]) instead of Rapier's constraint; on Rapier's step (`rk4_integrator = false`) `qfrc_constraint[0]` is then that limit's force at the start of the last physics step, which the step applies |
 //! | `rk4_integrator` | true (since session 30; dynamics revision 2) | each `timestep` MuJoCo's own `RK4` step, the model's integrator, without Rapier's step (the soft limit's force recomputed at each of its four stages; [`MjcfWorld::set_rk4_integrator`]); `qfrc_constraint[0]` is then the soft limit's force of the step's last stage, as MuJoCo's is after an RK4 `mj_step`, instead of a twin step's measurement; `substeps` RK4 steps per `timestep`, `solver_iterations` unused; needs `mujoco_limits` (its default then) |
 //!
 //! Gymnasium's `default_camera_config` and rendering arguments have no counterpart: pictures come
