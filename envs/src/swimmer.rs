@@ -17,13 +17,13 @@
 //! | mid | hinge `motor1_rot` at torso-frame (0.5, 0), COM 0.5 m behind it; angle qpos[3] (relative) |
 //! | back | hinge `motor2_rot` 1.0 m behind the first, COM 0.5 m behind it; angle qpos[4] (relative) |
 //! | root | planar: slide x, slide y, hinge yaw (three multibody links, the loader's two massless intermediate bodies between them) |
-//! | joint limits | motor1_rot, motor2_rot: ±100° (Rapier limit constraints, see `limit_natural_frequency`) |
+//! | joint limits | motor1_rot, motor2_rot: ±100° (MuJoCo's soft limits since session 30, `mujoco_limits`; Rapier's limit constraints with `rk4_integrator = false`, see `limit_natural_frequency`) |
 //! | armature | 0.1 on all five degrees of freedom (Rapier multibody armature) |
 //! | damping | 0 (Rapier's default multibody angular damping of 0.1 is removed) |
 //! | actuators | τ = 150 · clip(a, −1, 1) N·m on each hinge, equal and opposite on the two bodies |
-//! | fluid | MuJoCo inertia-box model, ρ = 4000, β = 0.1 (`<option density viscosity>`), recomputed every physics substep from each body's Rapier velocity ([`crate::fluid`], [`crate::mjcf`]) |
+//! | fluid | MuJoCo inertia-box model, ρ = 4000, β = 0.1 (`<option density viscosity>`), recomputed at every RK4 stage (every Rapier step with `rk4_integrator = false`) from each body's velocity ([`crate::fluid`], [`crate::mjcf`]) |
 //! | contacts, gravity | none (all motion is in the plane; gravity has no planar component) |
-//! | time | timestep 0.01 s, `frame_skip` = 4 → dt = 0.04 s per env step |
+//! | time | timestep 0.01 s (MuJoCo's RK4 step; Rapier's semi-implicit step with `rk4_integrator = false`), `frame_skip` = 4 → dt = 0.04 s per env step |
 //!
 //! ## Spaces
 //! | space | shape | content |
@@ -52,13 +52,13 @@
 //! | `reset_noise_scale` | 0.1 | half-width of the uniform reset noise |
 //! | `exclude_current_positions_from_observation` | true | drop x, y from the observation |
 //! | `timestep` | 0.01 | MuJoCo's `opt.timestep` (s) |
-//! | `substeps` | 1 | Rapier steps per `timestep` (fluid forces are recomputed at each) |
-//! | `solver_iterations` | 4 | Rapier's solver substeps per Rapier step |
-//! | `limit_natural_frequency` | 1e6 | Hz, Rapier softness of the joint limits (its default: practically hard; MuJoCo's soft limit with impedance 0.9–0.95 overshoots ≤ 2.3°, and hard limits matched its returns best, see README) |
+//! | `substeps` | 1 | RK4 (or Rapier) steps per `timestep` (fluid forces are recomputed at each) |
+//! | `solver_iterations` | 4 | Rapier's solver substeps per Rapier step (Rapier's step only) |
+//! | `limit_natural_frequency` | 1e6 | Hz, Rapier softness of the joint limits (Rapier's limits only; practically hard: on Rapier's step they matched MuJoCo's returns best, see README) |
 //! | `limit_damping_ratio` | 1.0 | damping ratio of the joint-limit softness |
 //! | `limit_projection` | false | hard joint limits of ours (a projection in the mass metric after each Rapier step, [`crate::mjcf::RapierSettings::limit_projection`]) instead of Rapier's constraints; with `solver_iterations = 2` the Swimmer steps 1.8× faster within the fidelity tests' tolerances (README, Speed) |
-//! | `mujoco_limits` | false (true with `rk4_integrator`) | MuJoCo's soft joint limits (its soft-constraint law from the model's `solref`/`solimp`, [`MjcfWorld::set_mujoco_limits`]) instead of Rapier's constraints (README, Speed) |
-//! | `rk4_integrator` | false | each `timestep` MuJoCo's own `RK4` step, the model's integrator, without Rapier's step (the fluid's and the soft limits' forces recomputed at each of its four stages; [`MjcfWorld::set_rk4_integrator`]); `substeps` RK4 steps per `timestep`, `solver_iterations` unused; needs `mujoco_limits` (its default then) |
+//! | `mujoco_limits` | true (false with `rk4_integrator = false`) | MuJoCo's soft joint limits (its soft-constraint law from the model's `solref`/`solimp`, [`MjcfWorld::set_mujoco_limits`]) instead of Rapier's constraints (README, Speed) |
+//! | `rk4_integrator` | true (since session 30; dynamics revision 2) | each `timestep` MuJoCo's own `RK4` step, the model's integrator, without Rapier's step (the fluid's and the soft limits' forces recomputed at each of its four stages; [`MjcfWorld::set_rk4_integrator`]); `substeps` RK4 steps per `timestep`, `solver_iterations` unused; needs `mujoco_limits` (its default then) |
 
 use rand::rngs::Xoshiro256PlusPlus as StdRng;
 use rand::{RngExt, SeedableRng};
@@ -77,7 +77,12 @@ pub const MAX_EPISODE_STEPS: usize = 1000;
 /// The history of this environment's dynamics, one line per revision (see
 /// [`crate::registry::register_with_history`]): add a line when a change makes the same options step differently
 /// (`envs/tests/dynamics_revisions.rs` fails until one is added).
-pub const DYNAMICS_HISTORY: &[&str] = &[crate::registry::FIRST_REVISION];
+pub const DYNAMICS_HISTORY: &[&str] = &[
+    crate::registry::FIRST_REVISION,
+    "session 30: MuJoCo's own RK4 step and soft limits by default (rk4_integrator = true, mujoco_limits following it), \
+     the model's integrator, where revision 1 took Rapier's semi-implicit step with Rapier's hard limits; --env-opt \
+     rk4_integrator=false steps as revision 1 did",
+];
 /// Mass of one segment, kg (MuJoCo `body_mass`).
 pub const SEGMENT_MASS: f64 = 35.604716740684324;
 /// Moment of inertia of a segment about an axis normal to it through its COM, kg·m².
@@ -138,8 +143,8 @@ impl Default for SwimmerConfig {
             limit_natural_frequency: 1.0e6,
             limit_damping_ratio: 1.0,
             limit_projection: false,
-            mujoco_limits: false,
-            rk4_integrator: false,
+            mujoco_limits: true,
+            rk4_integrator: true,
         }
     }
 }
@@ -165,7 +170,7 @@ impl SwimmerConfig {
             limit_damping_ratio: r.nonneg_f64("limit_damping_ratio", d.limit_damping_ratio)?,
             limit_projection: r.bool("limit_projection", d.limit_projection)?,
             // MuJoCo's RK4 step needs MuJoCo's limits: they follow it unless given
-            mujoco_limits: r.bool("mujoco_limits", d.mujoco_limits || rk4_integrator)?,
+            mujoco_limits: r.bool("mujoco_limits", rk4_integrator)?,
             rk4_integrator,
         };
         r.finish()?;

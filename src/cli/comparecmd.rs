@@ -407,6 +407,20 @@ fn gather_runs(world: &dyn rebel_dist::Collective, out: &Path, mine: &[PathBuf],
 }
 
 /// The comparison's configuration: the shipped default, `--config`, the flags, `--set`s, `--only`.
+/// The shipped comparison's configuration for environment `id`: its `train.env.options` are the Swimmer's (the
+/// dynamics its README figures were measured on), so another environment starts from its own defaults, before a
+/// `--config`, `--env-opt` or `--set` of its own.
+fn compare_base(id: &str) -> Result<String> {
+    if id == super::DEFAULT_ENV {
+        return Ok(COMPARE_CONFIG.to_string());
+    }
+    let mut t: toml::Table = toml::from_str(COMPARE_CONFIG).context("the shipped comparison's configuration")?;
+    if let Some(toml::Value::Table(env)) = t.get_mut("train").and_then(|train| train.get_mut("env")) {
+        env.remove("options");
+    }
+    Ok(toml::to_string(&t)?)
+}
+
 fn resolve_compare_config(env: &EnvArgs, a: &CompareArgs) -> Result<CompareConfig> {
     let mut sets = env.sets("train.env")?;
     if let Some(s) = a.seeds {
@@ -416,7 +430,7 @@ fn resolve_compare_config(env: &EnvArgs, a: &CompareArgs) -> Result<CompareConfi
         sets.push(format!("parallel={p}"));
     }
     sets.extend(a.sets.iter().cloned());
-    let mut cfg: CompareConfig = load_config(COMPARE_CONFIG, a.config.as_deref(), &sets)?;
+    let mut cfg: CompareConfig = load_config(&compare_base(&env.env)?, a.config.as_deref(), &sets)?;
     if !a.only.is_empty() {
         for name in &a.only {
             if name != "reference" && !cfg.rows.iter().any(|r| &r.name == name) {
@@ -499,4 +513,20 @@ fn run_jobs(jobs: Vec<Job>, parallel: usize) -> Result<Vec<String>> {
         std::thread::sleep(Duration::from_millis(50));
     }
     Ok(failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shipped comparison pins the Swimmer's dynamics revision; another environment starts from its own defaults.
+    #[test]
+    fn another_environment_does_not_inherit_the_swimmers_options() {
+        let swimmer: toml::Table = toml::from_str(&compare_base("Swimmer-v5").unwrap()).unwrap();
+        assert_eq!(swimmer["train"]["env"]["options"]["rk4_integrator"].as_bool(), Some(false));
+        let hopper: toml::Table = toml::from_str(&compare_base("Hopper-v5").unwrap()).unwrap();
+        assert!(hopper["train"]["env"].get("options").is_none(), "{hopper:?}");
+        let shipped: toml::Table = toml::from_str(COMPARE_CONFIG).unwrap();
+        assert_eq!(hopper["rows"], shipped["rows"], "everything else is the shipped comparison's");
+    }
 }

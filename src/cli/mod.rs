@@ -258,6 +258,10 @@ const CHANGED_DEFAULTS: &[(&str, &str, &str, u32)] = &[
     ("Ant-v5", "mujoco_contacts", "false", 15),
     ("Ant-v5", "mujoco_limits", "false", 15),
     ("HalfCheetah-v5", "euler_integrator", "false", 25),
+    ("Swimmer-v5", "rk4_integrator", "false", 30),
+    ("Reacher-v5", "rk4_integrator", "false", 30),
+    ("InvertedPendulum-v5", "rk4_integrator", "false", 30),
+    ("InvertedDoublePendulum-v5", "rk4_integrator", "false", 30),
 ];
 
 /// The environments whose dynamics changed in a way no option undoes before checkpoints recorded the revision of
@@ -408,7 +412,10 @@ mod tests {
         let note = changed_defaults_note("HalfCheetah-v5", &meta, &given, path).unwrap();
         assert!(!note.contains("euler_integrator") && note.contains("mujoco_limits"), "{note}");
         assert!(note.contains("before session 19") && note.contains("23f473b"), "{note}");
-        assert!(changed_defaults_note("Swimmer-v5", &meta, &none, path).is_none());
+        let note = changed_defaults_note("Swimmer-v5", &meta, &none, path).unwrap();
+        assert!(note.contains("--env-opt rk4_integrator=false if it was trained before session 30"), "{note}");
+        let rk4 = rebel_envs::EnvConfig::new().with("rk4_integrator", rebel_envs::ConfigValue::Bool(true));
+        assert!(changed_defaults_note("Swimmer-v5", &meta, &rk4, path).is_none(), "nothing to tell where the command line sets it");
         let note = changed_defaults_note("Humanoid-v5", &meta, &none, path).unwrap();
         assert!(!note.contains("--env-opt") && note.contains("no option brings them back"), "{note}");
         meta.env_settings.insert("frame_skip".into(), toml::Value::Integer(5));
