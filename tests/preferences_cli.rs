@@ -133,6 +133,23 @@ fn another_environment_runs_the_experiment_from_its_own_reference() {
     assert!(cfg.contains("InvertedPendulum-v5") && !cfg.contains("limit_projection") && cfg.contains("max_episode_steps = 100"), "{cfg}");
 }
 
+/// `swimmer --env-opt rk4_integrator=true experiment` runs the default run on MuJoCo's RK4 step (the Swimmer's default
+/// since session 30): the default run's fast solver, whose projected limits cannot go with it, is left out, and the
+/// other --env-opt and --set keys stay.
+#[test]
+fn the_default_run_takes_mujocos_rk4_step_when_asked() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("exp");
+    let mut args = vec!["--env-opt", "rk4_integrator=true", "--env-opt", "ctrl_cost_weight=0.001"];
+    args.extend_from_slice(&["experiment", "--out", out.to_str().unwrap(), "--set", "labels=40", "--set", "train.env_steps=400"]);
+    args.extend_from_slice(TINY_EXPERIMENT);
+    let o = swimmer(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let cfg = std::fs::read_to_string(out.join("rebel/config.toml")).unwrap();
+    assert!(cfg.contains("rk4_integrator = true") && cfg.contains("ctrl_cost_weight = 0.001") && cfg.contains("max_episode_steps = 100"), "{cfg}");
+    assert!(!cfg.contains("limit_projection") && !cfg.contains("solver_iterations"), "{cfg}");
+}
+
 /// `experiment --query MODE --rounds 2 --labels-per-round 40` at a tiny scale.
 fn active(out: &std::path::Path, mode: &str) -> std::process::Output {
     let mut args = vec![

@@ -237,10 +237,14 @@ pub struct ExperimentArgs {
 pub fn experiment_cmd(env: &EnvArgs, a: &ExperimentArgs) -> Result<()> {
     use rebel_agents::experiment::{new_folder, ExperimentConfig};
     let mut sets = env.sets("train.env")?;
-    // The default run's environment options are the Swimmer's (its fast solver): another environment,
-    // chosen with --env and no --config, starts from its own defaults (before --env-opt and --set).
-    if env.env != super::DEFAULT_ENV && a.config.is_none() {
-        sets.insert(1, "train.env.options={}".to_string());
+    // The default run's environment options are the Swimmer's fast solver on Rapier's step: another environment,
+    // chosen with --env and no --config, starts from its own defaults (before --env-opt and --set), and so does the
+    // Swimmer when --env-opt asks for MuJoCo's RK4 step (its default since session 30), which the fast solver's
+    // projected limits cannot go with.
+    let rk4_asked = env.env_opts.iter().any(|kv| kv.split_once('=').is_some_and(|(k, v)| k.trim() == "rk4_integrator" && v.trim() == "true"));
+    if (env.env != super::DEFAULT_ENV || rk4_asked) && a.config.is_none() {
+        let after_id = usize::from(env.env != super::DEFAULT_ENV);
+        sets.insert(after_id, "train.env.options={}".to_string());
     }
     if let Some(x) = &a.query { sets.push(format!("query.mode={x:?}")); }
     if let Some(x) = a.rounds { sets.push(format!("query.rounds={x}")); }
