@@ -103,11 +103,7 @@ impl FreeBaseOptions {
         if self.mujoco_contacts {
             sim.use_mujoco_contacts(model, env)?;
         }
-        sim.set_rk4_integrator(self.rk4_integrator).map_err(|msg| EnvError::BadOption {
-            env: env.into(),
-            key: "rk4_integrator".into(),
-            msg: format!("{msg}; set mujoco_contacts=true and mujoco_limits=true, or rk4_integrator=false"),
-        })?;
+        sim.use_rk4_integrator(self.rk4_integrator, env, "mujoco_contacts=true and mujoco_limits=true")?;
         Ok(sim)
     }
 }

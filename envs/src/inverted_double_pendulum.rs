@@ -162,8 +162,9 @@ pub struct InvertedDoublePendulum {
     obs_space: BoxSpace,
     act_space: BoxSpace,
     sim: MjcfWorld,
-    /// The same model without the slider's limit, for measuring the limit's force.
-    free: MjcfWorld,
+    /// The same model without the slider's limit, for measuring the limit's force on Rapier's step with its own
+    /// limit (the only one that needs it).
+    free: Option<MjcfWorld>,
     rng: StdRng,
     steps: Option<usize>,
     /// The slider's constraint force of the last physics step (MuJoCo's `qfrc_constraint[0]`).
@@ -202,12 +203,8 @@ impl InvertedDoublePendulum {
         if cfg.mujoco_limits {
             sim.set_mujoco_limits(&model, cfg.timestep);
         }
-        sim.set_rk4_integrator(cfg.rk4_integrator).map_err(|msg| EnvError::BadOption {
-            env: ID.into(),
-            key: "rk4_integrator".into(),
-            msg: format!("{msg}; set mujoco_limits=true, or rk4_integrator=false"),
-        })?;
-        let free = MjcfWorld::build(&model, &settings);
+        sim.use_rk4_integrator(cfg.rk4_integrator, ID, "mujoco_limits=true")?;
+        let free = (!cfg.rk4_integrator && !cfg.mujoco_limits).then(|| MjcfWorld::build(&model, &settings));
         Ok(InvertedDoublePendulum {
             obs_space: BoxSpace::uniform(9, f32::NEG_INFINITY, f32::INFINITY),
             act_space: BoxSpace::new(vec![lo as f32], vec![hi as f32]),
@@ -301,12 +298,13 @@ impl InvertedDoublePendulum {
             self.qfrc_constraint = 0.0;
             return;
         }
-        WorldState::capture(&self.sim.world).restore_into(&mut self.free.world);
-        self.free.set_limit_enabled(0, false);
+        let free = self.free.as_mut().expect("the twin world of Rapier's step and limit");
+        WorldState::capture(&self.sim.world).restore_into(&mut free.world);
+        free.set_limit_enabled(0, false);
         self.sim.step(tau);
-        self.free.step(tau);
+        free.step(tau);
         let m = self.sim.mass_matrix();
-        let (vc, vf) = (self.sim.qvel(), self.free.qvel());
+        let (vc, vf) = (self.sim.qvel(), free.qvel());
         let h = self.settings.timestep / self.settings.substeps as f64;
         self.qfrc_constraint = match m {
             Some(m) => (0..3).map(|j| m[0][j] * (vc[j] - vf[j])).sum::<f64>() / h,

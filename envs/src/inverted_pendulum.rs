@@ -178,18 +178,6 @@ impl InvertedPendulumConfig {
     }
 }
 
-/// MuJoCo's soft limits and RK4 step on `sim` as `cfg` asks (see the options).
-fn set_mujoco_step(sim: &mut MjcfWorld, model: &MjcfModel, cfg: &InvertedPendulumConfig) -> Result<(), EnvError> {
-    if cfg.mujoco_limits {
-        sim.set_mujoco_limits(model, cfg.timestep);
-    }
-    sim.set_rk4_integrator(cfg.rk4_integrator).map_err(|msg| EnvError::BadOption {
-        env: ID.into(),
-        key: "rk4_integrator".into(),
-        msg: format!("{msg}; set mujoco_limits=true, or rk4_integrator=false"),
-    })
-}
-
 /// Everything that evolves: the physics state sets, the random generator and counters.
 #[derive(Clone)]
 struct State {
@@ -231,7 +219,10 @@ impl InvertedPendulum {
         };
         let [lo, hi] = model.actuators[0].ctrl_range.unwrap_or([-CTRL_LIMIT, CTRL_LIMIT]);
         let mut sim = MjcfWorld::build(&model, &settings);
-        set_mujoco_step(&mut sim, &model, &cfg)?;
+        if cfg.mujoco_limits {
+            sim.set_mujoco_limits(&model, cfg.timestep);
+        }
+        sim.use_rk4_integrator(cfg.rk4_integrator, ID, "mujoco_limits=true")?;
         Ok(InvertedPendulum {
             obs_space: BoxSpace::uniform(4, f32::NEG_INFINITY, f32::INFINITY),
             act_space: BoxSpace::new(vec![lo as f32], vec![hi as f32]),

@@ -221,11 +221,7 @@ impl Locomotion {
             key: "euler_integrator".into(),
             msg: format!("{msg}; set solver_iterations=1 or euler_integrator=false"),
         })?;
-        sim.set_rk4_integrator(cfg.rk4_integrator).map_err(|msg| EnvError::BadOption {
-            env: spec.id.into(),
-            key: "rk4_integrator".into(),
-            msg: format!("{msg}; set mujoco_contacts=true, mujoco_limits=true and euler_integrator=false, or rk4_integrator=false"),
-        })?;
+        sim.use_rk4_integrator(cfg.rk4_integrator, spec.id, "mujoco_contacts=true, mujoco_limits=true and euler_integrator=false")?;
         let init_qpos = model.joints.iter().map(|j| j.reference).collect();
         Ok(Locomotion {
             spec,

@@ -1411,6 +1411,16 @@ impl MjcfWorld {
         Ok(())
     }
 
+    /// [`MjcfWorld::set_rk4_integrator`] for the env option `rk4_integrator` of environment `env`: what the model or the
+    /// other options do not allow is that option's error, naming `fix` (the settings it needs) as the way out.
+    pub fn use_rk4_integrator(&mut self, on: bool, env: &str, fix: &str) -> Result<(), crate::error::EnvError> {
+        self.set_rk4_integrator(on).map_err(|msg| crate::error::EnvError::BadOption {
+            env: env.into(),
+            key: "rk4_integrator".into(),
+            msg: format!("{msg}; set {fix}, or rk4_integrator=false"),
+        })
+    }
+
     /// Whether some collider of the model's bodies can touch a geom of the world (the floor).
     fn can_touch_world(&self) -> bool {
         let (model, world): (Vec<&Collider>, Vec<&Collider>) =

@@ -192,18 +192,6 @@ impl ReacherConfig {
     }
 }
 
-/// MuJoCo's soft limits and RK4 step on `sim` as `cfg` asks (see the options).
-fn set_mujoco_step(sim: &mut MjcfWorld, model: &MjcfModel, cfg: &ReacherConfig) -> Result<(), EnvError> {
-    if cfg.mujoco_limits {
-        sim.set_mujoco_limits(model, cfg.timestep);
-    }
-    sim.set_rk4_integrator(cfg.rk4_integrator).map_err(|msg| EnvError::BadOption {
-        env: ID.into(),
-        key: "rk4_integrator".into(),
-        msg: format!("{msg}; set mujoco_limits=true, or rk4_integrator=false"),
-    })
-}
-
 /// Everything that evolves: the physics state sets (the target's slides included), the random
 /// generator, counters.
 #[derive(Clone)]
@@ -255,7 +243,10 @@ impl Reacher {
             contact: None,
         };
         let mut sim = MjcfWorld::build(&model, &settings);
-        set_mujoco_step(&mut sim, &model, &cfg)?;
+        if cfg.mujoco_limits {
+            sim.set_mujoco_limits(&model, cfg.timestep);
+        }
+        sim.use_rk4_integrator(cfg.rk4_integrator, ID, "mujoco_limits=true")?;
         sim.set_state(&[0.0, 0.0, TARGET_REF[0], TARGET_REF[1]], &[0.0; 4]);
         Ok(Reacher {
             obs_space: BoxSpace::uniform(10, f32::NEG_INFINITY, f32::INFINITY),

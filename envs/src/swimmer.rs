@@ -253,11 +253,7 @@ impl Swimmer {
         if cfg.mujoco_limits {
             sim.set_mujoco_limits(&model, cfg.timestep);
         }
-        sim.set_rk4_integrator(cfg.rk4_integrator).map_err(|msg| EnvError::BadOption {
-            env: ID.into(),
-            key: "rk4_integrator".into(),
-            msg: format!("{msg}; set mujoco_limits=true and limit_projection=false, or rk4_integrator=false"),
-        })?;
+        sim.use_rk4_integrator(cfg.rk4_integrator, ID, "mujoco_limits=true and limit_projection=false")?;
         Ok(Swimmer {
             obs_space: BoxSpace::uniform(obs_dim, f32::NEG_INFINITY, f32::INFINITY),
             act_space: BoxSpace::uniform(model.nu(), -1.0, 1.0),

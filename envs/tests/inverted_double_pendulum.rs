@@ -57,6 +57,22 @@ fn started_with(cfg: InvertedDoublePendulumConfig, r: &Reference) -> InvertedDou
 
 const FEEDBACK: [f64; 6] = [-0.21, -1.82, -5.59, -0.31, -0.9, -0.82];
 
+/// The LQR feedback for 1000 steps from `r`'s start, which must not fall: (return, largest qpos error against `r`).
+fn closed_loop(mut env: InvertedDoublePendulum, r: &Reference) -> (f64, f64) {
+    let (mut ret, mut err) = (0.0, 0.0f64);
+    for k in 0..1000 {
+        let (q, v) = (env.qpos(), env.qvel());
+        let x = [q[0], q[1], q[2], v[0], v[1], v[2]];
+        let a = (0..6).map(|i| FEEDBACK[i] * x[i]).sum::<f64>().clamp(-1.0, 1.0) as f32;
+        let s = env.step(&[a]).unwrap();
+        assert!(!s.terminated, "fell at step {k}");
+        ret += s.reward;
+        let q = env.qpos();
+        err = err.max((0..3).map(|i| (q[i] - r.qpos[k][i]).abs()).fold(0.0, f64::max));
+    }
+    (ret, err)
+}
+
 #[test]
 fn open_loop_sequences_fall_when_mujoco_falls() {
     for name in ["a_zeros", "b_const_p0.1", "c_sin", "d_uniform_random"] {
@@ -88,18 +104,7 @@ fn open_loop_sequences_fall_when_mujoco_falls() {
 #[test]
 fn closed_loop_balances_like_mujoco_for_1000_steps() {
     let r = reference("e_feedback");
-    let mut env = started(&r);
-    let (mut ret, mut err) = (0.0, 0.0f64);
-    for k in 0..1000 {
-        let (q, v) = (env.qpos(), env.qvel());
-        let x = [q[0], q[1], q[2], v[0], v[1], v[2]];
-        let a = (0..6).map(|i| FEEDBACK[i] * x[i]).sum::<f64>().clamp(-1.0, 1.0) as f32;
-        let s = env.step(&[a]).unwrap();
-        assert!(!s.terminated, "fell at step {k}");
-        ret += s.reward;
-        let q = env.qpos();
-        err = err.max((0..3).map(|i| (q[i] - r.qpos[k][i]).abs()).fold(0.0, f64::max));
-    }
+    let (ret, err) = closed_loop(started(&r), &r);
     let mj: f64 = r.rewards.iter().sum();
     assert!((ret - mj).abs() < 0.005 * mj, "return {ret} vs MuJoCo {mj}");
     assert!(err < 0.01, "qpos error {err}");
@@ -279,18 +284,7 @@ fn mujocos_rk4_step_replays_the_reference_sequences() {
         assert!(early < 1e-5 && err < 1e-3, "{name}: qpos error {early}, {err}");
     }
     let r = reference("e_feedback");
-    let mut env = started_with(rk4, &r);
-    let (mut ret, mut err) = (0.0, 0.0f64);
-    for k in 0..1000 {
-        let (q, v) = (env.qpos(), env.qvel());
-        let x = [q[0], q[1], q[2], v[0], v[1], v[2]];
-        let a = (0..6).map(|i| FEEDBACK[i] * x[i]).sum::<f64>().clamp(-1.0, 1.0) as f32;
-        let s = env.step(&[a]).unwrap();
-        assert!(!s.terminated, "fell at step {k}");
-        ret += s.reward;
-        let q = env.qpos();
-        err = err.max((0..3).map(|i| (q[i] - r.qpos[k][i]).abs()).fold(0.0, f64::max));
-    }
+    let (ret, err) = closed_loop(started_with(rk4, &r), &r);
     let mj: f64 = r.rewards.iter().sum();
     eprintln!("e_feedback: RK4 qpos error {err:.2e} over 1000 steps, return {ret:.4} vs MuJoCo {mj:.4}");
     assert!(err < 1e-5, "qpos error {err}");
