@@ -443,6 +443,23 @@ fn a_checkpoint_of_an_earlier_revision_steps_as_it_was_trained() {
     assert!(o.status.success() && !stderr(&o).contains(said), "{}", stderr(&o));
     assert_eq!(last_json(&o)["env_options"]["rk4_integrator"], true);
 
+    // a new run from its policy keeps its own environment and says how to step the policy's
+    let start = format!("policy.init={:?}", ck.to_str().unwrap());
+    let from = |run: &str, extra: &[&str]| {
+        let run = d.path().join(run);
+        let mut args = vec!["--env", "Hopper-v5", "train", "--run-dir", run.to_str().unwrap(), "--env-steps", "600", "--set", &start];
+        args.extend_from_slice(TINY_TRAIN);
+        args.extend_from_slice(extra);
+        let o = rebel(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stderr(&o)
+    };
+    let noted = "the policy this run starts from, was trained on Hopper-v5 stepped otherwise: it was trained on revision 1 of \
+                 the dynamics, this run steps revision 2 (--env-opt rk4_integrator=false steps revision 1)";
+    let e = from("started", &[]);
+    assert_eq!(e.matches(noted).count(), 1, "{e}");
+    assert!(!from("started_pinned", &["--env-opt", "rk4_integrator=false"]).contains("starts from"));
+
     let o = rebel(&["--env", "Hopper-v5", "train", "--resume", part.to_str().unwrap(), "--env-steps", "1200", "--quiet"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("resumes Hopper-v5 as revision 1 of its dynamics stepped, the one it started on: rk4_integrator=false"), "{}", stderr(&o));

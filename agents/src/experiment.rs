@@ -137,9 +137,9 @@ pub(crate) fn run_rebel(s: &Setup, reward_model: &Path, run_dir: &Path, env_step
     let progress = s.progress;
     let opts = if run_dir.join("config.toml").is_file() {
         eprintln!("continuing the REBEL run in {}", run_dir.display());
-        RunOptions { resume: Some(run_dir.to_path_buf()), progress, ..RunOptions::default() }
+        RunOptions { resume: Some(run_dir.to_path_buf()), progress, start_policy_noted: true, ..RunOptions::default() }
     } else {
-        RunOptions { run_dir: Some(run_dir.to_path_buf()), progress, ..RunOptions::default() }
+        RunOptions { run_dir: Some(run_dir.to_path_buf()), progress, start_policy_noted: true, ..RunOptions::default() }
     };
     train(&tc, &opts)
 }
@@ -182,7 +182,8 @@ pub fn run_experiment_with(
     let reference_path = resolve_path(&cfg.reference_policy);
     let bytes = std::fs::read(&reference_path)
         .map_err(|e| err(format!("reference policy {}: {e} (make one with `swimmer pretrain`)", reference_path.display())))?;
-    let reference = Checkpoint::from_bytes(&bytes, &reference_path)?.build_policy("policy", Device::Cpu, Kind::Float)?;
+    let reference_ck = Checkpoint::from_bytes(&bytes, &reference_path)?;
+    let reference = reference_ck.build_policy("policy", Device::Cpu, Kind::Float)?;
     tch::set_num_threads(1);
     let env_cfg = cfg.train.env.env_config().map_err(err)?;
     let mut venv = VecEnv::make(&cfg.train.env.id, &env_cfg, 16, cfg.train.threads)?;
@@ -198,6 +199,9 @@ pub fn run_experiment_with(
             venv.obs_dim(),
             venv.act_dim()
         )));
+    }
+    if let Some(note) = crate::run_dir::start_policy_note(&reference_ck.meta, &reference_path, &cfg.train.env) {
+        eprintln!("{note}");
     }
     // only once the reference and the environment are known to work: a refused run leaves no empty folder
     std::fs::create_dir_all(folder).map_err(|e| err(format!("cannot create {}: {e}", folder.display())))?;

@@ -151,6 +151,100 @@ pub fn undoing_options(meta: &CheckpointMeta, id: &str, given: impl Fn(&str) -> 
     out
 }
 
+/// Defaults that changed in a way that changes an environment's dynamics, for checkpoints that predate the record
+/// of their environment's settings: (environment, option, its value before, the session that changed it).
+pub const CHANGED_DEFAULTS: &[(&str, &str, &str, u32)] = &[
+    ("HalfCheetah-v5", "mujoco_contacts", "false", 15),
+    ("HalfCheetah-v5", "mujoco_limits", "false", 15),
+    ("Hopper-v5", "mujoco_contacts", "false", 15),
+    ("Hopper-v5", "mujoco_limits", "false", 15),
+    ("Walker2d-v5", "mujoco_contacts", "false", 15),
+    ("Walker2d-v5", "mujoco_limits", "false", 15),
+    ("Ant-v5", "mujoco_contacts", "false", 15),
+    ("Ant-v5", "mujoco_limits", "false", 15),
+    ("HalfCheetah-v5", "euler_integrator", "false", 25),
+    ("Swimmer-v5", "rk4_integrator", "false", 30),
+    ("Reacher-v5", "rk4_integrator", "false", 30),
+    ("InvertedPendulum-v5", "rk4_integrator", "false", 30),
+    ("InvertedDoublePendulum-v5", "rk4_integrator", "false", 30),
+];
+
+/// The environments whose dynamics changed in a way no option undoes before checkpoints recorded the revision of
+/// their dynamics (MuJoCo's contact and limit laws, sessions 18 and 19), and what their checkpoints without recorded
+/// settings are told about it.
+pub const CONTACT_LAW_TASKS: [&str; 5] = ["HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "Humanoid-v5"];
+
+pub const SESSION_19_CONTACTS: &str = "if it was trained before session 19 (2026-12-06), its dynamics have changed since, and no \
+    option brings them back: MuJoCo's contact and limit laws gained the Coriolis terms in their free acceleration in \
+    session 18 (commit d740651) and became one constraint problem in session 19 (commit 23f473b)";
+
+/// For a checkpoint of `id` that does not record its environment's settings (`meta`), each default of
+/// [`CHANGED_DEFAULTS`] that neither its recorded options nor `given` set, as `--env-opt key=before if it was trained
+/// before session S`.
+pub fn changed_defaults(id: &str, meta: &CheckpointMeta, given: impl Fn(&str) -> bool) -> Vec<String> {
+    CHANGED_DEFAULTS
+        .iter()
+        .filter(|(env, key, ..)| *env == id && !meta.env_options.contains_key(*key) && !given(key))
+        .map(|(_, key, before, session)| format!("--env-opt {key}={before} if it was trained before session {session}"))
+        .collect()
+}
+
+/// What a new run should say when the policy it starts from (`policy.init`, an experiment's or a comparison's
+/// reference policy), the checkpoint at `path` with `meta`, was trained in `env`'s environment on other dynamics or
+/// settings than `env` (id and options) steps: the revision it was trained on and the options that give it back, the
+/// recorded settings that differ, or, for a checkpoint that records neither, the changed defaults that may apply. The
+/// run keeps its own environment (the note says how to match the policy's). `None` where they agree, or where the
+/// checkpoint is of another environment (its sizes are checked elsewhere).
+pub fn start_policy_note(meta: &CheckpointMeta, path: &std::path::Path, env: &EnvSection) -> Option<String> {
+    let id = env.id.as_str();
+    if meta.env_id != id {
+        return None;
+    }
+    let cfg = env.env_config().ok()?;
+    let mut said = Vec::new();
+    let now = rebel_envs::dynamics_revision(id).ok()?;
+    if let Some(r) = meta.env_revision.filter(|r| *r != now) {
+        let undo = rebel_envs::options_for_revision(id, r).ok().flatten().filter(|u| !u.values().is_empty());
+        match undo {
+            Some(u) if u.values().iter().all(|(k, v)| cfg.values().get(k) == Some(v)) => {}
+            Some(u) => {
+                let shown: Vec<String> = u.values().iter().map(|(k, v)| format!("--env-opt {k}={v}")).collect();
+                said.push(format!(
+                    "it was trained on revision {r} of the dynamics, this run steps revision {now} ({} steps revision {r})",
+                    shown.join(" ")
+                ));
+            }
+            None if r > now => said.push(format!("it was trained on revision {r} of the dynamics, newer than this build's {now}")),
+            None => said.push(format!("it was trained on revision {r} of the dynamics, this run steps revision {now}, and no option gives {r} back")),
+        }
+    }
+    if !meta.env_settings.is_empty() {
+        let today = env.settings().ok()?;
+        // a setting added since the checkpoint was written is the revision's business (above)
+        let drift: Vec<String> =
+            settings_drift(&meta.env_settings, &today, &toml::Table::new()).iter().filter(|d| d.recorded.is_some()).map(|d| d.to_string()).collect();
+        if !drift.is_empty() {
+            said.push(format!("its settings differ: {}", drift.join(", ")));
+        }
+    } else if meta.env_revision.is_none() {
+        let changed = changed_defaults(id, meta, |k| env.options.contains_key(k));
+        if !changed.is_empty() {
+            said.push(format!("it does not record its environment's settings; to step those of its time, add {}", changed.join(", ")));
+        }
+        if CONTACT_LAW_TASKS.contains(&id) {
+            said.push(SESSION_19_CONTACTS.to_string());
+        }
+    }
+    (!said.is_empty()).then(|| {
+        format!(
+            "note: {}, the policy this run starts from, was trained on {id} stepped otherwise: {}. The run keeps its own \
+             environment options",
+            path.display(),
+            said.join("; ")
+        )
+    })
+}
+
 /// `options` as `key=value, ...`, for the notes.
 pub fn shown_options(options: &rebel_envs::EnvConfig) -> String {
     options.values().iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
@@ -285,6 +379,37 @@ mod tests {
         assert_eq!(dynamics_note(&meta, "Walker2d-v5"), None);
         meta.env_id = "Nope-v0".into();
         assert_eq!(dynamics_note(&meta, "Nope-v0"), None);
+    }
+
+    /// A run that starts from a checkpoint's policy hears how the environment it steps differs from the one the
+    /// policy was trained in: an earlier revision not undone (and nothing once the undoing option is set), a recorded
+    /// setting it changes, the changed defaults for a checkpoint that records neither; nothing for another environment.
+    #[test]
+    fn a_start_policy_trained_on_other_dynamics_is_noted() {
+        let path = std::path::Path::new("ref.safetensors");
+        let plain = EnvSection { id: "Swimmer-v5".into(), options: toml::Table::new() };
+        let mut pinned = plain.clone();
+        pinned.options.insert("rk4_integrator".into(), toml::Value::Boolean(false));
+        // written before the settings and the revision were recorded
+        let mut meta = CheckpointMeta::new("Swimmer-v5", "rebel", 1, "h");
+        let note = start_policy_note(&meta, path, &plain).unwrap();
+        assert!(note.starts_with("note: ref.safetensors, the policy this run starts from,"), "{note}");
+        assert!(note.contains("--env-opt rk4_integrator=false if it was trained before session 30"), "{note}");
+        assert_eq!(start_policy_note(&meta, path, &pinned), None, "the run sets the changed default itself");
+        // revision 1, recorded
+        meta.env_revision = Some(1);
+        let note = start_policy_note(&meta, path, &plain).unwrap();
+        assert!(note.contains("trained on revision 1 of the dynamics, this run steps revision 2 (--env-opt rk4_integrator=false steps revision 1)"), "{note}");
+        assert_eq!(start_policy_note(&meta, path, &pinned), None, "the run steps revision 1");
+        // today's revision with its settings recorded: a setting the run changes is named
+        meta.env_revision = Some(rebel_envs::dynamics_revision("Swimmer-v5").unwrap());
+        meta.env_settings = plain.settings().unwrap();
+        assert_eq!(start_policy_note(&meta, path, &plain), None);
+        let note = start_policy_note(&meta, path, &pinned).unwrap();
+        assert!(note.contains("rk4_integrator = true when trained, false now"), "{note}");
+        // a policy of another environment is not this note's business
+        let other = EnvSection { id: "Hopper-v5".into(), options: toml::Table::new() };
+        assert_eq!(start_policy_note(&meta, path, &other), None);
     }
 
     /// A run written before a key existed (its config.toml lacks it) resumes when today's default of the key

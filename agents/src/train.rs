@@ -30,7 +30,7 @@ use crate::policy::{GaussianPolicy, PolicyConfig};
 use crate::mlp::Activation;
 use crate::rollout::collect_groups;
 use crate::machine::Machine;
-use crate::run_dir::{as_recorded, settings_drift, shown_options, undoing_options, Run, CHECKPOINT};
+use crate::run_dir::{as_recorded, settings_drift, shown_options, start_policy_note, undoing_options, Run, CHECKPOINT};
 use crate::scorer::{Scorer, TrueReward};
 use crate::util::{mean_std, peak_rss_mb, resolve_path};
 
@@ -400,6 +400,8 @@ pub struct RunOptions {
     pub progress: bool,
     /// Stop as soon as an evaluation's mean true return reaches this (used by `pretrain`).
     pub stop_at_eval: Option<f64>,
+    /// The caller already said how `policy.init`'s environment differs from the run's ([`start_policy_note`]).
+    pub start_policy_noted: bool,
 }
 
 /// Everything a run holds besides its directory.
@@ -671,6 +673,12 @@ pub fn train_in(cfg: &TrainConfig, opts: &RunOptions, world: &dyn Collective) ->
     let (env, loaded) = env_as_started(cfg, opts, world)?;
     let (written, cfg) = (cfg, &TrainConfig { env, ..cfg.clone() });
     let mut parts = agree(world, Parts::new(cfg, device, world))?;
+    if world.is_root() && opts.resume.is_none() && !opts.start_policy_noted && !cfg.policy.init.is_empty() {
+        let path = resolve_path(&cfg.policy.init);
+        if let Some(note) = Checkpoint::load(&path).ok().and_then(|ck| start_policy_note(&ck.meta, &path, &cfg.env)) {
+            eprintln!("{note}");
+        }
+    }
     let opened = if world.is_root() {
         Run::open(written, opts, loaded).and_then(|(mut run, resumed)| {
             run.env_settings = cfg.env.settings().map_err(TrainError::Config)?;

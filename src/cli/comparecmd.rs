@@ -12,6 +12,8 @@ use rebel_agents::compare::{mean_band, plot_curves, prepare_seed, read_run, run_
 use rebel_agents::protocol::{candidates, pick, report, results_markdown, tuning_markdown, ReportRun, TuneEntry};
 use rebel_agents::runconfig::{load_config, to_toml_string};
 use rebel_agents::eval::{evaluate, reference_returns, load_policy};
+use rebel_agents::checkpoint::Checkpoint;
+use rebel_agents::run_dir::start_policy_note;
 use rebel_agents::util::{peak_rss_mb, resolve_path};
 use rebel_envs::vec_env::VecEnv;
 
@@ -141,6 +143,13 @@ pub fn compare_cmd(env: &EnvArgs, a: &CompareArgs) -> Result<()> {
         Some(s) => s,
         None => stamp_folder(&out, &cfg, false)?,
     };
+    if world.rank() == 0 {
+        // the rows' own logs say it too (each starts from the reference)
+        let ref_path = resolve_path(&cfg.reference_policy);
+        if let Some(note) = Checkpoint::load(&ref_path).ok().and_then(|ck| start_policy_note(&ck.meta, &ref_path, &cfg.train.env)) {
+            eprintln!("{note}");
+        }
+    }
     if a.phase != Phase::Report {
         tune_phase(world.as_ref(), &cfg, &out)?;
     }

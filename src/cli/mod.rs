@@ -15,7 +15,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use rebel_agents::checkpoint::CheckpointMeta;
-use rebel_agents::run_dir::{as_recorded, dynamics_note, settings_drift, shown_options, undoing_options};
+use rebel_agents::run_dir::{
+    as_recorded, changed_defaults, dynamics_note, settings_drift, shown_options, undoing_options, CONTACT_LAW_TASKS, SESSION_19_CONTACTS,
+};
 use rebel_agents::train::{options_table, EnvSection};
 
 pub use comparecmd::{compare_cmd, CompareArgs, COMPARE_CONFIG};
@@ -246,33 +248,6 @@ pub fn note_other_options(args: &EnvArgs, meta: &CheckpointMeta, path: &std::pat
     Ok(())
 }
 
-/// Defaults that changed in a way that changes an environment's dynamics, for checkpoints that predate the record
-/// of their environment's settings: (environment, option, its value before, the session that changed it).
-const CHANGED_DEFAULTS: &[(&str, &str, &str, u32)] = &[
-    ("HalfCheetah-v5", "mujoco_contacts", "false", 15),
-    ("HalfCheetah-v5", "mujoco_limits", "false", 15),
-    ("Hopper-v5", "mujoco_contacts", "false", 15),
-    ("Hopper-v5", "mujoco_limits", "false", 15),
-    ("Walker2d-v5", "mujoco_contacts", "false", 15),
-    ("Walker2d-v5", "mujoco_limits", "false", 15),
-    ("Ant-v5", "mujoco_contacts", "false", 15),
-    ("Ant-v5", "mujoco_limits", "false", 15),
-    ("HalfCheetah-v5", "euler_integrator", "false", 25),
-    ("Swimmer-v5", "rk4_integrator", "false", 30),
-    ("Reacher-v5", "rk4_integrator", "false", 30),
-    ("InvertedPendulum-v5", "rk4_integrator", "false", 30),
-    ("InvertedDoublePendulum-v5", "rk4_integrator", "false", 30),
-];
-
-/// The environments whose dynamics changed in a way no option undoes before checkpoints recorded the revision of
-/// their dynamics (MuJoCo's contact and limit laws, sessions 18 and 19), and what their checkpoints without recorded
-/// settings are told about it.
-const CONTACT_LAW_TASKS: [&str; 5] = ["HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "Humanoid-v5"];
-
-const SESSION_19_CONTACTS: &str = "if it was trained before session 19 (2026-12-06), its dynamics have changed since, and no \
-    option brings them back: MuJoCo's contact and limit laws gained the Coriolis terms in their free acceleration in \
-    session 18 (commit d740651) and became one constraint problem in session 19 (commit 23f473b)";
-
 /// Says on stderr what a checkpoint's policy meets where the dynamics of its environment `id` changed since it was
 /// trained ([`dynamics_note`]).
 fn note_dynamics(meta: &CheckpointMeta, id: &str, path: &std::path::Path) {
@@ -295,11 +270,7 @@ fn changed_defaults_note(id: &str, meta: &CheckpointMeta, given: &rebel_envs::En
     if !meta.env_settings.is_empty() {
         return None;
     }
-    let changed: Vec<String> = CHANGED_DEFAULTS
-        .iter()
-        .filter(|(env, key, ..)| *env == id && !meta.env_options.contains_key(*key) && !given.values().contains_key(*key))
-        .map(|(_, key, before, session)| format!("--env-opt {key}={before} if it was trained before session {session}"))
-        .collect();
+    let changed = changed_defaults(id, meta, |k| given.values().contains_key(k));
     let contact_laws = CONTACT_LAW_TASKS.contains(&id);
     if changed.is_empty() && !contact_laws {
         return None;

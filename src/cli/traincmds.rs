@@ -75,6 +75,7 @@ pub fn train_cmd(env: &EnvArgs, a: &TrainArgs) -> Result<()> {
         resume: a.resume.clone(),
         progress: !a.quiet,
         stop_at_eval: None,
+        start_policy_noted: false,
     };
     // under mpirun/srun (built with the feature `mpi`): data-parallel training over the ranks
     let world = rebel_dist::from_env().map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -173,7 +174,7 @@ pub fn pretrain_cmd(env: &EnvArgs, a: &PretrainArgs) -> Result<()> {
         ..TrainArgs::default()
     };
     let cfg = resolve_config(env, &targs)?;
-    let opts = RunOptions { runs_base: PathBuf::from("runs"), run_dir: a.run_dir.clone(), resume: None, progress: false, stop_at_eval: Some(a.target) };
+    let opts = RunOptions { runs_base: PathBuf::from("runs"), run_dir: a.run_dir.clone(), resume: None, progress: false, stop_at_eval: Some(a.target), start_policy_noted: false };
     let s = train::train(&cfg, &opts)?;
     if s.eval_true_return_mean < a.target {
         bail!(
