@@ -167,6 +167,7 @@ pub const CHANGED_DEFAULTS: &[(&str, &str, &str, u32)] = &[
     ("Reacher-v5", "rk4_integrator", "false", 30),
     ("InvertedPendulum-v5", "rk4_integrator", "false", 30),
     ("InvertedDoublePendulum-v5", "rk4_integrator", "false", 30),
+    ("HalfCheetah-v5", "mujoco_euler", "false", 31),
 ];
 
 /// The environments whose dynamics changed in a way no option undoes before checkpoints recorded the revision of

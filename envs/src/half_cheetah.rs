@@ -39,15 +39,16 @@
 //! | `exclude_current_positions_from_observation` | true | leave rootx out of the observation |
 //! | `timestep` | 0.01 | MuJoCo's `opt.timestep` (s) |
 //! | `substeps` | 1 | Rapier steps per `timestep` |
-//! | `solver_iterations` | 1 | Rapier's solver substeps per Rapier step (`euler_integrator` needs 1) |
+//! | `solver_iterations` | 1 | Rapier's solver substeps per Rapier step (`euler_integrator` needs 1; no effect with `mujoco_euler`) |
 //! | `limit_natural_frequency` | 10 | Hz, softness of Rapier's joint limits with `mujoco_limits = false` (MuJoCo's are soft: `solreflimit` .02 1, `solimplimit` 0 .8 .03) |
 //! | `limit_damping_ratio` | 1.0 | damping ratio of the limit softness |
 //! | `contact_natural_frequency` | 15 | Hz, softness of Rapier's floor contacts with `mujoco_contacts = false` (MuJoCo: `solref` .02 1, `solimp` 0 .8 .01) |
 //! | `contact_damping_ratio` | 1.0 | damping ratio of the contact softness |
 //! | `mujoco_limits` | true | MuJoCo's soft-limit law (solreflimit, solimplimit) as explicit forces instead of Rapier's limits (`MjcfWorld::set_mujoco_limits`) |
 //! | `mujoco_contacts` | true | MuJoCo's soft-contact law against the floor as explicit forces (`MjcfWorld::set_mujoco_contacts`); with `mujoco_limits` the open-loop gallop runs as in MuJoCo (README) |
-//! | `rk4_integrator` | false | MuJoCo's `RK4` step (`MjcfWorld::set_rk4_integrator`; needs `euler_integrator = false`): not this model's integrator, which is `Euler` |
-//! | `euler_integrator` | true | each Rapier step MuJoCo's `Euler` step (the model's integrator): Coriolis terms explicit, joint damping implicit, where Rapier's multibody makes the Coriolis terms semi-implicit (`MjcfWorld::set_euler_integrator`; each step from MuJoCo's states then within 5e-5 of MuJoCo's, 1.6 % without; 0.90–0.93 of the speed) |
+//! | `mujoco_euler` | true | each step MuJoCo's `Euler` step (the model's integrator) taken whole, without Rapier's step, as `rk4_integrator` takes RK4 (`MjcfWorld::set_mujoco_euler`; since session 31, dynamics revision 2): each step from MuJoCo's states within 1e-5 of MuJoCo's, as `euler_integrator`'s, at 2.4× its speed; needs `mujoco_contacts` and `mujoco_limits`; `false` steps as revision 1 |
+//! | `rk4_integrator` | false | MuJoCo's `RK4` step (`MjcfWorld::set_rk4_integrator`; needs `mujoco_euler = false` and `euler_integrator = false`): not this model's integrator, which is `Euler` |
+//! | `euler_integrator` | true | with `mujoco_euler = false` (revision 1), each Rapier step corrected to MuJoCo's `Euler` step: Coriolis terms explicit, joint damping implicit, where Rapier's multibody makes the Coriolis terms semi-implicit (`MjcfWorld::set_euler_integrator`; each step from MuJoCo's states then within 5e-5 of MuJoCo's, 1.6 % without; 0.90–0.93 of the speed); nothing to correct with `mujoco_euler` |
 //!
 //! The environment is a [`crate::locomotion::Locomotion`] (shared with Hopper-v5 and Walker2d-v5);
 //! `SPEC.make(config)` makes it.
@@ -65,7 +66,11 @@ pub const MAX_EPISODE_STEPS: usize = 1000;
 /// The history of this environment's dynamics, one line per revision (see
 /// [`crate::registry::register_with_history`]): add a line when a change makes the same options step differently
 /// (`envs/tests/dynamics_revisions.rs` fails until one is added).
-pub const DYNAMICS_HISTORY: &[&str] = &[crate::registry::FIRST_REVISION];
+pub const DYNAMICS_HISTORY: &[&str] = &[
+    crate::registry::FIRST_REVISION,
+    "session 31: MuJoCo's Euler step taken whole by default (mujoco_euler = true), in MuJoCo's coordinates without \
+     Rapier's step, where revision 1 corrected each Rapier step to it; --env-opt mujoco_euler=false steps as revision 1 did",
+];
 
 /// The environment's shape and defaults.
 pub const SPEC: Spec = Spec {
@@ -100,5 +105,6 @@ pub fn defaults() -> LocomotionConfig {
         mujoco_contacts: true,
         euler_integrator: true,
         rk4_integrator: false,
+        mujoco_euler: true,
     }
 }

@@ -42,6 +42,7 @@
 //! | `mujoco_limits` | true | MuJoCo's soft-limit law (MuJoCo's default solreflimit, solimplimit) instead of Rapier's limits |
 //! | `mujoco_contacts` | true | MuJoCo's soft-contact law against the floor (the model's geom solref, solimp, margin, condim; `MjcfWorld::set_mujoco_contacts`) instead of Rapier's contacts; with `mujoco_limits` the closest to MuJoCo measured (README) |
 //! | `euler_integrator` | false | each Rapier step MuJoCo's `Euler` step (Coriolis terms explicit; `MjcfWorld::set_euler_integrator`). The model integrates with RK4 in MuJoCo, whose 2 ms steps it changes little (median one-step errors −20 % to +9 % of without; README) |
+//! | `mujoco_euler` | false | each step MuJoCo's `Euler` step taken whole, without Rapier's step (`MjcfWorld::set_mujoco_euler`; the HalfCheetah's default): not this model's integrator, which is RK4; needs `rk4_integrator = false` |
 //! | `rk4_integrator` | true | each step MuJoCo's own `RK4` step, the model's integrator, without Rapier's step (the constraint forces solved at each of its four stages; `MjcfWorld::set_rk4_integrator`): each step from MuJoCo's states within 1e-4 of MuJoCo's, the open-loop sequences replayed whole (0.3–1.2 % per step and 1e-3 before the first contact without); needs `mujoco_contacts`, `mujoco_limits` and `euler_integrator = false` |
 
 use crate::locomotion::{Health, LocomotionConfig, Spec, VelocityNoise};
@@ -101,5 +102,6 @@ pub fn defaults() -> LocomotionConfig {
         mujoco_contacts: true,
         euler_integrator: false,
         rk4_integrator: true,
+        mujoco_euler: false,
     }
 }

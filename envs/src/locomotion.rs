@@ -77,6 +77,9 @@ pub struct LocomotionConfig {
     pub euler_integrator: bool,
     /// Each step MuJoCo's RK4 step, without Rapier's (see [`MjcfWorld::set_rk4_integrator`]).
     pub rk4_integrator: bool,
+    /// Each step MuJoCo's Euler step taken whole, without Rapier's (see [`MjcfWorld::set_mujoco_euler`]); it
+    /// supersedes `euler_integrator`, the correction of Rapier's step.
+    pub mujoco_euler: bool,
 }
 
 /// What makes one planar runner: its id, shape and defaults.
@@ -144,9 +147,17 @@ impl Spec {
             mujoco_contacts: r.bool("mujoco_contacts", d.mujoco_contacts)?,
             euler_integrator: r.bool("euler_integrator", d.euler_integrator)?,
             rk4_integrator: r.bool("rk4_integrator", d.rk4_integrator)?,
+            mujoco_euler: r.bool("mujoco_euler", d.mujoco_euler)?,
         };
         r.finish()?;
         validate_rapier_options(self.id, c.timestep, c.limit_natural_frequency)?;
+        if c.rk4_integrator && c.mujoco_euler {
+            return Err(EnvError::BadOption {
+                env: self.id.into(),
+                key: "mujoco_euler".into(),
+                msg: "MuJoCo's Euler step and its RK4 step (rk4_integrator) exclude each other: set one of them to false".into(),
+            });
+        }
         if c.contact_natural_frequency <= 0.0 {
             return Err(EnvError::BadOption {
                 env: self.id.into(),
@@ -216,12 +227,17 @@ impl Locomotion {
         if cfg.mujoco_contacts {
             sim.use_mujoco_contacts(&model, spec.id)?;
         }
-        sim.set_euler_integrator(cfg.euler_integrator).map_err(|msg| EnvError::BadOption {
+        sim.set_euler_integrator(cfg.euler_integrator && !cfg.mujoco_euler).map_err(|msg| EnvError::BadOption {
             env: spec.id.into(),
             key: "euler_integrator".into(),
             msg: format!("{msg}; set solver_iterations=1 or euler_integrator=false"),
         })?;
         sim.use_rk4_integrator(cfg.rk4_integrator, spec.id, "mujoco_contacts=true, mujoco_limits=true and euler_integrator=false")?;
+        sim.set_mujoco_euler(cfg.mujoco_euler).map_err(|msg| EnvError::BadOption {
+            env: spec.id.into(),
+            key: "mujoco_euler".into(),
+            msg: format!("{msg}; set mujoco_contacts=true and mujoco_limits=true, or mujoco_euler=false"),
+        })?;
         let init_qpos = model.joints.iter().map(|j| j.reference).collect();
         Ok(Locomotion {
             spec,

@@ -12,7 +12,7 @@
 //! | `<motor>` actuators: `gear`, `ctrlrange`, `ctrllimited` | this module | generalised force `gear · clip(ctrl)` as equal and opposite body torques (hinge) or forces (slide) |
 //! | `<option timestep gravity>` | loader + env options | defaults of the env's `timestep`; gravity as written |
 //! | `<option density viscosity>` | this module | MuJoCo's inertia-box fluid model on every body ([`crate::fluid`]) |
-//! | `<option integrator>` (RK4, Euler) | — or this module | Rapier integrates with semi-implicit Euler, its Coriolis terms semi-implicit; refine with `substeps`; MuJoCo's `Euler` step exactly with [`MjcfWorld::set_euler_integrator`] (the env option `euler_integrator`), its `RK4` step with [`MjcfWorld::set_rk4_integrator`] (`rk4_integrator`; a floating base with joints, fluid forces, MuJoCo's limits and floor contacts) |
+//! | `<option integrator>` (RK4, Euler) | — or this module | Rapier integrates with semi-implicit Euler, its Coriolis terms semi-implicit; refine with `substeps`; MuJoCo's `Euler` step as a correction of Rapier's with [`MjcfWorld::set_euler_integrator`] (the env option `euler_integrator`) or taken whole with [`MjcfWorld::set_mujoco_euler`] (`mujoco_euler`), its `RK4` step with [`MjcfWorld::set_rk4_integrator`] (`rk4_integrator`; a floating base with joints, fluid forces, MuJoCo's limits and floor contacts) |
 //! | joint `solref`/`solimp` (soft limits) | — | Rapier limits, softness from `limit_natural_frequency` |
 //! | joint `stiffness`, `springref` | this module | MuJoCo's explicit passive force `-stiffness · (qpos − springref)` per physics step (the loader's implicit multibody spring is switched off) |
 //! | `plane` and body geoms, `contype`/`conaffinity` | loader + this module | colliders (the loader keeps planes only when asked); MuJoCo's OR rule through Rapier's `Or` group test; bodies jointed to the world touch the world's geoms |
@@ -1066,8 +1066,14 @@ pub struct MjcfWorld {
     rk4_ncon: Option<usize>,
     /// Each Rapier step takes MuJoCo's Euler step (see [`MjcfWorld::set_euler_integrator`]).
     euler: bool,
-    /// Each step is MuJoCo's RK4 step (see [`MjcfWorld::set_rk4_integrator`]).
+    /// Each step is MuJoCo's RK4 step (see [`MjcfWorld::set_rk4_integrator`]), or, with `own_euler`, MuJoCo's Euler
+    /// step taken the same way (see [`MjcfWorld::set_mujoco_euler`]): Rapier's step is not taken.
     rk4: bool,
+    /// The step Rapier's is replaced by is MuJoCo's Euler step, not its RK4 one.
+    own_euler: bool,
+    /// Per multibody with joint damping (its root body), the LU factorisation of `M + h·D` for the implicit damping
+    /// of [`MjcfWorld::set_mujoco_euler`]'s step, left by [`MjcfWorld::factor_mass_matrices`].
+    damped_lus: Vec<(RigidBodyHandle, rapier3d::na::LU<Real, rapier3d::na::Dyn, rapier3d::na::Dyn>)>,
     /// Steps of the RK4 integrator taken by Rapier instead, because two body geoms touched.
     rk4_fallbacks: u64,
     /// Per multibody (its root body), the LU factorisation of its joint-space mass matrix that
@@ -1340,6 +1346,8 @@ impl MjcfWorld {
             rk4_ncon: None,
             euler: false,
             rk4: false,
+            own_euler: false,
+            damped_lus: Vec::new(),
             rk4_fallbacks: 0,
             body_pairs: true,
             limited: model.joints.iter().any(|j| j.range.is_some()),
@@ -1389,26 +1397,55 @@ impl MjcfWorld {
     /// are those of its last stage, at that stage's state, as MuJoCo's `cfrc_ext` after an RK4 `mj_step` is.
     pub fn set_rk4_integrator(&mut self, on: bool) -> Result<(), String> {
         if on {
-            let why = if self.euler {
-                Some("it and MuJoCo's Euler step exclude each other")
-            } else if self.free.is_some_and(|f| f.multibody.is_none()) {
-                Some("a floating base with nothing jointed to it is not supported")
-            } else if self.soft_contacts.is_none() && self.can_touch_world() {
-                Some("it needs MuJoCo's floor contacts (Rapier's act only inside Rapier's step)")
-            } else if self.limited && self.soft_limits.is_none() {
-                Some("it needs MuJoCo's joint limits (Rapier's act only inside Rapier's step)")
-            } else if !self.limit_groups.is_empty() {
-                Some("projected limits are not supported")
-            } else {
-                None
-            };
-            if let Some(why) = why {
+            if let Some(why) = self.own_step_refusal() {
                 return Err(format!("MuJoCo's RK4 step: {why}"));
             }
         }
-        self.rk4 = on;
+        // off leaves MuJoCo's Euler step taken whole where that is on
+        if on || !self.own_euler {
+            (self.rk4, self.own_euler) = (on, false);
+        }
         self.body_pairs = self.body_pairs_can_touch();
         Ok(())
+    }
+
+    /// Makes every step MuJoCo's `Euler` integrator's (`mj_Euler`), taken as [`MjcfWorld::set_rk4_integrator`] takes
+    /// RK4, without Rapier's step: MuJoCo's acceleration `a` at the state now (the same forward dynamics as an RK4
+    /// stage: soft limits and floor contacts solved with `M`, Coriolis terms and joint damping explicit), then,
+    /// where a joint has damping, `a' = (M + h·D)⁻¹ M a` (MuJoCo's implicit damping, `mjDSBL_EULERDAMP` unset),
+    /// `v' = v + h·a'` and `q' = mj_integratePos(q, v', h)`. What it needs and refuses is RK4's; it replaces
+    /// [`MjcfWorld::set_euler_integrator`]'s correction of Rapier's step (which must be off). Off again with
+    /// `set_mujoco_euler(false)` (Rapier's step) or [`MjcfWorld::set_rk4_integrator`].
+    pub fn set_mujoco_euler(&mut self, on: bool) -> Result<(), String> {
+        if on {
+            if let Some(why) = self.own_step_refusal() {
+                return Err(format!("MuJoCo's Euler step taken whole: {why}"));
+            }
+        }
+        // off leaves MuJoCo's RK4 step where that is on
+        if on || self.own_euler {
+            (self.rk4, self.own_euler) = (on, on);
+        }
+        self.body_pairs = self.body_pairs_can_touch();
+        Ok(())
+    }
+
+    /// Why this world cannot take MuJoCo's step without Rapier's ([`MjcfWorld::set_rk4_integrator`],
+    /// [`MjcfWorld::set_mujoco_euler`]), if it cannot.
+    fn own_step_refusal(&self) -> Option<&'static str> {
+        if self.euler {
+            Some("it replaces Rapier's step, which MuJoCo's Euler correction (euler_integrator) corrects: the two exclude each other")
+        } else if self.free.is_some_and(|f| f.multibody.is_none()) {
+            Some("a floating base with nothing jointed to it is not supported")
+        } else if self.soft_contacts.is_none() && self.can_touch_world() {
+            Some("it needs MuJoCo's floor contacts (Rapier's act only inside Rapier's step)")
+        } else if self.limited && self.soft_limits.is_none() {
+            Some("it needs MuJoCo's joint limits (Rapier's act only inside Rapier's step)")
+        } else if !self.limit_groups.is_empty() {
+            Some("projected limits are not supported")
+        } else {
+            None
+        }
     }
 
     /// [`MjcfWorld::set_rk4_integrator`] for the env option `rk4_integrator` of environment `env`: what the model or the
@@ -1582,6 +1619,12 @@ impl MjcfWorld {
     /// acceleration that of its body frame's origin, world frame, and its angular acceleration in the body frame).
     /// The soft contacts' forces of this state are left in `soft_forces`.
     fn rk4_acceleration(&mut self, tau: &[f64], kinematics: bool) -> Vec<f64> {
+        self.mujoco_acceleration(tau, kinematics, false)
+    }
+
+    /// [`MjcfWorld::rk4_acceleration`], or with `implicit_damping` MuJoCo's Euler acceleration `(M + h·D)⁻¹ M a`
+    /// (see [`MjcfWorld::set_mujoco_euler`]).
+    fn mujoco_acceleration(&mut self, tau: &[f64], kinematics: bool, implicit_damping: bool) -> Vec<f64> {
         self.factor_mass_matrices(kinematics);
         let applied = self.with_springs(tau);
         let tau = self.constraints_factored(applied.clone());
@@ -1595,7 +1638,10 @@ impl MjcfWorld {
             self.add_soft_forces(mb, &mut f).expect("the floor contacts are on the model's multibodies");
             self.add_fluid_forces(mb, &fluid, &mut f);
             soft_contact::subtract_damping(mb, &mut f);
-            let a = self.mass_lu(mb).solve(&f.map(|x| x as Real)).unwrap_or_else(|| rapier3d::na::DVector::zeros(f.len()));
+            let root = mb.root().rigid_body_handle();
+            let damped = implicit_damping.then(|| self.damped_lus.iter().find(|(r, _)| *r == root)).flatten().map(|(_, lu)| lu);
+            let lu = damped.unwrap_or_else(|| self.mass_lu(mb));
+            let a = lu.solve(&f.map(|x| x as Real)).unwrap_or_else(|| rapier3d::na::DVector::zeros(f.len()));
             for (k, dk) in self.dofs.iter().enumerate().filter(|(_, dk)| dk.root == d.root) {
                 qacc[base + k] = a[dk.index] as f64;
             }
@@ -1646,6 +1692,20 @@ impl MjcfWorld {
         let vel: Vec<f64> = (0..nv).map(|k| (0..4).map(|j| B[j] * vs[j][k]).sum::<f64>()).collect();
         let q = self.integrate_pos(&q0, &vel, h);
         let v: Vec<f64> = (0..nv).map(|k| v0[k] + h * (0..4).map(|j| B[j] * accs[j][k]).sum::<f64>()).collect();
+        self.put_state(&q, &v);
+    }
+
+    /// One step of MuJoCo's Euler integrator taken whole (see [`MjcfWorld::set_mujoco_euler`]), in MuJoCo's coordinates.
+    fn step_mujoco_euler(&mut self, tau: &[f64]) {
+        let h = self.world.integration_parameters.dt as f64;
+        let (q0, v0) = (self.qpos(), self.qvel());
+        let acc = self.mujoco_acceleration(tau, true, true);
+        // the contact forces MuJoCo's cfrc_ext holds after the step: those of the step's start
+        let roots: Vec<RigidBodyHandle> = self.first_dofs().iter().map(|d| d.root).collect();
+        self.soft_coms = roots.into_iter().map(|r| (r, Self::tree_com_in(&self.world, r))).collect();
+        self.rk4_ncon = Some(self.soft_rows);
+        let v: Vec<f64> = v0.iter().zip(&acc).map(|(v, a)| v + h * a).collect();
+        let q = self.integrate_pos(&q0, &v, h);
         self.put_state(&q, &v);
     }
 
@@ -1713,6 +1773,8 @@ impl MjcfWorld {
         use rapier3d::na::{DMatrix, SMatrix, LU};
         let first = self.first_dofs();
         self.mass_lus.clear();
+        self.damped_lus.clear();
+        let h = self.world.integration_parameters.dt;
         for d in &first {
             let w = &mut self.world;
             let Some((mb, _)) = w.multibody_joints.get_mut(d.handle) else { continue };
@@ -1735,6 +1797,13 @@ impl MjcfWorld {
             let (damping, armature) = (mb.damping(), mb.armature());
             for i in 0..n {
                 m[(i, i)] += damping[i] * 0.0 + armature[i];
+            }
+            if self.own_euler && damping.iter().any(|x| *x > 0.0) {
+                let mut damped = m.clone();
+                for i in 0..n {
+                    damped[(i, i)] += h * damping[i];
+                }
+                self.damped_lus.push((d.root, LU::new(damped)));
             }
             self.mass_lus.push((d.root, LU::new(m)));
         }
@@ -2204,7 +2273,7 @@ impl MjcfWorld {
     pub fn step(&mut self, tau: &[f64]) {
         if self.rk4 {
             if !self.body_pairs || !self.bodies_touch() {
-                return self.step_rk4(tau);
+                return if self.own_euler { self.step_mujoco_euler(tau) } else { self.step_rk4(tau) };
             }
             self.rk4_fallbacks += 1;
         }

@@ -221,6 +221,7 @@ const UNDONE_BY: &[(&str, u32, Undoing)] = &[
     (crate::inverted_pendulum::ID, 2, &[("rk4_integrator", "false")]),
     (crate::inverted_double_pendulum::ID, 2, &[("rk4_integrator", "false")]),
     (crate::swimmer::ID, 2, &[("rk4_integrator", "false")]),
+    (crate::half_cheetah::ID, 2, &[("mujoco_euler", "false")]),
 ];
 
 /// The options with which this build steps `id` as revision `revision` of its dynamics did (those that undo every
