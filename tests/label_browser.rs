@@ -8,7 +8,6 @@ mod common;
 mod label_support;
 
 use std::collections::BTreeSet;
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -51,7 +50,7 @@ struct Driver {
 
 impl Driver {
     fn start(chromium: PathBuf, driver: PathBuf) -> Driver {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = label_support::fixed_port();
         let child = Command::new(driver)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
@@ -230,7 +229,7 @@ async fn the_page_follows_an_experiments_rounds() {
     let Some((chromium, driver)) = browser_tools() else { return };
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("exp");
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let port = label_support::fixed_port().to_string();
     let mut args = vec![
         "experiment", "--out", out.to_str().unwrap(), "--query", "entropy", "--rounds", "2", "--labels-per-round", "3",
         "--teacher", "page", "--port", &port, "--test-hook", "--set", "train.env_steps=4000", "--set", "query.pool_factor=2",

@@ -1685,14 +1685,20 @@ impl MjcfWorld {
             vs.push(v);
         }
         // the contact forces MuJoCo's cfrc_ext holds after the step: the last stage's, about its centres of mass
-        let roots: Vec<RigidBodyHandle> = self.first_dofs().iter().map(|d| d.root).collect();
-        self.soft_coms = roots.into_iter().map(|r| (r, Self::tree_com_in(&self.world, r))).collect();
-        self.rk4_ncon = Some(self.soft_rows);
+        self.keep_constraint_state();
         let nv = v0.len();
         let vel: Vec<f64> = (0..nv).map(|k| (0..4).map(|j| B[j] * vs[j][k]).sum::<f64>()).collect();
         let q = self.integrate_pos(&q0, &vel, h);
         let v: Vec<f64> = (0..nv).map(|k| v0[k] + h * (0..4).map(|j| B[j] * accs[j][k]).sum::<f64>()).collect();
         self.put_state(&q, &v);
+    }
+
+    /// Keeps the state the constraint problem just solved was solved at, which the step then leaves: the trees'
+    /// centres of mass there (about which `soft_forces` act) and its number of floor contacts (MuJoCo's `ncon`).
+    fn keep_constraint_state(&mut self) {
+        let roots: Vec<RigidBodyHandle> = self.first_dofs().iter().map(|d| d.root).collect();
+        self.soft_coms = roots.into_iter().map(|r| (r, Self::tree_com_in(&self.world, r))).collect();
+        self.rk4_ncon = Some(self.soft_rows);
     }
 
     /// One step of MuJoCo's Euler integrator taken whole (see [`MjcfWorld::set_mujoco_euler`]), in MuJoCo's coordinates.
@@ -1701,9 +1707,7 @@ impl MjcfWorld {
         let (q0, v0) = (self.qpos(), self.qvel());
         let acc = self.mujoco_acceleration(tau, true, true);
         // the contact forces MuJoCo's cfrc_ext holds after the step: those of the step's start
-        let roots: Vec<RigidBodyHandle> = self.first_dofs().iter().map(|d| d.root).collect();
-        self.soft_coms = roots.into_iter().map(|r| (r, Self::tree_com_in(&self.world, r))).collect();
-        self.rk4_ncon = Some(self.soft_rows);
+        self.keep_constraint_state();
         let v: Vec<f64> = v0.iter().zip(&acc).map(|(v, a)| v + h * a).collect();
         let q = self.integrate_pos(&q0, &v, h);
         self.put_state(&q, &v);

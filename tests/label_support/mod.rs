@@ -12,6 +12,26 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
+/// A TCP port of 127.0.0.1 that is free now and below the kernel's ephemeral range (`ip_local_port_range`), for a
+/// process given a fixed `--port`: no outgoing connection and no listener on port 0 of a test running beside it can
+/// take it between this check and that process's bind (which an experiment with the page repeats at every round). A
+/// port from the ephemeral range was taken so once, and the experiment could not listen. Each call starts its search
+/// elsewhere (this process's id and a counter), so that tests in parallel get different ports.
+pub fn fixed_port() -> u16 {
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (base, span) = (10000u16, low.saturating_sub(10000).max(1));
+    let k = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let start = ((std::process::id() as u64 * 7919 + k * 97) % span as u64) as u16;
+    (0..span)
+        .map(|i| base + ((start as u32 + i as u32) % span as u32) as u16)
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free port below the ephemeral range")
+}
+
 /// A running `swimmer label serve`.
 pub struct Server {
     pub child: Child,
