@@ -203,6 +203,8 @@ pub fn start_policy_note(meta: &CheckpointMeta, path: &std::path::Path, env: &En
     }
     let cfg = env.env_config().ok()?;
     let mut said = Vec::new();
+    // a checkpoint that records neither its settings nor its revision may or may not have been stepped otherwise
+    let known = meta.env_revision.is_some() || !meta.env_settings.is_empty();
     let now = rebel_envs::dynamics_revision(id).ok()?;
     if let Some(r) = meta.env_revision.filter(|r| *r != now) {
         let undo = rebel_envs::options_for_revision(id, r).ok().flatten().filter(|u| !u.values().is_empty());
@@ -238,9 +240,10 @@ pub fn start_policy_note(meta: &CheckpointMeta, path: &std::path::Path, env: &En
     }
     (!said.is_empty()).then(|| {
         format!(
-            "note: {}, the policy this run starts from, was trained on {id} stepped otherwise: {}. The run keeps its own \
+            "note: {}, the policy this run starts from, {} on {id} stepped otherwise: {}. The run keeps its own \
              environment options",
             path.display(),
+            if known { "was trained" } else { "may have been trained" },
             said.join("; ")
         )
     })
@@ -394,12 +397,13 @@ mod tests {
         // written before the settings and the revision were recorded
         let mut meta = CheckpointMeta::new("Swimmer-v5", "rebel", 1, "h");
         let note = start_policy_note(&meta, path, &plain).unwrap();
-        assert!(note.starts_with("note: ref.safetensors, the policy this run starts from,"), "{note}");
+        assert!(note.starts_with("note: ref.safetensors, the policy this run starts from, may have been trained on Swimmer-v5"), "{note}");
         assert!(note.contains("--env-opt rk4_integrator=false if it was trained before session 30"), "{note}");
         assert_eq!(start_policy_note(&meta, path, &pinned), None, "the run sets the changed default itself");
         // revision 1, recorded
         meta.env_revision = Some(1);
         let note = start_policy_note(&meta, path, &plain).unwrap();
+        assert!(note.contains("starts from, was trained on Swimmer-v5 stepped otherwise"), "{note}");
         assert!(note.contains("trained on revision 1 of the dynamics, this run steps revision 2 (--env-opt rk4_integrator=false steps revision 1)"), "{note}");
         assert_eq!(start_policy_note(&meta, path, &pinned), None, "the run steps revision 1");
         // today's revision with its settings recorded: a setting the run changes is named
