@@ -455,15 +455,21 @@ struct Progress {
 }
 
 impl Parts {
-    fn new(cfg: &TrainConfig, device: Device, world: &dyn Collective) -> Result<Parts, TrainError> {
+    /// `note_init`: say, on rank 0, how the environment `policy.init`'s checkpoint was trained in differs from the
+    /// run's ([`start_policy_note`]).
+    fn new(cfg: &TrainConfig, device: Device, world: &dyn Collective, note_init: bool) -> Result<Parts, TrainError> {
         let config = |e: String| TrainError::Config(e);
         let env_cfg = cfg.env.env_config().map_err(config)?;
         let eval_env = VecEnv::make(&cfg.env.id, &env_cfg, cfg.eval.episodes.min(16), cfg.threads)?;
         let (obs_dim, act_dim) = (eval_env.obs_dim(), eval_env.act_dim());
         let pcfg = cfg.policy.policy_config(obs_dim, act_dim);
         let mut policy = GaussianPolicy::new(pcfg, device, Kind::Float, cfg.seed);
+        let mut init_note = None;
         if !cfg.policy.init.is_empty() {
-            Checkpoint::load(resolve_path(&cfg.policy.init))?.restore_policy("policy", &mut policy)?;
+            let path = resolve_path(&cfg.policy.init);
+            let init = Checkpoint::load(&path)?;
+            init.restore_policy("policy", &mut policy)?;
+            init_note = (note_init && world.is_root()).then(|| start_policy_note(&init.meta, &path, &cfg.env)).flatten();
         }
         let initial = policy.try_clone().map_err(|e| config(e.to_string()))?;
         let init = Init { env_id: &cfg.env.id, obs_dim, act_dim, device, seed: cfg.seed, initial: &initial };
@@ -495,6 +501,10 @@ impl Parts {
         let scorer = make_scorer(cfg, obs_dim, act_dim)?;
         // the memory floor (libtorch, the environments and the nets), against which the learner's is measured
         let rss_start_mb = crate::util::current_rss_mb();
+        // said once the parts are built, as a run that is refused says nothing of its start
+        if let Some(note) = init_note {
+            eprintln!("{note}");
+        }
         Ok(Parts { venv, eval_env, policy, reference, reference_returns: None, adam, scorer, algo, device, rss_start_mb, learner_rise_mb: PhasePeaks::default() })
     }
 
@@ -672,13 +682,8 @@ pub fn train_in(cfg: &TrainConfig, opts: &RunOptions, world: &dyn Collective) ->
     // the configuration as written (its hash is what a resume must match) and the one the run steps in
     let (env, loaded) = env_as_started(cfg, opts, world)?;
     let (written, cfg) = (cfg, &TrainConfig { env, ..cfg.clone() });
-    let mut parts = agree(world, Parts::new(cfg, device, world))?;
-    if world.is_root() && opts.resume.is_none() && !opts.start_policy_noted && !cfg.policy.init.is_empty() {
-        let path = resolve_path(&cfg.policy.init);
-        if let Some(note) = Checkpoint::load(&path).ok().and_then(|ck| start_policy_note(&ck.meta, &path, &cfg.env)) {
-            eprintln!("{note}");
-        }
-    }
+    let note_init = opts.resume.is_none() && !opts.start_policy_noted;
+    let mut parts = agree(world, Parts::new(cfg, device, world, note_init))?;
     let opened = if world.is_root() {
         Run::open(written, opts, loaded).and_then(|(mut run, resumed)| {
             run.env_settings = cfg.env.settings().map_err(TrainError::Config)?;

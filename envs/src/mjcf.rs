@@ -1023,6 +1023,13 @@ struct FluidBody {
     inertia: [f64; 3],
 }
 
+/// MuJoCo's integrators taken in MuJoCo's coordinates without Rapier's step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OwnStep {
+    Rk4,
+    Euler,
+}
+
 /// A model in a Rapier world: the state lives in `world` (capture it with
 /// [`crate::rapier_world::WorldState`]); handles stay valid across captures and restores.
 pub struct MjcfWorld {
@@ -1066,11 +1073,9 @@ pub struct MjcfWorld {
     rk4_ncon: Option<usize>,
     /// Each Rapier step takes MuJoCo's Euler step (see [`MjcfWorld::set_euler_integrator`]).
     euler: bool,
-    /// Each step is MuJoCo's RK4 step (see [`MjcfWorld::set_rk4_integrator`]), or, with `own_euler`, MuJoCo's Euler
-    /// step taken the same way (see [`MjcfWorld::set_mujoco_euler`]): Rapier's step is not taken.
-    rk4: bool,
-    /// The step Rapier's is replaced by is MuJoCo's Euler step, not its RK4 one.
-    own_euler: bool,
+    /// MuJoCo's step that replaces Rapier's, if one does: its RK4 step ([`MjcfWorld::set_rk4_integrator`]) or its
+    /// Euler step taken whole ([`MjcfWorld::set_mujoco_euler`]).
+    own_step: Option<OwnStep>,
     /// Per multibody with joint damping (its root body), the LU factorisation of `M + h·D` for the implicit damping
     /// of [`MjcfWorld::set_mujoco_euler`]'s step, left by [`MjcfWorld::factor_mass_matrices`].
     damped_lus: Vec<(RigidBodyHandle, rapier3d::na::LU<Real, rapier3d::na::Dyn, rapier3d::na::Dyn>)>,
@@ -1345,8 +1350,7 @@ impl MjcfWorld {
             rk4_limit_forces: Vec::new(),
             rk4_ncon: None,
             euler: false,
-            rk4: false,
-            own_euler: false,
+            own_step: None,
             damped_lus: Vec::new(),
             rk4_fallbacks: 0,
             body_pairs: true,
@@ -1401,10 +1405,7 @@ impl MjcfWorld {
                 return Err(format!("MuJoCo's RK4 step: {why}"));
             }
         }
-        // off leaves MuJoCo's Euler step taken whole where that is on
-        if on || !self.own_euler {
-            (self.rk4, self.own_euler) = (on, false);
-        }
+        self.switch_own_step(OwnStep::Rk4, on);
         self.body_pairs = self.body_pairs_can_touch();
         Ok(())
     }
@@ -1422,12 +1423,19 @@ impl MjcfWorld {
                 return Err(format!("MuJoCo's Euler step taken whole: {why}"));
             }
         }
-        // off leaves MuJoCo's RK4 step where that is on
-        if on || self.own_euler {
-            (self.rk4, self.own_euler) = (on, on);
-        }
+        self.switch_own_step(OwnStep::Euler, on);
         self.body_pairs = self.body_pairs_can_touch();
         Ok(())
+    }
+
+    /// Makes `kind` the step that replaces Rapier's (`on`), or, where it is that step, gives Rapier's step back; off
+    /// leaves the other kind as it is.
+    fn switch_own_step(&mut self, kind: OwnStep, on: bool) {
+        if on {
+            self.own_step = Some(kind);
+        } else if self.own_step == Some(kind) {
+            self.own_step = None;
+        }
     }
 
     /// Why this world cannot take MuJoCo's step without Rapier's ([`MjcfWorld::set_rk4_integrator`],
@@ -1617,13 +1625,8 @@ impl MjcfWorld {
     /// MuJoCo's `qacc` at the state now under actuator forces `tau` (one per model DoF), with the joint damping
     /// explicit: `M⁻¹(τ + gravity − c − D·v + the constraints' forces)`, in MuJoCo's qvel order (a floating base's
     /// acceleration that of its body frame's origin, world frame, and its angular acceleration in the body frame).
-    /// The soft contacts' forces of this state are left in `soft_forces`.
-    fn rk4_acceleration(&mut self, tau: &[f64], kinematics: bool) -> Vec<f64> {
-        self.mujoco_acceleration(tau, kinematics, false)
-    }
-
-    /// [`MjcfWorld::rk4_acceleration`], or with `implicit_damping` MuJoCo's Euler acceleration `(M + h·D)⁻¹ M a`
-    /// (see [`MjcfWorld::set_mujoco_euler`]).
+    /// The soft contacts' forces of this state are left in `soft_forces`. With `implicit_damping` MuJoCo's Euler
+    /// acceleration `(M + h·D)⁻¹ M a` instead (see [`MjcfWorld::set_mujoco_euler`]).
     fn mujoco_acceleration(&mut self, tau: &[f64], kinematics: bool, implicit_damping: bool) -> Vec<f64> {
         self.factor_mass_matrices(kinematics);
         let applied = self.with_springs(tau);
@@ -1675,13 +1678,13 @@ impl MjcfWorld {
         let h = self.world.integration_parameters.dt as f64;
         let (q0, v0) = (self.qpos(), self.qvel());
         let mut vs = vec![v0.clone()];
-        let mut accs = vec![self.rk4_acceleration(tau, true)];
+        let mut accs = vec![self.mujoco_acceleration(tau, true, false)];
         for a in A {
             let (vp, ap) = (vs.last().expect("a stage"), accs.last().expect("a stage"));
             let q = self.integrate_pos(&q0, vp, h * a);
             let v: Vec<f64> = v0.iter().zip(ap).map(|(v, acc)| v + h * a * acc).collect();
             self.put_state(&q, &v);
-            accs.push(self.rk4_acceleration(tau, false));
+            accs.push(self.mujoco_acceleration(tau, false, false));
             vs.push(v);
         }
         // the contact forces MuJoCo's cfrc_ext holds after the step: the last stage's, about its centres of mass
@@ -1802,7 +1805,7 @@ impl MjcfWorld {
             for i in 0..n {
                 m[(i, i)] += damping[i] * 0.0 + armature[i];
             }
-            if self.own_euler && damping.iter().any(|x| *x > 0.0) {
+            if self.own_step == Some(OwnStep::Euler) && damping.iter().any(|x| *x > 0.0) {
                 let mut damped = m.clone();
                 for i in 0..n {
                     damped[(i, i)] += h * damping[i];
@@ -2275,9 +2278,12 @@ impl MjcfWorld {
     }
 
     pub fn step(&mut self, tau: &[f64]) {
-        if self.rk4 {
+        if let Some(kind) = self.own_step {
             if !self.body_pairs || !self.bodies_touch() {
-                return if self.own_euler { self.step_mujoco_euler(tau) } else { self.step_rk4(tau) };
+                return match kind {
+                    OwnStep::Rk4 => self.step_rk4(tau),
+                    OwnStep::Euler => self.step_mujoco_euler(tau),
+                };
             }
             self.rk4_fallbacks += 1;
         }

@@ -415,7 +415,6 @@ fn gather_runs(world: &dyn rebel_dist::Collective, out: &Path, mine: &[PathBuf],
     Ok(all_failed)
 }
 
-/// The comparison's configuration: the shipped default, `--config`, the flags, `--set`s, `--only`.
 /// The shipped comparison's configuration for environment `id`: its `train.env.options` are the Swimmer's (the
 /// dynamics its README figures were measured on), so another environment starts from its own defaults, before a
 /// `--config`, `--env-opt` or `--set` of its own.
@@ -430,6 +429,7 @@ fn compare_base(id: &str) -> Result<String> {
     Ok(toml::to_string(&t)?)
 }
 
+/// The comparison's configuration: the shipped default, `--config`, the flags, `--set`s, `--only`.
 fn resolve_compare_config(env: &EnvArgs, a: &CompareArgs) -> Result<CompareConfig> {
     let mut sets = env.sets("train.env")?;
     if let Some(s) = a.seeds {
