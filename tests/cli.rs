@@ -302,7 +302,8 @@ fn eval_and_render_run_the_policy_in_the_environment_it_was_trained_in() {
 }
 
 /// `envs --settings` prints every setting of the chosen environment with the value in effect, as TOML lines that a
-/// configuration's `[env.options]` takes, after a comment naming its dynamics' revision; an unknown environment is an
+/// configuration's `[env.options]` takes, after a comment naming its dynamics' revision, and a comment at each setting
+/// the others leave without effect (an `--env-opt` setting one is named on stderr too); an unknown environment is an
 /// error listing the registered ones.
 #[test]
 fn envs_settings_print_every_default_in_effect() {
@@ -310,6 +311,13 @@ fn envs_settings_print_every_default_in_effect() {
     assert!(o.status.success(), "{}", stderr(&o));
     let t: toml::Table = stdout(&o).parse().unwrap();
     assert_eq!(t["euler_integrator"].as_bool(), Some(true));
+    let without = "euler_integrator = true  # without effect: mujoco_euler = true takes MuJoCo's Euler step whole";
+    assert!(stdout(&o).lines().any(|l| l.starts_with(without)), "{}", stdout(&o));
+    assert!(stdout(&o).lines().any(|l| l == "frame_skip = 2") && !stderr(&o).contains("without effect"), "{}", stderr(&o));
+    let o = rebel(&["--env", "HalfCheetah-v5", "--env-opt", "euler_integrator=false", "envs", "--settings"]);
+    assert_eq!(stderr(&o).matches("note: HalfCheetah-v5: without effect here: euler_integrator = false: mujoco_euler").count(), 1, "{}", stderr(&o));
+    let o = rebel(&["--env", "HalfCheetah-v5", "--env-opt", "euler_integrator=false", "--env-opt", "mujoco_euler=false", "envs", "--settings"]);
+    assert!(!stdout(&o).contains("euler_integrator = false  #") && !stderr(&o).contains("without effect"), "{}", stdout(&o));
     assert_eq!(t["frame_skip"].as_integer(), Some(2));
     assert_eq!(t["max_episode_steps"].as_integer(), Some(1000));
     assert_eq!(t["ctrl_cost_weight"].as_float(), Some(0.1));
@@ -459,6 +467,11 @@ fn a_checkpoint_of_an_earlier_revision_steps_as_it_was_trained() {
     let e = from("started", &[]);
     assert_eq!(e.matches(noted).count(), 1, "{e}");
     assert!(!from("started_pinned", &["--env-opt", "rk4_integrator=false"]).contains("starts from"));
+    // an option the other settings leave without effect is named once, with how to give it effect
+    let e = from("started_inert", &["--env-opt", "limit_natural_frequency=20"]);
+    let inert = "note: Hopper-v5: without effect here: limit_natural_frequency = 20.0: mujoco_limits = true: the joint limits \
+                 follow MuJoCo's law, not Rapier's softness (it acts with mujoco_limits=false, rk4_integrator=false)";
+    assert_eq!(e.matches(inert).count(), 1, "{e}");
 
     let o = rebel(&["--env", "Hopper-v5", "train", "--resume", part.to_str().unwrap(), "--env-steps", "1200", "--quiet"]);
     assert!(o.status.success(), "{}", stderr(&o));

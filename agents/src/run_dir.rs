@@ -190,6 +190,17 @@ pub fn changed_defaults(id: &str, meta: &CheckpointMeta, given: impl Fn(&str) ->
         .collect()
 }
 
+/// Says on stderr, once per process, which options given for environment `id` its other settings leave without
+/// effect ([`rebel_envs::given_without_effect`]), with why and how to give them effect. The run goes on: nothing
+/// it steps changes, and a configuration holding every setting at its default is told nothing.
+pub fn note_given_without_effect(id: &str, config: &rebel_envs::EnvConfig) {
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let said = rebel_envs::given_without_effect(id, config).unwrap_or_default();
+    if !said.is_empty() && !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        eprintln!("note: {id}: without effect here: {}", said.join("; "));
+    }
+}
+
 /// What a new run should say when the policy it starts from (`policy.init`, an experiment's or a comparison's
 /// reference policy), the checkpoint at `path` with `meta`, was trained in `env`'s environment on other dynamics or
 /// settings than `env` (id and options) steps: the revision it was trained on and the options that give it back, the

@@ -55,8 +55,17 @@ impl std::fmt::Display for ConfigValue {
 pub struct EnvConfig {
     values: BTreeMap<String, ConfigValue>,
     /// Where [`ConfigReader`]s note the value in effect of every option they read, defaults included
-    /// ([`crate::settings`] asks for it).
-    noted: Option<Arc<Mutex<BTreeMap<String, ConfigValue>>>>,
+    /// ([`crate::settings`] asks for it), and which of them the other settings leave without effect
+    /// ([`crate::inert_options`]).
+    noted: Option<Arc<Mutex<Notes>>>,
+}
+
+/// What the readers of a noting configuration noted.
+#[derive(Debug, Default)]
+struct Notes {
+    values: BTreeMap<String, ConfigValue>,
+    /// Option → why the other settings leave it without effect ([`ConfigReader::inert`]).
+    inert: BTreeMap<String, String>,
 }
 
 impl PartialEq for EnvConfig {
@@ -114,8 +123,13 @@ impl EnvConfig {
 
     /// What the readers of a configuration made by `noting` noted: every option read, with the value in effect.
     pub(crate) fn noted(&self) -> EnvConfig {
-        let values = self.noted.as_ref().map(|n| n.lock().unwrap_or_else(|p| p.into_inner()).clone()).unwrap_or_default();
+        let values = self.noted.as_ref().map(|n| n.lock().unwrap_or_else(|p| p.into_inner()).values.clone()).unwrap_or_default();
         EnvConfig { values, noted: None }
+    }
+
+    /// The options the readers of a configuration made by `noting` marked as without effect, each with why.
+    pub(crate) fn noted_inert(&self) -> BTreeMap<String, String> {
+        self.noted.as_ref().map(|n| n.lock().unwrap_or_else(|p| p.into_inner()).inert.clone()).unwrap_or_default()
     }
 
     /// Starts reading the options for environment `env`.
@@ -135,7 +149,16 @@ impl ConfigReader<'_> {
     /// Notes `key`'s value in effect where the configuration asks for it ([`crate::settings`]).
     fn note(&self, key: &str, value: ConfigValue) {
         if let Some(n) = &self.config.noted {
-            n.lock().unwrap_or_else(|p| p.into_inner()).insert(key.to_string(), value);
+            n.lock().unwrap_or_else(|p| p.into_inner()).values.insert(key.to_string(), value);
+        }
+    }
+
+    /// Marks option `key` (already read) as without effect under the other settings when `cond` holds, `why`
+    /// saying which setting makes it so and how to give it effect ([`crate::inert_options`] reports it).
+    pub fn inert_if(&self, cond: bool, key: &'static str, why: &str) {
+        debug_assert!(self.known.contains(&key), "{key} is marked inert before it is read");
+        if let (true, Some(n)) = (cond, &self.config.noted) {
+            n.lock().unwrap_or_else(|p| p.into_inner()).inert.insert(key.to_string(), why.to_string());
         }
     }
 

@@ -55,7 +55,7 @@ impl FreeBaseOptions {
             (false, true) => FreeBaseOptions::default().substeps,
             _ => d.substeps,
         };
-        Ok(FreeBaseOptions {
+        let o = FreeBaseOptions {
             timestep: r.nonneg_f64("timestep", d.timestep)?,
             substeps: r.usize_in("substeps", substeps, 1, 100)?,
             solver_iterations: r.usize_in("solver_iterations", d.solver_iterations, 1, 100)?,
@@ -67,7 +67,10 @@ impl FreeBaseOptions {
             mujoco_limits: r.bool("mujoco_limits", d.mujoco_limits)?,
             mujoco_contacts: r.bool("mujoco_contacts", d.mujoco_contacts)?,
             rk4_integrator,
-        })
+        };
+        // Rapier's contact softness still acts on the contacts of body against body
+        crate::locomotion::mark_limits_inert(r, o.mujoco_limits, &[(o.rk4_integrator, "rk4_integrator=false")]);
+        Ok(o)
     }
 
     /// Errors for values out of range, naming environment `env`.

@@ -41,6 +41,8 @@ pub mod wrappers;
 pub use config::{ConfigValue, EnvConfig};
 pub use env::{check_action, BoxSpace, Capsule2, Env, Info, PlanarScene, Snapshot, Step};
 pub use error::EnvError;
-pub use registry::{dynamics_history, dynamics_revision, make, options_for_revision, register, register_with_history, registered, settings};
+pub use registry::{
+    dynamics_history, dynamics_revision, given_without_effect, inert_options, make, options_for_revision, register, register_with_history, registered, settings,
+};
 pub use vec_env::{VecEnv, VecStep};
 pub use wrappers::{ClipAction, TimeLimit};

@@ -25,7 +25,7 @@ use rand::rngs::Xoshiro256PlusPlus as StdRng;
 use rand::{RngExt, SeedableRng};
 use rand_distr::StandardNormal;
 
-use crate::config::EnvConfig;
+use crate::config::{ConfigReader, EnvConfig};
 use crate::env::{check_action, BoxSpace, Capsule2, Env, Info, PlanarScene, Snapshot, Step};
 use crate::error::EnvError;
 use crate::mjcf::{actuator_forces, JointKind, MjcfModel, MjcfWorld, RapierSettings};
@@ -149,6 +149,17 @@ impl Spec {
             rk4_integrator: r.bool("rk4_integrator", d.rk4_integrator)?,
             mujoco_euler: r.bool("mujoco_euler", d.mujoco_euler)?,
         };
+        let euler = "mujoco_euler = true takes MuJoCo's Euler step whole, without the Rapier step this corrects (it acts with \
+                     mujoco_euler=false)";
+        r.inert_if(c.mujoco_euler, "euler_integrator", euler);
+        let own_step = [(c.mujoco_euler, "mujoco_euler=false"), (c.rk4_integrator, "rk4_integrator=false")];
+        let contacts = format!(
+            "mujoco_contacts = true: the floor contacts follow MuJoCo's law, not Rapier's softness (it acts with {})",
+            acts_with("mujoco_contacts=false", &own_step)
+        );
+        r.inert_if(c.mujoco_contacts, "contact_natural_frequency", &contacts);
+        r.inert_if(c.mujoco_contacts, "contact_damping_ratio", &contacts);
+        mark_limits_inert(&r, c.mujoco_limits, &own_step);
         r.finish()?;
         validate_rapier_options(self.id, c.timestep, c.limit_natural_frequency)?;
         if c.rk4_integrator && c.mujoco_euler {
@@ -167,6 +178,23 @@ impl Spec {
         }
         Ok(c)
     }
+}
+
+/// Marks Rapier's joint-limit softness as without effect where MuJoCo's limit law replaces Rapier's limits
+/// (`mujoco_limits`), for [`crate::inert_options`]. `own_step`: the settings of a step of our own that needs
+/// MuJoCo's law, each with the value that turns it off where it is on.
+pub(crate) fn mark_limits_inert(r: &ConfigReader, mujoco_limits: bool, own_step: &[(bool, &str)]) {
+    let why = format!(
+        "mujoco_limits = true: the joint limits follow MuJoCo's law, not Rapier's softness (it acts with {})",
+        acts_with("mujoco_limits=false", own_step)
+    );
+    r.inert_if(mujoco_limits, "limit_natural_frequency", &why);
+    r.inert_if(mujoco_limits, "limit_damping_ratio", &why);
+}
+
+/// `setting`, then each of `also` that is on (`(on, what turns it off)`), as `a, b` for an inert option's reason.
+fn acts_with(setting: &str, also: &[(bool, &str)]) -> String {
+    std::iter::once(setting).chain(also.iter().filter(|(on, _)| *on).map(|(_, off)| *off)).collect::<Vec<_>>().join(", ")
 }
 
 #[derive(Clone)]

@@ -362,6 +362,41 @@ pub fn settings(id: &str, config: &EnvConfig) -> Result<EnvConfig, EnvError> {
     Ok(out)
 }
 
+/// The settings of the environment `id` made with `config` that its other settings leave without effect, each with
+/// why and how to give it effect (for example the HalfCheetah's `euler_integrator`, a correction of Rapier's step,
+/// while `mujoco_euler` takes MuJoCo's step instead). Only what an environment marks ([`ConfigReader::inert_if`])
+/// is reported; `envs --settings` shows it and a run given such an option says so.
+///
+/// Errors: those of [`make`].
+///
+/// [`ConfigReader::inert_if`]: crate::config::ConfigReader::inert_if
+pub fn inert_options(id: &str, config: &EnvConfig) -> Result<BTreeMap<String, String>, EnvError> {
+    let noting = config.noting();
+    make(id, &noting)?;
+    Ok(noting.noted_inert())
+}
+
+/// The options `config` gives that its other settings leave without effect ([`inert_options`]) at a value other than
+/// their default, each as `key = value: why` (a user who set them expects them to act; one who copied every setting,
+/// defaults included, is told nothing).
+///
+/// Errors: those of [`make`].
+pub fn given_without_effect(id: &str, config: &EnvConfig) -> Result<Vec<String>, EnvError> {
+    let inert = inert_options(id, config)?;
+    if !config.values().keys().any(|k| inert.contains_key(k)) {
+        return Ok(Vec::new());
+    }
+    let (now, defaults) = (settings(id, config)?, settings(id, &EnvConfig::new())?);
+    Ok(config
+        .values()
+        .keys()
+        .filter_map(|k| {
+            let (why, v) = (inert.get(k)?, now.values().get(k)?);
+            (defaults.values().get(k) != Some(v)).then(|| format!("{k} = {v}: {why}"))
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -370,6 +405,22 @@ mod tests {
     fn point_mass(config: &EnvConfig) -> Result<Box<dyn Env>, EnvError> {
         config.reader("PointMass-unit").finish()?;
         Ok(Box::new(PointMass::new()))
+    }
+
+    /// An option given at a value other than its default where the other settings leave it without effect is
+    /// named with why; the default value, an option that acts, or one given as the default in another type, is not.
+    #[test]
+    fn an_option_given_without_effect_is_named() {
+        let given = |pairs: &[&str]| given_without_effect("HalfCheetah-v5", &EnvConfig::from_pairs(pairs).unwrap()).unwrap();
+        let said = given(&["euler_integrator=false", "ctrl_cost_weight=0.2"]);
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(said[0].starts_with("euler_integrator = false: mujoco_euler = true") && said[0].ends_with("(it acts with mujoco_euler=false)"), "{said:?}");
+        assert!(given(&["euler_integrator=true", "contact_natural_frequency=15"]).is_empty());
+        assert!(given(&["euler_integrator=false", "mujoco_euler=false"]).is_empty());
+        let said = given(&["contact_natural_frequency=20"]);
+        assert!(said.len() == 1 && said[0].contains("(it acts with mujoco_contacts=false, mujoco_euler=false)"), "{said:?}");
+        assert!(given_without_effect("Swimmer-v5", &EnvConfig::new()).unwrap().is_empty());
+        assert!(given_without_effect("Nope-v0", &EnvConfig::new()).is_err());
     }
 
     #[test]

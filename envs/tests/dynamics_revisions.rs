@@ -21,7 +21,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use rebel_envs::{dynamics_revision, make, options_for_revision, registered, ConfigValue, EnvConfig};
+use rebel_envs::{dynamics_revision, inert_options, make, options_for_revision, registered, ConfigValue, EnvConfig};
 
 const STEPS: usize = 150;
 const RECORDED_AT: [usize; 8] = [1, 2, 5, 10, 25, 50, 100, 150];
@@ -209,6 +209,44 @@ fn a_change_of_the_dynamics_moves_the_fingerprint() {
         assert_eq!(difference(&base, &fingerprint(id, &EnvConfig::new())), None, "{id} twice");
         let changed = fingerprint(id, &EnvConfig::new().with(key, value));
         assert!(difference(&base, &changed).is_some(), "{id} with {key} changed has the same fingerprint");
+    }
+}
+
+/// Every option an environment reports as without effect ([`inert_options`]) leaves its fingerprint as it is when
+/// changed, and acts once the settings its reason names are given: it is then no longer reported and changing it
+/// moves the fingerprint. The HalfCheetah's `euler_integrator` under `mujoco_euler` is one of them.
+#[test]
+fn an_option_reported_without_effect_has_none_and_acts_as_its_reason_says() {
+    let changed = |v: &ConfigValue| match v {
+        ConfigValue::Bool(b) => ConfigValue::Bool(!b),
+        ConfigValue::Float(x) => ConfigValue::Float(0.5 * x),
+        other => panic!("no change made for {other:?}"),
+    };
+    let mut checked = Vec::new();
+    for id in registered() {
+        let inert = inert_options(&id, &EnvConfig::new()).unwrap();
+        if inert.is_empty() {
+            continue;
+        }
+        let settings = rebel_envs::settings(&id, &EnvConfig::new()).unwrap();
+        let base = fingerprint(&id, &EnvConfig::new());
+        for (key, why) in &inert {
+            let other = changed(&settings.values()[key]);
+            let moved = EnvConfig::new().with(key, other.clone());
+            assert_eq!(difference(&base, &fingerprint(&id, &moved)), None, "{id}: {key} is said to have no effect ({why})");
+            // the reason ends "(it acts with k=v, k=v)"
+            let acts = why.rsplit_once("it acts with ").and_then(|(_, rest)| rest.strip_suffix(')')).expect(why);
+            let given = EnvConfig::from_pairs(&acts.split(", ").collect::<Vec<_>>()).unwrap();
+            assert!(!inert_options(&id, &given).unwrap().contains_key(key), "{id}: {key} still without effect with {acts}");
+            let before = fingerprint(&id, &given);
+            let mut after = given.clone();
+            after.set(key, other);
+            assert!(difference(&before, &fingerprint(&id, &after)).is_some(), "{id}: {key} has no effect with {acts}");
+            checked.push(format!("{id} {key}"));
+        }
+    }
+    for expected in ["HalfCheetah-v5 euler_integrator", "HalfCheetah-v5 contact_natural_frequency", "Hopper-v5 limit_damping_ratio", "Ant-v5 limit_natural_frequency"] {
+        assert!(checked.iter().any(|c| c == expected), "{expected} not reported without effect: {checked:?}");
     }
 }
 

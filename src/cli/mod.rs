@@ -113,6 +113,13 @@ pub fn main(fixed_env: Option<&str>) -> ExitCode {
     if matches!(cli.command, Some(Command::Replay(_) | Command::Bench(_) | Command::Eval(_) | Command::Envs(_) | Command::Curves(_))) {
         quiet_broken_pipe();
     }
+    // a run (train, experiment, compare, pretrain) says it where it starts, once its configuration is whole
+    let starts_runs = matches!(cli.command, Some(Command::Train(_) | Command::Experiment(_) | Command::Compare(_) | Command::Pretrain(_)));
+    if !starts_runs {
+        if let Ok(cfg) = env_config(&cli.env) {
+            rebel_agents::run_dir::note_given_without_effect(&cli.env.env, &cfg);
+        }
+    }
     let result = match cli.command {
         Some(Command::Replay(a)) => replay(&cli.env, &a),
         Some(Command::Bench(a)) => bench(&cli.env, &a),
@@ -185,7 +192,7 @@ impl EnvArgs {
 struct EnvsArgs {
     /// Print every setting of the environment chosen with `--env` (and `--env-opt`), defaults included, with the value
     /// in effect, as TOML lines for a configuration's `[env.options]` (what a checkpoint records), after a comment
-    /// naming the revision of its dynamics.
+    /// naming the revision of its dynamics; a setting the others leave without effect has a comment saying why.
     #[arg(long)]
     settings: bool,
 }
@@ -198,12 +205,18 @@ fn envs_cmd(env: &EnvArgs, a: &EnvsArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let settings = rebel_envs::settings(&env.env, &env_config(env)?)?;
+    let cfg = env_config(env)?;
+    let (settings, inert) = (rebel_envs::settings(&env.env, &cfg)?, rebel_envs::inert_options(&env.env, &cfg)?);
     let history = rebel_envs::dynamics_history(&env.env)?;
     if let Some(last) = history.last() {
         println!("# {}: dynamics revision {} ({last})", env.env, history.len());
     }
-    print!("{}", toml::to_string(&options_table(&settings))?);
+    for line in toml::to_string(&options_table(&settings))?.lines() {
+        match line.split_once(" = ").and_then(|(k, _)| inert.get(k)) {
+            Some(why) => println!("{line}  # without effect: {why}"),
+            None => println!("{line}"),
+        }
+    }
     Ok(())
 }
 
