@@ -64,7 +64,7 @@ pub struct EnvConfig {
 #[derive(Debug, Default)]
 struct Notes {
     values: BTreeMap<String, ConfigValue>,
-    /// Option → why the other settings leave it without effect ([`ConfigReader::inert`]).
+    /// Option → why the other settings leave it without effect ([`ConfigReader::inert_if`]).
     inert: BTreeMap<String, String>,
 }
 
