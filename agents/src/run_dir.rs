@@ -195,6 +195,9 @@ pub fn changed_defaults(id: &str, meta: &CheckpointMeta, given: impl Fn(&str) ->
 /// it steps changes, and a configuration holding every setting at its default is told nothing.
 pub fn note_given_without_effect(id: &str, config: &rebel_envs::EnvConfig) {
     static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if config.values().is_empty() {
+        return;
+    }
     let said = rebel_envs::given_without_effect(id, config).unwrap_or_default();
     if !said.is_empty() && !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
         eprintln!("note: {id}: without effect here: {}", said.join("; "));
