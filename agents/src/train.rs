@@ -683,10 +683,11 @@ pub fn train_in(cfg: &TrainConfig, opts: &RunOptions, world: &dyn Collective) ->
     let (env, loaded) = env_as_started(cfg, opts, world)?;
     let (written, cfg) = (cfg, &TrainConfig { env, ..cfg.clone() });
     let note_init = opts.resume.is_none() && !opts.start_policy_noted;
+    let mut parts = agree(world, Parts::new(cfg, device, world, note_init))?;
+    // said once the parts are built, as the starting policy's note is: a run that is refused says nothing of its start
     if opts.resume.is_none() && world.is_root() {
         crate::run_dir::note_given_without_effect(&cfg.env.id, &cfg.env.env_config().map_err(TrainError::Config)?);
     }
-    let mut parts = agree(world, Parts::new(cfg, device, world, note_init))?;
     let opened = if world.is_root() {
         Run::open(written, opts, loaded).and_then(|(mut run, resumed)| {
             run.env_settings = cfg.env.settings().map_err(TrainError::Config)?;
