@@ -194,11 +194,19 @@ pub fn changed_defaults(id: &str, meta: &CheckpointMeta, given: impl Fn(&str) ->
 /// effect ([`rebel_envs::given_without_effect`]), with why and how to give them effect. The run goes on: nothing
 /// it steps changes, and a configuration holding every setting at its default is told nothing.
 pub fn note_given_without_effect(id: &str, config: &rebel_envs::EnvConfig) {
+    note_without_effect_of(id, config, |_| true);
+}
+
+/// [`note_given_without_effect`] for the keys of `config` that `named` picks (those the command line gave, where
+/// `config` also holds options a checkpoint recorded); the others still decide what is without effect.
+pub fn note_without_effect_of(id: &str, config: &rebel_envs::EnvConfig, named: impl Fn(&str) -> bool) {
     static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if config.values().is_empty() {
+    if !config.values().keys().any(|k| named(k)) {
         return;
     }
-    let said = rebel_envs::given_without_effect(id, config).unwrap_or_default();
+    let mut said = rebel_envs::given_without_effect(id, config).unwrap_or_default();
+    // each entry reads "key = value: why"
+    said.retain(|s| named(s.split(" = ").next().unwrap_or_default()));
     if !said.is_empty() && !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
         eprintln!("note: {id}: without effect here: {}", said.join("; "));
     }

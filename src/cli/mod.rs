@@ -101,6 +101,7 @@ struct Cli {
 /// Runs the command line. `fixed_env` pins the environment (the `swimmer` binary).
 pub fn main(fixed_env: Option<&str>) -> ExitCode {
     let mut cli = Cli::parse();
+    crate::register_alloc_peak_probe();
     cli.env.env_chosen = cli.env.env_flag.is_some() || fixed_env.is_some();
     cli.env.env = cli.env.env_flag.clone().unwrap_or_else(|| DEFAULT_ENV.into());
     if let Some(id) = fixed_env {
@@ -115,7 +116,9 @@ pub fn main(fixed_env: Option<&str>) -> ExitCode {
     }
     // a run (train, experiment, compare, pretrain) says it where it starts, once its configuration is whole
     let starts_runs = matches!(cli.command, Some(Command::Train(_) | Command::Experiment(_) | Command::Compare(_) | Command::Pretrain(_)));
-    if !starts_runs {
+    // `eval` and `render` of a checkpoint say it where they know the checkpoint's environment (`checkpoint_env`)
+    let of_checkpoint = matches!(&cli.command, Some(Command::Eval(_))) || matches!(&cli.command, Some(Command::Render(a)) if a.checkpoint.is_some());
+    if !starts_runs && !of_checkpoint {
         if let Ok(cfg) = env_config(&cli.env) {
             rebel_agents::run_dir::note_given_without_effect(&cli.env.env, &cfg);
         }
@@ -316,6 +319,14 @@ fn recorded_config(meta: &CheckpointMeta, path: &std::path::Path) -> anyhow::Res
 /// on stderr which recorded options and settings apply, so that a return that differs from the run's own is not a
 /// surprise.
 pub fn checkpoint_env(args: &EnvArgs, meta: &CheckpointMeta, path: &std::path::Path) -> anyhow::Result<(String, rebel_envs::EnvConfig)> {
+    let (id, cfg) = checkpoint_env_config(args, meta, path)?;
+    // the options given on the command line that the settings it runs with leave without effect
+    let given = env_config(args)?;
+    rebel_agents::run_dir::note_without_effect_of(&id, &cfg, |k| given.values().contains_key(k));
+    Ok((id, cfg))
+}
+
+fn checkpoint_env_config(args: &EnvArgs, meta: &CheckpointMeta, path: &std::path::Path) -> anyhow::Result<(String, rebel_envs::EnvConfig)> {
     let id = if args.env_chosen || meta.env_id.is_empty() { args.env.clone() } else { meta.env_id.clone() };
     let given = env_config(args)?;
     if meta.env_id != id {
