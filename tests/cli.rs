@@ -450,6 +450,11 @@ fn a_checkpoint_of_an_earlier_revision_steps_as_it_was_trained() {
     let o = rebel(&["eval", "--checkpoint", ck.to_str().unwrap(), "--episodes", &episodes, "--env-opt", "rk4_integrator=true"]);
     assert!(o.status.success() && !stderr(&o).contains(said), "{}", stderr(&o));
     assert_eq!(last_json(&o)["env_options"]["rk4_integrator"], true);
+    // without --env, an --env-opt the checkpoint's environment leaves without effect is named once, as for a run
+    let o = rebel(&["eval", "--checkpoint", ck.to_str().unwrap(), "--episodes", "1", "--env-opt", "limit_natural_frequency=20"]);
+    let inert_eval = "note: Hopper-v5: without effect here: limit_natural_frequency = 20.0: mujoco_limits = true";
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stderr(&o).matches(inert_eval).count(), 1, "{}", stderr(&o));
 
     // a new run from its policy keeps its own environment and says how to step the policy's
     let start = format!("policy.init={:?}", ck.to_str().unwrap());
@@ -780,4 +785,33 @@ fn every_zoo_settings_file_loads_and_trains() {
             assert_eq!(cfg["env"]["options"].get(k), Some(v), "{}: env option {k}", f.display());
         }
     }
+}
+
+/// With `REBEL_LEARNER_MEMORY=1` a run records its learner's bytes (jemalloc's count of the learner's thread) beside
+/// its rise of RSS, for the first learner phase and the later ones; with two libtorch threads, whose other thread the
+/// count would miss, it records none. `rebel.grad_chunks` at its default is left out of `config.toml` (earlier runs'
+/// configuration hashes still match), another value is written, and 0 is refused naming the key.
+#[test]
+fn a_run_records_its_learners_bytes_with_one_libtorch_thread() {
+    let d = tmp();
+    let run = |name: &str, extra: &[&str]| {
+        let dir = d.path().join(name);
+        let mut args = vec!["train", "--run-dir", dir.to_str().unwrap(), "--env-steps", "2400"];
+        args.extend_from_slice(TINY_TRAIN);
+        args.extend_from_slice(extra);
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_swimmer")).args(&args).env("REBEL_LEARNER_MEMORY", "1").output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        (last_json(&o), std::fs::read_to_string(dir.join("config.toml")).unwrap())
+    };
+    let (s, cfg) = run("one", &[]);
+    let (all, later) = (s["learner_update_alloc_mb"].as_f64().unwrap(), s["learner_update_alloc_later_mb"].as_f64().unwrap());
+    assert!(later > 0.0 && all >= later && all < 64.0, "{s}");
+    assert!(s["learner_update_mem_mb"].as_f64().is_some(), "{s}");
+    assert!(!cfg.contains("grad_chunks"), "{cfg}");
+    let (s, _) = run("two_threads", &["--set", "learner_threads=2"]);
+    assert!(s["learner_update_alloc_mb"].is_null() && s["learner_update_alloc_later_mb"].is_null(), "{s}");
+    let (s, cfg) = run("pieces", &["--set", "rebel.grad_chunks=2"]);
+    assert!(cfg.contains("grad_chunks = 2") && s["learner_update_alloc_later_mb"].as_f64().unwrap() > 0.0, "{cfg}\n{s}");
+    let o = train(&d.path().join("zero"), 800, &["--set", "rebel.grad_chunks=0"]);
+    assert!(!o.status.success() && stderr(&o).contains("rebel.grad_chunks must be ≥ 1"), "{}", stderr(&o));
 }

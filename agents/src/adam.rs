@@ -150,19 +150,68 @@ impl Adam {
         what: &str,
         epoch: usize,
     ) -> Result<(f64, f64), String> {
-        if world.size() == 1 {
-            let loss = loss.ok_or_else(|| format!("the {what} minibatch is empty (epoch {epoch})"))?;
-            return self.minimize(loss, max_grad_norm, what, epoch);
-        }
-        // a zero term in every parameter defines every gradient, also on a rank without items (which then
-        // contributes zeros with weight 0)
-        let zero = self.slots.iter().map(|s| s.param.sum(s.param.kind()) * 0.0).reduce(|a, b| a + b).unwrap_or_else(|| Tensor::from(0.0f32));
-        let (total, lv, w) = match loss {
-            Some(l) if n_local > 0 => (l + &zero, f64::try_from(l).unwrap_or(f64::NAN), n_local as f64),
-            _ => (zero, 0.0, 0.0),
+        let mut loss = loss.map(Tensor::shallow_clone);
+        self.minimize_parts_shared(world, 1, |_| loss.take(), n_local, max_grad_norm, what, epoch)
+    }
+
+    /// [`Adam::minimize_shared`] with this rank's loss in `parts` pieces: `loss_of(p)` for p = 0, 1, … is made,
+    /// differentiated and dropped before the next (None: no piece there), so that one piece's autograd graph is
+    /// alive at a time, and the step is taken on the sum of their gradients. The pieces must be weighted so that
+    /// they sum to the mean over the `n_local` items. One piece gives the bits of one loss.
+    #[allow(clippy::too_many_arguments)]
+    pub fn minimize_parts_shared(
+        &mut self,
+        world: &dyn rebel_dist::Collective,
+        parts: usize,
+        mut loss_of: impl FnMut(usize) -> Option<Tensor>,
+        n_local: usize,
+        max_grad_norm: f64,
+        what: &str,
+        epoch: usize,
+    ) -> Result<(f64, f64), String> {
+        let shared = world.size() > 1;
+        // with ranks, a zero term in every parameter defines every gradient, also on a rank without items (which
+        // then contributes zeros with weight 0)
+        let zero = || self.slots.iter().map(|s| s.param.sum(s.param.kind()) * 0.0).reduce(|a, b| a + b).unwrap_or_else(|| Tensor::from(0.0f32));
+        let mut pending = shared.then(zero);
+        let (mut lv, mut any) = (0.0, false);
+        let mut backward = |l: Tensor| {
+            match pending.take() {
+                Some(z) => (l + z).backward(),
+                None => l.backward(),
+            }
         };
-        self.zero_grad();
-        total.backward();
+        let mut first = true;
+        for p in 0..parts {
+            let Some(l) = loss_of(p).filter(|_| n_local > 0) else { continue };
+            let v = f64::try_from(&l).unwrap_or(f64::NAN);
+            if !shared && !v.is_finite() {
+                return Err(format!("the {what} loss is {v} (epoch {epoch}); lower the learning rate"));
+            }
+            if first {
+                self.zero_grad();
+                first = false;
+            }
+            (lv, any) = (lv + v, true);
+            backward(l);
+        }
+        if !shared {
+            if !any {
+                return Err(format!("the {what} minibatch is empty (epoch {epoch})"));
+            }
+            let gn = self.clip_grad_norm(if max_grad_norm > 0.0 { max_grad_norm } else { f64::INFINITY });
+            if !gn.is_finite() {
+                return Err(format!("the {what} gradient norm is {gn} (epoch {epoch}); lower the learning rate"));
+            }
+            self.step();
+            return Ok((lv, gn));
+        }
+        if let Some(z) = pending {
+            // this rank holds none of the minibatch
+            self.zero_grad();
+            z.backward();
+        }
+        let (lv, w) = if any { (lv, n_local as f64) } else { (0.0, 0.0) };
         let mut buf: Vec<f64> = Vec::new();
         for s in &self.slots {
             let flat = Vec::<f64>::try_from(s.param.grad().to_kind(tch::Kind::Double).reshape([-1]).to_device(tch::Device::Cpu))
@@ -283,5 +332,41 @@ mod tests {
         assert!((n - 5.0).abs() < 1e-12);
         let g = p.grad();
         assert!((g.double_value(&[0]) - 0.6).abs() < 1e-6 && (g.double_value(&[1]) - 0.8).abs() < 1e-6);
+    }
+
+    /// A loss in pieces, each differentiated and dropped in turn, takes the step of the whole loss up to rounding;
+    /// in one piece, the same bits as [`Adam::minimize`]. A non-finite piece is refused before anything is applied.
+    #[test]
+    fn a_loss_in_pieces_takes_the_step_of_the_whole() {
+        tch::manual_seed(3);
+        let x = Tensor::randn([12, 4], (Kind::Float, tch::Device::Cpu));
+        let w0 = Tensor::randn([4], (Kind::Float, tch::Device::Cpu));
+        let make = || {
+            let w = w0.copy().set_requires_grad(true);
+            let opt = Adam::new(vec![("w".to_string(), w.shallow_clone())], AdamConfig { lr: 1e-2, ..AdamConfig::default() });
+            (w, opt)
+        };
+        // the mean of tanh(x·w)² over the rows of `rows`, weighted by their share of all 12
+        let loss = |w: &Tensor, rows: std::ops::Range<i64>| {
+            let n = rows.end - rows.start;
+            x.narrow(0, rows.start, n).matmul(w).tanh().square().mean(Kind::Float) * (n as f64 / 12.0)
+        };
+        let world = rebel_dist::SingleProcess;
+        let (w1, mut o1) = make();
+        let whole = o1.minimize(&loss(&w1, 0..12), 0.5, "test", 0).unwrap();
+        let (w2, mut o2) = make();
+        let one = o2.minimize_parts_shared(&world, 1, |_| Some(loss(&w2, 0..12)), 12, 0.5, "test", 0).unwrap();
+        assert_eq!((Vec::<f32>::try_from(&w1).unwrap(), whole), (Vec::<f32>::try_from(&w2).unwrap(), one), "one piece: the same bits");
+        let (w3, mut o3) = make();
+        let parts = [0..5, 5..9, 9..12];
+        let split = o3.minimize_parts_shared(&world, 3, |p| Some(loss(&w3, parts[p].clone())), 12, 0.5, "test", 0).unwrap();
+        assert!(w3.allclose(&w1, 1e-6, 1e-7, false), "{w3} vs {w1}");
+        assert!(!w3.equal(&w0), "the step moved w");
+        assert!((split.0 - whole.0).abs() < 1e-6 && (split.1 - whole.1).abs() < 1e-5, "{split:?} vs {whole:?}");
+        let before = Vec::<f32>::try_from(&w3).unwrap();
+        let nan = |p: usize| Some(if p == 1 { loss(&w3, 0..4) * f64::NAN } else { loss(&w3, 0..4) });
+        let e = o3.minimize_parts_shared(&world, 2, nan, 12, 0.5, "test", 0).unwrap_err();
+        assert!(e.contains("the test loss is NaN"), "{e}");
+        assert_eq!(Vec::<f32>::try_from(&w3).unwrap(), before, "nothing applied");
     }
 }

@@ -153,32 +153,40 @@ impl SegmentBatch {
     pub fn to_tensors(&self, device: Device) -> SegmentTensors {
         let (s, l) = (self.segments.len(), self.max_len().max(1));
         let (od, ad) = (self.obs_dim, self.act_dim);
-        let mut obs = vec![0f32; s * l * od];
-        let mut act = vec![0f32; s * l * ad];
-        let mut mask = vec![0f32; s * l];
-        let mut rew = vec![0f32; s * l];
-        let mut lmask = vec![0f32; s * l];
-        for (i, seg) in self.segments.iter().enumerate() {
-            let n = seg.len();
-            obs[i * l * od..i * l * od + n * od].copy_from_slice(&seg.obs);
-            act[i * l * ad..i * l * ad + n * ad].copy_from_slice(&seg.act);
-            for t in 0..n {
-                mask[i * l + t] = 1.0;
-                rew[i * l + t] = seg.rewards[t] as f32;
-                if t < seg.response_len {
-                    lmask[i * l + t] = 1.0;
+        let (si, li) = (s as i64, l as i64);
+        // each tensor is written in place, so that the learner's peak holds the batch once, not a staging copy too
+        let rows = |dim: usize, fill: &dyn Fn(&Segment, &mut [f32])| {
+            filled(&[si, li, dim as i64], |x| {
+                for (i, seg) in self.segments.iter().enumerate() {
+                    fill(seg, &mut x[i * l * dim..(i + 1) * l * dim]);
                 }
-            }
-        }
-        let (s, l, od, ad) = (s as i64, l as i64, od as i64, ad as i64);
+            })
+        };
+        let obs = rows(od, &|seg, x| x[..seg.obs.len()].copy_from_slice(&seg.obs));
+        let act = rows(ad, &|seg, x| x[..seg.act.len()].copy_from_slice(&seg.act));
+        let mask = rows(1, &|seg, x| x[..seg.len()].fill(1.0));
+        let rewards = rows(1, &|seg, x| x.iter_mut().zip(&seg.rewards).for_each(|(x, r)| *x = *r as f32));
+        let logp_mask = rows(1, &|seg, x| x[..seg.response_len.min(seg.len())].fill(1.0));
         SegmentTensors {
-            obs: Tensor::from_slice(&obs).view([s, l, od]).to_device(device),
-            act: Tensor::from_slice(&act).view([s, l, ad]).to_device(device),
-            mask: Tensor::from_slice(&mask).view([s, l]).to_device(device),
-            rewards: Tensor::from_slice(&rew).view([s, l]).to_device(device),
-            logp_mask: Tensor::from_slice(&lmask).view([s, l]).to_device(device),
+            obs: obs.to_device(device),
+            act: act.to_device(device),
+            mask: mask.view([si, li]).to_device(device),
+            rewards: rewards.view([si, li]).to_device(device),
+            logp_mask: logp_mask.view([si, li]).to_device(device),
         }
     }
+}
+
+/// A zeroed, contiguous f32 CPU tensor of `shape`, written in place by `fill` (no staging buffer).
+fn filled(shape: &[i64], fill: impl FnOnce(&mut [f32])) -> Tensor {
+    let t = Tensor::zeros(shape, (Kind::Float, Device::Cpu));
+    let n = t.numel();
+    if n > 0 {
+        // SAFETY: `t` was just allocated, contiguous, on the CPU, with `n` f32 elements, and nothing else refers to it
+        let data = unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, n) };
+        fill(data);
+    }
+    t
 }
 
 /// Log-probability of each padded segment's response under `policy`:

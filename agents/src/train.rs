@@ -380,6 +380,16 @@ pub struct Summary {
     /// setup), MiB: the learner's memory in steady state (None: no later phase measured).
     #[serde(default)]
     pub learner_update_mem_later_mb: Option<f64>,
+    /// The most bytes the learner's allocations held at once in one learner phase, above what they held just before
+    /// it, over this process's iterations (MiB; [`crate::util::AllocWindow`]): the learner's memory as the allocator
+    /// counts it, on the learner's thread (all of it with `threads = 1`), without what the allocator kept from the
+    /// rollout. None unless `REBEL_LEARNER_MEMORY=1`, libtorch runs on one thread (`learner_threads = 1`; with more,
+    /// the other threads' allocations would go uncounted) and the binary's allocator counts (ours: jemalloc).
+    #[serde(default)]
+    pub learner_update_alloc_mb: Option<f64>,
+    /// The same over the learner phases after this process's first (MiB).
+    #[serde(default)]
+    pub learner_update_alloc_later_mb: Option<f64>,
     pub run_dir: String,
     /// The machines the run ran on ([`crate::machine`]; from the env steps where each took over). Empty in
     /// summaries written before they were recorded.
@@ -420,6 +430,8 @@ struct Parts {
     rss_start_mb: f64,
     /// The largest rise of resident memory in one learner phase (MiB).
     learner_rise_mb: PhasePeaks,
+    /// The most bytes the learner's allocations held in one learner phase (MiB).
+    learner_alloc_mb: PhasePeaks,
 }
 
 /// The largest rise of resident memory in one learner phase: in the process's first phase (which holds
@@ -505,7 +517,7 @@ impl Parts {
         if let Some(note) = init_note {
             eprintln!("{note}");
         }
-        Ok(Parts { venv, eval_env, policy, reference, reference_returns: None, adam, scorer, algo, device, rss_start_mb, learner_rise_mb: PhasePeaks::default() })
+        Ok(Parts { venv, eval_env, policy, reference, reference_returns: None, adam, scorer, algo, device, rss_start_mb, learner_rise_mb: PhasePeaks::default(), learner_alloc_mb: PhasePeaks::default() })
     }
 
     fn save(&self, run: &Run, p: Progress) -> Result<(), TrainError> {
@@ -583,7 +595,10 @@ impl Parts {
             }
             Collect::Own { .. } | Collect::Offline => None,
         };
-        let window = if crate::util::learner_memory_measured() { crate::util::PeakWindow::open() } else { None };
+        let measured = crate::util::learner_memory_measured();
+        let window = if measured { crate::util::PeakWindow::open() } else { None };
+        // the allocator counts the learner's thread, which does all of libtorch's work only with one libtorch thread
+        let alloc_window = if measured && tch::get_num_threads() == 1 { crate::util::AllocWindow::open() } else { None };
         let t_learn = Instant::now();
         let batch = batch.map(|segments| Batch { tensors: segments.to_tensors(self.device), segments });
         let mut ctx = Ctx {
@@ -603,6 +618,9 @@ impl Parts {
         let learn_s = t_learn.elapsed().as_secs_f64() - up.collect_s;
         if let Some(w) = window {
             self.learner_rise_mb.record(w.rise_mb());
+        }
+        if let Some(w) = alloc_window {
+            self.learner_alloc_mb.record(w.peak_mb());
         }
         let mut episodes = Vec::new();
         if let Some(b) = batch {
@@ -1052,6 +1070,8 @@ fn summary(cfg: &TrainConfig, parts: &Parts, p: Progress, e: EvalResult, referen
         learner_mem_mb: peak_rss_mb() - parts.rss_start_mb,
         learner_update_mem_mb: parts.learner_rise_mb.all(),
         learner_update_mem_later_mb: parts.learner_rise_mb.later,
+        learner_update_alloc_mb: parts.learner_alloc_mb.all(),
+        learner_update_alloc_later_mb: parts.learner_alloc_mb.later,
         run_dir: run.dir.path().display().to_string(),
         machines: run.machines.clone(),
     }

@@ -67,6 +67,46 @@ impl PeakWindow {
     }
 }
 
+/// How the binary's allocator counts one thread's bytes: `reset` starts a new peak at the bytes the thread holds
+/// now, `read` gives the most it held above that since (bytes). Set once, by a binary whose allocator counts
+/// ([`set_alloc_peak_probe`]; jemalloc's `thread.peak.reset` and `thread.peak.read` in ours).
+#[derive(Clone, Copy)]
+pub struct AllocPeakProbe {
+    /// Starts a new peak on the calling thread; false where the allocator refuses.
+    pub reset: fn() -> bool,
+    /// The calling thread's peak since its last reset, bytes; None where unavailable.
+    pub read: fn() -> Option<u64>,
+}
+
+static ALLOC_PEAK_PROBE: std::sync::OnceLock<AllocPeakProbe> = std::sync::OnceLock::new();
+
+/// Registers the allocator's per-thread byte count for [`AllocWindow`] (the first registration holds).
+pub fn set_alloc_peak_probe(probe: AllocPeakProbe) {
+    let _ = ALLOC_PEAK_PROBE.set(probe);
+}
+
+/// A window in which the bytes the calling thread's allocations hold are measured at their peak, above what they
+/// held at its opening: what the code in it allocated and had not freed at the worst moment, whatever the
+/// allocator kept from earlier (which a rise of resident memory, [`PeakWindow`], mixes in). Counts the calling
+/// thread only: with one libtorch thread (`threads = 1`) every tensor op and the backward pass run on it.
+/// Granularity about 64 KiB (jemalloc updates a thread's peak every 64 KiB of allocation).
+pub struct AllocWindow {
+    probe: AllocPeakProbe,
+}
+
+impl AllocWindow {
+    /// Opens a window on the calling thread; `None` where no probe is registered or the allocator refuses.
+    pub fn open() -> Option<AllocWindow> {
+        let probe = *ALLOC_PEAK_PROBE.get()?;
+        (probe.reset)().then_some(AllocWindow { probe })
+    }
+
+    /// The most the calling thread's allocations held above their level at the opening, in MiB (NaN if unreadable).
+    pub fn peak_mb(&self) -> f64 {
+        (self.probe.read)().map_or(f64::NAN, |b| b as f64 / (1024.0 * 1024.0))
+    }
+}
+
 /// Resident memory of this process now (VmRSS) in MiB; NaN if unreadable.
 pub fn current_rss_mb() -> f64 {
     proc_status_mb("VmRSS:")

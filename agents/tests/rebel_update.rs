@@ -165,3 +165,53 @@ fn three_ranks_with_uneven_shares_stay_equal() {
     // 16 pairs in minibatches of 2: 8 steps per epoch; target_kl stops after the first epochs
     assert!(out[0].1 % 8 == 0 && out[0].1 >= 8 && out[0].1 < 48, "{} steps", out[0].1);
 }
+
+/// `rebel.grad_chunks`: each minibatch's gradient computed in pieces of its groups, one piece's autograd graph at a
+/// time, takes the minibatch's step up to float rounding, on one process (even pieces, uneven ones, more pieces asked
+/// for than the minibatch has groups) and on two ranks; 0 pieces is refused.
+#[test]
+fn a_minibatch_in_pieces_takes_the_step_of_the_whole() {
+    use rebel_agents::algorithm::AlgoConfig;
+    let p0 = GaussianPolicy::new(PolicyConfig::new(3, 2), Device::Cpu, Kind::Float, 7);
+    let (t, rewards) = batch(&p0);
+    let start = params(&p0);
+    let cfg = |chunks: usize| RebelConfig { epochs: 3, minibatches: 2, grad_chunks: chunks, ..RebelConfig::default() };
+    let run = |chunks: usize| {
+        let p = p0.try_clone().unwrap();
+        let mut adam = Adam::new(p.named_parameters(), AdamConfig { lr: 1e-2, ..AdamConfig::default() });
+        let mut rng = rebel_agents::seeding::ChaCha8Rng::seed_from_u64(2);
+        let st = update(&p, &mut adam, &t, &rewards, None, &cfg(chunks), &mut rng).unwrap();
+        (params(&p), st.loss)
+    };
+    let (whole, loss) = run(1);
+    let moved = max_abs_diff(&whole, &start);
+    assert!(moved > 1e-2, "the update moves the policy: {moved}");
+    // 8 groups per minibatch: pieces of 2, of 3-3-2, of 1, and 100 asked for (8 taken)
+    for chunks in [4, 3, 8, 100] {
+        let (pieces, l) = run(chunks);
+        let err = max_abs_diff(&pieces, &whole);
+        assert!(err < 1e-5 && (l - loss).abs() < 1e-5 * loss.abs().max(1.0), "{chunks} pieces: max |Δθ| {err}, loss {l} vs {loss}");
+    }
+    let shards: Vec<_> = (0..2).map(|r| Some(shard(&t, &rewards, r, 2))).collect();
+    let sh = std::sync::Arc::new(std::sync::Mutex::new(shards));
+    let ranks = on_ranks(2, move |w| {
+        let (t, r) = sh.lock().unwrap()[w.rank()].take().unwrap();
+        let c = RebelConfig { epochs: 3, minibatches: 1, grad_chunks: 3, ..RebelConfig::default() };
+        let p = GaussianPolicy::new(PolicyConfig::new(3, 2), Device::Cpu, Kind::Float, 7);
+        let mut adam = Adam::new(p.named_parameters(), AdamConfig { lr: 1e-2, ..AdamConfig::default() });
+        let mut rng = rebel_agents::seeding::ChaCha8Rng::seed_from_u64(10 + w.rank() as u64);
+        update_shared(&p, &mut adam, &t, &r, None, &c, &mut rng, w).unwrap();
+        params(&p)
+    });
+    let one = {
+        let p = p0.try_clone().unwrap();
+        let mut adam = Adam::new(p.named_parameters(), AdamConfig { lr: 1e-2, ..AdamConfig::default() });
+        let c = RebelConfig { epochs: 3, minibatches: 1, ..RebelConfig::default() };
+        update(&p, &mut adam, &t, &rewards, None, &c, &mut rebel_agents::seeding::ChaCha8Rng::seed_from_u64(2)).unwrap();
+        params(&p)
+    };
+    assert_eq!(ranks[0], ranks[1], "both ranks hold the same bits");
+    assert!(max_abs_diff(&ranks[0], &one) < 1e-5, "two ranks in pieces vs one process whole: {}", max_abs_diff(&ranks[0], &one));
+    let e = cfg(0).validate().unwrap_err();
+    assert!(e.contains("rebel.grad_chunks"), "{e}");
+}

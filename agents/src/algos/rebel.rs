@@ -65,6 +65,18 @@ pub struct RebelConfig {
     /// update, every observation of the batch joins them, as in PPO (SB3's `VecNormalize`), and ln π_t is computed
     /// with them. Default false: a policy that standardises its input (one made by PPO) keeps its statistics.
     pub normalize_obs: bool,
+    /// Pieces each minibatch's gradient is computed in: its groups split into this many parts, each part's loss
+    /// (weighted by its share of the groups) made, differentiated and dropped before the next, and the gradients
+    /// summed, so that the learner holds one part's autograd graph at a time instead of the minibatch's. The step
+    /// is the minibatch's up to float rounding (the sums' order changes, and REBEL's training being chaotic, a run
+    /// then lands elsewhere within its seed spread). Default 1: the whole minibatch at once, the bits of earlier
+    /// builds (left out of a saved configuration at 1, so that earlier runs' configuration hashes still match).
+    #[serde(skip_serializing_if = "is_one")]
+    pub grad_chunks: usize,
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
 }
 
 impl Default for RebelConfig {
@@ -83,6 +95,7 @@ impl Default for RebelConfig {
             tail_len: 250,
             target_kl: 0.0,
             normalize_obs: false,
+            grad_chunks: 1,
         }
     }
 }
@@ -99,8 +112,8 @@ impl AlgoConfig for RebelConfig {
         if !(self.eta.is_finite() && self.eta > 0.0) {
             return Err(format!("rebel.eta must be > 0, got {}", self.eta));
         }
-        if self.epochs == 0 || self.minibatches == 0 || self.groups == 0 {
-            return Err("rebel.epochs, rebel.minibatches and rebel.groups must be ≥ 1".into());
+        if self.epochs == 0 || self.minibatches == 0 || self.groups == 0 || self.grad_chunks == 0 {
+            return Err("rebel.epochs, rebel.minibatches, rebel.groups and rebel.grad_chunks must be ≥ 1".into());
         }
         if self.k < 2 {
             return Err(format!("rebel.k must be ≥ 2 (REBEL regresses differences), got {}", self.k));
@@ -224,13 +237,18 @@ pub fn update_shared(
         (loss_sum, loss_n) = (0.0, 0); // report the last epoch run
         groups.shuffle(rng);
         for chunk in minibatches_of(world, &groups, cfg.minibatches)? {
-            let loss = (!chunk.is_empty()).then(|| {
-                let idx: Vec<i64> = chunk.iter().flat_map(|&gi| (0..k).map(move |j| gi * k + j)).collect();
+            // the minibatch's loss in `parts` pieces of its groups, each weighted by its share (one piece: the loss)
+            let parts = cfg.grad_chunks.clamp(1, chunk.len().max(1));
+            let pieces: Vec<&[i64]> = chunk.chunks(chunk.len().div_ceil(parts).max(1)).collect();
+            let loss_of = |p: usize| {
+                let piece = pieces.get(p).filter(|piece| !piece.is_empty())?;
+                let idx: Vec<i64> = piece.iter().flat_map(|&gi| (0..k).map(move |j| gi * k + j)).collect();
                 let idx = Tensor::from_slice(&idx).to_device(rewards.device());
                 let logp_new = segment_log_prob(policy, &t.select(&idx));
-                rebel_loss_grouped(&logp_new, &logp_old.index_select(0, &idx), &r.index_select(0, &idx), cfg.eta, k)
-            });
-            let (lv, gn) = adam.minimize_shared(world, loss.as_ref(), chunk.len(), cfg.max_grad_norm, "REBEL", epoch)?;
+                let loss = rebel_loss_grouped(&logp_new, &logp_old.index_select(0, &idx), &r.index_select(0, &idx), cfg.eta, k);
+                Some(if pieces.len() == 1 { loss } else { loss * (piece.len() as f64 / chunk.len() as f64) })
+            };
+            let (lv, gn) = adam.minimize_parts_shared(world, pieces.len(), loss_of, chunk.len(), cfg.max_grad_norm, "REBEL", epoch)?;
             gn_sum += gn;
             gn_n += 1;
             loss_sum += lv;
