@@ -133,6 +133,10 @@ fn compare_tunes_then_reports_with_intervals_and_refuses_to_mix() {
         assert_eq!(r["final_return_per_seed"].as_array().unwrap().len(), 2, "every seed's final value");
         assert_eq!(r["seeds"], serde_json::json!([1, 2]));
         assert_eq!(r["reach"].as_array().unwrap().len(), 2);
+        // the learner's bytes per update, recorded by every run that has a learner phase after its first
+        if r["row"] == "rebel" || r["row"] == "ppo" {
+            assert!(r["learner_phase_alloc_mb"].as_f64().is_some_and(|b| b > 0.0), "{}: {}", r["row"], r["learner_phase_alloc_mb"]);
+        }
     }
     let row = |n: &str| rows.iter().find(|r| r["row"] == n).unwrap();
     // equal budgets: every label-using row has the same labels, the oracle rows none

@@ -45,7 +45,7 @@ fn json(p: &Path) -> serde_json::Value {
 
 /// A JSON value without the fields that measure time or memory (they differ run to run).
 fn untimed(v: &serde_json::Value) -> serde_json::Value {
-    const TIMED: [&str; 16] = [
+    const TIMED: [&str; 17] = [
         "wall_time_s",
         "charts/env_steps_per_sec",
         "charts/learner_s_per_iter",
@@ -58,6 +58,7 @@ fn untimed(v: &serde_json::Value) -> serde_json::Value {
         "learner_s_total",
         "learner_mem_mb",
         "learner_phase_mem_mb",
+        "learner_phase_alloc_mb",
         "learner_update_mem_mb",
         "learner_update_mem_later_mb",
         "learner_update_alloc_mb",

@@ -15,7 +15,7 @@ fn untimed_rows(path: &std::path::Path) -> Vec<serde_json::Value> {
         .iter()
         .map(|r| {
             let mut r = r.clone();
-            for k in ["wall_time_s", "learner_s_per_1k_steps", "learner_mem_mb", "learner_phase_mem_mb", "peak_rss_mb"] {
+            for k in ["wall_time_s", "learner_s_per_1k_steps", "learner_mem_mb", "learner_phase_mem_mb", "learner_phase_alloc_mb", "peak_rss_mb"] {
                 r.as_object_mut().unwrap().remove(k);
             }
             r

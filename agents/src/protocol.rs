@@ -293,6 +293,10 @@ pub struct ReportRow {
     /// The learner's own memory: the largest rise of RSS in one learner phase after the first (MiB;
     /// `learner_update_mem_later_mb` of the runs' summaries; NaN for runs that do not record it).
     pub learner_phase_mem_mb: f64,
+    /// The learner's own memory in bytes: the most its allocations held in one learner phase after the first (MiB;
+    /// `learner_update_alloc_later_mb` of the runs' summaries, steady from run to run where the rise of RSS is not;
+    /// NaN for runs that do not record it).
+    pub learner_phase_alloc_mb: f64,
     pub peak_rss_mb: f64,
 }
 
@@ -352,6 +356,7 @@ pub fn report(
             learner_s_per_1k_steps: if env_steps > 0.0 { learner_s / env_steps * 1000.0 } else { f64::NAN },
             learner_mem_mb: summary_mean(&rs, "learner_mem_mb"),
             learner_phase_mem_mb: summary_mean(&rs, "learner_update_mem_later_mb"),
+            learner_phase_alloc_mb: summary_mean(&rs, "learner_update_alloc_later_mb"),
             peak_rss_mb: rs.iter().filter_map(|r| r.summary.get("peak_rss_mb").and_then(|x| x.as_f64())).fold(f64::NAN, f64::max),
         });
     }
@@ -411,12 +416,13 @@ pub fn results_markdown(rows: &[ReportRow], imps: &[Improvement], header: &str) 
     }
     s.push_str(
         "\n## Cost (means over seeds)\n\n| row | labels | env steps (algorithm) | env steps (labels) | env steps (eval) | wall time (s) | \
-         learner s per 1k env steps | learner memory per update (MiB) | run memory above start (MiB) | peak RSS (MiB) | win rate |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+         learner s per 1k env steps | learner memory per update (MiB) | learner bytes per update (MiB) | run memory above start (MiB) | \
+         peak RSS (MiB) | win rate |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in rows {
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             r.row,
             f(r.labels_used, 0),
             f(r.env_steps, 0),
@@ -425,6 +431,7 @@ pub fn results_markdown(rows: &[ReportRow], imps: &[Improvement], header: &str) 
             f(r.wall_time_s, 1),
             f(r.learner_s_per_1k_steps, 3),
             f(r.learner_phase_mem_mb, 1),
+            f(r.learner_phase_alloc_mb, 2),
             f(r.learner_mem_mb, 0),
             f(r.peak_rss_mb, 0),
             f(r.win_rate, 2)
@@ -521,7 +528,7 @@ mod tests {
             final_return: v,
             failed: false,
             summary: if row == "rebel" {
-                serde_json::json!({"env_steps": 1000.0, "learner_s_total": 2.0, "labels_used": 10, "learner_update_mem_later_mb": 2.5})
+                serde_json::json!({"env_steps": 1000.0, "learner_s_total": 2.0, "labels_used": 10, "learner_update_mem_later_mb": 2.5, "learner_update_alloc_later_mb": 1.25})
             } else {
                 serde_json::json!({"env_steps": 1000.0, "learner_s_total": 2.0, "labels_used": 10})
             },
@@ -543,12 +550,13 @@ mod tests {
         // the learner's own memory where the runs record it, NaN (shown as "-") where they do not
         assert_eq!(r.learner_phase_mem_mb, 2.5);
         assert!(rows[1].learner_phase_mem_mb.is_nan());
+        assert!(r.learner_phase_alloc_mb == 1.25 && rows[1].learner_phase_alloc_mb.is_nan());
         assert_eq!((rows[1].mean.lo, rows[1].mean.hi), (100.0, 100.0), "a constant sample has a point interval");
         // only the same reward source is compared
         assert_eq!(imps.len(), 1);
         assert_eq!((imps[0].over.as_str(), imps[0].probability.point, imps[0].probability.hi), ("ppo", 0.0, 0.0));
         let md = results_markdown(&rows, &imps, "h");
         assert!(md.contains("| rebel | 8 | 4.5 [") && md.contains(" 4/8 |") && md.contains("| rebel | ppo | 0.00 [0.00, 0.00] |"), "{md}");
-        assert!(md.contains("| 2.000 | 2.5 | -") && md.contains("| 2.000 | - | -"), "{md}");
+        assert!(md.contains("| 2.000 | 2.5 | 1.25 | -") && md.contains("| 2.000 | - | - | -"), "{md}");
     }
 }

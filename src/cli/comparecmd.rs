@@ -73,7 +73,8 @@ fn spawn(exe: &Path, job: &Job) -> Result<Child> {
         cmd.arg("--run-dir").arg(&job.dir);
     }
     cmd.stdin(Stdio::null()).stdout(log).stderr(log2);
-    // the report's "learner memory per update" column (the run's peak RSS in summary.json stays whole)
+    // the report's "learner memory per update" and "learner bytes per update" columns (the run's peak RSS in
+    // summary.json stays whole)
     cmd.env("REBEL_LEARNER_MEMORY", "1");
     // a run is one process, also when this compare is a rank of an MPI job: hide the launcher's variables,
     // or `train` would take itself for a rank of a data-parallel job
