@@ -382,7 +382,7 @@ pub struct Summary {
     pub learner_update_mem_later_mb: Option<f64>,
     /// The most bytes the learner's allocations held at once in one learner phase, above what they held just before
     /// it, over this process's iterations (MiB; [`crate::util::AllocWindow`]): the learner's memory as the allocator
-    /// counts it, on the learner's thread (all of it with `threads = 1`), without what the allocator kept from the
+    /// counts it, on the learner's thread (all of it with one libtorch thread), without what the allocator kept from the
     /// rollout. None unless `REBEL_LEARNER_MEMORY=1`, libtorch runs on one thread (`learner_threads = 1`; with more,
     /// the other threads' allocations would go uncounted) and the binary's allocator counts (ours: jemalloc).
     #[serde(default)]

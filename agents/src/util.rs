@@ -88,8 +88,8 @@ pub fn set_alloc_peak_probe(probe: AllocPeakProbe) {
 /// A window in which the bytes the calling thread's allocations hold are measured at their peak, above what they
 /// held at its opening: what the code in it allocated and had not freed at the worst moment, whatever the
 /// allocator kept from earlier (which a rise of resident memory, [`PeakWindow`], mixes in). Counts the calling
-/// thread only: with one libtorch thread (`threads = 1`) every tensor op and the backward pass run on it.
-/// Granularity about 64 KiB (jemalloc updates a thread's peak every 64 KiB of allocation).
+/// thread only: with one libtorch thread (`learner_threads = 1`, the default) every tensor op and the backward pass
+/// run on it. Granularity about 64 KiB (jemalloc updates a thread's peak every 64 KiB of allocation).
 pub struct AllocWindow {
     probe: AllocPeakProbe,
 }
