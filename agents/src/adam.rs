@@ -122,18 +122,7 @@ impl Adam {
     /// (0: no clipping), step. Returns `(loss, gradient norm before clipping)`; the message of an
     /// error names `what` and `epoch` and says what to lower.
     pub fn minimize(&mut self, loss: &Tensor, max_grad_norm: f64, what: &str, epoch: usize) -> Result<(f64, f64), String> {
-        let lv = f64::try_from(loss).unwrap_or(f64::NAN);
-        if !lv.is_finite() {
-            return Err(format!("the {what} loss is {lv} (epoch {epoch}); lower the learning rate"));
-        }
-        self.zero_grad();
-        loss.backward();
-        let gn = self.clip_grad_norm(if max_grad_norm > 0.0 { max_grad_norm } else { f64::INFINITY });
-        if !gn.is_finite() {
-            return Err(format!("the {what} gradient norm is {gn} (epoch {epoch}); lower the learning rate"));
-        }
-        self.step();
-        Ok((lv, gn))
+        self.minimize_parts_shared(&rebel_dist::SingleProcess, 1, |_| Some(loss.shallow_clone()), 1, max_grad_norm, what, epoch)
     }
 
     /// [`Adam::minimize`] for data-parallel training: this rank's `loss` is the mean over its `n_local` items of

@@ -319,16 +319,21 @@ fn recorded_config(meta: &CheckpointMeta, path: &std::path::Path) -> anyhow::Res
 /// on stderr which recorded options and settings apply, so that a return that differs from the run's own is not a
 /// surprise.
 pub fn checkpoint_env(args: &EnvArgs, meta: &CheckpointMeta, path: &std::path::Path) -> anyhow::Result<(String, rebel_envs::EnvConfig)> {
-    let (id, cfg) = checkpoint_env_config(args, meta, path)?;
-    // the options given on the command line that the settings it runs with leave without effect
     let given = env_config(args)?;
+    let (id, cfg) = checkpoint_env_config(args, &given, meta, path)?;
+    // the options given on the command line that the settings it runs with leave without effect
     rebel_agents::run_dir::note_without_effect_of(&id, &cfg, |k| given.values().contains_key(k));
     Ok((id, cfg))
 }
 
-fn checkpoint_env_config(args: &EnvArgs, meta: &CheckpointMeta, path: &std::path::Path) -> anyhow::Result<(String, rebel_envs::EnvConfig)> {
+/// [`checkpoint_env`] without its note; `given`: the command line's options (`env_config(args)`).
+fn checkpoint_env_config(
+    args: &EnvArgs,
+    given: &rebel_envs::EnvConfig,
+    meta: &CheckpointMeta,
+    path: &std::path::Path,
+) -> anyhow::Result<(String, rebel_envs::EnvConfig)> {
     let id = if args.env_chosen || meta.env_id.is_empty() { args.env.clone() } else { meta.env_id.clone() };
-    let given = env_config(args)?;
     if meta.env_id != id {
         if !meta.env_options.is_empty() {
             eprintln!(
@@ -336,7 +341,7 @@ fn checkpoint_env_config(args: &EnvArgs, meta: &CheckpointMeta, path: &std::path
                 path.display(), meta.env_id
             );
         }
-        return Ok((id, given));
+        return Ok((id, given.clone()));
     }
     note_dynamics(meta, &id, path);
     let mut cfg = recorded_config(meta, path)?;
@@ -367,7 +372,7 @@ fn checkpoint_env_config(args: &EnvArgs, meta: &CheckpointMeta, path: &std::path
         }
     }
     if meta.env_settings.is_empty() {
-        note_changed_defaults(&id, meta, &given, path);
+        note_changed_defaults(&id, meta, given, path);
         return Ok((id, cfg));
     }
     let today = options_table(&rebel_envs::settings(&id, &cfg)?);
