@@ -109,7 +109,9 @@ pub fn default_rows() -> Vec<RowSpec> {
 #[serde(deny_unknown_fields, default)]
 pub struct CompareConfig {
     /// The reference policy: the SFT row, the start of every row, the producer of the labels, and
-    /// the win-rate opponent.
+    /// the win-rate opponent. Empty: none (every row from scratch on the true reward; no reference row, and each
+    /// run's win rate is against its own starting policy). `compare --env` on another environment than the
+    /// Swimmer starts with none, as the shipped one is a Swimmer policy.
     pub reference_policy: String,
     /// Preference labels per seed (the reward net's dataset; offline DPO's dataset; iterative DPO's
     /// total).
@@ -180,6 +182,18 @@ impl CompareConfig {
         if self.seeds == 0 || self.parallel == 0 {
             return Err("seeds and parallel must be ≥ 1".into());
         }
+        if self.reference_policy.is_empty() {
+            if let Some(r) = self.rows.iter().find(|r| r.start == Start::Reference || r.uses_labels()) {
+                let why = if r.start == Start::Reference { "starts from the reference policy" } else { "needs labels, which the reference policy makes" };
+                return Err(format!(
+                    "row {} {why}, but there is none (reference_policy = \"\"; `compare --env` on another environment than \
+                     the Swimmer has none, as the shipped one is a Swimmer policy): give `reference_policy` a policy of {} \
+                     (e.g. one made by `rebel --env {} pretrain`), or give every row start = \"scratch\" and reward = \"true\" (as \
+                     experiments/halfcheetah_compare.toml does)",
+                    r.name, self.train.env.id, self.train.env.id
+                ));
+            }
+        }
         if self.labels == 0 && self.needs_labels() {
             let r = self.rows.iter().find(|r| r.uses_labels()).expect("a row with labels");
             return Err(format!("labels = 0, but row {} needs labels (DPO, or reward = \"model\")", r.name));
@@ -197,6 +211,30 @@ impl CompareConfig {
             crate::protocol::candidates(&self.protocol, &row.name, self.space(row), &row.set)?;
         }
         Ok(())
+    }
+}
+
+impl CompareConfig {
+    /// Refuses a reference policy trained on another environment than the rows' (a file that does not load is
+    /// reported where it is first read).
+    pub fn check_reference_env(&self) -> Result<(), String> {
+        if self.reference_policy.is_empty() {
+            return Ok(());
+        }
+        let path = resolve_path(&self.reference_policy);
+        match Checkpoint::load(&path) {
+            Ok(ck) if !ck.meta.env_id.is_empty() && ck.meta.env_id != self.train.env.id => Err(format!(
+                "reference policy {} was trained on {}, not on {}, the environment of the rows: give `reference_policy` a \
+                 policy of {} (e.g. one made by `rebel --env {} pretrain`), or set reference_policy = \"\" with every row \
+                 start = \"scratch\" and reward = \"true\"",
+                path.display(),
+                ck.meta.env_id,
+                self.train.env.id,
+                self.train.env.id,
+                self.train.env.id
+            )),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -280,8 +318,10 @@ pub fn run_config(cfg: &CompareConfig, row: &RowSpec, data: &SeedData, extra: &[
         format!("reward={}", toml::Value::try_from(row.reward).map_err(|e| e.to_string())?),
         format!("seed={}", data.seed),
         "threads=1".to_string(),
-        format!("eval.reference={}", q(&reference)),
     ];
+    if !cfg.reference_policy.is_empty() {
+        sets.push(format!("eval.reference={}", q(&reference)));
+    }
     if row.start == Start::Reference {
         sets.push(format!("policy.init={}", q(&reference)));
     }
@@ -507,6 +547,47 @@ mod tests {
         let mut needs = cfg.clone();
         needs.rows.push(RowSpec { name: "ppo-model".into(), reward: RewardSource::Model, ..ppo.clone() });
         assert!(needs.validate().unwrap_err().contains("ppo-model needs labels"));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_comparison_without_a_reference_policy_runs_scratch_rows_on_the_true_reward() {
+        // the shipped HalfCheetah comparison: no reference policy, every row from scratch
+        let dir = std::env::temp_dir().join(format!("rebel-noref-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("hc.toml");
+        std::fs::write(&file, include_str!("../../experiments/halfcheetah_compare.toml")).unwrap();
+        let cfg: CompareConfig = load_config(include_str!("../../experiments/swimmer_compare.toml"), Some(&file), &[]).unwrap();
+        cfg.validate().unwrap();
+        cfg.check_reference_env().unwrap();
+        assert_eq!((cfg.reference_policy.as_str(), cfg.train.env.id.as_str()), ("", "HalfCheetah-v5"));
+        let data = prepare_seed(&cfg, &dir.join("seed501"), 501, 1).unwrap();
+        for row in &cfg.rows {
+            let tc = run_config(&cfg, row, &data, &[]).unwrap();
+            // no opponent but the run's own starting policy, and no start but a random one
+            assert_eq!((tc.eval.reference.as_str(), tc.policy.init.as_str()), ("", ""), "{}", row.name);
+            assert_eq!(tc.reward, RewardSource::True, "{}", row.name);
+        }
+        // every row gets the same policy class
+        let classes: Vec<_> = cfg.rows.iter().map(|r| run_config(&cfg, r, &data, &[]).unwrap().policy).collect();
+        assert!(classes.windows(2).all(|w| w[0] == w[1]), "{classes:?}");
+        // a row that would need the reference is refused, naming the row and what to do
+        let scratch = cfg.rows[0].clone();
+        for (row, says) in [
+            (RowSpec { name: "from-ref".into(), start: Start::Reference, ..scratch.clone() }, "row from-ref starts from the reference policy"),
+            (RowSpec { name: "on-model".into(), reward: RewardSource::Model, ..scratch.clone() }, "row on-model needs labels"),
+        ] {
+            let mut c = cfg.clone();
+            c.labels = 100;
+            c.rows.push(row);
+            let e = c.validate().unwrap_err();
+            assert!(e.contains(says) && e.contains("a policy of HalfCheetah-v5") && e.contains("start = \"scratch\""), "{e}");
+        }
+        // the Swimmer's reference policy on the HalfCheetah is refused before anything runs
+        let mut swimmer_ref = cfg.clone();
+        swimmer_ref.reference_policy = "experiments/swimmer/reference_policy.safetensors".into();
+        let e = swimmer_ref.check_reference_env().unwrap_err();
+        assert!(e.contains("was trained on Swimmer-v5, not on HalfCheetah-v5"), "{e}");
         std::fs::remove_dir_all(&dir).ok();
     }
 }

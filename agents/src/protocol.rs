@@ -189,10 +189,13 @@ pub struct TuneEntry {
     pub row: String,
     pub config: usize,
     pub sets: Vec<String>,
-    /// Final eval return per tuning seed (in `tune_seeds` order).
+    /// Final eval return per tuning seed (in `tune_seeds` order; NaN, written `null`, for a run that failed
+    /// before its first evaluation).
+    #[serde(deserialize_with = "crate::util::f64s_or_null")]
     pub finals: Vec<f64>,
     /// Seeds whose run failed (scored by their last evaluation).
     pub failed: Vec<u64>,
+    #[serde(deserialize_with = "crate::util::f64_or_null")]
     pub mean: f64,
     pub picked: bool,
 }
@@ -449,6 +452,17 @@ mod tests {
         s.insert("rebel.eta".into(), vec![toml::Value::Float(1.0), toml::Value::Float(10.0)]);
         s.insert("rebel.lr".into(), vec![toml::Value::Float(1e-4), toml::Value::Float(1e-3), toml::Value::Float(1e-2)]);
         s
+    }
+
+    #[test]
+    fn a_tuning_record_with_failed_runs_reads_back() {
+        // a run that failed before its first evaluation scores NaN, which JSON writes as null
+        let e = TuneEntry { row: "ppo".into(), config: 3, sets: vec!["ppo.lr=0.001".into()], finals: vec![f64::NAN, 12.5], failed: vec![601], mean: f64::NAN, picked: false };
+        let text = serde_json::to_string(&[e.clone()]).unwrap();
+        assert!(text.contains("[null,12.5]") && text.contains("\"mean\":null"), "{text}");
+        let back: Vec<TuneEntry> = serde_json::from_str(&text).unwrap();
+        assert!(back[0].finals[0].is_nan() && back[0].mean.is_nan());
+        assert_eq!((back[0].finals[1], &back[0].sets, &back[0].failed, back[0].config), (12.5, &e.sets, &e.failed, 3));
     }
 
     #[test]

@@ -508,7 +508,7 @@ impl Parts {
             other => other.num_envs(),
         };
         let venv = VecEnv::make(&cfg.env.id, &env_cfg, envs.max(1), cfg.threads)?;
-        let reference = if cfg.eval.reference.is_empty() { initial } else { load_policy(&resolve_path(&cfg.eval.reference), device)? };
+        let reference = if cfg.eval.reference.is_empty() { initial } else { load_reference(cfg, obs_dim, act_dim, device)? };
         let adam = Adam::new(policy.named_parameters(), AdamConfig { lr: algo.lr(), ..AdamConfig::default() });
         let scorer = make_scorer(cfg, obs_dim, act_dim)?;
         // the memory floor (libtorch, the environments and the nets), against which the learner's is measured
@@ -630,6 +630,25 @@ impl Parts {
         }
         Ok((up, episodes, learn_s))
     }
+}
+
+/// The win-rate opponent `eval.reference`, refused (not run) when it acts in another space than the environment's.
+fn load_reference(cfg: &TrainConfig, obs_dim: usize, act_dim: usize, device: Device) -> Result<GaussianPolicy, TrainError> {
+    let path = resolve_path(&cfg.eval.reference);
+    let (reference, meta) = crate::eval::load_policy_and_meta(&path, device)?;
+    if reference.obs_dim() != obs_dim || reference.act_dim() != act_dim {
+        let trained = if meta.env_id.is_empty() { String::new() } else { format!(", trained on {}", meta.env_id) };
+        return Err(TrainError::Config(format!(
+            "eval.reference {} is a policy of {} observations and {} actions{trained}, but {} has {obs_dim} and {act_dim}: \
+             give eval.reference a policy of this environment, or leave it empty (the run's starting policy is then the \
+             win-rate opponent)",
+            path.display(),
+            reference.obs_dim(),
+            reference.act_dim(),
+            cfg.env.id
+        )));
+    }
+    Ok(reference)
 }
 
 fn make_scorer(cfg: &TrainConfig, obs_dim: usize, act_dim: usize) -> Result<Box<dyn Scorer>, TrainError> {

@@ -144,7 +144,7 @@ pub fn compare_cmd(env: &EnvArgs, a: &CompareArgs) -> Result<()> {
         Some(s) => s,
         None => stamp_folder(&out, &cfg, false)?,
     };
-    if world.rank() == 0 {
+    if world.rank() == 0 && !cfg.reference_policy.is_empty() {
         // the rows' own logs say it too (each starts from the reference)
         let ref_path = resolve_path(&cfg.reference_policy);
         if let Some(note) = Checkpoint::load(&ref_path).ok().and_then(|ck| start_policy_note(&ck.meta, &ref_path, &cfg.train.env)) {
@@ -258,6 +258,7 @@ fn tune_phase(world: &dyn rebel_dist::Collective, cfg: &CompareConfig, out: &Pat
     }
     let mut entries: Vec<TuneEntry> = Vec::new();
     let mut machines = Vec::new();
+    let first_dir: Vec<(String, PathBuf)> = cells.iter().map(|c| (c.0.clone(), c.4.clone())).collect();
     for (row, k, sets, seed, dir) in cells {
         let r = read_run(&row, seed, &dir).map_err(anyhow::Error::msg)?;
         machines.push(rebel_agents::machine::of_summary(&r.summary));
@@ -284,6 +285,16 @@ fn tune_phase(world: &dyn rebel_dist::Collective, cfg: &CompareConfig, out: &Pat
     );
     rebel_agents::io::write_atomic(&out.join("tuning.md"), tuning_markdown(&entries, p, steps, cfg.train.eval.episodes, &header).as_bytes())?;
     eprintln!("tuning: {}", out.join("tuning.md").display());
+    // a row none of whose configurations has a score cannot be picked for: say so now, not in the report
+    let unscored: Vec<&str> = cfg.rows.iter().map(|r| r.name.as_str()).filter(|row| entries.iter().filter(|e| e.row == *row).all(|e| e.mean.is_nan())).collect();
+    if let Some(row) = unscored.first() {
+        let log = first_dir.iter().find(|(r, _)| r == row).map(|(_, d)| d.join("train.log").display().to_string()).unwrap_or_default();
+        bail!(
+            "no tuning run of row(s) {} reached an evaluation, so no configuration can be picked (the first's log: {log}); \
+             fix the cause and rerun the same command: failed runs start afresh, finished ones are reused",
+            unscored.join(", ")
+        );
+    }
     Ok(())
 }
 
@@ -304,7 +315,9 @@ fn report_phase(world: &dyn rebel_dist::Collective, cfg: &CompareConfig, out: &P
     let seeds = cfg.seed_list();
     let data = seed_data(world, cfg, out, &seeds)?;
     let mut jobs = Vec::new();
-    let mut order = vec![("reference".to_string(), "reference".to_string(), Vec::new())];
+    // the reference row, when there is a reference policy
+    let mut order: Vec<(String, String, Vec<String>)> =
+        if cfg.reference_policy.is_empty() { Vec::new() } else { vec![("reference".to_string(), "reference".to_string(), Vec::new())] };
     for row in &cfg.rows {
         let sets = picked(&row.name)?;
         order.push((row.name.clone(), row.algo.clone(), sets.clone()));
@@ -321,7 +334,7 @@ fn report_phase(world: &dyn rebel_dist::Collective, cfg: &CompareConfig, out: &P
         eprintln!("rank {} of {}: its runs are done; rank 0 writes the results", world.rank(), world.size());
         return Ok(());
     }
-    let mut runs: Vec<RunRecord> = reference_runs(cfg, &seeds)?;
+    let mut runs: Vec<RunRecord> = if cfg.reference_policy.is_empty() { Vec::new() } else { reference_runs(cfg, &seeds)? };
     for row in &cfg.rows {
         for &s in &seeds {
             runs.push(read_run(&row.name, s, &out.join("report").join(format!("{}__s{s}", row.name))).map_err(anyhow::Error::msg)?);
@@ -343,8 +356,9 @@ fn report_phase(world: &dyn rebel_dist::Collective, cfg: &CompareConfig, out: &P
         .collect();
     let p = &cfg.protocol;
     let header = format!(
-        "Reference policy `{}`; {}; online budget {} env steps. Tuning: {} configuration(s) per row on seeds {:?} (see tuning.md). Report: seeds {:?}, evaluation with the mean action on {} fixed start states from {} (disjoint from tuning's, from {}). Intervals: 95% percentile stratified bootstrap, {} replications. Protocol hash {} (source {}). {} failed run(s){}. Written by `swimmer compare` in {:.0} s (this invocation). {}{}",
-        cfg.reference_policy, start_and_labels(cfg), cfg.train.env_steps, p.tune_configs, p.tune_seeds, seeds,
+        "{}; {}; online budget {} env steps. Tuning: {} configuration(s) per row on seeds {:?} (see tuning.md). Report: seeds {:?}, evaluation with the mean action on {} fixed start states from {} (disjoint from tuning's, from {}). Intervals: 95% percentile stratified bootstrap, {} replications. Protocol hash {} (source {}). {} failed run(s){}. Written by `swimmer compare` in {:.0} s (this invocation). {}{}",
+        if cfg.reference_policy.is_empty() { format!("{}, no reference policy", cfg.train.env.id) } else { format!("{}, reference policy `{}`", cfg.train.env.id, cfg.reference_policy) },
+        start_and_labels(cfg), cfg.train.env_steps, p.tune_configs, p.tune_seeds, seeds,
         cfg.train.eval.episodes, cfg.train.eval.seed_base, p.tune_eval_seed_base, p.bootstrap_reps, stamp.hash, stamp.source_hash,
         failed.len(), if failed.is_empty() { String::new() } else { format!(" ({})", failed.join("; ")) }, t0.elapsed().as_secs_f64(),
         rebel_agents::machine::report_line(&machines),
@@ -375,6 +389,9 @@ fn start_and_labels(cfg: &CompareConfig) -> String {
     let scratch: Vec<&str> = cfg.rows.iter().filter(|r| r.start == Start::Scratch).map(|r| r.name.as_str()).collect();
     let start = match scratch.len() {
         0 => "every row starts from it".to_string(),
+        n if n == cfg.rows.len() && cfg.reference_policy.is_empty() => {
+            "every row starts from a random policy (each run's win rate is against its own starting policy)".to_string()
+        }
         n if n == cfg.rows.len() => "every row starts from a random policy (the reference is only the win-rate opponent)".to_string(),
         _ => format!("rows {} start from a random policy, the others from it", scratch.join(", ")),
     };
@@ -427,6 +444,8 @@ fn compare_base(id: &str) -> Result<String> {
     if let Some(toml::Value::Table(env)) = t.get_mut("train").and_then(|train| train.get_mut("env")) {
         env.remove("options");
     }
+    // the shipped reference is a Swimmer policy: another environment has none unless `--config` gives one
+    t.insert("reference_policy".into(), toml::Value::String(String::new()));
     Ok(toml::to_string(&t)?)
 }
 
@@ -450,6 +469,7 @@ fn resolve_compare_config(env: &EnvArgs, a: &CompareArgs) -> Result<CompareConfi
         cfg.rows.retain(|r| a.only.contains(&r.name));
     }
     cfg.validate().map_err(anyhow::Error::msg)?;
+    cfg.check_reference_env().map_err(anyhow::Error::msg)?;
     Ok(cfg)
 }
 
