@@ -592,6 +592,15 @@ fn bad_configuration_and_checkpoints_are_clear_errors() {
     assert!(stderr(&o).contains("corrupt") || stderr(&o).contains("not a"), "{}", stderr(&o));
     assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
 
+    // a win-rate opponent of another environment (the Swimmer's reference on the pendulum) is refused, not run
+    let run = d.path().join("other-ref");
+    let set = format!("eval.reference={:?}", reference());
+    let o = rebel(&["--env", "InvertedPendulum-v5", "train", "--quiet", "--env-steps", "1000", "--set", &set, "--run-dir", run.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains("is a policy of 8 observations and 2 actions, trained on Swimmer-v5, but InvertedPendulum-v5 has 4 and 1"), "{e}");
+    assert!(!e.contains("panicked") && !run.exists(), "{e}");
+
     // a diverging run stops with a message and keeps its last good checkpoint
     let run = d.path().join("div");
     let o = train(&run, 6000, &["--set", "rebel.lr=1e6", "--set", "rebel.max_grad_norm=0"]);

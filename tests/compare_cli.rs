@@ -227,3 +227,77 @@ fn compare_refuses_tuning_on_reported_seeds_and_unequal_budgets() {
     assert!(!o.status.success() && stderr(&o).contains("same budget"), "{}", stderr(&o));
     assert!(!out.exists(), "nothing is written before the configuration is accepted");
 }
+
+#[test]
+fn compare_on_another_environment_runs_from_scratch_without_a_reference() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = d.path().join("pendulum.toml");
+    std::fs::write(
+        &cfg,
+        r#"
+labels = 0
+seeds = 2
+first_seed = 201
+[protocol]
+tune_configs = 1
+tune_seeds = [301]
+tune_env_steps = 0
+tune_eval_seed_base = 4000000
+thresholds = [50.0]
+bootstrap_reps = 1000
+focus = ["rebel"]
+[train]
+env_steps = 1500
+[train.eval]
+seed_base = 3000000
+episodes = 2
+every_iters = 2
+[train.rebel]
+branch_len = 25
+tail_len = 25
+groups = 2
+[[rows]]
+name = "rebel"
+algo = "rebel"
+reward = "true"
+start = "scratch"
+[[rows]]
+name = "ppo"
+algo = "ppo"
+reward = "true"
+start = "scratch"
+"#,
+    )
+    .unwrap();
+    let cfg = cfg.to_str().unwrap();
+    let out = d.path().join("cmp");
+    let o = rebel(&["--env", "InvertedPendulum-v5", "--env-opt", "max_episode_steps=100", "compare", "--config", cfg, "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let names: Vec<&str> = v["rows"].as_array().unwrap().iter().map(|r| r["row"].as_str().unwrap()).collect();
+    assert_eq!(names, ["rebel", "ppo"], "no reference row");
+    for r in v["rows"].as_array().unwrap() {
+        assert_eq!(r["seeds"], serde_json::json!([201, 202]));
+        assert!(r["final_return_per_seed"].as_array().unwrap().iter().all(|x| x.as_f64().is_some_and(f64::is_finite)), "{r}");
+    }
+    let md = std::fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(md.contains("InvertedPendulum-v5, no reference policy; every row starts from a random policy (each run's win rate is against its own starting policy)"), "{md}");
+    // each run is on the pendulum, from a random policy, with no reference
+    let run: toml::Value = toml::from_str(&std::fs::read_to_string(out.join("report/configs/ppo__s201.toml")).unwrap()).unwrap();
+    assert_eq!(run["env"]["id"].as_str(), Some("InvertedPendulum-v5"));
+    for key in ["init", "reference"] {
+        let section = if key == "init" { "policy" } else { "eval" };
+        assert!(run[section].get(key).and_then(|x| x.as_str()).unwrap_or("").is_empty(), "{section}.{key}: {run}");
+    }
+    // the shipped rows need the Swimmer's reference, which another environment has not: refused, nothing written
+    let none = d.path().join("none");
+    let o = rebel(&["--env", "InvertedPendulum-v5", "compare", "--out", none.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("starts from the reference policy, but there is none") && stderr(&o).contains("start = \"scratch\""), "{}", stderr(&o));
+    // and a reference policy of another environment is refused before anything runs
+    let set = format!("reference_policy={:?}", reference());
+    let o = rebel(&["--env", "InvertedPendulum-v5", "compare", "--config", cfg, "--set", &set, "--out", none.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("was trained on Swimmer-v5, not on InvertedPendulum-v5"), "{}", stderr(&o));
+    assert!(!none.exists(), "nothing is written before the configuration is accepted");
+}
