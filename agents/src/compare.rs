@@ -27,7 +27,7 @@ use crate::checkpoint::Checkpoint;
 use crate::io::fnv1a_hex;
 use crate::preferences::{collect_preferences, CollectConfig, PolicySource, TeacherConfig, TeacherKind};
 use crate::reward_model::{self, RewardModelConfig};
-use crate::runconfig::{load_config, to_toml_string};
+use crate::runconfig::{load_config, to_toml_string, ConfigError};
 use crate::algorithm::AlgoConfig;
 use crate::algos::dpo::DpoConfig;
 use crate::train::{RewardSource, TrainConfig, TrainError};
@@ -212,6 +212,23 @@ impl CompareConfig {
         }
         Ok(())
     }
+}
+
+/// The comparison's configuration: `base` (the shipped one), then `file`, then the `--set`s, layered as by
+/// [`load_config`], except that a search space the file gives (`[search.NAME]`) replaces the base's space of that
+/// name whole. A space lists what is tuned: keys of the base's left in it would tune what the file does not name.
+pub fn load_compare_config(base: &str, file: Option<&Path>, sets: &[String]) -> Result<CompareConfig, ConfigError> {
+    let mut base_table: toml::Table = toml::from_str(base).map_err(ConfigError::Default)?;
+    // a file that does not read or parse is reported by load_config
+    let given = file.and_then(|f| std::fs::read_to_string(f).ok()).and_then(|t| toml::from_str::<toml::Table>(&t).ok());
+    if let (Some(toml::Value::Table(spaces)), Some(toml::Value::Table(base_spaces))) =
+        (given.as_ref().and_then(|g| g.get("search")), base_table.get_mut("search"))
+    {
+        for name in spaces.keys() {
+            base_spaces.remove(name);
+        }
+    }
+    load_config(&toml::to_string(&base_table).map_err(ConfigError::Serialize)?, file, sets)
 }
 
 impl CompareConfig {
@@ -557,9 +574,20 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("hc.toml");
         std::fs::write(&file, include_str!("../../experiments/halfcheetah_compare.toml")).unwrap();
-        let cfg: CompareConfig = load_config(include_str!("../../experiments/swimmer_compare.toml"), Some(&file), &[]).unwrap();
+        let cfg = load_compare_config(include_str!("../../experiments/swimmer_compare.toml"), Some(&file), &[]).unwrap();
         cfg.validate().unwrap();
         cfg.check_reference_env().unwrap();
+        // the file's spaces replace the shipped ones of their names whole (the shipped REBEL space's target_kl is
+        // not tuned here); a space the file leaves out stays the shipped one
+        let keys = |name: &str| cfg.search[name].keys().map(String::as_str).collect::<Vec<_>>();
+        assert_eq!(keys("rebel"), ["rebel.eta", "rebel.lr"]);
+        assert_eq!(keys("ppo-rebel-updates"), ["ppo.clip", "ppo.lr"]);
+        assert_eq!(keys("dpo"), ["dpo.beta", "dpo.epochs", "dpo.lr"]);
+        let merged: CompareConfig = load_config(include_str!("../../experiments/swimmer_compare.toml"), Some(&file), &[]).unwrap();
+        assert!(merged.search["rebel"].contains_key("rebel.target_kl"), "layered key by key, the shipped key would stay");
+        let rebel = cfg.rows.iter().find(|r| r.name == "rebel").unwrap();
+        let picks = crate::protocol::candidates(&cfg.protocol, "rebel", cfg.space(rebel), &rebel.set).unwrap();
+        assert!(picks.iter().all(|sets| sets.len() == 2), "{picks:?}");
         assert_eq!((cfg.reference_policy.as_str(), cfg.train.env.id.as_str()), ("", "HalfCheetah-v5"));
         let data = prepare_seed(&cfg, &dir.join("seed501"), 501, 1).unwrap();
         for row in &cfg.rows {

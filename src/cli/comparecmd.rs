@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use rebel_agents::compare::{mean_band, plot_curves, prepare_seed, read_run, run_config, CompareConfig, Curve, RunRecord, SeedData, Start};
+use rebel_agents::compare::{load_compare_config, mean_band, plot_curves, prepare_seed, read_run, run_config, CompareConfig, Curve, RunRecord, SeedData, Start};
 use rebel_agents::protocol::{candidates, pick, report, results_markdown, tuning_markdown, ReportRun, TuneEntry};
-use rebel_agents::runconfig::{load_config, to_toml_string};
+use rebel_agents::runconfig::to_toml_string;
 use rebel_agents::eval::{evaluate, reference_returns, load_policy};
 use rebel_agents::checkpoint::Checkpoint;
 use rebel_agents::run_dir::start_policy_note;
@@ -25,7 +25,8 @@ pub const COMPARE_CONFIG: &str = include_str!("../../experiments/swimmer_compare
 /// `compare`: run every row × seed and write results.md, results.json, learning_curves.png.
 #[derive(Args, Debug, Clone, Default)]
 pub struct CompareArgs {
-    /// A TOML file merged over experiments/swimmer_compare.toml.
+    /// A TOML file merged over experiments/swimmer_compare.toml (a search space it gives, `[search.NAME]`, replaces
+    /// the shipped one of that name whole).
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Number of report seeds (sets `seeds`).
@@ -459,7 +460,7 @@ fn resolve_compare_config(env: &EnvArgs, a: &CompareArgs) -> Result<CompareConfi
         sets.push(format!("parallel={p}"));
     }
     sets.extend(a.sets.iter().cloned());
-    let mut cfg: CompareConfig = load_config(&compare_base(&env.env)?, a.config.as_deref(), &sets)?;
+    let mut cfg = load_compare_config(&compare_base(&env.env)?, a.config.as_deref(), &sets)?;
     if !a.only.is_empty() {
         for name in &a.only {
             if name != "reference" && !cfg.rows.iter().any(|r| &r.name == name) {
