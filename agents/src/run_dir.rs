@@ -204,9 +204,8 @@ pub fn note_without_effect_of(id: &str, config: &rebel_envs::EnvConfig, named: i
     if !config.values().keys().any(|k| named(k)) {
         return;
     }
-    let mut said = rebel_envs::given_without_effect(id, config).unwrap_or_default();
-    // each entry reads "key = value: why"
-    said.retain(|s| named(s.split(" = ").next().unwrap_or_default()));
+    let said: Vec<String> =
+        rebel_envs::given_without_effect(id, config).unwrap_or_default().into_iter().filter(|(k, _)| named(k)).map(|(_, text)| text).collect();
     if !said.is_empty() && !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
         eprintln!("note: {id}: without effect here: {}", said.join("; "));
     }

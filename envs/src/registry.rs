@@ -377,11 +377,11 @@ pub fn inert_options(id: &str, config: &EnvConfig) -> Result<BTreeMap<String, St
 }
 
 /// The options `config` gives that its other settings leave without effect ([`inert_options`]) at a value other than
-/// their default, each as `key = value: why` (a user who set them expects them to act; one who copied every setting,
-/// defaults included, is told nothing).
+/// their default, each as its key and `key = value: why` (a user who set them expects them to act; one who copied
+/// every setting, defaults included, is told nothing).
 ///
 /// Errors: those of [`make`].
-pub fn given_without_effect(id: &str, config: &EnvConfig) -> Result<Vec<String>, EnvError> {
+pub fn given_without_effect(id: &str, config: &EnvConfig) -> Result<Vec<(String, String)>, EnvError> {
     let inert = inert_options(id, config)?;
     if !config.values().keys().any(|k| inert.contains_key(k)) {
         return Ok(Vec::new());
@@ -392,7 +392,7 @@ pub fn given_without_effect(id: &str, config: &EnvConfig) -> Result<Vec<String>,
         .keys()
         .filter_map(|k| {
             let (why, v) = (inert.get(k)?, now.values().get(k)?);
-            (defaults.values().get(k) != Some(v)).then(|| format!("{k} = {v}: {why}"))
+            (defaults.values().get(k) != Some(v)).then(|| (k.clone(), format!("{k} = {v}: {why}")))
         })
         .collect())
 }
@@ -411,7 +411,11 @@ mod tests {
     /// named with why; the default value, an option that acts, or one given as the default in another type, is not.
     #[test]
     fn an_option_given_without_effect_is_named() {
-        let given = |pairs: &[&str]| given_without_effect("HalfCheetah-v5", &EnvConfig::from_pairs(pairs).unwrap()).unwrap();
+        let given = |pairs: &[&str]| {
+            let said = given_without_effect("HalfCheetah-v5", &EnvConfig::from_pairs(pairs).unwrap()).unwrap();
+            assert!(said.iter().all(|(k, text)| text.starts_with(&format!("{k} = "))), "{said:?}");
+            said.into_iter().map(|(_, text)| text).collect::<Vec<_>>()
+        };
         let said = given(&["euler_integrator=false", "ctrl_cost_weight=0.2"]);
         assert_eq!(said.len(), 1, "{said:?}");
         assert!(said[0].starts_with("euler_integrator = false: mujoco_euler = true") && said[0].ends_with("(it acts with mujoco_euler=false)"), "{said:?}");
