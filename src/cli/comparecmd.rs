@@ -259,7 +259,7 @@ fn tune_phase(world: &dyn rebel_dist::Collective, cfg: &CompareConfig, out: &Pat
     }
     let mut entries: Vec<TuneEntry> = Vec::new();
     let mut machines = Vec::new();
-    let first_dir: Vec<(String, PathBuf)> = cells.iter().map(|c| (c.0.clone(), c.4.clone())).collect();
+    let cell_dirs: Vec<(String, PathBuf)> = cells.iter().map(|c| (c.0.clone(), c.4.clone())).collect();
     for (row, k, sets, seed, dir) in cells {
         let r = read_run(&row, seed, &dir).map_err(anyhow::Error::msg)?;
         machines.push(rebel_agents::machine::of_summary(&r.summary));
@@ -289,7 +289,7 @@ fn tune_phase(world: &dyn rebel_dist::Collective, cfg: &CompareConfig, out: &Pat
     // a row none of whose configurations has a score cannot be picked for: say so now, not in the report
     let unscored: Vec<&str> = cfg.rows.iter().map(|r| r.name.as_str()).filter(|row| entries.iter().filter(|e| e.row == *row).all(|e| e.mean.is_nan())).collect();
     if let Some(row) = unscored.first() {
-        let log = first_dir.iter().find(|(r, _)| r == row).map(|(_, d)| d.join("train.log").display().to_string()).unwrap_or_default();
+        let log = cell_dirs.iter().find(|(r, _)| r == row).map(|(_, d)| d.join("train.log").display().to_string()).unwrap_or_default();
         bail!(
             "no tuning run of row(s) {} reached an evaluation, so no configuration can be picked (the first's log: {log}); \
              fix the cause and rerun the same command: failed runs start afresh, finished ones are reused",
