@@ -212,26 +212,7 @@ impl CompareConfig {
         }
         Ok(())
     }
-}
 
-/// The comparison's configuration: `base` (the shipped one), then `file`, then the `--set`s, layered as by
-/// [`load_config`], except that a search space the file gives (`[search.NAME]`) replaces the base's space of that
-/// name whole. A space lists what is tuned: keys of the base's left in it would tune what the file does not name.
-pub fn load_compare_config(base: &str, file: Option<&Path>, sets: &[String]) -> Result<CompareConfig, ConfigError> {
-    let mut base_table: toml::Table = toml::from_str(base).map_err(ConfigError::Default)?;
-    // a file that does not read or parse is reported by load_config
-    let given = file.and_then(|f| std::fs::read_to_string(f).ok()).and_then(|t| toml::from_str::<toml::Table>(&t).ok());
-    if let (Some(toml::Value::Table(spaces)), Some(toml::Value::Table(base_spaces))) =
-        (given.as_ref().and_then(|g| g.get("search")), base_table.get_mut("search"))
-    {
-        for name in spaces.keys() {
-            base_spaces.remove(name);
-        }
-    }
-    load_config(&toml::to_string(&base_table).map_err(ConfigError::Serialize)?, file, sets)
-}
-
-impl CompareConfig {
     /// Refuses a reference policy trained on another environment than the rows' (a file that does not load is
     /// reported where it is first read).
     pub fn check_reference_env(&self) -> Result<(), String> {
@@ -253,6 +234,23 @@ impl CompareConfig {
             _ => Ok(()),
         }
     }
+}
+
+/// The comparison's configuration: `base` (the shipped one), then `file`, then the `--set`s, layered as by
+/// [`load_config`], except that a search space the file gives (`[search.NAME]`) replaces the base's space of that
+/// name whole. A space lists what is tuned: keys of the base's left in it would tune what the file does not name.
+pub fn load_compare_config(base: &str, file: Option<&Path>, sets: &[String]) -> Result<CompareConfig, ConfigError> {
+    let mut base_table: toml::Table = toml::from_str(base).map_err(ConfigError::Default)?;
+    // a file that does not read or parse is reported by load_config
+    let given = file.and_then(|f| std::fs::read_to_string(f).ok()).and_then(|t| toml::from_str::<toml::Table>(&t).ok());
+    if let (Some(toml::Value::Table(spaces)), Some(toml::Value::Table(base_spaces))) =
+        (given.as_ref().and_then(|g| g.get("search")), base_table.get_mut("search"))
+    {
+        for name in spaces.keys() {
+            base_spaces.remove(name);
+        }
+    }
+    load_config(&toml::to_string(&base_table).map_err(ConfigError::Serialize)?, file, sets)
 }
 
 /// The files one seed's rows share.
