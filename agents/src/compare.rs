@@ -213,26 +213,38 @@ impl CompareConfig {
         Ok(())
     }
 
-    /// Refuses a reference policy trained on another environment than the rows' (a file that does not load is
-    /// reported where it is first read).
+    /// Refuses a reference policy trained on another environment than the rows', or one whose observation and
+    /// action sizes are not those of the rows' environment with its options (a file that does not load is reported
+    /// where it is first read).
     pub fn check_reference_env(&self) -> Result<(), String> {
         if self.reference_policy.is_empty() {
             return Ok(());
         }
         let path = resolve_path(&self.reference_policy);
-        match Checkpoint::load(&path) {
-            Ok(ck) if !ck.meta.env_id.is_empty() && ck.meta.env_id != self.train.env.id => Err(format!(
-                "reference policy {} was trained on {}, not on {}, the environment of the rows: give `reference_policy` a \
-                 policy of {} (e.g. one made by `rebel --env {} pretrain`), or set reference_policy = \"\" with every row \
-                 start = \"scratch\" and reward = \"true\"",
-                path.display(),
-                ck.meta.env_id,
-                self.train.env.id,
-                self.train.env.id,
-                self.train.env.id
-            )),
-            _ => Ok(()),
+        let Ok(ck) = Checkpoint::load(&path) else { return Ok(()) };
+        let id = &self.train.env.id;
+        let fix = format!(
+            "give `reference_policy` a policy of {id} as configured (e.g. one made by `rebel --env {id} pretrain` with \
+             the same --env-opt), or set reference_policy = \"\" with every row start = \"scratch\" and reward = \"true\""
+        );
+        if !ck.meta.env_id.is_empty() && &ck.meta.env_id != id {
+            return Err(format!("reference policy {} was trained on {}, not on {id}, the environment of the rows: {fix}", path.display(), ck.meta.env_id));
         }
+        if let Some(p) = &ck.meta.policy {
+            let env = VecEnv::make(id, &self.train.env.env_config()?, 1, 1).map_err(|e| format!("environment {id}: {e}"))?;
+            if (p.obs_dim, p.act_dim) != (env.obs_dim(), env.act_dim()) {
+                return Err(format!(
+                    "reference policy {} is a policy of {} observations and {} actions, but {id} with the rows' options has \
+                     {} and {}: {fix}",
+                    path.display(),
+                    p.obs_dim,
+                    p.act_dim,
+                    env.obs_dim(),
+                    env.act_dim()
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -614,6 +626,14 @@ mod tests {
         swimmer_ref.reference_policy = "experiments/swimmer/reference_policy.safetensors".into();
         let e = swimmer_ref.check_reference_env().unwrap_err();
         assert!(e.contains("was trained on Swimmer-v5, not on HalfCheetah-v5"), "{e}");
+        // and so is the Swimmer's reference on a Swimmer of other sizes (four segments, from an MJCF file)
+        swimmer_ref.train.env.id = "Swimmer-v5".into();
+        let four = concat!(env!("CARGO_MANIFEST_DIR"), "/../experiments/swimmer4.xml");
+        swimmer_ref.train.env.options.insert("xml_file".into(), toml::Value::String(four.into()));
+        let e = swimmer_ref.check_reference_env().unwrap_err();
+        assert!(e.contains("is a policy of 8 observations and 2 actions, but Swimmer-v5 with the rows' options has"), "{e}");
+        swimmer_ref.train.env.options.clear();
+        swimmer_ref.check_reference_env().unwrap();
         std::fs::remove_dir_all(&dir).ok();
     }
 }
