@@ -170,16 +170,14 @@ impl Adam {
                 None => l.backward(),
             }
         };
-        let mut first = true;
         for p in 0..parts {
             let Some(l) = loss_of(p).filter(|_| n_local > 0) else { continue };
             let v = f64::try_from(&l).unwrap_or(f64::NAN);
             if !shared && !v.is_finite() {
                 return Err(format!("the {what} loss is {v} (epoch {epoch}); lower the learning rate"));
             }
-            if first {
+            if !any {
                 self.zero_grad();
-                first = false;
             }
             (lv, any) = (lv + v, true);
             backward(l);

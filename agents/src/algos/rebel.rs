@@ -241,7 +241,7 @@ pub fn update_shared(
             let parts = cfg.grad_chunks.clamp(1, chunk.len().max(1));
             let pieces: Vec<&[i64]> = chunk.chunks(chunk.len().div_ceil(parts).max(1)).collect();
             let loss_of = |p: usize| {
-                let piece = pieces.get(p).filter(|piece| !piece.is_empty())?;
+                let piece = pieces.get(p)?;
                 let idx: Vec<i64> = piece.iter().flat_map(|&gi| (0..k).map(move |j| gi * k + j)).collect();
                 let idx = Tensor::from_slice(&idx).to_device(rewards.device());
                 let logp_new = segment_log_prob(policy, &t.select(&idx));
