@@ -210,6 +210,43 @@ impl CompareConfig {
         for row in &self.rows {
             crate::protocol::candidates(&self.protocol, &row.name, self.space(row), &row.set)?;
         }
+        self.check_policy_treatment()
+    }
+
+    /// Every row from scratch gets the same policy class and initialisation: a `policy.*` key that one such row's
+    /// search space tunes, or its `set` fixes, every other such row tunes over the same values, or fixes to the same
+    /// value. (Tuning the initial log std for one algorithm alone would give it a knob the others lack.)
+    fn check_policy_treatment(&self) -> Result<(), String> {
+        let treatment = |row: &RowSpec| -> BTreeMap<String, String> {
+            let mut t: BTreeMap<String, String> = (self.space(row).into_iter().flatten())
+                .filter(|(k, _)| k.starts_with("policy."))
+                .map(|(k, vs)| (k.clone(), format!("tuned over [{}]", vs.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", "))))
+                .collect();
+            for (k, v) in row.set.iter().filter_map(|s| s.split_once('=')) {
+                if k.trim().starts_with("policy.") {
+                    t.insert(k.trim().to_string(), format!("set to {}", v.trim()));
+                }
+            }
+            t
+        };
+        let mut scratch = self.rows.iter().filter(|r| r.start == Start::Scratch);
+        let Some(first) = scratch.next() else { return Ok(()) };
+        let want = treatment(first);
+        for row in scratch {
+            let got = treatment(row);
+            if let Some(key) = want.keys().chain(got.keys()).find(|k| want.get(*k) != got.get(*k)).cloned() {
+                let say = |t: &BTreeMap<String, String>| t.get(&key).cloned().unwrap_or_else(|| "left at [train.policy]'s value".into());
+                return Err(format!(
+                    "rows {} and {} start from scratch but treat {key} differently ({} against {}): every row from scratch \
+                     has the same policy class and initialisation, so tune {key} over the same values in every such row's \
+                     [search.NAME], or set it once in [train.policy]",
+                    first.name,
+                    row.name,
+                    say(&want),
+                    say(&got)
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -634,6 +671,58 @@ mod tests {
         assert!(e.contains("is a policy of 8 observations and 2 actions, but Swimmer-v5 with the rows' options has"), "{e}");
         swimmer_ref.train.env.options.clear();
         swimmer_ref.check_reference_env().unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn every_row_from_scratch_gets_the_same_policy_knobs_and_a_second_run_fresh_seeds() {
+        let dir = std::env::temp_dir().join(format!("rebel-wide-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let load = |name: &str, text: &str| {
+            let file = dir.join(name);
+            std::fs::write(&file, text).unwrap();
+            load_compare_config(include_str!("../../experiments/swimmer_compare.toml"), Some(&file), &[]).unwrap()
+        };
+        let first = load("hc.toml", include_str!("../../experiments/halfcheetah_compare.toml"));
+        let wide = load("hc-wide.toml", include_str!("../../experiments/halfcheetah_compare_wide.toml"));
+        wide.validate().unwrap();
+        // every row tunes the initial log std over the same values, and only REBEL's branches are REBEL's own
+        for row in &wide.rows {
+            let space = wide.space(row).unwrap();
+            assert_eq!(space["policy.log_std_init"], [-1.0, -0.5, 0.0].map(toml::Value::Float), "{}", row.name);
+        }
+        assert_eq!(wide.protocol.tune_configs, 12);
+        // the second run's seeds, report and tuning, and its evaluation start states meet none of the first run's
+        let (a, b) = (first.seed_list(), wide.seed_list());
+        let used: Vec<u64> = a.iter().chain(&first.protocol.tune_seeds).copied().collect();
+        assert!(b.iter().chain(&wide.protocol.tune_seeds).all(|s| !used.contains(s)), "{b:?} {:?}", wide.protocol.tune_seeds);
+        let starts = |c: &CompareConfig| [c.train.eval.seed_base, c.protocol.tune_eval_seed_base];
+        for x in starts(&wide) {
+            assert!(starts(&first).iter().all(|y| x.abs_diff(*y) >= wide.train.eval.episodes as u64), "{x}");
+        }
+        // a policy knob tuned for one row and not another is refused, naming both rows and what each does
+        let mut c = wide.clone();
+        c.search.get_mut("ppo").unwrap().remove("policy.log_std_init");
+        let e = c.validate().unwrap_err();
+        assert!(
+            e.contains("rows rebel and ppo start from scratch but treat policy.log_std_init differently (tuned over [-1.0, -0.5, 0.0] against left at [train.policy]'s value)"),
+            "{e}"
+        );
+        // so is a knob tuned over other values, and a row that fixes a knob the others do not
+        let mut c = wide.clone();
+        c.search.get_mut("ppo-rebel-updates").unwrap().insert("policy.log_std_init".into(), vec![toml::Value::Float(0.0)]);
+        assert!(c.validate().unwrap_err().contains("tuned over [-1.0, -0.5, 0.0] against tuned over [0.0]"));
+        let mut c = first.clone();
+        c.rows[2].set.push("policy.hidden=[256, 256]".into());
+        let e = c.validate().unwrap_err();
+        assert!(e.contains("rows rebel and ppo start from scratch but treat policy.hidden differently (left at [train.policy]'s value against set to [256, 256])"), "{e}");
+        // the same `set` in every row is one policy class, and rows from the reference policy are not scratch rows
+        for r in &mut c.rows {
+            r.set.push("policy.hidden=[256, 256]".into());
+        }
+        c.validate().unwrap();
+        let shipped: CompareConfig = load_config(include_str!("../../experiments/swimmer_compare.toml"), None, &[]).unwrap();
+        shipped.validate().unwrap();
         std::fs::remove_dir_all(&dir).ok();
     }
 }
