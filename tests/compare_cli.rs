@@ -299,5 +299,14 @@ start = "scratch"
     let o = rebel(&["--env", "InvertedPendulum-v5", "compare", "--config", cfg, "--set", &set, "--out", none.to_str().unwrap()]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("was trained on Swimmer-v5, not on InvertedPendulum-v5"), "{}", stderr(&o));
+    // so is a policy knob tuned for one row from scratch and not the other
+    let knob = d.path().join("knob.toml");
+    let text = std::fs::read_to_string(cfg).unwrap() + "[search.ppo]\n\"policy.log_std_init\" = [-1.0, 0.0]\n";
+    std::fs::write(&knob, text).unwrap();
+    let o = rebel(&["--env", "InvertedPendulum-v5", "compare", "--config", knob.to_str().unwrap(), "--out", none.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains("rows rebel and ppo start from scratch but treat policy.log_std_init differently (left at [train.policy]'s value against tuned over [-1.0, 0.0])"), "{e}");
+    assert_eq!(e.matches("policy.log_std_init differently").count(), 1, "one error: {e}");
     assert!(!none.exists(), "nothing is written before the configuration is accepted");
 }

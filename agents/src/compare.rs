@@ -691,6 +691,8 @@ mod tests {
             let space = wide.space(row).unwrap();
             assert_eq!(space["policy.log_std_init"], [-1.0, -0.5, 0.0].map(toml::Value::Float), "{}", row.name);
         }
+        let own: Vec<&str> = wide.rows.iter().filter(|r| wide.space(r).unwrap().contains_key("rebel.branch_len")).map(|r| r.name.as_str()).collect();
+        assert_eq!(own, ["rebel"]);
         assert_eq!(wide.protocol.tune_configs, 12);
         // the second run's seeds, report and tuning, and its evaluation start states meet none of the first run's
         let (a, b) = (first.seed_list(), wide.seed_list());
