@@ -217,17 +217,17 @@ impl CompareConfig {
     /// search space tunes, or its `set` fixes, every other such row tunes over the same values, or fixes to the same
     /// value. (Tuning the initial log std for one algorithm alone would give it a knob the others lack.)
     fn check_policy_treatment(&self) -> Result<(), String> {
-        let treatment = |row: &RowSpec| -> BTreeMap<String, String> {
-            let mut t: BTreeMap<String, String> = (self.space(row).into_iter().flatten())
-                .filter(|(k, _)| k.starts_with("policy."))
-                .map(|(k, vs)| (k.clone(), format!("tuned over [{}]", vs.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", "))))
-                .collect();
-            for (k, v) in row.set.iter().filter_map(|s| s.split_once('=')) {
-                if k.trim().starts_with("policy.") {
-                    t.insert(k.trim().to_string(), format!("set to {}", v.trim()));
-                }
-            }
-            t
+        // values compared as TOML values, as a run's configuration reads them (`[256,256]` is `[256, 256]`); a row
+        // cannot both tune and fix a key (protocol::candidates refuses it)
+        #[derive(PartialEq)]
+        enum Knob {
+            Tuned(Vec<toml::Value>),
+            Set(toml::Value),
+        }
+        let treatment = |row: &RowSpec| -> BTreeMap<String, Knob> {
+            let tuned = (self.space(row).into_iter().flatten()).map(|(k, vs)| (k.clone(), Knob::Tuned(vs.clone())));
+            let set = (row.set.iter().filter_map(|s| crate::runconfig::parse_set(s).ok())).map(|(keys, v)| (keys.join("."), Knob::Set(v)));
+            tuned.chain(set).filter(|(k, _)| k.starts_with("policy.")).collect()
         };
         let mut scratch = self.rows.iter().filter(|r| r.start == Start::Scratch);
         let Some(first) = scratch.next() else { return Ok(()) };
@@ -235,7 +235,11 @@ impl CompareConfig {
         for row in scratch {
             let got = treatment(row);
             if let Some(key) = want.keys().chain(got.keys()).find(|k| want.get(*k) != got.get(*k)).cloned() {
-                let say = |t: &BTreeMap<String, String>| t.get(&key).cloned().unwrap_or_else(|| "left at [train.policy]'s value".into());
+                let say = |t: &BTreeMap<String, Knob>| match t.get(&key) {
+                    Some(Knob::Tuned(vs)) => format!("tuned over [{}]", vs.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")),
+                    Some(Knob::Set(v)) => format!("set to {v}"),
+                    None => "left at [train.policy]'s value".into(),
+                };
                 return Err(format!(
                     "rows {} and {} start from scratch but treat {key} differently ({} against {}): every row from scratch \
                      has the same policy class and initialisation, so tune {key} over the same values in every such row's \
@@ -718,9 +722,10 @@ mod tests {
         c.rows[2].set.push("policy.hidden=[256, 256]".into());
         let e = c.validate().unwrap_err();
         assert!(e.contains("rows rebel and ppo start from scratch but treat policy.hidden differently (left at [train.policy]'s value against set to [256, 256])"), "{e}");
-        // the same `set` in every row is one policy class, and rows from the reference policy are not scratch rows
-        for r in &mut c.rows {
-            r.set.push("policy.hidden=[256, 256]".into());
+        // the same `set` in every row is one policy class (as TOML values: spacing aside), and rows from the reference
+        // policy are not scratch rows
+        for (i, r) in c.rows.iter_mut().enumerate() {
+            r.set.push(if i == 1 { "policy.hidden = [256,256]" } else { "policy.hidden=[256, 256]" }.into());
         }
         c.validate().unwrap();
         let shipped: CompareConfig = load_config(include_str!("../../experiments/swimmer_compare.toml"), None, &[]).unwrap();

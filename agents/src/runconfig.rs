@@ -163,7 +163,7 @@ pub fn merge_tables(base: &mut Table, overlay: Table) {
 
 /// Splits `key=value` into its dotted key segments and its TOML value (a bare string when the text is not
 /// exactly one TOML value).
-fn parse_set(arg: &str) -> Result<(Vec<String>, Value), ConfigError> {
+pub(crate) fn parse_set(arg: &str) -> Result<(Vec<String>, Value), ConfigError> {
     let bad = |reason: &str| ConfigError::BadSet {
         arg: arg.to_string(),
         reason: reason.to_string(),
