@@ -144,25 +144,19 @@ impl RunningMeanStd {
 
     /// Merges a batch of rows `x [n·dim]` (row-major).
     pub fn update(&mut self, x: &[f64]) {
+        self.update_rows(x.chunks(self.mean.len().max(1)));
+    }
+
+    /// Merges a batch given as rows of `dim` values (f32 or f64, read as f64), walked twice (the mean, then the
+    /// variance about it) and never copied: a batch of observations is read where it lies. The rows of `x.chunks(dim)`
+    /// give the bits of [`RunningMeanStd::update`] on `x`.
+    pub fn update_rows<'a, T: Copy + Into<f64> + 'a>(&mut self, rows: impl Iterator<Item = &'a [T]> + Clone) {
         let d = self.mean.len();
-        let n = x.len() / d.max(1);
+        let (bm, n) = batch_mean(rows.clone(), d);
         if n == 0 {
             return;
         }
-        let mut bm = vec![0.0; d];
-        for r in x.chunks(d) {
-            for j in 0..d {
-                bm[j] += r[j];
-            }
-        }
-        bm.iter_mut().for_each(|m| *m /= n as f64);
-        let mut bv = vec![0.0; d];
-        for r in x.chunks(d) {
-            for j in 0..d {
-                bv[j] += (r[j] - bm[j]).powi(2);
-            }
-        }
-        bv.iter_mut().for_each(|v| *v /= n as f64);
+        let bv = batch_sq_dev(rows, &bm).into_iter().map(|v| v / n as f64).collect::<Vec<_>>();
         self.merge(&bm, &bv, n as f64);
     }
 
@@ -182,6 +176,31 @@ impl RunningMeanStd {
         }
         self.count = tot;
     }
+}
+
+/// The per-dimension mean of `rows` (each `d` values) and their number, summed in row order.
+pub(crate) fn batch_mean<'a, T: Copy + Into<f64> + 'a>(rows: impl Iterator<Item = &'a [T]>, d: usize) -> (Vec<f64>, usize) {
+    let (sums, n) = batch_sums(rows, d);
+    (sums.into_iter().map(|s| s / n.max(1) as f64).collect(), n)
+}
+
+/// The per-dimension sums of `rows` (each `d` values) and their number, summed in row order.
+pub(crate) fn batch_sums<'a, T: Copy + Into<f64> + 'a>(rows: impl Iterator<Item = &'a [T]>, d: usize) -> (Vec<f64>, usize) {
+    let (mut sums, mut n) = (vec![0.0; d], 0usize);
+    for r in rows {
+        sums.iter_mut().zip(r).for_each(|(s, &v)| *s += v.into());
+        n += 1;
+    }
+    (sums, n)
+}
+
+/// The per-dimension sums of squared deviations of `rows` from `mean`, summed in row order.
+pub(crate) fn batch_sq_dev<'a, T: Copy + Into<f64> + 'a>(rows: impl Iterator<Item = &'a [T]>, mean: &[f64]) -> Vec<f64> {
+    let mut dev = vec![0.0; mean.len()];
+    for r in rows {
+        dev.iter_mut().zip(r.iter().zip(mean)).for_each(|(d, (&v, m))| *d += (v.into() - m).powi(2));
+    }
+    dev
 }
 
 /// Reads an f64 written by serde_json, where a NaN or infinity was written as `null`: `null` reads as NaN.

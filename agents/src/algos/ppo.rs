@@ -35,7 +35,7 @@ use crate::rollout::{PairSpec, SegmentBatch, SegmentTensors};
 pub use crate::util::RunningMeanStd;
 use rebel_dist::{Collective, SingleProcess};
 
-use super::{batch_obs, global_count_mean_std, global_sum, minibatches_sized, update_policy_obs_stats, update_running};
+use super::{global_count_mean_std, global_sum, minibatches_sized, obs_rows, update_policy_obs_stats, update_running};
 
 /// PPO's hyperparameters (`--set ppo.KEY=V`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -207,7 +207,7 @@ impl RewardScaler {
 
     /// [`RewardScaler::update`] with the rows of every rank of `world` (the same statistics on every rank).
     pub fn update_shared(&mut self, rewards: &[Vec<f64>], gamma: f64, world: &dyn Collective) -> Result<f64, String> {
-        update_running(world, &mut self.ret_rms, &discounted_returns(rewards, gamma))?;
+        update_running(world, &mut self.ret_rms, discounted_returns(rewards, gamma).chunks(1))?;
         Ok(self.factor())
     }
 
@@ -359,12 +359,11 @@ pub fn update_shared(
     // statistics first (SB3 normalises with statistics that include the current batch)
     let policy_stats = policy.config().normalize_obs;
     if cfg.normalize_obs || policy_stats {
-        let obs = batch_obs(batch);
         if cfg.normalize_obs {
-            update_running(world, &mut value.obs_rms, &obs)?;
+            update_running(world, &mut value.obs_rms, obs_rows(batch))?;
         }
         if policy_stats {
-            update_policy_obs_stats(world, policy, &obs)?;
+            update_policy_obs_stats(world, policy, obs_rows(batch))?;
         }
     }
     let step_logp_old = tch::no_grad(|| policy.log_prob(&t.obs, &t.act));

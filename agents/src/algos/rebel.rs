@@ -324,7 +324,7 @@ impl Algorithm for Rebel {
     fn update(&mut self, ctx: &mut Ctx, batch: Option<&Batch>) -> Result<Update, AlgoError> {
         let batch = batch.expect("REBEL collects segments");
         if self.0.normalize_obs {
-            super::update_policy_obs_stats(ctx.world, ctx.policy, &super::batch_obs(&batch.segments)).map_err(AlgoError::Failed)?;
+            super::update_policy_obs_stats(ctx.world, ctx.policy, super::obs_rows(&batch.segments)).map_err(AlgoError::Failed)?;
         }
         let t = &batch.tensors;
         let (rewards, segment_score) = super::segment_scores(ctx, t);

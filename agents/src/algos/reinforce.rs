@@ -184,7 +184,7 @@ impl Algorithm for Reinforce {
     fn update(&mut self, ctx: &mut Ctx, batch: Option<&Batch>) -> Result<Update, AlgoError> {
         let batch = batch.expect("REINFORCE collects segments");
         if self.cfg.normalize_obs {
-            super::update_policy_obs_stats(ctx.world, ctx.policy, &super::batch_obs(&batch.segments)).map_err(AlgoError::Failed)?;
+            super::update_policy_obs_stats(ctx.world, ctx.policy, super::obs_rows(&batch.segments)).map_err(AlgoError::Failed)?;
         }
         let t = &batch.tensors;
         let (rewards, segment_score) = segment_scores(ctx, t);

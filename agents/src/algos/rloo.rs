@@ -158,7 +158,7 @@ impl Algorithm for Rloo {
     fn update(&mut self, ctx: &mut Ctx, batch: Option<&Batch>) -> Result<Update, AlgoError> {
         let batch = batch.expect("RLOO collects segments");
         if self.0.normalize_obs {
-            super::update_policy_obs_stats(ctx.world, ctx.policy, &super::batch_obs(&batch.segments)).map_err(AlgoError::Failed)?;
+            super::update_policy_obs_stats(ctx.world, ctx.policy, super::obs_rows(&batch.segments)).map_err(AlgoError::Failed)?;
         }
         let t = &batch.tensors;
         let (rewards, segment_score) = segment_scores(ctx, t);
