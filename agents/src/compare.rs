@@ -732,4 +732,103 @@ mod tests {
         shipped.validate().unwrap();
         std::fs::remove_dir_all(&dir).ok();
     }
+
+    #[test]
+    fn a_third_run_reaches_past_the_second_runs_edges_and_sizes_its_update_row_on_rebels_fewest_updates() {
+        let dir = std::env::temp_dir().join(format!("rebel-third-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let load = |name: &str, text: &str| {
+            let file = dir.join(name);
+            std::fs::write(&file, text).unwrap();
+            load_compare_config(include_str!("../../experiments/swimmer_compare.toml"), Some(&file), &[]).unwrap()
+        };
+        let first = load("hc.toml", include_str!("../../experiments/halfcheetah_compare.toml"));
+        let wide = load("hc-wide.toml", include_str!("../../experiments/halfcheetah_compare_wide.toml"));
+        let text = include_str!("../../experiments/halfcheetah_compare_third.toml");
+        let third = load("hc-third.toml", text);
+        third.validate().unwrap();
+        assert_eq!(third.rows.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["rebel", "rebel-episodes", "ppo", "ppo-rebel-updates"]);
+        for row in &third.rows {
+            assert_eq!(third.space(row).unwrap()["policy.log_std_init"], [-1.5, -1.0].map(toml::Value::Float), "{}", row.name);
+        }
+        assert_eq!(third.protocol.tune_configs, wide.protocol.tune_configs);
+        // its seeds and evaluation start states meet none of the two earlier runs'
+        let used: Vec<u64> = [&first, &wide].iter().flat_map(|c| c.seed_list().into_iter().chain(c.protocol.tune_seeds.clone())).collect();
+        assert!(third.seed_list().iter().chain(&third.protocol.tune_seeds).all(|s| !used.contains(s)));
+        let starts = |c: &CompareConfig| [c.train.eval.seed_base, c.protocol.tune_eval_seed_base];
+        for x in starts(&third) {
+            assert!([&first, &wide].iter().flat_map(|c| starts(c)).all(|y| x.abs_diff(y) >= third.train.eval.episodes as u64), "{x}");
+        }
+        // every value the second run picked at an edge of its space is inside the third's space, which holds a value past
+        // it; the one exception is REBEL's branch length, fixed at the pick (50, the smallest) in the base configuration
+        let raw: toml::Value = toml::from_str(text).unwrap();
+        let rebel = &raw["train"]["rebel"];
+        assert_eq!(rebel["branch_len"].as_integer(), Some(50));
+        let num = |v: &toml::Value| v.as_float().or(v.as_integer().map(|i| i as f64)).unwrap();
+        #[derive(Deserialize)]
+        struct Tuned {
+            row: String,
+            sets: Vec<String>,
+            picked: bool,
+        }
+        let tuned: Vec<Tuned> = serde_json::from_str(include_str!("../../docs/compare-halfcheetah-wide/tuning.json")).unwrap();
+        let mut edges = 0;
+        for t in tuned.iter().filter(|t| t.picked) {
+            let (row2, row3) = (wide.rows.iter().find(|r| r.name == t.row).unwrap(), third.rows.iter().find(|r| r.name == t.row).unwrap());
+            for set in &t.sets {
+                let (key, value) = crate::runconfig::parse_set(set).unwrap();
+                let (key, v) = (key.join("."), num(&value));
+                let old: Vec<f64> = wide.space(row2).unwrap()[&key].iter().map(num).collect();
+                let (lo, hi) = (old.iter().cloned().fold(f64::MAX, f64::min), old.iter().cloned().fold(f64::MIN, f64::max));
+                if v != lo && v != hi {
+                    continue;
+                }
+                edges += 1;
+                let Some(new) = third.space(row3).unwrap().get(&key) else {
+                    assert_eq!((t.row.as_str(), key.as_str()), ("rebel", "rebel.branch_len"), "{set}");
+                    continue;
+                };
+                let new: Vec<f64> = new.iter().map(num).collect();
+                assert!(new.contains(&v), "{} {set}: {new:?}", t.row);
+                assert!(new.iter().any(|&x| if v == lo { x < v } else { x > v }), "{} {set}: {new:?}", t.row);
+            }
+        }
+        assert_eq!(edges, 11);
+        // One REBEL iteration's env steps on the HalfCheetah (episodes of 1,000 steps, never terminated early): each of
+        // the groups·k members runs the 1,000 steps in windows of the branch length, each window but the last followed
+        // by a tail of min(tail, steps left). Whole episodes (branch 0): 1,000 steps a member.
+        let (groups, k, minibatches) = (rebel["groups"].as_integer().unwrap(), rebel["k"].as_integer().unwrap(), rebel["minibatches"].as_integer().unwrap());
+        let iteration = |branch: i64, tail: i64| -> i64 {
+            let tails: i64 = if branch == 0 { 0 } else { (1..=1000 / branch).map(|w| tail.min(1000 - w * branch)).sum() };
+            groups * k * (1000 + tails)
+        };
+        // as the second run's summaries and a one-iteration run measured them (README)
+        assert_eq!((iteration(50, 250), iteration(50, 50), iteration(0, 0)), (42_000, 15_600, 8_000));
+        // the fewest Adam steps per env step any configuration of REBEL's two spaces takes ...
+        let values = |row: &str, key: &str| -> Vec<i64> {
+            let r = third.rows.iter().find(|r| r.name == row).unwrap();
+            third.space(r).unwrap()[key].iter().map(|v| v.as_integer().unwrap()).collect()
+        };
+        let mut fewest = f64::MAX;
+        for epochs in values("rebel", "rebel.epochs") {
+            for tail in values("rebel", "rebel.tail_len") {
+                fewest = fewest.min((epochs * minibatches) as f64 / iteration(50, tail) as f64);
+            }
+        }
+        for epochs in values("rebel-episodes", "rebel.epochs") {
+            fewest = fewest.min((epochs * minibatches) as f64 / iteration(0, 0) as f64);
+        }
+        // ... is the update-count row's: epochs × (min_steps / batch) Adam steps per min_steps env steps
+        let row = third.rows.iter().find(|r| r.name == "ppo-rebel-updates").unwrap();
+        let set = |key: &str| -> i64 {
+            let s = row.set.iter().find(|s| s.starts_with(&format!("{key}="))).unwrap();
+            crate::runconfig::parse_set(s).unwrap().1.as_integer().unwrap()
+        };
+        let (min_steps, batch, epochs) = (set("ppo.min_steps"), set("ppo.batch"), set("ppo.epochs"));
+        assert_eq!(min_steps % batch, 0);
+        assert_eq!((epochs * (min_steps / batch)) as f64 / min_steps as f64, fewest);
+        assert_eq!(min_steps, iteration(50, 250));
+        assert!(third.space(row).unwrap().keys().all(|k| !["ppo.min_steps", "ppo.batch", "ppo.epochs"].contains(&k.as_str())));
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }
