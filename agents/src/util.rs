@@ -152,10 +152,11 @@ impl RunningMeanStd {
     /// give the bits of [`RunningMeanStd::update`] on `x`.
     pub fn update_rows<'a, T: Copy + Into<f64> + 'a>(&mut self, rows: impl Iterator<Item = &'a [T]> + Clone) {
         let d = self.mean.len();
-        let (bm, n) = batch_mean(rows.clone(), d);
+        let (sums, n) = batch_sums(rows.clone(), d);
         if n == 0 {
             return;
         }
+        let bm: Vec<f64> = sums.iter().map(|s| s / n as f64).collect();
         let bv = batch_sq_dev(rows, &bm).into_iter().map(|v| v / n as f64).collect::<Vec<_>>();
         self.merge(&bm, &bv, n as f64);
     }
@@ -176,12 +177,6 @@ impl RunningMeanStd {
         }
         self.count = tot;
     }
-}
-
-/// The per-dimension mean of `rows` (each `d` values) and their number, summed in row order.
-pub(crate) fn batch_mean<'a, T: Copy + Into<f64> + 'a>(rows: impl Iterator<Item = &'a [T]>, d: usize) -> (Vec<f64>, usize) {
-    let (sums, n) = batch_sums(rows, d);
-    (sums.into_iter().map(|s| s / n.max(1) as f64).collect(), n)
 }
 
 /// The per-dimension sums of `rows` (each `d` values) and their number, summed in row order.

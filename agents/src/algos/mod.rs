@@ -41,8 +41,8 @@ pub(crate) fn global_count_mean_std(world: &dyn Collective, x: &Tensor) -> Resul
     Ok((n, mean, var.sqrt()))
 }
 
-/// [`RunningMeanStd::update`] with the rows `x [n·dim]` of every rank of `world`. One process merges its rows
-/// as `update` does; several ranks merge the per-dimension mean and population variance of all ranks' rows,
+/// [`RunningMeanStd::update_rows`] with the `rows` (each `dim` values, walked twice) of every rank of `world`. One
+/// process merges its rows as `update_rows` does; several ranks merge the per-dimension mean and population variance of all ranks' rows,
 /// in two passes of one all-reduce each (the mean first, then the squared deviations from it), so that every
 /// rank holds the same statistics.
 pub(crate) fn update_running<'a, T: Copy + Into<f64> + 'a>(world: &dyn Collective, rms: &mut RunningMeanStd, rows: impl Iterator<Item = &'a [T]> + Clone) -> Result<(), String> {
