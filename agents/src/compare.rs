@@ -809,6 +809,11 @@ mod tests {
             let r = third.rows.iter().find(|r| r.name == row).unwrap();
             third.space(r).unwrap()[key].iter().map(|v| v.as_integer().unwrap()).collect()
         };
+        // (no other key of REBEL's spaces changes an iteration's size or its number of Adam steps)
+        for (name, keys) in [("rebel", &["policy.log_std_init", "rebel.epochs", "rebel.eta", "rebel.lr", "rebel.tail_len"][..]), ("rebel-episodes", &["policy.log_std_init", "rebel.epochs", "rebel.eta", "rebel.lr"][..])] {
+            let r = third.rows.iter().find(|r| r.name == name).unwrap();
+            assert_eq!(third.space(r).unwrap().keys().map(String::as_str).collect::<Vec<_>>(), keys, "{name}");
+        }
         let mut fewest = f64::MAX;
         for epochs in values("rebel", "rebel.epochs") {
             for tail in values("rebel", "rebel.tail_len") {
