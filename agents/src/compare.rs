@@ -531,6 +531,20 @@ pub fn plot_curves(path: &Path, series: &[crate::plot::Series], title: &str, wid
 mod tests {
     use super::*;
 
+    /// A comparison file's `text` loaded as `compare --config FILE` loads it (merged over the shipped Swimmer
+    /// comparison), from a folder of its own that is removed after.
+    fn load_file(name: &str, text: &str) -> CompareConfig {
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("rebel-cfg-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join(name);
+        std::fs::write(&file, text).unwrap();
+        let cfg = load_compare_config(include_str!("../../experiments/swimmer_compare.toml"), Some(&file), &[]).unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+        cfg
+    }
+
     #[test]
     fn curves_interpolate_and_bands_hold_the_mean() {
         let a = Curve { points: vec![(0.0, 10.0), (100.0, 20.0)] };
@@ -680,15 +694,8 @@ mod tests {
 
     #[test]
     fn every_row_from_scratch_gets_the_same_policy_knobs_and_a_second_run_fresh_seeds() {
-        let dir = std::env::temp_dir().join(format!("rebel-wide-cfg-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let load = |name: &str, text: &str| {
-            let file = dir.join(name);
-            std::fs::write(&file, text).unwrap();
-            load_compare_config(include_str!("../../experiments/swimmer_compare.toml"), Some(&file), &[]).unwrap()
-        };
-        let first = load("hc.toml", include_str!("../../experiments/halfcheetah_compare.toml"));
-        let wide = load("hc-wide.toml", include_str!("../../experiments/halfcheetah_compare_wide.toml"));
+        let first = load_file("hc.toml", include_str!("../../experiments/halfcheetah_compare.toml"));
+        let wide = load_file("hc-wide.toml", include_str!("../../experiments/halfcheetah_compare_wide.toml"));
         wide.validate().unwrap();
         // every row tunes the initial log std over the same values, and only REBEL's branches are REBEL's own
         for row in &wide.rows {
@@ -730,23 +737,16 @@ mod tests {
         c.validate().unwrap();
         let shipped: CompareConfig = load_config(include_str!("../../experiments/swimmer_compare.toml"), None, &[]).unwrap();
         shipped.validate().unwrap();
-        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
     fn a_third_run_reaches_past_the_second_runs_edges_and_sizes_its_update_row_on_rebels_fewest_updates() {
-        let dir = std::env::temp_dir().join(format!("rebel-third-cfg-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let load = |name: &str, text: &str| {
-            let file = dir.join(name);
-            std::fs::write(&file, text).unwrap();
-            load_compare_config(include_str!("../../experiments/swimmer_compare.toml"), Some(&file), &[]).unwrap()
-        };
-        let first = load("hc.toml", include_str!("../../experiments/halfcheetah_compare.toml"));
-        let wide = load("hc-wide.toml", include_str!("../../experiments/halfcheetah_compare_wide.toml"));
+        let first = load_file("hc.toml", include_str!("../../experiments/halfcheetah_compare.toml"));
+        let wide = load_file("hc-wide.toml", include_str!("../../experiments/halfcheetah_compare_wide.toml"));
         let text = include_str!("../../experiments/halfcheetah_compare_third.toml");
-        let third = load("hc-third.toml", text);
+        let third = load_file("hc-third.toml", text);
         third.validate().unwrap();
+        let row_of = |c: &CompareConfig, name: &str| c.rows.iter().find(|r| r.name == name).cloned().unwrap();
         assert_eq!(third.rows.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["rebel", "rebel-episodes", "ppo", "ppo-rebel-updates"]);
         for row in &third.rows {
             assert_eq!(third.space(row).unwrap()["policy.log_std_init"], [-1.5, -1.0].map(toml::Value::Float), "{}", row.name);
@@ -765,26 +765,20 @@ mod tests {
         let rebel = &raw["train"]["rebel"];
         assert_eq!(rebel["branch_len"].as_integer(), Some(50));
         let num = |v: &toml::Value| v.as_float().or(v.as_integer().map(|i| i as f64)).unwrap();
-        #[derive(Deserialize)]
-        struct Tuned {
-            row: String,
-            sets: Vec<String>,
-            picked: bool,
-        }
-        let tuned: Vec<Tuned> = serde_json::from_str(include_str!("../../docs/compare-halfcheetah-wide/tuning.json")).unwrap();
+        let tuned: Vec<crate::protocol::TuneEntry> = serde_json::from_str(include_str!("../../docs/compare-halfcheetah-wide/tuning.json")).unwrap();
         let mut edges = 0;
         for t in tuned.iter().filter(|t| t.picked) {
-            let (row2, row3) = (wide.rows.iter().find(|r| r.name == t.row).unwrap(), third.rows.iter().find(|r| r.name == t.row).unwrap());
+            let (row2, row3) = (row_of(&wide, &t.row), row_of(&third, &t.row));
             for set in &t.sets {
                 let (key, value) = crate::runconfig::parse_set(set).unwrap();
                 let (key, v) = (key.join("."), num(&value));
-                let old: Vec<f64> = wide.space(row2).unwrap()[&key].iter().map(num).collect();
+                let old: Vec<f64> = wide.space(&row2).unwrap()[&key].iter().map(num).collect();
                 let (lo, hi) = (old.iter().cloned().fold(f64::MAX, f64::min), old.iter().cloned().fold(f64::MIN, f64::max));
                 if v != lo && v != hi {
                     continue;
                 }
                 edges += 1;
-                let Some(new) = third.space(row3).unwrap().get(&key) else {
+                let Some(new) = third.space(&row3).unwrap().get(&key) else {
                     assert_eq!((t.row.as_str(), key.as_str()), ("rebel", "rebel.branch_len"), "{set}");
                     continue;
                 };
@@ -806,13 +800,11 @@ mod tests {
         assert_eq!((iteration(50, 250), iteration(50, 50), iteration(0, 0)), (42_000, 15_600, 8_000));
         // the fewest Adam steps per env step any configuration of REBEL's two spaces takes ...
         let values = |row: &str, key: &str| -> Vec<i64> {
-            let r = third.rows.iter().find(|r| r.name == row).unwrap();
-            third.space(r).unwrap()[key].iter().map(|v| v.as_integer().unwrap()).collect()
+            third.space(&row_of(&third, row)).unwrap()[key].iter().map(|v| v.as_integer().unwrap()).collect()
         };
         // (no other key of REBEL's spaces changes an iteration's size or its number of Adam steps)
         for (name, keys) in [("rebel", &["policy.log_std_init", "rebel.epochs", "rebel.eta", "rebel.lr", "rebel.tail_len"][..]), ("rebel-episodes", &["policy.log_std_init", "rebel.epochs", "rebel.eta", "rebel.lr"][..])] {
-            let r = third.rows.iter().find(|r| r.name == name).unwrap();
-            assert_eq!(third.space(r).unwrap().keys().map(String::as_str).collect::<Vec<_>>(), keys, "{name}");
+            assert_eq!(third.space(&row_of(&third, name)).unwrap().keys().map(String::as_str).collect::<Vec<_>>(), keys, "{name}");
         }
         let mut fewest = f64::MAX;
         for epochs in values("rebel", "rebel.epochs") {
@@ -824,7 +816,7 @@ mod tests {
             fewest = fewest.min((epochs * minibatches) as f64 / iteration(0, 0) as f64);
         }
         // ... is the update-count row's: epochs × (min_steps / batch) Adam steps per min_steps env steps
-        let row = third.rows.iter().find(|r| r.name == "ppo-rebel-updates").unwrap();
+        let row = row_of(&third, "ppo-rebel-updates");
         let set = |key: &str| -> i64 {
             let s = row.set.iter().find(|s| s.starts_with(&format!("{key}="))).unwrap();
             crate::runconfig::parse_set(s).unwrap().1.as_integer().unwrap()
@@ -833,7 +825,6 @@ mod tests {
         assert_eq!(min_steps % batch, 0);
         assert_eq!((epochs * (min_steps / batch)) as f64 / min_steps as f64, fewest);
         assert_eq!(min_steps, iteration(50, 250));
-        assert!(third.space(row).unwrap().keys().all(|k| !["ppo.min_steps", "ppo.batch", "ppo.epochs"].contains(&k.as_str())));
-        std::fs::remove_dir_all(&dir).ok();
+        assert!(third.space(&row).unwrap().keys().all(|k| !["ppo.min_steps", "ppo.batch", "ppo.epochs"].contains(&k.as_str())));
     }
 }
